@@ -1,0 +1,2 @@
+//! Placeholder: the deadline-heap bench lands next.
+fn main() {}

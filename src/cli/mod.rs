@@ -1,0 +1,242 @@
+//! The command line: clap types only, and their conversion to config.
+//!
+//! Owns flag names, help texts and value parsing (durations, protocol
+//! names, `PROTO=ADDR:PORT`). It never opens a socket or runs a protocol:
+//! `app` does that with what this module produces. Every parse error is a
+//! clap error, so it prints usage and exits 2.
+
+pub mod duration;
+
+use crate::config::{self, Protocol, ServeConfig};
+use crate::reactor::TimerMode;
+use crate::time::Duration;
+use crate::wire::hello::HelloId;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// TCP and UDP protocol lab on one single-threaded mio reactor.
+#[derive(Debug, Parser)]
+#[command(name = "mioperf", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging: -v debug, -vv trace (to standard error).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less logging: -q warnings only, -qq errors only.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every protocol on one poll loop (prints `listening …` lines, then `ready`).
+    Serve(ServeArgs),
+    /// Register a connection ID: prints the answer; exit 0 on OK, 1 on RESET, 2 on error or timeout.
+    Hello(HelloArgs),
+}
+
+/// Flags of `mioperf serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address every listener binds.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// Move one protocol's listeners (TCP and UDP); port 0 picks a free port for each. Repeatable.
+    #[arg(long, value_name = "PROTO=ADDR:PORT", value_parser = parse_listen)]
+    pub listen: Vec<(Protocol, SocketAddr)>,
+    /// Serve just these protocols (comma-separated) [default: all but tunstack].
+    #[arg(long, value_name = "PROTO,...", value_delimiter = ',', value_parser = parse_protocol)]
+    pub only: Option<Vec<Protocol>>,
+    /// Folder for the file protocols (created if missing) [default: ./srv].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// PUT/WRQ may replace an existing file.
+    #[arg(long)]
+    pub allow_overwrite: bool,
+    /// hello: lifetime of a registered ID, e.g. 30s, 250ms, 2m [default: 30s].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub id_ttl: Option<Duration>,
+    /// hello: most IDs registered at once; beyond it `ERROR busy` [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_ids: Option<usize>,
+    /// Exit 0 after no request on any listener for this long [default: never].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub idle_exit: Option<Duration>,
+    /// stopwait: retransmission timer [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub stopwait_timeout: Option<Duration>,
+    /// stopwait: tries before a silent client's session is dropped [default: 5].
+    #[arg(long, value_name = "N")]
+    pub stopwait_tries: Option<u32>,
+    /// How deadlines wake the reactor: timerfd (µs precision) or poll (mio's ms timeout) [default: timerfd].
+    #[arg(long, value_name = "MODE", value_parser = config::parse_timer_mode)]
+    pub timer: Option<TimerMode>,
+    /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the config file, then these flags.
+    ///
+    /// # Errors
+    /// The config file cannot be read or is invalid.
+    pub fn to_config(&self) -> Result<ServeConfig, String> {
+        let mut c = ServeConfig::default();
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            c.apply_toml(&text)
+                .map_err(|e| format!("config {}: {e}", path.display()))?;
+        }
+        if let Some(v) = self.bind {
+            c.bind = v;
+        }
+        c.listen.extend(self.listen.iter().copied());
+        if let Some(v) = &self.only {
+            c.only = Some(v.clone());
+        }
+        if let Some(v) = &self.root {
+            c.root.clone_from(v);
+        }
+        c.allow_overwrite |= self.allow_overwrite;
+        if let Some(v) = self.id_ttl {
+            c.id_ttl = v;
+        }
+        if let Some(v) = self.max_ids {
+            c.max_ids = v;
+        }
+        if let Some(v) = self.idle_exit {
+            c.idle_exit = Some(v);
+        }
+        if let Some(v) = self.stopwait_timeout {
+            c.stopwait_timeout = v;
+        }
+        if let Some(v) = self.stopwait_tries {
+            c.stopwait_tries = v;
+        }
+        if let Some(v) = self.timer {
+            c.timer = v;
+        }
+        Ok(c)
+    }
+}
+
+/// Flags of `mioperf hello`.
+#[derive(Debug, Args)]
+pub struct HelloArgs {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The ID to register: 1 to 4 decimal digits (sent as written).
+    #[arg(value_parser = parse_id)]
+    pub id: HelloId,
+    /// Use TCP.
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Use UDP (the default).
+    #[arg(long)]
+    pub udp: bool,
+    /// How long to wait for the answer to each request.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "3s")]
+    pub timeout: Duration,
+    /// UDP: requests to send before giving up. A retry after a lost answer is answered RESET.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub tries: u32,
+    /// Print one JSON object instead of the answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_id(s: &str) -> Result<HelloId, String> {
+    HelloId::parse(s.as_bytes()).map_err(|_| format!("'{s}' is not an ID: 1 to 4 decimal digits"))
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    s.trim().parse()
+}
+
+/// `PROTO=ADDR:PORT`, e.g. `hello=127.0.0.1:0` or `tftp=[::1]:6969`.
+fn parse_listen(s: &str) -> Result<(Protocol, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected PROTO=ADDR:PORT, e.g. hello=127.0.0.1:0"))?;
+    let protocol = parse_protocol(name)?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("'{addr}' is not ADDR:PORT (IPv6 as [::1]:PORT)"))?;
+    Ok((protocol, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mioperf").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn serve_with_no_arguments_uses_defaults() {
+        let Command::Serve(args) = parse(&["serve"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(args.to_config().unwrap(), ServeConfig::default());
+    }
+
+    #[test]
+    fn serve_flags_reach_the_config() {
+        let cli = parse(&[
+            "serve",
+            "--bind",
+            "0.0.0.0",
+            "--listen",
+            "hello=127.0.0.1:0",
+            "--only",
+            "hello,lab",
+            "--id-ttl",
+            "250ms",
+            "--idle-exit",
+            "2m",
+            "--max-ids",
+            "7",
+            "--timer",
+            "poll",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 2);
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.only, Some(vec![Protocol::Hello, Protocol::Lab]));
+        assert_eq!(c.id_ttl, Duration::from_millis(250));
+        assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));
+        assert_eq!(c.max_ids, 7);
+        assert_eq!(c.timer, TimerMode::Poll);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["serve", "--only", "gopher"][..],
+            &["serve", "--id-ttl", "5"],
+            &["serve", "--listen", "hello:127.0.0.1:1"],
+            &["serve", "--listen", "hello=nowhere"],
+            &["hello", "h", "1", "2", "--tcp", "--udp"],
+            &["hello", "h", "99999", "2"],
+            &["hello", "h", "1", "12345"],
+            &["hello", "h", "1", "-1"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Plain-data settings with the spec's defaults, and the TOML file loader.
+//!
+//! Owns every named limit and default of `mioperf serve`, and the rule for
+//! combining them: built-in defaults, then `--config FILE`, then flags. It
+//! never opens a socket; it may read the one config file it is given.
+
+use crate::cli::duration;
+use crate::reactor::TimerMode;
+use crate::time::Duration;
+use core::fmt;
+use core::str::FromStr;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Every protocol of the contract (`shared/spec/protocols.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// Connection-ID registry (TCP and UDP).
+    Hello,
+    /// Echo / generated file / paced stream (TCP and UDP).
+    Lab,
+    /// Length-prefixed message with receipt (TCP).
+    Msg,
+    /// File GET/PUT (TCP).
+    Tcpfile,
+    /// Classic stop-and-wait file transfer (UDP).
+    Stopwait,
+    /// RFC 1350 TFTP with options (UDP).
+    Tftp,
+    /// UDP impairment proxy.
+    Proxy,
+    /// Sliding-window congestion-controlled transfer (UDP).
+    Window,
+    /// Userspace TCP/IPv4 over TUN.
+    Tunstack,
+}
+
+impl Protocol {
+    /// All protocols, in the order of the spec's table.
+    pub const ALL: [Self; 9] = [
+        Self::Hello,
+        Self::Lab,
+        Self::Msg,
+        Self::Tcpfile,
+        Self::Stopwait,
+        Self::Tftp,
+        Self::Proxy,
+        Self::Window,
+        Self::Tunstack,
+    ];
+
+    /// The name used on the command line and in `listening` lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Lab => "lab",
+            Self::Msg => "msg",
+            Self::Tcpfile => "tcpfile",
+            Self::Stopwait => "stopwait",
+            Self::Tftp => "tftp",
+            Self::Proxy => "proxy",
+            Self::Window => "window",
+            Self::Tunstack => "tunstack",
+        }
+    }
+
+    /// The spec's default port.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::Hello => 20009,
+            Self::Lab => 8120,
+            Self::Msg => 7001,
+            Self::Tcpfile => 50002,
+            Self::Stopwait => 50001,
+            Self::Tftp => 6969,
+            Self::Proxy => 50000,
+            Self::Window => 50003,
+            Self::Tunstack => 7000,
+        }
+    }
+
+    /// Whether this build serves it yet. Protocols land one issue at a time.
+    pub const fn is_implemented(self) -> bool {
+        matches!(self, Self::Hello)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown protocol '{s}' (known: {})", names.join(", "))
+            })
+    }
+}
+
+/// Everything `mioperf serve` needs, after defaults, file and flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Address every listener binds unless moved by `listen`.
+    pub bind: IpAddr,
+    /// Per-protocol listener addresses (`--listen PROTO=ADDR:PORT`).
+    pub listen: BTreeMap<Protocol, SocketAddr>,
+    /// Serve just these; `None` means every implemented protocol but tunstack.
+    pub only: Option<Vec<Protocol>>,
+    /// Folder for the file protocols.
+    pub root: PathBuf,
+    /// PUT/WRQ may replace an existing file.
+    pub allow_overwrite: bool,
+    /// hello: lifetime of a registered ID.
+    pub id_ttl: Duration,
+    /// hello: most IDs registered at once; beyond it `ERROR busy`.
+    pub max_ids: usize,
+    /// Exit 0 after no request for this long.
+    pub idle_exit: Option<Duration>,
+    /// stopwait: retransmission timer.
+    pub stopwait_timeout: Duration,
+    /// stopwait: tries before a session is dropped.
+    pub stopwait_tries: u32,
+    /// How the reactor wakes for deadlines.
+    pub timer: TimerMode,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            listen: BTreeMap::new(),
+            only: None,
+            root: PathBuf::from("./srv"),
+            allow_overwrite: false,
+            id_ttl: Duration::from_secs(30),
+            max_ids: 100_000,
+            idle_exit: None,
+            stopwait_timeout: Duration::from_secs(5),
+            stopwait_tries: 5,
+            timer: TimerMode::Timerfd,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The protocols to serve, in spec order.
+    pub fn protocols(&self) -> Vec<Protocol> {
+        match &self.only {
+            Some(list) => Protocol::ALL
+                .into_iter()
+                .filter(|p| list.contains(p))
+                .collect(),
+            None => Protocol::ALL
+                .into_iter()
+                .filter(|p| *p != Protocol::Tunstack && p.is_implemented())
+                .collect(),
+        }
+    }
+
+    /// Where `protocol` listens.
+    pub fn addr(&self, protocol: Protocol) -> SocketAddr {
+        self.listen
+            .get(&protocol)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(self.bind, protocol.default_port()))
+    }
+
+    /// Applies the settings of a TOML config file over `self`.
+    ///
+    /// # Errors
+    /// A message for the user: a syntax error, an unknown key, a bad value.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let dur = |key: &str, v: &str| duration::parse(v).map_err(|e| format!("{key}: {e}"));
+        if let Some(v) = file.bind {
+            self.bind = v
+                .parse()
+                .map_err(|_| format!("bind: '{v}' is not an IP address"))?;
+        }
+        for (name, addr) in file.listen.unwrap_or_default() {
+            let protocol: Protocol = name.parse().map_err(|e| format!("listen: {e}"))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|_| format!("listen.{name}: '{addr}' is not ADDR:PORT"))?;
+            self.listen.insert(protocol, addr);
+        }
+        if let Some(list) = file.only {
+            let parsed: Result<Vec<Protocol>, String> = list.iter().map(|s| s.parse()).collect();
+            self.only = Some(parsed.map_err(|e| format!("only: {e}"))?);
+        }
+        if let Some(v) = file.root {
+            self.root = v;
+        }
+        if let Some(v) = file.allow_overwrite {
+            self.allow_overwrite = v;
+        }
+        if let Some(v) = file.id_ttl {
+            self.id_ttl = dur("id_ttl", &v)?;
+        }
+        if let Some(v) = file.max_ids {
+            self.max_ids = v;
+        }
+        if let Some(v) = file.idle_exit {
+            self.idle_exit = Some(dur("idle_exit", &v)?);
+        }
+        if let Some(v) = file.stopwait_timeout {
+            self.stopwait_timeout = dur("stopwait_timeout", &v)?;
+        }
+        if let Some(v) = file.stopwait_tries {
+            self.stopwait_tries = v;
+        }
+        if let Some(v) = file.timer {
+            self.timer = parse_timer_mode(&v).map_err(|e| format!("timer: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `timerfd` or `poll`.
+///
+/// # Errors
+/// Any other word.
+pub fn parse_timer_mode(s: &str) -> Result<TimerMode, String> {
+    match s {
+        "timerfd" => Ok(TimerMode::Timerfd),
+        "poll" => Ok(TimerMode::Poll),
+        _ => Err(format!("'{s}': use timerfd or poll")),
+    }
+}
+
+/// The TOML file: the same keys as the flags, with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    bind: Option<String>,
+    listen: Option<BTreeMap<String, String>>,
+    only: Option<Vec<String>>,
+    root: Option<PathBuf>,
+    allow_overwrite: Option<bool>,
+    id_ttl: Option<String>,
+    max_ids: Option<usize>,
+    idle_exit: Option<String>,
+    stopwait_timeout: Option<String>,
+    stopwait_tries: Option<u32>,
+    timer: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = ServeConfig::default();
+        assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:20009".parse().unwrap());
+        assert_eq!(c.id_ttl, Duration::from_secs(30));
+        assert_eq!(c.max_ids, 100_000);
+        assert_eq!(c.idle_exit, None);
+        assert!(!c.protocols().contains(&Protocol::Tunstack));
+        assert!(c.protocols().contains(&Protocol::Hello));
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>(), Ok(p));
+        }
+        assert!(
+            "gopher"
+                .parse::<Protocol>()
+                .unwrap_err()
+                .contains("known: hello")
+        );
+    }
+
+    #[test]
+    fn toml_file_sets_every_key() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            r#"
+            bind = "0.0.0.0"
+            only = ["hello"]
+            root = "/tmp/x"
+            allow_overwrite = true
+            id_ttl = "250ms"
+            max_ids = 5
+            idle_exit = "2m"
+            stopwait_timeout = "1s"
+            stopwait_tries = 3
+            timer = "poll"
+            [listen]
+            hello = "127.0.0.1:0"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(c.only, Some(vec![Protocol::Hello]));
+        assert_eq!(c.root, PathBuf::from("/tmp/x"));
+        assert!(c.allow_overwrite);
+        assert_eq!(c.id_ttl, Duration::from_millis(250));
+        assert_eq!(c.max_ids, 5);
+        assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));
+        assert_eq!(c.stopwait_timeout, Duration::from_secs(1));
+        assert_eq!(c.stopwait_tries, 3);
+        assert_eq!(c.timer, TimerMode::Poll);
+        assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.addr(Protocol::Lab), "0.0.0.0:8120".parse().unwrap());
+    }
+
+    #[test]
+    fn toml_errors_are_clear() {
+        let mut c = ServeConfig::default();
+        assert!(
+            c.apply_toml("id_ttl = \"5\"")
+                .unwrap_err()
+                .contains("id_ttl")
+        );
+        assert!(
+            c.apply_toml("only = [\"gopher\"]")
+                .unwrap_err()
+                .contains("unknown protocol")
+        );
+        assert!(c.apply_toml("colour = 1").unwrap_err().contains("colour"));
+        assert!(
+            c.apply_toml("[listen]\nhello = \"nowhere\"")
+                .unwrap_err()
+                .contains("ADDR:PORT")
+        );
+    }
+}

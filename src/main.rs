@@ -1,0 +1,28 @@
+//! `mioperf`: parse the command line, set up logging, run, map the outcome
+//! to the contract's exit codes (0 success, 1 refused, 2 usage/network/timeout).
+
+use clap::Parser;
+use mioperf::app::{self, Failure};
+use mioperf::cli::{Cli, Command};
+use mioperf::logging;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(logging::level(cli.verbose, cli.quiet));
+    let result = match &cli.command {
+        Command::Serve(args) => app::serve(args),
+        Command::Hello(args) => app::hello_client(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                // A refusal's answer was printed already; say nothing more.
+                Failure::Refused(_) => {}
+                Failure::Error(message) => eprintln!("mioperf: {message}"),
+            }
+            ExitCode::from(u8::try_from(failure.exit_code()).unwrap_or(2))
+        }
+    }
+}

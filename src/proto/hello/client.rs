@@ -1,0 +1,396 @@
+//! The hello client: one `HELLO <id>` and its answer, over TCP or UDP.
+//!
+//! Owns the request/answer exchange and its timeout. Over UDP a lost
+//! datagram is sent again after `timeout`, up to `tries` times in all —
+//! note that a retry whose predecessor *was* registered (only the answer
+//! was lost) is answered `RESET`, which is why the default is one try. The
+//! outcome goes into an [`OutcomeSlot`] the caller holds, because the
+//! session itself is owned (and dropped) by the reactor.
+
+use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::time::{Duration, Instant};
+use crate::wire::hello::{MAX_REQUEST, Request as HelloRequest, Response};
+use crate::wire::line;
+use bytes::BytesMut;
+use core::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// How the client reaches the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A connected TCP stream; the answer is a line.
+    Tcp,
+    /// A UDP socket; the answer is one datagram from `server`.
+    Udp {
+        /// Where requests go and answers must come from.
+        server: SocketAddr,
+    },
+}
+
+/// How the exchange ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered `line` (already checked to be a well-formed
+    /// `OK`, `RESET` or `ERROR`) after `rtt`.
+    Answered {
+        /// The answer, without terminator.
+        line: String,
+        /// Its verb: decides the exit code.
+        verb: Verb,
+        /// From the last send to the answer.
+        rtt: Duration,
+        /// Requests sent (UDP retries count).
+        tries: u32,
+    },
+    /// No answer within `timeout` after each of `tries` requests.
+    TimedOut {
+        /// Requests sent.
+        tries: u32,
+    },
+    /// The connection failed, closed early, or the answer was malformed.
+    Failed(String),
+}
+
+/// The first word of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Registered.
+    Ok,
+    /// Taken.
+    Reset,
+    /// Refused.
+    Error,
+}
+
+/// Where a [`Client`] leaves its [`Outcome`].
+pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// The request is due to be sent (first time, or again after a timeout).
+    Send { tries: u32 },
+    /// Sent; waiting for the answer until `deadline`.
+    Waiting {
+        sent_at: Instant,
+        deadline: Instant,
+        tries: u32,
+    },
+    /// Outcome recorded.
+    Done,
+}
+
+/// One hello exchange.
+#[derive(Debug)]
+pub struct Client {
+    request: HelloRequest,
+    transport: Transport,
+    timeout: Duration,
+    max_tries: u32,
+    state: State,
+    partial: Vec<u8>,
+    outcome: OutcomeSlot,
+    close: Option<CloseReason>,
+}
+
+impl Client {
+    /// A client that will send `HELLO <id>` (`request`) and wait `timeout`
+    /// for each of at most `tries` attempts (UDP; TCP always tries once).
+    pub fn new(
+        request: HelloRequest,
+        transport: Transport,
+        timeout: Duration,
+        tries: u32,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let max_tries = match transport {
+            Transport::Tcp => 1,
+            Transport::Udp { .. } => tries.max(1),
+        };
+        Self {
+            request,
+            transport,
+            timeout,
+            max_tries,
+            state: State::Send { tries: 0 },
+            partial: Vec::new(),
+            outcome,
+            close: None,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        self.state = State::Done;
+        *self.outcome.borrow_mut() = Some(outcome);
+        self.close = Some(reason);
+    }
+
+    fn handle_answer(&mut self, now: Instant, line: &[u8]) {
+        let State::Waiting { sent_at, tries, .. } = self.state else {
+            return;
+        };
+        let verb = match Response::parse(line) {
+            Ok(Response::Ok { .. }) => Verb::Ok,
+            Ok(Response::Reset { .. }) => Verb::Reset,
+            Ok(Response::Error { .. }) => Verb::Error,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(line).into_owned();
+                return self.finish(
+                    Outcome::Failed(format!("malformed answer ({e}): {shown:?}")),
+                    CloseReason::Protocol("malformed answer"),
+                );
+            }
+        };
+        self.finish(
+            Outcome::Answered {
+                line: String::from_utf8_lossy(line).into_owned(),
+                verb,
+                rtt: now - sent_at,
+                tries,
+            },
+            CloseReason::Completed,
+        );
+    }
+}
+
+impl Session for Client {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        match input {
+            Input::Stream(bytes) => {
+                self.partial.extend_from_slice(bytes);
+                match line::split(&self.partial, MAX_REQUEST) {
+                    Ok(Some(l)) => {
+                        let line = self.partial[..l.len].to_vec();
+                        self.handle_answer(cx.now, &line);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.finish(
+                        Outcome::Failed(format!("answer {e}")),
+                        CloseReason::Protocol("answer too long"),
+                    ),
+                }
+            }
+            Input::Datagram { from, payload } => {
+                // Anything not from the server is noise, not an answer.
+                if matches!(self.transport, Transport::Udp { server } if server == from) {
+                    self.handle_answer(cx.now, line::trim_datagram(payload));
+                }
+            }
+            Input::StreamEnd => self.finish(
+                Outcome::Failed("connection closed before an answer".into()),
+                CloseReason::PeerClosed,
+            ),
+            Input::Failed(kind) => self.finish(
+                Outcome::Failed(std::io::Error::from(kind).to_string()),
+                CloseReason::Aborted,
+            ),
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        let State::Waiting {
+            deadline, tries, ..
+        } = self.state
+        else {
+            return;
+        };
+        if cx.now < deadline {
+            return;
+        }
+        if tries < self.max_tries {
+            self.state = State::Send { tries };
+        } else {
+            self.finish(Outcome::TimedOut { tries }, CloseReason::TimedOut { tries });
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        let State::Send { tries } = self.state else {
+            return None;
+        };
+        let before = buf.len();
+        self.request.emit(buf);
+        let to = match self.transport {
+            Transport::Tcp => {
+                buf.extend_from_slice(b"\n");
+                None
+            }
+            Transport::Udp { server } => Some(server),
+        };
+        let len = buf.len() - before;
+        if len > limit {
+            // Cannot happen with the reactor's limits (a request is < 20 bytes);
+            // refuse rather than send a cut request.
+            buf.truncate(before);
+            return None;
+        }
+        self.state = State::Waiting {
+            sent_at: cx.now,
+            deadline: cx.now + self.timeout,
+            tries: tries + 1,
+        };
+        Some(Transmit { to, len })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting { deadline, .. } => Some(deadline),
+            State::Send { .. } | State::Done => None,
+        }
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Tag;
+    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::wire::hello::HelloId;
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:20009".parse().unwrap()
+    }
+
+    fn client(transport: Transport, tries: u32) -> (Client, OutcomeSlot) {
+        let slot = OutcomeSlot::default();
+        let req = HelloRequest {
+            id: HelloId::parse(b"0042").unwrap(),
+        };
+        (
+            Client::new(req, transport, Duration::from_secs(2), tries, slot.clone()),
+            slot,
+        )
+    }
+
+    fn timeout(c: &mut Client, sh: &mut crate::proto::Shared, now: Instant) {
+        let mut cx = Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        };
+        c.handle_timeout(&mut cx);
+    }
+
+    #[test]
+    fn tcp_exchange() {
+        let mut sh = shared(Duration::from_secs(30), 10);
+        let (mut c, slot) = client(Transport::Tcp, 1);
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"HELLO 0042\n");
+        assert_eq!(c.poll_timeout(), Some(at(2_000)));
+        feed(
+            &mut c,
+            &mut sh,
+            at(3),
+            server(),
+            Input::Stream(b"OK 0042 127.0."),
+        );
+        assert!(slot.borrow().is_none());
+        feed(
+            &mut c,
+            &mut sh,
+            at(5),
+            server(),
+            Input::Stream(b"0.1 5000\n"),
+        );
+        assert_eq!(
+            slot.borrow().clone(),
+            Some(Outcome::Answered {
+                line: "OK 0042 127.0.0.1 5000".into(),
+                verb: Verb::Ok,
+                rtt: Duration::from_millis(5),
+                tries: 1
+            })
+        );
+        assert_eq!(
+            drain_requests(&mut c),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn udp_retries_exactly_at_timeout_then_gives_up() {
+        let mut sh = shared(Duration::from_secs(30), 10);
+        let (mut c, slot) = client(Transport::Udp { server: server() }, 2);
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"HELLO 0042");
+        timeout(&mut c, &mut sh, at(1_999));
+        assert_eq!(
+            drain_tx(&mut c, &mut sh, at(1_999)),
+            b"",
+            "nothing before the timeout"
+        );
+        timeout(&mut c, &mut sh, at(2_000));
+        assert_eq!(drain_tx(&mut c, &mut sh, at(2_000)), b"HELLO 0042");
+        timeout(&mut c, &mut sh, at(4_000));
+        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut { tries: 2 }));
+        assert_eq!(
+            drain_requests(&mut c),
+            vec![Request::Close(CloseReason::TimedOut { tries: 2 })]
+        );
+    }
+
+    #[test]
+    fn udp_ignores_strangers_and_reports_reset() {
+        let mut sh = shared(Duration::from_secs(30), 10);
+        let (mut c, slot) = client(Transport::Udp { server: server() }, 1);
+        drain_tx(&mut c, &mut sh, at(0));
+        let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            stranger,
+            Input::Datagram {
+                from: stranger,
+                payload: b"OK 42 1.2.3.4 5",
+            },
+        );
+        assert!(slot.borrow().is_none());
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Datagram {
+                from: server(),
+                payload: b"RESET 0042",
+            },
+        );
+        assert!(matches!(
+            slot.borrow().clone(),
+            Some(Outcome::Answered {
+                verb: Verb::Reset,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_answer_and_early_close_fail() {
+        let mut sh = shared(Duration::from_secs(30), 10);
+        let (mut c, slot) = client(Transport::Tcp, 1);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(&mut c, &mut sh, at(1), server(), Input::Stream(b"WHAT\n"));
+        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+
+        let (mut c, slot) = client(Transport::Tcp, 1);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(&mut c, &mut sh, at(1), server(), Input::StreamEnd);
+        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+    }
+}

@@ -1,0 +1,16 @@
+//! The hello connection-ID registry protocol, both roles.
+//!
+//! Owns the registry (a pure table with exactly-once expiry bookkeeping),
+//! the server's acceptor and TCP session, and the client session. The
+//! registry is shared by TCP and UDP: an ID taken over one is taken for the
+//! other. Expiry rides the reactor's deadline heap; this module only says
+//! *when* (`Registry::poll_arm`) and checks *whether it still applies*
+//! (`Registry::expire`).
+
+pub mod client;
+mod registry;
+mod server;
+
+pub use client::{Client, Outcome, OutcomeSlot, Transport};
+pub use registry::{Expiry, Refused, Registry};
+pub use server::{HelloAcceptor, HelloStream};

@@ -1,0 +1,258 @@
+//! The connection-ID table.
+//!
+//! Owns which IDs are registered, until when, and under which generation.
+//! It never arms a timer itself: each registration queues an [`Expiry`] that
+//! the reactor drains with [`Registry::poll_arm`] onto its heap, and the
+//! reactor calls [`Registry::expire`] when that deadline pops.
+//!
+//! Invariants:
+//! * Every registration gets a generation from a counter that never repeats,
+//!   so the heap entry of an earlier registration of the same ID can never
+//!   expire a later one.
+//! * An ID counts as registered only while `now < expires_at`: a request
+//!   that arrives at or after the expiry instant registers afresh even if
+//!   the reactor has not popped the deadline yet (it was late). Either way
+//!   the old registration ends exactly once.
+//! * At most `max_ids` IDs are live.
+
+use crate::time::{Duration, Instant};
+use crate::wire::hello::{HelloId, ID_SPACE};
+use core::fmt;
+
+#[derive(Clone, Copy, Debug)]
+struct Registration {
+    generation: u64,
+    expires_at: Instant,
+}
+
+/// A deadline for the reactor's heap: expire `id` at `at` if `generation` is
+/// still the live registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// The ID's numeric value.
+    pub id: u16,
+    /// The registration this deadline belongs to.
+    pub generation: u64,
+    /// When it expires.
+    pub at: Instant,
+}
+
+/// Why a registration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The ID is registered and has not expired.
+    Taken,
+    /// `max_ids` IDs are registered already.
+    Full,
+}
+
+/// The connection-ID registry: a flat table over the whole 4-digit ID space,
+/// so lookups never hash attacker-chosen values and memory is fixed.
+pub struct Registry {
+    slots: Box<[Option<Registration>]>,
+    live: usize,
+    max_ids: usize,
+    ttl: Duration,
+    next_generation: u64,
+    to_arm: Vec<Expiry>,
+    expired: u64,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("live", &self.live)
+            .field("max_ids", &self.max_ids)
+            .field("ttl", &self.ttl)
+            .field("expired", &self.expired)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// An empty registry whose IDs live `ttl` and which holds at most
+    /// `max_ids` of them.
+    pub fn new(ttl: Duration, max_ids: usize) -> Self {
+        Self {
+            slots: vec![None; ID_SPACE].into_boxed_slice(),
+            live: 0,
+            max_ids,
+            ttl,
+            next_generation: 0,
+            to_arm: Vec::new(),
+            expired: 0,
+        }
+    }
+
+    /// Registers `id` at `now` until `now + ttl`, and queues its expiry.
+    ///
+    /// # Errors
+    /// [`Refused::Taken`] while the ID is registered, [`Refused::Full`] when
+    /// `max_ids` other IDs are.
+    pub fn register(&mut self, id: HelloId, now: Instant) -> Result<Expiry, Refused> {
+        let index = usize::from(id.value());
+        if let Some(reg) = self.slots[index] {
+            if now < reg.expires_at {
+                return Err(Refused::Taken);
+            }
+            // Expired, and the reactor has not popped its deadline yet.
+            self.end(index);
+        }
+        if self.live >= self.max_ids {
+            return Err(Refused::Full);
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let expires_at = now + self.ttl;
+        self.slots[index] = Some(Registration {
+            generation,
+            expires_at,
+        });
+        self.live += 1;
+        let expiry = Expiry {
+            id: id.value(),
+            generation,
+            at: expires_at,
+        };
+        self.to_arm.push(expiry);
+        Ok(expiry)
+    }
+
+    /// Expires `id` if `generation` is still its live registration. Returns
+    /// whether it did; `false` means the deadline was stale (the ID expired
+    /// already, or was registered again since).
+    pub fn expire(&mut self, id: u16, generation: u64) -> bool {
+        if !self.is_live(id, generation) {
+            return false;
+        }
+        self.end(usize::from(id));
+        true
+    }
+
+    /// Whether `generation` is the live registration of `id` (used by the
+    /// reactor to drop stale heap entries when it compacts).
+    pub fn is_live(&self, id: u16, generation: u64) -> bool {
+        matches!(
+            self.slots.get(usize::from(id)),
+            Some(Some(reg)) if reg.generation == generation
+        )
+    }
+
+    /// Whether `id` is registered at `now`.
+    pub fn is_registered(&self, id: u16, now: Instant) -> bool {
+        matches!(
+            self.slots.get(usize::from(id)),
+            Some(Some(reg)) if now < reg.expires_at
+        )
+    }
+
+    /// The next expiry the reactor must put on its heap.
+    pub fn poll_arm(&mut self) -> Option<Expiry> {
+        self.to_arm.pop()
+    }
+
+    /// How many IDs are registered (including any expired but not yet popped).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no ID is registered.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// How many registrations have ended by expiry so far.
+    pub fn expired_count(&self) -> u64 {
+        self.expired
+    }
+
+    fn end(&mut self, index: usize) {
+        self.slots[index] = None;
+        self.live -= 1;
+        self.expired += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(v: u16) -> HelloId {
+        HelloId::from_value(v).unwrap()
+    }
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn register_then_taken_until_exactly_ttl() {
+        let mut r = Registry::new(TTL, 100);
+        let t0 = Instant::from_millis(1_000);
+        let e = r.register(id(7), t0).unwrap();
+        assert_eq!(e.at, t0 + TTL);
+        assert_eq!(r.poll_arm(), Some(e));
+        assert_eq!(r.poll_arm(), None);
+        // Not a nanosecond before the TTL.
+        let just_before = Instant::from_nanos(e.at.as_nanos() - 1);
+        assert_eq!(r.register(id(7), just_before), Err(Refused::Taken));
+        assert!(r.is_registered(7, just_before));
+        assert!(!r.is_registered(7, e.at));
+        // At the TTL, the deadline pops and the ID is free.
+        assert!(r.expire(7, e.generation));
+        assert!(r.is_empty());
+        assert!(r.register(id(7), e.at).is_ok());
+    }
+
+    #[test]
+    fn expiry_happens_exactly_once() {
+        let mut r = Registry::new(TTL, 100);
+        let e = r.register(id(1), Instant::ZERO).unwrap();
+        assert!(r.expire(1, e.generation));
+        assert!(!r.expire(1, e.generation));
+        assert_eq!(r.expired_count(), 1);
+    }
+
+    #[test]
+    fn reregistered_id_is_not_expired_by_predecessor_deadline() {
+        let mut r = Registry::new(TTL, 100);
+        let first = r.register(id(42), Instant::ZERO).unwrap();
+        // The reactor was late: the request at +30 s arrives before the pop.
+        let second = r.register(id(42), first.at).unwrap();
+        assert_ne!(first.generation, second.generation);
+        // The predecessor's deadline pops now and must not touch the new one.
+        assert!(!r.expire(42, first.generation));
+        assert!(r.is_registered(42, first.at + Duration::from_secs(1)));
+        assert!(r.expire(42, second.generation));
+        assert_eq!(r.expired_count(), 2);
+    }
+
+    #[test]
+    fn leading_zeros_name_the_same_id() {
+        let mut r = Registry::new(TTL, 100);
+        r.register(HelloId::parse(b"0042").unwrap(), Instant::ZERO)
+            .unwrap();
+        assert_eq!(
+            r.register(HelloId::parse(b"42").unwrap(), Instant::ZERO),
+            Err(Refused::Taken)
+        );
+    }
+
+    #[test]
+    fn bounded_by_max_ids() {
+        let mut r = Registry::new(TTL, 2);
+        r.register(id(1), Instant::ZERO).unwrap();
+        let e2 = r.register(id(2), Instant::ZERO).unwrap();
+        assert_eq!(r.register(id(3), Instant::ZERO), Err(Refused::Full));
+        // A taken ID is reported as taken even when full.
+        assert_eq!(r.register(id(1), Instant::ZERO), Err(Refused::Taken));
+        assert!(r.expire(2, e2.generation));
+        assert!(r.register(id(3), Instant::ZERO).is_ok());
+    }
+
+    #[test]
+    fn full_registry_frees_expired_ids_on_demand() {
+        let mut r = Registry::new(TTL, 1);
+        let e = r.register(id(1), Instant::ZERO).unwrap();
+        // Deadline not popped yet, but the same ID may come back at its TTL.
+        assert!(r.register(id(1), e.at).is_ok());
+    }
+}

@@ -1,0 +1,408 @@
+//! The hello server: a stateless UDP answerer and a per-connection TCP session.
+//!
+//! Owns the decision "request line → answer" and the TCP connection's
+//! lifecycle (several requests per connection; close after `RESET` or
+//! `ERROR`). Registration and expiry belong to the [`Registry`] lent
+//! through the context; sockets belong to the reactor.
+
+use super::registry::{Refused, Registry};
+use crate::proto::{
+    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+};
+use crate::time::Instant;
+use crate::wire::hello::{MAX_REQUEST, Refusal, Request as HelloRequest, Response};
+use crate::wire::line;
+use bytes::BytesMut;
+use log::{debug, trace};
+use std::net::SocketAddr;
+
+/// Answers one request line from `peer` at `now`. The second value is
+/// `true` when the answer ends the conversation (RESET or ERROR), which over
+/// TCP means the server closes.
+fn answer(
+    registry: &mut Registry,
+    request: &[u8],
+    peer: SocketAddr,
+    now: Instant,
+) -> (Response<'static>, bool) {
+    let id = match HelloRequest::parse(request) {
+        Ok(req) => req.id,
+        Err(e) => {
+            let reason = Refusal::from(e).as_str();
+            return (Response::Error { reason }, true);
+        }
+    };
+    match registry.register(id, now) {
+        Ok(_) => (Response::Ok { id, peer }, false),
+        Err(Refused::Taken) => (Response::Reset { id }, true),
+        Err(Refused::Full) => (
+            Response::Error {
+                reason: Refusal::Busy.as_str(),
+            },
+            true,
+        ),
+    }
+}
+
+/// The acceptor on hello's TCP listener and UDP socket.
+#[derive(Debug, Default)]
+pub struct HelloAcceptor;
+
+impl Acceptor for HelloAcceptor {
+    fn accept_stream(
+        &mut self,
+        _cx: &mut Context<'_>,
+        peer: SocketAddr,
+    ) -> Option<Box<dyn Session>> {
+        Some(Box::new(HelloStream::new(peer)))
+    }
+
+    /// UDP is one request per datagram and one answer per request, so no
+    /// session is kept: the answer goes straight back.
+    fn accept_datagram(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: SocketAddr,
+        payload: &[u8],
+        reply: &mut BytesMut,
+    ) -> Admission {
+        let request = line::trim_datagram(payload);
+        let request = if payload.len() > MAX_REQUEST {
+            payload
+        } else {
+            request
+        };
+        let (response, _) = answer(&mut cx.shared.hello, request, from, cx.now);
+        trace!("{} udp {response}", cx.tag);
+        response.emit(reply);
+        Admission::Reply
+    }
+}
+
+/// One hello TCP connection: any number of request lines, each answered by a
+/// line; `RESET` or `ERROR` closes it.
+#[derive(Debug)]
+pub struct HelloStream {
+    peer: SocketAddr,
+    /// Bytes of a request line that has not ended yet (< `MAX_REQUEST`).
+    partial: Vec<u8>,
+    /// Answers not yet handed to the reactor.
+    out: BytesMut,
+    close: Option<CloseReason>,
+    closing: bool,
+}
+
+impl HelloStream {
+    /// A fresh connection from `peer`.
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            partial: Vec::new(),
+            out: BytesMut::new(),
+            close: None,
+            closing: false,
+        }
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        if !self.closing {
+            self.closing = true;
+            self.close = Some(reason);
+        }
+    }
+
+    /// Answers every complete line at the front of `buf`; returns how many
+    /// bytes were consumed. Stops at the first answer that closes.
+    fn handle_lines(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while !self.closing {
+            let (request, consumed) = match line::split(&buf[pos..], MAX_REQUEST) {
+                Ok(Some(l)) => (&buf[pos..pos + l.len], l.consumed),
+                Ok(None) => break,
+                // Too long: answered and closed below, whatever follows.
+                Err(_) => (&buf[pos..pos + MAX_REQUEST], buf.len() - pos),
+            };
+            let (response, ends) = answer(&mut cx.shared.hello, request, self.peer, cx.now);
+            debug!("{} {response}", cx.tag);
+            response.emit(&mut self.out);
+            self.out.extend_from_slice(b"\n");
+            pos += consumed;
+            if ends {
+                self.finish(CloseReason::Protocol("hello request refused"));
+            }
+        }
+        pos
+    }
+}
+
+impl Session for HelloStream {
+    fn side(&self) -> Side {
+        Side::Server
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if self.closing {
+            return;
+        }
+        match input {
+            Input::Stream(mut bytes) => loop {
+                if self.partial.is_empty() {
+                    // The common case: whole lines in one read, parsed in place.
+                    let used = self.handle_lines(cx, bytes);
+                    if !self.closing {
+                        // No newline in what is left, and it is shorter than
+                        // MAX_REQUEST, or `split` would have said so.
+                        self.partial.extend_from_slice(&bytes[used..]);
+                    }
+                    return;
+                }
+                // Join just enough to complete the partial line: never hold
+                // more than one over-long line's worth.
+                let room = MAX_REQUEST - self.partial.len();
+                let (head, tail) = bytes.split_at(bytes.len().min(room));
+                let mut joined = core::mem::take(&mut self.partial);
+                joined.extend_from_slice(head);
+                let used = self.handle_lines(cx, &joined);
+                if self.closing {
+                    return;
+                }
+                joined.drain(..used);
+                self.partial = joined;
+                if tail.is_empty() {
+                    return;
+                }
+                // A full window yields a line or an error, so `used > 0` here
+                // and every pass makes progress.
+                bytes = tail;
+            },
+            Input::StreamEnd => self.finish(CloseReason::PeerClosed),
+            Input::Failed(_) => self.finish(CloseReason::Aborted),
+            Input::Datagram { .. } => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+
+    fn poll_transmit(
+        &mut self,
+        _cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.out.is_empty() || limit == 0 {
+            return None;
+        }
+        let len = self.out.len().min(limit);
+        buf.extend_from_slice(&self.out.split_to(len));
+        Some(Transmit { to: None, len })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Tag;
+    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::time::Duration;
+
+    const PEER: &str = "127.0.0.1:40000";
+
+    fn peer() -> SocketAddr {
+        PEER.parse().unwrap()
+    }
+
+    fn udp(sh: &mut crate::proto::Shared, now: Instant, payload: &[u8]) -> Vec<u8> {
+        let mut cx = Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        };
+        let mut reply = BytesMut::new();
+        assert_eq!(
+            HelloAcceptor.accept_datagram(&mut cx, peer(), payload, &mut reply),
+            Admission::Reply
+        );
+        reply.to_vec()
+    }
+
+    #[test]
+    fn udp_ok_then_reset_then_expiry_at_exactly_ttl() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        assert_eq!(
+            udp(&mut sh, at(0), b"HELLO 0042\n"),
+            b"OK 0042 127.0.0.1 40000"
+        );
+        let expiry = sh.hello.poll_arm().unwrap();
+        assert_eq!(expiry.at, at(30_000));
+        assert_eq!(udp(&mut sh, at(29_999), b"HELLO 42"), b"RESET 42");
+        assert!(sh.hello.expire(expiry.id, expiry.generation));
+        assert_eq!(
+            udp(&mut sh, at(30_000), b"HELLO 42\r\n"),
+            b"OK 42 127.0.0.1 40000"
+        );
+    }
+
+    #[test]
+    fn udp_errors() {
+        let mut sh = shared(Duration::from_secs(30), 1);
+        assert_eq!(udp(&mut sh, at(0), b"GET 1"), b"ERROR unknown verb");
+        assert_eq!(udp(&mut sh, at(0), b"HELLO x"), b"ERROR bad id");
+        assert_eq!(udp(&mut sh, at(0), b""), b"ERROR unknown verb");
+        assert_eq!(udp(&mut sh, at(0), &[b'A'; 300]), b"ERROR line too long");
+        assert_eq!(udp(&mut sh, at(0), b"HELLO 1"), b"OK 1 127.0.0.1 40000");
+        assert_eq!(udp(&mut sh, at(0), b"HELLO 2"), b"ERROR busy");
+    }
+
+    #[test]
+    fn tcp_several_requests_on_one_connection() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"HELLO 1\nHELLO 2\r\n"),
+        );
+        assert_eq!(
+            drain_tx(&mut s, &mut sh, at(0)),
+            b"OK 1 127.0.0.1 40000\nOK 2 127.0.0.1 40000\n"
+        );
+        assert!(drain_requests(&mut s).is_empty());
+    }
+
+    #[test]
+    fn tcp_line_split_across_reads() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        for chunk in [&b"HEL"[..], b"LO 12", b"34", b"\nHELLO", b" 5\n"] {
+            feed(&mut s, &mut sh, at(0), peer(), Input::Stream(chunk));
+        }
+        assert_eq!(
+            drain_tx(&mut s, &mut sh, at(0)),
+            b"OK 1234 127.0.0.1 40000\nOK 5 127.0.0.1 40000\n"
+        );
+    }
+
+    #[test]
+    fn tcp_reset_answers_and_closes_ignoring_the_rest() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"HELLO 9\nHELLO 9\nHELLO 8\n"),
+        );
+        assert_eq!(
+            drain_tx(&mut s, &mut sh, at(0)),
+            b"OK 9 127.0.0.1 40000\nRESET 9\n"
+        );
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::Protocol(
+                "hello request refused"
+            ))]
+        );
+        assert!(!sh.hello.is_registered(8, at(0)));
+    }
+
+    #[test]
+    fn tcp_256_bytes_without_newline_is_an_error_however_split() {
+        for split_at in [1usize, 100, 255, 256] {
+            let mut sh = shared(Duration::from_secs(30), 100);
+            let mut s = HelloStream::new(peer());
+            let junk = [b'x'; 256];
+            feed(
+                &mut s,
+                &mut sh,
+                at(0),
+                peer(),
+                Input::Stream(&junk[..split_at]),
+            );
+            feed(
+                &mut s,
+                &mut sh,
+                at(0),
+                peer(),
+                Input::Stream(&junk[split_at..]),
+            );
+            assert_eq!(
+                drain_tx(&mut s, &mut sh, at(0)),
+                b"ERROR line too long\n",
+                "split {split_at}"
+            );
+            assert_eq!(drain_requests(&mut s).len(), 1);
+        }
+    }
+
+    #[test]
+    fn tcp_partial_line_memory_is_bounded() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO"));
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(&[b'1'; 100_000]),
+        );
+        assert!(s.partial.len() <= MAX_REQUEST);
+        assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"ERROR line too long\n");
+    }
+
+    #[test]
+    fn tcp_binary_garbage_gets_an_error() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"\x00\xff\xfe\n"),
+        );
+        assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"ERROR unknown verb\n");
+    }
+
+    #[test]
+    fn tcp_eof_closes_quietly() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1"));
+        feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
+        assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"");
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::PeerClosed)]
+        );
+    }
+
+    #[test]
+    fn transmit_respects_limit() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer());
+        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1\n"));
+        let mut cx = Context {
+            now: at(0),
+            tag: Tag { key: 0, peer: None },
+            shared: &mut sh,
+        };
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            s.poll_transmit(&mut cx, 3, &mut buf),
+            Some(Transmit { to: None, len: 3 })
+        );
+        assert_eq!(&buf[..], b"OK ");
+    }
+}

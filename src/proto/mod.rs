@@ -1,0 +1,256 @@
+//! Sans-IO protocol sessions: bytes or datagrams and `now` in; bytes,
+//! deadlines and requests out.
+//!
+//! Owns the seam between protocols and the reactor: the [`Session`] and
+//! [`Acceptor`] traits, the [`Context`] lent on every call, and the
+//! [`Request`] values through which a session asks for what only the reactor
+//! can do. Nothing under `proto/` may touch a socket, a file descriptor, a
+//! path or the clock: time arrives as `cx.now`, input as [`Input`], and an
+//! architecture-guard test in `lib.rs` enforces it.
+//!
+//! # The order of calls
+//! After *any* call into a session (`handle_input` or `handle_timeout`) the
+//! reactor calls, always in this order:
+//! 1. [`Session::poll_transmit`] until it returns `None` (it may arm
+//!    retransmission or pacing timers as it goes);
+//! 2. [`Session::poll_timeout`], and arms the deadline heap if it changed;
+//! 3. [`Session::poll_request`] until it returns `None`;
+//! 4. [`Session::wants_input`], to pause or resume reading.
+
+pub mod hello;
+
+use crate::time::Instant;
+use bytes::BytesMut;
+use core::fmt;
+use std::net::SocketAddr;
+
+/// Which end of a conversation a session plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// It started the conversation.
+    Client,
+    /// It answered a peer that came to it.
+    Server,
+}
+
+/// The reactor's name for a session in logs: `[#12 127.0.0.1:40000]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// The slab key (also the mio token) of the session's entry.
+    pub key: usize,
+    /// The peer, where there is one.
+    pub peer: Option<SocketAddr>,
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.peer {
+            Some(peer) => write!(f, "[#{} {peer}]", self.key),
+            None => write!(f, "[#{}]", self.key),
+        }
+    }
+}
+
+/// State that outlives any one session, owned by the reactor and lent to
+/// sessions one call at a time.
+#[derive(Debug)]
+pub struct Shared {
+    /// The hello connection-ID registry, shared by hello over TCP and UDP.
+    pub hello: hello::Registry,
+}
+
+/// Per-call view of reactor-owned state. Lent for the duration of one call,
+/// never stored.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The reactor's clock, read once per turn; never decreases.
+    pub now: Instant,
+    /// Who is being called, for log lines.
+    pub tag: Tag,
+    /// Cross-session state.
+    pub shared: &'a mut Shared,
+}
+
+/// One unit of input from the reactor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// In-order bytes from this session's TCP stream. Frames may be split or
+    /// joined arbitrarily; the session must take all of them.
+    Stream(&'a [u8]),
+    /// The peer shut down its write half (a read returned 0).
+    StreamEnd,
+    /// One datagram that arrived on this session's UDP socket.
+    Datagram {
+        /// Its source address.
+        from: SocketAddr,
+        /// Its bytes.
+        payload: &'a [u8],
+    },
+    /// The socket failed: connection refused, reset, unreachable.
+    /// The reactor closes the entry after this call.
+    Failed(std::io::ErrorKind),
+}
+
+/// Metadata for bytes a session appended to the buffer of `poll_transmit`.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// `None` on a connected TCP stream; the destination on a UDP socket.
+    pub to: Option<SocketAddr>,
+    /// How many bytes were appended.
+    pub len: usize,
+}
+
+/// Why a session ended. Outcomes, not errors: a transfer finishing and a
+/// peer vanishing are both normal ends of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The conversation reached its end.
+    Completed,
+    /// The peer closed or reset the connection.
+    PeerClosed,
+    /// The retry budget ran out.
+    TimedOut {
+        /// Attempts made.
+        tries: u32,
+    },
+    /// The peer broke the protocol; the text says how.
+    Protocol(&'static str),
+    /// Given up for a local reason (shutdown, a failed socket).
+    Aborted,
+}
+
+/// Something only the reactor can do on the session's behalf.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Flush what is buffered, then close and free this entry. On TCP the
+    /// reactor shuts its write half down and discards input until the peer
+    /// closes too (bounded by a linger time), so the last answer is never
+    /// lost to a reset.
+    Close(CloseReason),
+}
+
+/// A protocol state machine for one conversation.
+pub trait Session {
+    /// Which end this session plays.
+    fn side(&self) -> Side;
+
+    /// Feeds input. Never fails: protocol errors become transmits and/or
+    /// [`Request::Close`].
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>);
+
+    /// Fires every timer due at `cx.now`. A call with nothing due is a no-op,
+    /// so spurious calls are safe.
+    fn handle_timeout(&mut self, cx: &mut Context<'_>);
+
+    /// Appends at most `limit` bytes of the next transmission to `buf`.
+    /// `None`: nothing to send now (idle, or blocked by a window or pacing).
+    /// On UDP each call is exactly one datagram.
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit>;
+
+    /// The earliest instant at which `handle_timeout` must run, or `None`.
+    /// Changes only in `handle_*` and `poll_transmit`, so call it after those.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Drains requests for the reactor. Call after `poll_timeout`.
+    fn poll_request(&mut self) -> Option<Request>;
+
+    /// Read-side backpressure: `false` pauses reading from this session's
+    /// socket until it turns `true` again.
+    fn wants_input(&self) -> bool {
+        true
+    }
+}
+
+/// What an acceptor makes of a datagram from a peer it has no session for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Send the bytes the acceptor appended to `reply` back to the sender,
+    /// and keep no state.
+    Reply,
+    /// Drop the datagram silently.
+    Ignore,
+}
+
+/// Lives on a listening TCP socket or a server UDP socket and turns first
+/// contact into sessions or stateless answers.
+pub trait Acceptor {
+    /// A TCP connection from `peer` was accepted. `None` refuses it (the
+    /// reactor closes the socket).
+    fn accept_stream(&mut self, cx: &mut Context<'_>, peer: SocketAddr)
+    -> Option<Box<dyn Session>>;
+
+    /// A datagram arrived from `from`.
+    fn accept_datagram(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: SocketAddr,
+        payload: &[u8],
+        reply: &mut BytesMut,
+    ) -> Admission;
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A tiny harness for scripting sessions in virtual time.
+
+    use super::*;
+    use crate::time::Duration;
+
+    /// `ms` milliseconds after the epoch.
+    pub(crate) fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// Shared state with a registry of the given TTL and bound.
+    pub(crate) fn shared(ttl: Duration, max_ids: usize) -> Shared {
+        Shared {
+            hello: hello::Registry::new(ttl, max_ids),
+        }
+    }
+
+    /// Calls `handle_input` with the given input at `now`.
+    #[track_caller]
+    pub(crate) fn feed(
+        s: &mut dyn Session,
+        shared: &mut Shared,
+        now: Instant,
+        peer: SocketAddr,
+        input: Input<'_>,
+    ) {
+        let mut cx = Context {
+            now,
+            tag: Tag {
+                key: 0,
+                peer: Some(peer),
+            },
+            shared,
+        };
+        s.handle_input(&mut cx, input);
+    }
+
+    /// Drains every transmission at `now` and returns their bytes, joined.
+    #[track_caller]
+    pub(crate) fn drain_tx(s: &mut dyn Session, shared: &mut Shared, now: Instant) -> Vec<u8> {
+        let mut cx = Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared,
+        };
+        let mut buf = BytesMut::new();
+        while let Some(t) = s.poll_transmit(&mut cx, 64 * 1024, &mut buf) {
+            assert!(t.len > 0 || buf.is_empty(), "empty transmit");
+        }
+        buf.to_vec()
+    }
+
+    /// Drains every request.
+    pub(crate) fn drain_requests(s: &mut dyn Session) -> Vec<Request> {
+        core::iter::from_fn(|| s.poll_request()).collect()
+    }
+}

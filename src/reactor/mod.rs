@@ -1,0 +1,1108 @@
+//! The reactor: one `mio::Poll`, one slab, one deadline heap.
+//!
+//! Owns every socket, file descriptor and session in the process, and the
+//! clock. It is the *only* module that touches mio, sockets, descriptors or
+//! the time: sessions receive bytes and `now`, and answer with bytes,
+//! deadlines and [`Request`]s (see `proto`). It must never contain protocol
+//! logic.
+//!
+//! # One turn
+//! 1. **Wait**: zero timeout if a socket is still ready from a budget
+//!    cut-off, else until the earliest deadline (a timerfd wakes it, see
+//!    [`wait`]). `EINTR` means poll again.
+//! 2. **Read the clock once**: every session called this turn sees the same
+//!    `now`.
+//! 3. **I/O**: for each ready key (and last turn's still-ready keys) accept,
+//!    read or receive until `WouldBlock` or the per-turn budget; write
+//!    pending output; then [`flush`](Reactor::flush) the session.
+//! 4. **Timers**: pop every due deadline; a stale stamp is skipped.
+//! 5. **Reap**: free every entry closed this turn, only now, so no key is
+//!    reused while the same batch of events is being walked.
+//!
+//! # Invariants
+//! * An entry's mio token is its slab key.
+//! * `WRITABLE` interest is registered only while output is pending.
+//! * A session's deadline is on the heap iff its `TimerSlot` holds it.
+
+mod clock;
+mod idle;
+mod sys;
+pub mod timers;
+pub mod wait;
+
+pub use clock::Clock;
+pub use idle::IdleExit;
+pub use wait::TimerMode;
+
+use crate::proto::{
+    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Shared, Tag,
+};
+use crate::time::{Duration, Instant};
+use bytes::{Buf, BytesMut};
+use log::{debug, trace, warn};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use timers::{Owner, TimerSlot, Timers};
+use wait::Waiter;
+
+/// Largest UDP payload a session may produce (IPv4: 65535 − 20 − 8).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Tunables of the reactor itself (protocol limits live in `config`).
+#[derive(Clone, Debug)]
+pub struct ReactorConfig {
+    /// How deadlines wake the loop.
+    pub timer: TimerMode,
+    /// Bytes read from one TCP stream per turn before others get a go.
+    pub read_budget: usize,
+    /// Datagrams received on one UDP socket per turn.
+    pub datagram_budget: usize,
+    /// Connections accepted from one listener per turn.
+    pub accept_budget: usize,
+    /// Bytes written to one TCP stream per turn.
+    pub write_budget: usize,
+    /// Stop asking a session for output once this much is buffered.
+    pub high_water: usize,
+    /// How long a closing TCP connection may take to flush and see EOF.
+    pub linger: Duration,
+    /// Exit after this long with no input on any socket.
+    pub idle_exit: Option<Duration>,
+    /// Exit once no session is left (client mode).
+    pub exit_when_no_sessions: bool,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        Self {
+            timer: TimerMode::Timerfd,
+            read_budget: 256 * 1024,
+            datagram_budget: 256,
+            accept_budget: 256,
+            write_budget: 4 * 1024 * 1024,
+            high_water: 256 * 1024,
+            linger: Duration::from_secs(2),
+            idle_exit: None,
+            exit_when_no_sessions: false,
+        }
+    }
+}
+
+/// Why [`Reactor::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGINT or SIGTERM arrived (the signal number).
+    Signal(i32),
+    /// No input arrived for the idle-exit span.
+    Idle,
+    /// Client mode: every session has ended.
+    SessionsDone,
+}
+
+/// A readiness event, copied out of `Events` so handlers may borrow the reactor.
+#[derive(Clone, Copy, Debug)]
+struct Ready {
+    key: usize,
+    readable: bool,
+    writable: bool,
+}
+
+enum Io {
+    Listener(TcpListener),
+    Stream(TcpStream),
+    Udp(UdpSocket),
+    /// The waiter's timerfd (owned by the waiter).
+    Timer,
+    Signals(Signals),
+    /// A session with no socket (timer-only; benches and tests).
+    Detached,
+}
+
+enum Role {
+    Acceptor(Box<dyn Acceptor>),
+    Session(Box<dyn Session>),
+    Internal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Outbound TCP connect in progress.
+    Connecting,
+    Open,
+    /// Flushing, then waiting for the peer's EOF until `until`.
+    Closing {
+        until: Instant,
+    },
+    /// On the reap list.
+    Dead,
+}
+
+struct Entry {
+    io: Io,
+    role: Role,
+    peer: Option<SocketAddr>,
+    /// TCP output not yet accepted by the socket.
+    out: BytesMut,
+    /// A UDP datagram that met `WouldBlock`.
+    pending: Option<(SocketAddr, BytesMut)>,
+    slot: TimerSlot,
+    interest: Interest,
+    phase: Phase,
+    /// Reading stopped because the session does not want input.
+    read_paused: bool,
+    read_closed: bool,
+    write_shut: bool,
+}
+
+impl Entry {
+    fn new(io: Io, role: Role, peer: Option<SocketAddr>, interest: Interest) -> Self {
+        Self {
+            io,
+            role,
+            peer,
+            out: BytesMut::new(),
+            pending: None,
+            slot: TimerSlot::default(),
+            interest,
+            phase: Phase::Open,
+            read_paused: false,
+            read_closed: false,
+            write_shut: false,
+        }
+    }
+
+    fn is_session(&self) -> bool {
+        matches!(self.role, Role::Session(_))
+    }
+}
+
+/// The single-threaded event loop. See the module docs for one turn.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    ready: Vec<Ready>,
+    entries: Slab<Entry>,
+    timers: Timers,
+    clock: Clock,
+    waiter: Waiter,
+    shared: Shared,
+    config: ReactorConfig,
+    now: Instant,
+    still_ready: Vec<usize>,
+    reap: Vec<usize>,
+    read_buf: Box<[u8]>,
+    dgram_buf: BytesMut,
+    idle: Option<(IdleExit, TimerSlot)>,
+    activity: bool,
+    sessions: usize,
+    exit: Option<Exit>,
+    stats: Stats,
+}
+
+/// Counters the reactor keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Turns of the loop.
+    pub turns: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Stateless UDP replies dropped because the socket buffer was full.
+    pub replies_dropped: u64,
+    /// Deadlines popped whose stamp was stale.
+    pub stale_timers: u64,
+    /// Heap compactions.
+    pub compactions: u64,
+}
+
+impl Reactor {
+    /// A reactor with no sockets yet.
+    ///
+    /// # Errors
+    /// Creating the poll instance or the timerfd failed.
+    pub fn new(config: ReactorConfig, shared: Shared) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut clock = Clock::new();
+        let now = clock.now();
+        let waiter = Waiter::new(config.timer)?;
+        let mut reactor = Self {
+            poll,
+            events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            entries: Slab::new(),
+            timers: Timers::new(),
+            clock,
+            waiter,
+            shared,
+            now,
+            still_ready: Vec::new(),
+            reap: Vec::new(),
+            read_buf: vec![0; 64 * 1024].into_boxed_slice(),
+            dgram_buf: BytesMut::with_capacity(MAX_DATAGRAM),
+            idle: None,
+            activity: false,
+            sessions: 0,
+            exit: None,
+            stats: Stats::default(),
+            config,
+        };
+        if let Some(fd) = reactor.waiter.timerfd().map(AsRawFd::as_raw_fd) {
+            let key = reactor.entries.insert(Entry::new(
+                Io::Timer,
+                Role::Internal,
+                None,
+                Interest::READABLE,
+            ));
+            reactor
+                .poll
+                .registry()
+                .register(&mut SourceFd(&fd), Token(key), Interest::READABLE)?;
+        }
+        if let Some(after) = reactor.config.idle_exit {
+            let idle = IdleExit::new(after, now);
+            let mut slot = TimerSlot::default();
+            slot.sync(&mut reactor.timers, Owner::IdleExit, Some(idle.deadline()));
+            reactor.idle = Some((idle, slot));
+        }
+        Ok(reactor)
+    }
+
+    /// State shared by sessions (the hello registry).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The reactor's own counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Deadlines on the heap, stale ones included.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Reads the clock (outside a turn; for callers that report timings).
+    pub fn now(&mut self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Stops on SIGINT and SIGTERM: [`run`](Self::run) returns [`Exit::Signal`].
+    ///
+    /// # Errors
+    /// Installing the handlers or registering their pipe failed.
+    pub fn watch_signals(&mut self) -> io::Result<()> {
+        let mut signals =
+            Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+        let entry = self.entries.vacant_entry();
+        self.poll
+            .registry()
+            .register(&mut signals, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Entry::new(
+            Io::Signals(signals),
+            Role::Internal,
+            None,
+            Interest::READABLE,
+        ));
+        Ok(())
+    }
+
+    /// Binds a TCP listener on `addr` whose connections `acceptor` turns into
+    /// sessions. Returns the bound address (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Binding or registering failed.
+    pub fn listen_tcp(
+        &mut self,
+        addr: SocketAddr,
+        acceptor: Box<dyn Acceptor>,
+    ) -> io::Result<SocketAddr> {
+        let mut listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let entry = self.entries.vacant_entry();
+        self.poll
+            .registry()
+            .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Entry::new(
+            Io::Listener(listener),
+            Role::Acceptor(acceptor),
+            Some(local),
+            Interest::READABLE,
+        ));
+        Ok(local)
+    }
+
+    /// Binds a UDP socket on `addr` whose datagrams `acceptor` answers.
+    ///
+    /// # Errors
+    /// Binding or registering failed.
+    pub fn bind_udp(
+        &mut self,
+        addr: SocketAddr,
+        acceptor: Box<dyn Acceptor>,
+    ) -> io::Result<SocketAddr> {
+        let mut socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let entry = self.entries.vacant_entry();
+        self.poll
+            .registry()
+            .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Entry::new(
+            Io::Udp(socket),
+            Role::Acceptor(acceptor),
+            Some(local),
+            Interest::READABLE,
+        ));
+        Ok(local)
+    }
+
+    /// Starts a TCP connection to `addr` driven by `session` (client side).
+    ///
+    /// # Errors
+    /// Creating the socket or registering it failed (a refused connection
+    /// arrives later, as [`Input::Failed`]).
+    pub fn connect_tcp(
+        &mut self,
+        addr: SocketAddr,
+        session: Box<dyn Session>,
+    ) -> io::Result<usize> {
+        let mut stream = TcpStream::connect(addr)?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let entry = self.entries.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut stream, Token(key), interest)?;
+        let mut e = Entry::new(
+            Io::Stream(stream),
+            Role::Session(session),
+            Some(addr),
+            interest,
+        );
+        e.phase = Phase::Connecting;
+        entry.insert(e);
+        self.sessions += 1;
+        self.flush(key);
+        Ok(key)
+    }
+
+    /// Adds a UDP socket driven by `session` (client side). `peer` is only
+    /// used in log lines.
+    ///
+    /// # Errors
+    /// Registering failed.
+    pub fn add_udp_session(
+        &mut self,
+        mut socket: UdpSocket,
+        peer: Option<SocketAddr>,
+        session: Box<dyn Session>,
+    ) -> io::Result<usize> {
+        let entry = self.entries.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut socket, Token(key), Interest::READABLE)?;
+        entry.insert(Entry::new(
+            Io::Udp(socket),
+            Role::Session(session),
+            peer,
+            Interest::READABLE,
+        ));
+        self.sessions += 1;
+        self.flush(key);
+        Ok(key)
+    }
+
+    /// Adds a session with no socket: it only has timers. Anything it
+    /// transmits is discarded.
+    pub fn add_detached(&mut self, session: Box<dyn Session>) -> usize {
+        let key = self.entries.insert(Entry::new(
+            Io::Detached,
+            Role::Session(session),
+            None,
+            Interest::READABLE,
+        ));
+        self.sessions += 1;
+        self.flush(key);
+        key
+    }
+
+    /// Runs turns until a signal, idle exit, or (in client mode) the last
+    /// session ends.
+    ///
+    /// # Errors
+    /// Only a failure of the poll itself; socket errors end their session.
+    pub fn run(&mut self) -> io::Result<Exit> {
+        loop {
+            if let Some(exit) = self.exit {
+                return Ok(exit);
+            }
+            self.turn()?;
+        }
+    }
+
+    /// One turn of the loop (see the module docs).
+    ///
+    /// # Errors
+    /// Only a failure of the poll itself.
+    pub fn turn(&mut self) -> io::Result<()> {
+        let timeout = if self.still_ready.is_empty() {
+            self.waiter
+                .prepare(&mut self.clock, self.timers.next_deadline())?
+        } else {
+            Some(Duration::ZERO)
+        };
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.now = self.clock.now();
+        self.stats.turns += 1;
+
+        let mut ready = core::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|ev| Ready {
+            key: ev.token().0,
+            readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+            writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+        }));
+        let again = core::mem::take(&mut self.still_ready);
+        ready.extend(again.iter().map(|&key| Ready {
+            key,
+            readable: true,
+            writable: true,
+        }));
+        for r in &ready {
+            self.on_ready(*r);
+        }
+        self.ready = ready;
+
+        self.fire_timers();
+        if self.activity {
+            self.activity = false;
+            if let Some((idle, _)) = &mut self.idle {
+                idle.note_activity(self.now);
+            }
+        }
+        self.reap_closed();
+        self.maybe_compact();
+        if self.config.exit_when_no_sessions && self.sessions == 0 && self.exit.is_none() {
+            self.exit = Some(Exit::SessionsDone);
+        }
+        Ok(())
+    }
+
+    fn on_ready(&mut self, r: Ready) {
+        let Some(entry) = self.entries.get_mut(r.key) else {
+            return; // sporadic event for a freed key
+        };
+        if entry.phase == Phase::Dead {
+            return;
+        }
+        match &entry.io {
+            Io::Listener(_) => self.accept(r.key),
+            Io::Udp(_) if matches!(entry.role, Role::Acceptor(_)) => self.answer_datagrams(r.key),
+            Io::Udp(_) => {
+                if r.writable {
+                    self.send_pending(r.key);
+                }
+                if r.readable {
+                    self.receive_datagrams(r.key);
+                }
+                self.flush(r.key);
+            }
+            Io::Stream(_) => self.stream_ready(r),
+            Io::Timer => self.waiter.on_ready(),
+            Io::Signals(_) => self.signals(r.key),
+            Io::Detached => {}
+        }
+    }
+
+    fn context<'a>(
+        shared: &'a mut Shared,
+        now: Instant,
+        key: usize,
+        peer: Option<SocketAddr>,
+    ) -> Context<'a> {
+        Context {
+            now,
+            tag: Tag { key, peer },
+            shared,
+        }
+    }
+
+    fn accept(&mut self, key: usize) {
+        for _ in 0..self.config.accept_budget {
+            let Io::Listener(listener) = &self.entries[key].io else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: keep serving the connections we have.
+                    warn!("[#{key}] accept: {e}");
+                    return;
+                }
+            };
+            self.stats.accepted += 1;
+            self.activity = true;
+            // The key the new entry will get: known before the acceptor runs,
+            // so its log lines and context name the right session.
+            let new_key = self.entries.vacant_key();
+            let Role::Acceptor(acceptor) = &mut self.entries[key].role else {
+                return;
+            };
+            let mut cx = Self::context(&mut self.shared, self.now, new_key, Some(peer));
+            let Some(session) = acceptor.accept_stream(&mut cx, peer) else {
+                continue;
+            };
+            // Answers are small and prompt; Nagle would hold pipelined ones back.
+            let _ = stream.set_nodelay(true);
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(new_key), Interest::READABLE)
+            {
+                warn!("[#{new_key} {peer}] register: {e}");
+                continue;
+            }
+            trace!("[#{new_key} {peer}] accepted");
+            let inserted = self.entries.insert(Entry::new(
+                Io::Stream(stream),
+                Role::Session(session),
+                Some(peer),
+                Interest::READABLE,
+            ));
+            debug_assert_eq!(inserted, new_key);
+            self.sessions += 1;
+            // The socket may already hold the first request: read it now
+            // rather than waiting for an edge that has already happened.
+            self.stream_ready(Ready {
+                key: new_key,
+                readable: true,
+                writable: false,
+            });
+        }
+        self.still_ready.push(key);
+    }
+
+    fn answer_datagrams(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let (Io::Udp(socket), Role::Acceptor(acceptor)) = (&entry.io, &mut entry.role) else {
+            return;
+        };
+        for _ in 0..self.config.datagram_budget {
+            let (n, from) = match socket.recv_from(&mut self.read_buf) {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("[#{key}] recv_from: {e}");
+                    continue;
+                }
+            };
+            self.stats.datagrams_in += 1;
+            self.activity = true;
+            self.dgram_buf.clear();
+            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
+            let admission =
+                acceptor.accept_datagram(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
+            arm_shared(&mut self.timers, &mut self.shared);
+            match admission {
+                Admission::Reply => match socket.send_to(&self.dgram_buf, from) {
+                    Ok(_) => self.stats.datagrams_out += 1,
+                    Err(e) => {
+                        // A stateless answer is not worth queueing: the client retries.
+                        self.stats.replies_dropped += 1;
+                        debug!("[#{key} {from}] reply dropped: {e}");
+                    }
+                },
+                Admission::Ignore => {}
+            }
+        }
+        self.still_ready.push(key);
+    }
+
+    fn receive_datagrams(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let (Io::Udp(socket), Role::Session(session)) = (&entry.io, &mut entry.role) else {
+            return;
+        };
+        for _ in 0..self.config.datagram_budget {
+            if !session.wants_input() {
+                entry.read_paused = true;
+                return;
+            }
+            let (n, from) = match socket.recv_from(&mut self.read_buf) {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors on connected sockets (port unreachable).
+                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                    session.handle_input(&mut cx, Input::Failed(e.kind()));
+                    return;
+                }
+            };
+            self.stats.datagrams_in += 1;
+            self.activity = true;
+            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+            session.handle_input(
+                &mut cx,
+                Input::Datagram {
+                    from,
+                    payload: &self.read_buf[..n],
+                },
+            );
+        }
+        self.still_ready.push(key);
+    }
+
+    fn stream_ready(&mut self, r: Ready) {
+        let entry = &mut self.entries[r.key];
+        if entry.phase == Phase::Connecting {
+            let Io::Stream(stream) = &entry.io else {
+                return;
+            };
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(r.key, e.kind()),
+                Ok(None) => {}
+            }
+            match stream.peer_addr() {
+                Ok(_) => entry.phase = Phase::Open,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return, // not yet
+                Err(e) => return self.fail(r.key, e.kind()),
+            }
+        }
+        if r.writable && !self.write_out(r.key) {
+            return;
+        }
+        if r.readable {
+            self.read_stream(r.key);
+        }
+        self.flush(r.key);
+    }
+
+    /// Reads until `WouldBlock`, EOF, the budget, or the session pauses.
+    fn read_stream(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let Io::Stream(stream) = &mut entry.io else {
+            return;
+        };
+        let Role::Session(session) = &mut entry.role else {
+            return;
+        };
+        if entry.read_closed {
+            return;
+        }
+        let closing = matches!(entry.phase, Phase::Closing { .. });
+        let mut budget = self.config.read_budget;
+        loop {
+            if !closing && !session.wants_input() {
+                entry.read_paused = true;
+                return;
+            }
+            entry.read_paused = false;
+            match stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    entry.read_closed = true;
+                    if closing {
+                        // The peer saw our FIN and closed too: done.
+                        entry.phase = Phase::Dead;
+                        self.reap.push(key);
+                    } else {
+                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                        session.handle_input(&mut cx, Input::StreamEnd);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.activity = true;
+                    if !closing {
+                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                        session.handle_input(&mut cx, Input::Stream(&self.read_buf[..n]));
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.still_ready.push(key);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(key, e.kind()),
+            }
+        }
+    }
+
+    /// Writes buffered output until it is gone or the socket is full.
+    /// Returns false if the entry failed.
+    fn write_out(&mut self, key: usize) -> bool {
+        let entry = &mut self.entries[key];
+        let Io::Stream(stream) = &mut entry.io else {
+            return true;
+        };
+        while !entry.out.is_empty() {
+            match stream.write(&entry.out) {
+                Ok(0) => {
+                    self.fail(key, ErrorKind::WriteZero);
+                    return false;
+                }
+                Ok(n) => entry.out.advance(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(key, e.kind());
+                    return false;
+                }
+            }
+        }
+        if entry.out.is_empty() && entry.out.capacity() > 64 * 1024 {
+            // Give back a large buffer: an idle connection should cost little.
+            entry.out = BytesMut::new();
+        }
+        true
+    }
+
+    fn send_pending(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let Io::Udp(socket) = &entry.io else { return };
+        if let Some((to, bytes)) = &entry.pending {
+            match socket.send_to(bytes, *to) {
+                Ok(_) => {
+                    self.stats.datagrams_out += 1;
+                    entry.pending = None;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    debug!("[#{key} {to}] send_to: {e}");
+                    entry.pending = None;
+                }
+            }
+        }
+    }
+
+    /// The socket failed: tell the session, then free the entry.
+    fn fail(&mut self, key: usize, kind: ErrorKind) {
+        let entry = &mut self.entries[key];
+        if entry.phase == Phase::Dead {
+            return;
+        }
+        debug!("[#{key}{}] socket failed: {kind}", fmt_peer(entry.peer));
+        if let Role::Session(session) = &mut entry.role
+            && !matches!(entry.phase, Phase::Closing { .. })
+        {
+            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+            session.handle_input(&mut cx, Input::Failed(kind));
+        }
+        entry.phase = Phase::Dead;
+        self.reap.push(key);
+    }
+
+    /// After any call into the session at `key`: transmit, arm its deadline,
+    /// carry out its requests, update interest (the fixed order of `proto`).
+    fn flush(&mut self, key: usize) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        if entry.phase == Phase::Dead {
+            return;
+        }
+        let Role::Session(session) = &mut entry.role else {
+            return;
+        };
+        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+
+        // 1. Transmit.
+        match &mut entry.io {
+            Io::Stream(stream) => {
+                let mut budget = self.config.write_budget;
+                loop {
+                    while entry.out.len() < self.config.high_water {
+                        let limit = self.config.high_water - entry.out.len();
+                        if session
+                            .poll_transmit(&mut cx, limit, &mut entry.out)
+                            .is_none()
+                        {
+                            break;
+                        }
+                    }
+                    if entry.out.is_empty() || entry.phase == Phase::Connecting || budget == 0 {
+                        break;
+                    }
+                    let before = entry.out.len();
+                    match write_some(stream, &mut entry.out) {
+                        Ok(()) => {}
+                        Err(kind) => return self.fail(key, kind),
+                    }
+                    let written = before - entry.out.len();
+                    budget = budget.saturating_sub(written);
+                    if !entry.out.is_empty() {
+                        break; // the socket is full; WRITABLE will bring us back
+                    }
+                    if budget == 0 {
+                        self.still_ready.push(key);
+                        break;
+                    }
+                }
+            }
+            Io::Udp(socket) => {
+                while entry.pending.is_none() {
+                    self.dgram_buf.clear();
+                    let Some(t) = session.poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
+                    else {
+                        break;
+                    };
+                    let Some(to) = t.to.or(entry.peer) else {
+                        debug!("{} datagram with no destination dropped", cx.tag);
+                        continue;
+                    };
+                    match socket.send_to(&self.dgram_buf, to) {
+                        Ok(_) => self.stats.datagrams_out += 1,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            entry.pending = Some((to, self.dgram_buf.split()));
+                        }
+                        Err(e) => debug!("{} send_to {to}: {e}", cx.tag),
+                    }
+                }
+            }
+            Io::Detached => {
+                self.dgram_buf.clear();
+                while session
+                    .poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
+                    .is_some()
+                {
+                    self.dgram_buf.clear();
+                }
+            }
+            Io::Listener(_) | Io::Timer | Io::Signals(_) => {}
+        }
+
+        // 2. Deadline. A closing entry waits for its linger time instead.
+        let want = match entry.phase {
+            Phase::Closing { until } => Some(until),
+            _ => session.poll_timeout(),
+        };
+        entry.slot.sync(&mut self.timers, Owner::Entry(key), want);
+
+        // 3. Requests.
+        while let Some(request) = session.poll_request() {
+            match request {
+                Request::Close(reason) => {
+                    if matches!(entry.phase, Phase::Closing { .. } | Phase::Dead) {
+                        continue;
+                    }
+                    debug!("{} closing: {reason:?}", cx.tag);
+                    match entry.io {
+                        Io::Stream(_) if reason != CloseReason::Aborted => {
+                            let until = self.now + self.config.linger;
+                            entry.phase = Phase::Closing { until };
+                            entry
+                                .slot
+                                .sync(&mut self.timers, Owner::Entry(key), Some(until));
+                        }
+                        _ => {
+                            entry.phase = Phase::Dead;
+                            self.reap.push(key);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+
+        // 4. Shared follow-ups (hello expiries to arm).
+        arm_shared(&mut self.timers, &mut self.shared);
+
+        // 5. Half-close a closing stream once its output is out; resume
+        //    reading a session that wants input again.
+        if let Io::Stream(stream) = &entry.io
+            && matches!(entry.phase, Phase::Closing { .. })
+            && entry.out.is_empty()
+            && !entry.write_shut
+        {
+            entry.write_shut = true;
+            let _ = stream.shutdown(Shutdown::Write);
+            if entry.read_closed {
+                entry.phase = Phase::Dead;
+                self.reap.push(key);
+                return;
+            }
+            // Discard whatever the peer still sends until its EOF.
+            self.still_ready.push(key);
+        }
+        if entry.read_paused && session.wants_input() {
+            entry.read_paused = false;
+            self.still_ready.push(key);
+        }
+        self.update_interest(key);
+    }
+
+    /// Registers `WRITABLE` only while output is pending.
+    fn update_interest(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let wants_write =
+            !entry.out.is_empty() || entry.pending.is_some() || entry.phase == Phase::Connecting;
+        let want = if wants_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if want == entry.interest {
+            return;
+        }
+        let result = match &mut entry.io {
+            Io::Stream(s) => self.poll.registry().reregister(s, Token(key), want),
+            Io::Udp(s) => self.poll.registry().reregister(s, Token(key), want),
+            _ => return,
+        };
+        match result {
+            Ok(()) => entry.interest = want,
+            Err(e) => warn!("[#{key}] reregister: {e}"),
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        while let Some((owner, stamp, _at)) = self.timers.pop_due(self.now) {
+            match owner {
+                Owner::Entry(key) => {
+                    let Some(entry) = self.entries.get_mut(key) else {
+                        self.stats.stale_timers += 1;
+                        continue;
+                    };
+                    if !entry.slot.take_if_current(stamp) {
+                        self.stats.stale_timers += 1;
+                        continue;
+                    }
+                    match entry.phase {
+                        Phase::Closing { .. } => {
+                            debug!("[#{key}{}] linger expired", fmt_peer(entry.peer));
+                            entry.phase = Phase::Dead;
+                            self.reap.push(key);
+                        }
+                        Phase::Dead => {}
+                        Phase::Open | Phase::Connecting => {
+                            if let Role::Session(session) = &mut entry.role {
+                                let mut cx =
+                                    Self::context(&mut self.shared, self.now, key, entry.peer);
+                                session.handle_timeout(&mut cx);
+                            }
+                            self.flush(key);
+                        }
+                    }
+                }
+                Owner::HelloId { id, generation } => {
+                    if self.shared.hello.expire(id, generation) {
+                        debug!("hello id {id} expired");
+                    } else {
+                        self.stats.stale_timers += 1;
+                    }
+                }
+                Owner::IdleExit => {
+                    let Some((idle, slot)) = &mut self.idle else {
+                        continue;
+                    };
+                    if !slot.take_if_current(stamp) {
+                        continue;
+                    }
+                    if self.activity {
+                        idle.note_activity(self.now);
+                    }
+                    if idle.is_due(self.now) {
+                        log::info!(
+                            "idle for {:?}: exiting",
+                            self.config.idle_exit.unwrap_or_default()
+                        );
+                        self.exit = Some(Exit::Idle);
+                    } else {
+                        slot.sync(&mut self.timers, Owner::IdleExit, Some(idle.deadline()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn signals(&mut self, key: usize) {
+        let Io::Signals(signals) = &mut self.entries[key].io else {
+            return;
+        };
+        if let Some(signal) = signals.pending().next() {
+            log::info!("signal {signal}: shutting down");
+            self.exit = Some(Exit::Signal(signal));
+        }
+    }
+
+    fn reap_closed(&mut self) {
+        for key in self.reap.drain(..) {
+            if let Some(entry) = self.entries.try_remove(key) {
+                if entry.is_session() {
+                    self.sessions -= 1;
+                }
+                trace!("[#{key}{}] freed", fmt_peer(entry.peer));
+                // Dropping the socket closes it, which also removes it from
+                // the epoll set: no deregister call needed.
+            }
+        }
+    }
+
+    /// Rebuilds the heap when stale entries outnumber live owners.
+    fn maybe_compact(&mut self) {
+        let live = self.entries.len() + self.shared.hello.len() + 1;
+        if self.timers.len() <= 2 * live + 1024 {
+            return;
+        }
+        let entries = &self.entries;
+        let hello = &self.shared.hello;
+        let idle = self.idle.as_ref().map(|(_, slot)| *slot);
+        self.timers.compact(|owner, stamp| match owner {
+            Owner::Entry(key) => entries.get(key).is_some_and(|e| e.slot.is_current(stamp)),
+            Owner::HelloId { id, generation } => hello.is_live(id, generation),
+            Owner::IdleExit => idle.is_some_and(|s| s.is_current(stamp)),
+        });
+        self.stats.compactions += 1;
+    }
+}
+
+/// Drains the registry's new expiries onto the heap.
+fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
+    while let Some(e) = shared.hello.poll_arm() {
+        timers.arm(
+            Owner::HelloId {
+                id: e.id,
+                generation: e.generation,
+            },
+            e.at,
+        );
+    }
+}
+
+/// One `write` of as much of `out` as the socket takes.
+fn write_some(stream: &mut TcpStream, out: &mut BytesMut) -> Result<(), ErrorKind> {
+    loop {
+        match stream.write(out) {
+            Ok(0) => return Err(ErrorKind::WriteZero),
+            Ok(n) => {
+                out.advance(n);
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.kind()),
+        }
+    }
+}
+
+fn fmt_peer(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| format!(" {p}")).unwrap_or_default()
+}
