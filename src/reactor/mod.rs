@@ -585,14 +585,9 @@ impl Reactor {
                 Interest::READABLE,
             ));
             debug_assert_eq!(inserted, new_key);
+            // No read here: EPOLL_CTL_ADD reports data that is already
+            // queued, so the first request arrives as an ordinary event.
             self.sessions += 1;
-            // The socket may already hold the first request: read it now
-            // rather than waiting for an edge that has already happened.
-            self.stream_ready(Ready {
-                key: new_key,
-                readable: true,
-                writable: false,
-            });
         }
         self.still_ready.push(key);
     }
@@ -905,7 +900,13 @@ impl Reactor {
                     }
                     debug!("{} closing: {reason:?}", cx.tag);
                     match entry.io {
-                        Io::Stream(_) if reason != CloseReason::Aborted => {
+                        // A graceful close needs a connection to close, and
+                        // is pointless once the peer has closed its side.
+                        Io::Stream(_)
+                            if reason != CloseReason::Aborted
+                                && entry.phase == Phase::Open
+                                && !(entry.read_closed && entry.out.is_empty()) =>
+                        {
                             let until = self.now + self.config.linger;
                             entry.phase = Phase::Closing { until };
                             entry
