@@ -184,7 +184,7 @@ fn report_hello(
     outcome: Option<Outcome>,
 ) -> Result<(), Failure> {
     use hello::client::Verb;
-    let (result, json) = match &outcome {
+    let (result, json) = match outcome {
         Some(Outcome::Answered {
             line,
             verb,

@@ -55,6 +55,7 @@ impl Instant {
     }
 
     /// `self + d`, saturating at [`Instant::MAX`] instead of overflowing.
+    #[must_use]
     pub fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(duration_nanos(d)))
     }

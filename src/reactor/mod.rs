@@ -179,6 +179,45 @@ impl Entry {
     fn is_session(&self) -> bool {
         matches!(self.role, Role::Session(_))
     }
+
+    /// Starts closing. A TCP stream closes gracefully (flush, half-close,
+    /// wait for the peer's EOF until `linger_until`), because closing with
+    /// unread input sends a RST that can destroy the last answer in flight.
+    /// Returns true when the entry is dead at once and must be reaped.
+    fn begin_close(&mut self, reason: &CloseReason, linger_until: Instant) -> bool {
+        if matches!(self.phase, Phase::Closing { .. } | Phase::Dead) {
+            return false;
+        }
+        // Pointless when the connection never opened or the peer already
+        // closed with nothing left to send.
+        let graceful = matches!(self.io, Io::Stream(_))
+            && *reason != CloseReason::Aborted
+            && self.phase == Phase::Open
+            && !(self.read_closed && self.out.is_empty());
+        if graceful {
+            self.phase = Phase::Closing {
+                until: linger_until,
+            };
+            false
+        } else {
+            self.phase = Phase::Dead;
+            true
+        }
+    }
+
+    /// Shuts the write half of a closing stream down once its output is
+    /// out. Returns true if it did so just now.
+    fn shut_write_if_flushed(&mut self) -> bool {
+        let Io::Stream(stream) = &self.io else {
+            return false;
+        };
+        if !matches!(self.phase, Phase::Closing { .. }) || !self.out.is_empty() || self.write_shut {
+            return false;
+        }
+        self.write_shut = true;
+        let _ = stream.shutdown(Shutdown::Write);
+        true
+    }
 }
 
 /// The single-threaded event loop. See the module docs for one turn.
@@ -527,12 +566,12 @@ impl Reactor {
         }
     }
 
-    fn context<'a>(
-        shared: &'a mut Shared,
+    fn context(
+        shared: &mut Shared,
         now: Instant,
         key: usize,
         peer: Option<SocketAddr>,
-    ) -> Context<'a> {
+    ) -> Context<'_> {
         Context {
             now,
             tag: Tag { key, peer },
@@ -822,57 +861,34 @@ impl Reactor {
         // 1. Transmit.
         match &mut entry.io {
             Io::Stream(stream) => {
-                let mut budget = self.config.write_budget;
-                loop {
-                    while entry.out.len() < self.config.high_water {
-                        let limit = self.config.high_water - entry.out.len();
-                        if session
-                            .poll_transmit(&mut cx, limit, &mut entry.out)
-                            .is_none()
-                        {
-                            break;
-                        }
-                    }
-                    if entry.out.is_empty() || entry.phase == Phase::Connecting || budget == 0 {
-                        break;
-                    }
-                    let before = entry.out.len();
-                    match write_some(stream, &mut entry.out) {
-                        Ok(()) => {}
-                        Err(kind) => return self.fail(key, kind),
-                    }
-                    let written = before - entry.out.len();
-                    budget = budget.saturating_sub(written);
-                    if !entry.out.is_empty() {
-                        break; // the socket is full; WRITABLE will bring us back
-                    }
-                    if budget == 0 {
-                        self.still_ready.push(key);
-                        break;
-                    }
+                let writable = entry.phase != Phase::Connecting;
+                match transmit_stream(
+                    stream,
+                    writable,
+                    &mut entry.out,
+                    &mut **session,
+                    &mut cx,
+                    &self.config,
+                ) {
+                    Ok(Sent::All | Sent::SocketFull) => {}
+                    Ok(Sent::BudgetSpent) => self.still_ready.push(key),
+                    Err(kind) => return self.fail(key, kind),
                 }
             }
             Io::Udp(socket) => {
-                while entry.pending.is_none() {
-                    self.dgram_buf.clear();
-                    let Some(t) = session.poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
-                    else {
-                        break;
-                    };
-                    let Some(to) = t.to.or(entry.peer) else {
-                        debug!("{} datagram with no destination dropped", cx.tag);
-                        continue;
-                    };
-                    match socket.send_to(&self.dgram_buf, to) {
-                        Ok(_) => self.stats.datagrams_out += 1,
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            entry.pending = Some((to, self.dgram_buf.split()));
-                        }
-                        Err(e) => debug!("{} send_to {to}: {e}", cx.tag),
-                    }
-                }
+                let scratch = &mut self.dgram_buf;
+                let sent = transmit_udp(
+                    socket,
+                    entry.peer,
+                    &mut entry.pending,
+                    &mut **session,
+                    &mut cx,
+                    scratch,
+                );
+                self.stats.datagrams_out += sent;
             }
             Io::Detached => {
+                // No socket: whatever a timer-only session emits is dropped.
                 self.dgram_buf.clear();
                 while session
                     .poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
@@ -884,57 +900,40 @@ impl Reactor {
             Io::Listener(_) | Io::Timer | Io::Signals(_) => {}
         }
 
-        // 2. Deadline. A closing entry waits for its linger time instead.
-        let want = match entry.phase {
-            Phase::Closing { until } => Some(until),
-            _ => session.poll_timeout(),
-        };
-        entry.slot.sync(&mut self.timers, Owner::Entry(key), want);
+        // 2. Deadline: read now, armed after the requests, which may start
+        //    a close (a closing entry waits for its linger time instead).
+        let deadline = session.poll_timeout();
 
-        // 3. Requests.
+        // 3. Requests (drained before acting on them: acting needs the
+        //    whole entry, and the session is part of it).
+        let mut close = None;
         while let Some(request) = session.poll_request() {
             match request {
                 Request::Close(reason) => {
-                    if matches!(entry.phase, Phase::Closing { .. } | Phase::Dead) {
-                        continue;
-                    }
-                    debug!("{} closing: {reason:?}", cx.tag);
-                    match entry.io {
-                        // A graceful close needs a connection to close, and
-                        // is pointless once the peer has closed its side.
-                        Io::Stream(_)
-                            if reason != CloseReason::Aborted
-                                && entry.phase == Phase::Open
-                                && !(entry.read_closed && entry.out.is_empty()) =>
-                        {
-                            let until = self.now + self.config.linger;
-                            entry.phase = Phase::Closing { until };
-                            entry
-                                .slot
-                                .sync(&mut self.timers, Owner::Entry(key), Some(until));
-                        }
-                        _ => {
-                            entry.phase = Phase::Dead;
-                            self.reap.push(key);
-                            return;
-                        }
-                    }
+                    close.get_or_insert(reason);
                 }
             }
         }
+        let wants_input = session.wants_input();
+        if let Some(reason) = close {
+            debug!("{} closing: {reason:?}", cx.tag);
+            if entry.begin_close(&reason, self.now + self.config.linger) {
+                self.reap.push(key);
+                return;
+            }
+        }
+        let want = match entry.phase {
+            Phase::Closing { until } => Some(until),
+            _ => deadline,
+        };
+        entry.slot.sync(&mut self.timers, Owner::Entry(key), want);
 
         // 4. Shared follow-ups (hello expiries to arm).
         arm_shared(&mut self.timers, &mut self.shared);
 
         // 5. Half-close a closing stream once its output is out; resume
         //    reading a session that wants input again.
-        if let Io::Stream(stream) = &entry.io
-            && matches!(entry.phase, Phase::Closing { .. })
-            && entry.out.is_empty()
-            && !entry.write_shut
-        {
-            entry.write_shut = true;
-            let _ = stream.shutdown(Shutdown::Write);
+        if entry.shut_write_if_flushed() {
             if entry.read_closed {
                 entry.phase = Phase::Dead;
                 self.reap.push(key);
@@ -943,7 +942,7 @@ impl Reactor {
             // Discard whatever the peer still sends until its EOF.
             self.still_ready.push(key);
         }
-        if entry.read_paused && session.wants_input() {
+        if entry.read_paused && wants_input {
             entry.read_paused = false;
             self.still_ready.push(key);
         }
@@ -1086,6 +1085,80 @@ fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
             e.at,
         );
     }
+}
+
+/// How far [`transmit_stream`] got.
+enum Sent {
+    /// The session has nothing more to send now.
+    All,
+    /// The socket took all it could; `WRITABLE` brings the rest.
+    SocketFull,
+    /// The per-turn write budget ran out with the socket still writable.
+    BudgetSpent,
+}
+
+/// Alternates between asking `session` for bytes (while `out` is under the
+/// high-water mark) and writing them, until the session has nothing more,
+/// the socket is full, or the turn's write budget is spent.
+fn transmit_stream(
+    stream: &mut TcpStream,
+    writable: bool,
+    out: &mut BytesMut,
+    session: &mut dyn Session,
+    cx: &mut Context<'_>,
+    config: &ReactorConfig,
+) -> Result<Sent, ErrorKind> {
+    let mut budget = config.write_budget;
+    loop {
+        while out.len() < config.high_water {
+            let limit = config.high_water - out.len();
+            if session.poll_transmit(cx, limit, out).is_none() {
+                break;
+            }
+        }
+        if out.is_empty() || !writable {
+            return Ok(Sent::All);
+        }
+        let before = out.len();
+        write_some(stream, out)?;
+        budget = budget.saturating_sub(before - out.len());
+        if !out.is_empty() {
+            return Ok(Sent::SocketFull);
+        }
+        if budget == 0 {
+            return Ok(Sent::BudgetSpent);
+        }
+    }
+}
+
+/// Sends each datagram the session produces, one `send_to` each; the first
+/// that meets `WouldBlock` waits in `pending` for `WRITABLE`. Returns how
+/// many went out.
+fn transmit_udp(
+    socket: &UdpSocket,
+    peer: Option<SocketAddr>,
+    pending: &mut Option<(SocketAddr, BytesMut)>,
+    session: &mut dyn Session,
+    cx: &mut Context<'_>,
+    scratch: &mut BytesMut,
+) -> u64 {
+    let mut sent = 0;
+    while pending.is_none() {
+        scratch.clear();
+        let Some(t) = session.poll_transmit(cx, MAX_DATAGRAM, scratch) else {
+            break;
+        };
+        let Some(to) = t.to.or(peer) else {
+            debug!("{} datagram with no destination dropped", cx.tag);
+            continue;
+        };
+        match socket.send_to(scratch, to) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => *pending = Some((to, scratch.split())),
+            Err(e) => debug!("{} send_to {to}: {e}", cx.tag),
+        }
+    }
+    sent
 }
 
 /// One `write` of as much of `out` as the socket takes.

@@ -81,7 +81,7 @@ impl fmt::Debug for Timers {
         f.debug_struct("Timers")
             .field("len", &self.heap.len())
             .field("next", &self.next_deadline())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

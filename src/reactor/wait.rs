@@ -5,7 +5,7 @@
 //!   poll set is armed, with an absolute time, at the earliest deadline, and
 //!   the poll itself waits with no timeout. Wakes within tens of µs.
 //! * [`TimerMode::Poll`]: the deadline becomes `Poll::poll`'s timeout, which
-//!   mio rounds *up* to whole milliseconds (epoll_wait takes ms). Kept for
+//!   mio rounds *up* to whole milliseconds (`epoll_wait` takes ms). Kept for
 //!   comparison: it is what a plain mio loop gets.
 //!
 //! It re-arms the timerfd only when the earliest deadline changes, so a busy

@@ -44,6 +44,7 @@ impl HelloId {
         if digits.is_empty() || digits.len() > MAX_ID_DIGITS {
             return Err(Error::BadNumber);
         }
+        let len = u8::try_from(digits.len()).map_err(|_| Error::BadNumber)?;
         let mut value: u16 = 0;
         let mut text = [0u8; MAX_ID_DIGITS];
         for (slot, &b) in text.iter_mut().zip(digits) {
@@ -54,11 +55,7 @@ impl HelloId {
             value = value * 10 + u16::from(b - b'0');
             *slot = b;
         }
-        Ok(Self {
-            value,
-            text,
-            len: digits.len() as u8,
-        })
+        Ok(Self { value, text, len })
     }
 
     /// The ID from its numeric value, written without leading zeros.

@@ -19,7 +19,9 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     debug_assert_eq!(rc, 0);
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000) + nanos
 }
 
 /// A one-shot `timerfd` on `CLOCK_MONOTONIC`, non-blocking, armed with
@@ -56,8 +58,9 @@ impl TimerFd {
         self.settime(
             libc::TFD_TIMER_ABSTIME,
             libc::timespec {
-                tv_sec: (ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+                tv_sec: libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+                // Always below 10^9, so it fits.
+                tv_nsec: libc::c_long::try_from(ns % 1_000_000_000).unwrap_or(0),
             },
         )
     }
