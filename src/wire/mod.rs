@@ -7,6 +7,7 @@
 //! arbitrary bytes.
 
 pub mod hello;
+pub mod lab;
 pub mod line;
 
 use core::fmt;
