@@ -165,16 +165,34 @@ pub trait Session {
     fn wants_input(&self) -> bool {
         true
     }
+
+    /// Whether the deadline from `poll_timeout` is a pacing deadline that
+    /// should be met to the microsecond: the reactor then wakes early and
+    /// spins the last stretch (see `reactor::wait`). Retransmission and
+    /// expiry timers leave this `false`.
+    fn is_paced(&self) -> bool {
+        false
+    }
 }
 
 /// What an acceptor makes of a datagram from a peer it has no session for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Admission {
     /// Send the bytes the acceptor appended to `reply` back to the sender,
     /// and keep no state.
     Reply,
     /// Drop the datagram silently.
     Ignore,
+    /// Start a session for this peer on the same socket: it receives this
+    /// datagram and every later one from the same address, and its
+    /// transmits leave through the same socket.
+    Shared(Box<dyn Session>),
+}
+
+impl fmt::Debug for dyn Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Session({:?})", self.side())
+    }
 }
 
 /// Lives on a listening TCP socket or a server UDP socket and turns first

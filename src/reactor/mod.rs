@@ -25,7 +25,10 @@
 //! * A session's deadline is on the heap iff its `TimerSlot` holds it.
 
 mod clock;
+mod datagram;
+mod entry;
 mod idle;
+mod stream;
 mod sys;
 pub mod timers;
 pub mod wait;
@@ -34,20 +37,21 @@ pub use clock::Clock;
 pub use idle::IdleExit;
 pub use wait::TimerMode;
 
-use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Shared, Tag,
-};
+use crate::proto::{Acceptor, Context, Input, Request, Session, Shared, Tag};
 use crate::time::{Duration, Instant};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
+use datagram::{UdpOut, parent_of, transmit_udp};
+use entry::{Entry, Io, Phase, Role};
 use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use stream::transmit_stream;
 use timers::{Owner, TimerSlot, Timers};
 use wait::Waiter;
 
@@ -67,6 +71,13 @@ pub struct ReactorConfig {
     pub accept_budget: usize,
     /// Bytes written to one TCP stream per turn.
     pub write_budget: usize,
+    /// Datagrams one session may send per turn.
+    pub send_budget: usize,
+    /// Per-peer sessions one server UDP socket may hold.
+    pub max_shared_sessions: usize,
+    /// How early the reactor wakes for a precise (pacing) deadline, to spin
+    /// the rest; zero trusts the timerfd alone.
+    pub spin: Duration,
     /// Stop asking a session for output once this much is buffered.
     pub high_water: usize,
     /// How long a closing TCP connection may take to flush and see EOF.
@@ -85,6 +96,9 @@ impl Default for ReactorConfig {
             datagram_budget: 256,
             accept_budget: 256,
             write_budget: 4 * 1024 * 1024,
+            send_budget: 1024,
+            max_shared_sessions: 4096,
+            spin: Duration::from_micros(100),
             high_water: 256 * 1024,
             linger: Duration::from_secs(2),
             idle_exit: None,
@@ -112,112 +126,15 @@ struct Ready {
     writable: bool,
 }
 
-enum Io {
-    Listener(TcpListener),
-    Stream(TcpStream),
-    Udp(UdpSocket),
-    /// The waiter's timerfd (owned by the waiter).
-    Timer,
-    Signals(Signals),
-    /// A session with no socket (timer-only; benches and tests).
-    Detached,
-}
-
-enum Role {
-    Acceptor(Box<dyn Acceptor>),
-    Session(Box<dyn Session>),
-    Internal,
-}
-
+/// How far a transmit step got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Outbound TCP connect in progress.
-    Connecting,
-    Open,
-    /// Flushing, then waiting for the peer's EOF until `until`.
-    Closing {
-        until: Instant,
-    },
-    /// On the reap list.
-    Dead,
-}
-
-struct Entry {
-    io: Io,
-    role: Role,
-    peer: Option<SocketAddr>,
-    /// TCP output not yet accepted by the socket.
-    out: BytesMut,
-    /// A UDP datagram that met `WouldBlock`.
-    pending: Option<(SocketAddr, BytesMut)>,
-    slot: TimerSlot,
-    interest: Interest,
-    phase: Phase,
-    /// Reading stopped because the session does not want input.
-    read_paused: bool,
-    read_closed: bool,
-    write_shut: bool,
-}
-
-impl Entry {
-    fn new(io: Io, role: Role, peer: Option<SocketAddr>, interest: Interest) -> Self {
-        Self {
-            io,
-            role,
-            peer,
-            out: BytesMut::new(),
-            pending: None,
-            slot: TimerSlot::default(),
-            interest,
-            phase: Phase::Open,
-            read_paused: false,
-            read_closed: false,
-            write_shut: false,
-        }
-    }
-
-    fn is_session(&self) -> bool {
-        matches!(self.role, Role::Session(_))
-    }
-
-    /// Starts closing. A TCP stream closes gracefully (flush, half-close,
-    /// wait for the peer's EOF until `linger_until`), because closing with
-    /// unread input sends a RST that can destroy the last answer in flight.
-    /// Returns true when the entry is dead at once and must be reaped.
-    fn begin_close(&mut self, reason: &CloseReason, linger_until: Instant) -> bool {
-        if matches!(self.phase, Phase::Closing { .. } | Phase::Dead) {
-            return false;
-        }
-        // Pointless when the connection never opened or the peer already
-        // closed with nothing left to send.
-        let graceful = matches!(self.io, Io::Stream(_))
-            && *reason != CloseReason::Aborted
-            && self.phase == Phase::Open
-            && !(self.read_closed && self.out.is_empty());
-        if graceful {
-            self.phase = Phase::Closing {
-                until: linger_until,
-            };
-            false
-        } else {
-            self.phase = Phase::Dead;
-            true
-        }
-    }
-
-    /// Shuts the write half of a closing stream down once its output is
-    /// out. Returns true if it did so just now.
-    fn shut_write_if_flushed(&mut self) -> bool {
-        let Io::Stream(stream) = &self.io else {
-            return false;
-        };
-        if !matches!(self.phase, Phase::Closing { .. }) || !self.out.is_empty() || self.write_shut {
-            return false;
-        }
-        self.write_shut = true;
-        let _ = stream.shutdown(Shutdown::Write);
-        true
-    }
+enum Sent {
+    /// The session has nothing more to send now.
+    All,
+    /// The socket took all it could; `WRITABLE` brings the rest.
+    SocketFull,
+    /// The turn's budget ran out with the socket still writable.
+    BudgetSpent,
 }
 
 /// The single-threaded event loop. See the module docs for one turn.
@@ -239,6 +156,7 @@ pub struct Reactor {
     idle: Option<(IdleExit, TimerSlot)>,
     activity: bool,
     sessions: usize,
+    gso: bool,
     exit: Option<Exit>,
     stats: Stats,
 }
@@ -256,6 +174,8 @@ pub struct Stats {
     pub datagrams_out: u64,
     /// Stateless UDP replies dropped because the socket buffer was full.
     pub replies_dropped: u64,
+    /// Per-peer UDP sessions refused because the socket held the maximum.
+    pub sessions_refused: u64,
     /// Deadlines popped whose stamp was stale.
     pub stale_timers: u64,
     /// Heap compactions.
@@ -272,6 +192,10 @@ impl Reactor {
         let mut clock = Clock::new();
         let now = clock.now();
         let waiter = Waiter::new(config.timer)?;
+        // The default 50 µs slack would let the kernel defer our wake-ups.
+        if let Err(e) = sys::set_timer_slack_ns(1) {
+            debug!("timer slack unchanged: {e}");
+        }
         let mut reactor = Self {
             poll,
             events: Events::with_capacity(1024),
@@ -289,6 +213,7 @@ impl Reactor {
             idle: None,
             activity: false,
             sessions: 0,
+            gso: true,
             exit: None,
             stats: Stats::default(),
             config,
@@ -372,14 +297,15 @@ impl Reactor {
             .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
         entry.insert(Entry::new(
             Io::Listener(listener),
-            Role::Acceptor(acceptor),
+            datagram::demux(acceptor),
             Some(local),
             Interest::READABLE,
         ));
         Ok(local)
     }
 
-    /// Binds a UDP socket on `addr` whose datagrams `acceptor` answers.
+    /// Binds a UDP socket on `addr` whose datagrams `acceptor` answers or
+    /// turns into per-peer sessions.
     ///
     /// # Errors
     /// Binding or registering failed.
@@ -396,7 +322,7 @@ impl Reactor {
             .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
         entry.insert(Entry::new(
             Io::Udp(socket),
-            Role::Acceptor(acceptor),
+            datagram::demux(acceptor),
             Some(local),
             Interest::READABLE,
         ));
@@ -433,8 +359,9 @@ impl Reactor {
         Ok(key)
     }
 
-    /// Adds a UDP socket driven by `session` (client side). `peer` is only
-    /// used in log lines.
+    /// Adds a UDP socket driven by `session` (client side). `peer` is where
+    /// datagrams go when the session names no destination, and what log
+    /// lines show.
     ///
     /// # Errors
     /// Registering failed.
@@ -495,7 +422,7 @@ impl Reactor {
     pub fn turn(&mut self) -> io::Result<()> {
         let timeout = if self.still_ready.is_empty() {
             self.waiter
-                .prepare(&mut self.clock, self.timers.next_deadline())?
+                .prepare(&mut self.clock, self.timers.next_wake(), self.config.spin)?
         } else {
             Some(Duration::ZERO)
         };
@@ -547,22 +474,28 @@ impl Reactor {
         if entry.phase == Phase::Dead {
             return;
         }
-        match &entry.io {
-            Io::Listener(_) => self.accept(r.key),
-            Io::Udp(_) if matches!(entry.role, Role::Acceptor(_)) => self.answer_datagrams(r.key),
-            Io::Udp(_) => {
+        match (&entry.io, &entry.role) {
+            (Io::Listener(_), _) => self.accept(r.key),
+            (Io::Udp(_), Role::Acceptor(_)) => {
                 if r.writable {
-                    self.send_pending(r.key);
+                    self.resume_blocked(r.key);
                 }
+                if r.readable {
+                    self.answer_datagrams(r.key);
+                }
+            }
+            (Io::Udp(_), _) => {
                 if r.readable {
                     self.receive_datagrams(r.key);
                 }
                 self.flush(r.key);
             }
-            Io::Stream(_) => self.stream_ready(r),
-            Io::Timer => self.waiter.on_ready(),
-            Io::Signals(_) => self.signals(r.key),
-            Io::Detached => {}
+            // Still ready after a send budget ran out.
+            (Io::SharedUdp { .. }, _) => self.flush(r.key),
+            (Io::Stream(_), _) => self.stream_ready(r),
+            (Io::Timer, _) => self.waiter.on_ready(),
+            (Io::Signals(_), _) => self.signals(r.key),
+            (Io::Detached, _) => {}
         }
     }
 
@@ -576,254 +509,6 @@ impl Reactor {
             now,
             tag: Tag { key, peer },
             shared,
-        }
-    }
-
-    fn accept(&mut self, key: usize) {
-        for _ in 0..self.config.accept_budget {
-            let Io::Listener(listener) = &self.entries[key].io else {
-                return;
-            };
-            let (mut stream, peer) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: keep serving the connections we have.
-                    warn!("[#{key}] accept: {e}");
-                    return;
-                }
-            };
-            self.stats.accepted += 1;
-            self.activity = true;
-            // The key the new entry will get: known before the acceptor runs,
-            // so its log lines and context name the right session.
-            let new_key = self.entries.vacant_key();
-            let Role::Acceptor(acceptor) = &mut self.entries[key].role else {
-                return;
-            };
-            let mut cx = Self::context(&mut self.shared, self.now, new_key, Some(peer));
-            let Some(session) = acceptor.accept_stream(&mut cx, peer) else {
-                continue;
-            };
-            // Answers are small and prompt; Nagle would hold pipelined ones back.
-            let _ = stream.set_nodelay(true);
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(&mut stream, Token(new_key), Interest::READABLE)
-            {
-                warn!("[#{new_key} {peer}] register: {e}");
-                continue;
-            }
-            trace!("[#{new_key} {peer}] accepted");
-            let inserted = self.entries.insert(Entry::new(
-                Io::Stream(stream),
-                Role::Session(session),
-                Some(peer),
-                Interest::READABLE,
-            ));
-            debug_assert_eq!(inserted, new_key);
-            // No read here: EPOLL_CTL_ADD reports data that is already
-            // queued, so the first request arrives as an ordinary event.
-            self.sessions += 1;
-        }
-        self.still_ready.push(key);
-    }
-
-    fn answer_datagrams(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        let (Io::Udp(socket), Role::Acceptor(acceptor)) = (&entry.io, &mut entry.role) else {
-            return;
-        };
-        for _ in 0..self.config.datagram_budget {
-            let (n, from) = match socket.recv_from(&mut self.read_buf) {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!("[#{key}] recv_from: {e}");
-                    continue;
-                }
-            };
-            self.stats.datagrams_in += 1;
-            self.activity = true;
-            self.dgram_buf.clear();
-            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
-            let admission =
-                acceptor.accept_datagram(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
-            arm_shared(&mut self.timers, &mut self.shared);
-            match admission {
-                Admission::Reply => match socket.send_to(&self.dgram_buf, from) {
-                    Ok(_) => self.stats.datagrams_out += 1,
-                    Err(e) => {
-                        // A stateless answer is not worth queueing: the client retries.
-                        self.stats.replies_dropped += 1;
-                        debug!("[#{key} {from}] reply dropped: {e}");
-                    }
-                },
-                Admission::Ignore => {}
-            }
-        }
-        self.still_ready.push(key);
-    }
-
-    fn receive_datagrams(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        let (Io::Udp(socket), Role::Session(session)) = (&entry.io, &mut entry.role) else {
-            return;
-        };
-        for _ in 0..self.config.datagram_budget {
-            if !session.wants_input() {
-                entry.read_paused = true;
-                return;
-            }
-            let (n, from) = match socket.recv_from(&mut self.read_buf) {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors on connected sockets (port unreachable).
-                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                    session.handle_input(&mut cx, Input::Failed(e.kind()));
-                    return;
-                }
-            };
-            self.stats.datagrams_in += 1;
-            self.activity = true;
-            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-            session.handle_input(
-                &mut cx,
-                Input::Datagram {
-                    from,
-                    payload: &self.read_buf[..n],
-                },
-            );
-        }
-        self.still_ready.push(key);
-    }
-
-    fn stream_ready(&mut self, r: Ready) {
-        let entry = &mut self.entries[r.key];
-        if entry.phase == Phase::Connecting {
-            let Io::Stream(stream) = &entry.io else {
-                return;
-            };
-            match stream.take_error() {
-                Ok(Some(e)) | Err(e) => return self.fail(r.key, e.kind()),
-                Ok(None) => {}
-            }
-            match stream.peer_addr() {
-                Ok(_) => entry.phase = Phase::Open,
-                Err(e) if e.kind() == ErrorKind::NotConnected => return, // not yet
-                Err(e) => return self.fail(r.key, e.kind()),
-            }
-        }
-        if r.writable && !self.write_out(r.key) {
-            return;
-        }
-        if r.readable {
-            self.read_stream(r.key);
-        }
-        self.flush(r.key);
-    }
-
-    /// Reads until `WouldBlock`, EOF, the budget, or the session pauses.
-    fn read_stream(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        let Io::Stream(stream) = &mut entry.io else {
-            return;
-        };
-        let Role::Session(session) = &mut entry.role else {
-            return;
-        };
-        if entry.read_closed {
-            return;
-        }
-        let closing = matches!(entry.phase, Phase::Closing { .. });
-        let mut budget = self.config.read_budget;
-        loop {
-            if !closing && !session.wants_input() {
-                entry.read_paused = true;
-                return;
-            }
-            entry.read_paused = false;
-            match stream.read(&mut self.read_buf) {
-                Ok(0) => {
-                    entry.read_closed = true;
-                    if closing {
-                        // The peer saw our FIN and closed too: done.
-                        entry.phase = Phase::Dead;
-                        self.reap.push(key);
-                    } else {
-                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                        session.handle_input(&mut cx, Input::StreamEnd);
-                    }
-                    return;
-                }
-                Ok(n) => {
-                    self.activity = true;
-                    if !closing {
-                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                        session.handle_input(&mut cx, Input::Stream(&self.read_buf[..n]));
-                    }
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        self.still_ready.push(key);
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(key, e.kind()),
-            }
-        }
-    }
-
-    /// Writes buffered output until it is gone or the socket is full.
-    /// Returns false if the entry failed.
-    fn write_out(&mut self, key: usize) -> bool {
-        let entry = &mut self.entries[key];
-        let Io::Stream(stream) = &mut entry.io else {
-            return true;
-        };
-        while !entry.out.is_empty() {
-            match stream.write(&entry.out) {
-                Ok(0) => {
-                    self.fail(key, ErrorKind::WriteZero);
-                    return false;
-                }
-                Ok(n) => entry.out.advance(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail(key, e.kind());
-                    return false;
-                }
-            }
-        }
-        if entry.out.is_empty() && entry.out.capacity() > 64 * 1024 {
-            // Give back a large buffer: an idle connection should cost little.
-            entry.out = BytesMut::new();
-        }
-        true
-    }
-
-    fn send_pending(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        let Io::Udp(socket) = &entry.io else { return };
-        if let Some((to, bytes)) = &entry.pending {
-            match socket.send_to(bytes, *to) {
-                Ok(_) => {
-                    self.stats.datagrams_out += 1;
-                    entry.pending = None;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    debug!("[#{key} {to}] send_to: {e}");
-                    entry.pending = None;
-                }
-            }
         }
     }
 
@@ -847,62 +532,98 @@ impl Reactor {
     /// After any call into the session at `key`: transmit, arm its deadline,
     /// carry out its requests, update interest (the fixed order of `proto`).
     fn flush(&mut self, key: usize) {
-        let Some(entry) = self.entries.get_mut(key) else {
-            return;
+        let parent = match self.entries.get(key) {
+            Some(e) if e.phase != Phase::Dead => parent_of(e),
+            _ => return,
         };
-        if entry.phase == Phase::Dead {
-            return;
-        }
+        // A per-peer session sends through its parent's socket.
+        let (entry, parent_entry) = match parent {
+            Some(p) => match self.entries.get2_mut(key, p) {
+                Some((e, pe)) => (e, Some(pe)),
+                None => return,
+            },
+            None => (&mut self.entries[key], None),
+        };
         let Role::Session(session) = &mut entry.role else {
             return;
         };
         let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
 
         // 1. Transmit.
-        match &mut entry.io {
-            Io::Stream(stream) => {
-                let writable = entry.phase != Phase::Connecting;
-                match transmit_stream(
-                    stream,
-                    writable,
-                    &mut entry.out,
-                    &mut **session,
-                    &mut cx,
-                    &self.config,
-                ) {
-                    Ok(Sent::All | Sent::SocketFull) => {}
-                    Ok(Sent::BudgetSpent) => self.still_ready.push(key),
-                    Err(kind) => return self.fail(key, kind),
+        let socket = match (&entry.io, &parent_entry) {
+            (Io::Udp(s), _) => Some(s),
+            (Io::SharedUdp { .. }, Some(p)) => match &p.io {
+                Io::Udp(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        };
+        let sent = if let Some(socket) = socket {
+            let mut out = UdpOut {
+                socket,
+                gso: &mut self.gso,
+                sent: 0,
+            };
+            let budget = self.config.send_budget;
+            let scratch = &mut self.dgram_buf;
+            let sent = transmit_udp(
+                &mut out,
+                entry.peer,
+                &mut entry.pending,
+                &mut **session,
+                &mut cx,
+                scratch,
+                budget,
+            );
+            self.stats.datagrams_out += out.sent;
+            Ok(sent)
+        } else {
+            match &mut entry.io {
+                Io::Stream(stream) => {
+                    let writable = entry.phase != Phase::Connecting;
+                    transmit_stream(
+                        stream,
+                        writable,
+                        &mut entry.out,
+                        &mut **session,
+                        &mut cx,
+                        &self.config,
+                    )
                 }
-            }
-            Io::Udp(socket) => {
-                let scratch = &mut self.dgram_buf;
-                let sent = transmit_udp(
-                    socket,
-                    entry.peer,
-                    &mut entry.pending,
-                    &mut **session,
-                    &mut cx,
-                    scratch,
-                );
-                self.stats.datagrams_out += sent;
-            }
-            Io::Detached => {
-                // No socket: whatever a timer-only session emits is dropped.
-                self.dgram_buf.clear();
-                while session
-                    .poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
-                    .is_some()
-                {
+                Io::Detached => {
+                    // No socket: whatever a timer-only session emits is dropped.
                     self.dgram_buf.clear();
+                    while session
+                        .poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
+                        .is_some()
+                    {
+                        self.dgram_buf.clear();
+                    }
+                    Ok(Sent::All)
+                }
+                _ => Ok(Sent::All),
+            }
+        };
+        match sent {
+            Ok(Sent::All) => {}
+            Ok(Sent::BudgetSpent) => self.still_ready.push(key),
+            Ok(Sent::SocketFull) => {
+                if let Some(Entry {
+                    role: Role::Acceptor(demux),
+                    ..
+                }) = parent_entry
+                    && !demux.blocked.contains(&key)
+                {
+                    demux.blocked.push(key);
                 }
             }
-            Io::Listener(_) | Io::Timer | Io::Signals(_) => {}
+            Err(kind) => return self.fail(key, kind),
         }
 
         // 2. Deadline: read now, armed after the requests, which may start
         //    a close (a closing entry waits for its linger time instead).
         let deadline = session.poll_timeout();
+        let precise = session.is_paced();
 
         // 3. Requests (drained before acting on them: acting needs the
         //    whole entry, and the session is part of it).
@@ -922,11 +643,13 @@ impl Reactor {
                 return;
             }
         }
-        let want = match entry.phase {
-            Phase::Closing { until } => Some(until),
-            _ => deadline,
+        let (want, precise) = match entry.phase {
+            Phase::Closing { until } => (Some(until), false),
+            _ => (deadline, precise),
         };
-        entry.slot.sync(&mut self.timers, Owner::Entry(key), want);
+        entry
+            .slot
+            .sync_with(&mut self.timers, Owner::Entry(key), want, precise);
 
         // 4. Shared follow-ups (hello expiries to arm).
         arm_shared(&mut self.timers, &mut self.shared);
@@ -946,15 +669,13 @@ impl Reactor {
             entry.read_paused = false;
             self.still_ready.push(key);
         }
-        self.update_interest(key);
+        self.update_interest(parent.unwrap_or(key));
     }
 
     /// Registers `WRITABLE` only while output is pending.
     fn update_interest(&mut self, key: usize) {
         let entry = &mut self.entries[key];
-        let wants_write =
-            !entry.out.is_empty() || entry.pending.is_some() || entry.phase == Phase::Connecting;
-        let want = if wants_write {
+        let want = if entry.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -1044,15 +765,19 @@ impl Reactor {
     }
 
     fn reap_closed(&mut self) {
-        for key in self.reap.drain(..) {
-            if let Some(entry) = self.entries.try_remove(key) {
-                if entry.is_session() {
-                    self.sessions -= 1;
-                }
-                trace!("[#{key}{}] freed", fmt_peer(entry.peer));
-                // Dropping the socket closes it, which also removes it from
-                // the epoll set: no deregister call needed.
+        while let Some(key) = self.reap.pop() {
+            let Some(entry) = self.entries.try_remove(key) else {
+                continue;
+            };
+            if entry.is_session() {
+                self.sessions -= 1;
             }
+            if let Some(parent) = parent_of(&entry) {
+                self.detach_child(parent, key, entry.peer);
+            }
+            trace!("[#{key}{}] freed", fmt_peer(entry.peer));
+            // Dropping the socket closes it, which also removes it from
+            // the epoll set: no deregister call needed.
         }
     }
 
@@ -1084,96 +809,6 @@ fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
             },
             e.at,
         );
-    }
-}
-
-/// How far [`transmit_stream`] got.
-enum Sent {
-    /// The session has nothing more to send now.
-    All,
-    /// The socket took all it could; `WRITABLE` brings the rest.
-    SocketFull,
-    /// The per-turn write budget ran out with the socket still writable.
-    BudgetSpent,
-}
-
-/// Alternates between asking `session` for bytes (while `out` is under the
-/// high-water mark) and writing them, until the session has nothing more,
-/// the socket is full, or the turn's write budget is spent.
-fn transmit_stream(
-    stream: &mut TcpStream,
-    writable: bool,
-    out: &mut BytesMut,
-    session: &mut dyn Session,
-    cx: &mut Context<'_>,
-    config: &ReactorConfig,
-) -> Result<Sent, ErrorKind> {
-    let mut budget = config.write_budget;
-    loop {
-        while out.len() < config.high_water {
-            let limit = config.high_water - out.len();
-            if session.poll_transmit(cx, limit, out).is_none() {
-                break;
-            }
-        }
-        if out.is_empty() || !writable {
-            return Ok(Sent::All);
-        }
-        let before = out.len();
-        write_some(stream, out)?;
-        budget = budget.saturating_sub(before - out.len());
-        if !out.is_empty() {
-            return Ok(Sent::SocketFull);
-        }
-        if budget == 0 {
-            return Ok(Sent::BudgetSpent);
-        }
-    }
-}
-
-/// Sends each datagram the session produces, one `send_to` each; the first
-/// that meets `WouldBlock` waits in `pending` for `WRITABLE`. Returns how
-/// many went out.
-fn transmit_udp(
-    socket: &UdpSocket,
-    peer: Option<SocketAddr>,
-    pending: &mut Option<(SocketAddr, BytesMut)>,
-    session: &mut dyn Session,
-    cx: &mut Context<'_>,
-    scratch: &mut BytesMut,
-) -> u64 {
-    let mut sent = 0;
-    while pending.is_none() {
-        scratch.clear();
-        let Some(t) = session.poll_transmit(cx, MAX_DATAGRAM, scratch) else {
-            break;
-        };
-        let Some(to) = t.to.or(peer) else {
-            debug!("{} datagram with no destination dropped", cx.tag);
-            continue;
-        };
-        match socket.send_to(scratch, to) {
-            Ok(_) => sent += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => *pending = Some((to, scratch.split())),
-            Err(e) => debug!("{} send_to {to}: {e}", cx.tag),
-        }
-    }
-    sent
-}
-
-/// One `write` of as much of `out` as the socket takes.
-fn write_some(stream: &mut TcpStream, out: &mut BytesMut) -> Result<(), ErrorKind> {
-    loop {
-        match stream.write(out) {
-            Ok(0) => return Err(ErrorKind::WriteZero),
-            Ok(n) => {
-                out.advance(n);
-                return Ok(());
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.kind()),
-        }
     }
 }
 

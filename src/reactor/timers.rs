@@ -14,6 +14,9 @@
 //! * Ties pop in arming order (the stamp breaks them), so runs are
 //!   deterministic.
 //! * [`Timers::compact`] bounds the memory stale entries take under churn.
+//!
+//! A deadline may be *precise* (a pacing deadline): the reactor then spins
+//! for the last few microseconds instead of trusting the timerfd alone.
 
 use crate::time::Instant;
 use core::cmp::Ordering;
@@ -45,6 +48,7 @@ struct Deadline {
     at: Instant,
     stamp: Stamp,
     owner: Owner,
+    precise: bool,
 }
 
 // `BinaryHeap` is a max-heap: order by (at, stamp) reversed to pop the
@@ -93,15 +97,30 @@ impl Timers {
 
     /// Adds a deadline for `owner` at `at`, and returns its fresh stamp.
     pub fn arm(&mut self, owner: Owner, at: Instant) -> Stamp {
+        self.arm_with(owner, at, false)
+    }
+
+    /// [`arm`](Self::arm), marking whether the deadline is precise.
+    pub fn arm_with(&mut self, owner: Owner, at: Instant, precise: bool) -> Stamp {
         let stamp = Stamp(self.next_stamp);
         self.next_stamp += 1;
-        self.heap.push(Deadline { at, stamp, owner });
+        self.heap.push(Deadline {
+            at,
+            stamp,
+            owner,
+            precise,
+        });
         stamp
     }
 
     /// The earliest deadline, possibly stale.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|d| d.at)
+    }
+
+    /// The earliest deadline and whether it is precise.
+    pub fn next_wake(&self) -> Option<(Instant, bool)> {
+        self.heap.peek().map(|d| (d.at, d.precise))
     }
 
     /// Removes and returns the earliest deadline if it is due at `now`
@@ -136,16 +155,29 @@ impl Timers {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimerSlot {
     armed: Option<(Instant, Stamp)>,
+    precise: bool,
 }
 
 impl TimerSlot {
     /// Makes the armed deadline `want`. Pushes onto the heap only when `want`
     /// differs from what is armed; the old entry goes stale.
     pub fn sync(&mut self, timers: &mut Timers, owner: Owner, want: Option<Instant>) {
-        if self.armed.map(|(at, _)| at) == want {
+        self.sync_with(timers, owner, want, false);
+    }
+
+    /// [`sync`](Self::sync), marking whether the deadline is precise.
+    pub fn sync_with(
+        &mut self,
+        timers: &mut Timers,
+        owner: Owner,
+        want: Option<Instant>,
+        precise: bool,
+    ) {
+        if self.armed.map(|(at, _)| at) == want && (want.is_none() || self.precise == precise) {
             return;
         }
-        self.armed = want.map(|at| (at, timers.arm(owner, at)));
+        self.precise = precise;
+        self.armed = want.map(|at| (at, timers.arm_with(owner, at, precise)));
     }
 
     /// True (and disarms) when `stamp` is the live arming; false for a stale pop.
@@ -218,6 +250,18 @@ mod tests {
         let (_, live, _) = t.pop_due(ms(20)).unwrap();
         assert!(slot.take_if_current(live));
         assert_eq!(slot.deadline(), None);
+    }
+
+    #[test]
+    fn precision_is_reported_and_rearms() {
+        let mut t = Timers::new();
+        let mut slot = TimerSlot::default();
+        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), true);
+        assert_eq!(t.next_wake(), Some((ms(10), true)));
+        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), true);
+        assert_eq!(t.len(), 1);
+        slot.sync(&mut t, Owner::Entry(0), Some(ms(10)));
+        assert_eq!(t.len(), 2, "same instant, different precision: re-armed");
     }
 
     #[test]

@@ -64,7 +64,9 @@ pub enum BadRequest {
 impl fmt::Display for BadRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::StreamSyntax => "bad stream request: expected stream-<interval_ms>-<count>-<size>",
+            Self::StreamSyntax => {
+                "bad stream request: expected stream-<interval_ms>-<count>-<size>"
+            }
             Self::StreamInterval => {
                 "bad stream request: interval_ms must be a decimal from 0 to 3600000"
             }
@@ -240,11 +242,19 @@ mod tests {
     fn spec_stream_forms() {
         assert_eq!(
             Request::parse(b"stream-10-100-1400"),
-            Ok(Request::Stream(StreamSpec { interval_ns: 10_000_000, count: 100, size: 1400 }))
+            Ok(Request::Stream(StreamSpec {
+                interval_ns: 10_000_000,
+                count: 100,
+                size: 1400
+            }))
         );
         assert_eq!(
             Request::parse(b"stream-0-5-16"),
-            Ok(Request::Stream(StreamSpec { interval_ns: 0, count: 5, size: 16 }))
+            Ok(Request::Stream(StreamSpec {
+                interval_ns: 0,
+                count: 5,
+                size: 16
+            }))
         );
         // "fractional values such as 0.1 are allowed", and round() is exact.
         let ns = |t: &[u8]| match Request::parse(t) {
@@ -283,7 +293,12 @@ mod tests {
             (b"stream-1-2-", StreamSize),
             (b"stream-1-2-4294967296", StreamSize),
         ] {
-            assert_eq!(Request::parse(req), Err(why), "{}", String::from_utf8_lossy(req));
+            assert_eq!(
+                Request::parse(req),
+                Err(why),
+                "{}",
+                String::from_utf8_lossy(req)
+            );
         }
     }
 
@@ -292,9 +307,20 @@ mod tests {
         assert_eq!(Request::parse(b"123456789"), Ok(Request::File(123_456_789)));
         assert_eq!(Request::parse(b"1"), Ok(Request::File(1)));
         assert_eq!(Request::parse(b"0"), Err(BadRequest::FileSize));
-        assert_eq!(Request::parse(b"99999999999999999999"), Err(BadRequest::FileSize));
+        assert_eq!(
+            Request::parse(b"99999999999999999999"),
+            Err(BadRequest::FileSize)
+        );
         // Signs and spaces make it "anything else".
-        for echo in [&b"+5"[..], b"-5", b" 5", b"5 ", b"hello", b"", b"STREAM-1-1-16"] {
+        for echo in [
+            &b"+5"[..],
+            b"-5",
+            b" 5",
+            b"5 ",
+            b"hello",
+            b"",
+            b"STREAM-1-1-16",
+        ] {
             assert_eq!(Request::parse(echo), Ok(Request::Echo(echo)));
         }
     }
@@ -303,12 +329,18 @@ mod tests {
     fn header_fixture() {
         // seq 1, scheduled at 1 × 100 µs = 100 000 ns = 0x186A0.
         const BYTES: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0x01, 0x86, 0xA0];
-        let h = SegmentHeader { seq: 1, sched_ns: 100_000 };
+        let h = SegmentHeader {
+            seq: 1,
+            sched_ns: 100_000,
+        };
         let mut buf = [0u8; 16];
         h.emit(&mut buf);
         assert_eq!(buf, BYTES);
         assert_eq!(SegmentHeader::parse(&BYTES), Ok(h));
-        assert_eq!(SegmentHeader::parse(&BYTES[..15]), Err(crate::wire::Error::Truncated));
+        assert_eq!(
+            SegmentHeader::parse(&BYTES[..15]),
+            Err(crate::wire::Error::Truncated)
+        );
     }
 
     #[test]

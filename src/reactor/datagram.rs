@@ -1,0 +1,364 @@
+//! UDP pumps: receive into acceptors and sessions, send their datagrams.
+//!
+//! Owns three things:
+//! * **Demultiplexing.** A server UDP socket belongs to an acceptor. A
+//!   datagram from a peer that has a session on that socket goes to the
+//!   session; otherwise the acceptor answers it statelessly, ignores it, or
+//!   admits a new per-peer session (`Admission::Shared`), which gets its own
+//!   slab entry (and so its own timer slot and key) but sends through the
+//!   parent's socket.
+//! * **Batched sending.** Consecutive datagrams a session produces for the
+//!   same destination with the same size go out as one `sendmsg` with
+//!   `UDP_SEGMENT` (GSO): up to 64 datagrams per system call. Where the
+//!   kernel refuses GSO the reactor falls back to one `send_to` each, for
+//!   good.
+//! * **Room.** A datagram that meets `WouldBlock` waits in its entry's
+//!   `pending` queue and `WRITABLE` is registered until it is out.
+
+use super::entry::{Demux, Entry, Io, Pending, Phase, Role};
+use super::{MAX_DATAGRAM, Reactor, Sent, sys};
+use crate::proto::{Admission, Context, Input, Session};
+use bytes::{Buf, BytesMut};
+use log::debug;
+use mio::Interest;
+use mio::net::UdpSocket;
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+/// Most datagrams in one GSO send (the kernel's `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most bytes in one GSO send: one IP packet's worth.
+const GSO_MAX_BYTES: usize = 65_000;
+
+impl Reactor {
+    /// Reads datagrams from the acceptor-owned socket at `key` and routes
+    /// each to its peer's session, or to the acceptor.
+    pub(super) fn answer_datagrams(&mut self, key: usize) {
+        for _ in 0..self.config.datagram_budget {
+            let Io::Udp(socket) = &self.entries[key].io else {
+                return;
+            };
+            let (n, from) = match socket.recv_from(&mut self.read_buf) {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("[#{key}] recv_from: {e}");
+                    continue;
+                }
+            };
+            self.stats.datagrams_in += 1;
+            self.activity = true;
+            let entry = &mut self.entries[key];
+            let (Io::Udp(socket), Role::Acceptor(demux)) = (&entry.io, &mut entry.role) else {
+                return;
+            };
+            if let Some(&child) = demux.peers.get(&from) {
+                self.deliver(child, from, n);
+                continue;
+            }
+            self.dgram_buf.clear();
+            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
+            let admission = demux.acceptor.accept_datagram(
+                &mut cx,
+                from,
+                &self.read_buf[..n],
+                &mut self.dgram_buf,
+            );
+            super::arm_shared(&mut self.timers, &mut self.shared);
+            match admission {
+                Admission::Reply => match socket.send_to(&self.dgram_buf, from) {
+                    Ok(_) => self.stats.datagrams_out += 1,
+                    Err(e) => {
+                        // A stateless answer is not worth queueing: the client retries.
+                        self.stats.replies_dropped += 1;
+                        debug!("[#{key} {from}] reply dropped: {e}");
+                    }
+                },
+                Admission::Ignore => {}
+                Admission::Shared(session) => {
+                    if demux.peers.len() >= self.config.max_shared_sessions {
+                        self.stats.sessions_refused += 1;
+                        debug!(
+                            "[#{key} {from}] session refused: {} on this socket",
+                            demux.peers.len()
+                        );
+                        continue;
+                    }
+                    let child = self.entries.insert(Entry::new(
+                        Io::SharedUdp { parent: key },
+                        Role::Session(session),
+                        Some(from),
+                        Interest::READABLE,
+                    ));
+                    if let Role::Acceptor(demux) = &mut self.entries[key].role {
+                        demux.peers.insert(from, child);
+                    }
+                    self.sessions += 1;
+                    self.deliver(child, from, n);
+                }
+            }
+        }
+        self.still_ready.push(key);
+    }
+
+    /// Hands the datagram in `read_buf[..n]` to the session at `child`.
+    fn deliver(&mut self, child: usize, from: SocketAddr, n: usize) {
+        let entry = &mut self.entries[child];
+        let Role::Session(session) = &mut entry.role else {
+            return;
+        };
+        if entry.phase == Phase::Dead {
+            return;
+        }
+        let mut cx = Self::context(&mut self.shared, self.now, child, entry.peer);
+        session.handle_input(
+            &mut cx,
+            Input::Datagram {
+                from,
+                payload: &self.read_buf[..n],
+            },
+        );
+        self.flush(child);
+    }
+
+    /// Reads datagrams from a session-owned (client) socket.
+    pub(super) fn receive_datagrams(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let (Io::Udp(socket), Role::Session(session)) = (&entry.io, &mut entry.role) else {
+            return;
+        };
+        for _ in 0..self.config.datagram_budget {
+            if !session.wants_input() {
+                entry.read_paused = true;
+                return;
+            }
+            let (n, from) = match socket.recv_from(&mut self.read_buf) {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors on connected sockets (port unreachable).
+                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                    session.handle_input(&mut cx, Input::Failed(e.kind()));
+                    return;
+                }
+            };
+            self.stats.datagrams_in += 1;
+            self.activity = true;
+            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+            session.handle_input(
+                &mut cx,
+                Input::Datagram {
+                    from,
+                    payload: &self.read_buf[..n],
+                },
+            );
+        }
+        self.still_ready.push(key);
+    }
+
+    /// The shared socket at `parent` has room again: let the blocked children
+    /// send (each re-blocks itself if the socket fills again).
+    pub(super) fn resume_blocked(&mut self, parent: usize) {
+        let blocked = match &mut self.entries[parent].role {
+            Role::Acceptor(demux) => core::mem::take(&mut demux.blocked),
+            _ => return,
+        };
+        for child in blocked {
+            self.flush(child);
+        }
+        self.update_interest(parent);
+    }
+
+    /// Forgets a reaped child in its parent's peer map and blocked list.
+    pub(super) fn detach_child(&mut self, parent: usize, child: usize, peer: Option<SocketAddr>) {
+        if let Some(Entry {
+            role: Role::Acceptor(demux),
+            ..
+        }) = self.entries.get_mut(parent)
+        {
+            if let Some(peer) = peer
+                && demux.peers.get(&peer) == Some(&child)
+            {
+                demux.peers.remove(&peer);
+            }
+            demux.blocked.retain(|&k| k != child);
+        }
+    }
+}
+
+/// The sending side of one UDP socket.
+pub(super) struct UdpOut<'a> {
+    pub(super) socket: &'a UdpSocket,
+    /// Whether GSO is still believed to work (cleared on the first refusal).
+    pub(super) gso: &'a mut bool,
+    /// Datagrams sent so far.
+    pub(super) sent: u64,
+}
+
+impl UdpOut<'_> {
+    /// Sends `bytes` to `to` as datagrams of `segment` bytes (the last may be
+    /// shorter). `Err(offset)`: the socket is full and `bytes[offset..]` is
+    /// still to send.
+    fn send(&mut self, to: SocketAddr, bytes: &[u8], segment: usize) -> Result<(), usize> {
+        let mut offset = 0;
+        if segment == 0 {
+            // An empty datagram is still a datagram.
+            return match self.socket.send_to(&[], to) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Err(0),
+                _ => Ok(()),
+            };
+        }
+        while offset < bytes.len() {
+            let rest = &bytes[offset..];
+            if rest.len() > segment && *self.gso {
+                let seg = u16::try_from(segment).unwrap_or(u16::MAX);
+                match sys::send_gso(self.socket.as_raw_fd(), rest, seg, to) {
+                    Ok(_) => {
+                        self.sent += rest.len().div_ceil(segment) as u64;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(offset),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                        ) =>
+                    {
+                        debug!("UDP GSO refused ({e}): sending one datagram per call from now on");
+                        *self.gso = false;
+                        continue;
+                    }
+                    Err(e) => {
+                        debug!("send to {to}: {e}: {} bytes dropped", rest.len());
+                        return Ok(());
+                    }
+                }
+            }
+            let one = &rest[..segment.min(rest.len())];
+            match self.socket.send_to(one, to) {
+                Ok(_) => self.sent += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(offset),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => debug!("send to {to}: {e}: datagram dropped"),
+            }
+            offset += one.len();
+        }
+        Ok(())
+    }
+
+    /// Sends the queue from the front; false if the socket filled up again.
+    fn drain(&mut self, pending: &mut VecDeque<Pending>) -> bool {
+        while let Some(p) = pending.front_mut() {
+            match self.send(p.to, &p.bytes, p.segment) {
+                Ok(()) => {
+                    pending.pop_front();
+                }
+                Err(offset) => {
+                    p.bytes.advance(offset);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Sends what waited, then pulls datagrams from `session` (at most
+/// `budget`) and sends them, joining runs of equal-sized datagrams to one
+/// destination into GSO trains. `batch` is scratch space.
+pub(super) fn transmit_udp(
+    out: &mut UdpOut<'_>,
+    peer: Option<SocketAddr>,
+    pending: &mut VecDeque<Pending>,
+    session: &mut dyn Session,
+    cx: &mut Context<'_>,
+    batch: &mut BytesMut,
+    budget: usize,
+) -> Sent {
+    if !out.drain(pending) {
+        return Sent::SocketFull;
+    }
+    batch.clear();
+    // The train in `batch`: its destination and datagram size.
+    let mut train: Option<(SocketAddr, usize)> = None;
+    let mut full = false;
+    let mut result = Sent::All;
+    for produced in 0.. {
+        if produced >= budget {
+            result = Sent::BudgetSpent;
+            break;
+        }
+        let before = batch.len();
+        let Some(t) = session.poll_transmit(cx, MAX_DATAGRAM, batch) else {
+            break;
+        };
+        let len = batch.len() - before;
+        let Some(to) = t.to.or(peer) else {
+            debug!("{} datagram with no destination dropped", cx.tag);
+            batch.truncate(before);
+            continue;
+        };
+        let joins = matches!(train, Some((tto, seg))
+            if tto == to && len <= seg && len > 0
+                && before / seg < GSO_MAX_SEGMENTS && before + len <= GSO_MAX_BYTES);
+        if !joins && let Some((tto, seg)) = train {
+            // The new datagram cannot ride this train: send the train first.
+            if let Err(offset) = out.send(tto, &batch[..before], seg) {
+                queue(pending, tto, &batch[offset..before], seg);
+                queue(pending, to, &batch[before..], len);
+                full = true;
+                break;
+            }
+            batch.advance(before);
+            train = None;
+        }
+        let (tto, seg) = *train.get_or_insert((to, len));
+        if len < seg || len == 0 {
+            // A short (or empty) datagram ends its train.
+            if let Err(offset) = out.send(tto, batch, seg.max(len)) {
+                queue(pending, tto, &batch[offset..], seg);
+                full = true;
+                break;
+            }
+            batch.clear();
+            train = None;
+        }
+    }
+    if !full
+        && let Some((to, seg)) = train
+        && let Err(offset) = out.send(to, batch, seg)
+    {
+        queue(pending, to, &batch[offset..], seg);
+        full = true;
+    }
+    batch.clear();
+    if full { Sent::SocketFull } else { result }
+}
+
+fn queue(pending: &mut VecDeque<Pending>, to: SocketAddr, bytes: &[u8], segment: usize) {
+    if !bytes.is_empty() || segment == 0 {
+        pending.push_back(Pending {
+            to,
+            bytes: BytesMut::from(bytes),
+            segment,
+        });
+    }
+}
+
+/// Whether `entry` is a per-peer session on a shared socket, and its parent.
+pub(super) fn parent_of(entry: &Entry) -> Option<usize> {
+    match entry.io {
+        Io::SharedUdp { parent } => Some(parent),
+        _ => None,
+    }
+}
+
+/// A `Demux` for a new UDP server socket.
+pub(super) fn demux(acceptor: Box<dyn crate::proto::Acceptor>) -> Role {
+    Role::Acceptor(Box::new(Demux::new(acceptor)))
+}

@@ -1,0 +1,169 @@
+//! One slab entry: a socket (or none), its role, and its I/O state.
+//!
+//! Owns the per-entry bookkeeping the reactor needs between turns: buffered
+//! TCP output, UDP datagrams waiting for room, the timer slot, registered
+//! interest and the close protocol. It never calls into a session on its
+//! own; the reactor does, through these fields.
+
+use super::timers::TimerSlot;
+use crate::proto::{Acceptor, CloseReason, Session};
+use crate::time::Instant;
+use bytes::BytesMut;
+use mio::Interest;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::VecDeque;
+use std::hash::RandomState;
+use std::net::{Shutdown, SocketAddr};
+
+/// What the entry reads and writes.
+pub(super) enum Io {
+    Listener(TcpListener),
+    Stream(TcpStream),
+    Udp(UdpSocket),
+    /// A per-peer session on its parent's UDP socket (`Admission::Shared`).
+    SharedUdp {
+        parent: usize,
+    },
+    /// The waiter's timerfd (owned by the waiter).
+    Timer,
+    Signals(Signals),
+    /// A session with no socket (timer-only; benches and tests).
+    Detached,
+}
+
+/// An acceptor and, on a UDP socket, the per-peer sessions it admitted.
+pub(super) struct Demux {
+    pub(super) acceptor: Box<dyn Acceptor>,
+    /// Peer → child entry. Keys are chosen by whoever sends datagrams, so the
+    /// map uses SipHash with a random key rather than a fast fixed hash.
+    pub(super) peers: hashbrown::HashMap<SocketAddr, usize, RandomState>,
+    /// Children whose datagrams wait for the shared socket to drain.
+    pub(super) blocked: Vec<usize>,
+}
+
+impl Demux {
+    pub(super) fn new(acceptor: Box<dyn Acceptor>) -> Self {
+        Self {
+            acceptor,
+            peers: hashbrown::HashMap::with_hasher(RandomState::new()),
+            blocked: Vec::new(),
+        }
+    }
+}
+
+/// Who drives the entry.
+pub(super) enum Role {
+    Acceptor(Box<Demux>),
+    Session(Box<dyn Session>),
+    Internal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Outbound TCP connect in progress.
+    Connecting,
+    Open,
+    /// Flushing, then waiting for the peer's EOF until `until`.
+    Closing {
+        until: Instant,
+    },
+    /// On the reap list.
+    Dead,
+}
+
+/// UDP payload that met `WouldBlock`: one datagram, or several of
+/// `segment` bytes each (the last may be shorter) to send with GSO.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) to: SocketAddr,
+    pub(super) bytes: BytesMut,
+    pub(super) segment: usize,
+}
+
+pub(super) struct Entry {
+    pub(super) io: Io,
+    pub(super) role: Role,
+    pub(super) peer: Option<SocketAddr>,
+    /// TCP output not yet accepted by the socket.
+    pub(super) out: BytesMut,
+    /// UDP output that met `WouldBlock`, oldest first.
+    pub(super) pending: VecDeque<Pending>,
+    pub(super) slot: TimerSlot,
+    pub(super) interest: Interest,
+    pub(super) phase: Phase,
+    /// Reading stopped because the session does not want input.
+    pub(super) read_paused: bool,
+    pub(super) read_closed: bool,
+    pub(super) write_shut: bool,
+}
+
+impl Entry {
+    pub(super) fn new(io: Io, role: Role, peer: Option<SocketAddr>, interest: Interest) -> Self {
+        Self {
+            io,
+            role,
+            peer,
+            out: BytesMut::new(),
+            pending: VecDeque::new(),
+            slot: TimerSlot::default(),
+            interest,
+            phase: Phase::Open,
+            read_paused: false,
+            read_closed: false,
+            write_shut: false,
+        }
+    }
+
+    pub(super) fn is_session(&self) -> bool {
+        matches!(self.role, Role::Session(_))
+    }
+
+    /// Whether `WRITABLE` interest is needed: output waits for room, a
+    /// connect is in progress, or (a shared UDP socket) a child waits.
+    pub(super) fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+            || !self.pending.is_empty()
+            || self.phase == Phase::Connecting
+            || matches!(&self.role, Role::Acceptor(d) if !d.blocked.is_empty())
+    }
+
+    /// Starts closing. A TCP stream closes gracefully (flush, half-close,
+    /// wait for the peer's EOF until `linger_until`), because closing with
+    /// unread input sends a RST that can destroy the last answer in flight.
+    /// Returns true when the entry is dead at once and must be reaped.
+    pub(super) fn begin_close(&mut self, reason: &CloseReason, linger_until: Instant) -> bool {
+        if matches!(self.phase, Phase::Closing { .. } | Phase::Dead) {
+            return false;
+        }
+        // Pointless when the connection never opened or the peer already
+        // closed with nothing left to send.
+        let graceful = matches!(self.io, Io::Stream(_))
+            && *reason != CloseReason::Aborted
+            && self.phase == Phase::Open
+            && !(self.read_closed && self.out.is_empty());
+        if graceful {
+            self.phase = Phase::Closing {
+                until: linger_until,
+            };
+            false
+        } else {
+            self.phase = Phase::Dead;
+            true
+        }
+    }
+
+    /// Shuts the write half of a closing stream down once its output is
+    /// out. Returns true if it did so just now.
+    pub(super) fn shut_write_if_flushed(&mut self) -> bool {
+        let Io::Stream(stream) = &self.io else {
+            return false;
+        };
+        if !matches!(self.phase, Phase::Closing { .. }) || !self.out.is_empty() || self.write_shut {
+            return false;
+        }
+        self.write_shut = true;
+        let _ = stream.shutdown(Shutdown::Write);
+        true
+    }
+}
