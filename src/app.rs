@@ -8,8 +8,9 @@
 
 use crate::cli::{HelloArgs, ServeArgs};
 use crate::config::{Protocol, ServeConfig};
-use crate::proto::Shared;
+use crate::proto::budget::UdpBudget;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
+use crate::proto::{Acceptor, Shared, lab};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::wire::hello::Request as HelloRequest;
 use log::info;
@@ -65,10 +66,12 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     }
     let shared = Shared {
         hello: Registry::new(config.id_ttl, config.max_ids),
+        udp_budget: UdpBudget::new(config.udp_budget),
     };
     let reactor_config = ReactorConfig {
         timer: config.timer,
         idle_exit: config.idle_exit,
+        spin: config.spin,
         ..ReactorConfig::default()
     };
     let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
@@ -77,19 +80,26 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     let mut lines = Vec::new();
     for protocol in protocols {
         let addr = config.addr(protocol);
-        match protocol {
-            Protocol::Hello => {
-                let tcp = reactor
-                    .listen_tcp(addr, Box::new(hello::HelloAcceptor))
-                    .map_err(|e| error(&format!("cannot listen on hello tcp {addr}"), e))?;
-                let udp = reactor
-                    .bind_udp(addr, Box::new(hello::HelloAcceptor))
-                    .map_err(|e| error(&format!("cannot bind hello udp {addr}"), e))?;
-                lines.push(format!("listening {protocol} tcp {tcp}"));
-                lines.push(format!("listening {protocol} udp {udp}"));
-            }
+        // Both transports on the same address, each with its own acceptor.
+        let (tcp, udp): (Box<dyn Acceptor>, Box<dyn Acceptor>) = match protocol {
+            Protocol::Hello => (
+                Box::new(hello::HelloAcceptor),
+                Box::new(hello::HelloAcceptor),
+            ),
+            Protocol::Lab => (
+                Box::new(lab::LabAcceptor::new(config.lab)),
+                Box::new(lab::LabAcceptor::new(config.lab)),
+            ),
             _ => unreachable!("checked by is_implemented above"),
-        }
+        };
+        let tcp = reactor
+            .listen_tcp(addr, tcp)
+            .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
+        let udp = reactor
+            .bind_udp(addr, udp)
+            .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
+        lines.push(format!("listening {protocol} tcp {tcp}"));
+        lines.push(format!("listening {protocol} udp {udp}"));
     }
     // Scripts wait for these lines: print them all at once, then flush.
     let mut out = io::stdout().lock();
@@ -122,9 +132,7 @@ fn client_reactor() -> Result<Reactor, Failure> {
         ..ReactorConfig::default()
     };
     // Clients never register IDs; the registry is just the shared type.
-    let shared = Shared {
-        hello: Registry::new(crate::time::Duration::ZERO, 0),
-    };
+    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
     Reactor::new(config, shared).map_err(|e| error("reactor", e))
 }
 

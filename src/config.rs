@@ -5,6 +5,8 @@
 //! never opens a socket; it may read the one config file it is given.
 
 use crate::cli::duration;
+use crate::proto::budget::BudgetConfig;
+use crate::proto::lab::LabConfig;
 use crate::reactor::TimerMode;
 use crate::time::Duration;
 use core::fmt;
@@ -83,7 +85,7 @@ impl Protocol {
 
     /// Whether this build serves it yet. Protocols land one issue at a time.
     pub const fn is_implemented(self) -> bool {
-        matches!(self, Self::Hello)
+        matches!(self, Self::Hello | Self::Lab)
     }
 }
 
@@ -131,6 +133,12 @@ pub struct ServeConfig {
     pub stopwait_tries: u32,
     /// How the reactor wakes for deadlines.
     pub timer: TimerMode,
+    /// How early the reactor wakes to spin for a pacing deadline.
+    pub spin: Duration,
+    /// lab: stream and file limits.
+    pub lab: LabConfig,
+    /// UDP send budgets for peers whose address is not validated.
+    pub udp_budget: BudgetConfig,
 }
 
 impl Default for ServeConfig {
@@ -147,6 +155,9 @@ impl Default for ServeConfig {
             stopwait_timeout: Duration::from_secs(5),
             stopwait_tries: 5,
             timer: TimerMode::Timerfd,
+            spin: Duration::from_micros(100),
+            lab: LabConfig::default(),
+            udp_budget: BudgetConfig::default(),
         }
     }
 }
@@ -221,7 +232,34 @@ impl ServeConfig {
         if let Some(v) = file.timer {
             self.timer = parse_timer_mode(&v).map_err(|e| format!("timer: {e}"))?;
         }
+        if let Some(v) = file.spin {
+            self.spin = dur("spin", &v)?;
+        }
+        let lab = &mut self.lab;
+        set(&mut lab.stream_max_count, file.stream_max_count);
+        set(&mut lab.file_max, file.file_max);
+        set(&mut lab.segment, file.segment);
+        set(&mut lab.line_max, file.line_max);
+        set(&mut lab.tcp_segment_max, file.tcp_segment_max);
+        if !(1..=crate::wire::lab::MAX_UDP_PAYLOAD).contains(&lab.segment) {
+            return Err("segment: must be 1..=65507".into());
+        }
+        if lab.line_max < 2 {
+            return Err("line_max: must be at least 2".into());
+        }
+        let b = &mut self.udp_budget;
+        set(&mut b.peer_rate, file.udp_peer_rate);
+        set(&mut b.peer_burst, file.udp_peer_burst);
+        set(&mut b.global_rate, file.udp_global_rate);
+        set(&mut b.global_burst, file.udp_global_burst);
+        set(&mut b.trust_loopback, file.udp_trust_loopback);
         Ok(())
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
     }
 }
 
@@ -252,6 +290,17 @@ struct ConfigFile {
     stopwait_timeout: Option<String>,
     stopwait_tries: Option<u32>,
     timer: Option<String>,
+    spin: Option<String>,
+    stream_max_count: Option<u64>,
+    file_max: Option<u64>,
+    segment: Option<usize>,
+    line_max: Option<usize>,
+    tcp_segment_max: Option<u32>,
+    udp_peer_rate: Option<u64>,
+    udp_peer_burst: Option<u64>,
+    udp_global_rate: Option<u64>,
+    udp_global_burst: Option<u64>,
+    udp_trust_loopback: Option<bool>,
 }
 
 #[cfg(test)]
@@ -314,6 +363,23 @@ mod tests {
         assert_eq!(c.timer, TimerMode::Poll);
         assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.addr(Protocol::Lab), "0.0.0.0:8120".parse().unwrap());
+    }
+
+    #[test]
+    fn toml_sets_lab_limits_and_budgets() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            "stream_max_count = 5\nfile_max = 1000\nsegment = 512\nspin = \"0s\"\n\
+             udp_peer_rate = 10\nudp_trust_loopback = false",
+        )
+        .unwrap();
+        assert_eq!(c.lab.stream_max_count, 5);
+        assert_eq!(c.lab.file_max, 1000);
+        assert_eq!(c.lab.segment, 512);
+        assert_eq!(c.spin, Duration::ZERO);
+        assert_eq!(c.udp_budget.peer_rate, 10);
+        assert!(!c.udp_budget.trust_loopback);
+        assert!(c.apply_toml("segment = 70000").is_err());
     }
 
     #[test]

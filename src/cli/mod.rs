@@ -75,6 +75,15 @@ pub struct ServeArgs {
     /// How deadlines wake the reactor: timerfd (µs precision) or poll (mio's ms timeout) [default: timerfd].
     #[arg(long, value_name = "MODE", value_parser = config::parse_timer_mode)]
     pub timer: Option<TimerMode>,
+    /// How early to wake and spin for a stream's pacing deadline; 0s trusts the timerfd alone [default: 100us].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub spin: Option<Duration>,
+    /// lab: most segments a stream sends [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub stream_max_count: Option<u64>,
+    /// lab: largest generated file, in bytes [default: 123456789].
+    #[arg(long, value_name = "BYTES")]
+    pub file_max: Option<u64>,
     /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -121,6 +130,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.timer {
             c.timer = v;
+        }
+        if let Some(v) = self.spin {
+            c.spin = v;
+        }
+        if let Some(v) = self.stream_max_count {
+            c.lab.stream_max_count = v;
+        }
+        if let Some(v) = self.file_max {
+            c.lab.file_max = v;
         }
         Ok(c)
     }

@@ -17,7 +17,9 @@
 //! 3. [`Session::poll_request`] until it returns `None`;
 //! 4. [`Session::wants_input`], to pause or resume reading.
 
+pub mod budget;
 pub mod hello;
+pub mod lab;
 
 use crate::time::Instant;
 use bytes::BytesMut;
@@ -57,6 +59,18 @@ impl fmt::Display for Tag {
 pub struct Shared {
     /// The hello connection-ID registry, shared by hello over TCP and UDP.
     pub hello: hello::Registry,
+    /// What may still be sent to UDP peers whose address is not validated.
+    pub udp_budget: budget::UdpBudget,
+}
+
+impl Shared {
+    /// Shared state around a hello registry, with the default UDP budget.
+    pub fn new(hello: hello::Registry) -> Self {
+        Self {
+            hello,
+            udp_budget: budget::UdpBudget::default(),
+        }
+    }
 }
 
 /// Per-call view of reactor-owned state. Lent for the duration of one call,
@@ -85,6 +99,10 @@ pub enum Input<'a> {
         from: SocketAddr,
         /// Its bytes.
         payload: &'a [u8],
+        /// When the kernel received it (`CLOCK_REALTIME` ns), on sockets
+        /// with receive timestamps on (client sockets); only differences
+        /// between two stamps are meaningful.
+        kernel_ns: Option<u64>,
     },
     /// The socket failed: connection refused, reset, unreachable.
     /// The reactor closes the entry after this call.
@@ -227,9 +245,7 @@ pub(crate) mod testing {
 
     /// Shared state with a registry of the given TTL and bound.
     pub(crate) fn shared(ttl: Duration, max_ids: usize) -> Shared {
-        Shared {
-            hello: hello::Registry::new(ttl, max_ids),
-        }
+        Shared::new(hello::Registry::new(ttl, max_ids))
     }
 
     /// Calls `handle_input` with the given input at `now`.

@@ -119,6 +119,7 @@ impl Reactor {
             Input::Datagram {
                 from,
                 payload: &self.read_buf[..n],
+                kernel_ns: None,
             },
         );
         self.flush(child);
@@ -135,17 +136,18 @@ impl Reactor {
                 entry.read_paused = true;
                 return;
             }
-            let (n, from) = match socket.recv_from(&mut self.read_buf) {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors on connected sockets (port unreachable).
-                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                    session.handle_input(&mut cx, Input::Failed(e.kind()));
-                    return;
-                }
-            };
+            let (n, from, kernel_ns) =
+                match sys::recv_timestamped(socket.as_raw_fd(), &mut self.read_buf) {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // ICMP errors on connected sockets (port unreachable).
+                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                        session.handle_input(&mut cx, Input::Failed(e.kind()));
+                        return;
+                    }
+                };
             self.stats.datagrams_in += 1;
             self.activity = true;
             let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
@@ -154,6 +156,7 @@ impl Reactor {
                 Input::Datagram {
                     from,
                     payload: &self.read_buf[..n],
+                    kernel_ns,
                 },
             );
         }

@@ -371,6 +371,10 @@ impl Reactor {
         peer: Option<SocketAddr>,
         session: Box<dyn Session>,
     ) -> io::Result<usize> {
+        // Clients measure arrival times: let the kernel stamp each datagram.
+        if let Err(e) = sys::enable_rx_timestamps(socket.as_raw_fd()) {
+            debug!("no receive timestamps: {e}");
+        }
         let entry = self.entries.vacant_entry();
         let key = entry.key();
         self.poll

@@ -209,26 +209,55 @@ impl SegmentHeader {
     }
 }
 
+/// Longest run [`pattern_run`] returns.
+pub const PATTERN_RUN: usize = 64 * 1024;
+
+/// The pattern, long enough that any run of up to [`PATTERN_RUN`] bytes
+/// starting at any phase is one slice of it: generating and checking the
+/// file become `memcpy` and `memcmp`.
+static LONG_PATTERN: [u8; PATTERN_RUN + 26] = {
+    let mut p = [0u8; PATTERN_RUN + 26];
+    let mut i = 0;
+    while i < p.len() {
+        p[i] = PATTERN[i % 26];
+        i += 1;
+    }
+    p
+};
+
+/// The pattern from byte `offset` of a file, `len` bytes long
+/// (`len` ≤ [`PATTERN_RUN`], more is cut).
+pub fn pattern_run(offset: u64, len: usize) -> &'static [u8] {
+    let phase = (offset % 26) as usize;
+    &LONG_PATTERN[phase..phase + len.min(PATTERN_RUN)]
+}
+
 /// Fills `dst` with the pattern as it continues from byte `offset` of a file.
 pub fn fill_pattern(offset: u64, dst: &mut [u8]) {
-    // A 26-byte cycle: copy whole runs from a doubled alphabet.
-    const TWICE: &[u8; 52] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut phase = (offset % 26) as usize;
-    for chunk in dst.chunks_mut(26) {
-        chunk.copy_from_slice(&TWICE[phase..phase + chunk.len()]);
-        phase = (phase + chunk.len()) % 26;
+    let mut offset = offset;
+    for chunk in dst.chunks_mut(PATTERN_RUN) {
+        chunk.copy_from_slice(pattern_run(offset, chunk.len()));
+        offset += chunk.len() as u64;
     }
 }
 
 /// Checks that `bytes` are the pattern from byte `offset`; returns the index
 /// of the first wrong byte, if any.
 pub fn check_pattern(offset: u64, bytes: &[u8]) -> Option<usize> {
-    let mut phase = (offset % 26) as usize;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b != PATTERN[phase] {
-            return Some(i);
+    let mut offset = offset;
+    let mut base = 0;
+    for chunk in bytes.chunks(PATTERN_RUN) {
+        let expected = pattern_run(offset, chunk.len());
+        if chunk != expected {
+            let at = chunk
+                .iter()
+                .zip(expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            return Some(base + at);
         }
-        phase = if phase == 25 { 0 } else { phase + 1 };
+        offset += chunk.len() as u64;
+        base += chunk.len();
     }
     None
 }
@@ -344,6 +373,16 @@ mod tests {
     }
 
     #[test]
+    fn long_checks_find_the_first_wrong_byte() {
+        let mut buf = vec![0u8; 200_000];
+        fill_pattern(7, &mut buf);
+        assert_eq!(check_pattern(7, &buf), None);
+        buf[150_001] = b'!';
+        assert_eq!(check_pattern(7, &buf), Some(150_001));
+        assert_eq!(pattern_run(25, 3), b"ZAB");
+    }
+
+    #[test]
     fn pattern_starts_at_a_and_continues_across_chunks() {
         let mut buf = [0u8; 30];
         fill_pattern(0, &mut buf);
@@ -379,7 +418,7 @@ mod tests {
         }
 
         #[test]
-        fn pattern_fill_and_check_agree(offset in 0u64..1_000_000, len in 0usize..200) {
+        fn pattern_fill_and_check_agree(offset in 0u64..1_000_000, len in prop_oneof![0usize..200, 65_000usize..140_000]) {
             let mut buf = vec![0u8; len];
             fill_pattern(offset, &mut buf);
             prop_assert_eq!(check_pattern(offset, &buf), None);

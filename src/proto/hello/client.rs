@@ -177,7 +177,7 @@ impl Session for Client {
                     ),
                 }
             }
-            Input::Datagram { from, payload } => {
+            Input::Datagram { from, payload, .. } => {
                 // Anything not from the server is noise, not an answer.
                 if matches!(self.transport, Transport::Udp { server } if server == from) {
                     self.handle_answer(cx.now, line::trim_datagram(payload));
@@ -358,6 +358,7 @@ mod tests {
             Input::Datagram {
                 from: stranger,
                 payload: b"OK 42 1.2.3.4 5",
+                kernel_ns: None,
             },
         );
         assert!(slot.borrow().is_none());
@@ -369,6 +370,7 @@ mod tests {
             Input::Datagram {
                 from: server(),
                 payload: b"RESET 0042",
+                kernel_ns: None,
             },
         );
         assert!(matches!(

@@ -217,6 +217,96 @@ pub(crate) fn send_gso(
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Asks the kernel to timestamp every datagram this socket receives
+/// (`SO_TIMESTAMPNS`), read back by [`recv_timestamped`].
+pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid int option value and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `recvmsg` one datagram into `buf`: its length, source, and the kernel's
+/// receive time (`CLOCK_REALTIME` ns; only differences are meaningful) if
+/// timestamps are on.
+///
+/// # Errors
+/// As `recvfrom`: `WouldBlock` when nothing is queued.
+pub(crate) fn recv_timestamped(
+    fd: RawFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u64>)> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut storage: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_name = (&raw mut storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: msg describes valid, writable buffers.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    let mut stamp = None;
+    // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = core::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+                let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+                stamp = Some(secs * 1_000_000_000 + nanos);
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    let from = socket_addr(&storage).ok_or_else(|| io::Error::other("unknown address family"))?;
+    Ok((n, from, stamp))
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(core::ptr::from_ref(storage).cast::<libc::sockaddr_in>()) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(core::ptr::from_ref(storage).cast::<libc::sockaddr_in6>()) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +347,28 @@ mod tests {
             assert_eq!(n, len);
             assert!(buf[..n].iter().all(|&b| b == byte));
         }
+    }
+
+    #[test]
+    fn received_datagrams_carry_kernel_timestamps() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_rx_timestamps(rx.as_raw_fd()).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"one", rx.local_addr().unwrap()).unwrap();
+        tx.send_to(b"two!", rx.local_addr().unwrap()).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        // Block until the first one is there, then read both with recvmsg.
+        let mut peek = [0u8; 8];
+        rx.peek(&mut peek).unwrap();
+        let mut buf = [0u8; 64];
+        let (n1, from, t1) = recv_timestamped(rx.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!((n1, from), (3, tx.local_addr().unwrap()));
+        rx.peek(&mut peek).unwrap();
+        let (n2, _, t2) = recv_timestamped(rx.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n2], b"two!");
+        let (t1, t2) = (t1.unwrap(), t2.unwrap());
+        assert!(t2 >= t1 && t2 - t1 < 1_000_000_000);
     }
 
     #[test]

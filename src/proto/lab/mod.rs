@@ -1,0 +1,51 @@
+//! The lab protocol: echo, generated files and precisely paced streams,
+//! over TCP and UDP, both roles.
+//!
+//! Owns the server's sessions (a TCP connection that reads request lines;
+//! a per-peer UDP session for files and streams; stateless UDP echo), the
+//! absolute pacing schedule, and the client that measures what arrives.
+//! Limits are plain data in [`LabConfig`]; sockets, the clock and the
+//! timerfd belong to the reactor.
+
+// client lands next
+
+mod schedule;
+mod server;
+
+pub use schedule::Schedule;
+pub use server::{LabAcceptor, LabDatagrams, LabStream};
+
+use crate::wire::lab::MAX_UDP_PAYLOAD;
+
+/// Limits of the lab server (config keys `stream_max_count`, `file_max`,
+/// `segment`, `line_max`, `tcp_segment_max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabConfig {
+    /// Streams are capped at this many segments.
+    pub stream_max_count: u64,
+    /// Largest generated file.
+    pub file_max: u64,
+    /// Largest UDP datagram of a generated file.
+    pub segment: usize,
+    /// Longest request or echo line over TCP, terminator included.
+    pub line_max: usize,
+    /// Largest stream segment over TCP (UDP is bounded by the protocol).
+    pub tcp_segment_max: u32,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        Self {
+            stream_max_count: 10_000,
+            file_max: 123_456_789,
+            segment: 1400,
+            line_max: 64 * 1024,
+            tcp_segment_max: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl LabConfig {
+    /// Largest stream segment over UDP: the IPv4 maximum.
+    pub const UDP_SEGMENT_MAX: u32 = MAX_UDP_PAYLOAD as u32;
+}
