@@ -210,7 +210,7 @@ mod tests {
             }
         }
         // 10 s × 1000 B/s + 2000 B burst.
-        assert!(sent <= 12_000 && sent >= 11_000, "{sent}");
+        assert!((11_000..=12_000).contains(&sent), "{sent}");
     }
 
     #[test]
