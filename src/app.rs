@@ -6,7 +6,7 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
-use crate::cli::{HelloArgs, ServeArgs};
+use crate::cli::{HelloArgs, LabArgs, ServeArgs, duration};
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
@@ -222,7 +222,7 @@ fn report_hello(
         Some(Outcome::TimedOut { tries }) => (
             Err(Failure::Error(format!(
                 "no answer from {server} after {tries} request(s) of {}",
-                crate::cli::duration::format(args.timeout)
+                duration::format(args.timeout)
             ))),
             serde_json::json!({
                 "protocol": "hello", "transport": transport, "server": server.to_string(),
@@ -247,4 +247,216 @@ fn report_hello(
         println!("{json}");
     }
     result
+}
+
+/// `mioperf lab HOST PORT REQUEST`: prints what arrived; exit 0 on success,
+/// 1 when the server answered `ERROR`, 2 on a mismatch, an incomplete file,
+/// a failure or a timeout. A stream's losses are measurements, not errors.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
+    if args.request.contains('\n') {
+        return Err(Failure::Error("the request must be one line".into()));
+    }
+    let server = resolve(&args.host, args.port)?;
+    let mut reactor = client_reactor()?;
+    let slot = lab::OutcomeSlot::default();
+    let transport = if args.udp {
+        lab::Transport::Udp { server }
+    } else {
+        lab::Transport::Tcp
+    };
+    let session = Box::new(lab::Client::new(
+        args.request.as_bytes(),
+        transport,
+        args.max_count,
+        args.timeout,
+        slot.clone(),
+    ));
+    match transport {
+        lab::Transport::Tcp => reactor.connect_tcp(server, session),
+        lab::Transport::Udp { .. } => crate::reactor::udp_client_socket(server)
+            .and_then(|s| reactor.add_udp_session(s, Some(server), session)),
+    }
+    .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    reactor.run().map_err(|e| error("poll", e))?;
+    let outcome = slot.borrow_mut().take();
+    report_lab(args, server, outcome)
+}
+
+fn report_lab(
+    args: &LabArgs,
+    server: SocketAddr,
+    outcome: Option<lab::Outcome>,
+) -> Result<(), Failure> {
+    use serde_json::json;
+    let transport = if args.udp { "udp" } else { "tcp" };
+    let mut doc = json!({
+        "protocol": "lab", "transport": transport, "server": server.to_string(),
+        "request": args.request,
+    });
+    let (human, result) = match outcome {
+        Some(lab::Outcome::Done(report)) => describe_lab(&report, &mut doc),
+        Some(lab::Outcome::TimedOut(partial)) => {
+            let mut text = format!(
+                "no answer from {server} for {}",
+                duration::format(args.timeout)
+            );
+            if let Some(report) = partial {
+                let (partial_text, _) = describe_lab(&report, &mut doc);
+                text = format!("{partial_text}\n{text}");
+            }
+            doc["outcome"] = json!("timeout");
+            (text.clone(), Err(Failure::Error(text)))
+        }
+        Some(lab::Outcome::Failed(why)) => {
+            doc["outcome"] = json!("failed");
+            doc["error"] = json!(why);
+            (
+                String::new(),
+                Err(Failure::Error(format!("{server}: {why}"))),
+            )
+        }
+        None => (
+            String::new(),
+            Err(Failure::Error(
+                "the session ended without an outcome".into(),
+            )),
+        ),
+    };
+    if args.json {
+        println!("{doc}");
+    } else if !human.is_empty() {
+        println!("{human}");
+    }
+    result
+}
+
+/// A human summary and the JSON fields of one lab report.
+fn describe_lab(
+    report: &lab::Report,
+    doc: &mut serde_json::Value,
+) -> (String, Result<(), Failure>) {
+    use serde_json::json;
+    match report {
+        lab::Report::Echo {
+            bytes,
+            matched,
+            rtt,
+        } => {
+            let rtt_us = rtt.as_secs_f64() * 1e6;
+            doc["outcome"] = json!(if *matched { "ok" } else { "mismatch" });
+            doc["echo"] = json!({"bytes": bytes, "matched": matched, "rtt_us": rtt_us});
+            let text = format!(
+                "echo {bytes} bytes, rtt {rtt_us:.1} µs, {}",
+                if *matched { "matched" } else { "MISMATCH" }
+            );
+            let result = if *matched {
+                Ok(())
+            } else {
+                Err(Failure::Error("the echo did not match".into()))
+            };
+            (text, result)
+        }
+        lab::Report::File {
+            expected,
+            received,
+            first_bad,
+            elapsed,
+            datagrams,
+            complete,
+        } => {
+            let secs = elapsed.as_secs_f64();
+            #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
+            let bits_per_s = if secs > 0.0 {
+                *received as f64 * 8.0 / secs
+            } else {
+                0.0
+            };
+            let ok = *complete && first_bad.is_none() && received == expected;
+            doc["outcome"] = json!(if ok { "ok" } else { "incomplete" });
+            doc["file"] = json!({
+                "expected": expected, "received": received, "pattern_ok": first_bad.is_none(),
+                "first_bad_offset": first_bad, "seconds": secs, "bits_per_second": bits_per_s,
+                "datagrams": datagrams, "complete": complete,
+            });
+            let mut text = format!(
+                "file {received} of {expected} bytes in {secs:.3} s = {:.3} Gbit/s, pattern {}",
+                bits_per_s / 1e9,
+                match first_bad {
+                    None => "ok".to_string(),
+                    Some(at) => format!("BROKEN at byte {at}"),
+                }
+            );
+            if !ok {
+                text.push_str(", INCOMPLETE");
+            }
+            let result = if ok {
+                Ok(())
+            } else {
+                Err(Failure::Error("the file did not arrive intact".into()))
+            };
+            (text, result)
+        }
+        lab::Report::Stream {
+            expected,
+            size,
+            interval_ns,
+            samples,
+            kernel_timestamps,
+            complete,
+        } => {
+            let st = crate::stats::stream_stats(samples, *expected, *interval_ns, *size);
+            doc["outcome"] = json!("ok");
+            doc["stream"] = json!({
+                "expected": expected, "size": size, "interval_ns": interval_ns,
+                "kernel_timestamps": kernel_timestamps, "complete": complete, "stats": st,
+            });
+            let us = |ns: u64| {
+                #[allow(clippy::cast_precision_loss, reason = "for display")]
+                let v = ns as f64 / 1e3;
+                v
+            };
+            let mut text = format!(
+                "stream {expected} × {size} B every {:.3} ms\nreceived {}/{expected}, lost {}, reordered {}, duplicated {}",
+                us(*interval_ns) / 1e3,
+                st.unique,
+                st.lost,
+                st.reordered,
+                st.duplicated
+            );
+            if let Some(rate) = st.rate_per_s {
+                text.push_str(&format!("\nrate {rate:.1} segments/s"));
+                if let (Some(want), Some(err)) = (st.requested_rate_per_s, st.rate_error) {
+                    text.push_str(&format!(" (requested {want:.1}/s, {:+.3} %)", err * 100.0));
+                }
+                if let Some(bps) = st.bytes_per_s {
+                    text.push_str(&format!(", {:.3} Mbit/s", bps * 8.0 / 1e6));
+                }
+            }
+            if let Some(e) = st.schedule_error_ns {
+                text.push_str(&format!(
+                    "\nschedule error p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs ({})",
+                    us(e.p50),
+                    us(e.p99),
+                    us(e.max),
+                    if *kernel_timestamps {
+                        "kernel receive timestamps"
+                    } else {
+                        "reactor clock"
+                    }
+                ));
+            }
+            if let Some(d) = st.max_drift_ns {
+                text.push_str(&format!("\nmax drift from the schedule {:.1} µs", us(d)));
+            }
+            (text, Ok(()))
+        }
+        lab::Report::Refused(line) => {
+            doc["outcome"] = json!("refused");
+            doc["answer"] = json!(line);
+            (line.clone(), Err(Failure::Refused(line.clone())))
+        }
+    }
 }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod reactor;
+pub mod stats;
 pub mod time;
 pub mod wire;
 

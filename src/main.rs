@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => app::serve(args),
         Command::Hello(args) => app::hello_client(args),
+        Command::Lab(args) => app::lab_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Register a connection ID: prints the answer; exit 0 on OK, 1 on RESET, 2 on error or timeout.
     Hello(HelloArgs),
+    /// One lab request: echo text, N (a generated file) or stream-I-C-S; prints what arrived.
+    Lab(LabArgs),
 }
 
 /// Flags of `mioperf serve`.
@@ -167,6 +169,34 @@ pub struct HelloArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub tries: u32,
     /// Print one JSON object instead of the answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `mioperf lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// `N` (a file of N bytes of A–Z), `stream-<interval_ms>-<count>-<size>`,
+    /// or any other text (echoed).
+    pub request: String,
+    /// Use TCP (the default).
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Use UDP.
+    #[arg(long)]
+    pub udp: bool,
+    /// Longest silence before giving up (a UDP stream ends after a few
+    /// intervals of silence once it has started).
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "5s")]
+    pub timeout: Duration,
+    /// Segments a stream is expected to have at most (the server's stream_max_count).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_count: u64,
+    /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
 }

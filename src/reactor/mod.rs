@@ -803,6 +803,27 @@ impl Reactor {
     }
 }
 
+/// A UDP socket for a client talking to `server`: bound to an ephemeral
+/// port, connected (so an ICMP "port unreachable" fails fast instead of
+/// timing out), with a 4 MiB receive buffer so a fast stream is not lost
+/// to a full buffer before the reactor reads it.
+///
+/// # Errors
+/// Binding or connecting failed.
+pub fn udp_client_socket(server: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(server)?;
+    if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), 4 << 20) {
+        debug!("receive buffer unchanged: {e}");
+    }
+    Ok(socket)
+}
+
 /// Drains the registry's new expiries onto the heap.
 fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
     while let Some(e) = shared.hello.poll_arm() {

@@ -7,11 +7,11 @@
 //! Limits are plain data in [`LabConfig`]; sockets, the clock and the
 //! timerfd belong to the reactor.
 
-// client lands next
-
+mod client;
 mod schedule;
 mod server;
 
+pub use client::{Client, Outcome, OutcomeSlot, Report, StreamSample, Transport};
 pub use schedule::Schedule;
 pub use server::{LabAcceptor, LabDatagrams, LabStream};
 

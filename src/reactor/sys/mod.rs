@@ -217,6 +217,26 @@ pub(crate) fn send_gso(
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Asks for a socket receive buffer of `bytes` (the kernel caps it at
+/// `net.core.rmem_max`).
+pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid int option value and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Asks the kernel to timestamp every datagram this socket receives
 /// (`SO_TIMESTAMPNS`), read back by [`recv_timestamped`].
 pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {

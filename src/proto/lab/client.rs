@@ -1,0 +1,812 @@
+//! The lab client: sends one request and records what comes back.
+//!
+//! Owns the client's half of every lab exchange over TCP and UDP: the echo
+//! round trip, a file's byte count and pattern check, and a stream's raw
+//! samples `(seq, scheduled ns, arrival ns)` — arrival from the kernel's
+//! receive timestamp where the socket has one, else the reactor's `now`.
+//! Statistics are computed from the samples afterwards (`stats`), so this
+//! session stays a recorder. It never reads the clock itself.
+
+use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::time::{Duration, Instant};
+use crate::wire::lab::{
+    Request as LabRequest, SEGMENT_HEADER_LEN, SegmentHeader, StreamSpec, check_pattern,
+};
+use crate::wire::line;
+use bytes::BytesMut;
+use core::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// How the client reaches the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A TCP connection: one request line, answers until EOF.
+    Tcp,
+    /// A UDP socket: one request datagram; answers must come from `server`.
+    Udp {
+        /// The server's address.
+        server: SocketAddr,
+    },
+}
+
+/// One received stream segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSample {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When the server scheduled it, ns after the stream's start.
+    pub sched_ns: u64,
+    /// When it arrived, in ns (kernel `CLOCK_REALTIME` or the reactor's
+    /// clock: only differences are meaningful).
+    pub rx_ns: u64,
+}
+
+/// What came back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The echo.
+    Echo {
+        /// Bytes sent (and expected back).
+        bytes: usize,
+        /// Whether the answer equals the request.
+        matched: bool,
+        /// From sending to the whole answer.
+        rtt: Duration,
+    },
+    /// A generated file.
+    File {
+        /// N of the request.
+        expected: u64,
+        /// Data bytes received.
+        received: u64,
+        /// Offset of the first byte that broke the pattern.
+        first_bad: Option<u64>,
+        /// From sending the request to the last byte.
+        elapsed: Duration,
+        /// UDP: data datagrams received.
+        datagrams: u64,
+        /// UDP: the `DONE` arrived; TCP: EOF after exactly N bytes.
+        complete: bool,
+    },
+    /// A paced stream.
+    Stream {
+        /// Segments expected: the request's count, capped as the server does.
+        expected: u64,
+        /// Segment size.
+        size: u32,
+        /// Interval asked for, in ns.
+        interval_ns: u64,
+        /// Every segment received, in arrival order (duplicates included).
+        samples: Vec<StreamSample>,
+        /// Whether every arrival time came from the kernel.
+        kernel_timestamps: bool,
+        /// Whether the stream ended normally (TCP EOF, or every segment).
+        complete: bool,
+    },
+    /// The server answered `ERROR …`.
+    Refused(String),
+}
+
+/// How the exchange ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The exchange finished; the report says how well.
+    Done(Report),
+    /// Nothing arrived for the idle timeout; what had arrived, if anything.
+    TimedOut(Option<Report>),
+    /// The connection failed.
+    Failed(String),
+}
+
+/// Where a [`Client`] leaves its [`Outcome`].
+pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
+
+/// The most samples kept (a stream is capped far below this by the server).
+const MAX_SAMPLES: usize = 1 << 20;
+
+#[derive(Debug)]
+enum Kind {
+    Echo,
+    File(u64),
+    Stream(StreamSpec),
+}
+
+#[derive(Debug, Default)]
+struct FileProgress {
+    ready: bool,
+    received: u64,
+    first_bad: Option<u64>,
+    datagrams: u64,
+}
+
+#[derive(Debug, Default)]
+struct StreamProgress {
+    samples: Vec<StreamSample>,
+    kernel: bool,
+    /// TCP: bytes of the current segment seen, and its header so far.
+    in_segment: usize,
+    header: [u8; SEGMENT_HEADER_LEN],
+}
+
+/// One lab request and its answer.
+#[derive(Debug)]
+pub struct Client {
+    transport: Transport,
+    request: Vec<u8>,
+    kind: Kind,
+    expected_count: u64,
+    timeout: Duration,
+    sent_at: Option<Instant>,
+    last_rx: Instant,
+    done: bool,
+    /// TCP bytes before the data: an answer line (`READY n`, `ERROR …`, echo).
+    line: Vec<u8>,
+    file: FileProgress,
+    stream: StreamProgress,
+    outcome: OutcomeSlot,
+    close: Option<CloseReason>,
+}
+
+impl Client {
+    /// A client for `request` (echo text, `N`, or `stream-I-C-S`). Streams
+    /// are expected to be capped at `max_count` segments, as the server
+    /// does; `timeout` is the longest silence tolerated.
+    pub fn new(
+        request: &[u8],
+        transport: Transport,
+        max_count: u64,
+        timeout: Duration,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let (kind, expected_count) = match LabRequest::parse(request) {
+            Ok(LabRequest::File(n)) => (Kind::File(n), 0),
+            Ok(LabRequest::Stream(spec)) => (Kind::Stream(spec), spec.count.min(max_count)),
+            // Malformed requests are sent anyway: the server's ERROR is the answer.
+            Ok(LabRequest::Echo(_)) | Err(_) => (Kind::Echo, 0),
+        };
+        Self {
+            transport,
+            request: request.to_vec(),
+            kind,
+            expected_count,
+            timeout,
+            sent_at: None,
+            last_rx: Instant::ZERO,
+            done: false,
+            line: Vec::new(),
+            file: FileProgress::default(),
+            stream: StreamProgress {
+                kernel: true,
+                ..StreamProgress::default()
+            },
+            outcome,
+            close: None,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        *self.outcome.borrow_mut() = Some(outcome);
+        self.close = Some(reason);
+    }
+
+    fn report(&mut self, now: Instant, complete: bool) -> Report {
+        match self.kind {
+            Kind::Echo => Report::Echo {
+                bytes: self.request.len(),
+                matched: false,
+                rtt: Duration::ZERO,
+            },
+            Kind::File(expected) => Report::File {
+                expected,
+                received: self.file.received,
+                first_bad: self.file.first_bad,
+                elapsed: now - self.sent_at.unwrap_or(now),
+                datagrams: self.file.datagrams,
+                complete,
+            },
+            Kind::Stream(spec) => Report::Stream {
+                expected: self.expected_count,
+                size: spec.size,
+                interval_ns: spec.interval_ns,
+                samples: core::mem::take(&mut self.stream.samples),
+                kernel_timestamps: self.stream.kernel,
+                complete,
+            },
+        }
+    }
+
+    fn refused(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line).into_owned();
+        self.finish(Outcome::Done(Report::Refused(text)), CloseReason::Completed);
+    }
+
+    fn sample(&mut self, header: &[u8], rx_ns: u64) {
+        if let Ok(h) = SegmentHeader::parse(header)
+            && self.stream.samples.len() < MAX_SAMPLES
+        {
+            self.stream.samples.push(StreamSample {
+                seq: h.seq,
+                sched_ns: h.sched_ns,
+                rx_ns,
+            });
+        }
+    }
+
+    /// Data bytes of a file over TCP, continuing at `received`.
+    fn file_bytes(&mut self, bytes: &[u8]) {
+        if self.file.first_bad.is_none()
+            && let Some(i) = check_pattern(self.file.received, bytes)
+        {
+            self.file.first_bad = Some(self.file.received + i as u64);
+        }
+        self.file.received += bytes.len() as u64;
+    }
+
+    fn tcp_bytes(&mut self, now: Instant, mut bytes: &[u8]) {
+        // First the answer line, for echo and file (and an ERROR instead
+        // of a stream, recognisable because a stream starts with seq 0).
+        let wants_line = match self.kind {
+            Kind::Echo => true,
+            Kind::File(_) => !self.file.ready,
+            Kind::Stream(_) => {
+                self.stream.samples.is_empty()
+                    && self.stream.in_segment == 0
+                    && (!self.line.is_empty() || bytes.first() == Some(&b'E'))
+            }
+        };
+        if wants_line {
+            let before = self.line.len();
+            self.line.extend_from_slice(bytes);
+            let max = self.request.len() + 2 + 64;
+            let Ok(Some(l)) = line::split(&self.line, max.max(256)) else {
+                if self.line.len() >= max.max(256) {
+                    let line = core::mem::take(&mut self.line);
+                    self.finish(
+                        Outcome::Failed(format!(
+                            "unexpected answer: {:?}",
+                            String::from_utf8_lossy(&line[..64.min(line.len())])
+                        )),
+                        CloseReason::Protocol("unexpected answer"),
+                    );
+                }
+                return;
+            };
+            let answer = self.line[..l.len].to_vec();
+            let rest_at = l.consumed - before;
+            bytes = &bytes[rest_at.min(bytes.len())..];
+            self.line.clear();
+            match self.kind {
+                Kind::Echo => {
+                    let rtt = now - self.sent_at.unwrap_or(now);
+                    let matched = answer == self.request;
+                    self.finish(
+                        Outcome::Done(Report::Echo {
+                            bytes: self.request.len(),
+                            matched,
+                            rtt,
+                        }),
+                        CloseReason::Completed,
+                    );
+                    return;
+                }
+                Kind::File(n) if answer == format!("READY {n}").as_bytes() => {
+                    self.file.ready = true
+                }
+                _ => return self.refused(&answer),
+            }
+        }
+        match self.kind {
+            Kind::Echo => {}
+            Kind::File(_) => self.file_bytes(bytes),
+            Kind::Stream(spec) => {
+                let size = spec.size as usize;
+                let at = now.as_nanos();
+                while !bytes.is_empty() {
+                    let pos = self.stream.in_segment;
+                    let take = bytes.len().min(size - pos);
+                    if pos < SEGMENT_HEADER_LEN {
+                        let h = take.min(SEGMENT_HEADER_LEN - pos);
+                        self.stream.header[pos..pos + h].copy_from_slice(&bytes[..h]);
+                        if pos + h == SEGMENT_HEADER_LEN {
+                            let header = self.stream.header;
+                            self.sample(&header, at);
+                        }
+                    }
+                    self.stream.in_segment = (pos + take) % size;
+                    bytes = &bytes[take..];
+                }
+                self.stream.kernel = false;
+            }
+        }
+    }
+
+    fn udp_datagram(&mut self, now: Instant, payload: &[u8], kernel_ns: Option<u64>) {
+        match self.kind {
+            Kind::Echo => {
+                let rtt = now - self.sent_at.unwrap_or(now);
+                let matched = payload == self.request.as_slice();
+                self.finish(
+                    Outcome::Done(Report::Echo {
+                        bytes: self.request.len(),
+                        matched,
+                        rtt,
+                    }),
+                    CloseReason::Completed,
+                );
+            }
+            Kind::File(n) => {
+                if payload.starts_with(b"ERROR ") && !self.file.ready {
+                    return self.refused(payload);
+                }
+                if payload == format!("READY {n}").as_bytes() {
+                    self.file.ready = true;
+                } else if payload == format!("DONE {n}").as_bytes() {
+                    let report = self.report(now, true);
+                    self.finish(Outcome::Done(report), CloseReason::Completed);
+                } else {
+                    // A lost datagram leaves no gap in the count, so check
+                    // each datagram against the phase of its own first byte.
+                    let phase = payload
+                        .first()
+                        .map_or(0, |b| u64::from(b.wrapping_sub(b'A')) % 26);
+                    if self.file.first_bad.is_none()
+                        && let Some(i) = check_pattern(phase, payload)
+                    {
+                        self.file.first_bad = Some(self.file.received + i as u64);
+                    }
+                    self.file.datagrams += 1;
+                    self.file.received += payload.len() as u64;
+                }
+            }
+            Kind::Stream(_) => {
+                if payload.starts_with(b"ERROR ") {
+                    return self.refused(payload);
+                }
+                if payload.len() < SEGMENT_HEADER_LEN {
+                    return;
+                }
+                let rx = kernel_ns.unwrap_or_else(|| now.as_nanos());
+                self.stream.kernel &= kernel_ns.is_some();
+                self.sample(&payload[..SEGMENT_HEADER_LEN], rx);
+                let unique_enough = self.stream.samples.len() as u64 >= self.expected_count;
+                if unique_enough && self.all_seen() {
+                    let report = self.report(now, true);
+                    self.finish(Outcome::Done(report), CloseReason::Completed);
+                }
+            }
+        }
+    }
+
+    fn all_seen(&self) -> bool {
+        let mut seen = vec![false; usize::try_from(self.expected_count).unwrap_or(0)];
+        for s in &self.stream.samples {
+            if let Some(slot) = usize::try_from(s.seq).ok().and_then(|i| seen.get_mut(i)) {
+                *slot = true;
+            }
+        }
+        seen.iter().all(|&b| b)
+    }
+
+    /// Silence that ends a UDP stream once it has started: a few intervals,
+    /// at least a second, at most the timeout.
+    fn stream_silence(&self) -> Duration {
+        match self.kind {
+            Kind::Stream(spec) => {
+                let three = Duration::from_nanos(spec.interval_ns.saturating_mul(3));
+                three
+                    .max(Duration::from_secs(1))
+                    .min(self.timeout.max(three))
+            }
+            _ => self.timeout,
+        }
+    }
+}
+
+impl Session for Client {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if self.done {
+            return;
+        }
+        self.last_rx = cx.now;
+        match input {
+            Input::Stream(bytes) => self.tcp_bytes(cx.now, bytes),
+            Input::Datagram {
+                from,
+                payload,
+                kernel_ns,
+            } => {
+                if matches!(self.transport, Transport::Udp { server } if server == from) {
+                    self.udp_datagram(cx.now, payload, kernel_ns);
+                }
+            }
+            Input::StreamEnd => {
+                let complete = match self.kind {
+                    Kind::File(n) => self.file.ready && self.file.received == n,
+                    Kind::Stream(_) => self.stream.in_segment == 0,
+                    Kind::Echo => false,
+                };
+                if matches!(self.kind, Kind::Echo) {
+                    self.finish(
+                        Outcome::Failed("connection closed before the echo".into()),
+                        CloseReason::PeerClosed,
+                    );
+                } else if !self.line.is_empty() {
+                    let line = core::mem::take(&mut self.line);
+                    self.refused(line.strip_suffix(b"\n").unwrap_or(&line));
+                } else {
+                    let report = self.report(cx.now, complete);
+                    self.finish(Outcome::Done(report), CloseReason::PeerClosed);
+                }
+            }
+            Input::Failed(kind) => self.finish(
+                Outcome::Failed(std::io::Error::from(kind).to_string()),
+                CloseReason::Aborted,
+            ),
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.done || self.poll_timeout().is_none_or(|at| at > cx.now) {
+            return;
+        }
+        let got_something = match self.kind {
+            Kind::Echo => false,
+            Kind::File(_) => self.file.ready,
+            Kind::Stream(_) => !self.stream.samples.is_empty(),
+        };
+        let report = got_something.then(|| self.report(cx.now, false));
+        match (self.transport, &self.kind, report) {
+            // A UDP stream ends in silence: that is its normal end.
+            (Transport::Udp { .. }, Kind::Stream(_), Some(report)) => {
+                self.finish(Outcome::Done(report), CloseReason::Completed);
+            }
+            (_, _, report) => {
+                self.finish(
+                    Outcome::TimedOut(report),
+                    CloseReason::TimedOut { tries: 1 },
+                );
+            }
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.sent_at.is_some() || self.done {
+            return None;
+        }
+        let to = match self.transport {
+            Transport::Tcp => None,
+            Transport::Udp { server } => Some(server),
+        };
+        let len = self.request.len() + usize::from(to.is_none());
+        if len > limit {
+            return None;
+        }
+        buf.extend_from_slice(&self.request);
+        if to.is_none() {
+            buf.extend_from_slice(b"\n");
+        }
+        self.sent_at = Some(cx.now);
+        self.last_rx = cx.now;
+        Some(Transmit { to, len })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.done || self.sent_at.is_none() {
+            return None;
+        }
+        let started = match self.kind {
+            Kind::Stream(_) => !self.stream.samples.is_empty(),
+            _ => false,
+        };
+        let silence = match self.transport {
+            Transport::Udp { .. } if started => self.stream_silence(),
+            _ => self.timeout,
+        };
+        Some(self.last_rx + silence)
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:8120".parse().unwrap()
+    }
+
+    fn client(request: &[u8], transport: Transport) -> (Client, OutcomeSlot) {
+        let slot = OutcomeSlot::default();
+        (
+            Client::new(
+                request,
+                transport,
+                10_000,
+                Duration::from_secs(5),
+                slot.clone(),
+            ),
+            slot,
+        )
+    }
+
+    fn dgram(payload: &[u8], kernel_ns: Option<u64>) -> Input<'_> {
+        Input::Datagram {
+            from: server(),
+            payload,
+            kernel_ns,
+        }
+    }
+
+    fn segment(seq: u64, sched_ns: u64, size: usize) -> Vec<u8> {
+        let mut v = vec![0u8; size];
+        SegmentHeader { seq, sched_ns }.emit(&mut v);
+        v
+    }
+
+    #[test]
+    fn tcp_echo_measures_rtt_and_compares() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"hello", Transport::Tcp);
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"hello\n");
+        feed(&mut c, &mut sh, at(2), server(), Input::Stream(b"hel"));
+        feed(&mut c, &mut sh, at(3), server(), Input::Stream(b"lo\n"));
+        assert_eq!(
+            slot.borrow().clone(),
+            Some(Outcome::Done(Report::Echo {
+                bytes: 5,
+                matched: true,
+                rtt: Duration::from_millis(3)
+            }))
+        );
+    }
+
+    #[test]
+    fn tcp_file_counts_and_checks_the_pattern() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"30", Transport::Tcp);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Stream(b"READY 30\nABCDEFGHIJ"),
+        );
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Stream(b"KLMNOPQRSTUVWXYZABCX"),
+        );
+        feed(&mut c, &mut sh, at(4), server(), Input::StreamEnd);
+        let Some(Outcome::Done(Report::File {
+            received,
+            first_bad,
+            complete,
+            elapsed,
+            ..
+        })) = slot.borrow().clone()
+        else {
+            panic!("{:?}", slot.borrow())
+        };
+        assert_eq!((received, first_bad, complete), (30, Some(29), true));
+        assert_eq!(elapsed, Duration::from_millis(4));
+    }
+
+    #[test]
+    fn tcp_error_line_is_a_refusal() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"999999999", Transport::Tcp);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Stream(b"ERROR file too large: limit 123456789\n"),
+        );
+        assert_eq!(
+            slot.borrow().clone(),
+            Some(Outcome::Done(Report::Refused(
+                "ERROR file too large: limit 123456789".into()
+            )))
+        );
+        assert_eq!(
+            drain_requests(&mut c),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn tcp_stream_segments_split_anywhere() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"stream-1-3-20", Transport::Tcp);
+        drain_tx(&mut c, &mut sh, at(0));
+        let mut wire = Vec::new();
+        for i in 0..3 {
+            wire.extend(segment(i, i * 1_000_000, 20));
+        }
+        for (k, chunk) in wire.chunks(7).enumerate() {
+            feed(
+                &mut c,
+                &mut sh,
+                at(k as u64),
+                server(),
+                Input::Stream(chunk),
+            );
+        }
+        feed(&mut c, &mut sh, at(20), server(), Input::StreamEnd);
+        let Some(Outcome::Done(Report::Stream {
+            samples,
+            complete,
+            kernel_timestamps,
+            ..
+        })) = slot.borrow().clone()
+        else {
+            panic!()
+        };
+        assert!(complete && !kernel_timestamps);
+        let seqs: Vec<_> = samples.iter().map(|s| (s.seq, s.sched_ns)).collect();
+        assert_eq!(seqs, vec![(0, 0), (1, 1_000_000), (2, 2_000_000)]);
+        // Segment 1's header completes in the 5th chunk (bytes 28..35).
+        assert_eq!(samples[1].rx_ns, at(5).as_nanos());
+    }
+
+    #[test]
+    fn udp_stream_ends_when_every_segment_is_in() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"stream-0.1-3-64", Transport::Udp { server: server() });
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"stream-0.1-3-64");
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            dgram(&segment(0, 0, 64), Some(1_000)),
+        );
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            dgram(&segment(2, 200_000, 64), Some(201_000)),
+        );
+        assert!(slot.borrow().is_none());
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            dgram(&segment(1, 100_000, 64), Some(202_000)),
+        );
+        let Some(Outcome::Done(Report::Stream {
+            samples,
+            complete,
+            kernel_timestamps,
+            expected,
+            ..
+        })) = slot.borrow().clone()
+        else {
+            panic!()
+        };
+        assert!(complete && kernel_timestamps);
+        assert_eq!((expected, samples.len()), (3, 3));
+    }
+
+    #[test]
+    fn udp_stream_with_loss_ends_after_silence() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"stream-10-5-64", Transport::Udp { server: server() });
+        drain_tx(&mut c, &mut sh, at(0));
+        assert_eq!(
+            c.poll_timeout(),
+            Some(at(5_000)),
+            "first answer: the full timeout"
+        );
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            dgram(&segment(0, 0, 64), None),
+        );
+        assert_eq!(
+            c.poll_timeout(),
+            Some(at(1_001)),
+            "then a second of silence ends it"
+        );
+        let mut cx = Context {
+            now: at(1_001),
+            tag: crate::proto::Tag { key: 0, peer: None },
+            shared: &mut sh,
+        };
+        c.handle_timeout(&mut cx);
+        let Some(Outcome::Done(Report::Stream {
+            samples, complete, ..
+        })) = slot.borrow().clone()
+        else {
+            panic!()
+        };
+        assert_eq!((samples.len(), complete), (1, false));
+    }
+
+    #[test]
+    fn udp_file_with_ready_data_done() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"28", Transport::Udp { server: server() });
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"READY 28", None));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            dgram(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", None),
+        );
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"AB", None));
+        feed(&mut c, &mut sh, at(2), server(), dgram(b"DONE 28", None));
+        assert!(matches!(
+            slot.borrow().clone(),
+            Some(Outcome::Done(Report::File {
+                received: 28,
+                first_bad: None,
+                datagrams: 2,
+                complete: true,
+                ..
+            }))
+        ));
+        // A datagram lost in between does not make the next one look wrong;
+        // a corrupted one does.
+        let (mut c, slot) = client(b"60", Transport::Udp { server: server() });
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"READY 60", None));
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"ABCDEFGHIJ", None));
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"UVWXYZABCD", None));
+        feed(&mut c, &mut sh, at(1), server(), dgram(b"EFGHIJKLMX", None));
+        feed(&mut c, &mut sh, at(2), server(), dgram(b"DONE 60", None));
+        assert!(matches!(
+            slot.borrow().clone(),
+            Some(Outcome::Done(Report::File {
+                received: 30,
+                first_bad: Some(29),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn silence_times_out() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"ping", Transport::Udp { server: server() });
+        drain_tx(&mut c, &mut sh, at(0));
+        let mut cx = Context {
+            now: at(4_999),
+            tag: crate::proto::Tag { key: 0, peer: None },
+            shared: &mut sh,
+        };
+        c.handle_timeout(&mut cx);
+        assert!(slot.borrow().is_none());
+        cx.now = at(5_000);
+        c.handle_timeout(&mut cx);
+        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut(None)));
+    }
+}
