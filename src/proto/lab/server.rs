@@ -623,3 +623,420 @@ impl Acceptor for LabAcceptor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::budget::{BudgetConfig, UdpBudget};
+    use crate::proto::testing::{drain_requests, drain_tx, feed, shared};
+    use crate::proto::{Shared, Tag};
+    use crate::time::Duration;
+    use crate::wire::lab::check_pattern;
+
+    fn us(v: u64) -> Instant {
+        Instant::from_micros(v)
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    fn sh() -> Shared {
+        shared(Duration::from_secs(30), 10)
+    }
+
+    /// Segment headers `(seq, sched_ns)` found in a TCP byte stream.
+    fn headers(bytes: &[u8], size: usize) -> Vec<(u64, u64)> {
+        bytes
+            .chunks(size)
+            .map(|seg| {
+                let h = SegmentHeader::parse(seg).unwrap();
+                (h.seq, h.sched_ns)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tcp_stream_follows_the_absolute_grid_and_catches_up() {
+        let mut s = sh();
+        let mut stream = LabStream::new(LabConfig::default());
+        feed(
+            &mut stream,
+            &mut s,
+            us(1_000),
+            peer(),
+            Input::Stream(b"stream-0.1-5-20\n"),
+        );
+        assert!(stream.is_paced());
+        assert_eq!(
+            headers(&drain_tx(&mut stream, &mut s, us(1_000)), 20),
+            vec![(0, 0)]
+        );
+        assert_eq!(stream.poll_timeout(), Some(us(1_100)));
+        // Not a nanosecond early.
+        let early = Instant::from_nanos(us(1_100).as_nanos() - 1);
+        assert_eq!(drain_tx(&mut stream, &mut s, early), b"");
+        assert_eq!(
+            headers(&drain_tx(&mut stream, &mut s, us(1_100)), 20),
+            vec![(1, 100_000)]
+        );
+        // Woken 250 µs late: every due segment, each with its own stamp.
+        assert_eq!(
+            headers(&drain_tx(&mut stream, &mut s, us(1_450)), 20),
+            vec![(2, 200_000), (3, 300_000), (4, 400_000)]
+        );
+        assert_eq!(
+            drain_requests(&mut stream),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn tcp_stream_count_is_capped() {
+        let mut s = sh();
+        let config = LabConfig {
+            stream_max_count: 3,
+            ..LabConfig::default()
+        };
+        let mut stream = LabStream::new(config);
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"stream-0-20000-16\n"),
+        );
+        assert_eq!(headers(&drain_tx(&mut stream, &mut s, us(0)), 16).len(), 3);
+    }
+
+    #[test]
+    fn tcp_file_is_ready_line_then_exactly_n_pattern_bytes_in_any_pieces() {
+        let mut s = sh();
+        let mut stream = LabStream::new(LabConfig::default());
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"100000\n"),
+        );
+        let mut cx = Context {
+            now: us(0),
+            tag: Tag { key: 0, peer: None },
+            shared: &mut s,
+        };
+        let mut out = BytesMut::new();
+        while let Some(t) = stream.poll_transmit(&mut cx, 7_777, &mut out) {
+            assert!(t.len <= 7_777);
+        }
+        assert!(out.starts_with(b"READY 100000\n"));
+        let data = &out[13..];
+        assert_eq!(data.len(), 100_000);
+        assert_eq!(check_pattern(0, data), None);
+        assert_eq!(
+            drain_requests(&mut stream),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn tcp_echo_is_byte_for_byte_and_keeps_the_connection() {
+        let mut s = sh();
+        let mut stream = LabStream::new(LabConfig::default());
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"hi there\r\n+5\n"),
+        );
+        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b" 7"));
+        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b"\n"));
+        assert_eq!(
+            drain_tx(&mut stream, &mut s, us(0)),
+            b"hi there\r\n+5\n 7\n"
+        );
+        assert!(drain_requests(&mut stream).is_empty());
+    }
+
+    #[test]
+    fn tcp_error_lines_are_exact_and_keep_the_connection() {
+        let mut s = sh();
+        let mut stream = LabStream::new(LabConfig::default());
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"123456790\nstream-1-1-15\nstream-x\n0\n"),
+        );
+        let out = drain_tx(&mut stream, &mut s, us(0));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ERROR file too large: limit 123456789\n\
+             ERROR bad stream request: size must be a decimal of at least 16\n\
+             ERROR bad stream request: expected stream-<interval_ms>-<count>-<size>\n\
+             ERROR bad file request: size must be at least 1\n"
+        );
+        assert!(drain_requests(&mut stream).is_empty());
+        // The limit is exactly file_max: 123456789 itself is fine.
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"123456789\n"),
+        );
+        assert!(drain_tx(&mut stream, &mut s, us(0)).starts_with(b"READY 123456789\n"));
+    }
+
+    #[test]
+    fn tcp_overlong_line_is_refused_and_closes_with_bounded_memory() {
+        let mut s = sh();
+        let config = LabConfig {
+            line_max: 100,
+            ..LabConfig::default()
+        };
+        let mut stream = LabStream::new(config);
+        for _ in 0..10 {
+            feed(
+                &mut stream,
+                &mut s,
+                us(0),
+                peer(),
+                Input::Stream(&[b'x'; 60]),
+            );
+            assert!(stream.partial.len() <= 100);
+        }
+        assert_eq!(
+            drain_tx(&mut stream, &mut s, us(0)),
+            b"ERROR line too long: limit 100\n"
+        );
+        assert_eq!(
+            drain_requests(&mut stream),
+            vec![Request::Close(CloseReason::Protocol("line too long"))]
+        );
+    }
+
+    #[test]
+    fn input_after_a_file_request_is_ignored() {
+        let mut s = sh();
+        let mut stream = LabStream::new(LabConfig::default());
+        feed(
+            &mut stream,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Stream(b"3\nhello\n"),
+        );
+        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b"more\n"));
+        assert_eq!(drain_tx(&mut stream, &mut s, us(0)), b"READY 3\nABC");
+    }
+
+    fn admit(
+        acceptor: &mut LabAcceptor,
+        s: &mut Shared,
+        now: Instant,
+        from: SocketAddr,
+        payload: &[u8],
+    ) -> (Admission, Vec<u8>) {
+        let mut cx = Context {
+            now,
+            tag: Tag {
+                key: 0,
+                peer: Some(from),
+            },
+            shared: s,
+        };
+        let mut reply = BytesMut::new();
+        let admission = acceptor.accept_datagram(&mut cx, from, payload, &mut reply);
+        (admission, reply.to_vec())
+    }
+
+    /// Every datagram a session sends at `now`.
+    fn datagrams(session: &mut dyn Session, s: &mut Shared, now: Instant) -> Vec<Vec<u8>> {
+        let mut cx = Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: s,
+        };
+        let mut out = Vec::new();
+        loop {
+            let mut buf = BytesMut::new();
+            match session.poll_transmit(&mut cx, 65_507, &mut buf) {
+                Some(t) => {
+                    assert_eq!(t.len, buf.len());
+                    out.push(buf.to_vec());
+                }
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn udp_acceptor_answers_echo_and_errors_statelessly() {
+        let mut s = sh();
+        let mut a = LabAcceptor::default();
+        let (adm, reply) = admit(&mut a, &mut s, us(0), peer(), b"ping\n");
+        assert!(matches!(adm, Admission::Reply));
+        assert_eq!(reply, b"ping\n", "the datagram unchanged");
+        let (adm, reply) = admit(&mut a, &mut s, us(0), peer(), b"123456790");
+        assert!(matches!(adm, Admission::Reply));
+        assert_eq!(reply, b"ERROR file too large: limit 123456789");
+        let (_, reply) = admit(&mut a, &mut s, us(0), peer(), b"stream-1-1-65508");
+        assert_eq!(
+            reply,
+            b"ERROR bad stream request: size must be 16..=65507 over UDP"
+        );
+        assert!(matches!(
+            admit(&mut a, &mut s, us(0), peer(), b"").0,
+            Admission::Ignore
+        ));
+        assert!(matches!(
+            admit(&mut a, &mut s, us(0), peer(), b"10").0,
+            Admission::Shared(_)
+        ));
+        assert!(matches!(
+            admit(&mut a, &mut s, us(0), peer(), b"stream-1-1-65507").0,
+            Admission::Shared(_)
+        ));
+    }
+
+    #[test]
+    fn udp_file_is_ready_segments_done() {
+        let mut s = sh();
+        let config = LabConfig {
+            segment: 1000,
+            ..LabConfig::default()
+        };
+        let mut f = LabDatagrams::file(config, peer(), 2_500, us(0));
+        // The request that created the session is delivered to it first.
+        feed(
+            &mut f,
+            &mut s,
+            us(0),
+            peer(),
+            Input::Datagram {
+                from: peer(),
+                payload: b"2500",
+                kernel_ns: None,
+            },
+        );
+        let d = datagrams(&mut f, &mut s, us(0));
+        let lens: Vec<_> = d.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![10, 1000, 1000, 500, 9]);
+        assert_eq!(d[0], b"READY 2500");
+        assert_eq!(d[4], b"DONE 2500");
+        assert_eq!(check_pattern(1000, &d[2]), None);
+        assert_eq!(
+            drain_requests(&mut f),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn udp_stream_is_paced_and_answers_busy_meanwhile() {
+        let mut s = sh();
+        let spec = StreamSpec {
+            interval_ns: 1_000_000,
+            count: 3,
+            size: 64,
+        };
+        let mut st = LabDatagrams::stream(LabConfig::default(), peer(), spec, us(0));
+        assert_eq!(datagrams(&mut st, &mut s, us(0)).len(), 1);
+        assert_eq!(st.poll_timeout(), Some(us(1_000)));
+        assert!(st.is_paced());
+        feed(
+            &mut st,
+            &mut s,
+            us(10),
+            peer(),
+            Input::Datagram {
+                from: peer(),
+                payload: b"stream-1-1-16",
+                kernel_ns: None,
+            },
+        );
+        feed(
+            &mut st,
+            &mut s,
+            us(10),
+            peer(),
+            Input::Datagram {
+                from: peer(),
+                payload: b"echo",
+                kernel_ns: None,
+            },
+        );
+        let d = datagrams(&mut st, &mut s, us(10));
+        assert_eq!(
+            d,
+            vec![
+                b"ERROR busy: a transfer to this address is running".to_vec(),
+                b"echo".to_vec()
+            ]
+        );
+        assert_eq!(datagrams(&mut st, &mut s, us(999)).len(), 0);
+        let d = datagrams(&mut st, &mut s, us(2_000));
+        assert_eq!(
+            d.iter()
+                .map(|x| SegmentHeader::parse(x).unwrap().seq)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            drain_requests(&mut st),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+    }
+
+    #[test]
+    fn udp_stream_to_an_unvalidated_peer_is_held_to_its_budget() {
+        let mut s = sh();
+        s.udp_budget = UdpBudget::new(BudgetConfig {
+            peer_rate: 64_000,
+            peer_burst: 640,
+            global_rate: 1_000_000,
+            global_burst: 1_000_000,
+            trust_loopback: true,
+        });
+        let remote: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        let spec = StreamSpec {
+            interval_ns: 0,
+            count: 1_000,
+            size: 64,
+        };
+        let mut st = LabDatagrams::stream(LabConfig::default(), remote, spec, us(0));
+        // The burst: 10 segments, then it waits for tokens (64 B per ms).
+        assert_eq!(datagrams(&mut st, &mut s, us(0)).len(), 10);
+        let retry = st.poll_timeout().unwrap();
+        assert!(retry > us(900) && retry <= us(1_001), "{retry}");
+        assert!(!st.is_paced(), "waiting for tokens is not worth a spin");
+        let mut cx = Context {
+            now: retry,
+            tag: Tag { key: 0, peer: None },
+            shared: &mut s,
+        };
+        st.handle_timeout(&mut cx);
+        assert_eq!(datagrams(&mut st, &mut s, retry).len(), 1);
+        // Over half a virtual second: the burst plus 64 B/ms, not the 1000
+        // segments asked for.
+        let mut sent = 11;
+        let mut now = retry;
+        while let Some(at) = st
+            .poll_timeout()
+            .filter(|&at| at <= Instant::from_millis(500))
+        {
+            now = at;
+            let mut cx = Context {
+                now,
+                tag: Tag { key: 0, peer: None },
+                shared: &mut s,
+            };
+            st.handle_timeout(&mut cx);
+            sent += datagrams(&mut st, &mut s, now).len();
+        }
+        assert!(now > Instant::from_millis(499));
+        assert!((505..=512).contains(&sent), "{sent}");
+    }
+}
