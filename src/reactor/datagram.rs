@@ -56,9 +56,25 @@ impl Reactor {
                 return;
             };
             if let Some(&child) = demux.peers.get(&from) {
-                self.deliver(child, from, n);
-                continue;
+                // A session that ended this turn is reaped only at the end of
+                // it; a new request from its peer starts afresh meanwhile.
+                if self
+                    .entries
+                    .get(child)
+                    .is_some_and(|e| e.phase != Phase::Dead)
+                {
+                    self.deliver(child, from, n);
+                    continue;
+                }
+                let Role::Acceptor(demux) = &mut self.entries[key].role else {
+                    return;
+                };
+                demux.peers.remove(&from);
             }
+            let entry = &mut self.entries[key];
+            let (Io::Udp(socket), Role::Acceptor(demux)) = (&entry.io, &mut entry.role) else {
+                return;
+            };
             self.dgram_buf.clear();
             let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
             let admission = demux.acceptor.accept_datagram(
