@@ -51,11 +51,11 @@ impl Reactor {
             };
             self.stats.datagrams_in += 1;
             self.activity = true;
-            let entry = &mut self.entries[key];
-            let (Io::Udp(socket), Role::Acceptor(demux)) = (&entry.io, &mut entry.role) else {
-                return;
+            let child = match &self.entries[key].role {
+                Role::Acceptor(demux) => demux.peers.get(&from).copied(),
+                _ => return,
             };
-            if let Some(&child) = demux.peers.get(&from) {
+            if let Some(child) = child {
                 // A session that ended this turn is reaped only at the end of
                 // it; a new request from its peer starts afresh meanwhile.
                 if self
