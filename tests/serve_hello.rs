@@ -348,11 +348,10 @@ fn id_expires_after_ttl_and_not_before() {
     );
 }
 
-#[test]
-fn expiry_is_driven_by_the_timer_and_frees_capacity() {
-    // With room for one ID, a *different* ID can only get in once the
-    // reactor's deadline has expired the first: nothing else frees the slot.
-    let server = Server::hello(&["--id-ttl", "200ms", "--max-ids", "1"]);
+/// With room for one ID, a *different* ID can only get in once the
+/// reactor's deadline has expired the first: nothing else frees the slot.
+fn expiry_frees_capacity(timer: &str) {
+    let server = Server::hello(&["--id-ttl", "200ms", "--max-ids", "1", "--timer", timer]);
     let udp = server.udp("hello");
     let t0 = Instant::now();
     assert!(udp_text(udp, b"HELLO 1").starts_with("OK 1 "));
@@ -369,6 +368,16 @@ fn expiry_is_driven_by_the_timer_and_frees_capacity() {
         assert_eq!(answer, "ERROR busy");
     }
     assert_eq!(udp_text(udp, b"HELLO 1"), "ERROR busy");
+}
+
+#[test]
+fn expiry_is_driven_by_the_timer_and_frees_capacity() {
+    expiry_frees_capacity("timerfd");
+}
+
+#[test]
+fn expiry_works_with_the_poll_timer_too() {
+    expiry_frees_capacity("poll");
 }
 
 #[test]
