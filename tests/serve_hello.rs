@@ -776,9 +776,6 @@ fn client_tcp_timeout_exits_two() {
 }
 
 #[test]
-#[ignore = "bug: a TCP client that times out lingers 2 s for the server's EOF \
-            (proto/hello/client.rs closes with CloseReason::TimedOut, which the reactor \
-            treats as a graceful close with ReactorConfig::linger = 2s)"]
 fn client_tcp_timeout_is_prompt() {
     let (_listener, addr) = silent_tcp();
     let started = Instant::now();

@@ -136,10 +136,11 @@ impl Entry {
         if matches!(self.phase, Phase::Closing { .. } | Phase::Dead) {
             return false;
         }
-        // Pointless when the connection never opened or the peer already
-        // closed with nothing left to send.
+        // Pointless when the connection never opened, when the peer already
+        // closed with nothing left to send, or when it stopped answering
+        // (a timeout): waiting for its EOF would only delay the end.
         let graceful = matches!(self.io, Io::Stream(_))
-            && *reason != CloseReason::Aborted
+            && !matches!(reason, CloseReason::Aborted | CloseReason::TimedOut { .. })
             && self.phase == Phase::Open
             && !(self.read_closed && self.out.is_empty());
         if graceful {
