@@ -31,6 +31,8 @@ use std::os::fd::AsRawFd;
 const GSO_MAX_SEGMENTS: usize = 64;
 /// Most bytes in one GSO send: one IP packet's worth.
 const GSO_MAX_BYTES: usize = 65_000;
+/// Datagrams one `recvmmsg` may return.
+const RECV_BATCH: usize = 32;
 
 impl Reactor {
     /// Reads datagrams from the acceptor-owned socket at `key` and routes
@@ -141,40 +143,50 @@ impl Reactor {
         self.flush(child);
     }
 
-    /// Reads datagrams from a session-owned (client) socket.
+    /// Reads datagrams from a session-owned (client) socket, many per
+    /// system call (`recvmmsg`), each with its kernel receive timestamp.
     pub(super) fn receive_datagrams(&mut self, key: usize) {
+        let batch = self
+            .recv_batch
+            .get_or_insert_with(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
         let entry = &mut self.entries[key];
         let (Io::Udp(socket), Role::Session(session)) = (&entry.io, &mut entry.role) else {
             return;
         };
-        for _ in 0..self.config.datagram_budget {
+        let mut received = 0;
+        while received < self.config.datagram_budget {
             if !session.wants_input() {
                 entry.read_paused = true;
                 return;
             }
-            let (n, from, kernel_ns) =
-                match sys::recv_timestamped(socket.as_raw_fd(), &mut self.read_buf) {
-                    Ok(got) => got,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        // ICMP errors on connected sockets (port unreachable).
-                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                        session.handle_input(&mut cx, Input::Failed(e.kind()));
-                        return;
-                    }
-                };
-            self.stats.datagrams_in += 1;
+            let n = match batch.recv(socket.as_raw_fd()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors on connected sockets (port unreachable).
+                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                    session.handle_input(&mut cx, Input::Failed(e.kind()));
+                    return;
+                }
+            };
+            self.stats.datagrams_in += n as u64;
             self.activity = true;
-            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-            session.handle_input(
-                &mut cx,
-                Input::Datagram {
-                    from,
-                    payload: &self.read_buf[..n],
-                    kernel_ns,
-                },
-            );
+            for i in 0..n {
+                let Some((payload, from, kernel_ns)) = batch.get(i) else {
+                    continue;
+                };
+                let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                session.handle_input(
+                    &mut cx,
+                    Input::Datagram {
+                        from,
+                        payload,
+                        kernel_ns,
+                    },
+                );
+            }
+            received += n.max(1);
         }
         self.still_ready.push(key);
     }

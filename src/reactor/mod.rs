@@ -153,6 +153,8 @@ pub struct Reactor {
     reap: Vec<usize>,
     read_buf: Box<[u8]>,
     dgram_buf: BytesMut,
+    /// Client-socket receive buffers, made on first use (2 MiB).
+    recv_batch: Option<Box<sys::RecvBatch>>,
     idle: Option<(IdleExit, TimerSlot)>,
     activity: bool,
     sessions: usize,
@@ -210,6 +212,7 @@ impl Reactor {
             reap: Vec::new(),
             read_buf: vec![0; 64 * 1024].into_boxed_slice(),
             dgram_buf: BytesMut::with_capacity(MAX_DATAGRAM),
+            recv_batch: None,
             idle: None,
             activity: false,
             sessions: 0,

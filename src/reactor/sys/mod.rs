@@ -257,38 +257,98 @@ pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// `recvmsg` one datagram into `buf`: its length, source, and the kernel's
-/// receive time (`CLOCK_REALTIME` ns; only differences are meaningful) if
-/// timestamps are on.
-///
-/// # Errors
-/// As `recvfrom`: `WouldBlock` when nothing is queued.
-pub(crate) fn recv_timestamped(
-    fd: RawFd,
-    buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr, Option<u64>)> {
-    // SAFETY: sockaddr_storage is plain old data.
-    let mut storage: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 8];
-    // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_name = (&raw mut storage).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of_val(&control);
-    // SAFETY: msg describes valid, writable buffers.
-    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+/// Buffers for receiving many datagrams per system call (`recvmmsg`), each
+/// with its source and kernel receive timestamp.
+pub(crate) struct RecvBatch {
+    data: Box<[u8]>,
+    slot: usize,
+    names: Box<[libc::sockaddr_storage]>,
+    controls: Box<[[u64; 8]]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+    filled: usize,
+}
+
+impl RecvBatch {
+    /// Room for `count` datagrams of up to `slot` bytes each.
+    pub(crate) fn new(count: usize, slot: usize) -> Self {
+        // SAFETY: these C structs are plain old data; all-zero is valid.
+        let zero_name: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+        let zero_hdr: libc::mmsghdr = unsafe { core::mem::zeroed() };
+        Self {
+            data: vec![0u8; count * slot].into_boxed_slice(),
+            slot,
+            names: vec![zero_name; count].into_boxed_slice(),
+            controls: vec![[0u64; 8]; count].into_boxed_slice(),
+            iovs: vec![
+                libc::iovec {
+                    iov_base: core::ptr::null_mut(),
+                    iov_len: 0
+                };
+                count
+            ]
+            .into_boxed_slice(),
+            hdrs: vec![zero_hdr; count].into_boxed_slice(),
+            filled: 0,
+        }
+    }
+
+    /// Receives as many datagrams as are queued, up to the batch size.
+    ///
+    /// # Errors
+    /// As `recvmmsg`: `WouldBlock` when nothing is queued.
+    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.filled = 0;
+        let count = self.hdrs.len();
+        let data = self.data.as_mut_ptr();
+        for i in 0..count {
+            // SAFETY: i * slot + slot <= data.len() by construction.
+            self.iovs[i].iov_base = unsafe { data.add(i * self.slot) }.cast();
+            self.iovs[i].iov_len = self.slot;
+            let hdr = &mut self.hdrs[i].msg_hdr;
+            hdr.msg_name = (&raw mut self.names[i]).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = &raw mut self.iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            hdr.msg_controllen = size_of::<[u64; 8]>();
+            hdr.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        let vlen = libc::c_uint::try_from(count).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: every header points into buffers owned by self, which
+        // outlive the call; MSG_DONTWAIT keeps it non-blocking.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                vlen,
+                libc::MSG_DONTWAIT,
+                core::ptr::null_mut(),
+            )
+        };
+        self.filled = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        Ok(self.filled)
+    }
+
+    /// Datagram `i` of the last `recv`: its bytes, source and timestamp.
+    pub(crate) fn get(&self, i: usize) -> Option<(&[u8], SocketAddr, Option<u64>)> {
+        if i >= self.filled {
+            return None;
+        }
+        let len = (self.hdrs[i].msg_len as usize).min(self.slot);
+        let bytes = &self.data[i * self.slot..i * self.slot + len];
+        let from = socket_addr(&self.names[i])?;
+        Some((bytes, from, timestamp(&self.hdrs[i].msg_hdr)))
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message, in ns.
+fn timestamp(msg: &libc::msghdr) -> Option<u64> {
     let mut stamp = None;
     // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
             {
@@ -297,11 +357,10 @@ pub(crate) fn recv_timestamped(
                 let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
                 stamp = Some(secs * 1_000_000_000 + nanos);
             }
-            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    let from = socket_addr(&storage).ok_or_else(|| io::Error::other("unknown address family"))?;
-    Ok((n, from, stamp))
+    stamp
 }
 
 fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -370,25 +429,40 @@ mod tests {
     }
 
     #[test]
-    fn received_datagrams_carry_kernel_timestamps() {
+    fn batch_receive_gets_every_datagram_with_source_and_stamp() {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
         enable_rx_timestamps(rx.as_raw_fd()).unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        tx.send_to(b"one", rx.local_addr().unwrap()).unwrap();
-        tx.send_to(b"two!", rx.local_addr().unwrap()).unwrap();
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .unwrap();
-        // Block until the first one is there, then read both with recvmsg.
-        let mut peek = [0u8; 8];
-        rx.peek(&mut peek).unwrap();
-        let mut buf = [0u8; 64];
-        let (n1, from, t1) = recv_timestamped(rx.as_raw_fd(), &mut buf).unwrap();
-        assert_eq!((n1, from), (3, tx.local_addr().unwrap()));
-        rx.peek(&mut peek).unwrap();
-        let (n2, _, t2) = recv_timestamped(rx.as_raw_fd(), &mut buf).unwrap();
-        assert_eq!(&buf[..n2], b"two!");
-        let (t1, t2) = (t1.unwrap(), t2.unwrap());
-        assert!(t2 >= t1 && t2 - t1 < 1_000_000_000);
+        let mut batch = RecvBatch::new(4, 2048);
+        assert_eq!(
+            batch.recv(rx.as_raw_fd()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        for i in 0..6u8 {
+            tx.send_to(&vec![i; usize::from(i) + 1], rx.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(n) => {
+                    assert!(n <= 4);
+                    for i in 0..n {
+                        let (bytes, from, stamp) = batch.get(i).unwrap();
+                        assert_eq!(from, tx.local_addr().unwrap());
+                        assert!(stamp.is_some());
+                        got.push(bytes.to_vec());
+                    }
+                    assert!(batch.get(n).is_none());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got.len() == 6 => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
