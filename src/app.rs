@@ -83,8 +83,8 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
         // Both transports on the same address, each with its own acceptor.
         let (tcp, udp): (Box<dyn Acceptor>, Box<dyn Acceptor>) = match protocol {
             Protocol::Hello => (
-                Box::new(hello::HelloAcceptor),
-                Box::new(hello::HelloAcceptor),
+                Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout)),
+                Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout)),
             ),
             Protocol::Lab => (
                 Box::new(lab::LabAcceptor::new(config.lab)),

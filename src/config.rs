@@ -125,6 +125,8 @@ pub struct ServeConfig {
     pub id_ttl: Duration,
     /// hello: most IDs registered at once; beyond it `ERROR busy`.
     pub max_ids: usize,
+    /// hello: a TCP connection silent this long is closed.
+    pub tcp_idle_timeout: Duration,
     /// Exit 0 after no request for this long.
     pub idle_exit: Option<Duration>,
     /// stopwait: retransmission timer.
@@ -151,6 +153,7 @@ impl Default for ServeConfig {
             allow_overwrite: false,
             id_ttl: Duration::from_secs(30),
             max_ids: 100_000,
+            tcp_idle_timeout: crate::proto::hello::DEFAULT_IDLE_TIMEOUT,
             idle_exit: None,
             stopwait_timeout: Duration::from_secs(5),
             stopwait_tries: 5,
@@ -220,6 +223,9 @@ impl ServeConfig {
         if let Some(v) = file.max_ids {
             self.max_ids = v;
         }
+        if let Some(v) = file.tcp_idle_timeout {
+            self.tcp_idle_timeout = dur("tcp_idle_timeout", &v)?;
+        }
         if let Some(v) = file.idle_exit {
             self.idle_exit = Some(dur("idle_exit", &v)?);
         }
@@ -286,6 +292,7 @@ struct ConfigFile {
     allow_overwrite: Option<bool>,
     id_ttl: Option<String>,
     max_ids: Option<usize>,
+    tcp_idle_timeout: Option<String>,
     idle_exit: Option<String>,
     stopwait_timeout: Option<String>,
     stopwait_tries: Option<u32>,

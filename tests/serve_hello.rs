@@ -904,3 +904,19 @@ fn udp_flood_is_answered_and_the_server_survives() {
         );
     }
 }
+
+#[test]
+fn silent_tcp_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::hello(&["--tcp-idle-timeout", "300ms"]);
+    let started = Instant::now();
+    let mut silent = tcp_connect(server.tcp("hello"));
+    silent.write_all(b"HELLO 1").unwrap(); // half a line, then nothing
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(silent.read(&mut buf).unwrap(), 0, "EOF from the server");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(290), "closed early: {took:?}");
+    assert!(took < Duration::from_secs(3), "closed late: {took:?}");
+}

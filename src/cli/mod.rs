@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// hello: most IDs registered at once; beyond it `ERROR busy` [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_ids: Option<usize>,
+    /// hello: close a TCP connection that sends nothing for this long [default: 5m].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub tcp_idle_timeout: Option<Duration>,
     /// Exit 0 after no request on any listener for this long [default: never].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub idle_exit: Option<Duration>,
@@ -123,6 +126,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.idle_exit {
             c.idle_exit = Some(v);
+        }
+        if let Some(v) = self.tcp_idle_timeout {
+            c.tcp_idle_timeout = v;
         }
         if let Some(v) = self.stopwait_timeout {
             c.stopwait_timeout = v;

@@ -133,6 +133,15 @@ impl Client {
             return;
         };
         let verb = match Response::parse(line) {
+            Ok(Response::Ok { id, .. } | Response::Reset { id }) if id != self.request.id => {
+                // An answer about another ID is not an answer to us (a stale
+                // datagram, or a confused server).
+                let shown = String::from_utf8_lossy(line).into_owned();
+                return self.finish(
+                    Outcome::Failed(format!("answer for another ID: {shown:?}")),
+                    CloseReason::Protocol("answer for another ID"),
+                );
+            }
             Ok(Response::Ok { .. }) => Verb::Ok,
             Ok(Response::Reset { .. }) => Verb::Reset,
             Ok(Response::Error { .. }) => Verb::Error,
@@ -372,6 +381,40 @@ mod tests {
                 payload: b"RESET 0042",
                 kernel_ns: None,
             },
+        );
+        assert!(matches!(
+            slot.borrow().clone(),
+            Some(Outcome::Answered {
+                verb: Verb::Reset,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_answer_for_another_id_is_a_failure() {
+        let mut sh = shared(Duration::from_secs(30), 10);
+        let (mut c, slot) = client(Transport::Tcp, 1);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Stream(b"RESET 6\n"),
+        );
+        assert!(
+            matches!(slot.borrow().clone(), Some(Outcome::Failed(why)) if why.contains("another ID"))
+        );
+        // The same ID written differently is the same ID.
+        let (mut c, slot) = client(Transport::Tcp, 1);
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            server(),
+            Input::Stream(b"RESET 42\n"),
         );
         assert!(matches!(
             slot.borrow().clone(),

@@ -9,7 +9,7 @@ use super::registry::{Refused, Registry};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
 };
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::hello::{MAX_REQUEST, Refusal, Request as HelloRequest, Response};
 use crate::wire::line;
 use bytes::BytesMut;
@@ -44,17 +44,36 @@ fn answer(
     }
 }
 
+/// How long a TCP connection may stay silent before the server closes it,
+/// unless configured otherwise (`tcp_idle_timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The acceptor on hello's TCP listener and UDP socket.
-#[derive(Debug, Default)]
-pub struct HelloAcceptor;
+#[derive(Debug)]
+pub struct HelloAcceptor {
+    idle_timeout: Duration,
+}
+
+impl HelloAcceptor {
+    /// An acceptor whose TCP connections close after `idle_timeout` without a request.
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self { idle_timeout }
+    }
+}
+
+impl Default for HelloAcceptor {
+    fn default() -> Self {
+        Self::new(DEFAULT_IDLE_TIMEOUT)
+    }
+}
 
 impl Acceptor for HelloAcceptor {
     fn accept_stream(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
-        Some(Box::new(HelloStream::new(peer)))
+        Some(Box::new(HelloStream::new(peer, cx.now, self.idle_timeout)))
     }
 
     /// UDP is one request per datagram and one answer per request, so no
@@ -90,17 +109,28 @@ pub struct HelloStream {
     out: BytesMut,
     close: Option<CloseReason>,
     closing: bool,
+    /// Silence after which the connection is closed.
+    idle_timeout: Duration,
+    last_input: Instant,
+    /// The idle deadline reported to the reactor. It moves only when it
+    /// fires (to `last_input + idle_timeout`), so a busy connection does
+    /// not re-arm the heap on every request.
+    idle_check: Instant,
 }
 
 impl HelloStream {
-    /// A fresh connection from `peer`.
-    pub fn new(peer: SocketAddr) -> Self {
+    /// A fresh connection from `peer` at `now`, closed after `idle_timeout`
+    /// without input.
+    pub fn new(peer: SocketAddr, now: Instant, idle_timeout: Duration) -> Self {
         Self {
             peer,
             partial: Vec::new(),
             out: BytesMut::new(),
             close: None,
             closing: false,
+            idle_timeout,
+            last_input: now,
+            idle_check: now + idle_timeout,
         }
     }
 
@@ -144,6 +174,7 @@ impl Session for HelloStream {
         if self.closing {
             return;
         }
+        self.last_input = cx.now;
         match input {
             Input::Stream(mut bytes) => loop {
                 if self.partial.is_empty() {
@@ -181,7 +212,18 @@ impl Session for HelloStream {
         }
     }
 
-    fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.closing || cx.now < self.idle_check {
+            return;
+        }
+        let deadline = self.last_input + self.idle_timeout;
+        if cx.now >= deadline {
+            debug!("{} idle for {:?}: closing", cx.tag, self.idle_timeout);
+            self.finish(CloseReason::TimedOut { tries: 1 });
+        } else {
+            self.idle_check = deadline;
+        }
+    }
 
     fn poll_transmit(
         &mut self,
@@ -198,7 +240,7 @@ impl Session for HelloStream {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        None
+        (!self.closing).then_some(self.idle_check)
     }
 
     fn poll_request(&mut self) -> Option<Request> {
@@ -227,7 +269,7 @@ mod tests {
         };
         let mut reply = BytesMut::new();
         assert!(matches!(
-            HelloAcceptor.accept_datagram(&mut cx, peer(), payload, &mut reply),
+            HelloAcceptor::default().accept_datagram(&mut cx, peer(), payload, &mut reply),
             Admission::Reply
         ));
         reply.to_vec()
@@ -264,7 +306,7 @@ mod tests {
     #[test]
     fn tcp_several_requests_on_one_connection() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(
             &mut s,
             &mut sh,
@@ -282,7 +324,7 @@ mod tests {
     #[test]
     fn tcp_line_split_across_reads() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         for chunk in [&b"HEL"[..], b"LO 12", b"34", b"\nHELLO", b" 5\n"] {
             feed(&mut s, &mut sh, at(0), peer(), Input::Stream(chunk));
         }
@@ -295,7 +337,7 @@ mod tests {
     #[test]
     fn tcp_reset_answers_and_closes_ignoring_the_rest() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(
             &mut s,
             &mut sh,
@@ -320,7 +362,7 @@ mod tests {
     fn tcp_256_bytes_without_newline_is_an_error_however_split() {
         for split_at in [1usize, 100, 255, 256] {
             let mut sh = shared(Duration::from_secs(30), 100);
-            let mut s = HelloStream::new(peer());
+            let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
             let junk = [b'x'; 256];
             feed(
                 &mut s,
@@ -348,7 +390,7 @@ mod tests {
     #[test]
     fn tcp_partial_line_memory_is_bounded() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO"));
         feed(
             &mut s,
@@ -364,7 +406,7 @@ mod tests {
     #[test]
     fn tcp_binary_garbage_gets_an_error() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(
             &mut s,
             &mut sh,
@@ -378,7 +420,7 @@ mod tests {
     #[test]
     fn tcp_eof_closes_quietly() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1"));
         feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
         assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"");
@@ -389,9 +431,44 @@ mod tests {
     }
 
     #[test]
+    fn silent_connection_closes_after_exactly_the_idle_timeout() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer(), at(0), Duration::from_secs(10));
+        assert_eq!(s.poll_timeout(), Some(at(10_000)));
+        // Activity at 4 s: the reported deadline does not move (no heap push)...
+        feed(
+            &mut s,
+            &mut sh,
+            at(4_000),
+            peer(),
+            Input::Stream(b"HELLO 1\n"),
+        );
+        assert_eq!(s.poll_timeout(), Some(at(10_000)));
+        // ...until it fires, and then it moves to the real one.
+        let mut cx = Context {
+            now: at(10_000),
+            tag: Tag { key: 0, peer: None },
+            shared: &mut sh,
+        };
+        s.handle_timeout(&mut cx);
+        assert_eq!(s.poll_timeout(), Some(at(14_000)));
+        assert!(drain_requests(&mut s).is_empty());
+        cx.now = at(13_999);
+        s.handle_timeout(&mut cx);
+        assert!(drain_requests(&mut s).is_empty(), "not a moment early");
+        cx.now = at(14_000);
+        s.handle_timeout(&mut cx);
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::TimedOut { tries: 1 })]
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
     fn transmit_respects_limit() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer());
+        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1\n"));
         let mut cx = Context {
             now: at(0),
