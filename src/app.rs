@@ -6,11 +6,11 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
-use crate::cli::{HelloArgs, LabArgs, ServeArgs, duration};
+use crate::cli::{HelloArgs, LabArgs, MsgArgs, ServeArgs, duration};
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
-use crate::proto::{Acceptor, Shared, lab};
+use crate::proto::{Acceptor, Shared, lab, msg};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::wire::hello::Request as HelloRequest;
 use log::info;
@@ -80,26 +80,29 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     let mut lines = Vec::new();
     for protocol in protocols {
         let addr = config.addr(protocol);
-        // Both transports on the same address, each with its own acceptor.
-        let (tcp, udp): (Box<dyn Acceptor>, Box<dyn Acceptor>) = match protocol {
+        // Each transport with its own acceptor, on the same address.
+        let (tcp, udp): (Box<dyn Acceptor>, Option<Box<dyn Acceptor>>) = match protocol {
             Protocol::Hello => (
                 Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout)),
-                Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout)),
+                Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
             ),
             Protocol::Lab => (
                 Box::new(lab::LabAcceptor::new(config.lab)),
-                Box::new(lab::LabAcceptor::new(config.lab)),
+                Some(Box::new(lab::LabAcceptor::new(config.lab))),
             ),
+            Protocol::Msg => (Box::new(msg::MsgAcceptor::new(config.msg_max)), None),
             _ => unreachable!("checked by is_implemented above"),
         };
         let tcp = reactor
             .listen_tcp(addr, tcp)
             .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
-        let udp = reactor
-            .bind_udp(addr, udp)
-            .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
         lines.push(format!("listening {protocol} tcp {tcp}"));
-        lines.push(format!("listening {protocol} udp {udp}"));
+        if let Some(udp) = udp {
+            let udp = reactor
+                .bind_udp(addr, udp)
+                .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
+            lines.push(format!("listening {protocol} udp {udp}"));
+        }
     }
     // Scripts wait for these lines: print them all at once, then flush.
     let mut out = io::stdout().lock();
@@ -459,4 +462,87 @@ fn describe_lab(
             (line.clone(), Err(Failure::Refused(line.clone())))
         }
     }
+}
+
+/// `mioperf msg HOST PORT FILE|-`: sends the file as one frame and prints
+/// the receipt; exit 0 on `OK` with the right length, 1 on `ERR too large`,
+/// 2 on a failure or a timeout.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
+    use crate::proto::data::{MemorySource, Source};
+    let source: Box<dyn Source> = if args.file.as_os_str() == "-" {
+        let bytes = crate::files::read_stdin(u64::from(u32::MAX)).map_err(|e| error("stdin", e))?;
+        Box::new(MemorySource::new(bytes))
+    } else {
+        let f = crate::files::FileSource::open(&args.file)
+            .map_err(|e| error(&args.file.display().to_string(), e))?;
+        Box::new(f)
+    };
+    let len = source.len().unwrap_or(0);
+    let len = u32::try_from(len).map_err(|_| {
+        Failure::Error(format!(
+            "{len} bytes do not fit one frame (at most 4 GiB - 1)"
+        ))
+    })?;
+    let server = resolve(&args.host, args.port)?;
+    let mut reactor = client_reactor()?;
+    let slot = msg::OutcomeSlot::default();
+    let session = Box::new(msg::Client::new(source, len, args.timeout, slot.clone()));
+    reactor
+        .connect_tcp(server, session)
+        .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    reactor.run().map_err(|e| error("poll", e))?;
+    let outcome = slot.borrow_mut().take();
+    let (json, result) = match outcome {
+        Some(msg::Outcome::Receipt { len, elapsed }) => {
+            let secs = elapsed.as_secs_f64();
+            #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
+            let rate = if secs > 0.0 { len as f64 / secs } else { 0.0 };
+            if !args.json {
+                println!(
+                    "OK {len}: {len} bytes in {secs:.3} s = {:.1} MB/s",
+                    rate / 1e6
+                );
+            }
+            (
+                serde_json::json!({"outcome": "ok", "bytes": len, "seconds": secs, "bytes_per_second": rate}),
+                Ok(()),
+            )
+        }
+        Some(msg::Outcome::TooLarge { max }) => {
+            let line = format!("ERR too large {max}");
+            if !args.json {
+                println!("{line}");
+            }
+            (
+                serde_json::json!({"outcome": "refused", "answer": line, "max": max}),
+                Err(Failure::Refused(line)),
+            )
+        }
+        Some(msg::Outcome::TimedOut) => (
+            serde_json::json!({"outcome": "timeout"}),
+            Err(Failure::Error(format!(
+                "no progress for {}",
+                duration::format(args.timeout)
+            ))),
+        ),
+        Some(msg::Outcome::Failed(why)) => (
+            serde_json::json!({"outcome": "failed", "error": why}),
+            Err(Failure::Error(format!("{server}: {why}"))),
+        ),
+        None => (
+            serde_json::json!({"outcome": "failed"}),
+            Err(Failure::Error("no outcome".into())),
+        ),
+    };
+    if args.json {
+        let mut doc = json;
+        doc["protocol"] = serde_json::json!("msg");
+        doc["server"] = serde_json::json!(server.to_string());
+        doc["sent"] = serde_json::json!(len);
+        println!("{doc}");
+    }
+    result
 }

@@ -85,7 +85,7 @@ impl Protocol {
 
     /// Whether this build serves it yet. Protocols land one issue at a time.
     pub const fn is_implemented(self) -> bool {
-        matches!(self, Self::Hello | Self::Lab)
+        matches!(self, Self::Hello | Self::Lab | Self::Msg)
     }
 }
 
@@ -139,6 +139,8 @@ pub struct ServeConfig {
     pub spin: Duration,
     /// lab: stream and file limits.
     pub lab: LabConfig,
+    /// msg: largest frame payload.
+    pub msg_max: u32,
     /// UDP send budgets for peers whose address is not validated.
     pub udp_budget: BudgetConfig,
 }
@@ -160,6 +162,7 @@ impl Default for ServeConfig {
             timer: TimerMode::Timerfd,
             spin: Duration::from_micros(100),
             lab: LabConfig::default(),
+            msg_max: crate::wire::msg::DEFAULT_MAX,
             udp_budget: BudgetConfig::default(),
         }
     }
@@ -241,6 +244,7 @@ impl ServeConfig {
         if let Some(v) = file.spin {
             self.spin = dur("spin", &v)?;
         }
+        set(&mut self.msg_max, file.msg_max);
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
         set(&mut lab.file_max, file.file_max);
@@ -303,6 +307,7 @@ struct ConfigFile {
     segment: Option<usize>,
     line_max: Option<usize>,
     tcp_segment_max: Option<u32>,
+    msg_max: Option<u32>,
     udp_peer_rate: Option<u64>,
     udp_peer_burst: Option<u64>,
     udp_global_rate: Option<u64>,

@@ -27,6 +27,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod logging;
 pub mod proto;
 pub mod reactor;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => app::serve(args),
         Command::Hello(args) => app::hello_client(args),
         Command::Lab(args) => app::lab_client(args),
+        Command::Msg(args) => app::msg_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

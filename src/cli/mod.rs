@@ -39,6 +39,8 @@ pub enum Command {
     Hello(HelloArgs),
     /// One lab request: echo text, N (a generated file) or stream-I-C-S; prints what arrived.
     Lab(LabArgs),
+    /// Send a file (or standard input) as one length-prefixed message and wait for its receipt.
+    Msg(MsgArgs),
 }
 
 /// Flags of `mioperf serve`.
@@ -89,6 +91,9 @@ pub struct ServeArgs {
     /// lab: largest generated file, in bytes [default: 123456789].
     #[arg(long, value_name = "BYTES")]
     pub file_max: Option<u64>,
+    /// msg: largest frame payload, in bytes [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub msg_max: Option<u32>,
     /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -148,6 +153,9 @@ impl ServeArgs {
         if let Some(v) = self.file_max {
             c.lab.file_max = v;
         }
+        if let Some(v) = self.msg_max {
+            c.msg_max = v;
+        }
         Ok(c)
     }
 }
@@ -202,6 +210,23 @@ pub struct LabArgs {
     /// Segments a stream is expected to have at most (the server's stream_max_count).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `mioperf msg`.
+#[derive(Debug, Args)]
+pub struct MsgArgs {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The file to send, or `-` for standard input.
+    pub file: PathBuf,
+    /// Longest wait without progress.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "10s")]
+    pub timeout: Duration,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,

@@ -18,8 +18,10 @@
 //! 4. [`Session::wants_input`], to pause or resume reading.
 
 pub mod budget;
+pub mod data;
 pub mod hello;
 pub mod lab;
+pub mod msg;
 
 use crate::time::Instant;
 use bytes::BytesMut;

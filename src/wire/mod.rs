@@ -9,6 +9,7 @@
 pub mod hello;
 pub mod lab;
 pub mod line;
+pub mod msg;
 
 use core::fmt;
 

@@ -1,0 +1,94 @@
+//! Where sending sessions get their bytes and receiving sessions put them.
+//!
+//! Owns two small seams: [`Source`] (a file to send, stdin, a buffer) and
+//! [`Sink`] (an upload being written). Sessions see only these traits; the
+//! implementations that touch the file system live outside `proto` (the
+//! store, the clients' file helpers), and tests use the in-memory ones
+//! here. Reading or writing a block happens on the reactor thread, which is
+//! fine for local disks and page-cache hits and is measured in `benches/`.
+
+use bytes::BytesMut;
+use std::io::ErrorKind;
+
+/// Bytes to send, read on demand.
+pub trait Source {
+    /// Total length, when known in advance (a file's size).
+    fn len(&self) -> Option<u64>;
+    /// Appends up to `max` bytes to `dst`; `Ok(0)` is the end.
+    ///
+    /// # Errors
+    /// The kind of the I/O error that stopped reading.
+    fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind>;
+}
+
+/// Bytes being received, committed only when complete.
+pub trait Sink {
+    /// Writes all of `bytes`.
+    ///
+    /// # Errors
+    /// The kind of the I/O error (disk full, …): the transfer fails.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), ErrorKind>;
+    /// Makes the bytes visible under their final name. Dropping a sink
+    /// without committing throws everything away.
+    ///
+    /// # Errors
+    /// The kind of the error that stopped the commit (for example
+    /// `AlreadyExists` in create-only mode).
+    fn commit(self: Box<Self>) -> Result<u64, ErrorKind>;
+}
+
+/// A [`Source`] over bytes in memory.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl MemorySource {
+    /// A source that yields `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self { bytes, pos: 0 }
+    }
+}
+
+impl Source for MemorySource {
+    fn len(&self) -> Option<u64> {
+        Some(self.bytes.len() as u64)
+    }
+
+    fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
+        let n = max.min(self.bytes.len() - self.pos);
+        dst.extend_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A [`Sink`] into memory; what it committed shows in the shared vector.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    bytes: Vec<u8>,
+    committed: std::rc::Rc<core::cell::RefCell<Option<Vec<u8>>>>,
+}
+
+impl MemorySink {
+    /// A sink, and where its bytes appear once committed.
+    pub fn new() -> (Self, std::rc::Rc<core::cell::RefCell<Option<Vec<u8>>>>) {
+        let sink = Self::default();
+        let committed = sink.committed.clone();
+        (sink, committed)
+    }
+}
+
+impl Sink for MemorySink {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), ErrorKind> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<u64, ErrorKind> {
+        let len = self.bytes.len() as u64;
+        *self.committed.borrow_mut() = Some(self.bytes);
+        Ok(len)
+    }
+}

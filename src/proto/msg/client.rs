@@ -1,0 +1,301 @@
+//! The msg client: one frame from a source, then its receipt.
+//!
+//! Owns the sending of a frame of known length (header, then the body as
+//! the socket takes it, pulled from the [`Source`] in pieces, so a large
+//! file is never held in memory) and the check of the answer: `OK <L>` with
+//! L equal to what was sent, or `ERR too large <max>`.
+
+use crate::proto::data::Source;
+use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::time::{Duration, Instant};
+use crate::wire::msg::{Answer, FrameHeader, HEADER_LEN};
+use bytes::BytesMut;
+use core::cell::RefCell;
+use std::rc::Rc;
+
+/// How the exchange ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `OK <len>` arrived after `elapsed` (from the first byte sent).
+    Receipt {
+        /// Payload bytes the server counted.
+        len: u64,
+        /// From the first byte sent to the receipt.
+        elapsed: Duration,
+    },
+    /// `ERR too large <max>`.
+    TooLarge {
+        /// The server's limit.
+        max: u64,
+    },
+    /// Nothing moved for the timeout.
+    TimedOut,
+    /// The connection or the source failed, or the answer was wrong.
+    Failed(String),
+}
+
+/// Where a [`Client`] leaves its [`Outcome`].
+pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
+
+/// The longest answer frame accepted.
+const MAX_ANSWER: usize = 256;
+
+/// One frame and its receipt.
+pub struct Client {
+    source: Box<dyn Source>,
+    len: u32,
+    header_sent: bool,
+    sent: u64,
+    started: Option<Instant>,
+    last_activity: Instant,
+    timeout: Duration,
+    answer: Vec<u8>,
+    done: bool,
+    outcome: OutcomeSlot,
+    close: Option<CloseReason>,
+}
+
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("len", &self.len)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Sends `len` bytes from `source` as one frame; gives up after
+    /// `timeout` without progress.
+    pub fn new(source: Box<dyn Source>, len: u32, timeout: Duration, outcome: OutcomeSlot) -> Self {
+        Self {
+            source,
+            len,
+            header_sent: false,
+            sent: 0,
+            started: None,
+            last_activity: Instant::ZERO,
+            timeout,
+            answer: Vec::new(),
+            done: false,
+            outcome,
+            close: None,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if !self.done {
+            self.done = true;
+            *self.outcome.borrow_mut() = Some(outcome);
+            self.close = Some(reason);
+        }
+    }
+}
+
+impl Session for Client {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if self.done {
+            return;
+        }
+        self.last_activity = cx.now;
+        match input {
+            Input::Stream(bytes) => {
+                self.answer.extend_from_slice(bytes);
+                let Ok(header) = FrameHeader::parse(&self.answer) else {
+                    return;
+                };
+                let len = header.len as usize;
+                if len > MAX_ANSWER {
+                    return self.finish(
+                        Outcome::Failed(format!("answer frame of {len} bytes")),
+                        CloseReason::Protocol("answer too long"),
+                    );
+                }
+                if self.answer.len() < HEADER_LEN + len {
+                    return;
+                }
+                let elapsed = cx.now - self.started.unwrap_or(cx.now);
+                let outcome = match Answer::parse(&self.answer[HEADER_LEN..HEADER_LEN + len]) {
+                    Ok(Answer::Ok(n)) if n == u64::from(self.len) => {
+                        Outcome::Receipt { len: n, elapsed }
+                    }
+                    Ok(Answer::Ok(n)) => {
+                        Outcome::Failed(format!("receipt for {n} bytes, {} sent", self.len))
+                    }
+                    Ok(Answer::TooLarge(max)) => Outcome::TooLarge { max },
+                    Err(e) => Outcome::Failed(format!("malformed answer: {e}")),
+                };
+                self.finish(outcome, CloseReason::Completed);
+            }
+            Input::StreamEnd => self.finish(
+                Outcome::Failed("connection closed before the receipt".into()),
+                CloseReason::PeerClosed,
+            ),
+            Input::Failed(kind) => self.finish(
+                Outcome::Failed(std::io::Error::from(kind).to_string()),
+                CloseReason::Aborted,
+            ),
+            Input::Datagram { .. } => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
+            self.finish(Outcome::TimedOut, CloseReason::TimedOut { tries: 1 });
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.done || limit == 0 {
+            return None;
+        }
+        if self.started.is_none() {
+            self.started = Some(cx.now);
+            self.last_activity = cx.now;
+        }
+        if !self.header_sent {
+            if limit < HEADER_LEN {
+                return None;
+            }
+            FrameHeader { len: self.len }.emit(buf);
+            self.header_sent = true;
+            return Some(Transmit {
+                to: None,
+                len: HEADER_LEN,
+            });
+        }
+        let remaining = u64::from(self.len) - self.sent;
+        if remaining == 0 {
+            return None;
+        }
+        let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(limit);
+        match self.source.read_into(buf, max) {
+            Ok(0) => {
+                self.finish(
+                    Outcome::Failed(format!(
+                        "the input ended after {} of {} bytes",
+                        self.sent, self.len
+                    )),
+                    CloseReason::Aborted,
+                );
+                None
+            }
+            Ok(n) => {
+                self.sent += n as u64;
+                self.last_activity = cx.now;
+                Some(Transmit { to: None, len: n })
+            }
+            Err(kind) => {
+                self.finish(
+                    Outcome::Failed(format!("reading the input: {}", std::io::Error::from(kind))),
+                    CloseReason::Aborted,
+                );
+                None
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::data::MemorySource;
+    use crate::proto::testing::{at, drain_tx, feed, shared};
+
+    fn peer() -> std::net::SocketAddr {
+        "127.0.0.1:7001".parse().unwrap()
+    }
+
+    fn client(payload: &[u8]) -> (Client, OutcomeSlot) {
+        let slot = OutcomeSlot::default();
+        let len = u32::try_from(payload.len()).unwrap();
+        let c = Client::new(
+            Box::new(MemorySource::new(payload.to_vec())),
+            len,
+            Duration::from_secs(5),
+            slot.clone(),
+        );
+        (c, slot)
+    }
+
+    fn answer(a: Answer) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        a.emit_frame(&mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn sends_one_frame_and_checks_the_receipt() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"hello");
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"\x00\x00\x00\x05hello");
+        let a = answer(Answer::Ok(5));
+        feed(&mut c, &mut sh, at(2), peer(), Input::Stream(&a[..3]));
+        assert!(slot.borrow().is_none());
+        feed(&mut c, &mut sh, at(3), peer(), Input::Stream(&a[3..]));
+        assert_eq!(
+            slot.borrow().clone(),
+            Some(Outcome::Receipt {
+                len: 5,
+                elapsed: Duration::from_millis(3)
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_receipt_and_refusal() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"abc");
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            peer(),
+            Input::Stream(&answer(Answer::Ok(4))),
+        );
+        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        let (mut c, slot) = client(b"abc");
+        drain_tx(&mut c, &mut sh, at(0));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            peer(),
+            Input::Stream(&answer(Answer::TooLarge(2))),
+        );
+        assert_eq!(slot.borrow().clone(), Some(Outcome::TooLarge { max: 2 }));
+    }
+
+    #[test]
+    fn empty_frame_and_silence() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut c, slot) = client(b"");
+        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"\x00\x00\x00\x00");
+        assert_eq!(c.poll_timeout(), Some(at(5_000)));
+        let mut cx = Context {
+            now: at(5_000),
+            tag: crate::proto::Tag { key: 0, peer: None },
+            shared: &mut sh,
+        };
+        c.handle_timeout(&mut cx);
+        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut));
+    }
+}
