@@ -480,7 +480,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
             .map_err(|e| error(&args.file.display().to_string(), e))?;
         Box::new(f)
     };
-    let len = source.len().unwrap_or(0);
+    let len = source.size().unwrap_or(0);
     let len = u32::try_from(len).map_err(|_| {
         Failure::Error(format!(
             "{len} bytes do not fit one frame (at most 4 GiB - 1)"

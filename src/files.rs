@@ -37,7 +37,7 @@ impl FileSource {
 }
 
 impl Source for FileSource {
-    fn len(&self) -> Option<u64> {
+    fn size(&self) -> Option<u64> {
         Some(self.len)
     }
 

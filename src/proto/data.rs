@@ -13,7 +13,7 @@ use std::io::ErrorKind;
 /// Bytes to send, read on demand.
 pub trait Source {
     /// Total length, when known in advance (a file's size).
-    fn len(&self) -> Option<u64>;
+    fn size(&self) -> Option<u64>;
     /// Appends up to `max` bytes to `dst`; `Ok(0)` is the end.
     ///
     /// # Errors
@@ -52,7 +52,7 @@ impl MemorySource {
 }
 
 impl Source for MemorySource {
-    fn len(&self) -> Option<u64> {
+    fn size(&self) -> Option<u64> {
         Some(self.bytes.len() as u64)
     }
 
