@@ -92,3 +92,50 @@ impl Sink for MemorySink {
         Ok(len)
     }
 }
+
+/// Why a file could not be opened or created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// The name breaks the rules (absolute, `..`, control bytes, too long)
+    /// or leads outside the root (through a symbolic link, say).
+    Forbidden,
+    /// No such file (GET).
+    NotFound,
+    /// The file exists and overwriting is off (PUT).
+    Exists,
+    /// Larger than the store's maximum file size.
+    TooLarge,
+    /// Anything else, by kind.
+    Io(ErrorKind),
+}
+
+impl core::fmt::Display for FileError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Forbidden => f.write_str("forbidden"),
+            Self::NotFound => f.write_str("not found"),
+            Self::Exists => f.write_str("exists"),
+            Self::TooLarge => f.write_str("too large"),
+            Self::Io(kind) => write!(f, "{}", std::io::Error::from(*kind)),
+        }
+    }
+}
+
+/// The server's files, as a session sees them: open by name to read,
+/// create by name to write. Implementations enforce the name rules, keep
+/// every file under the root, and make uploads visible only on commit.
+pub trait Files {
+    /// Opens `name` for reading.
+    ///
+    /// # Errors
+    /// [`FileError::Forbidden`], [`FileError::NotFound`], or I/O.
+    fn open(&self, name: &str) -> Result<Box<dyn Source>, FileError>;
+    /// Starts an upload to `name`; `size`, when known, is checked against
+    /// the maximum up front. Nothing appears under `name` until
+    /// [`Sink::commit`].
+    ///
+    /// # Errors
+    /// [`FileError::Forbidden`], [`FileError::Exists`],
+    /// [`FileError::TooLarge`], or I/O.
+    fn create(&self, name: &str, size: Option<u64>) -> Result<Box<dyn Sink>, FileError>;
+}
