@@ -83,3 +83,152 @@ pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// Where `get` writes: a local file that appears under its name only when
+/// complete (a temporary file beside it, renamed on commit), or stdout.
+#[derive(Debug)]
+pub struct FileSink {
+    file: Option<File>,
+    temp: Option<std::path::PathBuf>,
+    dest: Option<std::path::PathBuf>,
+    written: u64,
+}
+
+impl FileSink {
+    /// A sink for `dest`; refuses to replace an existing file unless `force`.
+    ///
+    /// # Errors
+    /// `dest` exists (without `force`), or the temporary file cannot be made.
+    pub fn create(dest: &Path, force: bool) -> std::io::Result<Self> {
+        if !force && dest.exists() {
+            return Err(std::io::Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{} exists (use --force to replace it)", dest.display()),
+            ));
+        }
+        let name = dest
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("no file name"))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".mioperf-part-{}", std::process::id()));
+        let temp = dest.with_file_name(temp_name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        Ok(Self {
+            file: Some(file),
+            temp: Some(temp),
+            dest: Some(dest.to_path_buf()),
+            written: 0,
+        })
+    }
+
+    /// A sink that writes to standard output as bytes arrive.
+    pub fn stdout() -> Self {
+        Self {
+            file: None,
+            temp: None,
+            dest: None,
+            written: 0,
+        }
+    }
+}
+
+impl crate::proto::data::Sink for FileSink {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), ErrorKind> {
+        use std::io::Write;
+        let result = match &mut self.file {
+            Some(f) => f.write_all(bytes),
+            None => std::io::stdout().lock().write_all(bytes),
+        };
+        result.map_err(|e| e.kind())?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<u64, ErrorKind> {
+        use std::io::Write;
+        match (self.file.take(), self.temp.take(), self.dest.take()) {
+            (Some(file), Some(temp), Some(dest)) => {
+                drop(file);
+                if let Err(e) = std::fs::rename(&temp, &dest) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e.kind());
+                }
+            }
+            _ => std::io::stdout().lock().flush().map_err(|e| e.kind())?,
+        }
+        Ok(self.written)
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Not committed: the partial download goes away.
+        if let Some(temp) = self.temp.take() {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::data::Sink;
+
+    fn dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("mioperf-files-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn sink_appears_only_on_commit_and_vanishes_otherwise() {
+        let d = dir("sink");
+        let dest = d.join("out.bin");
+        let mut s = Box::new(FileSink::create(&dest, false).unwrap());
+        s.write_all(b"abc").unwrap();
+        assert!(!dest.exists());
+        assert_eq!(s.commit(), Ok(3));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+        assert!(
+            FileSink::create(&dest, false).is_err(),
+            "no silent overwrite"
+        );
+        let mut s = FileSink::create(&dest, true).unwrap();
+        s.write_all(b"partial").unwrap();
+        drop(s);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn source_reads_a_file_in_pieces() {
+        let d = dir("source");
+        let p = d.join("in.bin");
+        std::fs::write(&p, vec![9u8; 3_000_000]).unwrap();
+        let mut s = FileSource::open(&p).unwrap();
+        assert_eq!(s.size(), Some(3_000_000));
+        let mut buf = BytesMut::new();
+        let mut total = 0;
+        loop {
+            let n = s.read_into(&mut buf, 2_000_000).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(n <= 1 << 20);
+            total += n;
+        }
+        assert_eq!(total, 3_000_000);
+        assert!(FileSource::open(&d).is_err(), "a directory is not a source");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

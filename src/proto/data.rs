@@ -139,3 +139,84 @@ pub trait Files {
     /// [`FileError::TooLarge`], or I/O.
     fn create(&self, name: &str, size: Option<u64>) -> Result<Box<dyn Sink>, FileError>;
 }
+
+/// [`Files`] in memory, for tests and simulations: a map from name to
+/// bytes, with the same outcomes a real store gives (no name rules beyond
+/// refusing `..` and absolute names).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryFiles {
+    files: std::rc::Rc<core::cell::RefCell<std::collections::BTreeMap<String, Vec<u8>>>>,
+    /// Allow replacing an existing file.
+    pub allow_overwrite: bool,
+    /// Largest file accepted.
+    pub max_file_size: Option<u64>,
+}
+
+impl MemoryFiles {
+    /// Adds (or replaces) a file.
+    pub fn insert(&self, name: &str, bytes: Vec<u8>) {
+        self.files.borrow_mut().insert(name.to_owned(), bytes);
+    }
+
+    /// A file's bytes.
+    pub fn get(&self, name: &str) -> Option<Vec<u8>> {
+        self.files.borrow().get(name).cloned()
+    }
+}
+
+struct MemoryUpload {
+    files: MemoryFiles,
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl Sink for MemoryUpload {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), ErrorKind> {
+        if self
+            .files
+            .max_file_size
+            .is_some_and(|max| (self.bytes.len() + bytes.len()) as u64 > max)
+        {
+            return Err(ErrorKind::FileTooLarge);
+        }
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<u64, ErrorKind> {
+        let mut files = self.files.files.borrow_mut();
+        if !self.files.allow_overwrite && files.contains_key(&self.name) {
+            return Err(ErrorKind::AlreadyExists);
+        }
+        let len = self.bytes.len() as u64;
+        files.insert(self.name, self.bytes);
+        Ok(len)
+    }
+}
+
+impl Files for MemoryFiles {
+    fn open(&self, name: &str) -> Result<Box<dyn Source>, FileError> {
+        if name.starts_with('/') || name.split('/').any(|c| c == "..") {
+            return Err(FileError::Forbidden);
+        }
+        let bytes = self.get(name).ok_or(FileError::NotFound)?;
+        Ok(Box::new(MemorySource::new(bytes)))
+    }
+
+    fn create(&self, name: &str, size: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
+        if name.starts_with('/') || name.split('/').any(|c| c == "..") {
+            return Err(FileError::Forbidden);
+        }
+        if !self.allow_overwrite && self.get(name).is_some() {
+            return Err(FileError::Exists);
+        }
+        if size.zip(self.max_file_size).is_some_and(|(s, max)| s > max) {
+            return Err(FileError::TooLarge);
+        }
+        Ok(Box::new(MemoryUpload {
+            files: self.clone(),
+            name: name.to_owned(),
+            bytes: Vec::new(),
+        }))
+    }
+}

@@ -22,6 +22,7 @@ pub mod data;
 pub mod hello;
 pub mod lab;
 pub mod msg;
+pub mod tcpfile;
 
 use crate::time::Instant;
 use bytes::BytesMut;

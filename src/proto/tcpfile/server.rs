@@ -1,0 +1,469 @@
+//! The tcpfile server: one request line, then a file out (GET) or in (PUT).
+//!
+//! Owns the connection's state machine. GET answers `OK <size>` and then
+//! exactly the file's bytes, pulled from its [`Source`] only as the socket
+//! takes them. PUT writes what follows the request line to a [`Sink`] —
+//! exactly `<size>` bytes, or until the client shuts its write side down —
+//! and commits it (making it visible under its name) only when all bytes
+//! are in; then it answers `OK <bytes>`. Every other end (EOF before the
+//! size, an error, a shutdown) drops the sink, which throws the upload away.
+
+use crate::proto::data::{FileError, Files, Sink, Source};
+use crate::proto::{
+    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+};
+use crate::time::Instant;
+use crate::wire::line;
+use crate::wire::tcpfile::{MAX_REQUEST, Refusal, Request as FileRequest, Response};
+use bytes::BytesMut;
+use log::{debug, info};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Upload bytes gathered before one write to the sink: fewer, larger writes.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+enum Job {
+    /// Waiting for the request line.
+    Request,
+    /// Sending `remaining` more bytes of a file.
+    Get {
+        source: Box<dyn Source>,
+        remaining: u64,
+    },
+    /// Receiving into `sink`.
+    Put {
+        sink: Box<dyn Sink>,
+        name: String,
+        size: Option<u64>,
+        received: u64,
+        pending: BytesMut,
+    },
+    /// Answered; closing.
+    Done,
+}
+
+/// One tcpfile connection.
+pub struct TcpFileStream {
+    files: Rc<dyn Files>,
+    partial: Vec<u8>,
+    out: BytesMut,
+    job: Job,
+    close: Option<CloseReason>,
+}
+
+impl core::fmt::Debug for TcpFileStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpFileStream").finish_non_exhaustive()
+    }
+}
+
+impl TcpFileStream {
+    /// A fresh connection over `files`.
+    pub fn new(files: Rc<dyn Files>) -> Self {
+        Self {
+            files,
+            partial: Vec::new(),
+            out: BytesMut::new(),
+            job: Job::Request,
+            close: None,
+        }
+    }
+
+    /// Answers and ends the conversation.
+    fn finish(&mut self, response: Option<Response<'_>>, reason: CloseReason) {
+        if let Some(r) = response {
+            r.emit(&mut self.out);
+        }
+        self.job = Job::Done;
+        if self.close.is_none() {
+            self.close = Some(reason);
+        }
+    }
+
+    fn refuse(&mut self, reason: Refusal, name: &str) {
+        self.finish(
+            Some(Response::Error { reason, name }),
+            CloseReason::Protocol(reason.as_str()),
+        );
+    }
+
+    fn start(&mut self, cx: &Context<'_>, line: &[u8]) {
+        let request = match FileRequest::parse(line) {
+            Ok(r) => r,
+            Err(_) => {
+                let shown = String::from_utf8_lossy(line).into_owned();
+                return self.refuse(Refusal::BadRequest, &shown);
+            }
+        };
+        match request {
+            FileRequest::Get { name } => match self.files.open(name) {
+                Ok(source) => {
+                    let size = source.size().unwrap_or(0);
+                    info!("{} GET {name}: {size} bytes", cx.tag);
+                    Response::Ok(size).emit(&mut self.out);
+                    self.job = if size == 0 {
+                        self.close = Some(CloseReason::Completed);
+                        Job::Done
+                    } else {
+                        Job::Get {
+                            source,
+                            remaining: size,
+                        }
+                    };
+                }
+                Err(e) => {
+                    debug!("{} GET {name}: {e}", cx.tag);
+                    self.refuse(refusal(e), name);
+                }
+            },
+            FileRequest::Put { name, size } => match self.files.create(name, size) {
+                Ok(sink) => {
+                    info!(
+                        "{} PUT {name}: {}",
+                        cx.tag,
+                        size.map_or("until EOF".into(), |s| format!("{s} bytes"))
+                    );
+                    self.job = Job::Put {
+                        sink,
+                        name: name.to_owned(),
+                        size,
+                        received: 0,
+                        pending: BytesMut::new(),
+                    };
+                    if size == Some(0) {
+                        self.upload(&[], false);
+                    }
+                }
+                Err(e) => {
+                    debug!("{} PUT {name}: {e}", cx.tag);
+                    self.refuse(refusal(e), name);
+                }
+            },
+        }
+    }
+
+    /// Upload bytes (`eof`: the client shut its write side down).
+    fn upload(&mut self, bytes: &[u8], eof: bool) {
+        let Job::Put {
+            sink,
+            name,
+            size,
+            received,
+            pending,
+        } = &mut self.job
+        else {
+            return;
+        };
+        // Bytes beyond the announced size are not part of the file.
+        let take = match size {
+            Some(s) => bytes
+                .len()
+                .min(usize::try_from(*s - *received).unwrap_or(usize::MAX)),
+            None => bytes.len(),
+        };
+        pending.extend_from_slice(&bytes[..take]);
+        *received += take as u64;
+        let complete = size.map_or(eof, |s| *received == s);
+        if pending.len() >= WRITE_CHUNK || complete {
+            if let Err(kind) = sink.write_all(pending) {
+                let name = name.clone();
+                let reason = if kind == ErrorKind::FileTooLarge {
+                    Refusal::TooLarge
+                } else {
+                    Refusal::Failed
+                };
+                return self.refuse(reason, &name);
+            }
+            pending.clear();
+        }
+        if complete {
+            let Job::Put { sink, name, .. } = core::mem::replace(&mut self.job, Job::Done) else {
+                return;
+            };
+            match sink.commit() {
+                Ok(n) => self.finish(Some(Response::Ok(n)), CloseReason::Completed),
+                Err(ErrorKind::AlreadyExists) => self.refuse(Refusal::Exists, &name),
+                Err(_) => self.refuse(Refusal::Failed, &name),
+            }
+        } else if eof {
+            // EOF before the announced size: the upload is thrown away.
+            let name = name.clone();
+            self.refuse(Refusal::Short, &name);
+        }
+    }
+}
+
+fn refusal(e: FileError) -> Refusal {
+    match e {
+        FileError::Forbidden => Refusal::Forbidden,
+        FileError::NotFound => Refusal::NotFound,
+        FileError::Exists => Refusal::Exists,
+        FileError::TooLarge => Refusal::TooLarge,
+        FileError::Io(_) => Refusal::Failed,
+    }
+}
+
+impl Session for TcpFileStream {
+    fn side(&self) -> Side {
+        Side::Server
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        match input {
+            Input::Stream(bytes) => match self.job {
+                Job::Request => {
+                    let joined;
+                    let buf = if self.partial.is_empty() {
+                        bytes
+                    } else {
+                        self.partial.extend_from_slice(bytes);
+                        joined = core::mem::take(&mut self.partial);
+                        &joined[..]
+                    };
+                    match line::split(buf, MAX_REQUEST) {
+                        Ok(Some(l)) => {
+                            self.start(cx, &buf[..l.len]);
+                            let rest = &buf[l.consumed..];
+                            if matches!(self.job, Job::Put { .. }) && !rest.is_empty() {
+                                self.upload(rest, false);
+                            }
+                        }
+                        Ok(None) => self.partial = buf.to_vec(),
+                        Err(_) => self.refuse(Refusal::BadRequest, "(request line too long)"),
+                    }
+                }
+                Job::Put { .. } => self.upload(bytes, false),
+                // After the request only a PUT's bytes matter.
+                Job::Get { .. } | Job::Done => {}
+            },
+            Input::StreamEnd => match self.job {
+                Job::Put { .. } => self.upload(&[], true),
+                Job::Request => self.finish(None, CloseReason::PeerClosed),
+                // A GET client may half-close after its request.
+                Job::Get { .. } | Job::Done => {}
+            },
+            Input::Failed(_) => self.finish(None, CloseReason::Aborted),
+            Input::Datagram { .. } => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+
+    fn poll_transmit(
+        &mut self,
+        _cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if limit == 0 {
+            return None;
+        }
+        if !self.out.is_empty() {
+            let len = self.out.len().min(limit);
+            buf.extend_from_slice(&self.out.split_to(len));
+            return Some(Transmit { to: None, len });
+        }
+        let Job::Get { source, remaining } = &mut self.job else {
+            return None;
+        };
+        let max = usize::try_from(*remaining).unwrap_or(usize::MAX).min(limit);
+        match source.read_into(buf, max) {
+            Ok(0) | Err(_) => {
+                // The file shrank or failed under us: the client sees a short
+                // transfer (it knows the size), never wrong bytes.
+                self.finish(None, CloseReason::Aborted);
+                None
+            }
+            Ok(n) => {
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    self.finish(None, CloseReason::Completed);
+                }
+                Some(Transmit { to: None, len: n })
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
+/// The acceptor on tcpfile's TCP listener.
+pub struct TcpFileAcceptor {
+    files: Rc<dyn Files>,
+}
+
+impl core::fmt::Debug for TcpFileAcceptor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpFileAcceptor").finish_non_exhaustive()
+    }
+}
+
+impl TcpFileAcceptor {
+    /// Connections over `files`.
+    pub fn new(files: Rc<dyn Files>) -> Self {
+        Self { files }
+    }
+}
+
+impl Acceptor for TcpFileAcceptor {
+    fn accept_stream(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _peer: SocketAddr,
+    ) -> Option<Box<dyn Session>> {
+        Some(Box::new(TcpFileStream::new(self.files.clone())))
+    }
+
+    fn accept_datagram(
+        &mut self,
+        _: &mut Context<'_>,
+        _: SocketAddr,
+        _: &[u8],
+        _: &mut BytesMut,
+    ) -> Admission {
+        Admission::Ignore
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::data::MemoryFiles;
+    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::time::Duration;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    fn session(files: &MemoryFiles) -> TcpFileStream {
+        TcpFileStream::new(Rc::new(files.clone()))
+    }
+
+    fn run(files: &MemoryFiles, chunks: &[&[u8]], eof: bool) -> (Vec<u8>, Vec<Request>) {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = session(files);
+        for c in chunks {
+            feed(&mut s, &mut sh, at(0), peer(), Input::Stream(c));
+        }
+        if eof {
+            feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
+        }
+        let out = drain_tx(&mut s, &mut sh, at(0));
+        (out, drain_requests(&mut s))
+    }
+
+    #[test]
+    fn get_sends_ok_size_then_exactly_the_file() {
+        let files = MemoryFiles::default();
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        files.insert("big.bin", body.clone());
+        let (out, req) = run(&files, &[b"big.bin : GET\n"], false);
+        assert!(out.starts_with(b"OK 200000\n"));
+        assert_eq!(&out[10..], &body[..]);
+        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+        let (out, _) = run(&files, &[b"empty:GET\n"], false);
+        assert_eq!(out, b"ERROR not found: empty\n");
+        files.insert("empty", Vec::new());
+        let (out, req) = run(&files, &[b"emp", b"ty:GET\n"], false);
+        assert_eq!(out, b"OK 0\n");
+        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+    }
+
+    #[test]
+    fn refusals_are_exact_lines() {
+        let files = MemoryFiles::default();
+        files.insert("there", b"x".to_vec());
+        assert_eq!(
+            run(&files, &[b"missing:GET\n"], false).0,
+            b"ERROR not found: missing\n"
+        );
+        assert_eq!(
+            run(&files, &[b"../etc/passwd:GET\n"], false).0,
+            b"ERROR forbidden: ../etc/passwd\n"
+        );
+        assert_eq!(
+            run(&files, &[b"there:PUT:1\nx"], false).0,
+            b"ERROR exists: there\n"
+        );
+        assert_eq!(
+            run(&files, &[b"nonsense\n"], false).0,
+            b"ERROR bad request: nonsense\n"
+        );
+        let (out, req) = run(&files, &[&[b'a'; 2000]], false);
+        assert!(out.starts_with(b"ERROR bad request"));
+        assert_eq!(req.len(), 1);
+    }
+
+    #[test]
+    fn put_with_size_commits_exactly_size_bytes_in_any_pieces() {
+        let files = MemoryFiles::default();
+        let (out, req) = run(
+            &files,
+            &[b"up.txt:PU", b"T:11\nhello", b" world and more"],
+            false,
+        );
+        assert_eq!(out, b"OK 11\n");
+        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+        assert_eq!(files.get("up.txt").unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn put_without_size_ends_at_eof_and_zero_bytes_work() {
+        let files = MemoryFiles::default();
+        let (out, _) = run(&files, &[b"a:PUT\n", &[7u8; 300_000]], true);
+        assert_eq!(out, b"OK 300000\n");
+        assert_eq!(files.get("a").unwrap().len(), 300_000);
+        let (out, _) = run(&files, &[b"zero:PUT:0\n"], false);
+        assert_eq!(out, b"OK 0\n");
+        assert_eq!(files.get("zero").unwrap(), b"");
+    }
+
+    #[test]
+    fn short_upload_leaves_nothing() {
+        let files = MemoryFiles::default();
+        let (out, _) = run(&files, &[b"half:PUT:100\n", &[1u8; 50]], true);
+        assert_eq!(out, b"ERROR short: half\n");
+        assert_eq!(files.get("half"), None);
+        // A connection that just drops (reset) leaves nothing either.
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = session(&files);
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"gone:PUT:100\nabc"),
+        );
+        feed(
+            &mut s,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Failed(ErrorKind::ConnectionReset),
+        );
+        drop(s);
+        assert_eq!(files.get("gone"), None);
+    }
+
+    #[test]
+    fn size_limit_up_front_and_while_receiving() {
+        let mut files = MemoryFiles::default();
+        files.max_file_size = Some(10);
+        assert_eq!(
+            run(&files, &[b"big:PUT:11\n"], false).0,
+            b"ERROR too large: big\n"
+        );
+        let (out, _) = run(&files, &[b"big:PUT\n", &[0u8; 11]], true);
+        assert_eq!(out, b"ERROR too large: big\n");
+        assert_eq!(files.get("big"), None);
+    }
+}
