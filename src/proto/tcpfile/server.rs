@@ -90,12 +90,9 @@ impl TcpFileStream {
     }
 
     fn start(&mut self, cx: &Context<'_>, line: &[u8]) {
-        let request = match FileRequest::parse(line) {
-            Ok(r) => r,
-            Err(_) => {
-                let shown = String::from_utf8_lossy(line).into_owned();
-                return self.refuse(Refusal::BadRequest, &shown);
-            }
+        let Ok(request) = FileRequest::parse(line) else {
+            let shown = String::from_utf8_lossy(line).into_owned();
+            return self.refuse(Refusal::BadRequest, &shown);
         };
         match request {
             FileRequest::Get { name } => match self.files.open(name) {
