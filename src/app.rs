@@ -6,11 +6,11 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
-use crate::cli::{HelloArgs, LabArgs, MsgArgs, ServeArgs, duration};
+use crate::cli::{GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, duration};
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
-use crate::proto::{Acceptor, Shared, lab, msg};
+use crate::proto::{Acceptor, Shared, lab, msg, tcpfile};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::wire::hello::Request as HelloRequest;
 use log::info;
@@ -545,4 +545,142 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
         println!("{doc}");
     }
     result
+}
+
+/// Resolves `HOST:PORT` (IPv6 as `[::1]:PORT`).
+fn resolve_host_port(text: &str) -> Result<SocketAddr, Failure> {
+    text.to_socket_addrs()
+        .map_err(|e| error(&format!("'{text}' is not HOST:PORT"), e))?
+        .next()
+        .ok_or_else(|| Failure::Error(format!("{text}: no address")))
+}
+
+/// Runs one tcpfile client session and reports its outcome.
+fn run_transfer(
+    verb: &str,
+    name: &str,
+    server: SocketAddr,
+    session: Box<dyn crate::proto::Session>,
+    slot: &tcpfile::OutcomeSlot,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut reactor = client_reactor()?;
+    reactor
+        .connect_tcp(server, session)
+        .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    reactor.run().map_err(|e| error("poll", e))?;
+    let outcome = slot.borrow_mut().take();
+    let mut doc = serde_json::json!({"protocol": "tcpfile", "verb": verb, "server": server.to_string(), "name": name});
+    let result = match outcome {
+        Some(tcpfile::Outcome::Done { bytes, elapsed }) => {
+            let secs = elapsed.as_secs_f64();
+            #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
+            let bits = if secs > 0.0 {
+                bytes as f64 * 8.0 / secs
+            } else {
+                0.0
+            };
+            doc["outcome"] = serde_json::json!("ok");
+            doc["bytes"] = serde_json::json!(bytes);
+            doc["seconds"] = serde_json::json!(secs);
+            doc["bits_per_second"] = serde_json::json!(bits);
+            if !json {
+                eprintln!(
+                    "{verb} {name}: {bytes} bytes in {secs:.3} s = {:.3} Gbit/s",
+                    bits / 1e9
+                );
+            }
+            Ok(())
+        }
+        Some(tcpfile::Outcome::Refused(line)) => {
+            doc["outcome"] = serde_json::json!("refused");
+            doc["answer"] = serde_json::json!(line);
+            if !json {
+                eprintln!("{line}");
+            }
+            Err(Failure::Refused(line))
+        }
+        Some(tcpfile::Outcome::TimedOut) => {
+            doc["outcome"] = serde_json::json!("timeout");
+            Err(Failure::Error(format!("{server}: no progress, gave up")))
+        }
+        Some(tcpfile::Outcome::Failed(why)) => {
+            doc["outcome"] = serde_json::json!("failed");
+            doc["error"] = serde_json::json!(why);
+            Err(Failure::Error(format!("{server}: {why}")))
+        }
+        None => Err(Failure::Error("no outcome".into())),
+    };
+    if json {
+        println!("{doc}");
+    }
+    result
+}
+
+/// `mioperf get HOST:PORT NAME [-o OUT]`.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn get_client(args: &GetArgs) -> Result<(), Failure> {
+    let server = resolve_host_port(&args.server)?;
+    let to_stdout = args.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
+    if to_stdout && args.json {
+        return Err(Failure::Error(
+            "-o - and --json both want standard output".into(),
+        ));
+    }
+    let sink = if to_stdout {
+        crate::files::FileSink::stdout()
+    } else {
+        let out = match &args.output {
+            Some(o) => o.clone(),
+            None => {
+                std::path::PathBuf::from(std::path::Path::new(&args.name).file_name().ok_or_else(
+                    || Failure::Error(format!("'{}' has no file name: use -o", args.name)),
+                )?)
+            }
+        };
+        crate::files::FileSink::create(&out, args.force)
+            .map_err(|e| error(&out.display().to_string(), e))?
+    };
+    let slot = tcpfile::OutcomeSlot::default();
+    let session = Box::new(tcpfile::GetClient::new(
+        &args.name,
+        Box::new(sink),
+        args.timeout,
+        slot.clone(),
+        tcpfile::Progress::default(),
+    ));
+    run_transfer("get", &args.name, server, session, &slot, args.json)
+}
+
+/// `mioperf put HOST:PORT FILE [--as NAME]`.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn put_client(args: &PutArgs) -> Result<(), Failure> {
+    use crate::proto::data::Source;
+    let server = resolve_host_port(&args.server)?;
+    let source = crate::files::FileSource::open(&args.file)
+        .map_err(|e| error(&args.file.display().to_string(), e))?;
+    let size = source.size().unwrap_or(0);
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => args
+            .file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Failure::Error(format!("{}: name it with --as", args.file.display())))?
+            .to_owned(),
+    };
+    let slot = tcpfile::OutcomeSlot::default();
+    let session = Box::new(tcpfile::PutClient::new(
+        &name,
+        Box::new(source),
+        size,
+        args.timeout,
+        slot.clone(),
+        tcpfile::Progress::default(),
+    ));
+    run_transfer("put", &name, server, session, &slot, args.json)
 }

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         Command::Hello(args) => app::hello_client(args),
         Command::Lab(args) => app::lab_client(args),
         Command::Msg(args) => app::msg_client(args),
+        Command::Get(args) => app::get_client(args),
+        Command::Put(args) => app::put_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

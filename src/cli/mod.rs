@@ -41,6 +41,10 @@ pub enum Command {
     Lab(LabArgs),
     /// Send a file (or standard input) as one length-prefixed message and wait for its receipt.
     Msg(MsgArgs),
+    /// Fetch a file from a tcpfile server: exit 0 when every byte arrived, 1 when refused.
+    Get(GetArgs),
+    /// Store a file on a tcpfile server: exit 0 on OK, 1 when refused (exists, forbidden).
+    Put(PutArgs),
 }
 
 /// Flags of `mioperf serve`.
@@ -226,6 +230,45 @@ pub struct MsgArgs {
     pub file: PathBuf,
     /// Longest wait without progress.
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "10s")]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `mioperf get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The server, `HOST:PORT`.
+    pub server: String,
+    /// The file's name on the server.
+    pub name: String,
+    /// Where to write it (`-` for standard output) [default: the name's last component, here].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Longest wait without progress.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `mioperf put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The server, `HOST:PORT`.
+    pub server: String,
+    /// The file to send.
+    pub file: PathBuf,
+    /// The name to store it under [default: the file's name].
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Longest wait without progress.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "30s")]
     pub timeout: Duration,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
