@@ -32,6 +32,7 @@ pub mod logging;
 pub mod proto;
 pub mod reactor;
 pub mod stats;
+pub mod store;
 pub mod time;
 pub mod wire;
 

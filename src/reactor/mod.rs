@@ -29,7 +29,7 @@ mod datagram;
 mod entry;
 mod idle;
 mod stream;
-mod sys;
+pub(crate) mod sys;
 pub mod timers;
 pub mod wait;
 

@@ -45,7 +45,8 @@ fn fd_result(mut call: impl FnMut() -> libc::c_long) -> io::Result<OwnedFd> {
     loop {
         let rc = call();
         if rc >= 0 {
-            let fd = RawFd::try_from(rc).map_err(|_| io::Error::other("descriptor out of range"))?;
+            let fd =
+                RawFd::try_from(rc).map_err(|_| io::Error::other("descriptor out of range"))?;
             // SAFETY: the kernel just returned `fd` as a fresh descriptor
             // that nothing else owns.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -289,9 +290,8 @@ mod tests {
                 );
                 let err = openat2_beneath(dir.as_fd(), c"l", libc::O_RDONLY, resolve).unwrap_err();
                 assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
-                let err =
-                    openat2_beneath(dir.as_fd(), c"/etc/passwd", libc::O_RDONLY, resolve)
-                        .unwrap_err();
+                let err = openat2_beneath(dir.as_fd(), c"/etc/passwd", libc::O_RDONLY, resolve)
+                    .unwrap_err();
                 assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
             }
             // An old kernel: the store falls back to walking components.
@@ -306,7 +306,10 @@ mod tests {
         std::fs::create_dir(s.0.join("d")).unwrap();
         std::os::unix::fs::symlink("d", s.0.join("l")).unwrap();
         let dir = s.dir();
-        assert_eq!(fstatat_kind(dir.as_fd(), c"d").unwrap(), FileKind::Directory);
+        assert_eq!(
+            fstatat_kind(dir.as_fd(), c"d").unwrap(),
+            FileKind::Directory
+        );
         assert_eq!(fstatat_kind(dir.as_fd(), c"l").unwrap(), FileKind::Symlink);
         assert_eq!(
             fstatat_kind(dir.as_fd(), c"none").unwrap_err().kind(),

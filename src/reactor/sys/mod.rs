@@ -6,6 +6,8 @@
 //! protocol state or policy: callers decide when to call.
 #![allow(unsafe_code, reason = "the one module that calls libc directly")]
 
+pub(crate) mod fs;
+
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
