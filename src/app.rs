@@ -9,13 +9,16 @@
 use crate::cli::{GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, duration};
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
+use crate::proto::data::Files;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
 use crate::proto::{Acceptor, Shared, lab, msg, tcpfile};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
+use crate::store::{Store, StoreConfig};
 use crate::wire::hello::Request as HelloRequest;
 use log::info;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 
 /// What a command ended with, mapped to the process exit code by `main`.
 #[derive(Debug)]
@@ -77,6 +80,9 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
     reactor.watch_signals().map_err(|e| error("signals", e))?;
 
+    // The file protocols share one store; the root is created only if one
+    // of them is served.
+    let mut store: Option<Rc<dyn Files>> = None;
     let mut lines = Vec::new();
     for protocol in protocols {
         let addr = config.addr(protocol);
@@ -91,6 +97,17 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
                 Some(Box::new(lab::LabAcceptor::new(config.lab))),
             ),
             Protocol::Msg => (Box::new(msg::MsgAcceptor::new(config.msg_max)), None),
+            Protocol::Tcpfile => {
+                let files = match &store {
+                    Some(files) => files.clone(),
+                    None => {
+                        let files: Rc<dyn Files> = Rc::new(open_store(config)?);
+                        store = Some(files.clone());
+                        files
+                    }
+                };
+                (Box::new(tcpfile::TcpFileAcceptor::new(files)), None)
+            }
             _ => unreachable!("checked by is_implemented above"),
         };
         let tcp = reactor
@@ -117,6 +134,20 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     match reactor.run().map_err(|e| error("poll", e))? {
         Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
     }
+}
+
+/// The file store at `config.root`, created if missing.
+fn open_store(config: &ServeConfig) -> Result<Store, Failure> {
+    let store_config = StoreConfig {
+        allow_overwrite: config.allow_overwrite,
+        max_file_size: config.max_file_size,
+    };
+    Store::open(&config.root, store_config).map_err(|e| {
+        error(
+            &format!("cannot use {} as the file root", config.root.display()),
+            e,
+        )
+    })
 }
 
 /// Resolves `host:port` to its first address.

@@ -85,7 +85,7 @@ impl Protocol {
 
     /// Whether this build serves it yet. Protocols land one issue at a time.
     pub const fn is_implemented(self) -> bool {
-        matches!(self, Self::Hello | Self::Lab | Self::Msg)
+        matches!(self, Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile)
     }
 }
 
@@ -121,6 +121,8 @@ pub struct ServeConfig {
     pub root: PathBuf,
     /// PUT/WRQ may replace an existing file.
     pub allow_overwrite: bool,
+    /// Largest file an upload may create.
+    pub max_file_size: u64,
     /// hello: lifetime of a registered ID.
     pub id_ttl: Duration,
     /// hello: most IDs registered at once; beyond it `ERROR busy`.
@@ -153,6 +155,7 @@ impl Default for ServeConfig {
             only: None,
             root: PathBuf::from("./srv"),
             allow_overwrite: false,
+            max_file_size: crate::store::StoreConfig::default().max_file_size,
             id_ttl: Duration::from_secs(30),
             max_ids: 100_000,
             tcp_idle_timeout: crate::proto::hello::DEFAULT_IDLE_TIMEOUT,
@@ -245,6 +248,7 @@ impl ServeConfig {
             self.spin = dur("spin", &v)?;
         }
         set(&mut self.msg_max, file.msg_max);
+        set(&mut self.max_file_size, file.max_file_size);
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
         set(&mut lab.file_max, file.file_max);
@@ -308,6 +312,7 @@ struct ConfigFile {
     line_max: Option<usize>,
     tcp_segment_max: Option<u32>,
     msg_max: Option<u32>,
+    max_file_size: Option<u64>,
     udp_peer_rate: Option<u64>,
     udp_peer_burst: Option<u64>,
     udp_global_rate: Option<u64>,

@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// lab: largest generated file, in bytes [default: 123456789].
     #[arg(long, value_name = "BYTES")]
     pub file_max: Option<u64>,
+    /// File protocols: largest file an upload may create, in bytes [default: 64 GiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_size: Option<u64>,
     /// msg: largest frame payload, in bytes [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub msg_max: Option<u32>,
@@ -159,6 +162,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.msg_max {
             c.msg_max = v;
+        }
+        if let Some(v) = self.max_file_size {
+            c.max_file_size = v;
         }
         Ok(c)
     }
