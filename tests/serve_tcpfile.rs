@@ -323,3 +323,42 @@ fn the_get_and_put_clients() {
     assert!(out.stdout == body);
     assert!(local.entries().iter().all(|e| !e.contains("mioperf-part")));
 }
+
+/// A file past 4 GiB (sparse, so it costs no disk) is streamed whole: the
+/// size survives the 32-bit boundary and every byte arrives.
+#[test]
+fn a_4_gib_sparse_file_streams_whole() {
+    let root = Root::new("sparse");
+    let len: u64 = (4 << 30) + 1;
+    let f = std::fs::File::create(root.path("sparse.img")).unwrap();
+    f.set_len(len).unwrap();
+    drop(f);
+    let server = serve(&root, &[]);
+    let mut s = tcp_connect(server.tcp("tcpfile"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"sparse.img:GET\n").unwrap();
+    let header = format!("OK {len}\n");
+    let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
+    let mut got: u64 = 0;
+    let mut head = Vec::new();
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        if head.len() < header.len() {
+            let take = (header.len() - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
+        assert!(
+            chunk == &zeros[..chunk.len()],
+            "a sparse file reads as zeros"
+        );
+        got += chunk.len() as u64;
+    }
+    assert_eq!(head, header.as_bytes());
+    assert_eq!(got, len);
+}
