@@ -301,19 +301,37 @@ pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
     } else {
         lab::Transport::Tcp
     };
-    let session = Box::new(lab::Client::new(
-        args.request.as_bytes(),
-        transport,
-        args.max_count,
-        args.timeout,
-        slot.clone(),
-    ));
+    let progress = tcpfile::Progress::default();
+    let session = Box::new(
+        lab::Client::new(
+            args.request.as_bytes(),
+            transport,
+            args.max_count,
+            args.timeout,
+            slot.clone(),
+        )
+        .with_progress(progress.clone()),
+    );
+    let file_size = match crate::wire::lab::Request::parse(args.request.as_bytes()) {
+        Ok(crate::wire::lab::Request::File(n)) => Some(n),
+        _ => None,
+    };
     match transport {
         lab::Transport::Tcp => reactor.connect_tcp(server, session),
         lab::Transport::Udp { .. } => crate::reactor::udp_client_socket(server)
             .and_then(|s| reactor.add_udp_session(s, Some(server), session)),
     }
     .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    if let (Some(total), false) = (file_size, args.json) {
+        let done = slot.clone();
+        if let Some(t) = crate::progress::Ticker::on_terminal(
+            Some(total),
+            progress,
+            Box::new(move || done.borrow().is_some()),
+        ) {
+            reactor.add_detached(Box::new(t));
+        }
+    }
     reactor.run().map_err(|e| error("poll", e))?;
     let outcome = slot.borrow_mut().take();
     report_lab(args, server, outcome)
@@ -587,18 +605,34 @@ fn resolve_host_port(text: &str) -> Result<SocketAddr, Failure> {
 }
 
 /// Runs one tcpfile client session and reports its outcome.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per verb; a struct would only rename them"
+)]
 fn run_transfer(
     verb: &str,
     name: &str,
     server: SocketAddr,
     session: Box<dyn crate::proto::Session>,
     slot: &tcpfile::OutcomeSlot,
+    progress: &tcpfile::Progress,
+    total: Option<u64>,
     json: bool,
 ) -> Result<(), Failure> {
     let mut reactor = client_reactor()?;
     reactor
         .connect_tcp(server, session)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    if !json {
+        let done = slot.clone();
+        if let Some(t) = crate::progress::Ticker::on_terminal(
+            total,
+            progress.clone(),
+            Box::new(move || done.borrow().is_some()),
+        ) {
+            reactor.add_detached(Box::new(t));
+        }
+    }
     reactor.run().map_err(|e| error("poll", e))?;
     let outcome = slot.borrow_mut().take();
     let mut doc = serde_json::json!({"protocol": "tcpfile", "verb": verb, "server": server.to_string(), "name": name});
@@ -675,14 +709,18 @@ pub fn get_client(args: &GetArgs) -> Result<(), Failure> {
             .map_err(|e| error(&out.display().to_string(), e))?
     };
     let slot = tcpfile::OutcomeSlot::default();
+    let progress = tcpfile::Progress::default();
     let session = Box::new(tcpfile::GetClient::new(
         &args.name,
         Box::new(sink),
         args.timeout,
         slot.clone(),
-        tcpfile::Progress::default(),
+        progress.clone(),
     ));
-    run_transfer("get", &args.name, server, session, &slot, args.json)
+    // The size is known only from the answer: the bar counts bytes.
+    run_transfer(
+        "get", &args.name, server, session, &slot, &progress, None, args.json,
+    )
 }
 
 /// `mioperf put HOST:PORT FILE [--as NAME]`.
@@ -705,13 +743,23 @@ pub fn put_client(args: &PutArgs) -> Result<(), Failure> {
             .to_owned(),
     };
     let slot = tcpfile::OutcomeSlot::default();
+    let progress = tcpfile::Progress::default();
     let session = Box::new(tcpfile::PutClient::new(
         &name,
         Box::new(source),
         size,
         args.timeout,
         slot.clone(),
-        tcpfile::Progress::default(),
+        progress.clone(),
     ));
-    run_transfer("put", &name, server, session, &slot, args.json)
+    run_transfer(
+        "put",
+        &name,
+        server,
+        session,
+        &slot,
+        &progress,
+        Some(size),
+        args.json,
+    )
 }

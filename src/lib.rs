@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod files;
 pub mod logging;
+pub mod progress;
 pub mod proto;
 pub mod reactor;
 pub mod stats;

@@ -145,10 +145,18 @@ pub struct Client {
     file: FileProgress,
     stream: StreamProgress,
     outcome: OutcomeSlot,
+    progress: Option<Rc<core::cell::Cell<u64>>>,
     close: Option<CloseReason>,
 }
 
 impl Client {
+    /// Also counts a file's bytes into `progress` as they arrive.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// A client for `request` (echo text, `N`, or `stream-I-C-S`). Streams
     /// are expected to be capped at `max_count` segments, as the server
     /// does; `timeout` is the longest silence tolerated.
@@ -181,6 +189,7 @@ impl Client {
                 ..StreamProgress::default()
             },
             outcome,
+            progress: None,
             close: None,
         }
     }
@@ -245,6 +254,9 @@ impl Client {
             self.file.first_bad = Some(self.file.received + i as u64);
         }
         self.file.received += bytes.len() as u64;
+        if let Some(p) = &self.progress {
+            p.set(self.file.received);
+        }
     }
 
     fn tcp_bytes(&mut self, now: Instant, mut bytes: &[u8]) {
