@@ -106,7 +106,8 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
                         files
                     }
                 };
-                (Box::new(tcpfile::TcpFileAcceptor::new(files)), None)
+                let acceptor = tcpfile::TcpFileAcceptor::new(files).with_zero_copy(config.sendfile);
+                (Box::new(acceptor), None)
             }
             _ => unreachable!("checked by is_implemented above"),
         };

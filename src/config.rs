@@ -143,6 +143,8 @@ pub struct ServeConfig {
     pub lab: LabConfig,
     /// msg: largest frame payload.
     pub msg_max: u32,
+    /// tcpfile: send GETs with zero-copy `sendfile`.
+    pub sendfile: bool,
     /// UDP send budgets for peers whose address is not validated.
     pub udp_budget: BudgetConfig,
 }
@@ -166,6 +168,7 @@ impl Default for ServeConfig {
             spin: Duration::from_micros(100),
             lab: LabConfig::default(),
             msg_max: crate::wire::msg::DEFAULT_MAX,
+            sendfile: true,
             udp_budget: BudgetConfig::default(),
         }
     }
@@ -249,6 +252,7 @@ impl ServeConfig {
         }
         set(&mut self.msg_max, file.msg_max);
         set(&mut self.max_file_size, file.max_file_size);
+        set(&mut self.sendfile, file.sendfile);
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
         set(&mut lab.file_max, file.file_max);
@@ -313,6 +317,7 @@ struct ConfigFile {
     tcp_segment_max: Option<u32>,
     msg_max: Option<u32>,
     max_file_size: Option<u64>,
+    sendfile: Option<bool>,
     udp_peer_rate: Option<u64>,
     udp_peer_burst: Option<u64>,
     udp_global_rate: Option<u64>,

@@ -84,8 +84,10 @@ pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Where `get` writes: a local file that appears under its name only when
-/// complete (a temporary file beside it, renamed on commit), or stdout.
+/// Where `get` writes: a regular file that appears under its name only when
+/// complete (a temporary file beside it, renamed on commit); a device, FIFO
+/// or socket (`/dev/null`) written in place — renaming over one would
+/// replace the device itself; or stdout.
 #[derive(Debug)]
 pub struct FileSink {
     file: Option<File>,
@@ -100,11 +102,30 @@ impl FileSink {
     /// # Errors
     /// `dest` exists (without `force`), or the temporary file cannot be made.
     pub fn create(dest: &Path, force: bool) -> std::io::Result<Self> {
-        if !force && dest.exists() {
-            return Err(std::io::Error::new(
-                ErrorKind::AlreadyExists,
-                format!("{} exists (use --force to replace it)", dest.display()),
-            ));
+        match std::fs::metadata(dest) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(std::io::Error::other(format!(
+                    "{} is a directory",
+                    dest.display()
+                )));
+            }
+            // Not a regular file: write into it, never rename over it.
+            Ok(meta) if !meta.is_file() => {
+                let file = std::fs::OpenOptions::new().write(true).open(dest)?;
+                return Ok(Self {
+                    file: Some(file),
+                    temp: None,
+                    dest: None,
+                    written: 0,
+                });
+            }
+            Ok(_) if !force => {
+                return Err(std::io::Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("{} exists (use --force to replace it)", dest.display()),
+                ));
+            }
+            _ => {}
         }
         let name = dest
             .file_name()
@@ -158,7 +179,8 @@ impl crate::proto::data::Sink for FileSink {
                     return Err(e.kind());
                 }
             }
-            _ => std::io::stdout().lock().flush().map_err(|e| e.kind())?,
+            (Some(mut file), _, _) => file.flush().map_err(|e| e.kind())?,
+            (None, _, _) => std::io::stdout().lock().flush().map_err(|e| e.kind())?,
         }
         Ok(self.written)
     }
@@ -206,6 +228,41 @@ mod tests {
             std::fs::read_dir(&d).unwrap().count(),
             1,
             "no temp file left"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A device node must be written in place, never replaced by a rename
+    /// (this once replaced /dev/null). Uses a node made in a temp folder,
+    /// so a regression cannot touch the real one.
+    #[test]
+    fn a_device_destination_is_written_in_place() {
+        let d = dir("device");
+        let node = d.join("null");
+        let made = std::process::Command::new("mknod")
+            .arg(&node)
+            .args(["c", "1", "3"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            eprintln!("skipped: mknod needs root");
+            std::fs::remove_dir_all(&d).unwrap();
+            return;
+        }
+        let mut s = Box::new(FileSink::create(&node, false).unwrap());
+        s.write_all(b"discarded").unwrap();
+        assert_eq!(s.commit(), Ok(9));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::metadata(&node)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temp file");
+        assert!(
+            FileSink::create(&d, true).is_err(),
+            "a directory is refused"
         );
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -354,6 +354,10 @@ impl Source for StoreFile {
             }
         }
     }
+
+    fn file_fd(&self) -> Option<i32> {
+        Some(self.raw_fd())
+    }
 }
 
 /// An upload in progress: a temporary file beside its target, renamed

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// File protocols: largest file an upload may create, in bytes [default: 64 GiB].
     #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
+    /// tcpfile: read GETs through user space instead of zero-copy sendfile (for comparison).
+    #[arg(long)]
+    pub no_sendfile: bool,
     /// msg: largest frame payload, in bytes [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub msg_max: Option<u32>,
@@ -165,6 +168,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_file_size {
             c.max_file_size = v;
+        }
+        if self.no_sendfile {
+            c.sendfile = false;
         }
         Ok(c)
     }

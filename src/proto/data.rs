@@ -19,6 +19,12 @@ pub trait Source {
     /// # Errors
     /// The kind of the I/O error that stopped reading.
     fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind>;
+    /// The descriptor of the open file behind this source, if it is one the
+    /// kernel can send from directly (`sendfile`); reading position is then
+    /// the caller's business.
+    fn file_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// Bytes being received, committed only when complete.

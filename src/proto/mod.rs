@@ -122,6 +122,19 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// A region of an open file the reactor may send as-is (zero-copy
+/// `sendfile`) on the session's TCP stream. The descriptor belongs to the
+/// session's [`data::Source`]; the reactor only uses it during the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileChunk {
+    /// The open file's descriptor number.
+    pub fd: i32,
+    /// Where in the file to start.
+    pub offset: u64,
+    /// How many bytes the session wants sent from there.
+    pub len: u64,
+}
+
 /// Why a session ended. Outcomes, not errors: a transfer finishing and a
 /// peer vanishing are both normal ends of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +199,16 @@ pub trait Session {
     fn wants_input(&self) -> bool {
         true
     }
+
+    /// Zero-copy output: a file region to send once every byte from
+    /// `poll_transmit` is on the wire. The reactor sends what the socket
+    /// takes and reports it with [`advance_file`](Self::advance_file).
+    fn poll_file(&mut self) -> Option<FileChunk> {
+        None
+    }
+
+    /// `n` bytes of the last [`FileChunk`] were sent.
+    fn advance_file(&mut self, _cx: &mut Context<'_>, _n: u64) {}
 
     /// Whether the deadline from `poll_timeout` is a pacing deadline that
     /// should be met to the microsecond: the reactor then wakes early and

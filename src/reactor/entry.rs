@@ -96,6 +96,8 @@ pub(super) struct Entry {
     pub(super) read_paused: bool,
     pub(super) read_closed: bool,
     pub(super) write_shut: bool,
+    /// The last transmit met a full socket (bytes or a file region wait).
+    pub(super) write_blocked: bool,
 }
 
 impl Entry {
@@ -112,6 +114,7 @@ impl Entry {
             read_paused: false,
             read_closed: false,
             write_shut: false,
+            write_blocked: false,
         }
     }
 
@@ -123,6 +126,7 @@ impl Entry {
     /// connect is in progress, or (a shared UDP socket) a child waits.
     pub(super) fn wants_write(&self) -> bool {
         !self.out.is_empty()
+            || self.write_blocked
             || !self.pending.is_empty()
             || self.phase == Phase::Connecting
             || matches!(&self.role, Role::Acceptor(d) if !d.blocked.is_empty())

@@ -611,6 +611,7 @@ impl Reactor {
                 _ => Ok(Sent::All),
             }
         };
+        entry.write_blocked = matches!(sent, Ok(Sent::SocketFull));
         match sent {
             Ok(Sent::All) => {}
             Ok(Sent::BudgetSpent) => self.still_ready.push(key),

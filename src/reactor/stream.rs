@@ -7,13 +7,14 @@
 //! mark, so a slow reader stalls only its own session.
 
 use super::entry::{Entry, Io, Phase, Role};
-use super::{Reactor, ReactorConfig, Ready, Sent};
+use super::{Reactor, ReactorConfig, Ready, Sent, sys};
 use crate::proto::{Context, Input, Session};
 use bytes::{Buf, BytesMut};
 use log::{trace, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
 
 impl Reactor {
     /// Accepts up to the budget of connections from the listener at `key`.
@@ -191,8 +192,28 @@ pub(super) fn transmit_stream(
                 break;
             }
         }
-        if out.is_empty() || !writable {
+        if !writable {
             return Ok(Sent::All);
+        }
+        if out.is_empty() {
+            // Buffered bytes always go first; then a file region, if any.
+            let Some(chunk) = session.poll_file() else {
+                return Ok(Sent::All);
+            };
+            let count = usize::try_from(chunk.len).unwrap_or(usize::MAX).min(budget);
+            match sys::sendfile(stream.as_raw_fd(), chunk.fd, chunk.offset, count) {
+                Ok(0) => return Err(ErrorKind::UnexpectedEof),
+                Ok(n) => {
+                    session.advance_file(cx, n as u64);
+                    budget = budget.saturating_sub(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Sent::SocketFull),
+                Err(e) => return Err(e.kind()),
+            }
+            if budget == 0 {
+                return Ok(Sent::BudgetSpent);
+            }
+            continue;
         }
         let before = out.len();
         write_some(stream, out)?;

@@ -10,7 +10,7 @@
 
 use crate::proto::data::{FileError, Files, Sink, Source};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+    Acceptor, Admission, CloseReason, Context, FileChunk, Input, Request, Session, Side, Transmit,
 };
 use crate::time::Instant;
 use crate::wire::line;
@@ -27,9 +27,10 @@ const WRITE_CHUNK: usize = 256 * 1024;
 enum Job {
     /// Waiting for the request line.
     Request,
-    /// Sending `remaining` more bytes of a file.
+    /// Sending `remaining` more bytes of a file of `size` bytes.
     Get {
         source: Box<dyn Source>,
+        size: u64,
         remaining: u64,
     },
     /// Receiving into `sink`.
@@ -51,6 +52,8 @@ pub struct TcpFileStream {
     out: BytesMut,
     job: Job,
     close: Option<CloseReason>,
+    /// Let the reactor `sendfile` a GET instead of reading it through us.
+    zero_copy: bool,
 }
 
 impl core::fmt::Debug for TcpFileStream {
@@ -68,7 +71,16 @@ impl TcpFileStream {
             out: BytesMut::new(),
             job: Job::Request,
             close: None,
+            zero_copy: true,
         }
+    }
+
+    /// Whether GET may use the reactor's zero-copy path (on by default;
+    /// off reads the file through `poll_transmit`, for comparison).
+    #[must_use]
+    pub fn with_zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
     }
 
     /// Answers and ends the conversation.
@@ -106,6 +118,7 @@ impl TcpFileStream {
                     } else {
                         Job::Get {
                             source,
+                            size,
                             remaining: size,
                         }
                     };
@@ -262,9 +275,16 @@ impl Session for TcpFileStream {
             buf.extend_from_slice(&self.out.split_to(len));
             return Some(Transmit { to: None, len });
         }
-        let Job::Get { source, remaining } = &mut self.job else {
+        let Job::Get {
+            source, remaining, ..
+        } = &mut self.job
+        else {
             return None;
         };
+        if self.zero_copy && source.file_fd().is_some() {
+            // The reactor sends the file itself (poll_file).
+            return None;
+        }
         let max = usize::try_from(*remaining).unwrap_or(usize::MAX).min(limit);
         match source.read_into(buf, max) {
             Ok(0) | Err(_) => {
@@ -290,11 +310,40 @@ impl Session for TcpFileStream {
     fn poll_request(&mut self) -> Option<Request> {
         self.close.take().map(Request::Close)
     }
+
+    fn poll_file(&mut self) -> Option<FileChunk> {
+        let Job::Get {
+            source,
+            size,
+            remaining,
+        } = &self.job
+        else {
+            return None;
+        };
+        let fd = source
+            .file_fd()
+            .filter(|_| self.zero_copy && self.out.is_empty())?;
+        Some(FileChunk {
+            fd,
+            offset: size - remaining,
+            len: *remaining,
+        })
+    }
+
+    fn advance_file(&mut self, _cx: &mut Context<'_>, n: u64) {
+        if let Job::Get { remaining, .. } = &mut self.job {
+            *remaining = remaining.saturating_sub(n);
+            if *remaining == 0 {
+                self.finish(None, CloseReason::Completed);
+            }
+        }
+    }
 }
 
 /// The acceptor on tcpfile's TCP listener.
 pub struct TcpFileAcceptor {
     files: Rc<dyn Files>,
+    zero_copy: bool,
 }
 
 impl core::fmt::Debug for TcpFileAcceptor {
@@ -306,7 +355,17 @@ impl core::fmt::Debug for TcpFileAcceptor {
 impl TcpFileAcceptor {
     /// Connections over `files`.
     pub fn new(files: Rc<dyn Files>) -> Self {
-        Self { files }
+        Self {
+            files,
+            zero_copy: true,
+        }
+    }
+
+    /// Whether GET may use zero-copy `sendfile` (see [`TcpFileStream::with_zero_copy`]).
+    #[must_use]
+    pub fn with_zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
     }
 }
 
@@ -316,7 +375,9 @@ impl Acceptor for TcpFileAcceptor {
         _cx: &mut Context<'_>,
         _peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
-        Some(Box::new(TcpFileStream::new(self.files.clone())))
+        Some(Box::new(
+            TcpFileStream::new(self.files.clone()).with_zero_copy(self.zero_copy),
+        ))
     }
 
     fn accept_datagram(

@@ -219,6 +219,35 @@ pub(crate) fn send_gso(
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// `sendfile(out, in, &offset, count)`: copies up to `count` bytes of the
+/// file `in_fd` from `offset` to the socket `out_fd` inside the kernel.
+/// Returns how many were sent (0 at the file's end).
+///
+/// # Errors
+/// `WouldBlock` when the socket is full; any other error of the call.
+pub(crate) fn sendfile(
+    out_fd: RawFd,
+    in_fd: RawFd,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        // SAFETY: plain syscall on descriptors the caller holds; `off` is a valid off_t.
+        let n = unsafe { libc::sendfile(out_fd, in_fd, &raw mut off, count) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// Asks for a socket receive buffer of `bytes` (the kernel caps it at
 /// `net.core.rmem_max`).
 pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
