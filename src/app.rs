@@ -539,7 +539,26 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
     let server = resolve(&args.host, args.port)?;
     let mut reactor = client_reactor()?;
     let slot = msg::OutcomeSlot::default();
-    let session = Box::new(msg::Client::new(source, len, args.timeout, slot.clone()));
+    let session: Box<dyn crate::proto::Session> = if args.count > 1 {
+        let mut source = source;
+        let mut payload = bytes::BytesMut::with_capacity(len as usize);
+        while payload.len() < len as usize {
+            let want = len as usize - payload.len();
+            match source.read_into(&mut payload, want) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(kind) => return Err(error("reading the input", io::Error::from(kind))),
+            }
+        }
+        Box::new(msg::RepeatClient::new(
+            payload.to_vec(),
+            args.count,
+            args.timeout,
+            slot.clone(),
+        ))
+    } else {
+        Box::new(msg::Client::new(source, len, args.timeout, slot.clone()))
+    };
     reactor
         .connect_tcp(server, session)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
@@ -560,6 +579,28 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
                 serde_json::json!({"outcome": "ok", "bytes": len, "seconds": secs, "bytes_per_second": rate}),
                 Ok(()),
             )
+        }
+        Some(msg::Outcome::Receipts {
+            frames,
+            bytes,
+            elapsed,
+        }) => {
+            let secs = elapsed.as_secs_f64();
+            #[allow(clippy::cast_precision_loss, reason = "rates for display")]
+            let (fps, bps) = if secs > 0.0 {
+                (frames as f64 / secs, bytes as f64 / secs)
+            } else {
+                (0.0, 0.0)
+            };
+            if !args.json {
+                println!(
+                    "{frames} frames of {len} B acknowledged in {secs:.3} s = {fps:.0} frames/s, {:.1} MB/s",
+                    bps / 1e6
+                );
+            }
+            let doc = serde_json::json!({"outcome": "ok", "frames": frames, "bytes": bytes, "seconds": secs,
+                "frames_per_second": fps, "bytes_per_second": bps});
+            (doc, Ok(()))
         }
         Some(msg::Outcome::TooLarge { max }) => {
             let line = format!("ERR too large {max}");

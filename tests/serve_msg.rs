@@ -157,3 +157,31 @@ fn the_msg_client_fails_with_exit_2_on_a_missing_file() {
     let out = client(server.tcp("msg"), "/nonexistent/file", false);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_msg_client_repeats_a_frame_and_counts_every_receipt() {
+    let server = msg(&[]);
+    let path = temp_path("msg-repeat.bin");
+    std::fs::write(&path, [1u8; 64]).unwrap();
+    let port = server.tcp("msg").port().to_string();
+    let out = run_with_timeout(
+        &[
+            "msg",
+            "127.0.0.1",
+            &port,
+            path.to_str().unwrap(),
+            "--count",
+            "50000",
+            "--json",
+        ],
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (j["frames"].as_u64(), j["bytes"].as_u64()),
+        (Some(50_000), Some(64 * 50_000))
+    );
+    assert!(j["frames_per_second"].as_f64().unwrap() > 0.0);
+}

@@ -240,6 +240,10 @@ pub struct MsgArgs {
     pub port: u16,
     /// The file to send, or `-` for standard input.
     pub file: PathBuf,
+    /// Send it this many times on one connection, pipelined (the file is
+    /// read into memory once), and report frames per second.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub count: u64,
     /// Longest wait without progress.
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "10s")]
     pub timeout: Duration,

@@ -23,6 +23,16 @@ pub enum Outcome {
         /// From the first byte sent to the receipt.
         elapsed: Duration,
     },
+    /// Every one of `frames` receipts arrived, each for the right length
+    /// (from [`RepeatClient`]).
+    Receipts {
+        /// Frames sent and acknowledged.
+        frames: u64,
+        /// Payload bytes in all of them.
+        bytes: u64,
+        /// From the first byte sent to the last receipt.
+        elapsed: Duration,
+    },
     /// `ERR too large <max>`.
     TooLarge {
         /// The server's limit.
@@ -213,6 +223,177 @@ impl Session for Client {
     }
 }
 
+/// The same frame `count` times on one connection, pipelined: for
+/// measuring frames per second. Every receipt is checked.
+pub struct RepeatClient {
+    payload: bytes::Bytes,
+    count: u64,
+    /// Frames fully handed to the reactor, and bytes of the current one.
+    queued: u64,
+    offset: usize,
+    receipts: u64,
+    started: Option<Instant>,
+    last_activity: Instant,
+    timeout: Duration,
+    answers: Vec<u8>,
+    done: bool,
+    outcome: OutcomeSlot,
+    close: Option<CloseReason>,
+}
+
+impl core::fmt::Debug for RepeatClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RepeatClient")
+            .field("count", &self.count)
+            .field("receipts", &self.receipts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RepeatClient {
+    /// Sends `payload` as `count` frames (`payload` must fit a u32 length).
+    pub fn new(payload: Vec<u8>, count: u64, timeout: Duration, outcome: OutcomeSlot) -> Self {
+        let mut frame = BytesMut::with_capacity(HEADER_LEN + payload.len());
+        // Callers check the length; an oversize payload fails at the server.
+        let _ = crate::wire::msg::emit_frame(&payload, &mut frame);
+        Self {
+            payload: frame.freeze(),
+            count,
+            queued: 0,
+            offset: 0,
+            receipts: 0,
+            started: None,
+            last_activity: Instant::ZERO,
+            timeout,
+            answers: Vec::new(),
+            done: false,
+            outcome,
+            close: None,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if !self.done {
+            self.done = true;
+            *self.outcome.borrow_mut() = Some(outcome);
+            self.close = Some(reason);
+        }
+    }
+}
+
+impl Session for RepeatClient {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if self.done {
+            return;
+        }
+        self.last_activity = cx.now;
+        let bytes = match input {
+            Input::Stream(bytes) => bytes,
+            Input::StreamEnd => {
+                let why = format!(
+                    "connection closed after {} of {} receipts",
+                    self.receipts, self.count
+                );
+                return self.finish(Outcome::Failed(why), CloseReason::PeerClosed);
+            }
+            Input::Failed(kind) => {
+                return self.finish(
+                    Outcome::Failed(std::io::Error::from(kind).to_string()),
+                    CloseReason::Aborted,
+                );
+            }
+            Input::Datagram { .. } => return,
+        };
+        self.answers.extend_from_slice(bytes);
+        let want = (self.payload.len() - HEADER_LEN) as u64;
+        let mut used = 0;
+        while let Ok(h) = FrameHeader::parse(&self.answers[used..]) {
+            let len = h.len as usize;
+            if len > MAX_ANSWER {
+                return self.finish(
+                    Outcome::Failed("answer too long".into()),
+                    CloseReason::Protocol("answer too long"),
+                );
+            }
+            let Some(payload) = self.answers.get(used + HEADER_LEN..used + HEADER_LEN + len) else {
+                break;
+            };
+            match Answer::parse(payload) {
+                Ok(Answer::Ok(n)) if n == want => self.receipts += 1,
+                Ok(Answer::TooLarge(max)) => {
+                    return self.finish(Outcome::TooLarge { max }, CloseReason::Completed);
+                }
+                other => {
+                    let why = format!("unexpected answer {other:?} to a {want}-byte frame");
+                    return self
+                        .finish(Outcome::Failed(why), CloseReason::Protocol("wrong receipt"));
+                }
+            }
+            used += HEADER_LEN + len;
+        }
+        self.answers.drain(..used);
+        if self.receipts == self.count {
+            let elapsed = cx.now - self.started.unwrap_or(cx.now);
+            let outcome = Outcome::Receipts {
+                frames: self.count,
+                bytes: self.count * want,
+                elapsed,
+            };
+            self.finish(outcome, CloseReason::Completed);
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
+            self.finish(Outcome::TimedOut, CloseReason::TimedOut { tries: 1 });
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.done || self.queued == self.count || limit == 0 {
+            return None;
+        }
+        if self.started.is_none() {
+            self.started = Some(cx.now);
+            self.last_activity = cx.now;
+        }
+        // Whole frames while they fit, so small frames go out in big writes.
+        let before = buf.len();
+        while self.queued < self.count && buf.len() - before < limit {
+            let room = limit - (buf.len() - before);
+            let rest = &self.payload[self.offset..];
+            let n = rest.len().min(room);
+            buf.extend_from_slice(&rest[..n]);
+            self.offset += n;
+            if self.offset == self.payload.len() {
+                self.offset = 0;
+                self.queued += 1;
+            }
+        }
+        Some(Transmit {
+            to: None,
+            len: buf.len() - before,
+        })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +463,49 @@ mod tests {
             Input::Stream(&answer(Answer::TooLarge(2))),
         );
         assert_eq!(slot.borrow().clone(), Some(Outcome::TooLarge { max: 2 }));
+    }
+
+    #[test]
+    fn repeat_sends_count_frames_and_checks_every_receipt() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let slot = OutcomeSlot::default();
+        let mut c = RepeatClient::new(b"ab".to_vec(), 3, Duration::from_secs(5), slot.clone());
+        assert_eq!(
+            drain_tx(&mut c, &mut sh, at(0)),
+            b"\x00\x00\x00\x02ab\x00\x00\x00\x02ab\x00\x00\x00\x02ab"
+        );
+        let mut receipts = answer(Answer::Ok(2));
+        receipts.extend(answer(Answer::Ok(2)));
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            peer(),
+            Input::Stream(&receipts[..7]),
+        );
+        feed(
+            &mut c,
+            &mut sh,
+            at(1),
+            peer(),
+            Input::Stream(&receipts[7..]),
+        );
+        assert!(slot.borrow().is_none());
+        feed(
+            &mut c,
+            &mut sh,
+            at(4),
+            peer(),
+            Input::Stream(&answer(Answer::Ok(2))),
+        );
+        assert_eq!(
+            slot.borrow().clone(),
+            Some(Outcome::Receipts {
+                frames: 3,
+                bytes: 6,
+                elapsed: Duration::from_millis(4)
+            })
+        );
     }
 
     #[test]
