@@ -52,7 +52,7 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use stream::transmit_stream;
-use timers::{Owner, TimerSlot, Timers};
+use timers::{Owner, TimerSlot, Timers, Wake};
 use wait::Waiter;
 
 /// Largest UDP payload a session may produce (IPv4: 65535 − 20 − 8).
@@ -631,7 +631,11 @@ impl Reactor {
         // 2. Deadline: read now, armed after the requests, which may start
         //    a close (a closing entry waits for its linger time instead).
         let deadline = session.poll_timeout();
-        let precise = session.is_paced();
+        let wake = if session.is_paced() {
+            Wake::Paced
+        } else {
+            Wake::Exact
+        };
 
         // 3. Requests (drained before acting on them: acting needs the
         //    whole entry, and the session is part of it).
@@ -651,13 +655,13 @@ impl Reactor {
                 return;
             }
         }
-        let (want, precise) = match entry.phase {
-            Phase::Closing { until } => (Some(until), false),
-            _ => (deadline, precise),
+        let (want, wake) = match entry.phase {
+            Phase::Closing { until } => (Some(until), Wake::Coarse),
+            _ => (deadline, wake),
         };
         entry
             .slot
-            .sync_with(&mut self.timers, Owner::Entry(key), want, precise);
+            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
 
         // 4. Shared follow-ups (hello expiries to arm).
         arm_shared(&mut self.timers, &mut self.shared);
@@ -831,13 +835,13 @@ pub fn udp_client_socket(server: SocketAddr) -> io::Result<UdpSocket> {
 /// Drains the registry's new expiries onto the heap.
 fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
     while let Some(e) = shared.hello.poll_arm() {
-        timers.arm(
-            Owner::HelloId {
-                id: e.id,
-                generation: e.generation,
-            },
-            e.at,
-        );
+        // Coarse: the registry itself treats an ID as free from its expiry
+        // instant on, so the pop only does bookkeeping and may be late.
+        let owner = Owner::HelloId {
+            id: e.id,
+            generation: e.generation,
+        };
+        timers.arm_with(owner, e.at, Wake::Coarse);
     }
 }
 

@@ -15,8 +15,12 @@
 //!   deterministic.
 //! * [`Timers::compact`] bounds the memory stale entries take under churn.
 //!
-//! A deadline may be *precise* (a pacing deadline): the reactor then spins
-//! for the last few microseconds instead of trusting the timerfd alone.
+//! Each deadline says how punctual its wake-up must be ([`Wake`]): a pacing
+//! deadline makes the reactor spin for the last microseconds, an ordinary
+//! one arms the timerfd at exactly its instant, and a coarse one (expiry
+//! bookkeeping that nothing waits on) may be rounded up to the next
+//! millisecond, so that a stream of them re-arms the timerfd at most once
+//! per millisecond.
 
 use crate::time::Instant;
 use core::cmp::Ordering;
@@ -26,6 +30,18 @@ use std::collections::BinaryHeap;
 /// Identifies one arming. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp(u64);
+
+/// How punctual a deadline's wake-up must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wake {
+    /// At its instant (the timerfd's accuracy).
+    #[default]
+    Exact,
+    /// To the microsecond: the reactor wakes early and spins (pacing).
+    Paced,
+    /// Within a millisecond after its instant is fine.
+    Coarse,
+}
 
 /// Who a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +64,7 @@ struct Deadline {
     at: Instant,
     stamp: Stamp,
     owner: Owner,
-    precise: bool,
+    wake: Wake,
 }
 
 // `BinaryHeap` is a max-heap: order by (at, stamp) reversed to pop the
@@ -97,18 +113,18 @@ impl Timers {
 
     /// Adds a deadline for `owner` at `at`, and returns its fresh stamp.
     pub fn arm(&mut self, owner: Owner, at: Instant) -> Stamp {
-        self.arm_with(owner, at, false)
+        self.arm_with(owner, at, Wake::Exact)
     }
 
-    /// [`arm`](Self::arm), marking whether the deadline is precise.
-    pub fn arm_with(&mut self, owner: Owner, at: Instant, precise: bool) -> Stamp {
+    /// [`arm`](Self::arm), saying how punctual the wake-up must be.
+    pub fn arm_with(&mut self, owner: Owner, at: Instant, wake: Wake) -> Stamp {
         let stamp = Stamp(self.next_stamp);
         self.next_stamp += 1;
         self.heap.push(Deadline {
             at,
             stamp,
             owner,
-            precise,
+            wake,
         });
         stamp
     }
@@ -118,9 +134,9 @@ impl Timers {
         self.heap.peek().map(|d| d.at)
     }
 
-    /// The earliest deadline and whether it is precise.
-    pub fn next_wake(&self) -> Option<(Instant, bool)> {
-        self.heap.peek().map(|d| (d.at, d.precise))
+    /// The earliest deadline and how punctual it must be.
+    pub fn next_wake(&self) -> Option<(Instant, Wake)> {
+        self.heap.peek().map(|d| (d.at, d.wake))
     }
 
     /// Removes and returns the earliest deadline if it is due at `now`
@@ -155,29 +171,29 @@ impl Timers {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimerSlot {
     armed: Option<(Instant, Stamp)>,
-    precise: bool,
+    wake: Wake,
 }
 
 impl TimerSlot {
     /// Makes the armed deadline `want`. Pushes onto the heap only when `want`
     /// differs from what is armed; the old entry goes stale.
     pub fn sync(&mut self, timers: &mut Timers, owner: Owner, want: Option<Instant>) {
-        self.sync_with(timers, owner, want, false);
+        self.sync_with(timers, owner, want, Wake::Exact);
     }
 
-    /// [`sync`](Self::sync), marking whether the deadline is precise.
+    /// [`sync`](Self::sync), saying how punctual the wake-up must be.
     pub fn sync_with(
         &mut self,
         timers: &mut Timers,
         owner: Owner,
         want: Option<Instant>,
-        precise: bool,
+        wake: Wake,
     ) {
-        if self.armed.map(|(at, _)| at) == want && (want.is_none() || self.precise == precise) {
+        if self.armed.map(|(at, _)| at) == want && (want.is_none() || self.wake == wake) {
             return;
         }
-        self.precise = precise;
-        self.armed = want.map(|at| (at, timers.arm_with(owner, at, precise)));
+        self.wake = wake;
+        self.armed = want.map(|at| (at, timers.arm_with(owner, at, wake)));
     }
 
     /// True (and disarms) when `stamp` is the live arming; false for a stale pop.
@@ -256,9 +272,9 @@ mod tests {
     fn precision_is_reported_and_rearms() {
         let mut t = Timers::new();
         let mut slot = TimerSlot::default();
-        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), true);
-        assert_eq!(t.next_wake(), Some((ms(10), true)));
-        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), true);
+        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), Wake::Paced);
+        assert_eq!(t.next_wake(), Some((ms(10), Wake::Paced)));
+        slot.sync_with(&mut t, Owner::Entry(0), Some(ms(10)), Wake::Paced);
         assert_eq!(t.len(), 1);
         slot.sync(&mut t, Owner::Entry(0), Some(ms(10)));
         assert_eq!(t.len(), 2, "same instant, different precision: re-armed");

@@ -20,6 +20,7 @@
 
 use super::clock::Clock;
 use super::sys::TimerFd;
+use super::timers::Wake;
 use crate::time::{Duration, Instant};
 use std::io;
 
@@ -61,10 +62,10 @@ impl Waiter {
     pub(crate) fn prepare(
         &mut self,
         clock: &mut Clock,
-        next: Option<(Instant, bool)>,
+        next: Option<(Instant, Wake)>,
         spin: Duration,
     ) -> io::Result<Option<Duration>> {
-        let Some((next, precise)) = next else {
+        let Some((next, how)) = next else {
             if self.armed.take().is_some()
                 && let Some(tfd) = &self.timerfd
             {
@@ -73,14 +74,20 @@ impl Waiter {
             return Ok(None);
         };
         let now = clock.now();
-        // For a precise deadline, wake `spin` early and busy-poll the rest.
-        let wake = if precise {
-            Instant::from_nanos(
+        let wake = match how {
+            // Wake `spin` early and busy-poll the rest.
+            Wake::Paced => Instant::from_nanos(
                 next.as_nanos()
                     .saturating_sub(crate::time::duration_nanos(spin)),
-            )
-        } else {
-            next
+            ),
+            // Round up to the next whole millisecond: a stream of such
+            // deadlines then re-arms the timerfd once per millisecond.
+            Wake::Coarse => Instant::from_nanos(
+                next.as_nanos()
+                    .div_ceil(1_000_000)
+                    .saturating_mul(1_000_000),
+            ),
+            Wake::Exact => next,
         };
         if wake <= now {
             return Ok(Some(Duration::ZERO));
