@@ -10,6 +10,7 @@ pub mod hello;
 pub mod lab;
 pub mod line;
 pub mod msg;
+pub mod stopwait;
 pub mod tcpfile;
 
 use core::fmt;
