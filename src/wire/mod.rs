@@ -12,6 +12,7 @@ pub mod line;
 pub mod msg;
 pub mod stopwait;
 pub mod tcpfile;
+pub mod tftp;
 
 use core::fmt;
 
