@@ -17,6 +17,7 @@
 //! 3. [`Session::poll_request`] until it returns `None`;
 //! 4. [`Session::wants_input`], to pause or resume reading.
 
+pub mod arq;
 pub mod budget;
 pub mod data;
 pub mod hello;

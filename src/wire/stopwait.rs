@@ -131,12 +131,21 @@ impl<'a> Packet<'a> {
         if !digits.iter().all(u8::is_ascii_digit) {
             return Err(Error::BadNumber);
         }
-        let block = digits.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        let block = digits
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
         let message = &bytes[HEADER_LEN..];
         if message.len() > MAX_MESSAGE {
-            return Err(Error::TooLong { max: HEADER_LEN + MAX_MESSAGE });
+            return Err(Error::TooLong {
+                max: HEADER_LEN + MAX_MESSAGE,
+            });
         }
-        Ok(Self { kind, bit, block, message })
+        Ok(Self {
+            kind,
+            bit,
+            block,
+            message,
+        })
     }
 
     /// Bytes [`emit`](Self::emit) writes.
@@ -167,8 +176,18 @@ impl fmt::Display for Packet<'_> {
         let head = String::from_utf8_lossy(&b[..2]);
         let (t, bit) = head.split_at(1);
         match self.kind {
-            Kind::Data => write!(f, "{t}|{bit}|{:05}|{} bytes", self.block, self.message.len()),
-            _ => write!(f, "{t}|{bit}|{:05}|{}", self.block, String::from_utf8_lossy(self.message)),
+            Kind::Data => write!(
+                f,
+                "{t}|{bit}|{:05}|{} bytes",
+                self.block,
+                self.message.len()
+            ),
+            _ => write!(
+                f,
+                "{t}|{bit}|{:05}|{}",
+                self.block,
+                String::from_utf8_lossy(self.message)
+            ),
         }
     }
 }
@@ -188,15 +207,40 @@ mod tests {
     // Fixtures from the spec's flows (`|` only marks field boundaries there).
     #[test]
     fn spec_get_flow() {
-        let get = Packet { kind: Kind::Get, bit: Bit::Zero, block: 0, message: b"notes.txt" };
+        let get = Packet {
+            kind: Kind::Get,
+            bit: Bit::Zero,
+            block: 0,
+            message: b"notes.txt",
+        };
         assert_eq!(emitted(&get), b"G000000notes.txt");
-        let data = Packet { kind: Kind::Data, bit: Bit::One, block: 1, message: b"first" };
+        let data = Packet {
+            kind: Kind::Data,
+            bit: Bit::One,
+            block: 1,
+            message: b"first",
+        };
         assert_eq!(emitted(&data), b"D100001first");
-        let ack = Packet { kind: Kind::Ack, bit: Bit::One, block: 1, message: b"ack" };
+        let ack = Packet {
+            kind: Kind::Ack,
+            bit: Bit::One,
+            block: 1,
+            message: b"ack",
+        };
         assert_eq!(emitted(&ack), b"A100001ack");
-        let fin = Packet { kind: Kind::Fin, bit: Bit::Fin, block: 0, message: b"I'm Done" };
+        let fin = Packet {
+            kind: Kind::Fin,
+            bit: Bit::Fin,
+            block: 0,
+            message: b"I'm Done",
+        };
         assert_eq!(emitted(&fin), b"FF00000I'm Done");
-        for bytes in [&b"G000000notes.txt"[..], b"D100001first", b"A100001ack", b"FF00000I'm Done"] {
+        for bytes in [
+            &b"G000000notes.txt"[..],
+            b"D100001first",
+            b"A100001ack",
+            b"FF00000I'm Done",
+        ] {
             assert_eq!(emitted(&Packet::parse(bytes).unwrap()), bytes);
         }
     }
@@ -205,13 +249,26 @@ mod tests {
     fn spec_put_flow() {
         assert_eq!(
             Packet::parse(b"P000000up.bin").unwrap(),
-            Packet { kind: Kind::Put, bit: Bit::Zero, block: 0, message: b"up.bin" }
+            Packet {
+                kind: Kind::Put,
+                bit: Bit::Zero,
+                block: 0,
+                message: b"up.bin"
+            }
         );
         assert_eq!(
             Packet::parse(b"AF00042ack").unwrap(),
-            Packet { kind: Kind::Ack, bit: Bit::Fin, block: 42, message: b"ack" }
+            Packet {
+                kind: Kind::Ack,
+                bit: Bit::Fin,
+                block: 42,
+                message: b"ack"
+            }
         );
-        assert_eq!(Packet::parse(b"E000000file not found").unwrap().kind, Kind::Error);
+        assert_eq!(
+            Packet::parse(b"E000000file not found").unwrap().kind,
+            Kind::Error
+        );
     }
 
     #[test]
@@ -233,7 +290,11 @@ mod tests {
         assert_eq!(Packet::parse(&long), Err(Error::TooLong { max: 107 }));
         long.pop();
         assert_eq!(Packet::parse(&long).unwrap().message.len(), 100);
-        assert_eq!(Packet::parse(b"D100000").unwrap().message, b"", "an empty DTA is valid");
+        assert_eq!(
+            Packet::parse(b"D100000").unwrap().message,
+            b"",
+            "an empty DTA is valid"
+        );
     }
 
     proptest! {

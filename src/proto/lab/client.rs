@@ -102,8 +102,9 @@ pub enum Outcome {
 /// Where a [`Client`] leaves its [`Outcome`].
 pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
-/// The most samples kept (a stream is capped far below this by the server).
-const MAX_SAMPLES: usize = 1 << 20;
+/// Samples kept beyond the expected count (room for duplicates); the
+/// expected count itself is bounded by the caller's `max_count`.
+const EXTRA_SAMPLES: u64 = 4096;
 
 #[derive(Debug)]
 enum Kind {
@@ -235,8 +236,10 @@ impl Client {
     }
 
     fn sample(&mut self, header: &[u8], rx_ns: u64) {
+        let cap = usize::try_from(self.expected_count.saturating_add(EXTRA_SAMPLES))
+            .unwrap_or(usize::MAX);
         if let Ok(h) = SegmentHeader::parse(header)
-            && self.stream.samples.len() < MAX_SAMPLES
+            && self.stream.samples.len() < cap
         {
             self.stream.samples.push(StreamSample {
                 seq: h.seq,
