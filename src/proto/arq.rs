@@ -354,7 +354,7 @@ impl Receiver {
     /// Fires the silence timer if it is due: re-acknowledge (or, before any
     /// block, resend the request), or give up.
     pub fn on_timeout(&mut self, now: Instant) -> Option<Timeout> {
-        if !self.deadline.is_some_and(|at| at <= now) || self.last {
+        if self.deadline.is_none_or(|at| at > now) || self.last {
             return None;
         }
         self.tries += 1;
