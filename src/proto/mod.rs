@@ -23,6 +23,7 @@ pub mod data;
 pub mod hello;
 pub mod lab;
 pub mod msg;
+pub mod stopwait;
 pub mod tcpfile;
 
 use crate::time::Instant;

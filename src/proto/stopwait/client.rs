@@ -1,0 +1,434 @@
+//! The stop-and-wait clients: `get` receives, `put` sends.
+//!
+//! Owns the client's half of the flows and the retransmission timer: the
+//! client resends its last packet after `timeout` without an answer, up to
+//! `tries` packets in all, then gives up. Progress (an expected answer)
+//! resets the count. Only datagrams from the server's address count.
+
+use super::{MAX_FILE, StopwaitConfig};
+use crate::proto::arq::{Acked, Received, Receiver, Sender};
+use crate::proto::data::{Sink, Source};
+use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::time::{Duration, Instant};
+use crate::wire::stopwait::{Bit, Kind, Packet};
+use bytes::BytesMut;
+use core::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// How a transfer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every byte moved.
+    Done {
+        /// File size.
+        bytes: u64,
+        /// From the request to the end.
+        elapsed: Duration,
+        /// Packets sent again after a timeout.
+        retransmissions: u64,
+    },
+    /// The server answered `E…` (its text).
+    Refused(String),
+    /// No answer after the retry budget.
+    TimedOut {
+        /// Packets sent without an answer.
+        tries: u32,
+    },
+    /// Something else went wrong (the local file, a bad answer).
+    Failed(String),
+}
+
+/// Where a client leaves its [`Outcome`].
+pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
+
+fn datagram(kind: Kind, bit: Bit, block: u32, message: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    Packet {
+        kind,
+        bit,
+        block,
+        message,
+    }
+    .emit(&mut b);
+    b.to_vec()
+}
+
+/// The retransmission side every client shares.
+struct Link {
+    server: SocketAddr,
+    config: StopwaitConfig,
+    last_sent: Vec<u8>,
+    out: Vec<Vec<u8>>,
+    sent_at: Instant,
+    started: Instant,
+    tries: u32,
+    retransmissions: u64,
+    done: bool,
+    outcome: OutcomeSlot,
+    progress: Rc<core::cell::Cell<u64>>,
+    close: Option<CloseReason>,
+}
+
+impl Link {
+    fn new(
+        server: SocketAddr,
+        config: StopwaitConfig,
+        first: Vec<u8>,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        Self {
+            server,
+            config,
+            out: vec![first.clone()],
+            last_sent: first,
+            sent_at: Instant::ZERO,
+            started: Instant::ZERO,
+            tries: 1,
+            retransmissions: 0,
+            done: false,
+            outcome,
+            progress: Rc::default(),
+            close: None,
+        }
+    }
+
+    /// Sends a new packet (progress was made).
+    fn send(&mut self, d: Vec<u8>, now: Instant) {
+        self.last_sent.clone_from(&d);
+        self.out.push(d);
+        self.sent_at = now;
+        self.tries = 1;
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if !self.done {
+            self.done = true;
+            *self.outcome.borrow_mut() = Some(outcome);
+            self.close = Some(reason);
+        }
+    }
+
+    fn refused(&mut self, p: &Packet<'_>) {
+        let text = String::from_utf8_lossy(p.message).into_owned();
+        self.finish(Outcome::Refused(text), CloseReason::Completed);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if self.done || now < self.sent_at + self.config.timeout {
+            return;
+        }
+        if self.tries >= self.config.tries {
+            return self.finish(
+                Outcome::TimedOut { tries: self.tries },
+                CloseReason::TimedOut { tries: self.tries },
+            );
+        }
+        self.tries += 1;
+        self.retransmissions += 1;
+        self.out.push(self.last_sent.clone());
+        self.sent_at = now;
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        if self.out.is_empty() {
+            return None;
+        }
+        if self.started == Instant::ZERO && self.sent_at == Instant::ZERO {
+            self.started = now;
+            self.sent_at = now;
+        }
+        let d = self.out.remove(0);
+        buf.extend_from_slice(&d);
+        Some(Transmit {
+            to: Some(self.server),
+            len: d.len(),
+        })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done).then(|| self.sent_at + self.config.timeout)
+    }
+
+    /// The datagram, if it is from the server and well formed.
+    fn accept<'a>(&self, input: &Input<'a>) -> Option<Packet<'a>> {
+        match *input {
+            Input::Datagram { from, payload, .. } if from == self.server && !self.done => {
+                Packet::parse(payload).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `G|0|00000|name`, then the blocks into a sink.
+pub struct GetClient {
+    link: Link,
+    receiver: Receiver,
+}
+
+impl core::fmt::Debug for GetClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GetClient")
+            .field("receiver", &self.receiver)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GetClient {
+    /// Fetches `name` from `server` into `sink` (committed only after the FIN).
+    pub fn new(
+        name: &str,
+        server: SocketAddr,
+        sink: Box<dyn Sink>,
+        config: StopwaitConfig,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let first = datagram(Kind::Get, Bit::Zero, 0, name.as_bytes());
+        Self {
+            link: Link::new(server, config, first, outcome),
+            receiver: Receiver::new(config.arq(), sink),
+        }
+    }
+
+    /// Counts received bytes into `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+        self.link.progress = progress;
+        self
+    }
+}
+
+impl Session for GetClient {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if let Input::Failed(kind) = input {
+            return self.link.finish(
+                Outcome::Failed(std::io::Error::from(kind).to_string()),
+                CloseReason::Aborted,
+            );
+        }
+        let Some(p) = self.link.accept(&input) else {
+            return;
+        };
+        match p.kind {
+            Kind::Data => {
+                let expected = self.receiver.expected();
+                // Both fields must name the expected block (the seed's fix).
+                if u64::from(p.block) == expected && p.bit == Bit::of_block(p.block) {
+                    match self.receiver.on_block(expected, p.message, cx.now) {
+                        Ok(Received::Accepted { .. }) => {
+                            self.link.progress.set(self.receiver.bytes());
+                            self.link
+                                .send(datagram(Kind::Ack, p.bit, p.block, b"ack"), cx.now);
+                        }
+                        Ok(_) => {}
+                        Err(kind) => self.link.finish(
+                            Outcome::Failed(format!(
+                                "writing the output: {}",
+                                std::io::Error::from(kind)
+                            )),
+                            CloseReason::Aborted,
+                        ),
+                    }
+                } else if u64::from(p.block) + 1 == expected && p.bit == Bit::of_block(p.block) {
+                    // Our ACK was lost: say it again.
+                    self.link.out.push(self.link.last_sent.clone());
+                }
+            }
+            Kind::Fin => {
+                let elapsed = cx.now - self.link.started;
+                let retransmissions = self.link.retransmissions;
+                match self.receiver.commit() {
+                    Ok(bytes) => self.link.finish(
+                        Outcome::Done {
+                            bytes,
+                            elapsed,
+                            retransmissions,
+                        },
+                        CloseReason::Completed,
+                    ),
+                    Err(kind) => self.link.finish(
+                        Outcome::Failed(format!(
+                            "saving the output: {}",
+                            std::io::Error::from(kind)
+                        )),
+                        CloseReason::Aborted,
+                    ),
+                }
+            }
+            Kind::Error => self.link.refused(&p),
+            _ => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        self.link.on_timeout(cx.now);
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        _limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        self.link.poll_transmit(cx.now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout()
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.link.close.take().map(Request::Close)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PutState {
+    /// Waiting for `A|0|00000`.
+    Request,
+    /// Sending blocks.
+    Blocks,
+    /// Waiting for `A|F|last`.
+    Fin { last: u32 },
+}
+
+/// `P|0|00000|name`, the blocks, then `F|F|last|I'm Done`.
+pub struct PutClient {
+    link: Link,
+    sender: Sender,
+    state: PutState,
+}
+
+impl core::fmt::Debug for PutClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PutClient")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PutClient {
+    /// Stores `source` (at most 9 999 900 bytes) as `name` on `server`.
+    pub fn new(
+        name: &str,
+        server: SocketAddr,
+        source: Box<dyn Source>,
+        config: StopwaitConfig,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let first = datagram(Kind::Put, Bit::Zero, 0, name.as_bytes());
+        let mut link = Link::new(server, config, first, outcome);
+        if source.size().is_some_and(|s| s > MAX_FILE) {
+            link.finish(
+                Outcome::Failed(format!("stop-and-wait carries at most {MAX_FILE} bytes")),
+                CloseReason::Aborted,
+            );
+        }
+        Self {
+            link,
+            sender: Sender::new(config.arq(), source),
+            state: PutState::Request,
+        }
+    }
+
+    /// Counts sent bytes into `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+        self.link.progress = progress;
+        self
+    }
+
+    fn send_next(&mut self, now: Instant) {
+        match self.sender.poll_block(now) {
+            Ok(Some((index, payload))) => {
+                let block = u32::try_from(index).unwrap_or(u32::MAX);
+                self.link.progress.set(self.sender.bytes_sent());
+                self.link.send(
+                    datagram(Kind::Data, Bit::of_block(block), block, &payload),
+                    now,
+                );
+            }
+            Ok(None) if self.sender.is_done() => {
+                let last = u32::try_from(self.sender.base() - 1).unwrap_or(u32::MAX);
+                self.state = PutState::Fin { last };
+                self.link
+                    .send(datagram(Kind::Fin, Bit::Fin, last, b"I'm Done"), now);
+            }
+            Ok(None) => {}
+            Err(kind) => self.link.finish(
+                Outcome::Failed(format!("reading the input: {}", std::io::Error::from(kind))),
+                CloseReason::Aborted,
+            ),
+        }
+    }
+}
+
+impl Session for PutClient {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        if let Input::Failed(kind) = input {
+            return self.link.finish(
+                Outcome::Failed(std::io::Error::from(kind).to_string()),
+                CloseReason::Aborted,
+            );
+        }
+        let Some(p) = self.link.accept(&input) else {
+            return;
+        };
+        match (p.kind, self.state) {
+            (Kind::Error, _) => self.link.refused(&p),
+            (Kind::Ack, PutState::Request) if p.block == 0 && p.bit == Bit::Zero => {
+                self.state = PutState::Blocks;
+                self.send_next(cx.now);
+            }
+            (Kind::Ack, PutState::Blocks) => {
+                let base = self.sender.base();
+                if u64::from(p.block) == base
+                    && p.bit == Bit::of_block(p.block)
+                    && self.sender.on_ack(base, cx.now) == Acked::Advanced
+                {
+                    self.send_next(cx.now);
+                }
+            }
+            (Kind::Ack, PutState::Fin { last }) if p.bit == Bit::Fin && p.block == last => {
+                let elapsed = cx.now - self.link.started;
+                let outcome = Outcome::Done {
+                    bytes: self.sender.bytes_sent(),
+                    elapsed,
+                    retransmissions: self.link.retransmissions,
+                };
+                self.link.finish(outcome, CloseReason::Completed);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        self.link.on_timeout(cx.now);
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        _limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        self.link.poll_transmit(cx.now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout()
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.link.close.take().map(Request::Close)
+    }
+}

@@ -1,0 +1,442 @@
+//! The classic stop-and-wait file transfer over UDP, both roles.
+//!
+//! Owns the seed's protocol (spec section "stopwait") on top of the shared
+//! ARQ core (`proto::arq`): the server's per-client session (GET and PUT,
+//! answering duplicates with its last answer, soft close after silence) and
+//! the clients, which drive retransmission on timeout. Block `i` travels as
+//! number `i` with bit `i mod 2`; a packet is accepted only when both name
+//! the block expected — the seed's bug (a very late duplicate with the
+//! right bit written twice) is fixed by construction.
+
+mod client;
+mod server;
+
+pub use client::{GetClient, Outcome, OutcomeSlot, PutClient};
+pub use server::{StopwaitAcceptor, StopwaitServer};
+
+use crate::proto::arq::{ArqConfig, EndRule};
+use crate::time::Duration;
+use crate::wire::stopwait::{MAX_BLOCK, MAX_MESSAGE};
+
+/// Largest file: 99 999 blocks of 100 bytes.
+pub const MAX_FILE: u64 = MAX_BLOCK as u64 * MAX_MESSAGE as u64;
+
+/// Timer settings of either role (`--stopwait-timeout`, `--stopwait-tries`
+/// on the server; `--timeout`, `--tries` on the clients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopwaitConfig {
+    /// Retransmission timer (clients) and the unit of the server's soft close.
+    pub timeout: Duration,
+    /// Tries before giving up (clients) or dropping a silent client (server).
+    pub tries: u32,
+}
+
+impl Default for StopwaitConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            tries: 5,
+        }
+    }
+}
+
+impl StopwaitConfig {
+    fn arq(self) -> ArqConfig {
+        ArqConfig {
+            block_size: MAX_MESSAGE,
+            window: 1,
+            timeout: self.timeout,
+            max_tries: self.tries,
+            end: EndRule::ExactBlocks,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
+    use crate::proto::testing::shared;
+    use crate::proto::{Context, Input, Request, Session, Shared, Tag};
+    use crate::time::Instant;
+    use bytes::BytesMut;
+    use std::net::SocketAddr;
+    use std::rc::Rc;
+
+    fn client_addr() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    fn server_addr() -> SocketAddr {
+        "127.0.0.1:50001".parse().unwrap()
+    }
+
+    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        }
+    }
+
+    fn drain(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut b = BytesMut::new();
+            if s.poll_transmit(&mut cx(sh, now), 65_507, &mut b).is_none() {
+                return out;
+            }
+            out.push(b.to_vec());
+        }
+    }
+
+    /// Client and server joined by a link that drops the packets `drop`
+    /// picks (`true` = towards the server, n = its number in that direction).
+    /// Time jumps to the next deadline when nothing is in flight.
+    struct Pair {
+        sh: Shared,
+        now: Instant,
+        client: Box<dyn Session>,
+        server: Option<Box<dyn Session>>,
+        files: MemoryFiles,
+        config: StopwaitConfig,
+        drop: Box<dyn FnMut(bool, usize) -> bool>,
+        sent: [usize; 2],
+        delivered_to_server: Vec<Vec<u8>>,
+    }
+
+    impl Pair {
+        fn new(
+            client: Box<dyn Session>,
+            files: MemoryFiles,
+            drop: impl FnMut(bool, usize) -> bool + 'static,
+        ) -> Self {
+            Self {
+                sh: shared(Duration::from_secs(1), 1),
+                now: Instant::ZERO,
+                client,
+                server: None,
+                files,
+                config: StopwaitConfig::default(),
+                drop: Box::new(drop),
+                sent: [0, 0],
+                delivered_to_server: Vec::new(),
+            }
+        }
+
+        fn to_server(&mut self, d: Vec<u8>) {
+            self.sent[0] += 1;
+            if (self.drop)(true, self.sent[0]) {
+                return;
+            }
+            self.delivered_to_server.push(d.clone());
+            let now = self.now;
+            let server = self.server.get_or_insert_with(|| {
+                Box::new(StopwaitServer::new(
+                    Rc::new(self.files.clone()),
+                    self.config,
+                    now,
+                ))
+            });
+            let input = Input::Datagram {
+                from: client_addr(),
+                payload: &d,
+                kernel_ns: None,
+            };
+            server.handle_input(&mut cx(&mut self.sh, now), input);
+        }
+
+        fn to_client(&mut self, d: Vec<u8>) {
+            self.sent[1] += 1;
+            if (self.drop)(false, self.sent[1]) {
+                return;
+            }
+            let input = Input::Datagram {
+                from: server_addr(),
+                payload: &d,
+                kernel_ns: None,
+            };
+            self.client
+                .handle_input(&mut cx(&mut self.sh, self.now), input);
+        }
+
+        /// Runs until the client closes; returns the virtual time it took.
+        fn run(&mut self) -> Instant {
+            for _ in 0..100_000 {
+                let mut moved = false;
+                for d in drain(self.client.as_mut(), &mut self.sh, self.now) {
+                    moved = true;
+                    self.to_server(d);
+                }
+                let (replies, closed) = match self.server.as_mut() {
+                    Some(server) => {
+                        let replies = drain(server.as_mut(), &mut self.sh, self.now);
+                        (
+                            replies,
+                            matches!(server.poll_request(), Some(Request::Close(_))),
+                        )
+                    }
+                    None => (Vec::new(), false),
+                };
+                for d in replies {
+                    moved = true;
+                    self.to_client(d);
+                }
+                if closed {
+                    self.server = None;
+                }
+                if let Some(Request::Close(_)) = self.client.poll_request() {
+                    return self.now;
+                }
+                if moved {
+                    continue;
+                }
+                let next = [
+                    self.client.poll_timeout(),
+                    self.server.as_ref().and_then(|s| s.poll_timeout()),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("a deadline, or the exchange is stuck");
+                self.now = self.now.max(next);
+                self.client.handle_timeout(&mut cx(&mut self.sh, self.now));
+                if let Some(server) = self.server.as_mut() {
+                    server.handle_timeout(&mut cx(&mut self.sh, self.now));
+                }
+            }
+            panic!("no end after 100 000 steps (livelock)");
+        }
+    }
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 256) as u8).collect()
+    }
+
+    fn get(
+        files: &MemoryFiles,
+        name: &str,
+        drop: impl FnMut(bool, usize) -> bool + 'static,
+    ) -> (Option<Outcome>, Option<Vec<u8>>, Pair) {
+        let slot = OutcomeSlot::default();
+        let (sink, committed) = MemorySink::new();
+        let c = GetClient::new(
+            name,
+            server_addr(),
+            Box::new(sink),
+            StopwaitConfig::default(),
+            slot.clone(),
+        );
+        let mut pair = Pair::new(Box::new(c), files.clone(), drop);
+        pair.run();
+        let got = committed.borrow().clone();
+        (slot.borrow().clone(), got, pair)
+    }
+
+    fn put(
+        files: &MemoryFiles,
+        name: &str,
+        data: Vec<u8>,
+        drop: impl FnMut(bool, usize) -> bool + 'static,
+    ) -> (Option<Outcome>, Pair) {
+        let slot = OutcomeSlot::default();
+        let c = PutClient::new(
+            name,
+            server_addr(),
+            Box::new(MemorySource::new(data)),
+            StopwaitConfig::default(),
+            slot.clone(),
+        );
+        let mut pair = Pair::new(Box::new(c), files.clone(), drop);
+        pair.run();
+        (slot.borrow().clone(), pair)
+    }
+
+    #[test]
+    fn get_of_every_spec_size_is_byte_exact() {
+        for len in [0usize, 1, 100, 101, 250_000] {
+            let files = MemoryFiles::default();
+            files.insert("f", bytes(len));
+            let (outcome, got, pair) = get(&files, "f", |_, _| false);
+            assert!(
+                matches!(outcome, Some(Outcome::Done { bytes, retransmissions: 0, .. }) if bytes == len as u64),
+                "{len}: {outcome:?}"
+            );
+            assert_eq!(got.unwrap(), bytes(len), "{len}");
+            // G, one ACK per block: a multiple of 100 has no extra block,
+            // and an empty file is one empty block.
+            let blocks = len.div_ceil(100).max(1);
+            assert_eq!(
+                pair.sent,
+                [1 + blocks, blocks + 1],
+                "{len}: G + ACKs, DTAs + FIN"
+            );
+        }
+    }
+
+    #[test]
+    fn put_of_every_spec_size_is_byte_exact() {
+        for len in [0usize, 1, 100, 101, 250_000] {
+            let files = MemoryFiles::default();
+            let (outcome, pair) = put(&files, "up", bytes(len), |_, _| false);
+            assert!(
+                matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64),
+                "{len}: {outcome:?}"
+            );
+            assert_eq!(files.get("up").unwrap(), bytes(len), "{len}");
+            let blocks = len.div_ceil(100).max(1);
+            assert_eq!(
+                pair.sent,
+                [1 + blocks + 1, 1 + blocks + 1],
+                "{len}: P + DTAs + FIN, ACKs"
+            );
+        }
+    }
+
+    #[test]
+    fn the_wire_matches_the_spec_flows() {
+        let files = MemoryFiles::default();
+        files.insert("notes.txt", b"hi".to_vec());
+        let (_, _, pair) = get(&files, "notes.txt", |_, _| false);
+        assert_eq!(
+            pair.delivered_to_server,
+            vec![b"G000000notes.txt".to_vec(), b"A100001ack".to_vec()]
+        );
+        let (_, pair) = put(&files, "up.bin", b"xyz".to_vec(), |_, _| false);
+        assert_eq!(
+            pair.delivered_to_server,
+            vec![
+                b"P000000up.bin".to_vec(),
+                b"D100001xyz".to_vec(),
+                b"FF00001I'm Done".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn transfers_survive_loss_in_both_directions() {
+        for (every, len) in [(3usize, 25_000usize), (4, 1_234), (2, 700)] {
+            let files = MemoryFiles::default();
+            files.insert("f", bytes(len));
+            // Drop every n-th packet in each direction (never the same pattern twice in a row).
+            let (outcome, got, _) = get(&files, "f", move |_, n| n % every == 0);
+            assert!(
+                matches!(outcome, Some(Outcome::Done { retransmissions, .. }) if retransmissions > 0),
+                "{outcome:?}"
+            );
+            assert_eq!(got.unwrap(), bytes(len));
+            let (outcome, _) = put(&files, "g", bytes(len), move |_, n| n % every == 0);
+            assert!(matches!(outcome, Some(Outcome::Done { .. })), "{outcome:?}");
+            assert_eq!(files.get("g").unwrap(), bytes(len));
+        }
+    }
+
+    #[test]
+    fn a_silent_server_makes_the_client_retry_exactly_at_the_timeout_then_give_up() {
+        let slot = OutcomeSlot::default();
+        let (sink, _) = MemorySink::new();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut c = GetClient::new(
+            "f",
+            server_addr(),
+            Box::new(sink),
+            StopwaitConfig::default(),
+            slot.clone(),
+        );
+        assert_eq!(drain(&mut c, &mut sh, Instant::ZERO).len(), 1);
+        assert_eq!(c.poll_timeout(), Some(Instant::from_secs(5)));
+        c.handle_timeout(&mut cx(&mut sh, Instant::from_millis(4_999)));
+        assert!(drain(&mut c, &mut sh, Instant::from_millis(4_999)).is_empty());
+        for t in 1..5u64 {
+            let now = Instant::from_secs(5 * t);
+            c.handle_timeout(&mut cx(&mut sh, now));
+            assert_eq!(
+                drain(&mut c, &mut sh, now),
+                vec![b"G000000f".to_vec()],
+                "retry {t}"
+            );
+        }
+        c.handle_timeout(&mut cx(&mut sh, Instant::from_secs(25)));
+        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut { tries: 5 }));
+    }
+
+    #[test]
+    fn the_seeds_bug_a_late_duplicate_with_the_right_bit_is_not_written() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = StopwaitServer::new(
+            Rc::new(files.clone()),
+            StopwaitConfig::default(),
+            Instant::ZERO,
+        );
+        let mut feed = |s: &mut StopwaitServer, d: &[u8]| {
+            let input = Input::Datagram {
+                from: client_addr(),
+                payload: d,
+                kernel_ns: None,
+            };
+            s.handle_input(&mut cx(&mut sh, Instant::ZERO), input);
+            drain(s, &mut sh, Instant::ZERO)
+        };
+        assert_eq!(feed(&mut s, b"P000000f"), vec![b"A000000ack".to_vec()]);
+        assert_eq!(feed(&mut s, b"D100001aaa"), vec![b"A100001ack".to_vec()]);
+        assert_eq!(feed(&mut s, b"D000002bbb"), vec![b"A000002ack".to_vec()]);
+        // Block 3 is expected with bit 1. A very late copy of block 1 has
+        // bit 1 too: the seed wrote it as block 3. Now it is ignored.
+        assert!(feed(&mut s, b"D100001aaa").is_empty());
+        assert_eq!(feed(&mut s, b"D100003ccc"), vec![b"A100003ack".to_vec()]);
+        // A duplicate of the last block gets the last answer again.
+        assert_eq!(feed(&mut s, b"D100003ccc"), vec![b"A100003ack".to_vec()]);
+        assert_eq!(
+            feed(&mut s, b"FF00003I'm Done"),
+            vec![b"AF00003ack".to_vec()]
+        );
+        assert_eq!(
+            feed(&mut s, b"FF00003I'm Done"),
+            vec![b"AF00003ack".to_vec()],
+            "a repeated FIN"
+        );
+        assert_eq!(files.get("f").unwrap(), b"aaabbbccc");
+    }
+
+    #[test]
+    fn errors_and_soft_close() {
+        let files = MemoryFiles::default();
+        files.insert("there", b"x".to_vec());
+        let (outcome, _, _) = get(&files, "missing", |_, _| false);
+        assert_eq!(outcome, Some(Outcome::Refused("file not found".into())));
+        let (outcome, _) = put(&files, "there", b"y".to_vec(), |_, _| false);
+        assert_eq!(outcome, Some(Outcome::Refused("file exists".into())));
+        assert_eq!(files.get("there").unwrap(), b"x");
+        // A client that vanishes mid-PUT: dropped after 5 s × 5 of silence,
+        // and nothing is stored.
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = StopwaitServer::new(
+            Rc::new(files.clone()),
+            StopwaitConfig::default(),
+            Instant::ZERO,
+        );
+        for d in [&b"P000000gone"[..], b"D100001abc"] {
+            let input = Input::Datagram {
+                from: client_addr(),
+                payload: d,
+                kernel_ns: None,
+            };
+            s.handle_input(&mut cx(&mut sh, Instant::ZERO), input);
+        }
+        assert_eq!(s.poll_timeout(), Some(Instant::from_secs(25)));
+        s.handle_timeout(&mut cx(&mut sh, Instant::from_secs(25)));
+        assert!(matches!(s.poll_request(), Some(Request::Close(_))));
+        drop(s);
+        assert_eq!(files.get("gone"), None);
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(MAX_FILE, 9_999_900);
+        let files = MemoryFiles::default();
+        files.insert("big", vec![0; 9_999_901]);
+        let (outcome, _, _) = get(&files, "big", |_, _| false);
+        assert_eq!(outcome, Some(Outcome::Refused("file too large".into())));
+    }
+}
