@@ -124,7 +124,7 @@ mod tests {
             }
         }
 
-        fn to_server(&mut self, d: Vec<u8>) {
+        fn deliver_to_server(&mut self, d: Vec<u8>) {
             self.sent[0] += 1;
             if (self.drop)(true, self.sent[0]) {
                 return;
@@ -146,7 +146,7 @@ mod tests {
             server.handle_input(&mut cx(&mut self.sh, now), input);
         }
 
-        fn to_client(&mut self, d: Vec<u8>) {
+        fn deliver_to_client(&mut self, d: Vec<u8>) {
             self.sent[1] += 1;
             if (self.drop)(false, self.sent[1]) {
                 return;
@@ -166,7 +166,7 @@ mod tests {
                 let mut moved = false;
                 for d in drain(self.client.as_mut(), &mut self.sh, self.now) {
                     moved = true;
-                    self.to_server(d);
+                    self.deliver_to_server(d);
                 }
                 let (replies, closed) = match self.server.as_mut() {
                     Some(server) => {
@@ -180,7 +180,7 @@ mod tests {
                 };
                 for d in replies {
                     moved = true;
-                    self.to_client(d);
+                    self.deliver_to_client(d);
                 }
                 if closed {
                     self.server = None;
