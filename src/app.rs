@@ -6,12 +6,14 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
-use crate::cli::{GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, duration};
+use crate::cli::{
+    GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, StopwaitArgs, StopwaitVerb, duration,
+};
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::data::Files;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
-use crate::proto::{Acceptor, Shared, lab, msg, tcpfile};
+use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use crate::wire::hello::Request as HelloRequest;
@@ -87,34 +89,40 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     for protocol in protocols {
         let addr = config.addr(protocol);
         // Each transport with its own acceptor, on the same address.
-        let (tcp, udp): (Box<dyn Acceptor>, Option<Box<dyn Acceptor>>) = match protocol {
+        let (tcp, udp): (Option<Box<dyn Acceptor>>, Option<Box<dyn Acceptor>>) = match protocol {
             Protocol::Hello => (
-                Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout)),
+                Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
                 Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
             ),
             Protocol::Lab => (
-                Box::new(lab::LabAcceptor::new(config.lab)),
+                Some(Box::new(lab::LabAcceptor::new(config.lab))),
                 Some(Box::new(lab::LabAcceptor::new(config.lab))),
             ),
-            Protocol::Msg => (Box::new(msg::MsgAcceptor::new(config.msg_max)), None),
+            Protocol::Msg => (Some(Box::new(msg::MsgAcceptor::new(config.msg_max))), None),
             Protocol::Tcpfile => {
-                let files = match &store {
-                    Some(files) => files.clone(),
-                    None => {
-                        let files: Rc<dyn Files> = Rc::new(open_store(config)?);
-                        store = Some(files.clone());
-                        files
-                    }
-                };
+                let files = shared_store(&mut store, config)?;
                 let acceptor = tcpfile::TcpFileAcceptor::new(files).with_zero_copy(config.sendfile);
-                (Box::new(acceptor), None)
+                (Some(Box::new(acceptor)), None)
+            }
+            Protocol::Stopwait => {
+                let files = shared_store(&mut store, config)?;
+                let timers = stopwait::StopwaitConfig {
+                    timeout: config.stopwait_timeout,
+                    tries: config.stopwait_tries,
+                };
+                (
+                    None,
+                    Some(Box::new(stopwait::StopwaitAcceptor::new(files, timers))),
+                )
             }
             _ => unreachable!("checked by is_implemented above"),
         };
-        let tcp = reactor
-            .listen_tcp(addr, tcp)
-            .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
-        lines.push(format!("listening {protocol} tcp {tcp}"));
+        if let Some(tcp) = tcp {
+            let tcp = reactor
+                .listen_tcp(addr, tcp)
+                .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
+            lines.push(format!("listening {protocol} tcp {tcp}"));
+        }
         if let Some(udp) = udp {
             let udp = reactor
                 .bind_udp(addr, udp)
@@ -135,6 +143,19 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     match reactor.run().map_err(|e| error("poll", e))? {
         Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
     }
+}
+
+/// The one store every file protocol shares, opened on first use.
+fn shared_store(
+    store: &mut Option<Rc<dyn Files>>,
+    config: &ServeConfig,
+) -> Result<Rc<dyn Files>, Failure> {
+    if let Some(files) = store {
+        return Ok(files.clone());
+    }
+    let files: Rc<dyn Files> = Rc::new(open_store(config)?);
+    *store = Some(files.clone());
+    Ok(files)
 }
 
 /// The file store at `config.root`, created if missing.
@@ -804,4 +825,143 @@ pub fn put_client(args: &PutArgs) -> Result<(), Failure> {
         Some(size),
         args.json,
     )
+}
+
+/// `mioperf stopwait get|put HOST:PORT NAME|FILE`.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
+    use crate::proto::data::Source;
+    let server = resolve_host_port(&args.server)?;
+    let config = stopwait::StopwaitConfig {
+        timeout: args.timeout,
+        tries: args.tries,
+    };
+    let slot = stopwait::OutcomeSlot::default();
+    let progress = tcpfile::Progress::default();
+    let (verb, name, session, total): (&str, String, Box<dyn crate::proto::Session>, Option<u64>) =
+        match args.verb {
+            StopwaitVerb::Get => {
+                let name = args.target.clone();
+                let sink = local_sink(&name, args.output.as_deref(), args.force)?;
+                let c =
+                    stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())
+                        .with_progress(progress.clone());
+                ("get", name, Box::new(c), None)
+            }
+            StopwaitVerb::Put => {
+                let path = std::path::Path::new(&args.target);
+                let source =
+                    crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
+                let size = source.size();
+                let name = match &args.name {
+                    Some(n) => n.clone(),
+                    None => path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| {
+                            Failure::Error(format!("{}: name it with --as", args.target))
+                        })?
+                        .to_owned(),
+                };
+                let c =
+                    stopwait::PutClient::new(&name, server, Box::new(source), config, slot.clone())
+                        .with_progress(progress.clone());
+                ("put", name, Box::new(c), size)
+            }
+        };
+    let mut reactor = client_reactor()?;
+    let socket = crate::reactor::udp_client_socket(server)
+        .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    reactor
+        .add_udp_session(socket, Some(server), session)
+        .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    if !args.json {
+        let done = slot.clone();
+        if let Some(t) = crate::progress::Ticker::on_terminal(
+            total,
+            progress,
+            Box::new(move || done.borrow().is_some()),
+        ) {
+            reactor.add_detached(Box::new(t));
+        }
+    }
+    reactor.run().map_err(|e| error("poll", e))?;
+    let outcome = slot.borrow_mut().take();
+    let mut doc = serde_json::json!({"protocol": "stopwait", "verb": verb, "server": server.to_string(), "name": name});
+    let result = match outcome {
+        Some(stopwait::Outcome::Done {
+            bytes,
+            elapsed,
+            retransmissions,
+        }) => {
+            let secs = elapsed.as_secs_f64();
+            let blocks = bytes.div_ceil(100).max(1);
+            #[allow(clippy::cast_precision_loss, reason = "rates for display")]
+            let (bps, blocks_per_s) = if secs > 0.0 {
+                (bytes as f64 / secs, blocks as f64 / secs)
+            } else {
+                (0.0, 0.0)
+            };
+            doc["outcome"] = serde_json::json!("ok");
+            doc["bytes"] = serde_json::json!(bytes);
+            doc["seconds"] = serde_json::json!(secs);
+            doc["blocks_per_second"] = serde_json::json!(blocks_per_s);
+            doc["retransmissions"] = serde_json::json!(retransmissions);
+            if !args.json {
+                eprintln!(
+                    "{verb} {name}: {bytes} bytes in {secs:.3} s = {:.1} KB/s, {blocks_per_s:.0} blocks/s, {retransmissions} retransmissions",
+                    bps / 1e3
+                );
+            }
+            Ok(())
+        }
+        Some(stopwait::Outcome::Refused(text)) => {
+            doc["outcome"] = serde_json::json!("refused");
+            doc["answer"] = serde_json::json!(text);
+            if !args.json {
+                eprintln!("server: {text}");
+            }
+            Err(Failure::Refused(text))
+        }
+        Some(stopwait::Outcome::TimedOut { tries }) => {
+            doc["outcome"] = serde_json::json!("timeout");
+            Err(Failure::Error(format!(
+                "{server}: no answer after {tries} tries"
+            )))
+        }
+        Some(stopwait::Outcome::Failed(why)) => {
+            doc["outcome"] = serde_json::json!("failed");
+            doc["error"] = serde_json::json!(why);
+            Err(Failure::Error(why))
+        }
+        None => Err(Failure::Error("no outcome".into())),
+    };
+    if args.json {
+        println!("{doc}");
+    }
+    result
+}
+
+/// Where a download goes: `-o OUT`, `-o -`, or the name's last component.
+fn local_sink(
+    name: &str,
+    output: Option<&std::path::Path>,
+    force: bool,
+) -> Result<crate::files::FileSink, Failure> {
+    match output {
+        Some(o) if o.as_os_str() == "-" => Ok(crate::files::FileSink::stdout()),
+        Some(o) => {
+            crate::files::FileSink::create(o, force).map_err(|e| error(&o.display().to_string(), e))
+        }
+        None => {
+            let out = std::path::Path::new(name)
+                .file_name()
+                .ok_or_else(|| Failure::Error(format!("'{name}' has no file name: use -o")))?;
+            let out = std::path::PathBuf::from(out);
+            crate::files::FileSink::create(&out, force)
+                .map_err(|e| error(&out.display().to_string(), e))
+        }
+    }
 }

@@ -85,7 +85,10 @@ impl Protocol {
 
     /// Whether this build serves it yet. Protocols land one issue at a time.
     pub const fn is_implemented(self) -> bool {
-        matches!(self, Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile)
+        matches!(
+            self,
+            Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile | Self::Stopwait
+        )
     }
 }
 

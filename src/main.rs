@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Msg(args) => app::msg_client(args),
         Command::Get(args) => app::get_client(args),
         Command::Put(args) => app::put_client(args),
+        Command::Stopwait(args) => app::stopwait_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,8 @@ pub enum Command {
     Get(GetArgs),
     /// Store a file on a tcpfile server: exit 0 on OK, 1 when refused (exists, forbidden).
     Put(PutArgs),
+    /// Classic stop-and-wait over UDP: `stopwait get HOST:PORT NAME` or `stopwait put HOST:PORT FILE`.
+    Stopwait(StopwaitArgs),
 }
 
 /// Flags of `mioperf serve`.
@@ -286,6 +288,44 @@ pub struct PutArgs {
     /// Longest wait without progress.
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "30s")]
     pub timeout: Duration,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The direction of a stop-and-wait transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StopwaitVerb {
+    /// Fetch NAME from the server.
+    Get,
+    /// Send FILE to the server.
+    Put,
+}
+
+/// Flags of `mioperf stopwait`.
+#[derive(Debug, Args)]
+pub struct StopwaitArgs {
+    /// `get` or `put`.
+    pub verb: StopwaitVerb,
+    /// The server, `HOST:PORT`.
+    pub server: String,
+    /// get: the name on the server; put: the local file to send.
+    pub target: String,
+    /// get: where to write it (`-` for standard output) [default: the name's last component].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// get: replace OUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// put: the name to store it under [default: the file's name].
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Retransmit the last packet after this long without an answer.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "5s")]
+    pub timeout: Duration,
+    /// Packets sent without an answer before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub tries: u32,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
