@@ -89,7 +89,7 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     for protocol in protocols {
         let addr = config.addr(protocol);
         // Each transport with its own acceptor, on the same address.
-        let (tcp, udp): (Option<Box<dyn Acceptor>>, Option<Box<dyn Acceptor>>) = match protocol {
+        let (tcp, udp): (Listener, Listener) = match protocol {
             Protocol::Hello => (
                 Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
                 Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
@@ -144,6 +144,9 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
         Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
     }
 }
+
+/// An acceptor for one transport of a protocol, if it has that transport.
+type Listener = Option<Box<dyn Acceptor>>;
 
 /// The one store every file protocol shares, opened on first use.
 fn shared_store(
