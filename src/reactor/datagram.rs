@@ -85,7 +85,7 @@ impl Reactor {
                 &self.read_buf[..n],
                 &mut self.dgram_buf,
             );
-            super::arm_shared(&mut self.timers, &mut self.shared);
+            super::arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
             match admission {
                 Admission::Reply => match socket.send_to(&self.dgram_buf, from) {
                     Ok(_) => self.stats.datagrams_out += 1,

@@ -55,6 +55,9 @@ use stream::transmit_stream;
 use timers::{Owner, TimerSlot, Timers, Wake};
 use wait::Waiter;
 
+/// Accept queue length asked of the kernel (it caps it at `somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// Largest UDP payload a session may produce (IPv4: 65535 − 20 − 8).
 pub const MAX_DATAGRAM: usize = 65_507;
 
@@ -156,6 +159,8 @@ pub struct Reactor {
     /// Client-socket receive buffers, made on first use (2 MiB).
     recv_batch: Option<Box<sys::RecvBatch>>,
     idle: Option<(IdleExit, TimerSlot)>,
+    /// The hello registry's single deadline.
+    hello_slot: TimerSlot,
     activity: bool,
     sessions: usize,
     gso: bool,
@@ -214,6 +219,7 @@ impl Reactor {
             dgram_buf: BytesMut::with_capacity(MAX_DATAGRAM),
             recv_batch: None,
             idle: None,
+            hello_slot: TimerSlot::default(),
             activity: false,
             sessions: 0,
             gso: true,
@@ -293,6 +299,11 @@ impl Reactor {
         acceptor: Box<dyn Acceptor>,
     ) -> io::Result<SocketAddr> {
         let mut listener = TcpListener::bind(addr)?;
+        // mio listens with a backlog of 128: a burst of a thousand connects
+        // overflowed it (and waited a second for the SYN retry).
+        if let Err(e) = sys::set_listen_backlog(listener.as_raw_fd(), LISTEN_BACKLOG) {
+            debug!("listen backlog unchanged: {e}");
+        }
         let local = listener.local_addr()?;
         let entry = self.entries.vacant_entry();
         self.poll
@@ -664,7 +675,7 @@ impl Reactor {
             .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
 
         // 4. Shared follow-ups (hello expiries to arm).
-        arm_shared(&mut self.timers, &mut self.shared);
+        arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
 
         // 5. Half-close a closing stream once its output is out; resume
         //    reading a session that wants input again.
@@ -735,12 +746,14 @@ impl Reactor {
                         }
                     }
                 }
-                Owner::HelloId { id, generation } => {
-                    if self.shared.hello.expire(id, generation) {
-                        debug!("hello id {id} expired");
-                    } else {
+                Owner::HelloExpiry => {
+                    if !self.hello_slot.take_if_current(stamp) {
                         self.stats.stale_timers += 1;
+                        continue;
                     }
+                    let ended = self.shared.hello.expire_due(self.now);
+                    trace!("{ended} hello id(s) expired");
+                    arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
                 }
                 Owner::IdleExit => {
                     let Some((idle, slot)) = &mut self.idle else {
@@ -795,16 +808,16 @@ impl Reactor {
 
     /// Rebuilds the heap when stale entries outnumber live owners.
     fn maybe_compact(&mut self) {
-        let live = self.entries.len() + self.shared.hello.len() + 1;
+        let live = self.entries.len() + 2;
         if self.timers.len() <= 2 * live + 1024 {
             return;
         }
         let entries = &self.entries;
-        let hello = &self.shared.hello;
+        let hello_slot = self.hello_slot;
         let idle = self.idle.as_ref().map(|(_, slot)| *slot);
         self.timers.compact(|owner, stamp| match owner {
             Owner::Entry(key) => entries.get(key).is_some_and(|e| e.slot.is_current(stamp)),
-            Owner::HelloId { id, generation } => hello.is_live(id, generation),
+            Owner::HelloExpiry => hello_slot.is_current(stamp),
             Owner::IdleExit => idle.is_some_and(|s| s.is_current(stamp)),
         });
         self.stats.compactions += 1;
@@ -832,17 +845,16 @@ pub fn udp_client_socket(server: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Drains the registry's new expiries onto the heap.
-fn arm_shared(timers: &mut Timers, shared: &mut Shared) {
-    while let Some(e) = shared.hello.poll_arm() {
-        // Coarse: the registry itself treats an ID as free from its expiry
-        // instant on, so the pop only does bookkeeping and may be late.
-        let owner = Owner::HelloId {
-            id: e.id,
-            generation: e.generation,
-        };
-        timers.arm_with(owner, e.at, Wake::Coarse);
-    }
+/// Keeps the registry's one heap deadline on its oldest pending expiry.
+/// Coarse: the registry treats an ID as free from its expiry instant on
+/// whatever the heap says, so the pop only does bookkeeping and may be late.
+fn arm_shared(timers: &mut Timers, slot: &mut TimerSlot, shared: &Shared) {
+    slot.sync_with(
+        timers,
+        Owner::HelloExpiry,
+        shared.hello.next_expiry(),
+        Wake::Coarse,
+    );
 }
 
 fn fmt_peer(peer: Option<SocketAddr>) -> String {

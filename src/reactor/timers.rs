@@ -48,13 +48,8 @@ pub enum Wake {
 pub enum Owner {
     /// The session in this slab entry.
     Entry(usize),
-    /// A hello ID registration (`id`, registry generation).
-    HelloId {
-        /// The ID's numeric value.
-        id: u16,
-        /// The registration it belongs to.
-        generation: u64,
-    },
+    /// The hello registry's oldest pending expiry.
+    HelloExpiry,
     /// The reactor's idle-exit check.
     IdleExit,
 }

@@ -4,8 +4,8 @@
 //! the server's acceptor and TCP session, and the client session. The
 //! registry is shared by TCP and UDP: an ID taken over one is taken for the
 //! other. Expiry rides the reactor's deadline heap; this module only says
-//! *when* (`Registry::poll_arm`) and checks *whether it still applies*
-//! (`Registry::expire`).
+//! *when* (`Registry::next_expiry`) and ends what is due
+//! (`Registry::expire_due`), each registration exactly once.
 
 pub mod client;
 mod registry;

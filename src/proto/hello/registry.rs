@@ -1,9 +1,12 @@
 //! The connection-ID table.
 //!
 //! Owns which IDs are registered, until when, and under which generation.
-//! It never arms a timer itself: each registration queues an [`Expiry`] that
-//! the reactor drains with [`Registry::poll_arm`] onto its heap, and the
-//! reactor calls [`Registry::expire`] when that deadline pops.
+//! It never arms a timer itself. Every registration lives the same `ttl`,
+//! so expiries come due in registration order: they wait in a FIFO, and the
+//! reactor keeps a single deadline on its heap for the FIFO's head
+//! ([`Registry::next_expiry`]); when it pops, [`Registry::expire_due`] ends
+//! every registration that is due. One heap entry for the whole registry,
+//! not one push and pop per request.
 //!
 //! Invariants:
 //! * Every registration gets a generation from a counter that never repeats,
@@ -18,6 +21,7 @@
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{HelloId, ID_SPACE};
 use core::fmt;
+use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug)]
 struct Registration {
@@ -54,7 +58,8 @@ pub struct Registry {
     max_ids: usize,
     ttl: Duration,
     next_generation: u64,
-    to_arm: Vec<Expiry>,
+    /// Expiries in registration order, which is deadline order.
+    queue: VecDeque<Expiry>,
     expired: u64,
 }
 
@@ -79,12 +84,14 @@ impl Registry {
             max_ids,
             ttl,
             next_generation: 0,
-            to_arm: Vec::new(),
+            queue: VecDeque::new(),
             expired: 0,
         }
     }
 
     /// Registers `id` at `now` until `now + ttl`, and queues its expiry.
+    /// `now` must not decrease between calls (the reactor's clock never does),
+    /// which keeps the queue in deadline order.
     ///
     /// # Errors
     /// [`Refused::Taken`] while the ID is registered, [`Refused::Full`] when
@@ -114,7 +121,7 @@ impl Registry {
             generation,
             at: expires_at,
         };
-        self.to_arm.push(expiry);
+        self.queue.push_back(expiry);
         Ok(expiry)
     }
 
@@ -146,9 +153,25 @@ impl Registry {
         )
     }
 
-    /// The next expiry the reactor must put on its heap.
-    pub fn poll_arm(&mut self) -> Option<Expiry> {
-        self.to_arm.pop()
+    /// When the oldest queued registration expires (it may have ended
+    /// already; then popping it is a no-op).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.queue.front().map(|e| e.at)
+    }
+
+    /// Ends every registration due at `now`, each exactly once: a queued
+    /// expiry whose generation is no longer the live one (the ID was
+    /// registered again, or ended already) is dropped without effect.
+    /// Returns how many ended.
+    pub fn expire_due(&mut self, now: Instant) -> usize {
+        let mut ended = 0;
+        while let Some(e) = self.queue.front().copied().filter(|e| e.at <= now) {
+            self.queue.pop_front();
+            if self.expire(e.id, e.generation) {
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// How many IDs are registered (including any expired but not yet popped).
@@ -189,17 +212,35 @@ mod tests {
         let t0 = Instant::from_millis(1_000);
         let e = r.register(id(7), t0).unwrap();
         assert_eq!(e.at, t0 + TTL);
-        assert_eq!(r.poll_arm(), Some(e));
-        assert_eq!(r.poll_arm(), None);
+        assert_eq!(r.next_expiry(), Some(e.at));
         // Not a nanosecond before the TTL.
         let just_before = Instant::from_nanos(e.at.as_nanos() - 1);
         assert_eq!(r.register(id(7), just_before), Err(Refused::Taken));
         assert!(r.is_registered(7, just_before));
         assert!(!r.is_registered(7, e.at));
         // At the TTL, the deadline pops and the ID is free.
-        assert!(r.expire(7, e.generation));
+        assert_eq!(r.expire_due(just_before), 0);
+        assert_eq!(r.expire_due(e.at), 1);
         assert!(r.is_empty());
+        assert_eq!(r.next_expiry(), None);
         assert!(r.register(id(7), e.at).is_ok());
+    }
+
+    #[test]
+    fn the_queue_expires_in_order_and_skips_ended_registrations() {
+        let mut r = Registry::new(TTL, 100);
+        let a = r.register(id(1), Instant::from_millis(0)).unwrap();
+        let b = r.register(id(2), Instant::from_millis(10)).unwrap();
+        // ID 1 comes back at its expiry, before the queue pops: its first
+        // registration ends then, and the queued entry must not end the second.
+        let a2 = r.register(id(1), a.at).unwrap();
+        assert_eq!(r.next_expiry(), Some(a.at));
+        assert_eq!(r.expire_due(b.at), 1, "only ID 2's registration ends here");
+        assert!(r.is_registered(1, b.at));
+        assert_eq!(r.next_expiry(), Some(a2.at));
+        assert_eq!(r.expire_due(a2.at), 1);
+        assert!(r.is_empty());
+        assert_eq!(r.expired_count(), 3);
     }
 
     #[test]

@@ -282,10 +282,9 @@ mod tests {
             udp(&mut sh, at(0), b"HELLO 0042\n"),
             b"OK 0042 127.0.0.1 40000"
         );
-        let expiry = sh.hello.poll_arm().unwrap();
-        assert_eq!(expiry.at, at(30_000));
+        assert_eq!(sh.hello.next_expiry(), Some(at(30_000)));
         assert_eq!(udp(&mut sh, at(29_999), b"HELLO 42"), b"RESET 42");
-        assert!(sh.hello.expire(expiry.id, expiry.generation));
+        assert_eq!(sh.hello.expire_due(at(30_000)), 1);
         assert_eq!(
             udp(&mut sh, at(30_000), b"HELLO 42\r\n"),
             b"OK 42 127.0.0.1 40000"

@@ -248,6 +248,16 @@ pub(crate) fn sendfile(
     }
 }
 
+/// `listen(fd, backlog)` again on a listening socket: Linux updates the
+/// queue length in place (capped by `net.core.somaxconn`).
+pub(crate) fn set_listen_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller holds.
+    if unsafe { libc::listen(fd, backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Asks for a socket receive buffer of `bytes` (the kernel caps it at
 /// `net.core.rmem_max`).
 pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
