@@ -7,13 +7,14 @@
 //! `reactor`).
 
 use crate::cli::{
-    GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, StopwaitArgs, StopwaitVerb, duration,
+    GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, StopwaitArgs, StopwaitVerb, TftpArgs,
+    TftpMode, duration,
 };
 use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::data::Files;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
-use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile};
+use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use crate::wire::hello::Request as HelloRequest;
@@ -103,6 +104,13 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
                 let files = shared_store(&mut store, config)?;
                 let acceptor = tcpfile::TcpFileAcceptor::new(files).with_zero_copy(config.sendfile);
                 (Some(Box::new(acceptor)), None)
+            }
+            Protocol::Tftp => {
+                let files = shared_store(&mut store, config)?;
+                (
+                    None,
+                    Some(Box::new(tftp::TftpAcceptor::new(files, config.tftp))),
+                )
             }
             Protocol::Stopwait => {
                 let files = shared_store(&mut store, config)?;
@@ -967,4 +975,159 @@ fn local_sink(
                 .map_err(|e| error(&out.display().to_string(), e))
         }
     }
+}
+
+/// `mioperf tftp get|put HOST:PORT NAME|FILE`.
+///
+/// # Errors
+/// Per the contract's exit codes.
+pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
+    use crate::proto::data::Source;
+    use crate::wire::tftp::{Mode, Options};
+    let server = resolve_host_port(&args.server)?;
+    let mode = match args.mode {
+        TftpMode::Octet => Mode::Octet,
+        TftpMode::Netascii => Mode::Netascii,
+    };
+    let mut options = Options {
+        blksize: args.blksize,
+        windowsize: args.windowsize,
+        ..Options::default()
+    };
+    let slot = tftp::OutcomeSlot::default();
+    let progress = tcpfile::Progress::default();
+    let (verb, name, session, total) = match args.verb {
+        StopwaitVerb::Get => {
+            let name = args.target.clone();
+            let sink = local_sink(&name, args.output.as_deref(), args.force)?;
+            if mode == Mode::Octet {
+                options.tsize = Some(0);
+            }
+            let c = tftp::TftpClient::get(
+                server,
+                &name,
+                mode,
+                options,
+                Box::new(sink),
+                args.timeout,
+                args.tries,
+                slot.clone(),
+            )
+            .with_progress(progress.clone());
+            ("get", name, c, None)
+        }
+        StopwaitVerb::Put => {
+            let path = std::path::Path::new(&args.target);
+            let source =
+                crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
+            let size = source.size();
+            if mode == Mode::Octet {
+                options.tsize = size;
+            }
+            let name = match &args.name {
+                Some(n) => n.clone(),
+                None => path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| Failure::Error(format!("{}: name it with --as", args.target)))?
+                    .to_owned(),
+            };
+            let c = tftp::TftpClient::put(
+                server,
+                &name,
+                mode,
+                options,
+                Box::new(source),
+                args.timeout,
+                args.tries,
+                slot.clone(),
+            )
+            .with_progress(progress.clone());
+            ("put", name, c, size)
+        }
+    };
+    let mut reactor = client_reactor()?;
+    // Not connected: the server answers from a new port (its transfer ID).
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .unwrap_or(server);
+    let socket =
+        mio::net::UdpSocket::bind(local).map_err(|e| error("cannot open a UDP socket", e))?;
+    reactor
+        .add_udp_session(socket, Some(server), Box::new(session))
+        .map_err(|e| error(&format!("cannot reach {server}"), e))?;
+    if !args.json {
+        let done = slot.clone();
+        if let Some(t) = crate::progress::Ticker::on_terminal(
+            total,
+            progress,
+            Box::new(move || done.borrow().is_some()),
+        ) {
+            reactor.add_detached(Box::new(t));
+        }
+    }
+    reactor.run().map_err(|e| error("poll", e))?;
+    let outcome = slot.borrow_mut().take();
+    let mut doc = serde_json::json!({"protocol": "tftp", "verb": verb, "server": server.to_string(), "name": name});
+    let result = match outcome {
+        Some(tftp::Outcome::Done {
+            bytes,
+            elapsed,
+            retransmissions,
+            blksize,
+            windowsize,
+        }) => {
+            let secs = elapsed.as_secs_f64();
+            let blocks = bytes / u64::from(blksize) + 1;
+            #[allow(clippy::cast_precision_loss, reason = "rates for display")]
+            let (bps, bkps) = if secs > 0.0 {
+                (bytes as f64 / secs, blocks as f64 / secs)
+            } else {
+                (0.0, 0.0)
+            };
+            doc["outcome"] = serde_json::json!("ok");
+            doc["bytes"] = serde_json::json!(bytes);
+            doc["seconds"] = serde_json::json!(secs);
+            doc["blocks_per_second"] = serde_json::json!(bkps);
+            doc["blksize"] = serde_json::json!(blksize);
+            doc["windowsize"] = serde_json::json!(windowsize);
+            doc["retransmissions"] = serde_json::json!(retransmissions);
+            if !args.json {
+                eprintln!(
+                    "{verb} {name}: {bytes} bytes in {secs:.3} s = {:.2} MiB/s, {bkps:.0} blocks/s (blksize {blksize}, window {windowsize}, {retransmissions} retransmissions)",
+                    bps / 1_048_576.0
+                );
+            }
+            Ok(())
+        }
+        Some(tftp::Outcome::Refused(code, text)) => {
+            doc["outcome"] = serde_json::json!("refused");
+            doc["error_code"] = serde_json::json!(code);
+            doc["answer"] = serde_json::json!(text);
+            if !args.json {
+                eprintln!("server: error {code}: {text}");
+            }
+            Err(Failure::Refused(text))
+        }
+        Some(tftp::Outcome::TimedOut(tries)) => {
+            doc["outcome"] = serde_json::json!("timeout");
+            Err(Failure::Error(format!(
+                "{server}: no answer after {tries} tries"
+            )))
+        }
+        Some(tftp::Outcome::Failed(why)) => {
+            doc["outcome"] = serde_json::json!("failed");
+            doc["error"] = serde_json::json!(why);
+            Err(Failure::Error(why))
+        }
+        None => Err(Failure::Error("no outcome".into())),
+    };
+    if args.json {
+        println!("{doc}");
+    }
+    result
 }

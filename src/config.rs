@@ -87,7 +87,7 @@ impl Protocol {
     pub const fn is_implemented(self) -> bool {
         matches!(
             self,
-            Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile | Self::Stopwait
+            Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile | Self::Stopwait | Self::Tftp
         )
     }
 }
@@ -148,6 +148,8 @@ pub struct ServeConfig {
     pub msg_max: u32,
     /// tcpfile: send GETs with zero-copy `sendfile`.
     pub sendfile: bool,
+    /// tftp: negotiation limits, timers, session bounds, read-only.
+    pub tftp: crate::proto::tftp::TftpConfig,
     /// UDP send budgets for peers whose address is not validated.
     pub udp_budget: BudgetConfig,
 }
@@ -172,6 +174,7 @@ impl Default for ServeConfig {
             lab: LabConfig::default(),
             msg_max: crate::wire::msg::DEFAULT_MAX,
             sendfile: true,
+            tftp: crate::proto::tftp::TftpConfig::default(),
             udp_budget: BudgetConfig::default(),
         }
     }
@@ -256,6 +259,24 @@ impl ServeConfig {
         set(&mut self.msg_max, file.msg_max);
         set(&mut self.max_file_size, file.max_file_size);
         set(&mut self.sendfile, file.sendfile);
+        let t = &mut self.tftp;
+        set(&mut t.max_blksize, file.tftp_max_blksize);
+        set(&mut t.max_windowsize, file.tftp_max_windowsize);
+        set(&mut t.tries, file.tftp_tries);
+        set(&mut t.read_only, file.tftp_read_only);
+        set(&mut t.max_sessions, file.tftp_max_sessions);
+        set(
+            &mut t.max_sessions_per_peer,
+            file.tftp_max_sessions_per_peer,
+        );
+        if let Some(v) = file.tftp_timeout {
+            t.timeout = dur("tftp_timeout", &v)?;
+        }
+        if !(8..=65_464).contains(&t.max_blksize) || t.max_windowsize == 0 {
+            return Err(
+                "tftp_max_blksize must be 8..=65464 and tftp_max_windowsize at least 1".into(),
+            );
+        }
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
         set(&mut lab.file_max, file.file_max);
@@ -321,6 +342,13 @@ struct ConfigFile {
     msg_max: Option<u32>,
     max_file_size: Option<u64>,
     sendfile: Option<bool>,
+    tftp_max_blksize: Option<u16>,
+    tftp_max_windowsize: Option<u16>,
+    tftp_timeout: Option<String>,
+    tftp_tries: Option<u32>,
+    tftp_read_only: Option<bool>,
+    tftp_max_sessions: Option<usize>,
+    tftp_max_sessions_per_peer: Option<usize>,
     udp_peer_rate: Option<u64>,
     udp_peer_burst: Option<u64>,
     udp_global_rate: Option<u64>,

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Get(args) => app::get_client(args),
         Command::Put(args) => app::put_client(args),
         Command::Stopwait(args) => app::stopwait_client(args),
+        Command::Tftp(args) => app::tftp_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,8 @@ pub enum Command {
     Put(PutArgs),
     /// Classic stop-and-wait over UDP: `stopwait get HOST:PORT NAME` or `stopwait put HOST:PORT FILE`.
     Stopwait(StopwaitArgs),
+    /// TFTP: `tftp get HOST:PORT NAME` or `tftp put HOST:PORT FILE`, with options.
+    Tftp(TftpArgs),
 }
 
 /// Flags of `mioperf serve`.
@@ -100,6 +102,9 @@ pub struct ServeArgs {
     /// File protocols: largest file an upload may create, in bytes [default: 64 GiB].
     #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
+    /// tftp: refuse every write request.
+    #[arg(long)]
+    pub read_only: bool,
     /// tcpfile: read GETs through user space instead of zero-copy sendfile (for comparison).
     #[arg(long)]
     pub no_sendfile: bool,
@@ -174,6 +179,7 @@ impl ServeArgs {
         if self.no_sendfile {
             c.sendfile = false;
         }
+        c.tftp.read_only |= self.read_only;
         Ok(c)
     }
 }
@@ -329,6 +335,53 @@ pub struct StopwaitArgs {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `mioperf tftp`.
+#[derive(Debug, Args)]
+pub struct TftpArgs {
+    /// `get` or `put`.
+    pub verb: StopwaitVerb,
+    /// The server, `HOST:PORT`.
+    pub server: String,
+    /// get: the name on the server; put: the local file to send.
+    pub target: String,
+    /// get: where to write it (`-` for standard output) [default: the name's last component].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// get: replace OUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// put: the name to store it under [default: the file's name].
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Ask for this block size (RFC 2348, 8..=65464); without it no option is sent (512).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    pub blksize: Option<u16>,
+    /// Ask for this window (RFC 7440, blocks per ACK).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub windowsize: Option<u16>,
+    /// Transfer mode.
+    #[arg(long, value_enum, default_value = "octet")]
+    pub mode: TftpMode,
+    /// Retransmit after this long without an answer.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "1s")]
+    pub timeout: Duration,
+    /// Sends of one packet before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub tries: u32,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// TFTP transfer modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TftpMode {
+    /// Bytes as they are.
+    Octet,
+    /// Text, with CR LF line ends on the wire.
+    Netascii,
 }
 
 fn parse_id(s: &str) -> Result<HelloId, String> {

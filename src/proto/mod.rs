@@ -25,6 +25,7 @@ pub mod lab;
 pub mod msg;
 pub mod stopwait;
 pub mod tcpfile;
+pub mod tftp;
 
 use crate::time::Instant;
 use bytes::BytesMut;
@@ -233,6 +234,10 @@ pub enum Admission {
     /// datagram and every later one from the same address, and its
     /// transmits leave through the same socket.
     Shared(Box<dyn Session>),
+    /// Start a session on a socket of its own (the listener's address, a
+    /// new port — TFTP's new transfer ID). It receives this datagram first,
+    /// then everything that arrives on its socket, from anyone.
+    OwnSocket(Box<dyn Session>),
 }
 
 impl fmt::Debug for dyn Session {

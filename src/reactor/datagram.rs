@@ -19,12 +19,12 @@ use super::entry::{Demux, Entry, Io, Pending, Phase, Role};
 use super::{MAX_DATAGRAM, Reactor, Sent, sys};
 use crate::proto::{Admission, Context, Input, Session};
 use bytes::{Buf, BytesMut};
-use log::debug;
+use log::{debug, warn};
 use mio::Interest;
 use mio::net::UdpSocket;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
 /// Most datagrams in one GSO send (the kernel's `UDP_MAX_SEGMENTS`).
@@ -96,6 +96,12 @@ impl Reactor {
                     }
                 },
                 Admission::Ignore => {}
+                Admission::OwnSocket(session) => {
+                    let local = self.entries[key].peer;
+                    if let Err(e) = self.open_transfer_socket(local, from, n, session) {
+                        warn!("[#{key} {from}] no socket for a new transfer: {e}");
+                    }
+                }
                 Admission::Shared(session) => {
                     if demux.peers.len() >= self.config.max_shared_sessions {
                         self.stats.sessions_refused += 1;
@@ -120,6 +126,55 @@ impl Reactor {
             }
         }
         self.still_ready.push(key);
+    }
+
+    /// Binds a fresh UDP socket on `local`'s address (port 0: a new transfer
+    /// ID), gives it to `session`, and delivers the first datagram
+    /// (`read_buf[..n]`, from `from`).
+    fn open_transfer_socket(
+        &mut self,
+        local: Option<SocketAddr>,
+        from: SocketAddr,
+        n: usize,
+        session: Box<dyn Session>,
+    ) -> std::io::Result<()> {
+        let ip = local.map_or_else(
+            || {
+                if from.is_ipv4() {
+                    Ipv4Addr::UNSPECIFIED.into()
+                } else {
+                    Ipv6Addr::UNSPECIFIED.into()
+                }
+            },
+            |l| l.ip(),
+        );
+        let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let entry = self.entries.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut socket, mio::Token(key), Interest::READABLE)?;
+        entry.insert(Entry::new(
+            Io::Udp(socket),
+            Role::Session(session),
+            Some(from),
+            Interest::READABLE,
+        ));
+        self.sessions += 1;
+        let entry = &mut self.entries[key];
+        if let Role::Session(session) = &mut entry.role {
+            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
+            session.handle_input(
+                &mut cx,
+                Input::Datagram {
+                    from,
+                    payload: &self.read_buf[..n],
+                    kernel_ns: None,
+                },
+            );
+        }
+        self.flush(key);
+        Ok(())
     }
 
     /// Hands the datagram in `read_buf[..n]` to the session at `child`.

@@ -1,0 +1,394 @@
+//! The TFTP client: `get` (RRQ) and `put` (WRQ).
+//!
+//! Owns the request, the reading of the server's first answer (an OACK with
+//! what it granted, or DATA 1 / ACK 0 when it ignores options, which means
+//! the defaults: 512-byte blocks, window 1), the transfer ID (learned from
+//! that first answer; later datagrams from anywhere else get ERROR 5), and
+//! the outcome. A granted blksize or windowsize larger than asked is a
+//! protocol error.
+
+use super::engine::{Engine, Event, Phase};
+use super::netascii::{FromNetascii, ToNetascii};
+use crate::proto::data::{Sink, Source};
+use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::time::{Duration, Instant};
+use crate::wire::tftp::{DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
+use bytes::BytesMut;
+use core::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Which way the file goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Read from the server (RRQ).
+    Get,
+    /// Write to the server (WRQ).
+    Put,
+}
+
+/// How a transfer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every block is through.
+    Done {
+        /// Bytes moved.
+        bytes: u64,
+        /// From the request to the end.
+        elapsed: Duration,
+        /// Packets sent again after a timeout.
+        retransmissions: u64,
+        /// The block size used.
+        blksize: u16,
+        /// The window used.
+        windowsize: u16,
+    },
+    /// The server sent ERROR (code, text).
+    Refused(u16, String),
+    /// No answer after the retry budget.
+    TimedOut(u32),
+    /// Something else (the local file, a protocol violation).
+    Failed(String),
+}
+
+/// Where a client leaves its [`Outcome`].
+pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
+
+enum Local {
+    Sink(Box<dyn Sink>),
+    Source(Box<dyn Source>),
+    Taken,
+}
+
+/// One TFTP transfer from the client's side.
+pub struct TftpClient {
+    server: SocketAddr,
+    tid: Option<SocketAddr>,
+    verb: Verb,
+    filename: String,
+    mode: Mode,
+    asked: Options,
+    engine: Engine,
+    local: Local,
+    started: Option<Instant>,
+    strangers: VecDeque<SocketAddr>,
+    done: bool,
+    outcome: OutcomeSlot,
+    progress: Rc<core::cell::Cell<u64>>,
+    close: Option<CloseReason>,
+}
+
+impl core::fmt::Debug for TftpClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TftpClient")
+            .field("filename", &self.filename)
+            .field("verb", &self.verb)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TftpClient {
+    /// Fetches `filename` from `server` into `sink`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the request's fields, each needed once"
+    )]
+    pub fn get(
+        server: SocketAddr,
+        filename: &str,
+        mode: Mode,
+        options: Options,
+        sink: Box<dyn Sink>,
+        timeout: Duration,
+        tries: u32,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let sink: Box<dyn Sink> = match mode {
+            Mode::Octet => sink,
+            Mode::Netascii => Box::new(FromNetascii::new(sink)),
+        };
+        Self::new(
+            server,
+            Verb::Get,
+            filename,
+            mode,
+            options,
+            Local::Sink(sink),
+            timeout,
+            tries,
+            outcome,
+        )
+    }
+
+    /// Stores `source` on `server` as `filename`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the request's fields, each needed once"
+    )]
+    pub fn put(
+        server: SocketAddr,
+        filename: &str,
+        mode: Mode,
+        options: Options,
+        source: Box<dyn Source>,
+        timeout: Duration,
+        tries: u32,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        let source: Box<dyn Source> = match mode {
+            Mode::Octet => source,
+            Mode::Netascii => Box::new(ToNetascii::new(source)),
+        };
+        Self::new(
+            server,
+            Verb::Put,
+            filename,
+            mode,
+            options,
+            Local::Source(source),
+            timeout,
+            tries,
+            outcome,
+        )
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private constructor behind get and put"
+    )]
+    fn new(
+        server: SocketAddr,
+        verb: Verb,
+        filename: &str,
+        mode: Mode,
+        asked: Options,
+        local: Local,
+        timeout: Duration,
+        tries: u32,
+        outcome: OutcomeSlot,
+    ) -> Self {
+        Self {
+            server,
+            tid: None,
+            verb,
+            filename: filename.to_owned(),
+            mode,
+            asked,
+            engine: Engine::new(timeout, tries),
+            local,
+            started: None,
+            strangers: VecDeque::new(),
+            done: false,
+            outcome,
+            progress: Rc::default(),
+            close: None,
+        }
+    }
+
+    /// Counts moved bytes into `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+        if !self.done {
+            self.done = true;
+            *self.outcome.borrow_mut() = Some(outcome);
+            self.close = Some(reason);
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Nothing => {}
+            Event::Complete => {
+                let outcome = Outcome::Done {
+                    bytes: self.engine.bytes(),
+                    elapsed: now - self.started.unwrap_or(now),
+                    retransmissions: self.engine.retransmissions,
+                    blksize: u16::try_from(self.engine.blksize).unwrap_or(u16::MAX),
+                    windowsize: self.engine.window,
+                };
+                self.finish(outcome, CloseReason::Completed);
+            }
+            Event::GiveUp(tries) => {
+                self.finish(Outcome::TimedOut(tries), CloseReason::TimedOut { tries })
+            }
+            Event::Failed(why) => {
+                self.engine
+                    .out
+                    .push_back(error_bytes(ErrorCode::NotDefined, "Client error"));
+                self.finish(Outcome::Failed(why), CloseReason::Aborted);
+            }
+        }
+        self.progress.set(self.engine.bytes());
+    }
+
+    /// Starts the transfer with what the server granted (`None`: it
+    /// ignored options, so the defaults).
+    fn begin(&mut self, granted: Option<&Options>, now: Instant) -> Event {
+        if let Some(g) = granted {
+            let too_big = |got: Option<u16>, asked: Option<u16>| {
+                got.zip(asked).is_some_and(|(g, a)| g > a) || (got.is_some() && asked.is_none())
+            };
+            if too_big(g.blksize, self.asked.blksize)
+                || too_big(g.windowsize, self.asked.windowsize)
+            {
+                return Event::Failed("the server granted an option larger than asked".into());
+            }
+            self.engine.blksize = usize::from(g.blksize.unwrap_or(DEFAULT_BLKSIZE));
+            self.engine.window = g.windowsize.unwrap_or(1);
+            if let Some(t) = g.timeout {
+                self.engine.timeout = Duration::from_secs(u64::from(t));
+            }
+        } else {
+            self.engine.blksize = usize::from(DEFAULT_BLKSIZE);
+            self.engine.window = 1;
+        }
+        match core::mem::replace(&mut self.local, Local::Taken) {
+            Local::Sink(sink) => {
+                // After an OACK the client acknowledges block 0.
+                self.engine.start_receiving(sink, granted.is_some(), now);
+                Event::Nothing
+            }
+            Local::Source(source) => self.engine.start_sending(source, now),
+            Local::Taken => Event::Nothing,
+        }
+    }
+}
+
+fn error_bytes(code: ErrorCode, message: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    Packet::Error { code, message }.emit(&mut b);
+    b.to_vec()
+}
+
+impl Session for TftpClient {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        let (from, payload) = match input {
+            Input::Datagram { from, payload, .. } => (from, payload),
+            Input::Failed(kind) => {
+                return self.finish(
+                    Outcome::Failed(std::io::Error::from(kind).to_string()),
+                    CloseReason::Aborted,
+                );
+            }
+            _ => return,
+        };
+        if self.done {
+            return;
+        }
+        match self.tid {
+            // The first answer names the transfer: same host, new port.
+            None if from.ip() == self.server.ip() => self.tid = Some(from),
+            None => return,
+            Some(tid) if tid != from => {
+                if self.strangers.len() < 16 {
+                    self.strangers.push_back(from);
+                }
+                return;
+            }
+            Some(_) => {}
+        }
+        let Ok(p) = Packet::parse(payload) else {
+            return;
+        };
+        let handshaking = matches!(self.engine.phase, Phase::Handshake { .. });
+        let event = match (p, self.verb, handshaking) {
+            (Packet::Error { code, message }, _, _) => {
+                return self.finish(
+                    Outcome::Refused(code.into(), message.to_owned()),
+                    CloseReason::Completed,
+                );
+            }
+            (Packet::Oack { options }, _, true) => self.begin(Some(&options), cx.now),
+            (Packet::Data { block, data }, Verb::Get, true) => {
+                let e = self.begin(None, cx.now);
+                if e != Event::Nothing {
+                    e
+                } else {
+                    self.engine.on_data(block, data, cx.now)
+                }
+            }
+            (Packet::Ack { block: 0 }, Verb::Put, true) => self.begin(None, cx.now),
+            (Packet::Data { block, data }, Verb::Get, false) => {
+                self.engine.on_data(block, data, cx.now)
+            }
+            (Packet::Ack { block }, Verb::Put, false) => self.engine.on_ack(block, cx.now),
+            _ => Event::Nothing,
+        };
+        self.on_event(event, cx.now);
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.done {
+            return;
+        }
+        let event = self.engine.on_timeout(cx.now);
+        self.on_event(event, cx.now);
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        _limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.started.is_none() {
+            self.started = Some(cx.now);
+            let options = self.asked;
+            let filename = self.filename.clone();
+            let request = match self.verb {
+                Verb::Get => Packet::Rrq {
+                    filename: &filename,
+                    mode: self.mode,
+                    options,
+                },
+                Verb::Put => Packet::Wrq {
+                    filename: &filename,
+                    mode: self.mode,
+                    options,
+                },
+            };
+            self.engine.handshake(&request, cx.now);
+        }
+        if let Some(stranger) = self.strangers.pop_front() {
+            let d = error_bytes(ErrorCode::UnknownTransferId, "Unknown transfer ID");
+            buf.extend_from_slice(&d);
+            return Some(Transmit {
+                to: Some(stranger),
+                len: d.len(),
+            });
+        }
+        let d = self.engine.out.pop_front()?;
+        buf.extend_from_slice(&d);
+        // Until the server answers, everything goes to its request port.
+        Some(Transmit {
+            to: Some(self.tid.unwrap_or(self.server)),
+            len: d.len(),
+        })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            None
+        } else {
+            self.engine.poll_timeout()
+        }
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        if self.engine.out.is_empty() {
+            self.close.take().map(Request::Close)
+        } else {
+            None
+        }
+    }
+}
