@@ -193,15 +193,12 @@ impl TftpServer {
     }
 
     fn start(&mut self, cx: &Context<'_>, payload: &[u8]) {
-        let request = match Packet::parse(payload) {
-            Ok(p @ (Packet::Rrq { .. } | Packet::Wrq { .. })) => p,
-            _ => {
-                return self.fail(
-                    ErrorCode::IllegalOperation,
-                    "Illegal TFTP operation",
-                    CloseReason::Protocol("not a request"),
-                );
-            }
+        let Ok(request @ (Packet::Rrq { .. } | Packet::Wrq { .. })) = Packet::parse(payload) else {
+            return self.fail(
+                ErrorCode::IllegalOperation,
+                "Illegal TFTP operation",
+                CloseReason::Protocol("not a request"),
+            );
         };
         match request {
             Packet::Rrq {
