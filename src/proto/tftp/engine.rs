@@ -56,6 +56,9 @@ pub(super) struct Engine {
     pub(super) retransmissions: u64,
     /// Bytes moved, fixed when the transfer completes.
     moved: u64,
+    /// The highest block index sent so far: anything at or below it that
+    /// goes out again is a retransmission (timer or go-back-N alike).
+    highest_sent: u64,
 }
 
 fn packet(p: &Packet<'_>) -> Vec<u8> {
@@ -75,6 +78,7 @@ impl Engine {
             out: VecDeque::new(),
             retransmissions: 0,
             moved: 0,
+            highest_sent: 0,
         }
     }
 
@@ -125,6 +129,10 @@ impl Engine {
         loop {
             match sender.poll_block(now) {
                 Ok(Some((index, data))) => {
+                    if index <= self.highest_sent {
+                        self.retransmissions += 1;
+                    }
+                    self.highest_sent = self.highest_sent.max(index);
                     let block = index as u16; // rollover: 65536 is block 0
                     self.out
                         .push_back(packet(&Packet::Data { block, data: &data }));
@@ -202,10 +210,8 @@ impl Engine {
                 Event::Nothing
             }
             Phase::Sending(sender) => match sender.on_timeout(now) {
-                Some(Timeout::Retransmit) => {
-                    self.retransmissions += 1;
-                    self.fill(now)
-                }
+                // `fill` counts every block that goes out again.
+                Some(Timeout::Retransmit) => self.fill(now),
                 Some(Timeout::GiveUp { tries }) => Event::GiveUp(tries),
                 None => Event::Nothing,
             },

@@ -31,7 +31,443 @@ pub(crate) fn index_near(wire: u16, near: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::index_near;
+    use super::*;
+    use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
+    use crate::proto::testing::shared;
+    use crate::proto::{Acceptor, Admission, Context, Input, Request, Session, Shared, Tag};
+    use crate::time::{Duration, Instant};
+    use crate::wire::tftp::{Mode, Options, Packet};
+    use bytes::BytesMut;
+    use std::net::SocketAddr;
+    use std::rc::Rc;
+
+    const CLIENT: &str = "127.0.0.1:40000";
+    const LISTENER: &str = "127.0.0.1:6969";
+    const TID: &str = "127.0.0.1:50500";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        }
+    }
+
+    /// Everything a session sends now, with destinations.
+    fn drain(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            let mut b = BytesMut::new();
+            match s.poll_transmit(&mut cx(sh, now), 65_507, &mut b) {
+                Some(t) => out.push((t.to.expect("UDP"), b.to_vec())),
+                None => return out,
+            }
+        }
+    }
+
+    /// Which datagrams the link loses: `(towards the server, bytes)`.
+    type DropRule = Box<dyn FnMut(bool, &[u8]) -> bool>;
+
+    /// A client and the server's transfer session, joined by a link that
+    /// drops what `drop` picks (`true`: towards the server). Virtual time
+    /// jumps to the next deadline; a step bound turns a livelock into a
+    /// failure.
+    struct Pair {
+        sh: Shared,
+        now: Instant,
+        client: TftpClient,
+        acceptor: TftpAcceptor,
+        server: Option<Box<dyn Session>>,
+        server_closed: bool,
+        drop: DropRule,
+        to_client_log: Vec<Vec<u8>>,
+    }
+
+    impl Pair {
+        fn new(
+            client: TftpClient,
+            files: &MemoryFiles,
+            config: TftpConfig,
+            drop: impl FnMut(bool, &[u8]) -> bool + 'static,
+        ) -> Self {
+            Self {
+                sh: shared(Duration::from_secs(1), 1),
+                now: Instant::ZERO,
+                client,
+                acceptor: TftpAcceptor::new(Rc::new(files.clone()), config),
+                server: None,
+                server_closed: false,
+                drop: Box::new(drop),
+                to_client_log: Vec::new(),
+            }
+        }
+
+        fn run(&mut self) {
+            for _ in 0..2_000_000 {
+                let mut moved = false;
+                for (to, d) in drain(&mut self.client, &mut self.sh, self.now) {
+                    moved = true;
+                    if (self.drop)(true, &d) {
+                        continue;
+                    }
+                    if to == addr(LISTENER) {
+                        if self.server.is_none() && !self.server_closed {
+                            let mut reply = BytesMut::new();
+                            if let Admission::OwnSocket(s) = self.acceptor.accept_datagram(
+                                &mut cx(&mut self.sh, self.now),
+                                addr(CLIENT),
+                                &d,
+                                &mut reply,
+                            ) {
+                                self.server = Some(s);
+                            }
+                        }
+                        // The first datagram reaches the new session; later
+                        // copies of the request to the listener are new
+                        // requests in real life: ignored here.
+                        if let Some(s) = self.server.as_mut()
+                            && not_started(s.as_ref())
+                        {
+                            let input = Input::Datagram {
+                                from: addr(CLIENT),
+                                payload: &d,
+                                kernel_ns: None,
+                            };
+                            s.handle_input(&mut cx(&mut self.sh, self.now), input);
+                        }
+                    } else if let Some(s) = self.server.as_mut() {
+                        let input = Input::Datagram {
+                            from: addr(CLIENT),
+                            payload: &d,
+                            kernel_ns: None,
+                        };
+                        s.handle_input(&mut cx(&mut self.sh, self.now), input);
+                    }
+                }
+                if let Some(s) = self.server.as_mut() {
+                    let out = drain(s.as_mut(), &mut self.sh, self.now);
+                    let closed = matches!(s.poll_request(), Some(Request::Close(_)));
+                    for (to, d) in out {
+                        moved = true;
+                        assert_eq!(to, addr(CLIENT));
+                        if (self.drop)(false, &d) {
+                            continue;
+                        }
+                        self.to_client_log.push(d.clone());
+                        let input = Input::Datagram {
+                            from: addr(TID),
+                            payload: &d,
+                            kernel_ns: None,
+                        };
+                        self.client
+                            .handle_input(&mut cx(&mut self.sh, self.now), input);
+                    }
+                    if closed {
+                        self.server = None;
+                        self.server_closed = true;
+                    }
+                }
+                if moved {
+                    continue;
+                }
+                let client_done = matches!(self.client.poll_request(), Some(Request::Close(_)));
+                if client_done && self.server.is_none() {
+                    return;
+                }
+                let next = [
+                    self.client.poll_timeout(),
+                    self.server.as_ref().and_then(|s| s.poll_timeout()),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                let Some(next) = next else { return };
+                self.now = self.now.max(next);
+                self.client.handle_timeout(&mut cx(&mut self.sh, self.now));
+                if let Some(s) = self.server.as_mut() {
+                    s.handle_timeout(&mut cx(&mut self.sh, self.now));
+                }
+            }
+            panic!("no end after 2 000 000 steps (livelock)");
+        }
+    }
+
+    /// The session has not seen its request yet (it has no timer before).
+    /// A request repeated to the listener would start another transfer in
+    /// real life; these tests never need that.
+    fn not_started(s: &dyn Session) -> bool {
+        s.poll_timeout().is_none()
+    }
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 13 + i / 700) as u8).collect()
+    }
+
+    fn get(
+        files: &MemoryFiles,
+        name: &str,
+        options: Options,
+        config: TftpConfig,
+        drop: impl FnMut(bool, &[u8]) -> bool + 'static,
+    ) -> (Option<Outcome>, Option<Vec<u8>>, Pair) {
+        let slot = OutcomeSlot::default();
+        let (sink, committed) = MemorySink::new();
+        let c = TftpClient::get(
+            addr(LISTENER),
+            name,
+            Mode::Octet,
+            options,
+            Box::new(sink),
+            Duration::from_secs(1),
+            5,
+            slot.clone(),
+        );
+        let mut pair = Pair::new(c, files, config, drop);
+        pair.run();
+        let got = committed.borrow().clone();
+        (slot.borrow().clone(), got, pair)
+    }
+
+    fn put(
+        files: &MemoryFiles,
+        name: &str,
+        data: Vec<u8>,
+        options: Options,
+        drop: impl FnMut(bool, &[u8]) -> bool + 'static,
+    ) -> Option<Outcome> {
+        let slot = OutcomeSlot::default();
+        let c = TftpClient::put(
+            addr(LISTENER),
+            name,
+            Mode::Octet,
+            options,
+            Box::new(MemorySource::new(data)),
+            Duration::from_secs(1),
+            5,
+            slot.clone(),
+        );
+        let mut pair = Pair::new(c, files, TftpConfig::default(), drop);
+        pair.run();
+        slot.borrow().clone()
+    }
+
+    #[test]
+    fn rrq_without_options_every_boundary_size() {
+        for len in [0usize, 1, 511, 512, 513, 1024, 100_000] {
+            let files = MemoryFiles::default();
+            files.insert("f", bytes(len));
+            let (outcome, got, pair) = get(
+                &files,
+                "f",
+                Options::default(),
+                TftpConfig::default(),
+                |_, _| false,
+            );
+            assert!(
+                matches!(outcome, Some(Outcome::Done { bytes, blksize: 512, windowsize: 1, .. }) if bytes == len as u64),
+                "{len}: {outcome:?}"
+            );
+            assert_eq!(got.unwrap(), bytes(len), "{len}");
+            // A multiple of 512 ends with an empty block.
+            let last = pair.to_client_log.last().unwrap();
+            assert_eq!(
+                last.len() - 4,
+                len % 512,
+                "{len}: the short (or empty) last block"
+            );
+        }
+    }
+
+    #[test]
+    fn options_are_granted_within_limits_and_no_data_before_ack_0() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(50_000));
+        let asked = Options {
+            blksize: Some(65_464),
+            windowsize: Some(1_000),
+            tsize: Some(0),
+            ..Options::default()
+        };
+        let (outcome, got, pair) = get(&files, "f", asked, TftpConfig::default(), |_, _| false);
+        let oack = Packet::parse(&pair.to_client_log[0]).unwrap();
+        let Packet::Oack { options } = oack else {
+            panic!("{oack}")
+        };
+        assert_eq!(
+            (options.blksize, options.windowsize, options.tsize),
+            (Some(1468), Some(64), Some(50_000))
+        );
+        assert_eq!(
+            options.timeout, None,
+            "never an option the client did not ask for"
+        );
+        assert!(matches!(
+            Packet::parse(&pair.to_client_log[1]),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+        assert!(matches!(
+            outcome,
+            Some(Outcome::Done {
+                blksize: 1468,
+                windowsize: 64,
+                ..
+            })
+        ));
+        assert_eq!(got.unwrap(), bytes(50_000));
+    }
+
+    #[test]
+    fn a_lost_ack_0_makes_the_server_resend_its_oack_exactly_at_the_timeout() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(100));
+        let mut dropped = false;
+        let asked = Options {
+            blksize: Some(1024),
+            ..Options::default()
+        };
+        let (outcome, got, pair) = get(
+            &files,
+            "f",
+            asked,
+            TftpConfig::default(),
+            move |to_server, d| {
+                let ack0 = to_server && d == b"\x00\x04\x00\x00";
+                let first = ack0 && !dropped;
+                dropped |= ack0;
+                first
+            },
+        );
+        assert!(matches!(outcome, Some(Outcome::Done { .. })), "{outcome:?}");
+        assert_eq!(got.unwrap(), bytes(100));
+        let oacks = pair
+            .to_client_log
+            .iter()
+            .filter(|d| d.starts_with(b"\x00\x06"))
+            .count();
+        assert!(oacks >= 2, "the OACK went again");
+    }
+
+    #[test]
+    fn windows_survive_loss_both_ways() {
+        for window in [1u16, 4, 16] {
+            let files = MemoryFiles::default();
+            files.insert("f", bytes(200_000));
+            let mut n = 0usize;
+            let asked = Options {
+                blksize: Some(1024),
+                windowsize: Some(window),
+                ..Options::default()
+            };
+            let (outcome, got, _) = get(&files, "f", asked, TftpConfig::default(), move |_, _| {
+                n += 1;
+                n.is_multiple_of(9)
+            });
+            assert!(
+                matches!(outcome, Some(Outcome::Done { .. })),
+                "window {window}: {outcome:?}"
+            );
+            assert_eq!(got.unwrap(), bytes(200_000), "window {window}");
+            let mut m = 0usize;
+            let outcome = put(
+                &files,
+                &format!("up{window}"),
+                bytes(150_000),
+                asked,
+                move |_, _| {
+                    m += 1;
+                    m.is_multiple_of(7)
+                },
+            );
+            assert!(
+                matches!(outcome, Some(Outcome::Done { retransmissions, .. }) if retransmissions > 0),
+                "put window {window}: lost blocks went again: {outcome:?}"
+            );
+            assert_eq!(files.get(&format!("up{window}")).unwrap(), bytes(150_000));
+        }
+    }
+
+    #[test]
+    fn block_numbers_roll_over_in_a_long_transfer() {
+        // 8-byte blocks: 75 000 blocks, past 65 535, in little memory.
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(600_000));
+        let asked = Options {
+            blksize: Some(8),
+            windowsize: Some(32),
+            ..Options::default()
+        };
+        let (outcome, got, pair) = get(&files, "f", asked, TftpConfig::default(), |_, _| false);
+        assert!(
+            matches!(outcome, Some(Outcome::Done { blksize: 8, .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(got.unwrap(), bytes(600_000));
+        let zero = pair
+            .to_client_log
+            .iter()
+            .any(|d| d.starts_with(b"\x00\x03\x00\x00"));
+        assert!(zero, "block 65536 travelled as block 0");
+    }
+
+    #[test]
+    fn a_lost_final_ack_does_not_wedge_the_server() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(1_000));
+        let (outcome, got, pair) = get(
+            &files,
+            "f",
+            Options::default(),
+            TftpConfig::default(),
+            |to_server, d| {
+                // The client's ACK of the last block (2) never arrives.
+                to_server && d == b"\x00\x04\x00\x02"
+            },
+        );
+        assert!(matches!(outcome, Some(Outcome::Done { .. })));
+        assert_eq!(got.unwrap(), bytes(1_000));
+        assert!(pair.server.is_none(), "the server gave up and closed");
+        assert!(
+            pair.now <= Instant::from_secs(6),
+            "within its retry budget: {}",
+            pair.now
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let files = MemoryFiles::default();
+        files.insert("there", b"x".to_vec());
+        let (outcome, _, _) = get(
+            &files,
+            "missing",
+            Options::default(),
+            TftpConfig::default(),
+            |_, _| false,
+        );
+        assert_eq!(outcome, Some(Outcome::Refused(1, "File not found".into())));
+        let outcome = put(
+            &files,
+            "there",
+            b"y".to_vec(),
+            Options::default(),
+            |_, _| false,
+        );
+        assert_eq!(
+            outcome,
+            Some(Outcome::Refused(6, "File already exists".into()))
+        );
+        let outcome = put(&files, "../x", b"y".to_vec(), Options::default(), |_, _| {
+            false
+        });
+        assert_eq!(
+            outcome,
+            Some(Outcome::Refused(2, "Access violation".into()))
+        );
+    }
 
     #[test]
     fn block_numbers_roll_over_to_zero_and_back() {
