@@ -27,10 +27,6 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does one
 //! tiny round in well under a second.
 #![allow(clippy::disallowed_methods, reason = "benchmarks measure wall time")]
-#![allow(
-    unsafe_code,
-    reason = "the raw-timerfd reference calls timerfd_create/settime and clock_gettime"
-)]
 
 use bytes::BytesMut;
 use mioperf::proto::hello::Registry;
@@ -217,36 +213,17 @@ fn sleep_reference(count: u32, seed: u64) -> Vec<u64> {
     late
 }
 
-/// `CLOCK_MONOTONIC` in ns: the clock a timerfd is armed against.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    assert_eq!(rc, 0);
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// The reactor's mechanism with nothing around it: one absolute-time
-/// timerfd in a `mio::Poll`, re-armed after each expiry.
+/// timerfd (the reactor's own, `mioperf::reactor::raw`) in a `mio::Poll`,
+/// re-armed after each expiry.
 fn timerfd_reference(count: u32, seed: u64) -> Vec<u64> {
     use mio::unix::SourceFd;
     use mio::{Events, Interest, Poll, Token};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use mioperf::reactor::raw::{Timer, monotonic_ns};
+    use std::os::fd::AsRawFd;
 
-    // SAFETY: plain syscall; the result is checked before use.
-    let raw = unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-        )
-    };
-    assert!(raw >= 0, "timerfd_create");
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let tfd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let fd = tfd.as_raw_fd();
+    let timer = Timer::new().expect("timerfd");
+    let fd = timer.as_raw_fd();
     let mut poll = Poll::new().expect("poll");
     poll.registry()
         .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
@@ -256,26 +233,7 @@ fn timerfd_reference(count: u32, seed: u64) -> Vec<u64> {
     let mut late = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let deadline = monotonic_ns() + u64::try_from(rng.interval().as_nanos()).unwrap_or(0);
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: libc::time_t::try_from(deadline / 1_000_000_000).unwrap_or(0),
-                tv_nsec: libc::c_long::try_from(deadline % 1_000_000_000).unwrap_or(0),
-            },
-        };
-        // SAFETY: `spec` is a valid itimerspec; a null old value is allowed.
-        let rc = unsafe {
-            libc::timerfd_settime(
-                fd,
-                libc::TFD_TIMER_ABSTIME,
-                &raw const spec,
-                core::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "timerfd_settime");
+        timer.set_abs(deadline).expect("timerfd_settime");
         loop {
             match poll.poll(&mut events, None) {
                 Ok(()) if !events.is_empty() => break,
@@ -286,9 +244,7 @@ fn timerfd_reference(count: u32, seed: u64) -> Vec<u64> {
         }
         let woke = monotonic_ns();
         late.push(woke.saturating_sub(deadline));
-        let mut expirations = 0u64;
-        // SAFETY: reads at most 8 bytes into a u64.
-        let _ = unsafe { libc::read(fd, (&raw mut expirations).cast(), 8) };
+        timer.drain();
     }
     late
 }

@@ -55,6 +55,53 @@ use stream::transmit_stream;
 use timers::{Owner, TimerSlot, Timers, Wake};
 use wait::Waiter;
 
+/// The reactor's timer primitive on its own, so it can be measured against
+/// the whole reactor (`benches/deadline.rs`) without `unsafe` outside
+/// `reactor/sys`: a non-blocking one-shot `timerfd` on `CLOCK_MONOTONIC`,
+/// and that clock.
+pub mod raw {
+    use std::io;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    /// `CLOCK_MONOTONIC` in nanoseconds.
+    pub fn monotonic_ns() -> u64 {
+        super::sys::monotonic_ns()
+    }
+
+    /// A one-shot timerfd armed with absolute `CLOCK_MONOTONIC` times.
+    #[derive(Debug)]
+    pub struct Timer(super::sys::TimerFd);
+
+    impl Timer {
+        /// A disarmed timer.
+        ///
+        /// # Errors
+        /// `timerfd_create` failed.
+        pub fn new() -> io::Result<Self> {
+            super::sys::TimerFd::new().map(Self)
+        }
+
+        /// Fires at `monotonic_ns` (absolute).
+        ///
+        /// # Errors
+        /// `timerfd_settime` failed.
+        pub fn set_abs(&self, monotonic_ns: u64) -> io::Result<()> {
+            self.0.set_abs(monotonic_ns)
+        }
+
+        /// Consumes an expiry.
+        pub fn drain(&self) {
+            self.0.drain();
+        }
+    }
+
+    impl AsRawFd for Timer {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_raw_fd()
+        }
+    }
+}
+
 /// Accept queue length asked of the kernel (it caps it at `somaxconn`).
 const LISTEN_BACKLOG: i32 = 4096;
 
