@@ -84,13 +84,18 @@ pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Bytes gathered before one `write` to a local file.
+const SINK_BUFFER: usize = 256 * 1024;
+
 /// Where `get` writes: a regular file that appears under its name only when
 /// complete (a temporary file beside it, renamed on commit); a device, FIFO
 /// or socket (`/dev/null`) written in place — renaming over one would
 /// replace the device itself; or stdout.
 #[derive(Debug)]
 pub struct FileSink {
-    file: Option<File>,
+    /// Buffered: stop-and-wait and TFTP deliver blocks of 100–1468 bytes,
+    /// and a `write` per block would cost a system call each.
+    file: Option<std::io::BufWriter<File>>,
     temp: Option<std::path::PathBuf>,
     dest: Option<std::path::PathBuf>,
     written: u64,
@@ -113,7 +118,7 @@ impl FileSink {
             Ok(meta) if !meta.is_file() => {
                 let file = std::fs::OpenOptions::new().write(true).open(dest)?;
                 return Ok(Self {
-                    file: Some(file),
+                    file: Some(std::io::BufWriter::with_capacity(SINK_BUFFER, file)),
                     temp: None,
                     dest: None,
                     written: 0,
@@ -139,7 +144,7 @@ impl FileSink {
             .create_new(true)
             .open(&temp)?;
         Ok(Self {
-            file: Some(file),
+            file: Some(std::io::BufWriter::with_capacity(SINK_BUFFER, file)),
             temp: Some(temp),
             dest: Some(dest.to_path_buf()),
             written: 0,
@@ -172,7 +177,11 @@ impl crate::proto::data::Sink for FileSink {
     fn commit(mut self: Box<Self>) -> Result<u64, ErrorKind> {
         use std::io::Write;
         match (self.file.take(), self.temp.take(), self.dest.take()) {
-            (Some(file), Some(temp), Some(dest)) => {
+            (Some(mut file), Some(temp), Some(dest)) => {
+                if let Err(e) = file.flush() {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e.kind());
+                }
                 drop(file);
                 if let Err(e) = std::fs::rename(&temp, &dest) {
                     let _ = std::fs::remove_file(&temp);

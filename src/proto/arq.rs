@@ -77,7 +77,14 @@ pub struct Sender {
     tries: u32,
     deadline: Option<Instant>,
     bytes_sent: u64,
+    /// File bytes read ahead: blocks are small (100–1468 bytes) and one
+    /// read per block would cost a system call per block.
+    readahead: BytesMut,
+    source_eof: bool,
 }
+
+/// Bytes read from the source at a time.
+const READAHEAD: usize = 64 * 1024;
 
 impl core::fmt::Debug for Sender {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -114,19 +121,22 @@ impl Sender {
             tries: 0,
             deadline: None,
             bytes_sent: 0,
+            readahead: BytesMut::new(),
+            source_eof: false,
         }
     }
 
     /// Reads the next block from the source: a full block, or a short one
     /// at the end.
     fn read_block(&mut self) -> Result<Option<Bytes>, ErrorKind> {
-        let mut block = BytesMut::with_capacity(self.config.block_size);
-        while block.len() < self.config.block_size {
-            let want = self.config.block_size - block.len();
-            if self.source.read_into(&mut block, want)? == 0 {
-                break;
+        let size = self.config.block_size;
+        while self.readahead.len() < size && !self.source_eof {
+            let want = READAHEAD.max(size) - self.readahead.len();
+            if self.source.read_into(&mut self.readahead, want)? == 0 {
+                self.source_eof = true;
             }
         }
+        let block = self.readahead.split_to(size.min(self.readahead.len()));
         let short = block.len() < self.config.block_size;
         let first = self.base == 1 && self.unacked.is_empty() && self.bytes_sent == 0;
         match self.config.end {

@@ -220,6 +220,14 @@ pub trait Session {
     fn is_paced(&self) -> bool {
         false
     }
+
+    /// Whether the deadline from `poll_timeout` may fire up to a
+    /// millisecond late (retransmission and expiry timers): the reactor then
+    /// re-arms its timerfd at most once per millisecond instead of on every
+    /// change, which a timer re-armed per packet would otherwise cost.
+    fn is_coarse(&self) -> bool {
+        false
+    }
 }
 
 /// What an acceptor makes of a datagram from a peer it has no session for.

@@ -35,97 +35,151 @@ const GSO_MAX_BYTES: usize = 65_000;
 const RECV_BATCH: usize = 32;
 
 impl Reactor {
-    /// Reads datagrams from the acceptor-owned socket at `key` and routes
-    /// each to its peer's session, or to the acceptor.
+    /// Reads datagrams from the acceptor-owned socket at `key`, many per
+    /// system call (`recvmmsg`), routes each to its peer's session or to the
+    /// acceptor, and sends the batch's stateless replies with one
+    /// `sendmmsg`.
     pub(super) fn answer_datagrams(&mut self, key: usize) {
-        for _ in 0..self.config.datagram_budget {
+        let mut batch = self
+            .recv_batch
+            .take()
+            .unwrap_or_else(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
+        let mut received = 0;
+        loop {
+            if received >= self.config.datagram_budget {
+                self.still_ready.push(key);
+                break;
+            }
             let Io::Udp(socket) = &self.entries[key].io else {
-                return;
+                break;
             };
-            let (n, from) = match socket.recv_from(&mut self.read_buf) {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            let n = match batch.recv(socket.as_raw_fd()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    debug!("[#{key}] recv_from: {e}");
-                    continue;
+                    debug!("[#{key}] recvmmsg: {e}");
+                    break;
                 }
             };
-            self.stats.datagrams_in += 1;
-            self.activity = true;
-            let child = match &self.entries[key].role {
-                Role::Acceptor(demux) => demux.peers.get(&from).copied(),
-                _ => return,
-            };
-            if let Some(child) = child {
-                // A session that ended this turn is reaped only at the end of
-                // it; a new request from its peer starts afresh meanwhile.
-                if self
-                    .entries
-                    .get(child)
-                    .is_some_and(|e| e.phase != Phase::Dead)
-                {
-                    self.deliver(child, from, n);
+            received += n.max(1);
+            for i in 0..n {
+                let Some((payload, from, _)) = batch.get(i) else {
                     continue;
-                }
-                let Role::Acceptor(demux) = &mut self.entries[key].role else {
-                    return;
                 };
-                demux.peers.remove(&from);
+                // The handlers read the datagram from `read_buf`.
+                let len = payload.len().min(self.read_buf.len());
+                self.read_buf[..len].copy_from_slice(&payload[..len]);
+                self.answer_one(key, from, len);
             }
-            let entry = &mut self.entries[key];
-            let (Io::Udp(socket), Role::Acceptor(demux)) = (&entry.io, &mut entry.role) else {
+            self.send_replies(key);
+        }
+        self.recv_batch = Some(batch);
+    }
+
+    /// One datagram (in `read_buf[..n]`) from `from` on the acceptor socket
+    /// at `key`: to its peer's session, or to the acceptor.
+    fn answer_one(&mut self, key: usize, from: SocketAddr, n: usize) {
+        self.stats.datagrams_in += 1;
+        self.activity = true;
+        let child = match &self.entries[key].role {
+            // Most sockets (hello) never hold a per-peer session: skip the hash.
+            Role::Acceptor(demux) if demux.peers.is_empty() => None,
+            Role::Acceptor(demux) => demux.peers.get(&from).copied(),
+            _ => return,
+        };
+        if let Some(child) = child {
+            // A session that ended this turn is reaped only at the end of
+            // it; a new request from its peer starts afresh meanwhile.
+            if self
+                .entries
+                .get(child)
+                .is_some_and(|e| e.phase != Phase::Dead)
+            {
+                self.deliver(child, from, n);
+                return;
+            }
+            let Role::Acceptor(demux) = &mut self.entries[key].role else {
                 return;
             };
-            self.dgram_buf.clear();
-            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
-            let admission = demux.acceptor.accept_datagram(
-                &mut cx,
-                from,
-                &self.read_buf[..n],
-                &mut self.dgram_buf,
-            );
-            super::arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
-            match admission {
-                Admission::Reply => match socket.send_to(&self.dgram_buf, from) {
-                    Ok(_) => self.stats.datagrams_out += 1,
-                    Err(e) => {
-                        // A stateless answer is not worth queueing: the client retries.
-                        self.stats.replies_dropped += 1;
-                        debug!("[#{key} {from}] reply dropped: {e}");
-                    }
-                },
-                Admission::Ignore => {}
-                Admission::OwnSocket(session) => {
-                    let local = self.entries[key].peer;
-                    if let Err(e) = self.open_transfer_socket(local, from, n, session) {
-                        warn!("[#{key} {from}] no socket for a new transfer: {e}");
-                    }
-                }
-                Admission::Shared(session) => {
-                    if demux.peers.len() >= self.config.max_shared_sessions {
-                        self.stats.sessions_refused += 1;
-                        debug!(
-                            "[#{key} {from}] session refused: {} on this socket",
-                            demux.peers.len()
-                        );
-                        continue;
-                    }
-                    let child = self.entries.insert(Entry::new(
-                        Io::SharedUdp { parent: key },
-                        Role::Session(session),
-                        Some(from),
-                        Interest::READABLE,
-                    ));
-                    if let Role::Acceptor(demux) = &mut self.entries[key].role {
-                        demux.peers.insert(from, child);
-                    }
-                    self.sessions += 1;
-                    self.deliver(child, from, n);
+            demux.peers.remove(&from);
+        }
+        let entry = &mut self.entries[key];
+        let Role::Acceptor(demux) = &mut entry.role else {
+            return;
+        };
+        self.dgram_buf.clear();
+        let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
+        let admission =
+            demux
+                .acceptor
+                .accept_datagram(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
+        super::arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
+        match admission {
+            Admission::Reply => {
+                let start = self.replies_buf.len();
+                self.replies_buf.extend_from_slice(&self.dgram_buf);
+                self.replies.push((from, start, self.dgram_buf.len()));
+            }
+            Admission::Ignore => {}
+            Admission::OwnSocket(session) => {
+                let local = self.entries[key].peer;
+                if let Err(e) = self.open_transfer_socket(local, from, n, session) {
+                    warn!("[#{key} {from}] no socket for a new transfer: {e}");
                 }
             }
+            Admission::Shared(session) => {
+                if demux.peers.len() >= self.config.max_shared_sessions {
+                    self.stats.sessions_refused += 1;
+                    debug!(
+                        "[#{key} {from}] session refused: {} on this socket",
+                        demux.peers.len()
+                    );
+                    return;
+                }
+                let child = self.entries.insert(Entry::new(
+                    Io::SharedUdp { parent: key },
+                    Role::Session(session),
+                    Some(from),
+                    Interest::READABLE,
+                ));
+                if let Role::Acceptor(demux) = &mut self.entries[key].role {
+                    demux.peers.insert(from, child);
+                }
+                self.sessions += 1;
+                self.deliver(child, from, n);
+            }
         }
-        self.still_ready.push(key);
+    }
+
+    /// Sends the stateless replies queued by this batch, then forgets them.
+    /// A reply that does not fit is dropped: the client retries.
+    fn send_replies(&mut self, key: usize) {
+        if self.replies.is_empty() {
+            return;
+        }
+        if let Io::Udp(socket) = &self.entries[key].io {
+            let list: Vec<(SocketAddr, &[u8])> = self
+                .replies
+                .iter()
+                .map(|&(to, start, len)| (to, &self.replies_buf[start..start + len]))
+                .collect();
+            let mut sent = 0;
+            while sent < list.len() {
+                match sys::send_many(socket.as_raw_fd(), &list[sent..]) {
+                    Ok(0) => break,
+                    Ok(k) => sent += k,
+                    Err(e) => {
+                        debug!("[#{key}] replies dropped: {e}");
+                        break;
+                    }
+                }
+            }
+            self.stats.datagrams_out += sent as u64;
+            self.stats.replies_dropped += (list.len() - sent) as u64;
+        }
+        self.replies.clear();
+        self.replies_buf.clear();
     }
 
     /// Binds a fresh UDP socket on `local`'s address (port 0: a new transfer

@@ -203,8 +203,11 @@ pub struct Reactor {
     reap: Vec<usize>,
     read_buf: Box<[u8]>,
     dgram_buf: BytesMut,
-    /// Client-socket receive buffers, made on first use (2 MiB).
+    /// Receive buffers for `recvmmsg`, made on first use (2 MiB).
     recv_batch: Option<Box<sys::RecvBatch>>,
+    /// Stateless replies of the current receive batch: (to, start, len) in `replies_buf`.
+    replies: Vec<(SocketAddr, usize, usize)>,
+    replies_buf: BytesMut,
     idle: Option<(IdleExit, TimerSlot)>,
     /// The hello registry's single deadline.
     hello_slot: TimerSlot,
@@ -265,6 +268,8 @@ impl Reactor {
             read_buf: vec![0; 64 * 1024].into_boxed_slice(),
             dgram_buf: BytesMut::with_capacity(MAX_DATAGRAM),
             recv_batch: None,
+            replies: Vec::new(),
+            replies_buf: BytesMut::new(),
             idle: None,
             hello_slot: TimerSlot::default(),
             activity: false,
@@ -691,6 +696,8 @@ impl Reactor {
         let deadline = session.poll_timeout();
         let wake = if session.is_paced() {
             Wake::Paced
+        } else if session.is_coarse() {
+            Wake::Coarse
         } else {
             Wake::Exact
         };

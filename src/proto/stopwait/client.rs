@@ -204,6 +204,11 @@ impl Session for GetClient {
         Side::Client
     }
 
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
         if let Input::Failed(kind) = input {
             return self.link.finish(
@@ -371,6 +376,11 @@ impl PutClient {
 impl Session for PutClient {
     fn side(&self) -> Side {
         Side::Client
+    }
+
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
     }
 
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {

@@ -262,6 +262,11 @@ impl Session for StopwaitServer {
         Side::Server
     }
 
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
         let Input::Datagram { payload, .. } = input else {
             return;

@@ -271,6 +271,11 @@ impl Session for TftpClient {
         Side::Client
     }
 
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
         let (from, payload) = match input {
             Input::Datagram { from, payload, .. } => (from, payload),

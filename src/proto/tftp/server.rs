@@ -282,6 +282,11 @@ impl Session for TftpServer {
         Side::Server
     }
 
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
         let Input::Datagram { from, payload, .. } = input else {
             return;

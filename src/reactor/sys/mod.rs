@@ -298,6 +298,50 @@ pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends each `(destination, bytes)` as one datagram, as many as possible in
+/// one `sendmmsg`. Returns how many went out (fewer when the socket
+/// filled up; the rest were not sent).
+///
+/// # Errors
+/// `WouldBlock` when not even the first fitted; any other error of the call.
+pub(crate) fn send_many(fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    const MAX: usize = 64;
+    let count = datagrams.len().min(MAX);
+    let mut addrs: Vec<RawAddr> = datagrams[..count]
+        .iter()
+        .map(|(to, _)| RawAddr::new(*to))
+        .collect();
+    let mut iovs: Vec<libc::iovec> = datagrams[..count]
+        .iter()
+        .map(|(_, bytes)| libc::iovec {
+            iov_base: bytes.as_ptr().cast_mut().cast(),
+            iov_len: bytes.len(),
+        })
+        .collect();
+    // SAFETY: all-zero is a valid mmsghdr.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..count).map(|_| unsafe { core::mem::zeroed() }).collect();
+    for (i, hdr) in hdrs.iter_mut().enumerate() {
+        hdr.msg_hdr.msg_name = (&raw mut addrs[i].storage).cast();
+        hdr.msg_hdr.msg_namelen = addrs[i].len;
+        hdr.msg_hdr.msg_iov = &raw mut iovs[i];
+        hdr.msg_hdr.msg_iovlen = 1;
+    }
+    let vlen = libc::c_uint::try_from(count).unwrap_or(0);
+    loop {
+        // SAFETY: every header points into vectors that live across the call.
+        let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), vlen, libc::MSG_DONTWAIT) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// Buffers for receiving many datagrams per system call (`recvmmsg`), each
 /// with its source and kernel receive timestamp.
 pub(crate) struct RecvBatch {
