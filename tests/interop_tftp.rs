@@ -1,6 +1,7 @@
 //! TFTP interop: curl, tftp-hpa's `tftp` and atftp against `mioperf serve`,
 //! mioperf's client against tftpd-hpa, block-number rollover (40 MB at
-//! blksize 512), and ERROR 5 to a stranger over real sockets.
+//! blksize 512), mioperf's client and server at every boundary size, and
+//! ERROR 5 to a stranger over real sockets.
 //!
 //! The tools come from `.ci/run` (apt-get). Without one, the test fails when
 //! `CI` is set and is skipped with a message otherwise.
@@ -203,6 +204,82 @@ fn atftp_with_windowsize_and_blksize() {
     ]));
     assert!(o.status.success(), "{o:?}");
     assert!(same(&root.path("back.bin"), &root.path("f.bin")));
+}
+
+/// mioperf's client against mioperf's server over real sockets: every
+/// boundary size both ways (an empty file is one empty DATA block; 512 bytes
+/// needs a trailing empty block), with and without options, then the write
+/// policy: a second PUT of the same name is refused with ERROR 6 (exit 1)
+/// and the file keeps its first contents.
+#[test]
+fn mioperf_client_moves_every_boundary_size_both_ways() {
+    let root = Dir::new("sizes");
+    let local = Dir::new("sizes-local");
+    let server = serve(&root);
+    let hostport = server.udp("tftp").to_string();
+    for (len, options) in [
+        (0usize, &[][..]),
+        (1, &[]),
+        (100, &[]),
+        (101, &[]),
+        (511, &[]),
+        (512, &[]),
+        (513, &[]),
+        (250_000, &[]),
+        (250_000, &["--blksize", "1468", "--windowsize", "8"]),
+    ] {
+        let body = random(len, len as u64 + 7);
+        let name = format!("f{len}-{}", options.len());
+        std::fs::write(root.path(&name), &body).unwrap();
+        let got = local.path(&name);
+        let mut args = vec!["tftp", "get", &hostport, &name, "-o", got.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let o = run_with_timeout(&args, Duration::from_secs(60));
+        assert_eq!(o.status.code(), Some(0), "get {len} {options:?}: {o:?}");
+        assert!(
+            std::fs::read(&got).unwrap() == body,
+            "get {len} {options:?}"
+        );
+        let back = format!("back-{name}");
+        let mut args = vec![
+            "tftp",
+            "put",
+            &hostport,
+            got.to_str().unwrap(),
+            "--as",
+            &back,
+            "--json",
+        ];
+        args.extend_from_slice(options);
+        let o = run_with_timeout(&args, Duration::from_secs(60));
+        assert_eq!(o.status.code(), Some(0), "put {len} {options:?}: {o:?}");
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["bytes"].as_u64(), Some(len as u64), "{j}");
+        assert!(
+            std::fs::read(root.path(&back)).unwrap() == body,
+            "put {len} {options:?}"
+        );
+    }
+    let other = local.path("other");
+    std::fs::write(&other, b"must not land").unwrap();
+    let o = run_with_timeout(
+        &[
+            "tftp",
+            "put",
+            &hostport,
+            other.to_str().unwrap(),
+            "--as",
+            "f100-0",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(1), "existing file: {o:?}");
+    assert!(std::fs::read(root.path("f100-0")).unwrap() == random(100, 107));
+    let o = run_with_timeout(
+        &["tftp", "get", &hostport, "nope", "-o", "-"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(1), "missing file: {o:?}");
 }
 
 /// 40 MB at blksize 512 is 78 125 blocks: block numbers roll over past
