@@ -270,6 +270,9 @@ pub enum Received {
         /// The last block received in order.
         ack: u64,
     },
+    /// A copy of a block already written, arriving mid-window: say nothing
+    /// (the window's own ACK follows).
+    Stray,
     /// A block beyond the expected one (one was lost): acknowledge `ack`,
     /// the last in order, so the sender goes back (RFC 7440).
     OutOfOrder {
@@ -332,11 +335,23 @@ impl Receiver {
         now: Instant,
     ) -> Result<Received, ErrorKind> {
         if self.last || index < self.expected {
+            // Mid-window, an ACK for a stray copy would read as a gap to
+            // the sender and rewind it onto blocks already here, whose
+            // copies would do the same again: a lasting echo of one
+            // duplicate. Only between windows (our ACK may have been lost)
+            // is it answered.
+            if self.since_ack > 0 && !self.last {
+                return Ok(Received::Stray);
+            }
             return Ok(Received::Duplicate {
                 ack: self.expected - 1,
             });
         }
         if index > self.expected {
+            // The sender goes back to `expected` on this ACK: count the
+            // window from there too, or every later window is acknowledged
+            // part-way and each such ACK rewinds the sender again.
+            self.since_ack = 0;
             return Ok(Received::OutOfOrder {
                 ack: self.expected - 1,
             });
@@ -622,5 +637,51 @@ mod tests {
             assert_eq!(r.on_timeout(ms(5_000 * t)), Some(Timeout::Retransmit));
         }
         assert_eq!(r.on_timeout(ms(25_000)), Some(Timeout::GiveUp { tries: 5 }));
+    }
+
+    #[test]
+    fn receiver_stays_in_step_with_a_rewound_window() {
+        let (sink, _) = MemorySink::new();
+        let mut r = Receiver::new(config(4, 4, EndRule::ShortBlock), Box::new(sink));
+        r.start(ms(0));
+        let full = [0u8; 4];
+        assert_eq!(
+            r.on_block(1, &full, ms(0)),
+            Ok(Received::Accepted {
+                ack: None,
+                last: false
+            })
+        );
+        // A stray copy mid-window is not answered: its ACK would rewind
+        // the sender onto blocks already here.
+        assert_eq!(r.on_block(1, &full, ms(0)), Ok(Received::Stray));
+        // Block 2 lost: block 3 is out of order, and the sender goes back
+        // to 2, so the next window is 2..=5 and is acknowledged at 5.
+        assert_eq!(
+            r.on_block(3, &full, ms(0)),
+            Ok(Received::OutOfOrder { ack: 1 })
+        );
+        for i in 2..5 {
+            assert_eq!(
+                r.on_block(i, &full, ms(0)),
+                Ok(Received::Accepted {
+                    ack: None,
+                    last: false
+                }),
+                "{i}"
+            );
+        }
+        assert_eq!(
+            r.on_block(5, &full, ms(0)),
+            Ok(Received::Accepted {
+                ack: Some(5),
+                last: false
+            })
+        );
+        // Between windows a copy is answered: our ACK may have been lost.
+        assert_eq!(
+            r.on_block(5, &full, ms(0)),
+            Ok(Received::Duplicate { ack: 5 })
+        );
     }
 }

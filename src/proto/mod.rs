@@ -23,6 +23,8 @@ pub mod data;
 pub mod hello;
 pub mod lab;
 pub mod msg;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod stopwait;
 pub mod tcpfile;
 pub mod tftp;

@@ -183,7 +183,7 @@ impl Engine {
                 }
                 Event::Nothing
             }
-            Ok(Received::Accepted { ack: None, .. }) => Event::Nothing,
+            Ok(Received::Accepted { ack: None, .. } | Received::Stray) => Event::Nothing,
             Ok(Received::Duplicate { ack } | Received::OutOfOrder { ack }) => {
                 *last_ack = packet(&Packet::Ack { block: ack as u16 });
                 self.out.push_back(last_ack.clone());
