@@ -23,6 +23,7 @@ pub mod data;
 pub mod hello;
 pub mod lab;
 pub mod msg;
+pub mod proxy;
 #[cfg(test)]
 pub(crate) mod sim;
 pub mod stopwait;
