@@ -27,7 +27,9 @@ pub(super) enum Io {
     },
     /// The waiter's timerfd (owned by the waiter).
     Timer,
-    Signals(Signals),
+    /// Boxed: one per process, and inline it would make every entry's `Io`
+    /// 72 bytes instead of 24.
+    Signals(Box<Signals>),
     /// A session with no socket (timer-only; benches and tests).
     Detached,
 }
@@ -170,5 +172,18 @@ impl Entry {
         self.write_shut = true;
         let _ = stream.shutdown(Shutdown::Write);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection pays for an `Entry`; `docs/performance.md` §4
+    /// measures what an idle one costs. Growing it should be a decision.
+    #[test]
+    fn an_entry_stays_small() {
+        assert!(size_of::<Io>() <= 24, "{}", size_of::<Io>());
+        assert!(size_of::<Entry>() <= 200, "{}", size_of::<Entry>());
     }
 }

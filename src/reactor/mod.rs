@@ -332,7 +332,7 @@ impl Reactor {
             .registry()
             .register(&mut signals, Token(entry.key()), Interest::READABLE)?;
         entry.insert(Entry::new(
-            Io::Signals(signals),
+            Io::Signals(Box::new(signals)),
             Role::Internal,
             None,
             Interest::READABLE,
