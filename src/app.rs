@@ -203,6 +203,29 @@ fn client_reactor() -> Result<Reactor, Failure> {
     Reactor::new(config, shared).map_err(|e| error("reactor", e))
 }
 
+/// Runs a client's reactor to the end, with a progress bar on stderr when
+/// `show` and stderr is a terminal, and takes the session's outcome.
+fn run_client<T: 'static>(
+    mut reactor: Reactor,
+    show: bool,
+    total: Option<u64>,
+    progress: Rc<std::cell::Cell<u64>>,
+    slot: &Rc<std::cell::RefCell<Option<T>>>,
+) -> Result<Option<T>, Failure> {
+    if show {
+        let done = slot.clone();
+        if let Some(t) = crate::progress::Ticker::on_terminal(
+            total,
+            progress,
+            Box::new(move || done.borrow().is_some()),
+        ) {
+            reactor.add_detached(Box::new(t));
+        }
+    }
+    reactor.run().map_err(|e| error("poll", e))?;
+    Ok(slot.borrow_mut().take())
+}
+
 /// `mioperf hello HOST PORT ID`: prints the answer; exit 0 on OK, 1 on
 /// RESET, 2 on ERROR, failure or timeout.
 ///
@@ -355,18 +378,8 @@ pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
             .and_then(|s| reactor.add_udp_session(s, Some(server), session)),
     }
     .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    if let (Some(total), false) = (file_size, args.json) {
-        let done = slot.clone();
-        if let Some(t) = crate::progress::Ticker::on_terminal(
-            Some(total),
-            progress,
-            Box::new(move || done.borrow().is_some()),
-        ) {
-            reactor.add_detached(Box::new(t));
-        }
-    }
-    reactor.run().map_err(|e| error("poll", e))?;
-    let outcome = slot.borrow_mut().take();
+    let show = file_size.is_some() && !args.json;
+    let outcome = run_client(reactor, show, file_size, progress, &slot)?;
     report_lab(args, server, outcome)
 }
 
@@ -697,18 +710,7 @@ fn run_transfer(
     reactor
         .connect_tcp(server, session)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    if !json {
-        let done = slot.clone();
-        if let Some(t) = crate::progress::Ticker::on_terminal(
-            total,
-            progress.clone(),
-            Box::new(move || done.borrow().is_some()),
-        ) {
-            reactor.add_detached(Box::new(t));
-        }
-    }
-    reactor.run().map_err(|e| error("poll", e))?;
-    let outcome = slot.borrow_mut().take();
+    let outcome = run_client(reactor, !json, total, progress.clone(), slot)?;
     let mut doc = serde_json::json!({"protocol": "tcpfile", "verb": verb, "server": server.to_string(), "name": name});
     let result = match outcome {
         Some(tcpfile::Outcome::Done { bytes, elapsed }) => {
@@ -888,18 +890,7 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     reactor
         .add_udp_session(socket, Some(server), session)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    if !args.json {
-        let done = slot.clone();
-        if let Some(t) = crate::progress::Ticker::on_terminal(
-            total,
-            progress,
-            Box::new(move || done.borrow().is_some()),
-        ) {
-            reactor.add_detached(Box::new(t));
-        }
-    }
-    reactor.run().map_err(|e| error("poll", e))?;
-    let outcome = slot.borrow_mut().take();
+    let outcome = run_client(reactor, !args.json, total, progress, &slot)?;
     let mut doc = serde_json::json!({"protocol": "stopwait", "verb": verb, "server": server.to_string(), "name": name});
     let result = match outcome {
         Some(stopwait::Outcome::Done {
@@ -1060,18 +1051,7 @@ pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
     reactor
         .add_udp_session(socket, Some(server), Box::new(session))
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    if !args.json {
-        let done = slot.clone();
-        if let Some(t) = crate::progress::Ticker::on_terminal(
-            total,
-            progress,
-            Box::new(move || done.borrow().is_some()),
-        ) {
-            reactor.add_detached(Box::new(t));
-        }
-    }
-    reactor.run().map_err(|e| error("poll", e))?;
-    let outcome = slot.borrow_mut().take();
+    let outcome = run_client(reactor, !args.json, total, progress, &slot)?;
     let mut doc = serde_json::json!({"protocol": "tftp", "verb": verb, "server": server.to_string(), "name": name});
     let result = match outcome {
         Some(tftp::Outcome::Done {
