@@ -46,8 +46,14 @@ impl Source for FileSource {
     }
 }
 
-/// Appends up to `max` bytes from `r` to `dst` (one read, up to 1 MiB).
-fn read_into(r: &mut impl Read, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
+/// Appends up to `max` bytes from `r` to `dst` (one read, up to 1 MiB),
+/// retrying `EINTR`; on error `dst` is left as it was. The store's files
+/// read through this too.
+pub(crate) fn read_into(
+    r: &mut impl Read,
+    dst: &mut BytesMut,
+    max: usize,
+) -> Result<usize, ErrorKind> {
     let want = max.min(1 << 20);
     let start = dst.len();
     dst.resize(start + want, 0);

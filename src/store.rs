@@ -22,7 +22,7 @@ use crate::reactor::sys::fs::{self as sysfs, FileKind};
 use bytes::BytesMut;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -337,22 +337,7 @@ impl Source for StoreFile {
     }
 
     fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
-        let want = max.min(MAX_READ);
-        let start = dst.len();
-        dst.resize(start + want, 0);
-        loop {
-            match self.file.read(&mut dst[start..]) {
-                Ok(n) => {
-                    dst.truncate(start + n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    dst.truncate(start);
-                    return Err(e.kind());
-                }
-            }
-        }
+        crate::files::read_into(&mut self.file, dst, max.min(MAX_READ))
     }
 
     fn file_fd(&self) -> Option<i32> {
