@@ -262,33 +262,24 @@ pub(crate) fn set_listen_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
 /// `net.core.rmem_max`).
 pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a valid int option value and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&raw const value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_int_option(fd, libc::SO_RCVBUF, value)
 }
 
 /// Asks the kernel to timestamp every datagram this socket receives
 /// (`SO_TIMESTAMPNS`), read back by [`recv_timestamped`].
 pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
+    set_int_option(fd, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// Sets an `int`-valued `SOL_SOCKET` option.
+fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: a valid int option value and its size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&raw const one).cast(),
+            option,
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
