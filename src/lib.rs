@@ -25,6 +25,7 @@
 //! sockets, files, the reactor and the clock.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod files;

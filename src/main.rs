@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::Put(args) => app::put_client(args),
         Command::Stopwait(args) => app::stopwait_client(args),
         Command::Tftp(args) => app::tftp_client(args),
+        Command::Proxy(args) => app::proxy::run(args),
+        Command::Bench(args) => mioperf::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,9 @@
 //! `app` does that with what this module produces. Every parse error is a
 //! clap error, so it prints usage and exits 2.
 
+pub mod bench;
 pub mod duration;
+pub mod proxy;
 
 use crate::config::{self, Protocol, ServeConfig};
 use crate::reactor::TimerMode;
@@ -49,6 +51,10 @@ pub enum Command {
     Stopwait(StopwaitArgs),
     /// TFTP: `tftp get HOST:PORT NAME` or `tftp put HOST:PORT FILE`, with options.
     Tftp(TftpArgs),
+    /// UDP impairment proxy: relays between clients and one server, losing, copying, delaying and reordering datagrams.
+    Proxy(proxy::ProxyArgs),
+    /// Load generator: many sessions of one protocol on one reactor; tables, JSON and SVG.
+    Bench(bench::BenchArgs),
 }
 
 /// Flags of `mioperf serve`.

@@ -6,6 +6,8 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
+pub mod proxy;
+
 use crate::cli::{
     GetArgs, HelloArgs, LabArgs, MsgArgs, PutArgs, ServeArgs, StopwaitArgs, StopwaitVerb, TftpArgs,
     TftpMode, duration,
@@ -56,11 +58,13 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
     serve_config(&config)
 }
 
-/// [`serve`] with a ready-made configuration.
+/// Binds every listener `config` asks for on a new reactor (signals not
+/// watched: the caller decides). `mioperf serve` runs it; `mioperf bench`
+/// runs one on a thread of its own.
 ///
 /// # Errors
 /// An unimplemented protocol was asked for, or a listener cannot be bound.
-pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
+pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     let protocols = config.protocols();
     if let Some(missing) = protocols.iter().find(|p| !p.is_implemented()) {
         return Err(Failure::Error(format!(
@@ -81,12 +85,11 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
         ..ReactorConfig::default()
     };
     let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
-    reactor.watch_signals().map_err(|e| error("signals", e))?;
 
     // The file protocols share one store; the root is created only if one
     // of them is served.
     let mut store: Option<Rc<dyn Files>> = None;
-    let mut lines = Vec::new();
+    let mut listeners = Vec::new();
     for protocol in protocols {
         let addr = config.addr(protocol);
         // Each transport with its own acceptor, on the same address.
@@ -129,18 +132,65 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
             let tcp = reactor
                 .listen_tcp(addr, tcp)
                 .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
-            lines.push(format!("listening {protocol} tcp {tcp}"));
+            listeners.push(Bound {
+                protocol,
+                transport: "tcp",
+                addr: tcp,
+            });
         }
         if let Some(udp) = udp {
             let udp = reactor
                 .bind_udp(addr, udp)
                 .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
-            lines.push(format!("listening {protocol} udp {udp}"));
+            listeners.push(Bound {
+                protocol,
+                transport: "udp",
+                addr: udp,
+            });
         }
     }
+    Ok(Server { reactor, listeners })
+}
+
+/// A server reactor with every listener bound, not yet running.
+pub struct Server {
+    /// The reactor holding the listeners.
+    pub reactor: Reactor,
+    /// What is bound where, in the order the listeners were opened.
+    pub listeners: Vec<Bound>,
+}
+
+/// One bound listener of a [`Server`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The protocol it serves.
+    pub protocol: Protocol,
+    /// `"tcp"` or `"udp"`.
+    pub transport: &'static str,
+    /// The address it is bound to (with the port the kernel picked for 0).
+    pub addr: SocketAddr,
+}
+
+/// [`serve`] with a ready-made configuration: binds, prints the
+/// `listening …` lines and `ready`, then runs until a signal or idle exit.
+///
+/// # Errors
+/// An unimplemented protocol was asked for, or a listener cannot be bound.
+pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
+    let Server {
+        mut reactor,
+        listeners,
+    } = start_server(config)?;
+    reactor.watch_signals().map_err(|e| error("signals", e))?;
     // Scripts wait for these lines: print them all at once, then flush.
     let mut out = io::stdout().lock();
-    for line in &lines {
+    for Bound {
+        protocol,
+        transport,
+        addr,
+    } in &listeners
+    {
+        let line = format!("listening {protocol} {transport} {addr}");
         info!("{line}");
         let _ = writeln!(out, "{line}");
     }
