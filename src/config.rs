@@ -87,7 +87,13 @@ impl Protocol {
     pub const fn is_implemented(self) -> bool {
         matches!(
             self,
-            Self::Hello | Self::Lab | Self::Msg | Self::Tcpfile | Self::Stopwait | Self::Tftp
+            Self::Hello
+                | Self::Lab
+                | Self::Msg
+                | Self::Tcpfile
+                | Self::Stopwait
+                | Self::Tftp
+                | Self::Proxy
         )
     }
 }
@@ -152,6 +158,10 @@ pub struct ServeConfig {
     pub tftp: crate::proto::tftp::TftpConfig,
     /// UDP send budgets for peers whose address is not validated.
     pub udp_budget: BudgetConfig,
+    /// proxy: the server it relays to; `None` is wherever stopwait
+    /// listens (the seed's arrangement). `serve` relays without impairing;
+    /// `mioperf proxy` is the one with impairment flags.
+    pub proxy_upstream: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -176,6 +186,7 @@ impl Default for ServeConfig {
             sendfile: true,
             tftp: crate::proto::tftp::TftpConfig::default(),
             udp_budget: BudgetConfig::default(),
+            proxy_upstream: None,
         }
     }
 }
@@ -269,6 +280,12 @@ impl ServeConfig {
             &mut t.max_sessions_per_peer,
             file.tftp_max_sessions_per_peer,
         );
+        if let Some(v) = file.proxy_upstream {
+            self.proxy_upstream = Some(
+                v.parse()
+                    .map_err(|_| format!("proxy_upstream: '{v}' is not ADDR:PORT"))?,
+            );
+        }
         if let Some(v) = file.tftp_timeout {
             t.timeout = dur("tftp_timeout", &v)?;
         }
@@ -354,6 +371,7 @@ struct ConfigFile {
     udp_global_rate: Option<u64>,
     udp_global_burst: Option<u64>,
     udp_trust_loopback: Option<bool>,
+    proxy_upstream: Option<String>,
 }
 
 #[cfg(test)]

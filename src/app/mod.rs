@@ -44,7 +44,7 @@ impl Failure {
     }
 }
 
-fn error(context: &str, e: impl std::fmt::Display) -> Failure {
+pub(crate) fn error(context: &str, e: impl std::fmt::Display) -> Failure {
     Failure::Error(format!("{context}: {e}"))
 }
 
@@ -77,6 +77,7 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     let shared = Shared {
         hello: Registry::new(config.id_ttl, config.max_ids),
         udp_budget: UdpBudget::new(config.udp_budget),
+        proxy: crate::proto::proxy::Totals::default(),
     };
     let reactor_config = ReactorConfig {
         timer: config.timer,
@@ -125,6 +126,20 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                     None,
                     Some(Box::new(stopwait::StopwaitAcceptor::new(files, timers))),
                 )
+            }
+            Protocol::Proxy => {
+                // The seed's arrangement: the proxy in front of stopwait,
+                // wherever this process bound it.
+                let stopwait = listeners
+                    .iter()
+                    .find(|b: &&Bound| b.protocol == Protocol::Stopwait)
+                    .map(|b| b.addr);
+                let upstream = config
+                    .proxy_upstream
+                    .or(stopwait)
+                    .unwrap_or_else(|| config.addr(Protocol::Stopwait));
+                let acceptor = proxy_acceptor(upstream)?;
+                (None, Some(Box::new(acceptor)))
             }
             _ => unreachable!("checked by is_implemented above"),
         };
@@ -201,6 +216,12 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     match reactor.run().map_err(|e| error("poll", e))? {
         Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
     }
+}
+
+/// A transparent proxy to `upstream` (impairment is `mioperf proxy`'s).
+fn proxy_acceptor(upstream: SocketAddr) -> Result<crate::proto::proxy::ProxyAcceptor, Failure> {
+    crate::proto::proxy::ProxyAcceptor::new(crate::proto::proxy::ProxyConfig::transparent(upstream))
+        .map_err(|(way, e)| Failure::Error(format!("proxy {way}: {e}")))
 }
 
 /// An acceptor for one transport of a protocol, if it has that transport.

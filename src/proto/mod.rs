@@ -70,6 +70,8 @@ pub struct Shared {
     pub hello: hello::Registry,
     /// What may still be sent to UDP peers whose address is not validated.
     pub udp_budget: budget::UdpBudget,
+    /// The impairment proxy's counters and its bound on bytes held.
+    pub proxy: proxy::Totals,
 }
 
 impl Shared {
@@ -78,6 +80,7 @@ impl Shared {
         Self {
             hello,
             udp_budget: budget::UdpBudget::default(),
+            proxy: proxy::Totals::default(),
         }
     }
 }
@@ -249,6 +252,18 @@ pub enum Admission {
     /// new port — TFTP's new transfer ID). It receives this datagram first,
     /// then everything that arrives on its socket, from anyone.
     OwnSocket(Box<dyn Session>),
+    /// Like [`Shared`](Self::Shared), plus a second UDP socket of the
+    /// session's own, bound to `bind` (port 0: an ephemeral port): the
+    /// impairment proxy's upstream side. Transmits addressed to the peer
+    /// leave through the shared socket, all others through the session's
+    /// own; whatever arrives on its own socket, from anyone, is delivered
+    /// to the session as well.
+    Relay {
+        /// The per-peer session.
+        session: Box<dyn Session>,
+        /// Where its own socket binds.
+        bind: SocketAddr,
+    },
 }
 
 impl fmt::Debug for dyn Session {
@@ -273,6 +288,12 @@ pub trait Acceptor {
         payload: &[u8],
         reply: &mut BytesMut,
     ) -> Admission;
+
+    /// Most per-peer sessions this acceptor wants on its socket at once,
+    /// below the reactor's own bound; `None` leaves the reactor's.
+    fn max_sessions(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@
 //! * **Room.** A datagram that meets `WouldBlock` waits in its entry's
 //!   `pending` queue and `WRITABLE` is registered until it is out.
 
-use super::entry::{Demux, Entry, Io, Pending, Phase, Role};
-use super::{MAX_DATAGRAM, Reactor, Sent, sys};
+use super::entry::{Demux, Entry, Io, Pending, Phase, Relay, Role};
+use super::{MAX_DATAGRAM, Reactor, Sent, UPSTREAM, sys};
 use crate::proto::{Admission, Context, Input, Session};
 use bytes::{Buf, BytesMut};
 use log::{debug, warn};
@@ -129,12 +129,7 @@ impl Reactor {
                 }
             }
             Admission::Shared(session) => {
-                if demux.peers.len() >= self.config.max_shared_sessions {
-                    self.stats.sessions_refused += 1;
-                    debug!(
-                        "[#{key} {from}] session refused: {} on this socket",
-                        demux.peers.len()
-                    );
+                if self.refuse_session(key, from) {
                     return;
                 }
                 let child = self.entries.insert(Entry::new(
@@ -149,7 +144,131 @@ impl Reactor {
                 self.sessions += 1;
                 self.deliver(child, from, n);
             }
+            Admission::Relay { session, bind } => {
+                if self.refuse_session(key, from) {
+                    return;
+                }
+                match self.open_relay(key, from, bind, session) {
+                    Ok(child) => self.deliver(child, from, n),
+                    Err(e) => warn!("[#{key} {from}] no socket for a relay: {e}"),
+                }
+            }
         }
+    }
+
+    /// Whether the acceptor socket at `key` already holds as many per-peer
+    /// sessions as it may (the reactor's bound or the acceptor's, the
+    /// lower); counts and logs a refusal.
+    fn refuse_session(&mut self, key: usize, from: SocketAddr) -> bool {
+        let Role::Acceptor(demux) = &self.entries[key].role else {
+            return true;
+        };
+        let limit = demux
+            .acceptor
+            .max_sessions()
+            .map_or(self.config.max_shared_sessions, |m| {
+                m.min(self.config.max_shared_sessions)
+            });
+        if demux.peers.len() < limit {
+            return false;
+        }
+        self.stats.sessions_refused += 1;
+        debug!(
+            "[#{key} {from}] session refused: {} on this socket",
+            demux.peers.len()
+        );
+        true
+    }
+
+    /// A per-peer session for `from` on the acceptor socket at `parent`,
+    /// with a socket of its own bound to `bind`. Returns its key.
+    fn open_relay(
+        &mut self,
+        parent: usize,
+        from: SocketAddr,
+        bind: SocketAddr,
+        session: Box<dyn Session>,
+    ) -> std::io::Result<usize> {
+        let socket = UdpSocket::bind(bind)?;
+        // A relay sees a server's bursts: give them room.
+        if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), 4 << 20) {
+            debug!("receive buffer unchanged: {e}");
+        }
+        let child = self.entries.insert(Entry::new(
+            Io::Relay(Box::new(Relay { parent, socket })),
+            Role::Session(session),
+            Some(from),
+            Interest::READABLE,
+        ));
+        let registered = match &mut self.entries[child].io {
+            Io::Relay(relay) => self.poll.registry().register(
+                &mut relay.socket,
+                mio::Token(child | UPSTREAM),
+                Interest::READABLE,
+            ),
+            _ => Ok(()),
+        };
+        if let Err(e) = registered {
+            self.entries.remove(child);
+            return Err(e);
+        }
+        if let Role::Acceptor(demux) = &mut self.entries[parent].role {
+            demux.peers.insert(from, child);
+        }
+        self.sessions += 1;
+        Ok(child)
+    }
+
+    /// The own socket of the relaying session at `key` is ready: send what
+    /// waited, then read what arrived (from anyone) into the session.
+    pub(super) fn relay_ready(&mut self, key: usize, readable: bool) {
+        if readable {
+            self.relay_receive(key);
+        }
+        self.flush(key);
+    }
+
+    fn relay_receive(&mut self, key: usize) {
+        let batch = self
+            .recv_batch
+            .get_or_insert_with(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
+        let entry = &mut self.entries[key];
+        let (Io::Relay(relay), Role::Session(session)) = (&entry.io, &mut entry.role) else {
+            return;
+        };
+        let mut received = 0;
+        while received < self.config.datagram_budget {
+            let n = match batch.recv(relay.socket.as_raw_fd()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // An ICMP error for an earlier send (the server is not
+                    // there yet): the relay lives on, like the network would.
+                    debug!("[#{key}] relay socket: {e}");
+                    received += 1;
+                    continue;
+                }
+            };
+            self.stats.datagrams_in += n as u64;
+            self.activity = true;
+            for i in 0..n {
+                let Some((payload, from, kernel_ns)) = batch.get(i) else {
+                    continue;
+                };
+                let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                session.handle_input(
+                    &mut cx,
+                    Input::Datagram {
+                        from,
+                        payload,
+                        kernel_ns,
+                    },
+                );
+            }
+            received += n.max(1);
+        }
+        self.still_ready.push(key | UPSTREAM);
     }
 
     /// Sends the stateless replies queued by this batch, then forgets them.
@@ -333,6 +452,8 @@ impl Reactor {
 /// The sending side of one UDP socket.
 pub(super) struct UdpOut<'a> {
     pub(super) socket: &'a UdpSocket,
+    /// A relaying session's own socket, for every destination but `peer`.
+    pub(super) own: Option<(&'a UdpSocket, Option<SocketAddr>)>,
     /// Whether GSO is still believed to work (cleared on the first refusal).
     pub(super) gso: &'a mut bool,
     /// Datagrams sent so far.
@@ -344,10 +465,14 @@ impl UdpOut<'_> {
     /// shorter). `Err(offset)`: the socket is full and `bytes[offset..]` is
     /// still to send.
     fn send(&mut self, to: SocketAddr, bytes: &[u8], segment: usize) -> Result<(), usize> {
+        let socket = match self.own {
+            Some((own, peer)) if peer != Some(to) => own,
+            _ => self.socket,
+        };
         let mut offset = 0;
         if segment == 0 {
             // An empty datagram is still a datagram.
-            return match self.socket.send_to(&[], to) {
+            return match socket.send_to(&[], to) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => Err(0),
                 _ => Ok(()),
             };
@@ -356,7 +481,7 @@ impl UdpOut<'_> {
             let rest = &bytes[offset..];
             if rest.len() > segment && *self.gso {
                 let seg = u16::try_from(segment).unwrap_or(u16::MAX);
-                match sys::send_gso(self.socket.as_raw_fd(), rest, seg, to) {
+                match sys::send_gso(socket.as_raw_fd(), rest, seg, to) {
                     Ok(_) => {
                         self.sent += rest.len().div_ceil(segment) as u64;
                         return Ok(());
@@ -380,7 +505,7 @@ impl UdpOut<'_> {
                 }
             }
             let one = &rest[..segment.min(rest.len())];
-            match self.socket.send_to(one, to) {
+            match socket.send_to(one, to) {
                 Ok(_) => self.sent += 1,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(offset),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -492,8 +617,9 @@ fn queue(pending: &mut VecDeque<Pending>, to: SocketAddr, bytes: &[u8], segment:
 
 /// Whether `entry` is a per-peer session on a shared socket, and its parent.
 pub(super) fn parent_of(entry: &Entry) -> Option<usize> {
-    match entry.io {
-        Io::SharedUdp { parent } => Some(parent),
+    match &entry.io {
+        Io::SharedUdp { parent } => Some(*parent),
+        Io::Relay(relay) => Some(relay.parent),
         _ => None,
     }
 }

@@ -25,6 +25,9 @@ pub(super) enum Io {
     SharedUdp {
         parent: usize,
     },
+    /// A per-peer session on its parent's UDP socket with a socket of its
+    /// own as well (`Admission::Relay`). Boxed: few entries have one.
+    Relay(Box<Relay>),
     /// The waiter's timerfd (owned by the waiter).
     Timer,
     /// Boxed: one per process, and inline it would make every entry's `Io`
@@ -32,6 +35,15 @@ pub(super) enum Io {
     Signals(Box<Signals>),
     /// A session with no socket (timer-only; benches and tests).
     Detached,
+}
+
+/// The two sockets of a relaying session (the impairment proxy's flow).
+pub(super) struct Relay {
+    /// The shared socket's entry, through which the peer is reached.
+    pub(super) parent: usize,
+    /// The session's own socket, registered under the entry's key with
+    /// [`UPSTREAM`](super::UPSTREAM) set, for everyone but the peer.
+    pub(super) socket: UdpSocket,
 }
 
 /// An acceptor and, on a UDP socket, the per-peer sessions it admitted.

@@ -105,6 +105,10 @@ pub mod raw {
 /// Accept queue length asked of the kernel (it caps it at `somaxconn`).
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// Set in a mio token for a relaying session's own socket; the rest of the
+/// token is the session's key. Slab keys never come near it.
+pub(crate) const UPSTREAM: usize = 1 << (usize::BITS - 1);
+
 /// Largest UDP payload a session may produce (IPv4: 65535 − 20 − 8).
 pub const MAX_DATAGRAM: usize = 65_507;
 
@@ -538,6 +542,17 @@ impl Reactor {
     }
 
     fn on_ready(&mut self, r: Ready) {
+        if r.key & UPSTREAM != 0 {
+            let key = r.key & !UPSTREAM;
+            if self
+                .entries
+                .get(key)
+                .is_some_and(|e| e.phase != Phase::Dead && matches!(e.io, Io::Relay(_)))
+            {
+                self.relay_ready(key, r.readable);
+            }
+            return;
+        }
         let Some(entry) = self.entries.get_mut(r.key) else {
             return; // sporadic event for a freed key
         };
@@ -561,7 +576,7 @@ impl Reactor {
                 self.flush(r.key);
             }
             // Still ready after a send budget ran out.
-            (Io::SharedUdp { .. }, _) => self.flush(r.key),
+            (Io::SharedUdp { .. } | Io::Relay(_), _) => self.flush(r.key),
             (Io::Stream(_), _) => self.stream_ready(r),
             (Io::Timer, _) => self.waiter.on_ready(),
             (Io::Signals(_), _) => self.signals(r.key),
@@ -621,16 +636,21 @@ impl Reactor {
 
         // 1. Transmit.
         let socket = match (&entry.io, &parent_entry) {
-            (Io::Udp(s), _) => Some(s),
+            (Io::Udp(s), _) => Some((s, None)),
             (Io::SharedUdp { .. }, Some(p)) => match &p.io {
-                Io::Udp(s) => Some(s),
+                Io::Udp(s) => Some((s, None)),
+                _ => None,
+            },
+            (Io::Relay(relay), Some(p)) => match &p.io {
+                Io::Udp(s) => Some((s, Some((&relay.socket, entry.peer)))),
                 _ => None,
             },
             _ => None,
         };
-        let sent = if let Some(socket) = socket {
+        let sent = if let Some((socket, own)) = socket {
             let mut out = UdpOut {
                 socket,
+                own,
                 gso: &mut self.gso,
                 sent: 0,
             };
@@ -747,6 +767,10 @@ impl Reactor {
             self.still_ready.push(key);
         }
         self.update_interest(parent.unwrap_or(key));
+        if parent.is_some() {
+            // A relay's own socket needs WRITABLE while its datagrams wait.
+            self.update_interest(key);
+        }
     }
 
     /// Registers `WRITABLE` only while output is pending.
@@ -763,6 +787,11 @@ impl Reactor {
         let result = match &mut entry.io {
             Io::Stream(s) => self.poll.registry().reregister(s, Token(key), want),
             Io::Udp(s) => self.poll.registry().reregister(s, Token(key), want),
+            Io::Relay(relay) => {
+                self.poll
+                    .registry()
+                    .reregister(&mut relay.socket, Token(key | UPSTREAM), want)
+            }
             _ => return,
         };
         match result {

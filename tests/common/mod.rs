@@ -78,6 +78,8 @@ pub(crate) struct Server {
     stdout_lines: Vec<String>,
     stderr: Captured,
     started: Instant,
+    /// Standard output after `ready` (e.g. a proxy's final counters).
+    lines: Option<Receiver<String>>,
 }
 
 impl Server {
@@ -93,9 +95,21 @@ impl Server {
 
     /// `mioperf serve ARGS...`, waiting (bounded) for `ready`.
     pub(crate) fn spawn(args: &[&str]) -> Self {
+        Self::spawn_command("serve", args)
+    }
+
+    /// `mioperf proxy ARGS...`, waiting (bounded) for `ready`; its
+    /// listener is `udp("proxy")`.
+    pub(crate) fn proxy(args: &[&str]) -> Self {
+        Self::spawn_command("proxy", args)
+    }
+
+    /// `mioperf COMMAND ARGS...` for a command that prints `listening …`
+    /// lines and `ready`, waiting (bounded) for `ready`.
+    pub(crate) fn spawn_command(command: &str, args: &[&str]) -> Self {
         let started = Instant::now();
         let mut child = Command::new(bin())
-            .arg("serve")
+            .arg(command)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -110,9 +124,26 @@ impl Server {
             stdout_lines: Vec::new(),
             stderr,
             started,
+            lines: None,
         };
         server.wait_ready(&lines, args);
+        server.lines = Some(lines);
         server
+    }
+
+    /// The lines printed after `ready` until the process exits (bounded by
+    /// `limit`; what arrived by then).
+    pub(crate) fn rest_of_stdout(&mut self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        let Some(lines) = &self.lines else {
+            return out;
+        };
+        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            out.push(line);
+        }
+        out
     }
 
     fn wait_ready(&mut self, lines: &Receiver<String>, args: &[&str]) {
@@ -147,6 +178,8 @@ impl Server {
                     self.listeners
                         .insert(((*proto).to_owned(), (*transport).to_owned()), addr);
                 }
+                // The proxy names its upstream and its seed.
+                ["upstream", _, "seed", _] => {}
                 _ => self.fail_start(args, &format!("unexpected stdout line {line:?}")),
             }
         }

@@ -114,7 +114,7 @@ impl ImpairConfig {
 
 /// What the link did, for the proxy's final report and for tests that
 /// must show each impairment actually happened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Datagrams pushed.
     pub offered: u64,
@@ -132,6 +132,34 @@ pub struct Counters {
     pub delayed: u64,
     /// Copies held back so later ones may overtake them.
     pub reordered: u64,
+}
+
+impl Counters {
+    /// Adds what happened between `earlier` and `later`, two readings of
+    /// the same link, so many short-lived links can feed one total.
+    pub fn add_progress(&mut self, later: &Self, earlier: &Self) {
+        let fields = [
+            (&mut self.offered, later.offered, earlier.offered),
+            (&mut self.forwarded, later.forwarded, earlier.forwarded),
+            (
+                &mut self.bytes_forwarded,
+                later.bytes_forwarded,
+                earlier.bytes_forwarded,
+            ),
+            (&mut self.dropped, later.dropped, earlier.dropped),
+            (
+                &mut self.queue_dropped,
+                later.queue_dropped,
+                earlier.queue_dropped,
+            ),
+            (&mut self.duplicated, later.duplicated, earlier.duplicated),
+            (&mut self.delayed, later.delayed, earlier.delayed),
+            (&mut self.reordered, later.reordered, earlier.reordered),
+        ];
+        for (total, now, then) in fields {
+            *total += now.saturating_sub(then);
+        }
+    }
 }
 
 /// The fate of one pushed datagram.

@@ -1,0 +1,513 @@
+//! One client's path through the impairment proxy, and the acceptor that
+//! gives each new client one.
+//!
+//! Owns the per-client mapping: the client's address, the server address
+//! it is talking to (which may move, as a TFTP server's does when it
+//! answers from a new transfer ID), one [`Impairment`] per direction, and
+//! the idle timer that ends a mapping nobody uses. The reactor gives each
+//! flow two sockets (`Admission::Relay`): the proxy's listening socket
+//! towards the client and an ephemeral one of its own towards the server.
+//!
+//! It must never touch either socket or read the clock: datagrams arrive as
+//! `Input::Datagram`, leave as transmits, and every release is a deadline.
+
+use super::Totals;
+use super::impair::{ConfigError, Counters, ImpairConfig, Impairment, Verdict};
+use crate::proto::{Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side};
+use crate::time::{Duration, Instant};
+use bytes::{Bytes, BytesMut};
+use log::debug;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Everything the proxy needs to know.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// Where the server is. Replies are accepted from this IP address on
+    /// any port (a TFTP server answers from a new one).
+    pub upstream: SocketAddr,
+    /// What happens to datagrams from clients to the server.
+    pub to_server: ImpairConfig,
+    /// What happens to datagrams from the server to clients.
+    pub to_client: ImpairConfig,
+    /// A mapping with no datagram either way for this long is forgotten.
+    pub idle: Duration,
+    /// Most client mappings at once; datagrams from further clients are
+    /// dropped until one idles out.
+    pub max_clients: usize,
+    /// Most bytes held (queued or in flight) by all mappings together;
+    /// beyond it a datagram is dropped and counted as `overflow`.
+    pub max_held_bytes: usize,
+}
+
+impl ProxyConfig {
+    /// A proxy to `upstream` that impairs nothing, with the default bounds.
+    pub fn transparent(upstream: SocketAddr) -> Self {
+        Self {
+            upstream,
+            to_server: ImpairConfig::default(),
+            to_client: ImpairConfig::default(),
+            idle: Duration::from_secs(60),
+            max_clients: 1024,
+            max_held_bytes: 64 << 20,
+        }
+    }
+
+    /// Checks both directions' settings.
+    ///
+    /// # Errors
+    /// The first direction whose settings are wrong, and how.
+    pub fn validate(&self) -> Result<(), (&'static str, ConfigError)> {
+        self.to_server.validate().map_err(|e| ("to-server", e))?;
+        self.to_client.validate().map_err(|e| ("to-client", e))?;
+        Ok(())
+    }
+}
+
+/// Which way a datagram travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    ToServer = 0,
+    ToClient = 1,
+}
+
+/// Admits each new client address as a [`Flow`].
+#[derive(Debug)]
+pub struct ProxyAcceptor {
+    config: ProxyConfig,
+    /// Mappings opened so far: each gets seeds of its own, derived from
+    /// the configured ones and this number, so a run is repeatable as long
+    /// as the clients arrive in the same order.
+    opened: u64,
+}
+
+impl ProxyAcceptor {
+    /// An acceptor for `config`.
+    ///
+    /// # Errors
+    /// A probability or range in `config` is out of bounds.
+    pub fn new(config: ProxyConfig) -> Result<Self, (&'static str, ConfigError)> {
+        config.validate()?;
+        Ok(Self { config, opened: 0 })
+    }
+}
+
+impl Acceptor for ProxyAcceptor {
+    fn accept_stream(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _peer: SocketAddr,
+    ) -> Option<Box<dyn Session>> {
+        None
+    }
+
+    fn accept_datagram(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: SocketAddr,
+        _payload: &[u8],
+        _reply: &mut BytesMut,
+    ) -> Admission {
+        // The server talking to the proxy's own port would make the proxy
+        // relay to itself.
+        if from == self.config.upstream {
+            debug!("{} datagram from the upstream itself ignored", cx.tag);
+            return Admission::Ignore;
+        }
+        let n = self.opened;
+        self.opened += 1;
+        let Ok(flow) = Flow::new(&self.config, from, n) else {
+            // Validated in `new`; a flow cannot fail to build.
+            return Admission::Ignore;
+        };
+        let bind = if self.config.upstream.is_ipv4() {
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        } else {
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+        };
+        Admission::Relay {
+            session: Box::new(flow),
+            bind,
+        }
+    }
+
+    fn max_sessions(&self) -> Option<usize> {
+        Some(self.config.max_clients)
+    }
+}
+
+/// Mixes a mapping's number into a seed (splitmix64's finaliser), so
+/// neighbouring mappings and the two directions draw unrelated decisions.
+fn derive_seed(seed: u64, mapping: u64, way: Way) -> u64 {
+    let mut z = seed ^ mapping.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((way as u64) << 63);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One client's mapping. See the module docs.
+#[derive(Debug)]
+pub struct Flow {
+    client: SocketAddr,
+    /// The server address client datagrams go to: the upstream until the
+    /// server first answers, then wherever that answer came from.
+    server: SocketAddr,
+    /// Whether the server has answered and so fixed `server`.
+    locked: bool,
+    upstream: SocketAddr,
+    links: [Impairment<Bytes>; 2],
+    /// Counter readings already added to the shared totals.
+    reported: [Counters; 2],
+    last_seen: Instant,
+    /// Whether the first datagram arrived (the reactor may still refuse a
+    /// session the acceptor made, so mappings are counted here).
+    started: bool,
+    idle: Duration,
+    max_held_bytes: usize,
+    close: Option<CloseReason>,
+}
+
+impl Flow {
+    fn new(config: &ProxyConfig, client: SocketAddr, mapping: u64) -> Result<Self, ConfigError> {
+        let link = |c: ImpairConfig, way| {
+            Impairment::new(ImpairConfig {
+                seed: derive_seed(c.seed, mapping, way),
+                ..c
+            })
+        };
+        Ok(Self {
+            client,
+            server: config.upstream,
+            locked: false,
+            upstream: config.upstream,
+            links: [
+                link(config.to_server, Way::ToServer)?,
+                link(config.to_client, Way::ToClient)?,
+            ],
+            reported: [Counters::default(); 2],
+            last_seen: Instant::ZERO,
+            started: false,
+            idle: config.idle,
+            max_held_bytes: config.max_held_bytes,
+            close: None,
+        })
+    }
+
+    /// Offers a datagram to one direction's link, within the byte bound.
+    fn offer(&mut self, cx: &mut Context<'_>, way: Way, payload: &[u8]) {
+        let totals = &mut cx.shared.proxy;
+        let len = payload.len();
+        // Worst case: it is duplicated.
+        if totals.held_bytes.saturating_add(2 * len) > self.max_held_bytes {
+            totals.overflow[way as usize] += 1;
+            return;
+        }
+        let verdict = self.links[way as usize].push(cx.now, Bytes::copy_from_slice(payload), len);
+        if let Verdict::Accepted { copies } = verdict {
+            totals.held_bytes += usize::from(copies) * len;
+        }
+    }
+
+    /// Adds what the links did since the last call to the shared totals.
+    fn report(&mut self, totals: &mut Totals) {
+        for way in [Way::ToServer, Way::ToClient] {
+            let i = way as usize;
+            let now = self.links[i].counters();
+            totals.links[i].add_progress(&now, &self.reported[i]);
+            self.reported[i] = now;
+        }
+    }
+
+    fn idle_deadline(&self) -> Instant {
+        self.last_seen.saturating_add(self.idle)
+    }
+
+    fn next_release(&self) -> Option<Instant> {
+        let [a, b] = [&self.links[0], &self.links[1]].map(Impairment::next_release);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Session for Flow {
+    fn side(&self) -> Side {
+        Side::Server
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        let Input::Datagram { from, payload, .. } = input else {
+            return;
+        };
+        if !self.started {
+            self.started = true;
+            cx.shared.proxy.mappings_opened += 1;
+        }
+        if from == self.client {
+            self.last_seen = cx.now;
+            self.offer(cx, Way::ToServer, payload);
+        } else if from.ip() == self.upstream.ip()
+            && (!self.locked || from == self.server || from == self.upstream)
+        {
+            // The first answer fixes where the client's datagrams go: a
+            // TFTP server answers from a new port (its transfer ID). Later
+            // answers from a third port are another transfer the server
+            // started for a duplicated request; the client sees only the
+            // proxy's one address, so it could not tell the two apart and
+            // would be fed both. Those are dropped as strays, and that
+            // second transfer times out on the server as it would have
+            // had the client refused it (RFC 1350's ERROR 5).
+            self.last_seen = cx.now;
+            if !self.locked {
+                self.locked = true;
+                self.server = from;
+            }
+            self.offer(cx, Way::ToClient, payload);
+        } else {
+            cx.shared.proxy.strays += 1;
+            debug!("{} stray datagram from {from} dropped", cx.tag);
+        }
+        self.report(&mut cx.shared.proxy);
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.close.is_none() && self.next_release().is_none() && cx.now >= self.idle_deadline() {
+            cx.shared.proxy.mappings_idled += 1;
+            self.close = Some(CloseReason::Completed);
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<crate::proto::Transmit> {
+        loop {
+            // The earlier-due direction first, so neither starves the other.
+            let due = |l: &Impairment<Bytes>| l.next_release().filter(|&t| t <= cx.now);
+            let way = match (due(&self.links[0]), due(&self.links[1])) {
+                (Some(a), Some(b)) if b < a => Way::ToClient,
+                (Some(_), _) => Way::ToServer,
+                (None, Some(_)) => Way::ToClient,
+                (None, None) => return None,
+            };
+            let datagram = self.links[way as usize].poll_release(cx.now)?;
+            let len = datagram.len();
+            cx.shared.proxy.held_bytes = cx.shared.proxy.held_bytes.saturating_sub(len);
+            self.report(&mut cx.shared.proxy);
+            // Anything that arrived over UDP fits; never send a truncated
+            // datagram if that ever changes.
+            if len > limit {
+                continue;
+            }
+            let to = match way {
+                Way::ToServer => self.server,
+                Way::ToClient => self.client,
+            };
+            buf.extend_from_slice(&datagram);
+            return Some(crate::proto::Transmit { to: Some(to), len });
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.close.is_some() {
+            return None;
+        }
+        Some(match self.next_release() {
+            Some(release) => release.min(self.idle_deadline()),
+            None => self.idle_deadline(),
+        })
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+
+    fn is_paced(&self) -> bool {
+        // A release is a promise about latency, kept to the microsecond;
+        // the idle timer is not.
+        self.next_release().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::testing::{at, drain_requests, shared};
+    use crate::proto::{Shared, Tag};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    const CLIENT: &str = "127.0.0.1:40000";
+    const UPSTREAM: &str = "127.0.0.1:50001";
+
+    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        }
+    }
+
+    fn admit(config: ProxyConfig, sh: &mut Shared, from: SocketAddr) -> Admission {
+        let mut acceptor = ProxyAcceptor::new(config).unwrap();
+        acceptor.accept_datagram(&mut cx(sh, at(0)), from, b"x", &mut BytesMut::new())
+    }
+
+    fn flow(config: ProxyConfig, sh: &mut Shared) -> Box<dyn Session> {
+        match admit(config, sh, addr(CLIENT)) {
+            Admission::Relay { session, bind } => {
+                assert_eq!(bind, addr("0.0.0.0:0"));
+                session
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn send(s: &mut dyn Session, sh: &mut Shared, now: Instant, from: &str, payload: &[u8]) {
+        s.handle_input(
+            &mut cx(sh, now),
+            Input::Datagram {
+                from: addr(from),
+                payload,
+                kernel_ns: None,
+            },
+        );
+    }
+
+    /// Every datagram due at `now`: (destination, bytes).
+    fn out(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut v = Vec::new();
+        loop {
+            let mut buf = BytesMut::new();
+            let Some(t) = s.poll_transmit(&mut cx(sh, now), 65_507, &mut buf) else {
+                return v;
+            };
+            assert_eq!(t.len, buf.len());
+            v.push((t.to.unwrap(), buf.to_vec()));
+        }
+    }
+
+    #[test]
+    fn the_upstream_itself_is_never_admitted_and_mappings_are_bounded() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let config = ProxyConfig {
+            max_clients: 7,
+            ..ProxyConfig::transparent(addr(UPSTREAM))
+        };
+        assert!(matches!(
+            admit(config, &mut sh, addr(UPSTREAM)),
+            Admission::Ignore
+        ));
+        assert_eq!(ProxyAcceptor::new(config).unwrap().max_sessions(), Some(7));
+        let v6 = ProxyConfig::transparent(addr("[::1]:69"));
+        match admit(v6, &mut sh, addr("[::1]:4000")) {
+            Admission::Relay { bind, .. } => assert_eq!(bind, addr("[::]:0")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn datagrams_cross_both_ways_and_follow_the_first_answering_port() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let mut f = flow(ProxyConfig::transparent(addr(UPSTREAM)), &mut sh);
+        send(&mut *f, &mut sh, at(1), CLIENT, b"RRQ");
+        assert_eq!(
+            out(&mut *f, &mut sh, at(1)),
+            [(addr(UPSTREAM), b"RRQ".to_vec())]
+        );
+        // The server answers from a new port (a TFTP transfer ID) ...
+        send(&mut *f, &mut sh, at(2), "127.0.0.1:33333", b"DATA1");
+        assert_eq!(
+            out(&mut *f, &mut sh, at(2)),
+            [(addr(CLIENT), b"DATA1".to_vec())]
+        );
+        // ... and the client's next datagram goes there.
+        send(&mut *f, &mut sh, at(3), CLIENT, b"ACK1");
+        assert_eq!(
+            out(&mut *f, &mut sh, at(3)),
+            [(addr("127.0.0.1:33333"), b"ACK1".to_vec())]
+        );
+        // A second transfer ID (a duplicated request's) and another host
+        // are strays; the well-known port still gets through.
+        send(&mut *f, &mut sh, at(4), "127.0.0.1:44444", b"DATA1");
+        send(&mut *f, &mut sh, at(4), "10.0.0.9:50001", b"evil");
+        assert!(out(&mut *f, &mut sh, at(4)).is_empty());
+        assert_eq!(sh.proxy.strays, 2);
+        send(&mut *f, &mut sh, at(5), UPSTREAM, b"ERROR");
+        assert_eq!(
+            out(&mut *f, &mut sh, at(5)),
+            [(addr(CLIENT), b"ERROR".to_vec())]
+        );
+        assert_eq!(sh.proxy.links[0].forwarded, 2);
+        assert_eq!(sh.proxy.links[1].forwarded, 2);
+        assert_eq!(sh.proxy.mappings_opened, 1);
+    }
+
+    #[test]
+    fn latency_holds_each_datagram_and_is_a_paced_deadline() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let mut config = ProxyConfig::transparent(addr(UPSTREAM));
+        config.to_server.latency = Duration::from_millis(20);
+        let mut f = flow(config, &mut sh);
+        send(&mut *f, &mut sh, at(10), CLIENT, b"a");
+        assert!(out(&mut *f, &mut sh, at(10)).is_empty());
+        assert_eq!(f.poll_timeout(), Some(at(30)));
+        assert!(f.is_paced());
+        assert_eq!(sh.proxy.held_bytes, 1);
+        f.handle_timeout(&mut cx(&mut sh, at(30)));
+        assert_eq!(out(&mut *f, &mut sh, at(30)).len(), 1);
+        assert_eq!(sh.proxy.held_bytes, 0);
+        assert!(!f.is_paced(), "only the idle timer is left");
+    }
+
+    #[test]
+    fn a_silent_mapping_idles_out_but_never_with_datagrams_held() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let mut config = ProxyConfig::transparent(addr(UPSTREAM));
+        config.idle = Duration::from_secs(1);
+        config.to_client.latency = Duration::from_secs(5);
+        let mut f = flow(config, &mut sh);
+        send(&mut *f, &mut sh, at(0), CLIENT, b"q");
+        let _ = out(&mut *f, &mut sh, at(0));
+        send(&mut *f, &mut sh, at(100), UPSTREAM, b"slow answer");
+        // Idle time passes with the answer still on the long link.
+        f.handle_timeout(&mut cx(&mut sh, at(1_100)));
+        assert!(drain_requests(&mut *f).is_empty());
+        f.handle_timeout(&mut cx(&mut sh, at(5_100)));
+        assert_eq!(out(&mut *f, &mut sh, at(5_100)).len(), 1);
+        assert!(
+            drain_requests(&mut *f).is_empty(),
+            "still within idle of the release"
+        );
+        assert_eq!(f.poll_timeout(), Some(at(1_100)));
+        f.handle_timeout(&mut cx(&mut sh, at(5_100)));
+        assert_eq!(
+            drain_requests(&mut *f),
+            [Request::Close(CloseReason::Completed)]
+        );
+        assert_eq!(sh.proxy.mappings_idled, 1);
+    }
+
+    #[test]
+    fn bytes_held_by_all_mappings_are_bounded() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let mut config = ProxyConfig::transparent(addr(UPSTREAM));
+        config.to_server.latency = Duration::from_secs(1);
+        config.max_held_bytes = 3_000;
+        let mut f = flow(config, &mut sh);
+        for i in 0..5 {
+            send(&mut *f, &mut sh, at(i), CLIENT, &[0u8; 1000]);
+        }
+        // Room is checked for a possible duplicate: one 1000-byte datagram
+        // needs 2000 free.
+        assert_eq!(sh.proxy.held_bytes, 2_000);
+        assert_eq!(sh.proxy.overflow, [3, 0]);
+        f.handle_timeout(&mut cx(&mut sh, at(2_000)));
+        assert_eq!(out(&mut *f, &mut sh, at(2_000)).len(), 2);
+        assert_eq!(sh.proxy.held_bytes, 0);
+    }
+}
