@@ -101,7 +101,7 @@ pub fn report_table(
         totals.mappings_opened, totals.mappings_idled, totals.strays
     );
     s.push_str(&format!(
-        "{:<10} {:>10} {:>10} {:>14} {:>8} {:>9} {:>10} {:>8} {:>10} {:>9}\n",
+        "{:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}\n",
         "direction",
         "offered",
         "forwarded",
@@ -118,7 +118,7 @@ pub fn report_table(
         ("to-client", &totals.links[1], totals.overflow[1]),
     ] {
         s.push_str(&format!(
-            "{name:<10} {:>10} {:>10} {:>14} {:>8} {:>9} {:>10} {:>8} {:>10} {:>9}\n",
+            "{name:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}\n",
             c.offered,
             c.forwarded,
             c.bytes_forwarded,
