@@ -35,6 +35,9 @@
 //! driven. Datagrams to an address with no open socket are counted as
 //! undeliverable and vanish.
 
+#[cfg(test)]
+mod faults;
+
 use crate::proto::proxy::impair::{ConfigError, Counters, ImpairConfig, Impairment};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Shared, Side, Tag, hello,
