@@ -20,8 +20,10 @@
 //!   is the mio token), one deadline heap, and the clock. It reads the clock
 //!   once per turn and drives every session with that `now`.
 //! * [`app`] and [`cli`] wire it together for `mioperf serve` and the clients.
+//! * [`sim`] drives sessions the way the reactor does, over seeded impaired
+//!   links in virtual time, for deterministic tests of whole exchanges.
 //!
-//! A test at the bottom of this file keeps `wire` and `proto` free of
+//! A test at the bottom of this file keeps `wire`, `proto` and `sim` free of
 //! sockets, files, the reactor and the clock.
 
 pub mod app;
@@ -33,6 +35,7 @@ pub mod logging;
 pub mod progress;
 pub mod proto;
 pub mod reactor;
+pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod time;
@@ -72,11 +75,12 @@ mod architecture {
     }
 
     #[test]
-    fn wire_and_proto_never_touch_io_or_the_clock() {
+    fn wire_proto_and_sim_never_touch_io_or_the_clock() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut files = Vec::new();
         rust_files(&root.join("wire"), &mut files);
         rust_files(&root.join("proto"), &mut files);
+        rust_files(&root.join("sim"), &mut files);
         assert!(files.len() >= 5, "found the sources");
         let mut offences = Vec::new();
         for file in &files {

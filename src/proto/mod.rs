@@ -24,8 +24,6 @@ pub mod hello;
 pub mod lab;
 pub mod msg;
 pub mod proxy;
-#[cfg(test)]
-pub(crate) mod sim;
 pub mod stopwait;
 pub mod tcpfile;
 pub mod tftp;

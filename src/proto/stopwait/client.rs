@@ -239,10 +239,12 @@ impl Session for GetClient {
                             CloseReason::Aborted,
                         ),
                     }
-                } else if u64::from(p.block) + 1 == expected && p.bit == Bit::of_block(p.block) {
-                    // Our ACK was lost: say it again.
-                    self.link.out.push(self.link.last_sent.clone());
                 }
+                // A copy of an earlier block is not answered: the server
+                // answers every repeated ACK, so answering repeated blocks
+                // too would keep every duplicated datagram bouncing for the
+                // rest of the transfer (the Sorcerer's Apprentice). A lost
+                // ACK is resent by the timer.
             }
             Kind::Fin => {
                 let elapsed = cx.now - self.link.started;

@@ -33,194 +33,58 @@ pub(crate) fn index_near(wire: u16, near: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
-    use crate::proto::sim::{Faults, Link};
-    use crate::proto::testing::shared;
-    use crate::proto::{Acceptor, Admission, Context, Input, Request, Session, Shared, Tag};
+    use crate::proto::proxy::impair::{Counters, ImpairConfig};
+    use crate::sim::{self, Dir, Report, Server, World};
     use crate::time::{Duration, Instant};
     use crate::wire::tftp::{Mode, Options, Packet};
-    use bytes::BytesMut;
     use std::net::SocketAddr;
     use std::rc::Rc;
 
-    const CLIENT: &str = "127.0.0.1:40000";
-    const LISTENER: &str = "127.0.0.1:6969";
-    const TID: &str = "127.0.0.1:50500";
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
+    fn listener() -> SocketAddr {
+        sim::Config::default().server
     }
 
-    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
-        Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared: sh,
-        }
-    }
-
-    /// Everything a session sends now, with destinations.
-    fn drain(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
-        let mut out = Vec::new();
-        loop {
-            let mut b = BytesMut::new();
-            match s.poll_transmit(&mut cx(sh, now), 65_507, &mut b) {
-                Some(t) => out.push((t.to.expect("UDP"), b.to_vec())),
-                None => return out,
-            }
-        }
-    }
-
-    /// Which datagrams the link loses: `(towards the server, bytes)`.
-    type DropRule = Box<dyn FnMut(bool, &[u8]) -> bool>;
-
-    /// A client and the server's transfer session, joined by a [`Link`] each
-    /// way, after a `drop` rule that loses what it picks (`true`: towards
-    /// the server). Virtual time jumps to the next arrival or deadline; a
-    /// step bound turns a livelock into a failure.
-    struct Pair {
-        sh: Shared,
-        now: Instant,
-        client: TftpClient,
-        client_closed: bool,
-        acceptor: TftpAcceptor,
-        server: Option<Box<dyn Session>>,
-        server_closed: bool,
-        drop: DropRule,
-        /// Towards the server, with the address each datagram was sent to
-        /// (the listener or the transfer ID).
-        up: Link<(SocketAddr, Vec<u8>)>,
-        down: Link,
+    /// What a simulated transfer did.
+    struct Run {
+        report: Report,
+        /// Every datagram that reached the client, in order.
         to_client_log: Vec<Vec<u8>>,
     }
 
-    impl Pair {
-        fn new(
-            client: TftpClient,
-            files: &MemoryFiles,
-            config: TftpConfig,
-            drop: impl FnMut(bool, &[u8]) -> bool + 'static,
-        ) -> Self {
-            Self {
-                sh: shared(Duration::from_secs(1), 1),
-                now: Instant::ZERO,
-                client,
-                client_closed: false,
-                acceptor: TftpAcceptor::new(Rc::new(files.clone()), config),
-                server: None,
-                server_closed: false,
-                drop: Box::new(drop),
-                up: Link::new(0, Faults::PERFECT),
-                down: Link::new(0, Faults::PERFECT),
-                to_client_log: Vec::new(),
-            }
+    /// Runs `client` against a TFTP acceptor over `files` in the simulator
+    /// with `links`, after a `drop` rule that loses what it picks (`true`:
+    /// towards the server), until the client closes and every transfer
+    /// session on the server has ended.
+    fn simulate(
+        client: TftpClient,
+        files: &MemoryFiles,
+        config: TftpConfig,
+        links: sim::Config,
+        mut drop: impl FnMut(bool, &[u8]) -> bool + 'static,
+    ) -> Run {
+        let acceptor = TftpAcceptor::new(Rc::new(files.clone()), config);
+        let links = sim::Config {
+            trace: true,
+            ..links
+        };
+        let mut world = World::new(
+            links,
+            Box::new(client),
+            Server::Acceptor(Box::new(acceptor)),
+        )
+        .unwrap()
+        .with_loss(move |dir, _, d| drop(dir == Dir::Up, d));
+        let report = world.run().unwrap_or_else(|e| panic!("{e}"));
+        let to_client_log = world
+            .trace()
+            .iter()
+            .filter(|d| d.dir == Dir::Down && d.delivered)
+            .map(|d| d.payload.to_vec())
+            .collect();
+        Run {
+            report,
+            to_client_log,
         }
-
-        fn deliver_to_server(&mut self, to: SocketAddr, d: &[u8]) {
-            let input = Input::Datagram {
-                from: addr(CLIENT),
-                payload: d,
-                kernel_ns: None,
-            };
-            if to == addr(LISTENER) {
-                if self.server.is_none() && !self.server_closed {
-                    let mut reply = BytesMut::new();
-                    if let Admission::OwnSocket(s) = self.acceptor.accept_datagram(
-                        &mut cx(&mut self.sh, self.now),
-                        addr(CLIENT),
-                        d,
-                        &mut reply,
-                    ) {
-                        self.server = Some(s);
-                    }
-                }
-                // The first datagram reaches the new session; later copies
-                // of the request to the listener are new requests in real
-                // life: ignored here.
-                if let Some(s) = self.server.as_mut()
-                    && not_started(s.as_ref())
-                {
-                    s.handle_input(&mut cx(&mut self.sh, self.now), input);
-                }
-            } else if let Some(s) = self.server.as_mut() {
-                s.handle_input(&mut cx(&mut self.sh, self.now), input);
-            }
-        }
-
-        fn run(&mut self) {
-            for _ in 0..2_000_000 {
-                if !self.client_closed {
-                    for (to, d) in drain(&mut self.client, &mut self.sh, self.now) {
-                        if !(self.drop)(true, &d) {
-                            self.up.send(self.now, (to, d));
-                        }
-                    }
-                    self.client_closed =
-                        matches!(self.client.poll_request(), Some(Request::Close(_)));
-                }
-                if let Some(s) = self.server.as_mut() {
-                    for (to, d) in drain(s.as_mut(), &mut self.sh, self.now) {
-                        assert_eq!(to, addr(CLIENT));
-                        if !(self.drop)(false, &d) {
-                            self.down.send(self.now, d);
-                        }
-                    }
-                    if let Some(Request::Close(_)) = s.poll_request() {
-                        self.server = None;
-                        self.server_closed = true;
-                    }
-                }
-                if self.client_closed && self.server.is_none() {
-                    return;
-                }
-                // One arrival at a time, each answered before the next, as
-                // the reactor does.
-                if let Some((to, d)) = self.up.receive(self.now) {
-                    self.deliver_to_server(to, &d);
-                    continue;
-                }
-                if let Some(d) = self.down.receive(self.now) {
-                    // A closed client's socket is gone.
-                    if !self.client_closed {
-                        self.to_client_log.push(d.clone());
-                        let input = Input::Datagram {
-                            from: addr(TID),
-                            payload: &d,
-                            kernel_ns: None,
-                        };
-                        self.client
-                            .handle_input(&mut cx(&mut self.sh, self.now), input);
-                    }
-                    continue;
-                }
-                let next = [
-                    self.up.next_arrival(),
-                    self.down.next_arrival(),
-                    (!self.client_closed)
-                        .then(|| self.client.poll_timeout())
-                        .flatten(),
-                    self.server.as_ref().and_then(|s| s.poll_timeout()),
-                ]
-                .into_iter()
-                .flatten()
-                .min();
-                let Some(next) = next else { return };
-                self.now = self.now.max(next);
-                if !self.client_closed {
-                    self.client.handle_timeout(&mut cx(&mut self.sh, self.now));
-                }
-                if let Some(s) = self.server.as_mut() {
-                    s.handle_timeout(&mut cx(&mut self.sh, self.now));
-                }
-            }
-            panic!("no end after 2 000 000 steps (livelock)");
-        }
-    }
-
-    /// The session has not seen its request yet (it has no timer before).
-    /// A request repeated to the listener would start another transfer in
-    /// real life; these tests never need that.
-    fn not_started(s: &dyn Session) -> bool {
-        s.poll_timeout().is_none()
     }
 
     fn bytes(len: usize) -> Vec<u8> {
@@ -233,11 +97,11 @@ mod tests {
         options: Options,
         config: TftpConfig,
         drop: impl FnMut(bool, &[u8]) -> bool + 'static,
-    ) -> (Option<Outcome>, Option<Vec<u8>>, Pair) {
+    ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
         let slot = OutcomeSlot::default();
         let (sink, committed) = MemorySink::new();
         let c = TftpClient::get(
-            addr(LISTENER),
+            listener(),
             name,
             Mode::Octet,
             options,
@@ -246,8 +110,7 @@ mod tests {
             5,
             slot.clone(),
         );
-        let mut pair = Pair::new(c, files, config, drop);
-        pair.run();
+        let pair = simulate(c, files, config, sim::Config::default(), drop);
         let got = committed.borrow().clone();
         (slot.borrow().clone(), got, pair)
     }
@@ -261,7 +124,7 @@ mod tests {
     ) -> Option<Outcome> {
         let slot = OutcomeSlot::default();
         let c = TftpClient::put(
-            addr(LISTENER),
+            listener(),
             name,
             Mode::Octet,
             options,
@@ -270,8 +133,13 @@ mod tests {
             5,
             slot.clone(),
         );
-        let mut pair = Pair::new(c, files, TftpConfig::default(), drop);
-        pair.run();
+        simulate(
+            c,
+            files,
+            TftpConfig::default(),
+            sim::Config::default(),
+            drop,
+        );
         slot.borrow().clone()
     }
 
@@ -289,16 +157,16 @@ mod tests {
         len: usize,
         put: bool,
         options: Options,
-        faults: Faults,
+        faults: ImpairConfig,
         seed: u64,
-    ) -> Result<(), String> {
+    ) -> Result<Report, String> {
         let files = MemoryFiles::default();
         let slot = OutcomeSlot::default();
         let timeout = Duration::from_secs(1);
         let (client, committed) = if put {
             let source = Box::new(MemorySource::new(bytes(len)));
             let c = TftpClient::put(
-                addr(LISTENER),
+                listener(),
                 "up",
                 Mode::Octet,
                 options,
@@ -312,7 +180,7 @@ mod tests {
             files.insert("f", bytes(len));
             let (sink, committed) = MemorySink::new();
             let c = TftpClient::get(
-                addr(LISTENER),
+                listener(),
                 "f",
                 Mode::Octet,
                 options,
@@ -327,10 +195,8 @@ mod tests {
             tries: SIM_TRIES,
             ..TftpConfig::default()
         };
-        let mut pair = Pair::new(client, &files, config, |_, _| false);
-        pair.up = Link::new(seed.wrapping_mul(2), faults);
-        pair.down = Link::new(seed.wrapping_mul(2) + 1, faults);
-        pair.run();
+        let links = sim::Config::symmetric(seed, faults);
+        let pair = simulate(client, &files, config, links, |_, _| false);
         let outcome = slot.borrow().clone();
         if !matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64) {
             return Err(format!("{outcome:?}"));
@@ -342,11 +208,22 @@ mod tests {
         if got.as_deref() != Some(&bytes(len)[..]) {
             return Err(format!("bytes differ: {:?} of {len}", got.map(|g| g.len())));
         }
-        Ok(())
+        Ok(pair.report)
+    }
+
+    fn add(a: Counters, b: Counters) -> Counters {
+        Counters {
+            offered: a.offered + b.offered,
+            dropped: a.dropped + b.dropped,
+            duplicated: a.duplicated + b.duplicated,
+            reordered: a.reordered + b.reordered,
+            ..a
+        }
     }
 
     #[test]
     fn seeded_lossy_link_get_and_put_are_byte_exact() {
+        let mut faults = Counters::default();
         for seed in 0..SIM_SEEDS {
             for window in [None, Some(4u16), Some(16)] {
                 let options = Options {
@@ -356,13 +233,21 @@ mod tests {
                 for len in [0usize, 1, 511, 512, 513, 100_000] {
                     for put in [false, true] {
                         let verb = if put { "PUT" } else { "GET" };
-                        if let Err(e) = lossy(len, put, options, Faults::LOSSY, seed) {
-                            panic!("{verb} seed {seed} window {window:?} len {len}: {e}");
+                        match lossy(len, put, options, sim::testing::lossy(), seed) {
+                            Ok(r) => faults = add(add(faults, r.up), r.down),
+                            Err(e) => {
+                                panic!("{verb} seed {seed} window {window:?} len {len}: {e}")
+                            }
                         }
                     }
                 }
             }
         }
+        // Otherwise the links stopped doing what this test is about.
+        assert!(
+            faults.dropped > 0 && faults.duplicated > 0 && faults.reordered > 0,
+            "{faults:?}"
+        );
     }
 
     #[test]
@@ -371,11 +256,11 @@ mod tests {
         // point is numbering across the wrap under loss, duplicates and
         // reordering, and go-back-N over the full rates would make this
         // run long.
-        let faults = Faults {
+        let faults = ImpairConfig {
             drop: 0.01,
             duplicate: 0.01,
             reorder: 0.01,
-            ..Faults::LOSSY
+            ..sim::testing::lossy()
         };
         let options = Options {
             blksize: Some(8),
@@ -384,8 +269,9 @@ mod tests {
         };
         let seed = 1;
         for put in [false, true] {
-            if let Err(e) = lossy(528_000, put, options, faults, seed) {
-                panic!("put {put} seed {seed}: {e}");
+            match lossy(528_000, put, options, faults, seed) {
+                Ok(r) => assert!(r.up.dropped + r.down.dropped > 0, "{r:?}"),
+                Err(e) => panic!("put {put} seed {seed}: {e}"),
             }
         }
     }
@@ -564,11 +450,14 @@ mod tests {
         );
         assert!(matches!(outcome, Some(Outcome::Done { .. })));
         assert_eq!(got.unwrap(), bytes(1_000));
-        assert!(pair.server.is_none(), "the server gave up and closed");
+        assert_eq!(
+            pair.report.server_sessions_open, 0,
+            "the server gave up and closed"
+        );
         assert!(
-            pair.now <= Instant::from_secs(6),
+            pair.report.ended_at <= Instant::from_secs(6),
             "within its retry budget: {}",
-            pair.now
+            pair.report.ended_at
         );
     }
 
