@@ -634,6 +634,9 @@ impl World {
                 self.sockets.insert(addr, Socket::Session(key));
                 self.deliver(key, d)?;
             }
+            // The links are the proxy's impairment model already; a world of
+            // two parties has no third one for a relay to talk to.
+            Admission::Relay { .. } => return Ok(false),
         }
         Ok(true)
     }
