@@ -33,6 +33,7 @@ pub fn run(args: &ProxyArgs) -> Result<(), Failure> {
     let reactor_config = ReactorConfig {
         idle_exit: args.idle_exit,
         max_shared_sessions: args.max_clients,
+        spin: args.spin,
         ..ReactorConfig::default()
     };
     let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));

@@ -75,6 +75,9 @@ pub struct ProxyArgs {
     /// Most bytes held by all mappings together (queued or in flight); beyond it, drop.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_held: usize,
+    /// How early to wake and spin for a release, so it leaves on time; 0s trusts the timerfd alone.
+    #[arg(long, value_name = "DUR", default_value = "100us", value_parser = duration::parse)]
+    pub spin: Duration,
     /// Exit 0 after no datagram for this long (scripts) [default: never].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub idle_exit: Option<Duration>,
