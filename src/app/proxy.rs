@@ -87,6 +87,12 @@ pub fn report_json(
         "strays": totals.strays,
         "to_server": way(&totals.links[0], totals.overflow[0]),
         "to_client": way(&totals.links[1], totals.overflow[1]),
+        "release_lateness_ns": {
+            "count": totals.lateness.count,
+            "p50": totals.lateness.quantile_ns(500),
+            "p99": totals.lateness.quantile_ns(990),
+            "max": totals.lateness.max_ns,
+        },
     })
 }
 
@@ -129,6 +135,18 @@ pub fn report_table(
             c.duplicated,
             c.delayed,
             c.reordered
+        ));
+    }
+    if let (Some(p50), Some(p99)) = (
+        totals.lateness.quantile_ns(500),
+        totals.lateness.quantile_ns(990),
+    ) {
+        s.push_str(&format!(
+            "held copies left late by p50 <= {} us, p99 <= {} us, max {} us ({} copies)\n",
+            p50.div_ceil(1000),
+            p99.div_ceil(1000),
+            totals.lateness.max_ns.div_ceil(1000),
+            totals.lateness.count
         ));
     }
     s

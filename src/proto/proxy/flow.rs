@@ -14,7 +14,7 @@
 use super::Totals;
 use super::impair::{ConfigError, Counters, ImpairConfig, Impairment, Verdict};
 use crate::proto::{Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, duration_nanos};
 use bytes::{Bytes, BytesMut};
 use log::debug;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -158,6 +158,9 @@ pub struct Flow {
     /// Counter readings already added to the shared totals.
     reported: [Counters; 2],
     last_seen: Instant,
+    /// The turn the last datagram arrived in: a copy due no later was never
+    /// held, and its "lateness" would only measure the turn's own work.
+    arrived_at: Instant,
     /// Whether the first datagram arrived (the reactor may still refuse a
     /// session the acceptor made, so mappings are counted here).
     started: bool,
@@ -185,6 +188,7 @@ impl Flow {
             ],
             reported: [Counters::default(); 2],
             last_seen: Instant::ZERO,
+            arrived_at: Instant::ZERO,
             started: false,
             idle: config.idle,
             max_held_bytes: config.max_held_bytes,
@@ -243,6 +247,7 @@ impl Session for Flow {
             self.started = true;
             cx.shared.proxy.mappings_opened += 1;
         }
+        self.arrived_at = cx.now;
         if from == self.client {
             self.last_seen = cx.now;
             self.offer(cx, Way::ToServer, payload);
@@ -292,7 +297,13 @@ impl Session for Flow {
                 (None, Some(_)) => Way::ToClient,
                 (None, None) => return None,
             };
-            let datagram = self.links[way as usize].poll_release(cx.now)?;
+            let (due, datagram) = self.links[way as usize].poll_release_due(cx.now)?;
+            if due > self.arrived_at {
+                cx.shared
+                    .proxy
+                    .lateness
+                    .record(duration_nanos(cx.now.saturating_since(due)));
+            }
             let len = datagram.len();
             cx.shared.proxy.held_bytes = cx.shared.proxy.held_bytes.saturating_sub(len);
             self.report(&mut cx.shared.proxy);
@@ -461,6 +472,15 @@ mod tests {
         f.handle_timeout(&mut cx(&mut sh, at(30)));
         assert_eq!(out(&mut *f, &mut sh, at(30)).len(), 1);
         assert_eq!(sh.proxy.held_bytes, 0);
+        // Released on time, then one released 2 ms late: the proxy's own
+        // record of how well it kept the latency.
+        send(&mut *f, &mut sh, at(40), CLIENT, b"b");
+        assert_eq!(out(&mut *f, &mut sh, at(62)).len(), 1);
+        assert_eq!(sh.proxy.lateness.count, 2);
+        // Bucket bounds: "at most 5 µs late"; beyond 1 ms, the max.
+        assert_eq!(sh.proxy.lateness.quantile_ns(500), Some(5_000));
+        assert_eq!(sh.proxy.lateness.quantile_ns(990), Some(2_000_000));
+        assert_eq!(sh.proxy.lateness.max_ns, 2_000_000);
         assert!(!f.is_paced(), "only the idle timer is left");
     }
 

@@ -344,13 +344,19 @@ impl<T: Clone> Impairment<T> {
     /// The next copy due at `now`, in release-time order, ties in push
     /// order; `None` when nothing is due yet.
     pub fn poll_release(&mut self, now: Instant) -> Option<T> {
+        self.poll_release_due(now).map(|(_, datagram)| datagram)
+    }
+
+    /// [`poll_release`](Self::poll_release), with the instant the copy was
+    /// due, so a caller can tell how late it actually left.
+    pub fn poll_release_due(&mut self, now: Instant) -> Option<(Instant, T)> {
         if self.held.peek()?.0.at > now {
             return None;
         }
         let Reverse(held) = self.held.pop()?;
         self.counters.forwarded += 1;
         self.counters.bytes_forwarded += held.len as u64;
-        Some(held.datagram)
+        Some((held.at, held.datagram))
     }
 
     /// When the next copy is due, for the reactor's deadline heap.
