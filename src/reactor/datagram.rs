@@ -223,52 +223,9 @@ impl Reactor {
     /// waited, then read what arrived (from anyone) into the session.
     pub(super) fn relay_ready(&mut self, key: usize, readable: bool) {
         if readable {
-            self.relay_receive(key);
+            self.receive_into_session(key, true);
         }
         self.flush(key);
-    }
-
-    fn relay_receive(&mut self, key: usize) {
-        let batch = self
-            .recv_batch
-            .get_or_insert_with(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
-        let entry = &mut self.entries[key];
-        let (Io::Relay(relay), Role::Session(session)) = (&entry.io, &mut entry.role) else {
-            return;
-        };
-        let mut received = 0;
-        while received < self.config.datagram_budget {
-            let n = match batch.recv(relay.socket.as_raw_fd()) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // An ICMP error for an earlier send (the server is not
-                    // there yet): the relay lives on, like the network would.
-                    debug!("[#{key}] relay socket: {e}");
-                    received += 1;
-                    continue;
-                }
-            };
-            self.stats.datagrams_in += n as u64;
-            self.activity = true;
-            for i in 0..n {
-                let Some((payload, from, kernel_ns)) = batch.get(i) else {
-                    continue;
-                };
-                let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                session.handle_input(
-                    &mut cx,
-                    Input::Datagram {
-                        from,
-                        payload,
-                        kernel_ns,
-                    },
-                );
-            }
-            received += n.max(1);
-        }
-        self.still_ready.push(key | UPSTREAM);
     }
 
     /// Sends the stateless replies queued by this batch, then forgets them.
@@ -374,11 +331,22 @@ impl Reactor {
     /// Reads datagrams from a session-owned (client) socket, many per
     /// system call (`recvmmsg`), each with its kernel receive timestamp.
     pub(super) fn receive_datagrams(&mut self, key: usize) {
+        self.receive_into_session(key, false);
+    }
+
+    /// Reads the session's own socket at `key` (a relay's second socket
+    /// when `relay`) into the session, at most a turn's budget.
+    fn receive_into_session(&mut self, key: usize, relay: bool) {
         let batch = self
             .recv_batch
             .get_or_insert_with(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
         let entry = &mut self.entries[key];
-        let (Io::Udp(socket), Role::Session(session)) = (&entry.io, &mut entry.role) else {
+        let socket = match (&entry.io, relay) {
+            (Io::Udp(socket), false) => socket,
+            (Io::Relay(r), true) => &r.socket,
+            _ => return,
+        };
+        let Role::Session(session) = &mut entry.role else {
             return;
         };
         let mut received = 0;
@@ -391,6 +359,13 @@ impl Reactor {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if relay => {
+                    // An ICMP error for an earlier send (the server is not
+                    // there yet): the relay lives on, as the network would.
+                    debug!("[#{key}] relay socket: {e}");
+                    received += 1;
+                    continue;
+                }
                 Err(e) => {
                     // ICMP errors on connected sockets (port unreachable).
                     let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
@@ -416,7 +391,8 @@ impl Reactor {
             }
             received += n.max(1);
         }
-        self.still_ready.push(key);
+        self.still_ready
+            .push(if relay { key | UPSTREAM } else { key });
     }
 
     /// The shared socket at `parent` has room again: let the blocked children

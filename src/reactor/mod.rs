@@ -576,7 +576,10 @@ impl Reactor {
                 self.flush(r.key);
             }
             // Still ready after a send budget ran out.
-            (Io::SharedUdp { .. } | Io::Relay(_), _) => self.flush(r.key),
+            (Io::SharedUdp { .. }, _) => self.flush(r.key),
+            // Still ready, or resumed after a pause: its own socket may
+            // hold input.
+            (Io::Relay(_), _) => self.relay_ready(r.key, r.readable),
             (Io::Stream(_), _) => self.stream_ready(r),
             (Io::Timer, _) => self.waiter.on_ready(),
             (Io::Signals(_), _) => self.signals(r.key),
