@@ -118,6 +118,7 @@ impl Launcher {
                     return;
                 }
                 Err(e) => {
+                    log::debug!("cannot start a session: {e}");
                     self.run.release_slot(slot);
                     self.run.recorder.borrow_mut().add_error(now);
                     self.run.failed(now, &e.to_string());
@@ -243,15 +244,16 @@ impl Launcher {
                 rec.add_packets(now, 1);
                 drop(rec);
                 run.succeeded(now);
+                true
             }
-            Some(hello::Outcome::TimedOut { .. }) => {
-                run.recorder.borrow_mut().add_timeout(now);
-                run.failed(now, "no answer within the timeout");
-            }
-            other => {
-                run.recorder.borrow_mut().add_error(now);
-                run.failed(now, &describe(other.as_ref()));
-            }
+            other => settle_failure(
+                run,
+                now,
+                other
+                    .as_ref()
+                    .map(|o| matches!(o, hello::Outcome::TimedOut { .. })),
+                &format!("hello: {}", describe(other.as_ref())),
+            ),
         });
         Ok(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
     }
@@ -288,8 +290,10 @@ impl Launcher {
             other => settle_failure(
                 run,
                 now,
-                other.map(|o| matches!(o, lab::Outcome::TimedOut(_))),
-                "lab file",
+                other
+                    .as_ref()
+                    .map(|o| matches!(o, lab::Outcome::TimedOut(_))),
+                &format!("lab file: {other:?}"),
             ),
         });
         self.tracked(
@@ -344,12 +348,15 @@ impl Launcher {
                 rec.add_transfer(now, st.unique * u64::from(size), took);
                 drop(rec);
                 run.succeeded(now);
+                true
             }
             other => settle_failure(
                 run,
                 now,
-                other.map(|o| matches!(o, lab::Outcome::TimedOut(_))),
-                "lab stream",
+                other
+                    .as_ref()
+                    .map(|o| matches!(o, lab::Outcome::TimedOut(_))),
+                &format!("lab stream: {other:?}"),
             ),
         });
         Some(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
@@ -385,8 +392,8 @@ impl Launcher {
             other => settle_failure(
                 run,
                 now,
-                other.map(|o| o == tcpfile::Outcome::TimedOut),
-                "tcpfile",
+                other.as_ref().map(|o| *o == tcpfile::Outcome::TimedOut),
+                &format!("tcpfile: {other:?}"),
             ),
         });
         self.tracked(inner, slot, now, Count::Progress(progress), settle)
@@ -431,8 +438,10 @@ impl Launcher {
             other => settle_failure(
                 run,
                 now,
-                other.map(|o| matches!(o, stopwait::Outcome::TimedOut { .. })),
-                "stopwait",
+                other
+                    .as_ref()
+                    .map(|o| matches!(o, stopwait::Outcome::TimedOut { .. })),
+                &format!("stopwait: {other:?}"),
             ),
         });
         self.tracked(inner, slot, now, Count::Progress(progress), settle)
@@ -488,8 +497,10 @@ impl Launcher {
             other => settle_failure(
                 run,
                 now,
-                other.map(|o| matches!(o, tftp::Outcome::TimedOut(_))),
-                "tftp",
+                other
+                    .as_ref()
+                    .map(|o| matches!(o, tftp::Outcome::TimedOut(_))),
+                &format!("tftp: {other:?}"),
             ),
         });
         let session = self.tracked(
@@ -518,21 +529,23 @@ fn describe<T: core::fmt::Debug>(outcome: Option<&T>) -> String {
     )
 }
 
-fn transfer_done(run: &Run, now: Instant, bytes: u64, took: Duration) {
+fn transfer_done(run: &Run, now: Instant, bytes: u64, took: Duration) -> bool {
     run.recorder.borrow_mut().add_transfer(now, bytes, took);
     run.succeeded(now);
+    true
 }
 
 /// Records a failed transfer: `timed_out` is `Some(true)` for a timeout,
 /// `Some(false)` for another failure, `None` for no outcome at all.
-fn settle_failure(run: &Run, now: Instant, timed_out: Option<bool>, what: &str) {
+fn settle_failure(run: &Run, now: Instant, timed_out: Option<bool>, what: &str) -> bool {
+    log::debug!("{what}");
     if timed_out == Some(true) {
         run.recorder.borrow_mut().add_timeout(now);
-        run.failed(now, &format!("{what}: timed out"));
     } else {
         run.recorder.borrow_mut().add_error(now);
-        run.failed(now, &format!("{what}: failed or refused"));
     }
+    run.failed(now, what);
+    false
 }
 
 /// Each in-order segment's drift from the stream's grid, in ns: how much

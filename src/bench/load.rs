@@ -426,7 +426,12 @@ pub enum Count {
 
 /// Records a wrapped client's outcome when it closes, at `now`, `took`
 /// after it started; returns whether it succeeded.
-pub type Settle = Box<dyn FnOnce(&Run, Instant, Duration)>;
+pub type Settle = Box<dyn FnOnce(&Run, Instant, Duration) -> bool>;
+
+/// How long a slot whose transfer failed waits before its replacement
+/// starts: a server that refuses at once ("too many transfers", "not
+/// found") would otherwise see a tight retry loop.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(10);
 
 /// One protocol client session, unchanged, measured. See the module docs.
 pub struct Tracked {
@@ -440,6 +445,8 @@ pub struct Tracked {
     settle: Option<Settle>,
     close: Option<CloseReason>,
     done: bool,
+    /// A failed transfer holds its slot until then (see [`RETRY_BACKOFF`]).
+    backoff: Option<(Instant, CloseReason)>,
 }
 
 impl core::fmt::Debug for Tracked {
@@ -472,6 +479,7 @@ impl Tracked {
             settle: Some(settle),
             close: None,
             done: false,
+            backoff: None,
         }
     }
 
@@ -490,7 +498,10 @@ impl Tracked {
     }
 
     fn abandon(&mut self) {
-        if !self.done {
+        if let Some((_, reason)) = self.backoff.take() {
+            self.close = Some(reason);
+            self.run.release_slot(self.slot);
+        } else if !self.done {
             self.done = true;
             self.settle = None;
             self.close = Some(CloseReason::Aborted);
@@ -527,11 +538,16 @@ impl Session for Tracked {
     }
 
     fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self
+            .backoff
+            .as_ref()
+            .is_some_and(|(until, _)| cx.now >= *until)
+            || self.run.over(cx.now)
+        {
+            return self.abandon();
+        }
         if self.done {
             return;
-        }
-        if self.run.over(cx.now) {
-            return self.abandon();
         }
         self.inner.handle_timeout(cx);
         self.sync_progress(cx.now);
@@ -552,6 +568,10 @@ impl Session for Tracked {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if let Some((until, _)) = &self.backoff {
+            let until = *until;
+            return Some(until);
+        }
         if self.done {
             return None;
         }
@@ -572,10 +592,16 @@ impl Session for Tracked {
         let Request::Close(reason) = request;
         self.done = true;
         let now = self.now;
-        if let Some(settle) = self.settle.take()
-            && !self.run.over(now)
-        {
-            settle(&self.run, now, now.saturating_since(self.started));
+        let succeeded = match self.settle.take() {
+            Some(settle) if !self.run.over(now) => {
+                settle(&self.run, now, now.saturating_since(self.started))
+            }
+            _ => true,
+        };
+        if !succeeded {
+            // Keep the slot (and the socket) a moment; see RETRY_BACKOFF.
+            self.backoff = Some((now + RETRY_BACKOFF, reason));
+            return None;
         }
         self.run.release_slot(self.slot);
         Some(Request::Close(reason))

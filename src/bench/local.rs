@@ -26,6 +26,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Temporary roots tried before giving up (a stale one from a killed run
 /// with the same pid is skipped, not reused).
 const ROOT_ATTEMPTS: u32 = 100;
+/// TFTP server sessions the in-process server allows: a finished upload's
+/// server side dallies 2 s (twice its timeout) to repeat a lost final ACK,
+/// so at ~50 uploads/s per slot the default 16 per peer refused most of a
+/// run. Dallying sessions hold a socket each: bounded, not unlimited.
+const LOCAL_TFTP_SESSIONS: usize = 4096;
 /// Bytes written per `write` while generating a file.
 const GENERATE_CHUNK: usize = 1 << 20;
 
@@ -123,6 +128,9 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
     config
         .listen
         .insert(proto, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    // Every bench session comes from 127.0.0.1 (see LOCAL_TFTP_SESSIONS).
+    config.tftp.max_sessions = LOCAL_TFTP_SESSIONS;
+    config.tftp.max_sessions_per_peer = LOCAL_TFTP_SESSIONS;
     let want = match plan.transport {
         Transport::Tcp => "tcp",
         Transport::Udp => "udp",

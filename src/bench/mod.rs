@@ -54,6 +54,12 @@ const FD_HEADROOM: u64 = 64;
 pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     let plan = Plan::from_args(args).map_err(Failure::Error)?;
     check_fd_limit(&plan)?;
+    // The in-process server logs every transfer at info level, thousands
+    // of lines a second: keep the default output to the report (-v still
+    // shows everything).
+    if log::max_level() == log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let local = match plan.server {
         None => Some(local::start(&plan)?),
         Some(_) => None,
