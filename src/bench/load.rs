@@ -535,6 +535,19 @@ impl Session for Tracked {
         }
         self.inner.handle_input(cx, input);
         self.sync_progress(cx.now);
+        if let Input::Failed(_) = input {
+            // A failed TCP socket is freed right after this call, without
+            // asking for requests: settle now, and give the slot back now.
+            let _ = self.inner.poll_request();
+            self.done = true;
+            if let Some(settle) = self.settle.take()
+                && !self.run.over(cx.now)
+            {
+                settle(&self.run, cx.now, cx.now.saturating_since(self.started));
+            }
+            self.close = Some(CloseReason::Aborted);
+            self.run.release_slot(self.slot);
+        }
     }
 
     fn handle_timeout(&mut self, cx: &mut Context<'_>) {

@@ -6,6 +6,14 @@
 
 use crate::cli::bench::{BenchArgs, BenchMode, BenchProto};
 use crate::time::Duration;
+use clap::ValueEnum;
+
+/// A flag value as written on the command line (`tcpfile`, `stream`).
+pub fn flag_name<T: ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
+}
 
 /// Most sessions one run may hold: each is a socket (two with the
 /// in-process server over TCP), and hello IDs are 4 digits.
@@ -154,13 +162,19 @@ impl Plan {
         let transport = match proto {
             P::Msg | P::Tcpfile => {
                 if args.udp {
-                    return Err(format!("{proto:?} runs over TCP only: drop --udp").to_lowercase());
+                    return Err(format!(
+                        "{} runs over TCP only: drop --udp",
+                        flag_name(&proto)
+                    ));
                 }
                 Transport::Tcp
             }
             P::Stopwait | P::Tftp => {
                 if args.tcp {
-                    return Err(format!("{proto:?} runs over UDP only: drop --tcp").to_lowercase());
+                    return Err(format!(
+                        "{} runs over UDP only: drop --tcp",
+                        flag_name(&proto)
+                    ));
                 }
                 Transport::Udp
             }
@@ -217,8 +231,8 @@ impl Plan {
         if proto != P::Hello && !(min_length..=max_length).contains(&length) {
             return Err(format!(
                 "-l {length} is out of range for {} {}: {min_length}..={max_length} bytes",
-                format!("{proto:?}").to_lowercase(),
-                format!("{mode:?}").to_lowercase()
+                flag_name(&proto),
+                flag_name(&mode)
             ));
         }
         let bitrate = if mode == M::Stream {
@@ -313,8 +327,8 @@ impl Plan {
     /// The inputs as given and resolved, for the JSON document.
     pub fn inputs(&self, server: &str) -> serde_json::Value {
         serde_json::json!({
-            "protocol": format!("{:?}", self.proto).to_lowercase(),
-            "mode": format!("{:?}", self.mode).to_lowercase(),
+            "protocol": flag_name(&self.proto),
+            "mode": flag_name(&self.mode),
             "transport": self.transport,
             "parallel": self.parallel,
             "time_s": self.stop.time.map(|t| t.as_secs_f64()),
@@ -325,7 +339,8 @@ impl Plan {
             "timeout_s": self.timeout.as_secs_f64(),
             "server": server,
             "in_process_server": self.server.is_none(),
-            "name": self.name,
+            "name": matches!(self.proto, BenchProto::Tcpfile | BenchProto::Stopwait | BenchProto::Tftp)
+                .then_some(&self.name),
             "blksize": self.blksize,
             "windowsize": self.windowsize,
             "seed": self.seed,
