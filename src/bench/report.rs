@@ -427,7 +427,7 @@ mod tests {
         }
     }
 
-    fn fixed_document() -> Document {
+    pub(super) fn fixed_document() -> Document {
         let ms = Instant::from_millis;
         let mut r = Recorder::new(ms(0), Some(Duration::from_secs(1)));
         let mut intervals = Vec::new();
@@ -456,7 +456,7 @@ mod tests {
         )
     }
 
-    fn empty_document() -> Document {
+    pub(super) fn empty_document() -> Document {
         let mut r = Recorder::new(Instant::ZERO, Some(Duration::from_secs(1)));
         let summary = r.finish(Instant::ZERO);
         Document::new(

@@ -20,7 +20,7 @@ pub const MAX_TRACKABLE_NS: u64 = 3_600 * 1_000_000_000;
 /// Significant decimal digits kept by every histogram.
 const SIGFIG: u8 = 3;
 
-/// Most buckets [`Hist::buckets`] returns.
+/// Most buckets a [`super::Histograms`] list holds.
 pub const MAX_BUCKETS: usize = 60;
 
 /// Samples of one quantity (ns). See the module docs.
