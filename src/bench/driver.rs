@@ -548,24 +548,25 @@ fn settle_failure(run: &Run, now: Instant, timed_out: Option<bool>, what: &str) 
     false
 }
 
-/// Each in-order segment's drift from the stream's grid, in ns: how much
-/// later (or earlier, negative) than the schedule it arrived, measured
-/// from the first segment. Duplicates and late reordered segments are
-/// skipped, as `stats::stream_stats` does.
+/// Each in-order segment's inter-arrival error, in ns: how much later
+/// (negative: earlier) it arrived after the previous in-order segment than
+/// the schedule spaced them — |Δarrival − Δscheduled|, signed. This is the
+/// measure of `stats::stream_stats`, `mioperf lab` and `pace.c`, so the
+/// figures compare. Duplicates and late reordered segments are skipped.
 pub fn schedule_errors(samples: &[lab::StreamSample]) -> Vec<i64> {
     let mut out = Vec::with_capacity(samples.len());
-    let Some(first) = samples.first() else {
-        return out;
-    };
-    let mut highest: Option<u64> = None;
+    let mut previous: Option<&lab::StreamSample> = None;
     for s in samples {
-        if highest.is_some_and(|h| s.seq <= h) {
-            continue;
+        match previous {
+            Some(p) if s.seq <= p.seq => continue,
+            Some(p) => {
+                let rx = i128::from(s.rx_ns) - i128::from(p.rx_ns);
+                let sched = i128::from(s.sched_ns) - i128::from(p.sched_ns);
+                out.push(i64::try_from(rx - sched).unwrap_or(i64::MAX));
+            }
+            None => {}
         }
-        highest = Some(s.seq);
-        let rx = i128::from(s.rx_ns) - i128::from(first.rx_ns);
-        let sched = i128::from(s.sched_ns) - i128::from(first.sched_ns);
-        out.push(i64::try_from(rx - sched).unwrap_or(i64::MAX));
+        previous = Some(s);
     }
     out
 }
@@ -591,7 +592,8 @@ mod tests {
             s(3, 300, 1290),
             s(2, 200, 1300),
         ];
-        assert_eq!(schedule_errors(&samples), vec![0, 10, -10]);
+        // 1 came 10 ns late after 0; 3 came 20 ns early after 1.
+        assert_eq!(schedule_errors(&samples), vec![10, -20]);
         assert!(schedule_errors(&[]).is_empty());
     }
 

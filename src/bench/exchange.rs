@@ -117,6 +117,12 @@ impl Exchange for HelloExchange {
                 // The server closes a TCP connection after RESET.
                 Transport::Tcp => Verdict::AnsweredThenClosed,
             },
+            // Over UDP, the late answer to a request that timed out.
+            Ok(Response::Ok { .. } | Response::Reset { .. })
+                if self.transport == Transport::Udp =>
+            {
+                Verdict::Stale
+            }
             _ => Verdict::Wrong,
         }
     }
@@ -266,6 +272,13 @@ mod tests {
         assert_eq!(e.check(b"ERROR busy"), Verdict::Wrong);
         let other = (id.value() + 1) % 10_000;
         assert_eq!(e.check(format!("RESET {other}").as_bytes()), Verdict::Wrong);
+        let r = run(1);
+        let mut udp = HelloExchange::new(r, 0, 1, 1, Transport::Udp);
+        udp.request(Transport::Udp, &mut BytesMut::new());
+        assert_eq!(
+            udp.check(format!("RESET {other}").as_bytes()),
+            Verdict::Stale
+        );
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub enum Verdict {
     AnsweredThenClosed,
     /// Not an answer to what was asked: counted as an error.
     Wrong,
+    /// A well-formed answer to an earlier request (a UDP answer that
+    /// arrived after its timeout): ignored, the current request still waits.
+    Stale,
 }
 
 /// The protocol's part of a [`Repeat`] session.
@@ -302,6 +305,7 @@ impl<E: Exchange> Repeat<E> {
                 }
             }
             Verdict::Wrong => self.fail(now, "a wrong answer"),
+            Verdict::Stale => {}
         }
     }
 }
