@@ -445,3 +445,21 @@ fn an_unreachable_server_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("failures in a row"), "{stderr}");
 }
+
+#[test]
+fn parallel_above_the_open_file_limit_is_refused() {
+    let script = format!(
+        "ulimit -n 256 && exec {} bench hello -P 1000 -t 1s",
+        common::bin()
+    );
+    let out = common::run_command(
+        std::process::Command::new("sh").args(["-c", &script]),
+        BENCH_LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("open files") && stderr.contains("256"),
+        "{stderr}"
+    );
+}

@@ -744,3 +744,205 @@ impl Session for Controller {
         self.close.take().map(Request::Close)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The sessions scripted in virtual time: no socket, no clock.
+
+    use super::*;
+    use crate::bench::exchange::EchoExchange;
+    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use std::net::SocketAddr;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    fn run(end_ms: Option<u64>, budget: Option<u64>) -> Rc<Run> {
+        Rc::new(Run::new(
+            Recorder::new(at(0), None),
+            at(0),
+            end_ms.map(at),
+            budget,
+            2,
+        ))
+    }
+
+    fn echo(run: &Rc<Run>, transport: Transport) -> Repeat<EchoExchange> {
+        let slot = run.claim_slot().unwrap();
+        Repeat::new(
+            EchoExchange::new(8, 1),
+            transport,
+            run.clone(),
+            slot,
+            Duration::from_millis(100),
+        )
+    }
+
+    fn answer(s: &mut dyn Session, sh: &mut crate::proto::Shared, ms: u64, bytes: &[u8]) {
+        let input = Input::Datagram {
+            from: peer(),
+            payload: bytes,
+            kernel_ns: None,
+        };
+        feed(s, sh, at(ms), peer(), input);
+    }
+
+    fn timeout(s: &mut dyn Session, sh: &mut crate::proto::Shared, ms: u64) {
+        let mut cx = Context {
+            now: at(ms),
+            tag: crate::proto::Tag { key: 0, peer: None },
+            shared: sh,
+        };
+        s.handle_timeout(&mut cx);
+    }
+
+    #[test]
+    fn repeat_counts_answers_and_stops_at_the_budget() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let r = run(None, Some(2));
+        let mut s = echo(&r, Transport::Udp);
+        let request = drain_tx(&mut s, &mut sh, at(1));
+        assert_eq!(request.len(), 8);
+        answer(&mut s, &mut sh, 2, b"wrong!!!");
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::Aborted)]
+        );
+        assert_eq!(r.active(), 0, "a wrong answer frees the slot");
+
+        let r = run(None, Some(2));
+        let mut s = echo(&r, Transport::Udp);
+        for ms in [1, 3] {
+            let request = drain_tx(&mut s, &mut sh, at(ms));
+            answer(&mut s, &mut sh, ms + 1, &request);
+        }
+        // The budget is spent: the next poll closes instead of sending.
+        assert!(drain_tx(&mut s, &mut sh, at(5)).is_empty());
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+        let summary = r.recorder.borrow_mut().finish(at(5));
+        assert_eq!(summary.figures.requests, 2);
+        assert_eq!(summary.figures.bytes, 16);
+        assert_eq!(r.successes(), 2);
+        assert_eq!(r.active(), 0);
+    }
+
+    #[test]
+    fn repeat_timeouts_resend_over_udp_and_close_over_tcp() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let r = run(None, None);
+        let mut s = echo(&r, Transport::Udp);
+        let first = drain_tx(&mut s, &mut sh, at(0));
+        assert_eq!(s.poll_timeout(), Some(at(100)));
+        timeout(&mut s, &mut sh, 100);
+        assert_eq!(drain_tx(&mut s, &mut sh, at(100)), first, "a new request");
+        // The late answer to the first counts for the second: same bytes.
+        answer(&mut s, &mut sh, 101, &first);
+        let summary = r.recorder.borrow_mut().finish(at(101));
+        assert_eq!((summary.figures.timeouts, summary.figures.requests), (1, 1));
+
+        let r = run(None, None);
+        let mut s = echo(&r, Transport::Tcp);
+        let _ = drain_tx(&mut s, &mut sh, at(0));
+        timeout(&mut s, &mut sh, 100);
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::TimedOut { tries: 1 })]
+        );
+        assert_eq!(r.active(), 0);
+    }
+
+    #[test]
+    fn nothing_is_recorded_at_the_end() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let r = run(Some(50), None);
+        let mut s = echo(&r, Transport::Udp);
+        let request = drain_tx(&mut s, &mut sh, at(0));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(at(50)),
+            "the end comes before the timeout"
+        );
+        answer(&mut s, &mut sh, 50, &request);
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::Aborted)]
+        );
+        let summary = r.recorder.borrow_mut().finish(at(50));
+        assert_eq!(summary.figures.requests, 0);
+        assert!(!r.may_start(at(50)));
+    }
+
+    /// A session that closes at once: a transfer refused by the server.
+    #[derive(Debug, Default)]
+    struct Refused {
+        asked: bool,
+    }
+
+    impl Session for Refused {
+        fn side(&self) -> Side {
+            Side::Client
+        }
+        fn handle_input(&mut self, _cx: &mut Context<'_>, _input: Input<'_>) {}
+        fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context<'_>,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_request(&mut self) -> Option<Request> {
+            (!core::mem::replace(&mut self.asked, true))
+                .then_some(Request::Close(CloseReason::Completed))
+        }
+    }
+
+    #[test]
+    fn a_failed_transfer_holds_its_slot_for_the_backoff() {
+        let mut sh = shared(Duration::ZERO, 0);
+        let r = run(None, None);
+        let slot = r.claim_slot().unwrap();
+        let settle: Settle = Box::new(|run, now, _| {
+            run.recorder.borrow_mut().add_error(now);
+            false
+        });
+        let mut s = Tracked::new(
+            Box::new(Refused::default()),
+            r.clone(),
+            slot,
+            at(0),
+            Count::Input,
+            settle,
+        );
+        timeout(&mut s, &mut sh, 1);
+        assert!(drain_requests(&mut s).is_empty(), "held, not closed");
+        assert_eq!(r.active(), 1);
+        assert_eq!(s.poll_timeout(), Some(at(1) + RETRY_BACKOFF));
+        timeout(&mut s, &mut sh, 11);
+        assert_eq!(
+            drain_requests(&mut s),
+            vec![Request::Close(CloseReason::Completed)]
+        );
+        assert_eq!(r.active(), 0);
+        assert_eq!(r.recorder.borrow_mut().finish(at(11)).figures.errors, 1);
+    }
+
+    #[test]
+    fn too_many_failures_stop_the_run() {
+        let r = run(None, None);
+        for _ in 0..MAX_FAILURES_IN_A_ROW {
+            assert!(r.fatal().is_none());
+            r.failed(at(1), "refused");
+        }
+        assert!(r.fatal().is_some_and(|w| w.contains("refused")));
+        assert!(!r.may_start(at(1)));
+    }
+}
