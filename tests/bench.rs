@@ -198,6 +198,7 @@ fn every_mode_writes_a_valid_document() {
                                 "nothing completed: {s}"
                             );
                             assert_eq!(u(s, "errors"), 0, "errors in {s}");
+                            assert!(u(s, "bytes") > 0, "no bytes counted: {s}");
                         });
                         result.err().map(|_| format!("{args:?}"))
                     })
@@ -462,4 +463,34 @@ fn parallel_above_the_open_file_limit_is_refused() {
         stderr.contains("open files") && stderr.contains("256"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sigint_ends_the_run_with_its_report() {
+    let mut child = std::process::Command::new(common::bin())
+        .args([
+            "bench",
+            "hello",
+            "-t",
+            "30s",
+            "--interval",
+            "200ms",
+            "--json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(1000));
+    common::send_signal(child.id(), 2);
+    let status = common::wait_child(&mut child, BENCH_LIMIT).expect("bench exited after SIGINT");
+    assert!(status.success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    check_document(&doc, 3..=7);
+    let seconds = f(&doc["summary"], "seconds");
+    assert!((0.8..5.0).contains(&seconds), "ran {seconds} s of 30");
+    assert!(u(&doc["summary"], "requests") > 0);
 }

@@ -296,13 +296,14 @@ impl Launcher {
                 &format!("lab file: {other:?}"),
             ),
         });
-        self.tracked(
-            Box::new(inner),
-            slot,
-            now,
-            Count::Progress(progress),
-            settle,
-        )
+        // Over UDP the client counts no progress: count datagrams as they
+        // arrive (the `READY`/`DONE` lines add a few bytes; the transfer's
+        // own byte count is exact).
+        let count = match self.plan.transport {
+            Transport::Tcp => Count::Progress(progress),
+            Transport::Udp => Count::Input,
+        };
+        self.tracked(Box::new(inner), slot, now, count, settle)
     }
 
     /// A stream that fits in what is left of the run (`-n`: N segments).

@@ -50,6 +50,7 @@ pub struct Run {
     failures_in_a_row: Cell<u32>,
     last_event: Cell<Instant>,
     fatal: RefCell<Option<String>>,
+    interrupted_at: Cell<Option<Instant>>,
 }
 
 impl Run {
@@ -74,6 +75,7 @@ impl Run {
             failures_in_a_row: Cell::new(0),
             last_event: Cell::new(start),
             fatal: RefCell::new(None),
+            interrupted_at: Cell::new(None),
         }
     }
 
@@ -154,6 +156,20 @@ impl Run {
                 "{n} failures in a row and no success; the last: {why}"
             ));
         }
+    }
+
+    /// Ends the run early but normally (SIGINT): nothing more is started
+    /// or recorded, and the report covers the run up to `now`.
+    pub fn interrupt(&self, now: Instant) {
+        if !self.stopped.get() {
+            self.stopped.set(true);
+            self.interrupted_at.set(Some(now));
+        }
+    }
+
+    /// When the run was interrupted, if it was.
+    pub fn interrupted_at(&self) -> Option<Instant> {
+        self.interrupted_at.get()
     }
 
     /// Stops the run for good with `why` (exit 2).

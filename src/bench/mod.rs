@@ -41,6 +41,12 @@ use report::{Document, Environment, IntervalReport, Recorder};
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How long sessions get to notice a SIGINT and close before the report is
+/// printed anyway (a session waiting on a long timer is not called sooner).
+const INTERRUPT_GRACE: crate::time::Duration = crate::time::Duration::from_millis(500);
 
 /// Descriptors kept free beyond the sessions' own (stdio, the poll and
 /// timer fds, the in-process server's listeners, files being served).
@@ -146,9 +152,26 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
     }));
     reactor.add_detached(Box::new(Controller::new(run.clone(), on_interval.clone())));
     let launcher = driver::Launcher::new(plan.clone(), server, run.clone());
+    // SIGINT/SIGTERM end the run early with its report, as iperf3 does. A
+    // signal interrupts the reactor's epoll_wait (EINTR), so the loop sees
+    // the flag at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())
+            .map_err(|e| Failure::Error(format!("signals: {e}")))?;
+    }
     loop {
-        launcher.refill(&mut reactor);
         let now = reactor.now();
+        if interrupted.load(Ordering::Relaxed) {
+            run.interrupt(now);
+            if run
+                .interrupted_at()
+                .is_some_and(|at| now.saturating_since(at) >= INTERRUPT_GRACE)
+            {
+                break;
+            }
+        }
+        launcher.refill(&mut reactor);
         if run.active() == 0 && !run.may_start(now) {
             break;
         }
@@ -157,8 +180,9 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
             .map_err(|e| Failure::Error(format!("poll: {e}")))?;
     }
     let now = reactor.now();
-    let end = match end_at {
-        Some(end) if now >= end && run.fatal().is_none() => end,
+    let end = match (run.interrupted_at(), end_at) {
+        (Some(at), _) => at,
+        (None, Some(end)) if now >= end && run.fatal().is_none() => end,
         _ => run.last_event(),
     };
     Controller::close_due(&run, end, &on_interval);
