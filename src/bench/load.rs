@@ -699,14 +699,16 @@ impl Controller {
         }
     }
 
-    /// Closes every interval due by `now` (called by the driver at the end
-    /// of a count-bounded run as well).
+    /// Closes every interval due by `now`, at `now`: a close a little late
+    /// makes that interval a little longer (its rates use the real length;
+    /// the grid does not drift). Called by the driver at the end of a run
+    /// as well.
     pub fn close_due(run: &Run, now: Instant, on_interval: &OnInterval) {
         loop {
             let due = run.recorder.borrow().next_interval();
             match due {
                 Some(at) if at <= now => {
-                    let report = run.recorder.borrow_mut().close_interval(at);
+                    let report = run.recorder.borrow_mut().close_interval(now);
                     (on_interval.borrow_mut())(&report);
                     run.intervals.borrow_mut().push(report);
                 }

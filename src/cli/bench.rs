@@ -79,8 +79,9 @@ pub struct BenchArgs {
     /// Run for this long, e.g. 10s, 500ms, 2m [default: 10s unless -n is given].
     #[arg(short = 't', long, value_name = "DUR", value_parser = duration::parse)]
     pub time: Option<Duration>,
-    /// Stop after N completed requests or transfers (lab stream: N segments per
-    /// stream, one stream per session) [at most 1000000000].
+    /// Stop after N requests or transfers, each counted once it is answered,
+    /// fails or times out (lab stream: N segments per stream, one stream per
+    /// session) [at most 1000000000].
     #[arg(short = 'n', long, value_name = "N")]
     pub count: Option<u64>,
     /// Bytes per request, frame, segment or file, e.g. 64, 1400, 10K, 100M
