@@ -72,8 +72,8 @@ pub struct BenchArgs {
     /// Use UDP (hello, lab; stopwait and tftp always do).
     #[arg(long)]
     pub udp: bool,
-    /// Sessions running at once, all on one reactor [default: 1; at most 10000 and
-    /// what the open-file limit allows].
+    /// Sessions running at once, all on one reactor (at most 10000, and no more
+    /// than the open-file limit allows).
     #[arg(short = 'P', long, value_name = "N", default_value_t = 1)]
     pub parallel: u32,
     /// Run for this long, e.g. 10s, 500ms, 2m [default: 10s unless -n is given].
@@ -92,8 +92,9 @@ pub struct BenchArgs {
     /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
     #[arg(short = 'b', long, value_name = "RATE", value_parser = parse_size)]
     pub bitrate: Option<u64>,
-    /// Report every DUR (a table row, or a JSON line with --json-stream); 0s turns
-    /// interval reports off [default: 1s].
+    /// Report every DUR (a row of the final table, or a JSON line as it closes with
+    /// --json-stream); 0s turns
+    /// interval reports off.
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "1s")]
     pub interval: Duration,
     /// The server to load, HOST:PORT [default: an in-process server on 127.0.0.1
@@ -109,7 +110,7 @@ pub struct BenchArgs {
     /// Also draw the time series and histograms into this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Seed of the run's randomness (hello ID ranges, echo payload bytes) [default: 1].
+    /// Seed of the run's randomness (hello ID ranges, echo payload bytes).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// How long one request or transfer may wait for the server before it
