@@ -25,6 +25,8 @@
 #   lab      benches/lab_compare.sh   (pacing, bursts, files vs pace.c, iperf3)
 #   tcpfile  benches/tcpfile_compare.sh (GET/PUT vs iperf3 and nc)
 #   tftp     benches/tftp_compare.sh  (vs tftpd-hpa, atftpd, the rr floor)
+#   core     benches/run.sh SECTIONS="timers deadline scale" (deadline heap,
+#            wake-up lateness, idle connections: performance.md §1, §2, §4)
 #
 # Env: SECTIONS, SECS (5, per bench figure), RUNS (1, passed to the scripts),
 #      WORK (/tmp/mioperf-compare), SHARED (../shared/bench).
@@ -38,7 +40,7 @@ SHARED=${SHARED:-$ROOT/../shared/bench}
 WORK=${WORK:-/tmp/mioperf-compare}
 SECS=${SECS:-5}
 RUNS=${RUNS:-1}
-SECTIONS=${SECTIONS:-"bench hello lab tcpfile tftp"}
+SECTIONS=${SECTIONS:-"bench hello lab tcpfile tftp core"}
 mkdir -p "$WORK"
 LOG=$WORK/compare.log
 exec > >(tee "$LOG") 2>&1
@@ -187,6 +189,40 @@ on hello && run_script hello 900 RUNS="$((RUNS < 3 ? 3 : RUNS))" BURST=0 "$HERE/
 on lab && run_script lab 900 RUNS="$RUNS" "$HERE/lab_compare.sh"
 on tcpfile && run_script tcpfile 900 RUNS="$RUNS" SECTIONS="get put msg" "$HERE/tcpfile_compare.sh"
 on tftp && run_script tftp 900 RUNS="$RUNS" "$HERE/tftp_compare.sh"
+on core && run_script core 1500 SECTIONS="timers deadline scale" "$HERE/run.sh"
 
 echo "=== summary ($(date -u +%H:%M:%S)); log in $LOG"
 grep -aE '^(FIGURE|GOAL)' "$LOG" | grep -v '^FIGURE.*server=' || true
+# The scripts that print "ratio=X | goal >= Y" (or "vs nc=X (goal >= Y)")
+# without a verdict get one here, so every goal ends as PASS / FALLS SHORT.
+echo "=== goals"
+python3 - "$LOG" <<'PY'
+import re, sys
+seen = set()
+for line in open(sys.argv[1], errors="replace"):
+    line = line.rstrip("\n")
+    if line.startswith("GOAL "):
+        if line not in seen:
+            seen.add(line)
+            print(line)
+        continue
+    if not line.startswith("FIGURE"):
+        continue
+    name = line.split("|")[1].strip() if "|" in line else line
+    for m in re.finditer(r"(ratio|vs [\w ]+?)=([0-9.]+)\s*[|(]\s*goal >= ([0-9.]+)", line):
+        what, value, goal = m.group(1), float(m.group(2)), float(m.group(3))
+        verdict = "PASS" if value >= goal else "FALLS SHORT"
+        out = f"GOAL {name} | {what} {value:.2f} >= {goal}: {verdict}"
+        if out not in seen:
+            seen.add(out)
+            print(out)
+    m = re.search(r"pace 100us .*?mioperf p50=([0-9.]+)us p99=([0-9.]+)us .*?rate_err=([0-9.e-]+)%", line)
+    if m:
+        p50, p99, err = (float(x) for x in m.groups())
+        for label, ok in ((f"p99 {p99:.1f} us <= 50", p99 <= 50), (f"p50 {p50:.2f} us <= 5", p50 <= 5),
+                          (f"rate error {err:.4f} % <= 0.1", err <= 0.1)):
+            out = f"GOAL {name} | {label}: {'PASS' if ok else 'FALLS SHORT'}"
+            if out not in seen:
+                seen.add(out)
+                print(out)
+PY

@@ -115,16 +115,17 @@ impl Launcher {
                 Ok(Started::Yes) => {}
                 Ok(Started::NothingLeft) => {
                     self.run.release_slot(slot);
+                    self.run.exhaust();
                     return;
                 }
                 Err(e) => {
+                    // Not retried here: the run loop calls again, and the
+                    // failures in a row stop the run if it persists.
                     log::debug!("cannot start a session: {e}");
                     self.run.release_slot(slot);
                     self.run.recorder.borrow_mut().add_error(now);
-                    self.run.failed(now, &e.to_string());
-                    if e.kind() == ErrorKind::Other || self.run.fatal().is_some() {
-                        return;
-                    }
+                    self.run.start_failed(now, &e.to_string());
+                    return;
                 }
             }
         }

@@ -172,6 +172,24 @@ impl Run {
         self.interrupted_at.get()
     }
 
+    /// A session could not even start (no socket: the open-file limit, no
+    /// route): a local fault, so enough of them in a row stop the run even
+    /// after successes, where a lost answer would not.
+    pub fn start_failed(&self, now: Instant, why: &str) {
+        self.failed(now, why);
+        if self.failures_in_a_row.get() >= MAX_FAILURES_IN_A_ROW {
+            self.stop_with(format!(
+                "{MAX_FAILURES_IN_A_ROW} sessions in a row could not start; the last: {why}"
+            ));
+        }
+    }
+
+    /// No further request or transfer may start (what is left of the run
+    /// is too short for one).
+    pub fn exhaust(&self) {
+        self.budget.set(Some(0));
+    }
+
     /// Stops the run for good with `why` (exit 2).
     pub fn stop_with(&self, why: String) {
         self.stopped.set(true);
@@ -962,5 +980,21 @@ mod tests {
         }
         assert!(r.fatal().is_some_and(|w| w.contains("refused")));
         assert!(!r.may_start(at(1)));
+
+        // After a success, lost answers alone do not stop a run; sockets
+        // that cannot even open do.
+        let r = run(None, None);
+        r.succeeded(at(1));
+        for _ in 0..2 * MAX_FAILURES_IN_A_ROW {
+            r.failed(at(2), "timeout");
+        }
+        assert!(r.fatal().is_none());
+        for _ in 0..MAX_FAILURES_IN_A_ROW {
+            r.start_failed(at(3), "too many open files");
+        }
+        assert!(r.fatal().is_some_and(|w| w.contains("could not start")));
+        let r = run(None, None);
+        r.exhaust();
+        assert!(!r.may_start(at(0)) && !r.take(at(0)));
     }
 }

@@ -172,8 +172,13 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
             }
         }
         launcher.refill(&mut reactor);
-        if run.active() == 0 && !run.may_start(now) {
-            break;
+        if run.active() == 0 {
+            if !run.may_start(now) {
+                break;
+            }
+            // Nothing runs, so no turn would wake: a start failed; try
+            // again at once (bounded by Run::start_failed).
+            continue;
         }
         reactor
             .turn()
