@@ -18,6 +18,8 @@
 //!    [`load::Controller`] (intervals, the `-t` end), then turns of the
 //!    reactor until no session is left and none may start; after each
 //!    turn [`driver::Launcher::refill`] keeps `-P` sessions alive.
+//!    SIGINT or SIGTERM end the run early: nothing more starts or is
+//!    recorded, and the report covers the run up to the signal.
 //! 4. The trailing partial interval is closed, the summary taken, and the
 //!    document printed (table, `--json`, or the `--json-stream` end line)
 //!    and drawn (`--svg`).
