@@ -494,3 +494,24 @@ fn sigint_ends_the_run_with_its_report() {
     assert!((0.8..5.0).contains(&seconds), "ran {seconds} s of 30");
     assert!(u(&doc["summary"], "requests") > 0);
 }
+
+#[test]
+fn svg_is_written() {
+    let path = temp_path("bench.svg");
+    let _ = bench_json(&[
+        "lab",
+        "--mode",
+        "file",
+        "-l",
+        "10K",
+        "-t",
+        "300ms",
+        "--interval",
+        "100ms",
+        "--svg",
+        path.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
