@@ -31,6 +31,8 @@ const ROOT_ATTEMPTS: u32 = 100;
 /// so at ~50 uploads/s per slot the default 16 per peer refused most of a
 /// run. Dallying sessions hold a socket each: bounded, not unlimited.
 const LOCAL_TFTP_SESSIONS: usize = 4096;
+/// Tries to remove the temporary root at the end (see `LocalServer`'s drop).
+const ROOT_REMOVE_ATTEMPTS: u32 = 1000;
 /// Bytes written per `write` while generating a file.
 const GENERATE_CHUNK: usize = 1 << 20;
 
@@ -44,9 +46,17 @@ pub struct LocalServer {
 
 impl Drop for LocalServer {
     fn drop(&mut self) {
-        // Best effort: the server thread may still hold files open, which
-        // Linux allows to be unlinked.
-        let _ = std::fs::remove_dir_all(&self.root);
+        // The server thread cannot be stopped from here and may still
+        // commit an upload whose last bytes it had already received, racing
+        // the removal ("directory not empty"): try again, a bounded number
+        // of times. Files it holds open may be unlinked (Linux).
+        for _ in 0..ROOT_REMOVE_ATTEMPTS {
+            match std::fs::remove_dir_all(&self.root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => std::thread::yield_now(),
+                _ => return,
+            }
+        }
+        log::warn!("could not remove {}", self.root.display());
     }
 }
 
