@@ -2,23 +2,242 @@
 //! reactor, measured by a [`report::Recorder`] and reported as a terminal
 //! table, JSON and SVG.
 //!
-//! Owns the load generator's drivers (which sessions to start, when to stop
-//! them) and the in-process server it starts when no `--server` is given.
-//! It never formats figures itself: `report` does, so every number comes
-//! from one place.
+//! Owns the load generator: the run loop (reactor turns, with the
+//! [`driver`] refilling ended sessions between them), the in-process server
+//! it starts when no `--server` is given ([`local`]), and the choice of
+//! output. It never formats figures itself: `report` does, so every number
+//! comes from one place. It never reads the clock except through the
+//! reactor, and holds no protocol logic (the client sessions and
+//! [`exchange`] do).
+//!
+//! # One run
+//! 1. [`plan::Plan`] checks the flags; the open-file limit is checked
+//!    against `-P`.
+//! 2. The server: `--server`, or [`local::start`].
+//! 3. A client reactor, a [`load::Run`] holding the recorder, the
+//!    [`load::Controller`] (intervals, the `-t` end), then turns of the
+//!    reactor until no session is left and none may start; after each
+//!    turn [`driver::Launcher::refill`] keeps `-P` sessions alive.
+//!    SIGINT or SIGTERM end the run early: nothing more starts or is
+//!    recorded, and the report covers the run up to the signal.
+//! 4. The trailing partial interval is closed, the summary taken, and the
+//!    document printed (table, `--json`, or the `--json-stream` end line)
+//!    and drawn (`--svg`).
 
+pub mod driver;
+pub mod exchange;
+pub mod load;
+pub mod local;
+pub mod plan;
 pub mod report;
 
 use crate::app::Failure;
 use crate::cli::bench::BenchArgs;
+use crate::proto::Shared;
+use crate::proto::hello::Registry;
+use crate::reactor::{Reactor, ReactorConfig};
+use core::cell::RefCell;
+use load::{Controller, OnInterval, Run};
+use plan::{Plan, Transport};
+use report::{Document, Environment, IntervalReport, Recorder};
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How long sessions get to notice a SIGINT and close before the report is
+/// printed anyway (a session waiting on a long timer is not called sooner).
+const INTERRUPT_GRACE: crate::time::Duration = crate::time::Duration::from_millis(500);
+
+/// Descriptors kept free beyond the sessions' own (stdio, the poll and
+/// timer fds, the in-process server's listeners, files being served).
+const FD_HEADROOM: u64 = 64;
 
 /// Runs `mioperf bench`.
 ///
 /// # Errors
-/// Per the contract's exit codes.
+/// Exit 2 ([`Failure::Error`]) on bad flags, an unreachable server, a run
+/// stopped by repeated failures, or a run in which nothing succeeded.
 pub fn run(args: &BenchArgs) -> Result<(), Failure> {
-    let _ = args;
-    Err(Failure::Error(
-        "bench is not implemented in this build yet".into(),
-    ))
+    let plan = Plan::from_args(args).map_err(Failure::Error)?;
+    check_fd_limit(&plan)?;
+    // The in-process server logs every transfer at info level, thousands
+    // of lines a second: keep the default output to the report (-v still
+    // shows everything).
+    if log::max_level() == log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    let local = match plan.server {
+        None => Some(local::start(&plan)?),
+        Some(_) => None,
+    };
+    let server = match (&plan.server, &local) {
+        (Some(text), _) => resolve(text)?,
+        (None, Some(l)) => l.addr,
+        (None, None) => return Err(Failure::Error("no server".into())),
+    };
+    let outcome = drive(&plan, server);
+    drop(local);
+    outcome
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, Failure> {
+    text.to_socket_addrs()
+        .map_err(|e| Failure::Error(format!("--server '{text}' is not HOST:PORT: {e}")))?
+        .next()
+        .ok_or_else(|| Failure::Error(format!("--server {text}: no address")))
+}
+
+/// The soft open-file limit, from `/proc/self/limits` (`None` if unreadable
+/// or unlimited).
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Refuses a `-P` the open-file limit cannot hold, with the numbers.
+fn check_fd_limit(plan: &Plan) -> Result<(), Failure> {
+    // One socket per client session; the in-process server holds the
+    // other end of a TCP connection, and a file or a TFTP transfer socket.
+    let per_session: u64 = match (plan.server.is_none(), plan.transport) {
+        (false, _) => 1,
+        (true, Transport::Tcp) => 3,
+        (true, Transport::Udp) => 2,
+    };
+    let need = u64::from(plan.parallel) * per_session + FD_HEADROOM;
+    match open_file_limit() {
+        Some(limit) if need > limit => Err(Failure::Error(format!(
+            "-P {} needs about {need} open files, above this process's limit of {limit}: \
+             raise it (ulimit -n) or lower -P",
+            plan.parallel
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn client_reactor() -> Result<Reactor, Failure> {
+    let config = ReactorConfig {
+        exit_when_no_sessions: true,
+        ..ReactorConfig::default()
+    };
+    // The bench never registers hello IDs: the registry is just the type.
+    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
+    Reactor::new(config, shared).map_err(|e| Failure::Error(format!("reactor: {e}")))
+}
+
+/// Runs the load against `server` and reports.
+fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
+    let mut reactor = client_reactor()?;
+    let start = reactor.now();
+    let end_at = plan.stop.time.map(|t| start + t);
+    let budget = match plan.mode {
+        // -n of a stream counts segments; each session runs one stream.
+        crate::cli::bench::BenchMode::Stream => plan.stop.count.map(|_| u64::from(plan.parallel)),
+        _ => plan.stop.count,
+    };
+    let run = Rc::new(Run::new(
+        Recorder::new(start, plan.interval),
+        start,
+        end_at,
+        budget,
+        plan.parallel as usize,
+    ));
+    let json_stream = plan_json_stream(plan);
+    let on_interval: OnInterval = Rc::new(RefCell::new(move |report: &IntervalReport| {
+        if json_stream {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", report::json_line(report));
+            let _ = out.flush();
+        }
+    }));
+    reactor.add_detached(Box::new(Controller::new(run.clone(), on_interval.clone())));
+    let launcher = driver::Launcher::new(plan.clone(), server, run.clone());
+    // SIGINT/SIGTERM end the run early with its report, as iperf3 does. A
+    // signal interrupts the reactor's epoll_wait (EINTR), so the loop sees
+    // the flag at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())
+            .map_err(|e| Failure::Error(format!("signals: {e}")))?;
+    }
+    loop {
+        let now = reactor.now();
+        if interrupted.load(Ordering::Relaxed) {
+            run.interrupt(now);
+            if run
+                .interrupted_at()
+                .is_some_and(|at| now.saturating_since(at) >= INTERRUPT_GRACE)
+            {
+                break;
+            }
+        }
+        launcher.refill(&mut reactor);
+        if run.active() == 0 {
+            if !run.may_start(now) {
+                break;
+            }
+            // Nothing runs, so no turn would wake: a start failed; try
+            // again at once (bounded by Run::start_failed).
+            continue;
+        }
+        reactor
+            .turn()
+            .map_err(|e| Failure::Error(format!("poll: {e}")))?;
+    }
+    let now = reactor.now();
+    let end = match (run.interrupted_at(), end_at) {
+        (Some(at), _) => at,
+        (None, Some(end)) if now >= end && run.fatal().is_none() => end,
+        _ => run.last_event(),
+    };
+    Controller::close_due(&run, end, &on_interval);
+    let summary = {
+        let mut rec = run.recorder.borrow_mut();
+        if plan.interval.is_some() && rec.interval_has_data() {
+            let last = rec.close_interval(end);
+            (on_interval.borrow_mut())(&last);
+            run.intervals.borrow_mut().push(last);
+        }
+        rec.finish(end)
+    };
+    let doc = Document::new(
+        plan.inputs(&server.to_string()),
+        Environment::detect(Some(plan.seed), None),
+        run.intervals.borrow().clone(),
+        summary,
+    );
+    print_document(plan, &doc);
+    if let Some(path) = &plan.svg {
+        report::write_svg(&doc, path)
+            .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(why) = run.fatal() {
+        return Err(Failure::Error(format!("bench stopped: {why}")));
+    }
+    if run.successes() == 0 {
+        return Err(Failure::Error(format!(
+            "no request or transfer succeeded against {server}"
+        )));
+    }
+    Ok(())
+}
+
+fn plan_json_stream(plan: &Plan) -> bool {
+    plan.output == plan::Output::JsonStream
+}
+
+fn print_document(plan: &Plan, doc: &Document) {
+    let mut out = std::io::stdout().lock();
+    let text = match plan.output {
+        plan::Output::Table => report::render_table(doc),
+        plan::Output::Json => report::to_json(doc),
+        plan::Output::JsonStream => report::json_summary_line(&doc.summary),
+    };
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
 }

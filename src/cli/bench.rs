@@ -1,10 +1,195 @@
 //! Flags of `mioperf bench` (clap types only).
+//!
+//! Owns the flag names, help texts and value parsing of the load generator.
+//! Which combinations make sense (a mode per protocol, limits, defaults that
+//! depend on the mode) is decided by `bench::plan`, not here, so every
+//! refusal carries one message in one place.
 
-use clap::Args;
+use crate::cli::duration;
+use crate::time::Duration;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+/// The protocols `mioperf bench` can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchProto {
+    /// hello connection-ID registry: request/response (`rr`) or TCP connection rate (`connect`).
+    Hello,
+    /// lab: `echo` round trips, generated `file` downloads, paced `stream`s.
+    Lab,
+    /// msg: length-prefixed frames and their receipts, one outstanding per connection (`rr`).
+    Msg,
+    /// tcpfile: whole-file `get` or `put` transfers.
+    Tcpfile,
+    /// stopwait: whole-file `get` or `put` transfers over the alternating-bit protocol.
+    Stopwait,
+    /// tftp: whole-file `get` or `put` transfers (RFC 1350 with options).
+    Tftp,
+}
+
+/// What each session does, over and over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// One request outstanding per session, the next sent when the answer arrives (hello, msg).
+    Rr,
+    /// hello over TCP: connect, one request, its answer, close; repeat.
+    Connect,
+    /// lab: one echo outstanding per session (`-l` bytes).
+    Echo,
+    /// lab: download a generated file of `-l` bytes; repeat.
+    File,
+    /// lab: one paced stream per session at `-b` bits/s of `-l`-byte segments.
+    Stream,
+    /// File protocols: download a file of `-l` bytes; repeat.
+    Get,
+    /// File protocols: upload `-l` bytes; repeat.
+    Put,
+}
 
 /// Flags of `mioperf bench`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples (no server needed: one is started in-process on 127.0.0.1):
+  mioperf bench hello -P 16 -t 5s                 UDP HELLO request rate, 16 in flight
+  mioperf bench hello --tcp --mode connect -P 16  TCP connect+HELLO+close rate
+  mioperf bench lab --mode stream -b 10M -l 1400  paced UDP stream, schedule error
+  mioperf bench tcpfile -l 100M -n 10 --json      ten 100 MB downloads, one JSON document
+  mioperf bench tftp --mode put -P 4 --windowsize 16 --svg tftp.svg
+
+Exit status: 0 when the run completed and at least one request or transfer
+succeeded; 2 on a usage error, an unreachable server, or a run where nothing
+succeeded. Failures and timeouts inside a run are counted, not fatal.")]
 pub struct BenchArgs {
     /// Protocol to drive.
-    pub proto: String,
+    #[arg(value_enum)]
+    pub proto: BenchProto,
+    /// What each session does [default: hello rr, lab echo, msg rr, tcpfile/stopwait/tftp get].
+    #[arg(long, value_enum)]
+    pub mode: Option<BenchMode>,
+    /// Use TCP (hello, lab; msg and tcpfile always do) [default: UDP for hello and lab].
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Use UDP (hello, lab; stopwait and tftp always do).
+    #[arg(long)]
+    pub udp: bool,
+    /// Sessions running at once, all on one reactor (at most 10000, and no more
+    /// than the open-file limit allows).
+    #[arg(short = 'P', long, value_name = "N", default_value_t = 1)]
+    pub parallel: u32,
+    /// Run for this long, e.g. 10s, 500ms, 2m [default: 10s unless -n is given].
+    #[arg(short = 't', long, value_name = "DUR", value_parser = duration::parse)]
+    pub time: Option<Duration>,
+    /// Stop after N requests or transfers, each counted once it is answered,
+    /// fails or times out (lab stream: N segments per stream, one stream per
+    /// session) [at most 1000000000].
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Bytes per request, frame, segment or file, e.g. 64, 1400, 10K, 100M
+    /// (K/M/G are powers of 1000, Ki/Mi/Gi of 1024) [default: lab echo 64, msg 64,
+    /// stream 1400, lab file and tcpfile/tftp 1M, stopwait 100K; hello ignores it].
+    #[arg(short = 'l', long, value_name = "BYTES", value_parser = parse_size)]
+    pub length: Option<u64>,
+    /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
+    #[arg(short = 'b', long, value_name = "RATE", value_parser = parse_size)]
+    pub bitrate: Option<u64>,
+    /// Report every DUR (a row of the final table, or a JSON line as it closes with
+    /// --json-stream); 0s turns
+    /// interval reports off.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "1s")]
+    pub interval: Duration,
+    /// The server to load, HOST:PORT [default: an in-process server on 127.0.0.1
+    /// with a temporary root holding the generated files].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// Write one JSON document (inputs, environment, intervals, summary) instead of the table.
+    #[arg(long, conflicts_with = "json_stream")]
+    pub json: bool,
+    /// Write one JSON line per interval, then one line with the summary.
+    #[arg(long)]
+    pub json_stream: bool,
+    /// Also draw the time series and histograms into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Seed of the run's randomness (hello ID ranges, echo payload bytes).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// How long one request or transfer may wait for the server before it
+    /// counts as a timeout [default: 1s for request/response, 5s for transfers].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+    /// File protocols: the file name to get or put [default: a generated name; with
+    /// --server, a get needs the file to exist there].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// tftp: block size to ask for (8..=65464) [default: 512, TFTP's own].
+    #[arg(long, value_name = "N")]
+    pub blksize: Option<u16>,
+    /// tftp: window size to ask for (RFC 7440, 1..=65535) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub windowsize: Option<u16>,
+}
+
+/// Parses `1400`, `10K`, `100M`, `1G`, `64Ki`, `1Mi`, `1.5M`: powers of 1000
+/// for K/M/G (rates and sizes as iperf3 writes them) and of 1024 for Ki/Mi/Gi.
+///
+/// # Errors
+/// A message naming the problem, for clap to show.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown suffix '{unit}' (use K, M, G, Ki, Mi or Gi)"
+            ));
+        }
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits_ok(whole) || !digits_ok(frac) {
+        return Err(format!("'{text}' is not a size (e.g. 1400, 10K, 1M)"));
+    }
+    let too_large = || format!("'{text}' is too large");
+    let mut value = whole
+        .parse::<u64>()
+        .map_err(|_| too_large())?
+        .checked_mul(scale)
+        .ok_or_else(too_large)?;
+    let mut unit_part = scale;
+    for digit in frac.bytes() {
+        unit_part /= 10;
+        value = value
+            .checked_add(u64::from(digit - b'0') * unit_part)
+            .ok_or_else(too_large)?;
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1400"), Ok(1400));
+        assert_eq!(parse_size("10K"), Ok(10_000));
+        assert_eq!(parse_size("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_size("64Ki"), Ok(65_536));
+        assert_eq!(parse_size("1Gi"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("10Q").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("20000000000G").is_err());
+    }
 }

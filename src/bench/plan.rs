@@ -1,0 +1,349 @@
+//! What a bench run will do, checked before any socket opens.
+//!
+//! Owns the defaults that depend on the protocol and mode, and every limit
+//! a run is held to. It turns [`BenchArgs`] into a [`Plan`] or one message
+//! for the user; it never touches the network.
+
+use crate::cli::bench::{BenchArgs, BenchMode, BenchProto};
+use crate::time::Duration;
+use clap::ValueEnum;
+
+/// A flag value as written on the command line (`tcpfile`, `stream`).
+pub fn flag_name<T: ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
+/// Most sessions one run may hold: each is a socket (two with the
+/// in-process server over TCP), and hello IDs are 4 digits.
+pub const MAX_PARALLEL: u32 = 10_000;
+/// Most requests or transfers `-n` may ask for.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+/// Longest `-t`.
+pub const MAX_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Shortest report interval: below this the reports cost more than the load.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Run time when neither `-t` nor `-n` is given (iperf3's default).
+pub const DEFAULT_TIME: Duration = Duration::from_secs(10);
+/// Per-request timeout of request/response modes.
+pub const DEFAULT_RR_TIMEOUT: Duration = Duration::from_secs(1);
+/// Per-transfer silence timeout of transfer modes.
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `-l` of echo and msg round trips.
+pub const DEFAULT_RR_LENGTH: u64 = 64;
+/// Default `-l` of a stream segment (one Ethernet-sized datagram).
+pub const DEFAULT_SEGMENT: u64 = 1400;
+/// Default `-l` of a file transfer.
+pub const DEFAULT_FILE: u64 = 1_000_000;
+/// Default `-l` of a stopwait transfer: 1000 blocks of 100 bytes.
+pub const DEFAULT_STOPWAIT_FILE: u64 = 100_000;
+/// Largest stopwait file (99 999 blocks of 100 bytes, from the spec).
+pub const MAX_STOPWAIT_FILE: u64 = 9_999_900;
+/// Largest generated lab file (the server's `file_max`).
+pub const MAX_LAB_FILE: u64 = 123_456_789;
+/// Largest file the bench generates or uploads.
+pub const MAX_FILE: u64 = 64 << 30;
+/// Largest lab echo: one UDP datagram, or a TCP line under `line_max`.
+pub const MAX_ECHO: u64 = 65_507;
+/// Largest msg frame the default server accepts (`msg_max`).
+pub const MAX_FRAME: u64 = 64 << 20;
+/// Smallest lab stream segment: its 16-byte header.
+pub const MIN_SEGMENT: u64 = 16;
+/// Largest UDP stream segment.
+pub const MAX_SEGMENT: u64 = 65_507;
+/// Default stream bitrate per session (iperf3's UDP default).
+pub const DEFAULT_BITRATE: u64 = 1_000_000;
+/// Highest stream bitrate: a segment interval under 1 µs cannot be written
+/// in the request's millisecond decimal with any meaning.
+pub const MAX_BITRATE: u64 = 100_000_000_000;
+/// Segments one stream request may ask for (the server's `stream_max_count`).
+pub const MAX_STREAM_COUNT: u64 = 10_000;
+
+/// The transport a session uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What the run prints on standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The terminal table at the end.
+    Table,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON line per interval, then one with the summary.
+    JsonStream,
+}
+
+/// When the run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop {
+    /// After this long.
+    pub time: Option<Duration>,
+    /// After this many completed requests or transfers.
+    pub count: Option<u64>,
+}
+
+/// A checked bench run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The protocol.
+    pub proto: BenchProto,
+    /// What each session does.
+    pub mode: BenchMode,
+    /// Over what.
+    pub transport: Transport,
+    /// Sessions at once.
+    pub parallel: u32,
+    /// When it ends.
+    pub stop: Stop,
+    /// Bytes per request, frame, segment or file.
+    pub length: u64,
+    /// Stream: bits per second per session.
+    pub bitrate: Option<u64>,
+    /// Report interval, `None` for totals only.
+    pub interval: Option<Duration>,
+    /// Per-request or per-transfer timeout.
+    pub timeout: Duration,
+    /// `HOST:PORT`, or `None` for the in-process server.
+    pub server: Option<String>,
+    /// File protocols: the remote name.
+    pub name: String,
+    /// tftp options.
+    pub blksize: Option<u16>,
+    /// tftp options.
+    pub windowsize: Option<u16>,
+    /// The run's seed.
+    pub seed: u64,
+    /// What goes to standard output.
+    pub output: Output,
+    /// Where the SVG goes, if anywhere.
+    pub svg: Option<std::path::PathBuf>,
+}
+
+impl Plan {
+    /// Checks `args` and fills in the defaults of the chosen mode.
+    ///
+    /// # Errors
+    /// One message naming the flag that is out of range or does not apply.
+    pub fn from_args(args: &BenchArgs) -> Result<Self, String> {
+        use BenchMode as M;
+        use BenchProto as P;
+        let proto = args.proto;
+        let mode = args.mode.unwrap_or(match proto {
+            P::Hello | P::Msg => M::Rr,
+            P::Lab => M::Echo,
+            P::Tcpfile | P::Stopwait | P::Tftp => M::Get,
+        });
+        let allowed: &[BenchMode] = match proto {
+            P::Hello => &[M::Rr, M::Connect],
+            P::Lab => &[M::Echo, M::File, M::Stream],
+            P::Msg => &[M::Rr],
+            P::Tcpfile | P::Stopwait | P::Tftp => &[M::Get, M::Put],
+        };
+        if !allowed.contains(&mode) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|m| format!("{m:?}").to_lowercase())
+                .collect();
+            return Err(format!(
+                "--mode {} does not apply to {}: use one of {}",
+                format!("{mode:?}").to_lowercase(),
+                format!("{proto:?}").to_lowercase(),
+                names.join(", ")
+            ));
+        }
+        let transport = match proto {
+            P::Msg | P::Tcpfile => {
+                if args.udp {
+                    return Err(format!(
+                        "{} runs over TCP only: drop --udp",
+                        flag_name(&proto)
+                    ));
+                }
+                Transport::Tcp
+            }
+            P::Stopwait | P::Tftp => {
+                if args.tcp {
+                    return Err(format!(
+                        "{} runs over UDP only: drop --tcp",
+                        flag_name(&proto)
+                    ));
+                }
+                Transport::Udp
+            }
+            P::Hello if mode == M::Connect => {
+                if args.udp {
+                    return Err("--mode connect measures TCP connections: drop --udp".into());
+                }
+                Transport::Tcp
+            }
+            P::Hello | P::Lab => {
+                if args.tcp {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                }
+            }
+        };
+        if args.parallel == 0 || args.parallel > MAX_PARALLEL {
+            return Err(format!(
+                "-P {} is out of range: 1..={MAX_PARALLEL}",
+                args.parallel
+            ));
+        }
+        if let Some(n) = args.count
+            && (n == 0 || n > MAX_COUNT)
+        {
+            return Err(format!("-n {n} is out of range: 1..={MAX_COUNT}"));
+        }
+        if let Some(t) = args.time
+            && (t.is_zero() || t > MAX_TIME)
+        {
+            return Err(format!(
+                "-t {} is out of range: above 0, at most 24h",
+                crate::cli::duration::format(t)
+            ));
+        }
+        let stop = Stop {
+            time: match (args.time, args.count) {
+                (None, None) => Some(DEFAULT_TIME),
+                (t, _) => t,
+            },
+            count: args.count,
+        };
+        let (default_length, min_length, max_length) = match (proto, mode) {
+            (P::Hello, _) => (0, 0, u64::MAX),
+            (P::Lab, M::Echo) => (DEFAULT_RR_LENGTH, 1, MAX_ECHO),
+            (P::Lab, M::Stream) => (DEFAULT_SEGMENT, MIN_SEGMENT, MAX_SEGMENT),
+            (P::Lab, _) => (DEFAULT_FILE, 1, MAX_LAB_FILE),
+            (P::Msg, _) => (DEFAULT_RR_LENGTH, 0, MAX_FRAME),
+            (P::Stopwait, _) => (DEFAULT_STOPWAIT_FILE, 0, MAX_STOPWAIT_FILE),
+            (P::Tcpfile | P::Tftp, _) => (DEFAULT_FILE, 0, MAX_FILE),
+        };
+        let length = args.length.unwrap_or(default_length);
+        if proto != P::Hello && !(min_length..=max_length).contains(&length) {
+            return Err(format!(
+                "-l {length} is out of range for {} {}: {min_length}..={max_length} bytes",
+                flag_name(&proto),
+                flag_name(&mode)
+            ));
+        }
+        let bitrate = if mode == M::Stream {
+            let b = args.bitrate.unwrap_or(DEFAULT_BITRATE);
+            if b == 0 || b > MAX_BITRATE {
+                return Err(format!("-b {b} is out of range: 1..={MAX_BITRATE} bits/s"));
+            }
+            Some(b)
+        } else {
+            if args.bitrate.is_some() {
+                return Err("-b applies to --mode stream only".into());
+            }
+            None
+        };
+        if mode == M::Stream && args.count.is_some_and(|n| n > MAX_STREAM_COUNT) {
+            return Err(format!(
+                "-n of a stream counts its segments: at most {MAX_STREAM_COUNT} (the server's cap)"
+            ));
+        }
+        let interval = if args.interval.is_zero() {
+            None
+        } else if args.interval < MIN_INTERVAL {
+            return Err(format!(
+                "--interval {} is too short: at least 10ms, or 0s for none",
+                crate::cli::duration::format(args.interval)
+            ));
+        } else {
+            Some(args.interval)
+        };
+        let transfer = matches!(mode, M::File | M::Get | M::Put | M::Stream);
+        let timeout = args.timeout.unwrap_or(if transfer {
+            DEFAULT_TRANSFER_TIMEOUT
+        } else {
+            DEFAULT_RR_TIMEOUT
+        });
+        if timeout.is_zero() {
+            return Err("--timeout must be above 0".into());
+        }
+        let is_file = matches!(proto, P::Tcpfile | P::Stopwait | P::Tftp);
+        if !is_file && args.name.is_some() {
+            return Err("--name applies to tcpfile, stopwait and tftp only".into());
+        }
+        if proto != P::Tftp && (args.blksize.is_some() || args.windowsize.is_some()) {
+            return Err("--blksize and --windowsize apply to tftp only".into());
+        }
+        if let Some(b) = args.blksize
+            && !(8..=65_464).contains(&b)
+        {
+            return Err(format!("--blksize {b} is out of range: 8..=65464"));
+        }
+        if args.windowsize == Some(0) {
+            return Err("--windowsize must be at least 1".into());
+        }
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("bench-{length}.bin"));
+        Ok(Self {
+            proto,
+            mode,
+            transport,
+            parallel: args.parallel,
+            stop,
+            length,
+            bitrate,
+            interval,
+            timeout,
+            server: args.server.clone(),
+            name,
+            blksize: args.blksize,
+            windowsize: args.windowsize,
+            seed: args.seed,
+            output: if args.json {
+                Output::Json
+            } else if args.json_stream {
+                Output::JsonStream
+            } else {
+                Output::Table
+            },
+            svg: args.svg.clone(),
+        })
+    }
+
+    /// The stream's segment interval in ns, from `-b` and `-l` (at least 1 µs).
+    pub fn stream_interval_ns(&self) -> u64 {
+        let bits = self.length.saturating_mul(8);
+        let bitrate = self.bitrate.unwrap_or(DEFAULT_BITRATE).max(1);
+        let ns = u128::from(bits) * 1_000_000_000 / u128::from(bitrate);
+        u64::try_from(ns).unwrap_or(u64::MAX).max(1_000)
+    }
+
+    /// The inputs as given and resolved, for the JSON document.
+    pub fn inputs(&self, server: &str) -> serde_json::Value {
+        serde_json::json!({
+            "protocol": flag_name(&self.proto),
+            "mode": flag_name(&self.mode),
+            "transport": self.transport,
+            "parallel": self.parallel,
+            "time_s": self.stop.time.map(|t| t.as_secs_f64()),
+            "count": self.stop.count,
+            "length": self.length,
+            "bitrate": self.bitrate,
+            "interval_s": self.interval.map(|t| t.as_secs_f64()),
+            "timeout_s": self.timeout.as_secs_f64(),
+            "server": server,
+            "in_process_server": self.server.is_none(),
+            "name": matches!(self.proto, BenchProto::Tcpfile | BenchProto::Stopwait | BenchProto::Tftp)
+                .then_some(&self.name),
+            "blksize": self.blksize,
+            "windowsize": self.windowsize,
+            "seed": self.seed,
+        })
+    }
+}

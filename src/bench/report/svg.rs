@@ -1,0 +1,295 @@
+//! SVG plots of a [`Document`]: two stacked charts, the throughput time
+//! series over the latency (or schedule-error, or transfer-time) histogram.
+//!
+//! Drawn with `plotters`' SVG backend only (no bitmap, no `ttf`): text is
+//! written as `<text>` elements and sized by plotters' built-in naive
+//! estimator, so no system font library is linked or read. The viewer's
+//! font draws the labels.
+//!
+//! Pure except [`write_svg`], which writes the file. Every coordinate given
+//! to plotters is finite and every axis range non-empty, so nothing in here
+//! divides by zero or panics on an empty run: an empty chart says
+//! "no samples".
+
+use std::io;
+
+use plotters::prelude::*;
+
+use super::{Bucket, Document, Figures, finite_or_zero};
+
+/// Width and height of the whole picture, pixels.
+const SIZE: (u32, u32) = (900, 720);
+
+/// What the top chart shows.
+struct Series {
+    title: &'static str,
+    unit: &'static str,
+    /// `(seconds, value)` steps: each interval as a flat segment.
+    points: Vec<(f64, f64)>,
+}
+
+/// Requests/s when the run counted requests, else bits/s (scaled to the
+/// largest value's unit).
+fn throughput(doc: &Document) -> Series {
+    let spans: Vec<&Figures> = if doc.intervals.is_empty() {
+        vec![&doc.summary.figures]
+    } else {
+        doc.intervals.iter().map(|i| &i.figures).collect()
+    };
+    let by_requests = doc.summary.figures.requests > 0;
+    let raw = |f: &Figures| {
+        if by_requests {
+            f.requests_per_sec
+        } else {
+            f.bits_per_sec
+        }
+    };
+    let peak = spans.iter().map(|f| raw(f)).fold(0.0, f64::max);
+    let (title, unit, scale) = if by_requests {
+        ("Requests per second", "requests/s", 1.0)
+    } else if peak >= 1e9 {
+        ("Throughput", "Gbit/s", 1e9)
+    } else if peak >= 1e6 {
+        ("Throughput", "Mbit/s", 1e6)
+    } else if peak >= 1e3 {
+        ("Throughput", "Kbit/s", 1e3)
+    } else {
+        ("Throughput", "bit/s", 1.0)
+    };
+    let points = spans
+        .iter()
+        .flat_map(|f| {
+            let v = finite_or_zero(raw(f) / scale);
+            [(f.start_s, v), (f.end_s, v)]
+        })
+        .collect();
+    Series {
+        title,
+        unit,
+        points,
+    }
+}
+
+/// The histogram to draw: latency, else schedule error, else transfer time.
+fn histogram(doc: &Document) -> (&'static str, &[Bucket]) {
+    let h = &doc.summary.histograms;
+    if !h.latency_ns.is_empty() {
+        ("Request latency", &h.latency_ns)
+    } else if !h.schedule_error_abs_ns.is_empty() {
+        (
+            "Schedule error |arrival - schedule|",
+            &h.schedule_error_abs_ns,
+        )
+    } else if !h.transfer_ns.is_empty() {
+        ("Transfer time", &h.transfer_ns)
+    } else {
+        ("Latency", &[])
+    }
+}
+
+/// The unit for a largest value in ns, and its size in ns.
+fn time_unit(max_ns: u64) -> (&'static str, f64) {
+    if max_ns >= 1_000_000_000 {
+        ("s", 1e9)
+    } else if max_ns >= 1_000_000 {
+        ("ms", 1e6)
+    } else if max_ns >= 1_000 {
+        ("µs", 1e3)
+    } else {
+        ("ns", 1.0)
+    }
+}
+
+/// A non-empty, finite `lo..hi`.
+fn range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let lo = finite_or_zero(lo);
+    let hi = finite_or_zero(hi);
+    if hi > lo { lo..hi } else { lo..lo + 1.0 }
+}
+
+fn other<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(format!("cannot draw the plot: {e}"))
+}
+
+/// The plots as one SVG document (a string starting with `<svg`).
+///
+/// # Errors
+/// If plotters reports a drawing error (it should not, for finite input).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "plot coordinates are floating point"
+)]
+pub fn render_svg(doc: &Document) -> io::Result<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(other)?;
+        let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+
+        let series = throughput(doc);
+        let x_max = series.points.iter().map(|p| p.0).fold(0.0, f64::max);
+        let y_max = series.points.iter().map(|p| p.1).fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(&top)
+            .caption(series.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(range(0.0, x_max), range(0.0, y_max * 1.1))
+            .map_err(other)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(series.unit)
+            .draw()
+            .map_err(other)?;
+        chart
+            .draw_series(LineSeries::new(series.points, BLUE.stroke_width(2)))
+            .map_err(other)?;
+
+        let (title, buckets) = histogram(doc);
+        let max_ns = buckets.last().map_or(1, |b| b.hi_ns);
+        let (unit, per) = time_unit(max_ns);
+        // Log x: a bucket starting at 0 is drawn from half its end.
+        let bars: Vec<(f64, f64, f64)> = buckets
+            .iter()
+            .map(|b| {
+                let hi = b.hi_ns.max(1) as f64 / per;
+                let lo = if b.lo_ns == 0 {
+                    hi / 2.0
+                } else {
+                    b.lo_ns as f64 / per
+                };
+                (lo, hi, b.count as f64)
+            })
+            .collect();
+        let x_lo = bars.first().map_or(1.0, |b| b.0);
+        let x_hi = bars.last().map_or(10.0, |b| b.1);
+        let count_max = bars.iter().map(|b| b.2).fold(0.0, f64::max);
+        let x_range = if x_hi > x_lo && x_lo > 0.0 {
+            x_lo..x_hi
+        } else {
+            let lo = if x_lo > 0.0 { x_lo } else { 1.0 };
+            lo..lo * 10.0
+        };
+        let caption = if buckets.is_empty() {
+            format!("{title}: no samples")
+        } else {
+            format!("{title} histogram")
+        };
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption(caption, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range.log_scale(), range(0.0, count_max * 1.1))
+            .map_err(other)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{} ({unit}, log scale)", title.to_lowercase()))
+            .y_desc("samples")
+            .draw()
+            .map_err(other)?;
+        chart
+            .draw_series(bars.iter().map(|&(lo, hi, count)| {
+                Rectangle::new([(lo, 0.0), (hi, count)], BLUE.mix(0.6).filled())
+            }))
+            .map_err(other)?;
+        root.present().map_err(other)?;
+    }
+    Ok(buf)
+}
+
+/// Writes [`render_svg`] to `path`.
+///
+/// # Errors
+/// When drawing fails or the file can't be written.
+pub fn write_svg(doc: &Document, path: &std::path::Path) -> io::Result<()> {
+    std::fs::write(path, render_svg(doc)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{empty_document, fixed_document};
+    use super::super::{Environment, Recorder};
+    use super::*;
+    use crate::time::{Duration, Instant};
+
+    fn well_formed(svg: &str) {
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+    }
+
+    #[test]
+    fn plots_throughput_and_latency() {
+        let svg = render_svg(&fixed_document()).unwrap();
+        well_formed(&svg);
+        assert!(svg.contains("<polyline"), "no line series");
+        assert!(svg.matches("<rect").count() > 3, "no histogram bars");
+        assert!(svg.matches("<text").count() > 10, "no labels");
+        for label in [
+            "Requests per second",
+            "time (s)",
+            "requests/s",
+            "Request latency histogram",
+            "request latency (µs, log scale)",
+            "samples",
+        ] {
+            assert!(svg.contains(label), "missing {label}");
+        }
+    }
+
+    #[test]
+    fn plots_bits_and_schedule_error_for_a_stream() {
+        let ms = Instant::from_millis;
+        let mut r = Recorder::new(ms(0), Some(Duration::from_secs(1)));
+        let mut intervals = Vec::new();
+        for sec in 0..2u64 {
+            for i in 0..50i64 {
+                r.add_bytes(ms(sec * 1_000), 250_000);
+                r.add_schedule_error(ms(sec * 1_000), i * 1_000 - 10_000);
+            }
+            intervals.push(r.close_interval(ms((sec + 1) * 1_000)));
+        }
+        let summary = r.finish(ms(2_000));
+        let doc = Document::new(
+            serde_json::Value::Null,
+            Environment::new(None, None),
+            intervals,
+            summary,
+        );
+        let svg = render_svg(&doc).unwrap();
+        well_formed(&svg);
+        assert!(svg.contains("Mbit/s") && svg.contains("Throughput"));
+        assert!(svg.contains("Schedule error"));
+    }
+
+    #[test]
+    fn empty_run_still_draws() {
+        let svg = render_svg(&empty_document()).unwrap();
+        well_formed(&svg);
+        assert!(svg.contains("no samples"));
+        // One interval, one value: still a visible segment.
+        let mut r = Recorder::new(Instant::ZERO, None);
+        r.add_request(Instant::from_millis(5), Duration::from_nanos(42));
+        let summary = r.finish(Instant::from_millis(10));
+        let doc = Document::new(
+            serde_json::Value::Null,
+            Environment::new(None, None),
+            Vec::new(),
+            summary,
+        );
+        well_formed(&render_svg(&doc).unwrap());
+    }
+
+    #[test]
+    fn writes_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("mioperf-report-test-{}.svg", std::process::id()));
+        write_svg(&fixed_document(), &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        well_formed(&text);
+    }
+}

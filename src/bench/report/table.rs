@@ -1,0 +1,281 @@
+//! The terminal table: one row per interval, then totals and percentiles,
+//! in the manner of iperf3 and sockperf.
+//!
+//! Pure string building. Units are humanised: bytes in 1024 steps (KBytes,
+//! MBytes, as iperf3), bit rates and counts in 1000 steps (Kbit/s, Mbit/s;
+//! k, M), durations as ns/µs/ms/s with three significant digits. An absent
+//! figure prints as `-`; an empty run prints "no samples" lines.
+
+use std::fmt::Write as _;
+
+use super::{Distribution, Document, Environment, Figures, ScheduleError};
+
+/// Three significant digits (no exponent), for a finite non-negative `v`.
+fn sig3(v: f64) -> String {
+    let v = super::finite_or_zero(v);
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Scales `v` by `step` until below it, naming the unit.
+fn scaled(v: f64, step: f64, units: &[&str]) -> String {
+    let mut v = super::finite_or_zero(v);
+    let mut unit = units.first().copied().unwrap_or("");
+    for u in units.iter().skip(1) {
+        if v.abs() < step {
+            break;
+        }
+        v /= step;
+        unit = u;
+    }
+    format!("{} {unit}", sig3(v))
+}
+
+/// `1.19 MBytes`: bytes in 1024 steps.
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a humanised figure keeps three digits"
+)]
+pub fn human_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} Bytes");
+    }
+    scaled(
+        bytes as f64,
+        1024.0,
+        &["Bytes", "KBytes", "MBytes", "GBytes", "TBytes", "PBytes"],
+    )
+}
+
+/// `10.0 Mbit/s`: bits per second in 1000 steps.
+pub fn human_bits_per_sec(bps: f64) -> String {
+    scaled(
+        bps,
+        1000.0,
+        &["bit/s", "Kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"],
+    )
+}
+
+/// `12.3 k/s`: a count per second in 1000 steps.
+pub fn human_rate(per_sec: f64) -> String {
+    scaled(per_sec, 1000.0, &["/s", "k/s", "M/s", "G/s"]).replace(" /s", "/s")
+}
+
+/// `120 µs`: nanoseconds as ns, µs, ms or s.
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a humanised figure keeps three digits"
+)]
+pub fn human_ns(ns: u64) -> String {
+    if ns < 1_000 {
+        return format!("{ns} ns");
+    }
+    let v = ns as f64;
+    if ns < 1_000_000 {
+        format!("{} µs", sig3(v / 1e3))
+    } else if ns < 1_000_000_000 {
+        format!("{} ms", sig3(v / 1e6))
+    } else {
+        format!("{} s", sig3(v / 1e9))
+    }
+}
+
+/// Like [`human_ns`], with a sign.
+pub fn human_signed_ns(ns: i64) -> String {
+    let s = human_ns(ns.unsigned_abs());
+    if ns < 0 { format!("-{s}") } else { s }
+}
+
+/// `human_ns` of a float (a mean), non-negative.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a humanised mean keeps three digits; `as` saturates"
+)]
+fn human_mean(ns: f64) -> String {
+    let ns = super::finite_or_zero(ns);
+    let s = human_ns(ns.abs().round() as u64);
+    if ns < 0.0 && !s.starts_with("0 ") {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+/// The column heads, aligned with [`row`].
+fn header() -> String {
+    format!(
+        "{:<18}{:>10}  {:>13}  {:>11}  {:>10}  {:>6} {:>8}  {:>8}  {:>8}",
+        "Interval",
+        "Transfer",
+        "Bitrate",
+        "Packets",
+        "Requests",
+        "Errors",
+        "Timeouts",
+        "p50 lat",
+        "p99 lat"
+    )
+}
+
+fn row(label: &str, f: &Figures) -> String {
+    let lat = |pick: fn(&Distribution) -> u64| {
+        f.latency_ns
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |d| human_ns(pick(d)))
+    };
+    format!(
+        "{label:<18}{:>10}  {:>13}  {:>11}  {:>10}  {:>6} {:>8}  {:>8}  {:>8}",
+        human_bytes(f.bytes),
+        human_bits_per_sec(f.bits_per_sec),
+        human_rate(f.packets_per_sec),
+        human_rate(f.requests_per_sec),
+        f.errors,
+        f.timeouts,
+        lat(|d| d.p50),
+        lat(|d| d.p99),
+    )
+}
+
+fn span(f: &Figures) -> String {
+    format!("{:.2}-{:.2} s", f.start_s, f.end_s)
+}
+
+fn distribution_line(out: &mut String, name: &str, d: Option<&Distribution>) {
+    match d {
+        None => {
+            let _ = writeln!(out, "{name:<15} no samples");
+        }
+        Some(d) => {
+            let _ = write!(
+                out,
+                "{name:<15} n={}  min {}  mean {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                d.count,
+                human_ns(d.min),
+                human_mean(d.mean),
+                human_ns(d.p50),
+                human_ns(d.p90),
+                human_ns(d.p99),
+                human_ns(d.p999),
+                human_ns(d.max),
+            );
+            if d.clamped > 0 {
+                let _ = write!(out, "  ({} above 1 h, clamped)", d.clamped);
+            }
+            out.push('\n');
+        }
+    }
+}
+
+fn schedule_line(out: &mut String, s: Option<&ScheduleError>) {
+    match s {
+        None => {
+            let _ = writeln!(out, "{:<15} no samples", "Schedule error");
+        }
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "{:<15} n={}  early {}  min {}  mean {}  max {}  |err| p50 {}  p99 {}  p99.9 {}",
+                "Schedule error",
+                s.count,
+                s.early,
+                human_signed_ns(s.min_ns),
+                human_mean(s.mean_ns),
+                human_signed_ns(s.max_ns),
+                human_ns(s.abs_ns.p50),
+                human_ns(s.abs_ns.p99),
+                human_ns(s.abs_ns.p999),
+            );
+        }
+    }
+}
+
+fn environment_line(e: &Environment) -> String {
+    let mut parts = vec![format!("mioperf {}", e.version)];
+    if let Some(k) = &e.kernel {
+        parts.push(format!("{} {k}", e.os));
+    }
+    if let Some(c) = e.cpus {
+        parts.push(format!("{c} CPUs"));
+    }
+    if let Some(a) = &e.allowed_cpus {
+        parts.push(format!("affinity {a}"));
+    }
+    if let Some(p) = e.pinned_cpu {
+        parts.push(format!("pinned to CPU {p}"));
+    }
+    if let Some(s) = e.seed {
+        parts.push(format!("seed {s}"));
+    }
+    parts.join(", ")
+}
+
+/// The document as a readable terminal table, ending in a newline.
+pub fn render_table(doc: &Document) -> String {
+    let mut out = String::new();
+    out.push_str(&environment_line(&doc.environment));
+    out.push('\n');
+    let header = header();
+    out.push_str(&header);
+    out.push('\n');
+    for i in &doc.intervals {
+        out.push_str(&row(&span(&i.figures), &i.figures));
+        out.push('\n');
+    }
+    let s = &doc.summary.figures;
+    out.push_str(&"- ".repeat(header.chars().count() / 2));
+    out.push('\n');
+    out.push_str(&row(&span(s), s));
+    out.push_str("  total\n");
+    if s.transfers > 0 {
+        let _ = writeln!(
+            out,
+            "{:<15} {} transfers, {}, {}",
+            "Transfers",
+            s.transfers,
+            human_bytes(s.transfer_bytes),
+            human_rate(s.transfers_per_sec),
+        );
+    }
+    distribution_line(&mut out, "Latency", s.latency_ns.as_ref());
+    if s.transfers > 0 || s.transfer_ns.is_some() {
+        distribution_line(&mut out, "Transfer time", s.transfer_ns.as_ref());
+    }
+    if s.schedule_error.is_some() || s.lost > 0 || s.reordered > 0 || s.duplicates > 0 {
+        schedule_line(&mut out, s.schedule_error.as_ref());
+        let _ = writeln!(
+            out,
+            "{:<15} lost {}  reordered {}  duplicates {}",
+            "Stream", s.lost, s.reordered, s.duplicates
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_humanised() {
+        assert_eq!(human_bytes(500), "500 Bytes");
+        assert_eq!(human_bytes(1_250_000), "1.19 MBytes");
+        assert_eq!(human_bits_per_sec(0.0), "0.00 bit/s");
+        assert_eq!(human_bits_per_sec(10_000_000.0), "10.0 Mbit/s");
+        assert_eq!(human_bits_per_sec(2.5e9), "2.50 Gbit/s");
+        assert_eq!(human_bits_per_sec(f64::NAN), "0.00 bit/s");
+        assert_eq!(human_rate(12_345.0), "12.3 k/s");
+        assert_eq!(human_rate(5.0), "5.00/s");
+        assert_eq!(human_ns(999), "999 ns");
+        assert_eq!(human_ns(120_000), "120 µs");
+        assert_eq!(human_ns(1_500_000), "1.50 ms");
+        assert_eq!(human_ns(2_000_000_000), "2.00 s");
+        assert_eq!(human_signed_ns(-300), "-300 ns");
+        assert_eq!(human_mean(-1_500.0), "-1.50 µs");
+    }
+}
