@@ -76,8 +76,9 @@ pub struct BenchArgs {
     /// than the open-file limit allows).
     #[arg(short = 'P', long, value_name = "N", default_value_t = 1)]
     pub parallel: u32,
-    /// Run for this long, e.g. 10s, 500ms, 2m [default: 10s unless -n is given].
-    #[arg(short = 't', long, value_name = "DUR", value_parser = duration::parse)]
+    /// Run for this long, e.g. 10s, 500ms, 2m; a bare number is seconds, as in
+    /// iperf3 [default: 10s unless -n is given].
+    #[arg(short = 't', long, value_name = "DUR", value_parser = parse_seconds)]
     pub time: Option<Duration>,
     /// Stop after N requests or transfers, each counted once it is answered,
     /// fails or times out (lab stream: N segments per stream, one stream per
@@ -95,7 +96,7 @@ pub struct BenchArgs {
     /// Report every DUR (a row of the final table, or a JSON line as it closes with
     /// --json-stream); 0s turns
     /// interval reports off.
-    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "1s")]
+    #[arg(long, value_name = "DUR", value_parser = parse_seconds, default_value = "1s")]
     pub interval: Duration,
     /// The server to load, HOST:PORT [default: an in-process server on 127.0.0.1
     /// with a temporary root holding the generated files].
@@ -127,6 +128,21 @@ pub struct BenchArgs {
     /// tftp: window size to ask for (RFC 7440, 1..=65535) [default: 1].
     #[arg(long, value_name = "N")]
     pub windowsize: Option<u16>,
+}
+
+/// A duration, where a bare number means seconds (iperf3's `-t 10`,
+/// `-i 0.5`), so iperf3 users' habits work.
+///
+/// # Errors
+/// A message naming the problem, for clap to show.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=1e9).contains(&secs) => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        Ok(_) => Err(format!("'{text}': seconds must be between 0 and 1e9")),
+        Err(_) => duration::parse(text),
+    }
 }
 
 /// Parses `1400`, `10K`, `100M`, `1G`, `64Ki`, `1Mi`, `1.5M`: powers of 1000
@@ -177,6 +193,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bare_numbers_are_seconds_as_in_iperf3() {
+        use super::parse_seconds;
+        use crate::time::Duration;
+        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("ten").is_err());
+    }
+
     use super::parse_size;
 
     #[test]
