@@ -56,6 +56,13 @@ impl Echo {
     }
 }
 
+/// `mioperf proxy` on a free loopback port in front of `upstream`.
+fn proxy_to(upstream: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--upstream", upstream];
+    args.extend_from_slice(extra);
+    Server::proxy(&args)
+}
+
 /// Stops the proxy with SIGINT and parses its `--json` report.
 fn stop_and_report(proxy: &mut Server) -> serde_json::Value {
     proxy.signal(2);
@@ -81,15 +88,7 @@ fn n(v: &serde_json::Value, path: &[&str]) -> u64 {
 fn empty_garbage_and_largest_datagrams_pass_through_unchanged_both_ways() {
     let echo = Echo::start(Duration::from_secs(10));
     let upstream = echo.addr.to_string();
-    let mut proxy = Server::proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--seed",
-        "1",
-        "--json",
-    ]);
+    let mut proxy = proxy_to(&upstream, &["--seed", "1", "--json"]);
     let listen = proxy.udp("proxy");
     let client = udp_socket();
     let garbage: Vec<u8> = (0..1400u32).map(|i| (i * 7 + 0xa5) as u8).collect();
@@ -135,31 +134,30 @@ fn empty_garbage_and_largest_datagrams_pass_through_unchanged_both_ways() {
 fn impaired_run(seed: &str, count: u32) -> (serde_json::Value, Vec<Vec<u8>>, Vec<String>) {
     let echo = Echo::start(Duration::from_secs(10));
     let upstream = echo.addr.to_string();
-    let mut proxy = Server::proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
+    let mut proxy = proxy_to(
         &upstream,
-        "--drop",
-        "0.2",
-        "--dup",
-        "0.2",
-        "--reorder",
-        "0.2",
-        "--reorder-min",
-        "1ms",
-        "--reorder-max",
-        "5ms",
-        "--delay-prob",
-        "0.1",
-        "--delay-min",
-        "1ms",
-        "--delay-max",
-        "2ms",
-        "--seed",
-        seed,
-        "--json",
-    ]);
+        &[
+            "--drop",
+            "0.2",
+            "--dup",
+            "0.2",
+            "--reorder",
+            "0.2",
+            "--reorder-min",
+            "1ms",
+            "--reorder-max",
+            "5ms",
+            "--delay-prob",
+            "0.1",
+            "--delay-min",
+            "1ms",
+            "--delay-max",
+            "2ms",
+            "--seed",
+            seed,
+            "--json",
+        ],
+    );
     let listen = proxy.udp("proxy");
     let client = udp_socket();
     for i in 0..count {
@@ -224,17 +222,10 @@ fn counters_agree_with_the_far_side_and_a_seed_repeats_the_run() {
 fn client_mappings_are_bounded_and_idle_out() {
     let echo = Echo::start(Duration::from_secs(10));
     let upstream = echo.addr.to_string();
-    let mut proxy = Server::proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
+    let mut proxy = proxy_to(
         &upstream,
-        "--max-clients",
-        "2",
-        "--idle",
-        "300ms",
-        "--json",
-    ]);
+        &["--max-clients", "2", "--idle", "300ms", "--json"],
+    );
     let listen = proxy.udp("proxy");
     let clients: Vec<UdpSocket> = (0..3).map(|_| udp_socket()).collect();
     let mut buf = [0u8; 64];
@@ -268,14 +259,7 @@ fn client_mappings_are_bounded_and_idle_out() {
 fn latency_and_rate_are_never_beaten() {
     let echo = Echo::start(Duration::from_secs(10));
     let upstream = echo.addr.to_string();
-    let proxy = Server::proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--latency",
-        "30ms",
-    ]);
+    let proxy = proxy_to(&upstream, &["--latency", "30ms"]);
     let client = udp_socket();
     let start = Instant::now();
     client.send_to(b"ping", proxy.udp("proxy")).unwrap();
@@ -289,16 +273,7 @@ fn latency_and_rate_are_never_beaten() {
 
     let echo = Echo::start(Duration::from_secs(10));
     let upstream = echo.addr.to_string();
-    let proxy = Server::proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--rate",
-        "100k",
-        "--queue",
-        "100000",
-    ]);
+    let proxy = proxy_to(&upstream, &["--rate", "100k", "--queue", "100000"]);
     let listen = proxy.udp("proxy");
     let start = Instant::now();
     for _ in 0..50 {
@@ -364,20 +339,19 @@ fn stopwait_and_tftp_transfers_survive_a_bad_network_through_the_proxy() {
             ("tftp", server.udp("tftp")),
         ] {
             let upstream = upstream.to_string();
-            let proxy = Server::proxy(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
+            let proxy = proxy_to(
                 &upstream,
-                "--drop",
-                "0.2",
-                "--dup",
-                "0.05",
-                "--reorder",
-                "0.05",
-                "--seed",
-                seed,
-            ]);
+                &[
+                    "--drop",
+                    "0.2",
+                    "--dup",
+                    "0.05",
+                    "--reorder",
+                    "0.05",
+                    "--seed",
+                    seed,
+                ],
+            );
             let via = proxy.udp("proxy").to_string();
             let out = temp_path(&format!("proxy-{proto}-{seed}.bin"));
             let name = format!("{proto}.bin");
