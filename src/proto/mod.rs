@@ -292,6 +292,17 @@ pub trait Acceptor {
     fn max_sessions(&self) -> Option<usize> {
         None
     }
+
+    /// Drains the sessions this acceptor wants closed now, named by the
+    /// slab key they were given (`cx.tag.key` in their own calls). The
+    /// reactor asks after every `accept_datagram` and, before it acts on
+    /// the admission, closes each named session at once: no flush, no
+    /// linger, its socket and its peer's place freed. This is how an
+    /// acceptor at its cap evicts an unvalidated session for a new request.
+    /// A key that is not a live session is ignored.
+    fn poll_evict(&mut self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ impl Reactor {
                 .acceptor
                 .accept_datagram(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
         super::arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
+        // Evictions first: the admission below may need the places they free.
+        self.evict_for(key);
         match admission {
             Admission::Reply => {
                 let start = self.replies_buf.len();
@@ -159,6 +161,39 @@ impl Reactor {
                     Ok(child) => self.deliver(child, from, n),
                     Err(e) => warn!("[#{key} {from}] no socket for a relay: {e}"),
                 }
+            }
+        }
+    }
+
+    /// Closes at once every session the acceptor at `key` asks to evict
+    /// (`Acceptor::poll_evict`): no flush, no linger, detached from its
+    /// peer so a new session for that address can start this turn. Keys
+    /// that are not live sessions are ignored.
+    fn evict_for(&mut self, key: usize) {
+        loop {
+            let Some(Entry {
+                role: Role::Acceptor(demux),
+                ..
+            }) = self.entries.get_mut(key)
+            else {
+                return;
+            };
+            let Some(victim) = demux.acceptor.poll_evict() else {
+                return;
+            };
+            let Some(entry) = self.entries.get_mut(victim) else {
+                continue;
+            };
+            if victim == key || entry.phase == Phase::Dead || !entry.is_session() {
+                continue;
+            }
+            debug!("[#{victim}{}] evicted", super::fmt_peer(entry.peer));
+            entry.phase = Phase::Dead;
+            let (peer, parent) = (entry.peer, parent_of(entry));
+            self.stats.sessions_evicted += 1;
+            self.reap.push(victim);
+            if let Some(parent) = parent {
+                self.detach_child(parent, victim, peer);
             }
         }
     }

@@ -237,6 +237,8 @@ pub struct Stats {
     pub replies_dropped: u64,
     /// Per-peer UDP sessions refused because the socket held the maximum.
     pub sessions_refused: u64,
+    /// Sessions closed because their acceptor evicted them to make room.
+    pub sessions_evicted: u64,
     /// Deadlines popped whose stamp was stale.
     pub stale_timers: u64,
     /// Heap compactions.
