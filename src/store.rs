@@ -77,8 +77,9 @@ pub const SWEEP_MAX_DEPTH: usize = 32;
 /// The rest stay unswept (and the log says the bound hit).
 pub const SWEEP_MAX_ENTRIES: usize = 100_000;
 
-/// Removed files the sweep names one by one in the log; beyond this it
-/// only counts, so a root full of leftovers cannot flood the log.
+/// Removed (and, apart, kept) files the sweep names one by one in the
+/// log; beyond this it only counts, so a root full of leftovers cannot
+/// flood the log.
 const SWEEP_LOG_MAX: usize = 64;
 
 /// The store's policy.
@@ -546,8 +547,10 @@ fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, s
                     continue;
                 };
                 if pid != std::process::id() && sysfs::process_exists(pid) {
-                    log::info!("store: kept /{path}: process {pid} is alive");
                     sweep.kept_live += 1;
+                    if sweep.kept_live <= SWEEP_LOG_MAX {
+                        log::info!("store: kept /{path}: process {pid} is alive");
+                    }
                     continue;
                 }
                 match sysfs::unlinkat(dir, &name) {
