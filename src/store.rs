@@ -227,6 +227,12 @@ impl Store {
                 sweep.kept_live,
             );
         }
+        if sweep.failed > SWEEP_LOG_MAX {
+            log::warn!(
+                "store: the leftover sweep failed on {} entries (the first {SWEEP_LOG_MAX} listed)",
+                sweep.failed
+            );
+        }
         if sweep.bounded {
             log::warn!(
                 "store: the leftover sweep stopped at its bound ({SWEEP_MAX_ENTRIES} entries, \
@@ -504,14 +510,23 @@ pub struct Sweep {
     pub bounded: bool,
 }
 
+impl Sweep {
+    /// Counts a failure, and logs the first [`SWEEP_LOG_MAX`] of them.
+    fn fail(&mut self, what: std::fmt::Arguments<'_>) {
+        self.failed += 1;
+        if self.failed <= SWEEP_LOG_MAX {
+            log::warn!("store: {what}");
+        }
+    }
+}
+
 /// The sweep of one directory, `rel` its path below the root (for the
 /// log), `depth` levels down.
 fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, sweep: &mut Sweep) {
     let (entries, more) = match sysfs::list_dir(dir, *budget) {
         Ok(listing) => listing,
         Err(e) => {
-            log::warn!("store: cannot list /{rel} to remove leftovers: {e}");
-            sweep.failed += 1;
+            sweep.fail(format_args!("cannot list /{rel} to remove leftovers: {e}"));
             return;
         }
     };
@@ -536,8 +551,9 @@ fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, s
                         sweep_dir(sub.as_fd(), &format!("{path}/"), depth + 1, budget, sweep)
                     }
                     Err(e) => {
-                        log::warn!("store: cannot enter /{path} to remove leftovers: {e}");
-                        sweep.failed += 1;
+                        sweep.fail(format_args!(
+                            "cannot enter /{path} to remove leftovers: {e}"
+                        ));
                     }
                 }
             }
@@ -562,8 +578,7 @@ fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, s
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
                     Err(e) => {
-                        log::warn!("store: cannot remove leftover /{path}: {e}");
-                        sweep.failed += 1;
+                        sweep.fail(format_args!("cannot remove leftover /{path}: {e}"));
                     }
                 }
             }
