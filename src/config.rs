@@ -132,6 +132,9 @@ pub struct ServeConfig {
     pub allow_overwrite: bool,
     /// Largest file an upload may create.
     pub max_file_size: u64,
+    /// File protocols: `fsync` an upload and its directory before the
+    /// final answer (off: the benchmarks' default).
+    pub durable: bool,
     /// hello: lifetime of a registered ID.
     pub id_ttl: Duration,
     /// hello: most IDs registered at once; beyond it `ERROR busy`.
@@ -173,6 +176,7 @@ impl Default for ServeConfig {
             root: PathBuf::from("./srv"),
             allow_overwrite: false,
             max_file_size: crate::store::StoreConfig::default().max_file_size,
+            durable: false,
             id_ttl: Duration::from_secs(30),
             max_ids: 100_000,
             tcp_idle_timeout: crate::proto::hello::DEFAULT_IDLE_TIMEOUT,
@@ -269,6 +273,7 @@ impl ServeConfig {
         }
         set(&mut self.msg_max, file.msg_max);
         set(&mut self.max_file_size, file.max_file_size);
+        set(&mut self.durable, file.durable);
         set(&mut self.sendfile, file.sendfile);
         let t = &mut self.tftp;
         set(&mut t.max_blksize, file.tftp_max_blksize);
@@ -358,6 +363,7 @@ struct ConfigFile {
     tcp_segment_max: Option<u32>,
     msg_max: Option<u32>,
     max_file_size: Option<u64>,
+    durable: Option<bool>,
     sendfile: Option<bool>,
     tftp_max_blksize: Option<u16>,
     tftp_max_windowsize: Option<u16>,

@@ -1,26 +1,32 @@
 //! The server's file store: files under one root folder, by name.
 //!
-//! Owns the name rules and the confinement of every file protocol (tcpfile
-//! now, stopwait/tftp/window later): [`check_name`] refuses names that are
+//! Owns the name rules and the confinement of every file protocol
+//! (tcpfile, stopwait, tftp): [`check_name`] refuses names that are
 //! absolute, climb with `..`, carry control bytes or are too long, and every
 //! lookup then happens relative to a descriptor of the root with
-//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` (or, on kernels without
-//! it, a component-by-component `openat(O_NOFOLLOW)` walk), so no symbolic
-//! link, not even one planted after the check, leads outside the root. It
-//! serves regular files only: a FIFO or device would block or confuse the
-//! single-threaded reactor.
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` (or, on kernels
+//! without it, a component-by-component `openat(O_NOFOLLOW)` walk that
+//! resolves symbolic links itself, see [`walk_beneath`]). Symbolic links
+//! that stay inside the root are followed; a link that would leave it
+//! (absolute, or climbing above the root with `..`), even one planted after
+//! the check, is refused, and so is a loop. It serves regular files only: a
+//! FIFO or device would block or confuse the single-threaded reactor.
 //!
 //! Uploads go to a temporary file beside their target and are renamed into
-//! place on [`Sink::commit`]; a dropped or failed upload removes its
-//! temporary file. It must never let a partial upload appear under its
-//! final name, never create directories, and never hold a whole file in
-//! memory. The system calls themselves live in `reactor::sys::fs`; this
-//! module holds no `unsafe`.
+//! place on [`Sink::commit`] (after `fsync` of the file, and followed by
+//! `fsync` of its directory, when [`StoreConfig::durable`]); a dropped or
+//! failed upload removes its temporary file, and [`Store::remove_leftovers`]
+//! removes those a killed process left. An upload never writes through or
+//! replaces a symbolic link as its last component. It must never let a
+//! partial upload appear under its final name, never create directories,
+//! never remove a file that is not one of its own temporary files, and
+//! never hold a whole file in memory. The system calls themselves live in
+//! `reactor::sys::fs`; this module holds no `unsafe`.
 
 use crate::proto::data::{FileError, Files, Sink, Source};
 use crate::reactor::sys::fs::{self as sysfs, FileKind};
 use bytes::BytesMut;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -44,6 +50,38 @@ const TEMP_LEAF_MAX: usize = 200;
 /// session holds the reactor.
 const MAX_READ: usize = 1 << 20;
 
+/// Most symbolic links one lookup follows in the fallback walk: Linux's
+/// own limit (`MAXSYMLINKS`), so the walk refuses exactly the chains and
+/// loops `openat2` refuses.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Most `openat` calls one fallback walk makes: bounds the work a root
+/// full of long link targets (each `..` in one re-walks from the root)
+/// can cost one request. A 255-byte name needs at most 128.
+const MAX_WALK_OPENS: usize = 1024;
+
+/// Times a lookup retries `openat2` when it answers `EAGAIN`, which it
+/// does under `RESOLVE_BENEATH` when a rename elsewhere raced the
+/// resolution of a `..` in a link target; a retry nearly always succeeds.
+const OPENAT2_RETRIES: usize = 4;
+
+/// Deepest directory level below the root the start-up sweep
+/// ([`Store::remove_leftovers`]) looks into: temporary files sit beside
+/// uploads, and a 255-byte name cannot nest deeper than 128 levels, but a
+/// sweep bound far below that keeps a pathological tree from delaying
+/// start-up. Leftovers deeper down stay (and the log says the bound hit).
+pub const SWEEP_MAX_DEPTH: usize = 32;
+
+/// Most directory entries the start-up sweep looks at, over the whole
+/// tree: bounds its time and memory in a root with millions of files.
+/// The rest stay unswept (and the log says the bound hit).
+pub const SWEEP_MAX_ENTRIES: usize = 100_000;
+
+/// Removed (and, apart, kept) files the sweep names one by one in the
+/// log; beyond this it only counts, so a root full of leftovers cannot
+/// flood the log.
+const SWEEP_LOG_MAX: usize = 64;
+
 /// The store's policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -51,6 +89,10 @@ pub struct StoreConfig {
     pub allow_overwrite: bool,
     /// Largest file an upload may write, in bytes.
     pub max_file_size: u64,
+    /// `fsync` the file before its rename and its directory after, so an
+    /// upload acknowledged survives a power loss. Off by default: it costs
+    /// a disk flush per upload, which benchmarks do not want to measure.
+    pub durable: bool,
 }
 
 impl Default for StoreConfig {
@@ -58,6 +100,7 @@ impl Default for StoreConfig {
         Self {
             allow_overwrite: false,
             max_file_size: 64 << 30,
+            durable: false,
         }
     }
 }
@@ -121,8 +164,9 @@ fn c_name(name: &str) -> Result<CString, FileError> {
 /// What a failed lookup means to a client.
 fn lookup_error(err: &io::Error) -> FileError {
     match err.raw_os_error() {
-        // A symbolic link (RESOLVE_NO_SYMLINKS, O_NOFOLLOW) or a path that
-        // would leave the root (RESOLVE_BENEATH).
+        // Too many links, or a loop (ELOOP); a path or link that would
+        // leave the root (EXDEV, from RESOLVE_BENEATH); a link target too
+        // long to resolve.
         Some(libc::ELOOP | libc::EXDEV | libc::ENAMETOOLONG) => FileError::Forbidden,
         // Missing, or a component that is a file where a directory is needed.
         Some(libc::ENOENT | libc::ENOTDIR) => FileError::NotFound,
@@ -152,12 +196,59 @@ impl Store {
         self.config
     }
 
+    /// Removes the temporary files a killed or crashed process left in the
+    /// root and its subdirectories, and logs (at info) what it removed.
+    ///
+    /// Only regular files named exactly as [`create_temp`] names them
+    /// (`.{leaf}.mioperf-part-{pid}-{counter}`, see [`temp_name_pid`]) are
+    /// removed, and only when `pid` is this process or no process at all:
+    /// a file whose `pid` is another live process may be an upload in
+    /// flight on a second server sharing the root, so it stays (a reused
+    /// pid keeps a true leftover until a later start). Symbolic links are
+    /// never followed, directories are entered with `O_NOFOLLOW` relative
+    /// to their parent's descriptor, and the walk is bounded by
+    /// [`SWEEP_MAX_DEPTH`] and [`SWEEP_MAX_ENTRIES`].
+    ///
+    /// Call it before this process starts any upload under this root: a
+    /// temporary file with our own pid is then certainly a dead one's.
+    pub fn remove_leftovers(&self) -> Sweep {
+        let mut sweep = Sweep::default();
+        let mut budget = SWEEP_MAX_ENTRIES;
+        sweep_dir(self.root.as_fd(), "", 0, &mut budget, &mut sweep);
+        if sweep.removed > 0 || sweep.kept_live > 0 {
+            log::info!(
+                "store: removed {} leftover temporary file(s){}; kept {} of live processes",
+                sweep.removed,
+                if sweep.removed > SWEEP_LOG_MAX {
+                    format!(" ({} not listed)", sweep.removed - SWEEP_LOG_MAX)
+                } else {
+                    String::new()
+                },
+                sweep.kept_live,
+            );
+        }
+        if sweep.failed > SWEEP_LOG_MAX {
+            log::warn!(
+                "store: the leftover sweep failed on {} entries (the first {SWEEP_LOG_MAX} listed)",
+                sweep.failed
+            );
+        }
+        if sweep.bounded {
+            log::warn!(
+                "store: the leftover sweep stopped at its bound ({SWEEP_MAX_ENTRIES} entries, \
+                 {SWEEP_MAX_DEPTH} levels); temporary files beyond it stay"
+            );
+        }
+        sweep
+    }
+
     /// Opens `name` for reading, as [`Files::open`] does, but returns the
     /// concrete reader (whose descriptor a `sendfile` path can use).
     ///
     /// # Errors
-    /// [`FileError::Forbidden`] for a bad name, a symbolic link on the way,
-    /// or anything but a regular file; [`FileError::NotFound`]; or I/O.
+    /// [`FileError::Forbidden`] for a bad name, a path or symbolic link
+    /// that would leave the root, a link loop, or anything but a regular
+    /// file; [`FileError::NotFound`]; or I/O.
     pub fn open_file(&self, name: &str) -> Result<StoreFile, FileError> {
         check_store_name(name)?;
         // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
@@ -182,8 +273,9 @@ impl Store {
     /// the concrete sink.
     ///
     /// # Errors
-    /// [`FileError::Forbidden`] for a bad name, a symbolic link on the way,
-    /// or an existing entry that is not a regular file;
+    /// [`FileError::Forbidden`] for a bad name, a path or symbolic link
+    /// that would leave the root, or an existing entry that is not a
+    /// regular file (a symbolic link included);
     /// [`FileError::TooLarge`] when `size` is over the maximum;
     /// [`FileError::NotFound`] when the directory does not exist;
     /// [`FileError::Exists`] in create-only mode; or I/O.
@@ -208,7 +300,11 @@ impl Store {
         match sysfs::fstatat_kind(dir.as_fd(), &leaf_c) {
             Ok(FileKind::Regular) if self.config.allow_overwrite => {}
             Ok(FileKind::Regular) => return Err(FileError::Exists),
-            // Replacing a link, directory or device is never what a PUT means.
+            // Replacing a link, directory or device is never what a PUT
+            // means, and writing through a link would change the file
+            // under another name too: the links are the root owner's.
+            // (Should one be planted after this check, the rename replaces
+            // the link itself and never writes through it.)
             Ok(_) => return Err(FileError::Forbidden),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(FileError::Io(e.kind())),
@@ -223,13 +319,15 @@ impl Store {
             max: self.config.max_file_size,
             declared: size,
             overwrite: self.config.allow_overwrite,
+            durable: self.config.durable,
             failed: None,
             tmp_exists: true,
         })
     }
 
     /// Opens `path` (already checked) beneath `dir` with `flags` plus
-    /// `O_CLOEXEC`, never following a symbolic link.
+    /// `O_CLOEXEC`, following symbolic links only while they stay beneath
+    /// `dir`.
     fn open_beneath(
         &self,
         dir: BorrowedFd<'_>,
@@ -239,56 +337,278 @@ impl Store {
         let flags = flags | libc::O_CLOEXEC;
         if self.use_openat2.load(Ordering::Relaxed) {
             let c_path = c_name(path)?;
-            // No O_NOFOLLOW here: RESOLVE_NO_SYMLINKS already refuses a
-            // trailing link with ELOOP, whereas O_PATH|O_NOFOLLOW would
-            // open the link itself.
-            let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-            match sysfs::openat2_beneath(dir, &c_path, flags, resolve) {
-                Ok(fd) => return Ok(fd),
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                    self.use_openat2.store(false, Ordering::Relaxed);
+            // RESOLVE_BENEATH refuses, atomically, every step above `dir`
+            // (`..` past it, an absolute link); links inside are followed.
+            // It disables magic links (/proc/self/fd/N) today, but the man
+            // page says that may change, so ask for it explicitly.
+            let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+            let mut tries = 0;
+            loop {
+                match sysfs::openat2_beneath(dir, &c_path, flags, resolve) {
+                    Ok(fd) => return Ok(fd),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                        self.use_openat2.store(false, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < OPENAT2_RETRIES => {
+                        tries += 1;
+                    }
+                    Err(e) => return Err(lookup_error(&e)),
                 }
-                Err(e) => return Err(lookup_error(&e)),
             }
         }
         walk_beneath(dir, path, flags)
     }
 }
 
-/// The fallback for kernels without `openat2`: opens `path` one component
-/// at a time, each directory with `O_PATH | O_DIRECTORY | O_NOFOLLOW` and
-/// the last with `flags | O_NOFOLLOW`. [`check_name`] has refused `..` and
-/// absolute paths, and no link is followed, so the walk cannot leave `dir`.
-fn walk_beneath(dir: BorrowedFd<'_>, path: &str, flags: i32) -> Result<OwnedFd, FileError> {
-    let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut components = path.split('/').peekable();
-    let mut current: Option<OwnedFd> = None;
-    while let Some(component) = components.next() {
-        let at = current.as_ref().map_or(dir, AsFd::as_fd);
-        let c_component = c_name(component)?;
-        let last = components.peek().is_none();
+/// The fallback for kernels without `openat2`: resolves `path` beneath
+/// `root` one component at a time, as `RESOLVE_BENEATH` would.
+///
+/// Every component is opened with `O_NOFOLLOW` relative to the directory
+/// descriptor reached so far (directories `O_PATH | O_DIRECTORY`, the last
+/// with `flags`), so the kernel never follows a link for us. When a
+/// component is a link, its target is read (`readlinkat`) and its
+/// components are resolved in its place, by the same rules: an absolute
+/// target is refused (as `RESOLVE_BENEATH` refuses it), and `..` climbs
+/// back through the directories this walk itself descended, re-walked
+/// from `root` by name: a `..` above `root` is refused, and no path string
+/// ever leaves `root`. [`MAX_LINK_HOPS`] links and [`MAX_WALK_OPENS`]
+/// opens bound one lookup; a loop hits the first.
+///
+/// Compared with `openat2`, a directory renamed out of the root while this
+/// walk is inside it can still be walked below (the kernel's check is
+/// atomic, this one is not); it never reaches anything that was not
+/// beneath the root when the walk passed it.
+fn walk_beneath(root: BorrowedFd<'_>, path: &str, flags: i32) -> Result<OwnedFd, FileError> {
+    let mut walk = Walk {
+        root,
+        names: Vec::new(),
+        current: None,
+        opens: 0,
+    };
+    // Components still to resolve, the next one last, so a link's target
+    // goes on top. check_name has refused empty, `.` and `..` components
+    // in `path` itself.
+    let mut todo: Vec<Vec<u8>> = path
+        .split('/')
+        .rev()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+    let mut hops = 0;
+    while let Some(component) = todo.pop() {
+        if component == b".." {
+            walk.up()?;
+            continue;
+        }
+        let c_component = CString::new(component).map_err(|_| FileError::Forbidden)?;
+        let last = todo.is_empty();
         let want = if last {
             flags | libc::O_NOFOLLOW
         } else {
-            dir_flags
+            WALK_DIR_FLAGS
         };
-        match sysfs::openat(at, &c_component, want, 0) {
+        let err = match walk.open(&c_component, want) {
             Ok(fd) if last => return Ok(fd),
-            Ok(fd) => current = Some(fd),
-            Err(e) => {
-                // With O_DIRECTORY a link answers ENOTDIR, not ELOOP: ask
-                // what the entry is, so a link is Forbidden either way.
-                if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP))
-                    && sysfs::fstatat_kind(at, &c_component).ok() == Some(FileKind::Symlink)
-                {
-                    return Err(FileError::Forbidden);
-                }
-                return Err(lookup_error(&e));
+            Ok(fd) => {
+                walk.names.push(c_component);
+                walk.current = Some(fd);
+                continue;
             }
+            Err(e) => e,
+        };
+        // With O_NOFOLLOW a link answers ELOOP, or ENOTDIR with
+        // O_DIRECTORY: ask what the entry is.
+        if !matches!(err.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP))
+            || sysfs::fstatat_kind(walk.at(), &c_component).ok() != Some(FileKind::Symlink)
+        {
+            return Err(lookup_error(&err));
+        }
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return Err(FileError::Forbidden);
+        }
+        let target = sysfs::readlinkat(walk.at(), &c_component).map_err(|e| lookup_error(&e))?;
+        if target.first() == Some(&b'/') {
+            return Err(FileError::Forbidden);
+        }
+        if target.is_empty() {
+            return Err(FileError::NotFound);
+        }
+        // Empty and `.` components change nothing; a trailing `/` would
+        // demand a directory, which the last open checks anyway.
+        todo.extend(
+            target
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty() && *c != b".")
+                .rev()
+                .map(<[u8]>::to_vec),
+        );
+    }
+    // A link target ended with `..`: what is wanted is the directory
+    // reached, opened as asked.
+    walk.open(c".", flags).map_err(|e| lookup_error(&e))
+}
+
+/// How [`walk_beneath`] opens every directory on the way: never following
+/// a link (the walk resolves those itself), only as an anchor for `*at`.
+const WALK_DIR_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Where [`walk_beneath`] stands.
+struct Walk<'a> {
+    root: BorrowedFd<'a>,
+    /// The real directories descended from `root` to `current`, by name.
+    names: Vec<CString>,
+    /// The directory reached; `None` is `root`.
+    current: Option<OwnedFd>,
+    /// `openat` calls so far, against [`MAX_WALK_OPENS`].
+    opens: usize,
+}
+
+impl Walk<'_> {
+    fn at(&self) -> BorrowedFd<'_> {
+        self.current.as_ref().map_or(self.root, AsFd::as_fd)
+    }
+
+    fn open(&mut self, name: &CStr, flags: i32) -> io::Result<OwnedFd> {
+        self.opens += 1;
+        if self.opens > MAX_WALK_OPENS {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        sysfs::openat(self.at(), name, flags, 0)
+    }
+
+    /// `..`: back to the parent this walk came from, re-walked from the
+    /// root by name (holding a descriptor per level instead would let a
+    /// deep tree cost one per level); above the root is refused.
+    fn up(&mut self) -> Result<(), FileError> {
+        if self.names.pop().is_none() {
+            return Err(FileError::Forbidden);
+        }
+        let names = std::mem::take(&mut self.names);
+        self.current = None;
+        for name in &names {
+            let fd = self
+                .open(name, WALK_DIR_FLAGS)
+                .map_err(|e| lookup_error(&e))?;
+            self.current = Some(fd);
+        }
+        self.names = names;
+        Ok(())
+    }
+}
+
+/// What [`Store::remove_leftovers`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Temporary files removed.
+    pub removed: usize,
+    /// Temporary files kept because their pid is another live process.
+    pub kept_live: usize,
+    /// Entries that could not be listed, examined or removed (logged).
+    pub failed: usize,
+    /// Whether [`SWEEP_MAX_DEPTH`] or [`SWEEP_MAX_ENTRIES`] cut the walk short.
+    pub bounded: bool,
+}
+
+impl Sweep {
+    /// Counts a failure, and logs the first [`SWEEP_LOG_MAX`] of them.
+    fn fail(&mut self, what: std::fmt::Arguments<'_>) {
+        self.failed += 1;
+        if self.failed <= SWEEP_LOG_MAX {
+            log::warn!("store: {what}");
         }
     }
-    // Only reachable for an empty path, which check_name refuses.
-    Err(FileError::Forbidden)
+}
+
+/// The sweep of one directory, `rel` its path below the root (for the
+/// log), `depth` levels down.
+fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, sweep: &mut Sweep) {
+    let (entries, more) = match sysfs::list_dir(dir, *budget) {
+        Ok(listing) => listing,
+        Err(e) => {
+            sweep.fail(format_args!("cannot list /{rel} to remove leftovers: {e}"));
+            return;
+        }
+    };
+    *budget -= entries.len();
+    sweep.bounded |= more;
+    for (name, kind) in entries {
+        let path = format!("{rel}{}", name.to_string_lossy());
+        let kind = match kind {
+            Some(kind) => kind,
+            None => match sysfs::fstatat_kind(dir, &name) {
+                Ok(kind) => kind,
+                // Gone meanwhile: nothing to do.
+                Err(_) => continue,
+            },
+        };
+        match kind {
+            FileKind::Directory if depth < SWEEP_MAX_DEPTH => {
+                // O_NOFOLLOW: an entry swapped for a link since the listing
+                // fails here instead of leading the sweep elsewhere.
+                match sysfs::openat(dir, &name, WALK_DIR_FLAGS, 0) {
+                    Ok(sub) => {
+                        sweep_dir(sub.as_fd(), &format!("{path}/"), depth + 1, budget, sweep)
+                    }
+                    Err(e) => {
+                        sweep.fail(format_args!(
+                            "cannot enter /{path} to remove leftovers: {e}"
+                        ));
+                    }
+                }
+            }
+            FileKind::Directory => sweep.bounded = true,
+            FileKind::Regular => {
+                let Some(pid) = temp_name_pid(name.to_bytes()) else {
+                    continue;
+                };
+                if pid != std::process::id() && sysfs::process_exists(pid) {
+                    sweep.kept_live += 1;
+                    if sweep.kept_live <= SWEEP_LOG_MAX {
+                        log::info!("store: kept /{path}: process {pid} is alive");
+                    }
+                    continue;
+                }
+                match sysfs::unlinkat(dir, &name) {
+                    Ok(()) => {
+                        sweep.removed += 1;
+                        if sweep.removed <= SWEEP_LOG_MAX {
+                            log::info!("store: removed leftover temporary file /{path}");
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        sweep.fail(format_args!("cannot remove leftover /{path}: {e}"));
+                    }
+                }
+            }
+            // Links, FIFOs, devices: never ours, never followed.
+            FileKind::Symlink | FileKind::Other => {}
+        }
+    }
+}
+
+/// The pid in `name` if it is exactly a name [`create_temp`] makes,
+/// `.{leaf}.mioperf-part-{pid}-{counter}`: a leaf [`check_name`] accepts
+/// that is at most [`TEMP_LEAF_MAX`] bytes and holds no [`PART_MARKER`],
+/// then a pid and a counter in plain decimal (no sign, no leading zero).
+/// `None` for any other name, so the sweep leaves it alone.
+fn temp_name_pid(name: &[u8]) -> Option<u32> {
+    fn decimal(s: &str) -> Option<u64> {
+        let plain = !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'));
+        if plain { s.parse().ok() } else { None }
+    }
+    let rest = std::str::from_utf8(name).ok()?.strip_prefix('.')?;
+    let at = rest.find(PART_MARKER)?;
+    let leaf = &rest[..at];
+    if leaf.len() > TEMP_LEAF_MAX || check_name(leaf).is_err() || leaf.contains('/') {
+        return None;
+    }
+    let (pid, counter) = rest[at + PART_MARKER.len()..].split_once('-')?;
+    decimal(counter)?;
+    u32::try_from(decimal(pid)?).ok().filter(|&pid| pid > 0)
 }
 
 /// Creates a fresh temporary file for `leaf` in `dir`:
@@ -359,6 +679,8 @@ pub struct Upload {
     /// The size announced at creation: exactly this many bytes must arrive.
     declared: Option<u64>,
     overwrite: bool,
+    /// [`StoreConfig::durable`].
+    durable: bool,
     /// The first write error: once a write failed, the upload can only be
     /// thrown away, never committed with a hole in it.
     failed: Option<ErrorKind>,
@@ -387,24 +709,49 @@ impl Upload {
             // Fewer bytes than announced: a broken upload, not a file.
             return Err(ErrorKind::UnexpectedEof);
         }
+        if self.durable {
+            // Before the rename: the name must never point at data that is
+            // not on disk yet. A write-back failure (EIO, or ENOSPC/EDQUOT
+            // on file systems that allocate late) shows up here, too.
+            self.file.sync_all().map_err(|e| e.kind())?;
+        }
         let dir = self.dir.as_fd();
         if self.overwrite {
             sysfs::renameat(dir, &self.tmp, &self.leaf).map_err(|e| e.kind())?;
             self.tmp_exists = false;
-            return Ok(self.written);
-        }
-        match sysfs::renameat2_noreplace(dir, &self.tmp, &self.leaf) {
-            Ok(()) => self.tmp_exists = false,
-            // The file system cannot rename without replacing: a hard link
-            // refuses an existing target just the same; the temporary name
-            // is then removed on drop.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
-                sysfs::linkat(dir, &self.tmp, &self.leaf).map_err(|e| e.kind())?;
+        } else {
+            match sysfs::renameat2_noreplace(dir, &self.tmp, &self.leaf) {
+                Ok(()) => self.tmp_exists = false,
+                // The file system cannot rename without replacing: a hard
+                // link refuses an existing target just the same; the
+                // temporary name is then removed on drop.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                    sysfs::linkat(dir, &self.tmp, &self.leaf).map_err(|e| e.kind())?;
+                }
+                Err(e) => return Err(e.kind()),
             }
-            Err(e) => return Err(e.kind()),
+        }
+        if self.durable {
+            // The rename lives in the directory: without this a power loss
+            // can take the new name away again. If it fails the file is
+            // complete under its name but not known durable, and the
+            // client hears the error (a retry then finds the name taken).
+            sync_dir(dir).map_err(|e| e.kind())?;
         }
         Ok(self.written)
     }
+}
+
+/// `fsync` of the directory `dir` (an `O_PATH` descriptor cannot be synced,
+/// so the directory is reopened for reading).
+fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = sysfs::openat(
+        dir,
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    File::from(fd).sync_all()
 }
 
 impl Sink for Upload {
@@ -683,17 +1030,284 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_inside_the_root_are_refused_too() {
+    fn symlinks_inside_the_root_are_followed() {
+        use std::os::unix::fs::symlink;
+        let s = Scratch::new();
+        std::fs::create_dir_all(s.root.join("d/e")).unwrap();
+        std::fs::write(s.root.join("d/f"), b"f").unwrap();
+        std::fs::write(s.root.join("d/e/g"), b"g").unwrap();
+        std::fs::write(s.root.join("top"), b"top").unwrap();
+        symlink("d/f", s.root.join("lf")).unwrap();
+        symlink("d", s.root.join("ld")).unwrap();
+        // `..` inside a target is fine while it stays in the root.
+        symlink("../top", s.root.join("d/up")).unwrap();
+        symlink("../../lf", s.root.join("d/e/back")).unwrap();
+        symlink("e/..", s.root.join("d/dd")).unwrap();
+        symlink(".", s.root.join("here")).unwrap();
+        symlink("c2", s.root.join("c1")).unwrap();
+        symlink("ld/./f/", s.root.join("c2")).unwrap();
+        for store in s.stores(overwrite()) {
+            let walk = !store.use_openat2.load(Ordering::Relaxed);
+            for (name, want) in [
+                ("lf", &b"f"[..]),
+                ("ld/f", b"f"),
+                ("ld/e/g", b"g"),
+                ("d/up", b"top"),
+                ("d/e/back", b"f"),
+                ("d/dd/e/g", b"g"),
+                ("here/here/top", b"top"),
+                ("c1", b"f"),
+            ] {
+                let got = store.open(name).map(|mut f| read_all(f.as_mut()));
+                // openat2 refuses `f/` on a file (ENOTDIR); the walk ignores
+                // a target's trailing slash. Both stay inside the root.
+                if name == "c1" && !walk {
+                    assert!(got.is_err(), "{name}");
+                    continue;
+                }
+                assert_eq!(got.ok().as_deref(), Some(want), "{name} walk={walk}");
+            }
+            // A link to a directory is still a directory.
+            assert_eq!(store.open("ld").err(), Some(FileError::Forbidden));
+            assert_eq!(store.open("d/dd").err(), Some(FileError::Forbidden));
+            // Uploads go through a directory link into its target...
+            let name = if walk { "ld/new-walk" } else { "ld/new" };
+            let mut sink = store.create(name, None).unwrap();
+            sink.write_all(b"n").unwrap();
+            assert_eq!(sink.commit(), Ok(1));
+            // ...but never write through, or replace, a link as the last
+            // component: the link is the root owner's arrangement.
+            for leaf in ["lf", "ld", "d/up", "here"] {
+                assert_eq!(
+                    store.create(leaf, None).err(),
+                    Some(FileError::Forbidden),
+                    "{leaf}"
+                );
+            }
+        }
+        assert_eq!(s.list("d"), ["dd", "e", "f", "new", "new-walk", "up"]);
+        assert_eq!(std::fs::read(s.root.join("d/f")).unwrap(), b"f");
+        assert!(s.root.join("lf").is_symlink());
+    }
+
+    #[test]
+    fn links_that_leave_the_root_or_loop_are_refused() {
+        use std::os::unix::fs::symlink;
         let s = Scratch::new();
         std::fs::create_dir_all(s.root.join("d")).unwrap();
-        std::fs::write(s.root.join("d/f"), b"f").unwrap();
-        std::os::unix::fs::symlink("d/f", s.root.join("lf")).unwrap();
-        std::os::unix::fs::symlink("d", s.root.join("ld")).unwrap();
-        for store in s.stores(StoreConfig::default()) {
-            assert_eq!(store.open("lf").err(), Some(FileError::Forbidden));
-            assert_eq!(store.open("ld/f").err(), Some(FileError::Forbidden));
-            assert_eq!(store.open("d/f").map(|f| f.size()).ok(), Some(Some(1)));
+        std::fs::write(s.root.join("f"), b"f").unwrap();
+        symlink("../../outside/secret", s.root.join("d/esc")).unwrap();
+        symlink("../../root/f", s.root.join("d/around")).unwrap();
+        symlink("..", s.root.join("parent")).unwrap();
+        // Absolute targets are refused even when they point inside: the
+        // root may move, and RESOLVE_BENEATH refuses them all.
+        symlink(s.root.join("f"), s.root.join("abs")).unwrap();
+        symlink("loop2", s.root.join("loop1")).unwrap();
+        symlink("loop1", s.root.join("loop2")).unwrap();
+        symlink("me", s.root.join("me")).unwrap();
+        symlink("me/x", s.root.join("through")).unwrap();
+        symlink("nothing", s.root.join("dangling")).unwrap();
+        // Chains of 40 links resolve (Linux's MAXSYMLINKS), 41 do not.
+        for i in 0..41 {
+            let next = if i == 40 {
+                "f".to_owned()
+            } else {
+                format!("c{}", i + 1)
+            };
+            symlink(next, s.root.join(format!("c{i}"))).unwrap();
         }
+        for store in s.stores(overwrite()) {
+            let walk = !store.use_openat2.load(Ordering::Relaxed);
+            for name in [
+                "d/esc",
+                "d/around",
+                "parent/outside/secret",
+                "parent/root/f",
+                "abs",
+                "loop1",
+                "me",
+                "through",
+                "c0",
+            ] {
+                assert_eq!(
+                    store.open(name).err(),
+                    Some(FileError::Forbidden),
+                    "{name} walk={walk}"
+                );
+            }
+            for name in ["d/esc", "loop1/x", "parent/outside/new", "d/around"] {
+                assert_eq!(
+                    store.create(name, None).err(),
+                    Some(FileError::Forbidden),
+                    "{name} walk={walk}"
+                );
+            }
+            assert_eq!(store.open("c1").map(|f| f.size()).ok(), Some(Some(1)));
+            assert_eq!(store.open("dangling").err(), Some(FileError::NotFound));
+        }
+        assert_eq!(std::fs::read_dir(&s.outside).unwrap().count(), 1);
+    }
+
+    /// A hard link is the same inode under a second name: the store cannot
+    /// tell it from a file, so whoever owns the root decides (the policy in
+    /// the module docs). An upload replaces the name, never the inode.
+    #[test]
+    fn a_hard_link_to_an_outside_file_is_served_and_never_written_through() {
+        let s = Scratch::new();
+        std::fs::create_dir_all(&s.root).unwrap();
+        std::fs::hard_link(s.outside.join("secret"), s.root.join("hard")).unwrap();
+        let store = s.store(overwrite());
+        assert_eq!(read_all(store.open("hard").unwrap().as_mut()), b"secret");
+        let mut sink = store.create("hard", None).unwrap();
+        sink.write_all(b"replaced").unwrap();
+        assert_eq!(sink.commit(), Ok(8));
+        assert_eq!(std::fs::read(s.root.join("hard")).unwrap(), b"replaced");
+        assert_eq!(std::fs::read(s.outside.join("secret")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn only_the_stores_own_temporary_names_parse() {
+        let long = format!(".{}.mioperf-part-7-0", "a".repeat(TEMP_LEAF_MAX));
+        let too_long = format!(".{}.mioperf-part-7-0", "a".repeat(TEMP_LEAF_MAX + 1));
+        for (name, want) in [
+            (".f.mioperf-part-123-0", Some(123)),
+            (".f.txt.mioperf-part-1-18446744073709551615", Some(1)),
+            (".ü.mioperf-part-4194304-9", Some(4_194_304)),
+            ("..a.mioperf-part-5-5", Some(5)),
+            (long.as_str(), Some(7)),
+            (too_long.as_str(), None),
+            // The clients' download temporaries have no counter.
+            (".f.mioperf-part-123", None),
+            ("f.mioperf-part-123-0", None),
+            (".mioperf-part-123-0", None),
+            ("..mioperf-part-123-0", None),
+            ("...mioperf-part-123-0", None),
+            (".f.mioperf-part--0", None),
+            (".f.mioperf-part-123-", None),
+            (".f.mioperf-part-0123-0", None),
+            (".f.mioperf-part-123-01", None),
+            (".f.mioperf-part-+1-0", None),
+            (".f.mioperf-part-0-0", None),
+            (".f.mioperf-part-4294967296-0", None),
+            (".f.mioperf-part-1-2-3", None),
+            (".f.mioperf-part-1-2x", None),
+            (".f.mioperf-part-1-2.mioperf-part-3-4", None),
+            (".f\n.mioperf-part-1-2", None),
+            (".f.mioperf-part-1-2 ", None),
+        ] {
+            assert_eq!(temp_name_pid(name.as_bytes()), want, "{name:?}");
+        }
+        assert_eq!(temp_name_pid(b".\xff.mioperf-part-1-2"), None);
+    }
+
+    #[test]
+    fn the_sweep_removes_dead_and_own_leftovers_and_nothing_else() {
+        use std::os::unix::fs::symlink;
+        let s = Scratch::new();
+        let me = std::process::id();
+        // Beyond any pid_max Linux allows: certainly dead.
+        let dead = 99_999_999;
+        std::fs::create_dir_all(s.root.join("a/b")).unwrap();
+        let gone = [
+            format!(".f.mioperf-part-{dead}-0"),
+            format!("a/.g.mioperf-part-{dead}-17"),
+            format!("a/b/.h h.mioperf-part-{me}-3"),
+        ];
+        let kept = [
+            // pid 1 is alive, and not us: maybe another server's upload.
+            ".live.mioperf-part-1-0".to_owned(),
+            format!(".f.mioperf-part-{dead}"),
+            format!("f.mioperf-part-{dead}-0"),
+            format!(".f.mioperf-part-{dead}-0x"),
+            format!("a/.mioperf-part-{dead}-0"),
+            "a/b/plain".to_owned(),
+        ];
+        for name in gone.iter().chain(&kept) {
+            std::fs::write(s.root.join(name), b"x").unwrap();
+        }
+        // Not regular files: left alone even with a matching name.
+        std::fs::create_dir(s.root.join(format!("a/.d.mioperf-part-{dead}-0"))).unwrap();
+        let outside_match = s.outside.join(format!(".o.mioperf-part-{dead}-0"));
+        std::fs::write(&outside_match, b"o").unwrap();
+        symlink(
+            &outside_match,
+            s.root.join(format!(".l.mioperf-part-{dead}-0")),
+        )
+        .unwrap();
+        // Never followed: a link to a directory outside holding a match.
+        symlink(&s.outside, s.root.join("a/out")).unwrap();
+        let store = s.store(StoreConfig::default());
+        let sweep = store.remove_leftovers();
+        assert_eq!(
+            sweep,
+            Sweep {
+                removed: 3,
+                kept_live: 1,
+                failed: 0,
+                bounded: false
+            }
+        );
+        for name in &gone {
+            assert!(!s.root.join(name).exists(), "{name}");
+        }
+        for name in &kept {
+            assert!(s.root.join(name).exists(), "{name}");
+        }
+        assert!(outside_match.exists());
+        assert!(s.root.join(format!("a/.d.mioperf-part-{dead}-0")).is_dir());
+        assert!(
+            s.root
+                .join(format!(".l.mioperf-part-{dead}-0"))
+                .is_symlink()
+        );
+        // A second sweep finds nothing more.
+        assert_eq!(store.remove_leftovers().removed, 0);
+    }
+
+    #[test]
+    fn the_sweep_stops_at_its_depth_bound() {
+        let s = Scratch::new();
+        let mut dir = s.root.clone();
+        for _ in 0..=SWEEP_MAX_DEPTH {
+            dir.push("d");
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let deep = dir.join(".f.mioperf-part-99999999-0");
+        let shallow = dir.parent().unwrap().join(".f.mioperf-part-99999999-0");
+        std::fs::write(&deep, b"x").unwrap();
+        std::fs::write(&shallow, b"x").unwrap();
+        let sweep = s.store(StoreConfig::default()).remove_leftovers();
+        assert_eq!((sweep.removed, sweep.bounded), (1, true));
+        assert!(deep.exists() && !shallow.exists());
+    }
+
+    #[test]
+    fn a_durable_upload_commits_the_same_bytes_in_both_modes() {
+        let s = Scratch::new();
+        std::fs::create_dir_all(s.root.join("d")).unwrap();
+        for allow_overwrite in [false, true] {
+            let store = s.store(StoreConfig {
+                allow_overwrite,
+                durable: true,
+                ..StoreConfig::default()
+            });
+            let mut sink = store.create("d/f", Some(3)).unwrap();
+            sink.write_all(b"abc").unwrap();
+            assert_eq!(sink.commit(), Ok(3));
+            assert_eq!(std::fs::read(s.root.join("d/f")).unwrap(), b"abc");
+            let again = store.create("d/f", None).map(|mut sink| {
+                sink.write_all(b"x").unwrap();
+                sink.commit()
+            });
+            if allow_overwrite {
+                assert_eq!(again.ok(), Some(Ok(1)));
+                std::fs::remove_file(s.root.join("d/f")).unwrap();
+            } else {
+                assert_eq!(again.err(), Some(FileError::Exists));
+                std::fs::remove_file(s.root.join("d/f")).unwrap();
+            }
+        }
+        assert!(s.list("d").is_empty());
     }
 
     #[test]

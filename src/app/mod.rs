@@ -245,13 +245,18 @@ fn open_store(config: &ServeConfig) -> Result<Store, Failure> {
     let store_config = StoreConfig {
         allow_overwrite: config.allow_overwrite,
         max_file_size: config.max_file_size,
+        durable: config.durable,
     };
-    Store::open(&config.root, store_config).map_err(|e| {
+    let store = Store::open(&config.root, store_config).map_err(|e| {
         error(
             &format!("cannot use {} as the file root", config.root.display()),
             e,
         )
-    })
+    })?;
+    // Before any upload of ours starts, so every temporary file with our
+    // pid is a dead process's (a container restarts with the same pid).
+    store.remove_leftovers();
+    Ok(store)
 }
 
 /// Resolves `host:port` to its first address.

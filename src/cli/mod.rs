@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// tftp: refuse every write request.
     #[arg(long)]
     pub read_only: bool,
+    /// File protocols: fsync each upload, then its directory, before the final answer, so an acknowledged upload survives a power loss (costs a disk flush per upload) [default: off].
+    #[arg(long)]
+    pub durable: bool,
     /// tcpfile: read GETs through user space instead of zero-copy sendfile (for comparison).
     #[arg(long)]
     pub no_sendfile: bool,
@@ -182,6 +185,7 @@ impl ServeArgs {
         if let Some(v) = self.max_file_size {
             c.max_file_size = v;
         }
+        c.durable |= self.durable;
         if self.no_sendfile {
             c.sendfile = false;
         }

@@ -1,17 +1,19 @@
 //! Safe wrappers over the `*at` file system calls the file store needs.
 //!
 //! Owns the `unsafe` half of path confinement: `openat2` with resolve
-//! flags, plain `openat`, `fstat`/`fstatat`, `renameat`/`renameat2`,
-//! `linkat` and `unlinkat`, each relative to a directory descriptor. Every
+//! flags, plain `openat`, `fstat`/`fstatat`, `readlinkat`, directory
+//! listing, `renameat`/`renameat2`, `linkat` and `unlinkat`, each relative
+//! to a directory descriptor, and the `kill(pid, 0)` probe the start-up
+//! sweep asks before removing another process's temporary file. Every
 //! wrapper checks the return value and turns failure into `io::Error`. It
 //! must never decide policy (which names are allowed, what an error means
-//! to a client): that is `crate::store`'s job.
+//! to a client, which files to remove): that is `crate::store`'s job.
 #![allow(
     unsafe_code,
     reason = "the file system half of the one module that calls libc directly"
 )]
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -180,6 +182,122 @@ pub(crate) fn fstatat_kind(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileK
     Ok(FileKind::from_mode(st.st_mode))
 }
 
+/// Longest link target [`readlinkat`] accepts, in bytes: Linux's
+/// `PATH_MAX` (4096, including the NUL), the most a link can hold.
+const LINK_TARGET_MAX: usize = 4096;
+
+/// The target of the symbolic link `name` in `dir` (`readlinkat`), as the
+/// raw bytes stored in the link.
+///
+/// # Errors
+/// As `readlinkat(2)`: `EINVAL` when `name` is not a link, `ENOENT`;
+/// `ENAMETOOLONG` for a target that does not fit in `PATH_MAX`.
+pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; LINK_TARGET_MAX];
+    // SAFETY: `name` is NUL-terminated and `buf` is writable for its length.
+    let rc = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
+    // A target that fills the buffer may have been cut short.
+    if len >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// One directory entry: its name, and its kind when the listing says.
+pub(crate) type DirEntry = (CString, Option<FileKind>);
+
+/// The entries of the directory `dir` (an `O_PATH` descriptor is fine: the
+/// directory is reopened for reading), without `.` and `..`, each with its
+/// kind when the file system reports it in the listing (`d_type`), `None`
+/// when the caller must ask `fstatat`. At most `max` entries are returned;
+/// the flag says whether more were left unread.
+///
+/// # Errors
+/// The directory cannot be opened or read.
+pub(crate) fn list_dir(dir: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<DirEntry>, bool)> {
+    let fd = openat(
+        dir,
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    let raw = fd.as_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor; on success the stream
+    // owns it, so `fd` is forgotten below, and `closedir` closes it.
+    let stream = unsafe { libc::fdopendir(raw) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    core::mem::forget(fd);
+    let mut entries = Vec::new();
+    let mut more = false;
+    let result = loop {
+        // readdir reports an error only through errno, so clear it first.
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is a valid DIR* until the closedir below.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            let err = io::Error::last_os_error();
+            break if err.raw_os_error() == Some(0) {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is a
+        // NUL-terminated string, valid until the next readdir call.
+        let (name, d_type) = unsafe {
+            (
+                CStr::from_ptr((*entry).d_name.as_ptr()).to_owned(),
+                (*entry).d_type,
+            )
+        };
+        if name.as_bytes() == b"." || name.as_bytes() == b".." {
+            continue;
+        }
+        if entries.len() == max {
+            more = true;
+            break Ok(());
+        }
+        let kind = match d_type {
+            libc::DT_REG => Some(FileKind::Regular),
+            libc::DT_DIR => Some(FileKind::Directory),
+            libc::DT_LNK => Some(FileKind::Symlink),
+            libc::DT_UNKNOWN => None,
+            _ => Some(FileKind::Other),
+        };
+        entries.push((name, kind));
+    };
+    // SAFETY: `stream` is valid and closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| (entries, more))
+}
+
+/// Whether a process with this id exists (`kill(pid, 0)`): `EPERM` means
+/// it exists but belongs to someone else. Ids that cannot be a process
+/// (0, or beyond `i32`) answer false.
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the target exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Renames `from` to `to` (both relative to `dir`), failing with
 /// `AlreadyExists` instead of replacing an existing `to`
 /// (`renameat2(RENAME_NOREPLACE)`).
@@ -264,7 +382,7 @@ mod tests {
         }
 
         fn dir(&self) -> OwnedFd {
-            let c = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+            let c = CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
             open_dir_path(&c).unwrap()
         }
     }
@@ -343,6 +461,40 @@ mod tests {
             unlinkat(dir.as_fd(), c"b").unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn readlinkat_and_list_dir_see_links_without_following() {
+        let s = Scratch::new();
+        std::fs::create_dir(s.0.join("d")).unwrap();
+        std::fs::write(s.0.join("f"), b"f").unwrap();
+        std::os::unix::fs::symlink("../x/y", s.0.join("l")).unwrap();
+        let dir = s.dir();
+        assert_eq!(readlinkat(dir.as_fd(), c"l").unwrap(), b"../x/y");
+        assert_eq!(
+            readlinkat(dir.as_fd(), c"f").unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+        let (mut all, more) = list_dir(dir.as_fd(), 10).unwrap();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(!more);
+        let names: Vec<_> = all.iter().map(|(n, _)| n.to_str().unwrap()).collect();
+        assert_eq!(names, ["d", "f", "l"]);
+        for (name, kind) in &all {
+            let real = fstatat_kind(dir.as_fd(), name).unwrap();
+            assert!(kind.is_none() || *kind == Some(real), "{name:?}");
+        }
+        let (two, more) = list_dir(dir.as_fd(), 2).unwrap();
+        assert_eq!((two.len(), more), (2, true));
+    }
+
+    #[test]
+    fn process_exists_tells_the_living_from_the_impossible() {
+        assert!(process_exists(std::process::id()));
+        assert!(!process_exists(0));
+        // Above the largest pid_max Linux allows (2^22).
+        assert!(!process_exists(99_999_999));
+        assert!(!process_exists(u32::MAX));
     }
 
     #[test]
