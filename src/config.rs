@@ -294,6 +294,9 @@ impl ServeConfig {
         if let Some(v) = file.tftp_timeout {
             t.timeout = dur("tftp_timeout", &v)?;
         }
+        if let Some(v) = file.tftp_unvalidated_lifetime {
+            t.unvalidated_lifetime = dur("tftp_unvalidated_lifetime", &v)?;
+        }
         if !(8..=65_464).contains(&t.max_blksize) || t.max_windowsize == 0 {
             return Err(
                 "tftp_max_blksize must be 8..=65464 and tftp_max_windowsize at least 1".into(),
@@ -372,6 +375,7 @@ struct ConfigFile {
     tftp_read_only: Option<bool>,
     tftp_max_sessions: Option<usize>,
     tftp_max_sessions_per_peer: Option<usize>,
+    tftp_unvalidated_lifetime: Option<String>,
     udp_peer_rate: Option<u64>,
     udp_peer_burst: Option<u64>,
     udp_global_rate: Option<u64>,
@@ -447,9 +451,11 @@ mod tests {
         let mut c = ServeConfig::default();
         c.apply_toml(
             "stream_max_count = 5\nfile_max = 1000\nsegment = 512\nspin = \"0s\"\n\
-             udp_peer_rate = 10\nudp_trust_loopback = false",
+             udp_peer_rate = 10\nudp_trust_loopback = false\n\
+             tftp_unvalidated_lifetime = \"5s\"",
         )
         .unwrap();
+        assert_eq!(c.tftp.unvalidated_lifetime, Duration::from_secs(5));
         assert_eq!(c.lab.stream_max_count, 5);
         assert_eq!(c.lab.file_max, 1000);
         assert_eq!(c.lab.segment, 512);

@@ -617,7 +617,15 @@ impl World {
             },
             shared: &mut self.shared,
         };
-        match acceptor.accept_datagram(&mut cx, d.from, &d.payload, &mut reply) {
+        let admission = acceptor.accept_datagram(&mut cx, d.from, &d.payload, &mut reply);
+        // As the reactor does: evictions first, closed at once.
+        let evicted: Vec<usize> = core::iter::from_fn(|| acceptor.poll_evict()).collect();
+        for key in evicted {
+            if key != 0 {
+                self.close(key, CloseReason::Aborted);
+            }
+        }
+        match admission {
             Admission::Reply => {
                 self.sent.server += 1;
                 self.send(Dir::Down, self.config.server, d.from, reply.freeze());

@@ -827,6 +827,55 @@ fn split_nul(bytes: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     Ok((field, rest.get(1..).unwrap_or_default()))
 }
 
+/// Why a datagram shaped like a request cannot be served: an RRQ or WRQ
+/// opcode, within [`MAX_REQUEST`] bytes, whose name and mode fields are
+/// both there (each ends in a NUL), but whose name is empty or not UTF-8,
+/// or whose mode is unknown. Such a request deserves an ERROR 4 rather
+/// than silence, so its sender does not wait out its timeout; anything
+/// less shaped (garbage) is better left unanswered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFault {
+    /// The name field is empty.
+    EmptyName,
+    /// The name is not UTF-8.
+    NameNotUtf8,
+    /// The mode is neither `octet` nor `netascii`.
+    UnknownMode,
+}
+
+impl RequestFault {
+    /// The fault of a request-shaped datagram that [`Packet::parse`]
+    /// refuses for its name or mode; `None` for anything else (a valid
+    /// request, another packet, garbage, bad options).
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        if !matches!(Opcode::peek(bytes), Ok(Opcode::Rrq | Opcode::Wrq))
+            || bytes.len() > MAX_REQUEST
+        {
+            return None;
+        }
+        let (name, rest) = split_nul(bytes.get(2..)?).ok()?;
+        let (mode, _) = split_nul(rest).ok()?;
+        if name.is_empty() {
+            Some(Self::EmptyName)
+        } else if core::str::from_utf8(name).is_err() {
+            Some(Self::NameNotUtf8)
+        } else if Mode::parse(mode).is_err() {
+            Some(Self::UnknownMode)
+        } else {
+            None
+        }
+    }
+
+    /// The ERROR message that names the fault.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::EmptyName => "Empty file name",
+            Self::NameNotUtf8 => "File name not UTF-8",
+            Self::UnknownMode => "Unknown mode",
+        }
+    }
+}
+
 /// A big-endian u16 and what follows it.
 fn split_u16(bytes: &[u8]) -> Result<(u16, &[u8]), Error> {
     match bytes {
@@ -894,6 +943,29 @@ impl Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_faults_are_named_and_garbage_is_not() {
+        let f = RequestFault::of;
+        assert_eq!(f(b"\x00\x01\x00octet\x00"), Some(RequestFault::EmptyName));
+        assert_eq!(
+            f(b"\x00\x02\xff\xfe\x00octet\x00"),
+            Some(RequestFault::NameNotUtf8)
+        );
+        assert_eq!(f(b"\x00\x01f\x00mail\x00"), Some(RequestFault::UnknownMode));
+        assert_eq!(f(b"\x00\x01f\x00\x00"), Some(RequestFault::UnknownMode));
+        // Valid requests, other packets and garbage have no fault to name.
+        assert_eq!(f(b"\x00\x01f\x00octet\x00"), None);
+        assert_eq!(f(b"\x00\x04\x00\x01"), None);
+        assert_eq!(f(b"\x00\x01f\x00octet"), None, "no NUL after the mode");
+        assert_eq!(f(b"\x00\x01\x00"), None, "no mode field");
+        assert_eq!(f(b"GET / HTTP/1.0\r\n"), None);
+        assert_eq!(f(b""), None);
+        let mut long = b"\x00\x01".to_vec();
+        long.extend(std::iter::repeat_n(0xff, MAX_REQUEST));
+        long.extend(b"\x00octet\x00");
+        assert_eq!(f(&long), None, "over MAX_REQUEST");
+    }
     use proptest::prelude::*;
 
     fn emitted(p: &Packet<'_>) -> Vec<u8> {

@@ -217,11 +217,18 @@ impl TftpClient {
             Event::GiveUp(tries) => {
                 self.finish(Outcome::TimedOut(tries), CloseReason::TimedOut { tries })
             }
-            Event::Failed(why) => {
+            Event::Failed(kind) => {
                 self.engine
                     .out
                     .push_back(error_bytes(ErrorCode::NotDefined, "Client error"));
+                let why = std::io::Error::from(kind).to_string();
                 self.finish(Outcome::Failed(why), CloseReason::Aborted);
+            }
+            Event::Violation(why) => {
+                self.engine
+                    .out
+                    .push_back(error_bytes(ErrorCode::NotDefined, "Client error"));
+                self.finish(Outcome::Failed(why.into()), CloseReason::Aborted);
             }
         }
         self.progress.set(self.engine.bytes());
@@ -237,7 +244,7 @@ impl TftpClient {
             if too_big(g.blksize, self.asked.blksize)
                 || too_big(g.windowsize, self.asked.windowsize)
             {
-                return Event::Failed("the server granted an option larger than asked".into());
+                return Event::Violation("the server granted an option larger than asked");
             }
             self.engine.blksize = usize::from(g.blksize.unwrap_or(DEFAULT_BLKSIZE));
             self.engine.window = g.windowsize.unwrap_or(1);

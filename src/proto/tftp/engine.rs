@@ -27,8 +27,11 @@ pub(super) enum Event {
     Complete,
     /// The retry budget ran out.
     GiveUp(u32),
-    /// A local failure (the file); the text goes into an ERROR.
-    Failed(String),
+    /// A local failure (the file, by kind); the server maps it onto an
+    /// ERROR code (`server::kind_error`).
+    Failed(std::io::ErrorKind),
+    /// The peer broke the protocol; the text says how.
+    Violation(&'static str),
 }
 
 pub(super) enum Phase {
@@ -138,7 +141,7 @@ impl Engine {
                         .push_back(packet(&Packet::Data { block, data: &data }));
                 }
                 Ok(None) => return Event::Nothing,
-                Err(kind) => return Event::Failed(std::io::Error::from(kind).to_string()),
+                Err(kind) => return Event::Failed(kind),
             }
         }
     }
@@ -173,14 +176,21 @@ impl Engine {
         match receiver.on_block(index, data, now) {
             Ok(Received::Accepted { ack: Some(i), last }) => {
                 *last_ack = packet(&Packet::Ack { block: i as u16 });
-                self.out.push_back(last_ack.clone());
                 if last {
+                    // The ACK of the last block says "stored": it leaves
+                    // only once the file is under its final name. A failed
+                    // commit (the name appeared meanwhile, the disk filled)
+                    // answers an ERROR instead, never this ACK.
                     self.moved = receiver.bytes();
                     return match receiver.commit() {
-                        Ok(_) => Event::Complete,
-                        Err(kind) => Event::Failed(std::io::Error::from(kind).to_string()),
+                        Ok(_) => {
+                            self.out.push_back(last_ack.clone());
+                            Event::Complete
+                        }
+                        Err(kind) => Event::Failed(kind),
                     };
                 }
+                self.out.push_back(last_ack.clone());
                 Event::Nothing
             }
             Ok(Received::Accepted { ack: None, .. } | Received::Stray) => Event::Nothing,
@@ -189,7 +199,7 @@ impl Engine {
                 self.out.push_back(last_ack.clone());
                 Event::Nothing
             }
-            Err(kind) => Event::Failed(std::io::Error::from(kind).to_string()),
+            Err(kind) => Event::Failed(kind),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The TFTP server: one session per transfer, on its own socket (its TID).
 //!
-//! Owns request handling and option negotiation. Policies, as documented in
-//! `docs/protocols/tftp.md`:
+//! Owns request handling, option negotiation, peer validation and the
+//! bounds on transfers. Policies, as documented in `docs/protocols/tftp.md`:
 //! * blksize is granted as asked but never above `max_blksize` (1468, an
 //!   Ethernet MTU's worth); windowsize never above `max_windowsize` (64);
 //!   timeout as asked (1–255 s); tsize answered with the file's size on an
@@ -13,9 +13,29 @@
 //!   transfer goes on.
 //! * Uploads follow the store's write policy (create-only unless
 //!   `--allow-overwrite`; error 6 when the file exists); `read_only` refuses
-//!   every WRQ. Each transfer gives up after its retry budget, so a
-//!   vanished client never wedges a session; sessions are bounded per peer
-//!   and in all.
+//!   every WRQ. The ACK of the last block leaves only after the upload is
+//!   committed under its final name; a failed commit answers an ERROR
+//!   (6, 3, 2, or 0 with a reason) instead. Each transfer gives up after its
+//!   retry budget, so a vanished client never wedges a session.
+//! * A file served is read to the size it had at open: one that ends
+//!   sooner (truncated under us) ends the transfer with ERROR 0, never a
+//!   short success.
+//! * **Validation** (QUIC's anti-amplification rule, RFC 9000 §8): a request
+//!   can come from a spoofed address, so until the peer answers on the
+//!   transfer socket (any ACK, DATA or ERROR from its address and port, which
+//!   only a peer that received our first answer can know) a session is
+//!   *unvalidated*: it sends its first answer once and nothing more beyond
+//!   [`AMPLIFICATION`] times the bytes received from that peer, and it ends
+//!   after `unvalidated_lifetime` whatever `timeout` was negotiated.
+//! * Sessions are bounded per peer and in all. At a bound, a new request
+//!   evicts the oldest unvalidated session (the same peer's first when the
+//!   per-peer bound is the one hit); only when there is none is it refused.
+//!   A request repeated from the same address and port while its session is
+//!   unvalidated replaces that session (the first answer was lost), unless
+//!   it comes within [`DUPLICATE_WINDOW`] (then it is the network's copy).
+//! * The acceptor answers a request-shaped datagram with an empty or
+//!   non-UTF-8 name or an unknown mode with one ERROR 4, no larger than
+//!   [`AMPLIFICATION`] times the datagram; garbage gets nothing.
 
 use super::engine::{Engine, Event, Phase};
 use super::netascii::{FromNetascii, ToNetascii};
@@ -24,17 +44,34 @@ use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
 };
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::{ErrorCode, Mode, Options, Packet};
+use crate::wire::tftp::{ErrorCode, Mode, Options, Packet, RequestFault};
 use bytes::BytesMut;
 use core::cell::RefCell;
 use log::{debug, info};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
+/// What an unvalidated session may send, as a multiple of what it received
+/// from its peer: QUIC's anti-amplification factor (RFC 9000 §8.1). A
+/// spoofed request then buys its victim one first answer and at most three
+/// times its own size beyond that.
+pub const AMPLIFICATION: u64 = 3;
+
+/// A request repeated from the same address and port sooner than this after
+/// its session started is taken for the network's duplicate, not the
+/// client's retransmission, and is ignored: replacing the session would
+/// strand a client already talking to the first transfer ID. Half the
+/// shortest timeout RFC 2349 lets a client negotiate (1 s), and well above
+/// how late a duplicate on a path of a few round trips arrives.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_millis(500);
+
 /// The server's TFTP limits (config keys `tftp_max_blksize`,
 /// `tftp_max_windowsize`, `tftp_timeout`, `tftp_tries`, `tftp_read_only`,
-/// `tftp_max_sessions`, `tftp_max_sessions_per_peer`).
+/// `tftp_max_sessions`, `tftp_max_sessions_per_peer`,
+/// `tftp_unvalidated_lifetime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TftpConfig {
     /// Largest blksize granted.
@@ -51,6 +88,12 @@ pub struct TftpConfig {
     pub max_sessions: usize,
     /// Transfers at once from one IP address.
     pub max_sessions_per_peer: usize,
+    /// How long a session whose peer never answered lives, whatever
+    /// `timeout` it negotiated: without it, 16 spoofed requests asking
+    /// `timeout=255` would hold a peer's places for 21 minutes. A few
+    /// seconds: a real client answers within one round trip, and retries
+    /// its request when our first answer is lost.
+    pub unvalidated_lifetime: Duration,
 }
 
 impl Default for TftpConfig {
@@ -63,33 +106,81 @@ impl Default for TftpConfig {
             read_only: false,
             max_sessions: 256,
             max_sessions_per_peer: 16,
+            unvalidated_lifetime: Duration::from_secs(3),
         }
     }
 }
 
-/// Transfers in progress, counted so the acceptor can bound them.
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per_peer: HashMap<IpAddr, usize>,
+/// One transfer in the acceptor's table.
+#[derive(Debug)]
+struct Record {
+    peer: SocketAddr,
+    /// The session's slab key, known from its first call.
+    key: Option<usize>,
+    /// Its peer answered on the transfer socket.
+    validated: bool,
+    started: Instant,
+    /// A hash of its request, to tell a duplicate from another request.
+    request: u64,
 }
 
-/// Held by a session; frees its place in [`Counts`] when dropped.
+/// Transfers in progress, so the acceptor can bound them and pick what to
+/// evict. Records are keyed by an increasing number: iteration order is
+/// age, oldest first.
+#[derive(Debug, Default)]
+struct Counts {
+    records: BTreeMap<u64, Record>,
+    per_peer: HashMap<IpAddr, usize>,
+    next: u64,
+}
+
+impl Counts {
+    fn remove(&mut self, id: u64) -> Option<Record> {
+        let record = self.records.remove(&id)?;
+        let ip = record.peer.ip();
+        if let Some(n) = self.per_peer.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&ip);
+            }
+        }
+        Some(record)
+    }
+
+    /// The oldest unvalidated transfer (from `ip`, when given) that has a
+    /// key to evict it by.
+    fn oldest_unvalidated(&self, ip: Option<IpAddr>) -> Option<u64> {
+        self.records
+            .iter()
+            .find(|(_, r)| !r.validated && r.key.is_some() && ip.is_none_or(|ip| r.peer.ip() == ip))
+            .map(|(&id, _)| id)
+    }
+}
+
+/// Held by a session: its record in [`Counts`], removed when dropped (if
+/// the acceptor has not evicted it first).
 struct Place {
     counts: Rc<RefCell<Counts>>,
-    ip: IpAddr,
+    id: u64,
+}
+
+impl Place {
+    fn bind(&self, key: usize) {
+        if let Some(r) = self.counts.borrow_mut().records.get_mut(&self.id) {
+            r.key.get_or_insert(key);
+        }
+    }
+
+    fn validate(&self) {
+        if let Some(r) = self.counts.borrow_mut().records.get_mut(&self.id) {
+            r.validated = true;
+        }
+    }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut c = self.counts.borrow_mut();
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_peer.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_peer.remove(&self.ip);
-            }
-        }
+        self.counts.borrow_mut().remove(self.id);
     }
 }
 
@@ -99,13 +190,61 @@ fn error_packet(code: ErrorCode, message: &str) -> Vec<u8> {
     b.to_vec()
 }
 
-fn file_error(e: FileError) -> (ErrorCode, &'static str) {
+fn file_error(e: FileError) -> (ErrorCode, String) {
     match e {
-        FileError::NotFound => (ErrorCode::FileNotFound, "File not found"),
-        FileError::Forbidden => (ErrorCode::AccessViolation, "Access violation"),
-        FileError::Exists => (ErrorCode::FileExists, "File already exists"),
-        FileError::TooLarge => (ErrorCode::DiskFull, "File too large"),
-        FileError::Io(_) => (ErrorCode::NotDefined, "Server error"),
+        FileError::NotFound => (ErrorCode::FileNotFound, "File not found".into()),
+        FileError::Forbidden => (ErrorCode::AccessViolation, "Access violation".into()),
+        FileError::Exists => (ErrorCode::FileExists, "File already exists".into()),
+        FileError::TooLarge => (ErrorCode::DiskFull, "File too large".into()),
+        FileError::Io(kind) => kind_error(kind),
+    }
+}
+
+/// The ERROR for a local failure of this kind (RFC 1350's codes where one
+/// fits, 0 with the reason otherwise).
+pub(super) fn kind_error(kind: ErrorKind) -> (ErrorCode, String) {
+    let code = match kind {
+        ErrorKind::AlreadyExists => ErrorCode::FileExists,
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            ErrorCode::DiskFull
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => ErrorCode::AccessViolation,
+        ErrorKind::NotFound => ErrorCode::FileNotFound,
+        _ => {
+            let why = std::io::Error::from(kind).to_string();
+            return (ErrorCode::NotDefined, format!("Server error: {why}"));
+        }
+    };
+    (code, code.message().into())
+}
+
+/// A file read no further than the size it had at open, which fails with
+/// `UnexpectedEof` if it ends sooner (truncated while served): the client
+/// must see an ERROR then, not a short file that looks complete. Bytes
+/// appended meanwhile are not sent (the size at open is what `tsize` said).
+struct AtOpenSize {
+    inner: Box<dyn Source>,
+    size: u64,
+    read: u64,
+}
+
+impl Source for AtOpenSize {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
+    fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
+        let left = self.size - self.read;
+        if left == 0 {
+            return Ok(0);
+        }
+        let max = usize::try_from(left).unwrap_or(usize::MAX).min(max);
+        let n = self.inner.read_into(dst, max)?;
+        if n == 0 {
+            return Err(ErrorKind::UnexpectedEof);
+        }
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -124,18 +263,32 @@ pub struct TftpServer {
     engine: Engine,
     pending: Pending,
     started: bool,
+    /// An RRQ: a failure reading is the file's, not the disk's.
+    reading: bool,
     /// ERROR 5 answers owed to strangers (bounded).
     strangers: VecDeque<SocketAddr>,
     /// After a WRQ completes: keep answering a repeated last block until then.
     dally_until: Option<Instant>,
+    /// The peer answered on this socket (see the module docs).
+    validated: bool,
+    /// Bytes received from the peer, and sent to it, while unvalidated.
+    received: u64,
+    sent: u64,
+    /// The first answer has gone.
+    answered: bool,
+    /// Datagrams to the unvalidated peer held back by the budget.
+    withheld: u64,
+    /// When an unvalidated session ends.
+    expires: Option<Instant>,
     close: Option<CloseReason>,
-    _place: Place,
+    place: Place,
 }
 
 impl core::fmt::Debug for TftpServer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TftpServer")
             .field("peer", &self.peer)
+            .field("validated", &self.validated)
             .finish_non_exhaustive()
     }
 }
@@ -161,9 +314,25 @@ impl TftpServer {
                 self.engine.phase = Phase::Done;
                 self.close.get_or_insert(CloseReason::TimedOut { tries });
             }
-            Event::Failed(why) => {
-                debug!("tftp transfer failed: {why}");
-                self.fail(ErrorCode::NotDefined, "Server error", CloseReason::Aborted);
+            Event::Failed(kind) => {
+                let (code, text) = match kind {
+                    ErrorKind::UnexpectedEof if self.reading => (
+                        ErrorCode::NotDefined,
+                        "File changed while being read".to_owned(),
+                    ),
+                    // The store refuses an upload shorter or longer than
+                    // its tsize.
+                    ErrorKind::UnexpectedEof | ErrorKind::InvalidData => (
+                        ErrorCode::NotDefined,
+                        "Upload size differs from tsize".to_owned(),
+                    ),
+                    kind => kind_error(kind),
+                };
+                debug!("tftp transfer failed: {kind:?}: ERROR {code:?} {text:?}");
+                self.fail(code, &text, CloseReason::Aborted);
+            }
+            Event::Violation(why) => {
+                self.fail(ErrorCode::IllegalOperation, why, CloseReason::Protocol(why));
             }
         }
     }
@@ -206,13 +375,22 @@ impl TftpServer {
                 mode,
                 options,
             } => {
+                self.reading = true;
                 let source = match self.files.open(filename) {
                     Ok(s) => s,
                     Err(e) => {
                         let (code, text) = file_error(e);
                         debug!("{} tftp RRQ {filename:?}: {e}", cx.tag);
-                        return self.fail(code, text, CloseReason::Protocol("refused"));
+                        return self.fail(code, &text, CloseReason::Protocol("refused"));
                     }
+                };
+                let source: Box<dyn Source> = match source.size() {
+                    Some(size) => Box::new(AtOpenSize {
+                        inner: source,
+                        size,
+                        read: 0,
+                    }),
+                    None => source,
                 };
                 // netascii changes the length: no tsize then.
                 let size = if mode == Mode::Octet {
@@ -255,7 +433,7 @@ impl TftpServer {
                     Err(e) => {
                         let (code, text) = file_error(e);
                         debug!("{} tftp WRQ {filename:?}: {e}", cx.tag);
-                        return self.fail(code, text, CloseReason::Protocol("refused"));
+                        return self.fail(code, &text, CloseReason::Protocol("refused"));
                     }
                 };
                 let sink: Box<dyn Sink> = match mode {
@@ -293,6 +471,9 @@ impl Session for TftpServer {
         };
         if !self.started {
             self.started = true;
+            self.place.bind(cx.tag.key);
+            self.received += payload.len() as u64;
+            self.expires = Some(cx.now + self.config.unvalidated_lifetime);
             return self.start(cx, payload);
         }
         if from != self.peer {
@@ -303,8 +484,22 @@ impl Session for TftpServer {
             return;
         }
         let Ok(p) = Packet::parse(payload) else {
+            self.received += payload.len() as u64;
             return;
         };
+        if !self.validated {
+            self.received += payload.len() as u64;
+            // Only a peer that got our first answer knows this socket's
+            // port; the request again proves nothing.
+            if matches!(
+                p,
+                Packet::Ack { .. } | Packet::Data { .. } | Packet::Error { .. }
+            ) {
+                self.validated = true;
+                self.expires = None;
+                self.place.validate();
+            }
+        }
         let event = match (p, &self.engine.phase) {
             (Packet::Ack { block: 0 }, Phase::Handshake { .. }) => {
                 match core::mem::replace(&mut self.pending, Pending::None) {
@@ -343,6 +538,19 @@ impl Session for TftpServer {
     }
 
     fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if self.close.is_some() {
+            return;
+        }
+        if self.expires.is_some_and(|at| at <= cx.now) {
+            debug!(
+                "{} tftp peer never answered: ending after {:?} ({} datagrams withheld)",
+                cx.tag, self.config.unvalidated_lifetime, self.withheld
+            );
+            self.engine.phase = Phase::Done;
+            self.engine.out.clear();
+            self.close = Some(CloseReason::TimedOut { tries: 1 });
+            return;
+        }
         if self.dally_until.is_some_and(|at| at <= cx.now) {
             self.close.get_or_insert(CloseReason::Completed);
             return;
@@ -365,19 +573,35 @@ impl Session for TftpServer {
                 len: d.len(),
             });
         }
-        let d = self.engine.out.pop_front()?;
-        buf.extend_from_slice(&d);
-        Some(Transmit {
-            to: Some(self.peer),
-            len: d.len(),
-        })
+        loop {
+            let d = self.engine.out.pop_front()?;
+            if !self.validated {
+                // The first answer goes once; beyond it, what the peer's
+                // own bytes pay for (RFC 9000 §8.1).
+                if self.answered && self.sent + d.len() as u64 > AMPLIFICATION * self.received {
+                    self.withheld += 1;
+                    continue;
+                }
+                self.answered = true;
+                self.sent += d.len() as u64;
+            }
+            buf.extend_from_slice(&d);
+            return Some(Transmit {
+                to: Some(self.peer),
+                len: d.len(),
+            });
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         if self.close.is_some() {
             return None;
         }
-        self.dally_until.or_else(|| self.engine.poll_timeout())
+        let timer = self.dally_until.or_else(|| self.engine.poll_timeout());
+        match (timer, self.expires) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        }
     }
 
     fn poll_request(&mut self) -> Option<Request> {
@@ -391,12 +615,15 @@ impl Session for TftpServer {
 }
 
 /// The acceptor on the TFTP port: each valid request starts a transfer on a
-/// new socket; anything else sent to the port is ignored (an answer would
-/// only help reflection).
+/// new socket; a request-shaped datagram it cannot serve gets one ERROR 4;
+/// anything else sent to the port is ignored (an answer would only help
+/// reflection).
 pub struct TftpAcceptor {
     files: Rc<dyn Files>,
     config: TftpConfig,
     counts: Rc<RefCell<Counts>>,
+    /// Keys of sessions evicted for a new request, for `poll_evict`.
+    evicted: VecDeque<usize>,
 }
 
 impl core::fmt::Debug for TftpAcceptor {
@@ -407,6 +634,22 @@ impl core::fmt::Debug for TftpAcceptor {
     }
 }
 
+fn request_hash(payload: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    payload.hash(&mut h);
+    h.finish()
+}
+
+/// What the acceptor does with a request.
+enum Decision {
+    /// Start a transfer in this place.
+    Admit(Place),
+    /// The network's copy of a request whose transfer already runs.
+    Duplicate,
+    /// At the bounds with nothing to evict.
+    Full,
+}
+
 impl TftpAcceptor {
     /// Transfers over `files` within `config`'s limits.
     pub fn new(files: Rc<dyn Files>, config: TftpConfig) -> Self {
@@ -414,22 +657,80 @@ impl TftpAcceptor {
             files,
             config,
             counts: Rc::default(),
+            evicted: VecDeque::new(),
         }
     }
 
-    fn place(&self, ip: IpAddr) -> Option<Place> {
-        let mut c = self.counts.borrow_mut();
-        let mine = c.per_peer.get(&ip).copied().unwrap_or(0);
-        if c.total >= self.config.max_sessions || mine >= self.config.max_sessions_per_peer {
-            return None;
+    fn evict(&mut self, c: &mut Counts, id: u64) {
+        if let Some(key) = c.remove(id).and_then(|r| r.key) {
+            self.evicted.push_back(key);
         }
-        c.total += 1;
+    }
+
+    fn decide(&mut self, from: SocketAddr, payload: &[u8], now: Instant) -> Decision {
+        let counts = self.counts.clone();
+        let mut c = counts.borrow_mut();
+        let hash = request_hash(payload);
+        // The same address and port asking again before its transfer was
+        // ever answered: our first answer (or its request) was lost. One
+        // transfer per address and port, so the old one goes.
+        let repeat = c
+            .records
+            .iter()
+            .find(|(_, r)| r.peer == from && !r.validated && r.key.is_some())
+            .map(|(&id, r)| (id, r.request == hash && now < r.started + DUPLICATE_WINDOW));
+        match repeat {
+            Some((_, true)) => return Decision::Duplicate,
+            Some((id, false)) => self.evict(&mut c, id),
+            None => {}
+        }
+        let ip = from.ip();
+        let mine = c.per_peer.get(&ip).copied().unwrap_or(0);
+        if mine >= self.config.max_sessions_per_peer {
+            match c.oldest_unvalidated(Some(ip)) {
+                Some(id) => self.evict(&mut c, id),
+                None => return Decision::Full,
+            }
+        }
+        if c.records.len() >= self.config.max_sessions {
+            match c.oldest_unvalidated(None) {
+                Some(id) => self.evict(&mut c, id),
+                None => return Decision::Full,
+            }
+        }
+        let id = c.next;
+        c.next += 1;
+        c.records.insert(
+            id,
+            Record {
+                peer: from,
+                key: None,
+                validated: false,
+                started: now,
+                request: hash,
+            },
+        );
         *c.per_peer.entry(ip).or_insert(0) += 1;
-        Some(Place {
+        Decision::Admit(Place {
             counts: self.counts.clone(),
-            ip,
+            id,
         })
     }
+}
+
+/// Appends an ERROR of `code` to `reply`, its message cut so the datagram
+/// is at most [`AMPLIFICATION`] times the `asked` bytes it answers.
+fn small_error(reply: &mut BytesMut, code: ErrorCode, message: &str, asked: usize) {
+    let room = (asked * AMPLIFICATION as usize).saturating_sub(5);
+    let mut end = message.len().min(room);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Packet::Error {
+        code,
+        message: &message[..end],
+    }
+    .emit(reply);
 }
 
 impl Acceptor for TftpAcceptor {
@@ -448,20 +749,39 @@ impl Acceptor for TftpAcceptor {
         payload: &[u8],
         reply: &mut BytesMut,
     ) -> Admission {
-        if !matches!(
-            Packet::parse(payload),
-            Ok(Packet::Rrq { .. } | Packet::Wrq { .. })
-        ) {
-            return Admission::Ignore;
-        }
-        let Some(place) = self.place(from.ip()) else {
-            debug!("{} tftp request refused: too many transfers", cx.tag);
-            Packet::Error {
-                code: ErrorCode::NotDefined,
-                message: "Too many transfers",
+        match Packet::parse(payload) {
+            Ok(Packet::Rrq { .. } | Packet::Wrq { .. }) => {}
+            Ok(_) => return Admission::Ignore,
+            Err(_) => {
+                let Some(fault) = RequestFault::of(payload) else {
+                    return Admission::Ignore;
+                };
+                debug!("{} tftp request refused: {fault:?}", cx.tag);
+                small_error(
+                    reply,
+                    ErrorCode::IllegalOperation,
+                    fault.message(),
+                    payload.len(),
+                );
+                return Admission::Reply;
             }
-            .emit(reply);
-            return Admission::Reply;
+        }
+        let place = match self.decide(from, payload, cx.now) {
+            Decision::Admit(place) => place,
+            Decision::Duplicate => {
+                debug!("{} tftp request repeated at once: a duplicate", cx.tag);
+                return Admission::Ignore;
+            }
+            Decision::Full => {
+                debug!("{} tftp request refused: too many transfers", cx.tag);
+                small_error(
+                    reply,
+                    ErrorCode::NotDefined,
+                    "Too many transfers",
+                    payload.len(),
+                );
+                return Admission::Reply;
+            }
         };
         Admission::OwnSocket(Box::new(TftpServer {
             files: self.files.clone(),
@@ -470,10 +790,668 @@ impl Acceptor for TftpAcceptor {
             engine: Engine::new(self.config.timeout, self.config.tries),
             pending: Pending::None,
             started: false,
+            reading: false,
             strangers: VecDeque::new(),
             dally_until: None,
+            validated: false,
+            received: 0,
+            sent: 0,
+            answered: false,
+            withheld: 0,
+            expires: None,
             close: None,
-            _place: place,
+            place,
         }))
+    }
+
+    fn poll_evict(&mut self) -> Option<usize> {
+        self.evicted.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Shared;
+    use crate::proto::Tag;
+    use crate::proto::data::MemoryFiles;
+    use crate::proto::testing::{at, shared};
+    use std::collections::BTreeMap;
+
+    /// What the acceptor did with a datagram.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        /// A session under this key.
+        Session(usize),
+        /// A stateless answer.
+        Reply(Vec<u8>),
+        Ignored,
+    }
+
+    /// An acceptor and its sessions, driven by hand in virtual time the way
+    /// the reactor drives them (evictions before admissions, transmits
+    /// then requests after every call).
+    struct Rig {
+        acceptor: TftpAcceptor,
+        sessions: BTreeMap<usize, Box<dyn Session>>,
+        shared: Shared,
+        next_key: usize,
+        /// Every datagram sent, by session key.
+        sent: Vec<(usize, SocketAddr, Vec<u8>)>,
+        closed: BTreeMap<usize, (Instant, CloseReason)>,
+        evicted: Vec<usize>,
+    }
+
+    fn peer(ip: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, ip)), port)
+    }
+
+    fn rrq(name: &str, options: Options) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        Packet::Rrq {
+            filename: name,
+            mode: Mode::Octet,
+            options,
+        }
+        .emit(&mut b);
+        b.to_vec()
+    }
+
+    fn wrq(name: &str) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        Packet::Wrq {
+            filename: name,
+            mode: Mode::Octet,
+            options: Options::default(),
+        }
+        .emit(&mut b);
+        b.to_vec()
+    }
+
+    fn data(block: u16, bytes: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        Packet::Data { block, data: bytes }.emit(&mut b);
+        b.to_vec()
+    }
+
+    fn ack(block: u16) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        Packet::Ack { block }.emit(&mut b);
+        b.to_vec()
+    }
+
+    impl Rig {
+        fn new(files: Rc<dyn Files>, config: TftpConfig) -> Self {
+            Self {
+                acceptor: TftpAcceptor::new(files, config),
+                sessions: BTreeMap::new(),
+                shared: shared(Duration::from_secs(30), 16),
+                next_key: 10,
+                sent: Vec::new(),
+                closed: BTreeMap::new(),
+                evicted: Vec::new(),
+            }
+        }
+
+        fn files(files: &MemoryFiles, config: TftpConfig) -> Self {
+            Self::new(Rc::new(files.clone()), config)
+        }
+
+        fn cx(&mut self, key: usize, now: Instant) -> Context<'_> {
+            Context {
+                now,
+                tag: Tag { key, peer: None },
+                shared: &mut self.shared,
+            }
+        }
+
+        /// A datagram at the listening port.
+        fn request(&mut self, from: SocketAddr, payload: &[u8], now: Instant) -> Got {
+            let mut reply = BytesMut::new();
+            let mut acceptor = core::mem::replace(
+                &mut self.acceptor,
+                TftpAcceptor::new(Rc::new(MemoryFiles::default()), TftpConfig::default()),
+            );
+            let admission =
+                acceptor.accept_datagram(&mut self.cx(usize::MAX, now), from, payload, &mut reply);
+            while let Some(key) = acceptor.poll_evict() {
+                // Dropped at once, as the reactor reaps it.
+                assert!(
+                    self.sessions.remove(&key).is_some(),
+                    "evicted {key}: not live"
+                );
+                self.evicted.push(key);
+            }
+            self.acceptor = acceptor;
+            match admission {
+                Admission::Reply => Got::Reply(reply.to_vec()),
+                Admission::Ignore => Got::Ignored,
+                Admission::OwnSocket(session) => {
+                    let key = self.next_key;
+                    self.next_key += 1;
+                    self.sessions.insert(key, session);
+                    self.input(key, from, payload, now);
+                    Got::Session(key)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn with(
+            &mut self,
+            key: usize,
+            now: Instant,
+            f: impl FnOnce(&mut dyn Session, &mut Context<'_>),
+        ) {
+            let Some(mut s) = self.sessions.remove(&key) else {
+                return;
+            };
+            let mut cx = Context {
+                now,
+                tag: Tag { key, peer: None },
+                shared: &mut self.shared,
+            };
+            f(s.as_mut(), &mut cx);
+            let mut buf = BytesMut::new();
+            while let Some(t) = s.poll_transmit(&mut cx, 65_536, &mut buf) {
+                let d = buf.split().to_vec();
+                self.sent.push((key, t.to.unwrap(), d));
+            }
+            let _ = s.poll_timeout();
+            if let Some(Request::Close(reason)) = s.poll_request() {
+                self.closed.insert(key, (now, reason));
+            } else {
+                self.sessions.insert(key, s);
+            }
+        }
+
+        /// A datagram on session `key`'s own socket.
+        fn input(&mut self, key: usize, from: SocketAddr, payload: &[u8], now: Instant) {
+            self.with(key, now, |s, cx| {
+                s.handle_input(
+                    cx,
+                    Input::Datagram {
+                        from,
+                        payload,
+                        kernel_ns: None,
+                    },
+                );
+            });
+        }
+
+        /// Fires session `key`'s timers, one deadline after another, until
+        /// `until` or its end; returns the deadlines it was woken at.
+        fn run(&mut self, key: usize, until: Instant) -> Vec<Instant> {
+            let mut woken = Vec::new();
+            for _ in 0..10_000 {
+                let Some(at) = self.sessions.get(&key).and_then(|s| s.poll_timeout()) else {
+                    break;
+                };
+                if at > until {
+                    break;
+                }
+                woken.push(at);
+                self.with(key, at, |s, cx| s.handle_timeout(cx));
+            }
+            woken
+        }
+
+        fn sent_by(&self, key: usize) -> Vec<Vec<u8>> {
+            self.sent
+                .iter()
+                .filter(|(k, _, _)| *k == key)
+                .map(|(_, _, d)| d.clone())
+                .collect()
+        }
+
+        fn live(&self) -> usize {
+            self.sessions.len()
+        }
+    }
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 300) as u8).collect()
+    }
+
+    fn error_of(d: &[u8]) -> Option<(u16, String)> {
+        match Packet::parse(d) {
+            Ok(Packet::Error { code, message }) => Some((code.into(), message.to_owned())),
+            _ => None,
+        }
+    }
+
+    // ---- defect 6: unvalidated peers get little ----
+
+    /// Bytes sent and received for one request whose sender never answers,
+    /// until the session ends on its own; `config` as given.
+    fn to_a_silent_peer(request: &[u8], config: TftpConfig) -> (u64, u64, Instant, Rig) {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(100_000));
+        let mut rig = Rig::files(&files, config);
+        let Got::Session(key) = rig.request(peer(1, 1000), request, at(0)) else {
+            panic!("not admitted")
+        };
+        rig.run(key, Instant::from_secs(10_000));
+        let (ended, _) = rig.closed.get(&key).cloned().expect("ended on its own");
+        let sent = rig.sent_by(key).iter().map(|d| d.len() as u64).sum();
+        (sent, request.len() as u64, ended, rig)
+    }
+
+    #[test]
+    fn a_silent_stranger_gets_one_data_1_and_the_session_ends_at_exactly_the_lifetime() {
+        let config = TftpConfig::default();
+        let (sent, _, ended, rig) = to_a_silent_peer(&rrq("f", Options::default()), config);
+        let all = rig.sent_by(10);
+        assert_eq!(all.len(), 1, "DATA 1 once, never again");
+        assert!(all[0].starts_with(b"\x00\x03\x00\x01"));
+        assert_eq!(sent, 516);
+        assert_eq!(ended, Instant::ZERO + config.unvalidated_lifetime);
+        assert_eq!(rig.closed[&10].1, CloseReason::TimedOut { tries: 1 });
+    }
+
+    #[test]
+    fn a_negotiated_timeout_does_not_stretch_an_unvalidated_session() {
+        // 255 s x 5 tries would hold the place for 21 minutes.
+        let asked = Options {
+            timeout: Some(255),
+            blksize: Some(1468),
+            ..Options::default()
+        };
+        let config = TftpConfig::default();
+        let request = rrq("f", asked);
+        let (sent, received, ended, rig) = to_a_silent_peer(&request, config);
+        assert_eq!(ended, Instant::ZERO + config.unvalidated_lifetime);
+        // The OACK may go again, within three times the request.
+        let oack = rig.sent_by(10)[0].len() as u64;
+        assert!(
+            sent <= oack.max(AMPLIFICATION * received),
+            "{sent} {received}"
+        );
+    }
+
+    #[test]
+    fn what_an_unvalidated_session_sends_is_bounded_by_its_first_answer_and_3x() {
+        let config = TftpConfig::default();
+        let cases = [
+            rrq("f", Options::default()),
+            rrq(
+                "f",
+                Options {
+                    blksize: Some(1468),
+                    ..Options::default()
+                },
+            ),
+            rrq(
+                "f",
+                Options {
+                    windowsize: Some(16),
+                    ..Options::default()
+                },
+            ),
+            wrq("new"),
+        ];
+        for request in cases {
+            let (sent, received, _, rig) = to_a_silent_peer(&request, config);
+            let first = rig.sent_by(10)[0].len() as u64;
+            assert!(
+                sent <= first.max(AMPLIFICATION * received),
+                "{request:?}: {sent} bytes for {received}"
+            );
+            // A windowed RRQ gets an OACK, never a window of DATA.
+            assert!(
+                rig.sent_by(10)
+                    .iter()
+                    .all(|d| !d.starts_with(b"\x00\x03\x00\x02")),
+                "{request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_peer_that_answers_gets_retransmissions_as_before() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(2_000));
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let client = peer(1, 1000);
+        let Got::Session(key) = rig.request(client, &rrq("f", Options::default()), at(0)) else {
+            panic!()
+        };
+        rig.input(key, client, &ack(1), at(10));
+        // DATA 2 is lost; the validated session sends it again at its timeout.
+        rig.run(key, at(2_500));
+        let data2 = rig
+            .sent_by(key)
+            .iter()
+            .filter(|d| d.starts_with(b"\x00\x03\x00\x02"))
+            .count();
+        assert_eq!(data2, 3, "sent at 10 ms, 1010 ms, 2010 ms");
+        assert!(
+            rig.sessions.contains_key(&key),
+            "validated: no 3 s lifetime"
+        );
+    }
+
+    #[test]
+    fn at_the_per_peer_cap_the_oldest_unvalidated_session_of_that_peer_goes() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(2_000));
+        let config = TftpConfig {
+            max_sessions_per_peer: 2,
+            ..TftpConfig::default()
+        };
+        let mut rig = Rig::files(&files, config);
+        let req = rrq("f", Options::default());
+        let other = rig.request(peer(2, 1), &req, at(0));
+        let a = rig.request(peer(1, 1), &req, at(1));
+        let b = rig.request(peer(1, 2), &req, at(2));
+        assert_eq!(
+            (other, a, b),
+            (Got::Session(10), Got::Session(11), Got::Session(12))
+        );
+        // The oldest of the peer's, not the other peer's even older one.
+        assert_eq!(rig.request(peer(1, 3), &req, at(3)), Got::Session(13));
+        assert_eq!(rig.evicted, vec![11]);
+        // A validated session is never evicted: 12 answers, so 13 goes.
+        rig.input(12, peer(1, 2), &ack(1), at(4));
+        assert_eq!(rig.request(peer(1, 4), &req, at(5)), Got::Session(14));
+        assert_eq!(rig.evicted, vec![11, 13]);
+        // All validated: refused, with a small ERROR.
+        rig.input(14, peer(1, 4), &ack(1), at(6));
+        let Got::Reply(d) = rig.request(peer(1, 5), &req, at(7)) else {
+            panic!()
+        };
+        assert_eq!(error_of(&d), Some((0, "Too many transfers".into())));
+        assert_eq!(rig.live(), 3);
+    }
+
+    #[test]
+    fn at_the_total_cap_the_oldest_unvalidated_session_goes() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(2_000));
+        let config = TftpConfig {
+            max_sessions: 3,
+            ..TftpConfig::default()
+        };
+        let mut rig = Rig::files(&files, config);
+        let req = rrq("f", Options::default());
+        for (i, ip) in [1u8, 2, 3].into_iter().enumerate() {
+            rig.request(peer(ip, 1), &req, at(i as u64));
+        }
+        rig.input(10, peer(1, 1), &ack(1), at(5));
+        assert_eq!(rig.request(peer(4, 1), &req, at(6)), Got::Session(13));
+        assert_eq!(rig.evicted, vec![11], "the oldest unvalidated, not 10");
+        assert_eq!(rig.live(), 3);
+    }
+
+    #[test]
+    fn a_flood_of_silent_requests_never_locks_out_a_client() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(1_000));
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let req = rrq("f", Options::default());
+        for port in 0..1_000u16 {
+            let ip = (port % 40) as u8;
+            rig.request(peer(ip, 2_000 + port), &req, at(u64::from(port)));
+        }
+        assert!(rig.live() <= 256);
+        let client = peer(7, 9_999);
+        let Got::Session(key) = rig.request(client, &req, at(1_000)) else {
+            panic!("locked out")
+        };
+        rig.input(key, client, &ack(1), at(1_001));
+        rig.input(key, client, &ack(2), at(1_002));
+        assert_eq!(rig.closed[&key].1, CloseReason::Completed);
+    }
+
+    #[test]
+    fn a_repeated_request_replaces_its_unvalidated_session_but_a_duplicate_does_not() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(1_000));
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let client = peer(1, 1000);
+        let req = rrq("f", Options::default());
+        assert_eq!(rig.request(client, &req, at(0)), Got::Session(10));
+        // The network's copy, just behind: the first transfer answers both.
+        assert_eq!(rig.request(client, &req, at(100)), Got::Ignored);
+        // The client's retransmission (DATA 1 was lost): one transfer per
+        // address and port, the new one.
+        assert_eq!(rig.request(client, &req, at(1_000)), Got::Session(11));
+        assert_eq!(rig.evicted, vec![10]);
+        assert_eq!(rig.sent_by(11).len(), 1, "DATA 1 at once");
+        // Validated, a repeat starts a transfer of its own (as before).
+        rig.input(11, client, &ack(1), at(1_010));
+        assert_eq!(rig.request(client, &req, at(2_000)), Got::Session(12));
+        assert_eq!(rig.evicted, vec![10]);
+    }
+
+    // ---- defect 2: error codes, and no silence for a bad request ----
+
+    #[test]
+    fn a_bad_name_or_mode_gets_one_small_error_4_and_garbage_nothing() {
+        let mut rig = Rig::files(&MemoryFiles::default(), TftpConfig::default());
+        for (request, text) in [
+            (&b"\x00\x01\x00octet\x00"[..], "Empty file name"),
+            (b"\x00\x02\xc3\x28\x00octet\x00", "File name not UTF-8"),
+            (b"\x00\x01f\x00mail\x00", "Unknown mode"),
+        ] {
+            let Got::Reply(d) = rig.request(peer(1, 1), request, at(0)) else {
+                panic!("{request:?}")
+            };
+            assert_eq!(error_of(&d), Some((4, text.into())), "{request:?}");
+            assert!(d.len() as u64 <= AMPLIFICATION * request.len() as u64);
+        }
+        // The shortest such request: the message is cut to 3x.
+        let Got::Reply(d) = rig.request(peer(1, 1), b"\x00\x01f\x00\x00", at(0)) else {
+            panic!()
+        };
+        assert_eq!(d.len(), 15);
+        assert_eq!(error_of(&d).unwrap().0, 4);
+        for garbage in [
+            &b"\x00\x01f\x00octet"[..],
+            b"\x00\x09xx",
+            b"hello",
+            b"\x00\x04\x00\x01",
+        ] {
+            assert_eq!(rig.request(peer(1, 1), garbage, at(0)), Got::Ignored);
+        }
+        assert_eq!(rig.live(), 0);
+    }
+
+    /// Files whose uploads fail the way a real disk fails.
+    struct Failing {
+        create: Option<FileError>,
+        write: Option<ErrorKind>,
+        commit: Option<ErrorKind>,
+    }
+
+    struct FailingSink {
+        write: Option<ErrorKind>,
+        commit: Option<ErrorKind>,
+    }
+
+    impl Sink for FailingSink {
+        fn write_all(&mut self, _: &[u8]) -> Result<(), ErrorKind> {
+            self.write.map_or(Ok(()), Err)
+        }
+
+        fn commit(self: Box<Self>) -> Result<u64, ErrorKind> {
+            self.commit.map_or(Ok(0), Err)
+        }
+    }
+
+    impl Files for Failing {
+        fn open(&self, _: &str) -> Result<Box<dyn Source>, FileError> {
+            Err(FileError::NotFound)
+        }
+
+        fn create(&self, _: &str, _: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
+            match self.create {
+                Some(e) => Err(e),
+                None => Ok(Box::new(FailingSink {
+                    write: self.write,
+                    commit: self.commit,
+                })),
+            }
+        }
+    }
+
+    /// Uploads one block to `files`; what the server sent after the WRQ.
+    fn upload_to(files: Rc<dyn Files>) -> Vec<Vec<u8>> {
+        let mut rig = Rig::new(files, TftpConfig::default());
+        let client = peer(1, 1);
+        let Got::Session(key) = rig.request(client, &wrq("x"), at(0)) else {
+            panic!()
+        };
+        rig.input(key, client, &data(1, b"hello"), at(10));
+        rig.sent_by(key)
+    }
+
+    #[test]
+    fn disk_full_read_only_and_too_large_answer_3_2_and_3() {
+        let io = |kind| FileError::Io(kind);
+        for (create, write, commit, code) in [
+            (Some(io(ErrorKind::ReadOnlyFilesystem)), None, None, 2),
+            (Some(io(ErrorKind::PermissionDenied)), None, None, 2),
+            (Some(io(ErrorKind::StorageFull)), None, None, 3),
+            (Some(FileError::TooLarge), None, None, 3),
+            (None, Some(ErrorKind::StorageFull), None, 3),
+            (None, Some(ErrorKind::QuotaExceeded), None, 3),
+            (None, Some(ErrorKind::FileTooLarge), None, 3),
+            (None, None, Some(ErrorKind::AlreadyExists), 6),
+            (None, None, Some(ErrorKind::StorageFull), 3),
+            (None, None, Some(ErrorKind::ReadOnlyFilesystem), 2),
+            (None, Some(ErrorKind::BrokenPipe), None, 0),
+        ] {
+            let got = upload_to(Rc::new(Failing {
+                create,
+                write,
+                commit,
+            }));
+            let last = got.last().unwrap();
+            assert_eq!(
+                error_of(last).map(|e| e.0),
+                Some(code),
+                "{create:?} {write:?} {commit:?}: {got:?}"
+            );
+            assert!(
+                !got.contains(&ack(1)),
+                "{create:?} {write:?} {commit:?}: the block was never stored"
+            );
+        }
+        // Past max_file_size while receiving (no tsize): 3, not 0.
+        let mut files = MemoryFiles::default();
+        files.max_file_size = Some(3);
+        let got = upload_to(Rc::new(files));
+        assert_eq!(error_of(got.last().unwrap()).map(|e| e.0), Some(3));
+        // The reason travels with a code 0.
+        let got = upload_to(Rc::new(Failing {
+            create: None,
+            write: Some(ErrorKind::BrokenPipe),
+            commit: None,
+        }));
+        assert!(error_of(got.last().unwrap()).unwrap().1.contains("pipe"));
+    }
+
+    // ---- defect 1: never acknowledge what is not stored ----
+
+    #[test]
+    fn two_uploads_of_one_new_name_one_stored_the_other_refused_with_6() {
+        let files = MemoryFiles::default(); // create-only
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let (a, b) = (peer(1, 1), peer(2, 2));
+        let (first, second) = (bytes(700), vec![9u8; 700]);
+        // Both requests in before either finishes.
+        assert_eq!(rig.request(a, &wrq("same"), at(0)), Got::Session(10));
+        assert_eq!(rig.request(b, &wrq("same"), at(1)), Got::Session(11));
+        rig.input(10, a, &data(1, &first[..512]), at(2));
+        rig.input(11, b, &data(1, &second[..512]), at(3));
+        rig.input(10, a, &data(2, &first[512..]), at(4));
+        rig.input(11, b, &data(2, &second[512..]), at(5));
+        assert_eq!(rig.sent_by(10).last(), Some(&ack(2)), "A stored");
+        let to_b = rig.sent_by(11);
+        assert_eq!(
+            error_of(to_b.last().unwrap()),
+            Some((6, "File already exists".into()))
+        );
+        assert!(
+            !to_b.contains(&ack(2)),
+            "B was never told its file is stored"
+        );
+        assert_eq!(files.get("same").unwrap(), first, "byte-exact A's");
+    }
+
+    // ---- defect 9: a file that shrinks while served ----
+
+    /// A source whose size says more than it yields (truncated after open).
+    struct Shrunk(crate::proto::data::MemorySource, u64);
+
+    impl Source for Shrunk {
+        fn size(&self) -> Option<u64> {
+            Some(self.1)
+        }
+
+        fn read_into(&mut self, dst: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
+            self.0.read_into(dst, max)
+        }
+    }
+
+    struct ShrinkingFiles(usize, u64);
+
+    impl Files for ShrinkingFiles {
+        fn open(&self, _: &str) -> Result<Box<dyn Source>, FileError> {
+            let inner = crate::proto::data::MemorySource::new(bytes(self.0));
+            Ok(Box::new(Shrunk(inner, self.1)))
+        }
+
+        fn create(&self, _: &str, _: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
+            Err(FileError::Forbidden)
+        }
+    }
+
+    #[test]
+    fn a_file_truncated_while_served_ends_with_an_error_not_a_short_success() {
+        // 1000 bytes at open, 600 by the time they are read; and a file
+        // cut at a block boundary, whose short success would be an empty
+        // block.
+        for (has, said) in [(600, 1_000), (512, 1_000), (0, 10)] {
+            let mut rig = Rig::new(Rc::new(ShrinkingFiles(has, said)), TftpConfig::default());
+            let client = peer(1, 1);
+            let Got::Session(key) = rig.request(client, &rrq("f", Options::default()), at(0))
+            else {
+                panic!()
+            };
+            for block in 1..=3 {
+                rig.input(key, client, &ack(block), at(u64::from(block)));
+            }
+            let sent = rig.sent_by(key);
+            let last = sent.last().unwrap();
+            assert_eq!(
+                error_of(last),
+                Some((0, "File changed while being read".into())),
+                "{has} of {said}: {sent:?}"
+            );
+            // No short DATA block (what a client takes for the end) went.
+            assert!(
+                sent.iter()
+                    .filter(|d| d.starts_with(b"\x00\x03"))
+                    .all(|d| d.len() == 516),
+                "{has} of {said}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_grows_while_served_is_sent_at_its_size_at_open() {
+        let mut rig = Rig::new(Rc::new(ShrinkingFiles(2_000, 600)), TftpConfig::default());
+        let client = peer(1, 1);
+        let Got::Session(key) = rig.request(client, &rrq("f", Options::default()), at(0)) else {
+            panic!()
+        };
+        rig.input(key, client, &ack(1), at(1));
+        rig.input(key, client, &ack(2), at(2));
+        let sent = rig.sent_by(key);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].len(), 4 + 88);
+        assert_eq!(rig.closed[&key].1, CloseReason::Completed);
     }
 }
