@@ -106,7 +106,7 @@ impl Default for TftpConfig {
             read_only: false,
             max_sessions: 256,
             max_sessions_per_peer: 16,
-            unvalidated_lifetime: Duration::from_secs(3),
+            unvalidated_lifetime: Duration::from_secs(6),
         }
     }
 }
@@ -1039,7 +1039,12 @@ mod tests {
 
     #[test]
     fn a_silent_stranger_gets_one_data_1_and_the_session_ends_at_exactly_the_lifetime() {
-        let config = TftpConfig::default();
+        // Shorter than the retry budget (5 tries of 1 s), which would
+        // otherwise end the session first.
+        let config = TftpConfig {
+            unvalidated_lifetime: crate::time::Duration::from_secs(3),
+            ..TftpConfig::default()
+        };
         let (sent, _, ended, rig) = to_a_silent_peer(&rrq("f", Options::default()), config);
         let all = rig.sent_by(10);
         assert_eq!(all.len(), 1, "DATA 1 once, never again");
