@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod timeouts;
 
 use common::{Server, run_with_timeout, tcp_connect, temp_path};
 use std::io::{Read, Write};
@@ -361,4 +362,44 @@ fn a_4_gib_sparse_file_streams_whole() {
     }
     assert_eq!(head, header.as_bytes());
     assert_eq!(got, len);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout() {
+    let root = Root::new("silent");
+    let mut args = vec![];
+    args.extend_from_slice(&timeouts::SHORT_IDLE);
+    let server = serve(&root, &args);
+    let closed = timeouts::silent(server.tcp("tcpfile"));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(290), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_slowloris_request_line_is_closed_at_the_request_timeout() {
+    let root = Root::new("slowloris");
+    let server = serve(&root, &timeouts::SHORT_IDLE);
+    let line = b"a-very-long-name-sent-one-byte-every-100ms.txt:PUT:1";
+    let closed = timeouts::slowloris(server.tcp("tcpfile"), line, Duration::from_millis(100));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(900), Duration::from_secs(3));
+    assert!(closed.sent < line.len(), "{closed:?}");
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_stalled_put_is_closed_after_the_idle_timeout_and_leaves_nothing() {
+    let root = Root::new("stalled");
+    let server = serve(&root, &timeouts::SHORT_IDLE);
+    let started = std::time::Instant::now();
+    let mut s = tcp_connect(server.tcp("tcpfile"));
+    s.write_all(b"stalled:PUT:1000\n").unwrap();
+    s.write_all(&[7; 100]).unwrap();
+    let rest = read_all(&mut s);
+    let took = started.elapsed();
+    assert!(rest.is_empty(), "no answer: {rest:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(root.entries(), Vec::<String>::new(), "no partial file");
 }
