@@ -676,4 +676,87 @@ mod tests {
         let mut sh = shared(Duration::from_secs(1), 1);
         assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(3_800)));
     }
+
+    /// A store whose uploads all fail at the final rename with `kind`.
+    struct FailingCommit(ErrorKind);
+
+    struct FailingSink(ErrorKind);
+
+    impl Sink for FailingSink {
+        fn write_all(&mut self, _: &[u8]) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+        fn commit(self: Box<Self>) -> Result<u64, ErrorKind> {
+            Err(self.0)
+        }
+    }
+
+    impl Files for FailingCommit {
+        fn open(&self, _: &str) -> Result<Box<dyn Source>, FileError> {
+            Err(FileError::NotFound)
+        }
+        fn create(&self, _: &str, _: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
+            Ok(Box::new(FailingSink(self.0)))
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_is_answered_with_an_error_never_ok() {
+        for (kind, line) in [
+            (ErrorKind::AlreadyExists, &b"ERROR exists: f\n"[..]),
+            (ErrorKind::StorageFull, b"ERROR failed: f\n"),
+            (ErrorKind::PermissionDenied, b"ERROR failed: f\n"),
+        ] {
+            let mut sh = shared(Duration::from_secs(1), 1);
+            let mut s =
+                TcpFileStream::new(Rc::new(FailingCommit(kind)), at(0), TcpTimeouts::default());
+            feed(
+                &mut s,
+                &mut sh,
+                at(0),
+                peer(),
+                Input::Stream(b"f:PUT:3\nabc"),
+            );
+            assert_eq!(drain_tx(&mut s, &mut sh, at(0)), line, "{kind:?}");
+            assert_eq!(
+                drain_requests(&mut s),
+                vec![Request::Close(CloseReason::Protocol(
+                    if kind == ErrorKind::AlreadyExists {
+                        "exists"
+                    } else {
+                        "failed"
+                    }
+                ))]
+            );
+        }
+    }
+
+    #[test]
+    fn two_uploads_of_one_new_name_the_second_to_finish_is_refused() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut a, mut b) = (session(&files), session(&files));
+        // Both requests are in before either body is complete.
+        feed(
+            &mut a,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"n:PUT:4\naa"),
+        );
+        feed(
+            &mut b,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"n:PUT:4\nbb"),
+        );
+        assert_eq!(drain_tx(&mut a, &mut sh, at(0)), b"");
+        assert_eq!(drain_tx(&mut b, &mut sh, at(0)), b"");
+        feed(&mut b, &mut sh, at(1), peer(), Input::Stream(b"bb"));
+        feed(&mut a, &mut sh, at(2), peer(), Input::Stream(b"aa"));
+        assert_eq!(drain_tx(&mut b, &mut sh, at(2)), b"OK 4\n");
+        assert_eq!(drain_tx(&mut a, &mut sh, at(2)), b"ERROR exists: n\n");
+        assert_eq!(files.get("n").unwrap(), b"bbbb");
+    }
 }
