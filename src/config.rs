@@ -139,8 +139,12 @@ pub struct ServeConfig {
     pub id_ttl: Duration,
     /// hello: most IDs registered at once; beyond it `ERROR busy`.
     pub max_ids: usize,
-    /// hello: a TCP connection silent this long is closed.
+    /// Every TCP protocol: a connection without progress this long is
+    /// closed (`proto::idle`).
     pub tcp_idle_timeout: Duration,
+    /// Every TCP protocol: a request line or frame header must be complete
+    /// this long after it began (slowloris; `proto::idle`).
+    pub tcp_request_timeout: Duration,
     /// Exit 0 after no request for this long.
     pub idle_exit: Option<Duration>,
     /// stopwait: retransmission timer.
@@ -179,7 +183,8 @@ impl Default for ServeConfig {
             durable: false,
             id_ttl: Duration::from_secs(30),
             max_ids: 100_000,
-            tcp_idle_timeout: crate::proto::hello::DEFAULT_IDLE_TIMEOUT,
+            tcp_idle_timeout: crate::proto::idle::DEFAULT_IDLE_TIMEOUT,
+            tcp_request_timeout: crate::proto::idle::DEFAULT_REQUEST_TIMEOUT,
             idle_exit: None,
             stopwait_timeout: Duration::from_secs(5),
             stopwait_tries: 5,
@@ -255,6 +260,9 @@ impl ServeConfig {
         }
         if let Some(v) = file.tcp_idle_timeout {
             self.tcp_idle_timeout = dur("tcp_idle_timeout", &v)?;
+        }
+        if let Some(v) = file.tcp_request_timeout {
+            self.tcp_request_timeout = dur("tcp_request_timeout", &v)?;
         }
         if let Some(v) = file.idle_exit {
             self.idle_exit = Some(dur("idle_exit", &v)?);
@@ -354,6 +362,7 @@ struct ConfigFile {
     id_ttl: Option<String>,
     max_ids: Option<usize>,
     tcp_idle_timeout: Option<String>,
+    tcp_request_timeout: Option<String>,
     idle_exit: Option<String>,
     stopwait_timeout: Option<String>,
     stopwait_tries: Option<u32>,
@@ -444,6 +453,17 @@ mod tests {
         assert_eq!(c.timer, TimerMode::Poll);
         assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.addr(Protocol::Lab), "0.0.0.0:8120".parse().unwrap());
+    }
+
+    #[test]
+    fn tcp_timeouts_default_and_toml() {
+        let mut c = ServeConfig::default();
+        assert_eq!(c.tcp_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.tcp_request_timeout, Duration::from_secs(10));
+        c.apply_toml("tcp_idle_timeout = \"1m\"\ntcp_request_timeout = \"2s\"")
+            .unwrap();
+        assert_eq!(c.tcp_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.tcp_request_timeout, Duration::from_secs(2));
     }
 
     #[test]

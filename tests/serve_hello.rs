@@ -8,6 +8,7 @@
 )]
 
 mod common;
+mod timeouts;
 
 use common::{
     Server, TempFile, assert_closed, parse_ok, run, run_with_timeout, tcp_connect, tcp_exchange,
@@ -919,4 +920,26 @@ fn silent_tcp_connection_is_closed_after_the_idle_timeout() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(290), "closed early: {took:?}");
     assert!(took < Duration::from_secs(3), "closed late: {took:?}");
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout() {
+    // Before the fix the deadline of an accepted session was read only
+    // after its first event, so this connection stayed open for ever.
+    let server = Server::hello(&timeouts::SHORT_IDLE);
+    let closed = timeouts::silent(server.tcp("hello"));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(290), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_slowloris_line_is_closed_at_the_request_timeout() {
+    let server = Server::hello(&timeouts::SHORT_IDLE);
+    // A byte every 100 ms is progress (the 300 ms idle limit never fires),
+    // but the line is not complete after the 1 s request limit.
+    let line = b"HELLO 12345678901234567890123456789012345678901234567890";
+    let closed = timeouts::slowloris(server.tcp("hello"), line, Duration::from_millis(100));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(900), Duration::from_secs(3));
+    assert!(closed.sent < line.len(), "{closed:?}");
+    assert!(closed.received.is_empty(), "{closed:?}");
 }

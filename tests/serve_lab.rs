@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod timeouts;
 
 use common::{Server, bin, run_with_timeout, tcp_connect, udp_socket};
 use std::io::{Read, Write};
@@ -329,4 +330,35 @@ fn the_lab_client_reports_failures_with_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     let _ = bin();
+}
+
+#[test]
+fn a_tcp_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout() {
+    let server = lab(&timeouts::SHORT_IDLE);
+    let closed = timeouts::silent(server.tcp("lab"));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(290), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_slowloris_echo_line_is_closed_at_the_request_timeout() {
+    let server = lab(&timeouts::SHORT_IDLE);
+    let line = b"an echo line sent one byte every 100 ms, never ending";
+    let closed = timeouts::slowloris(server.tcp("lab"), line, Duration::from_millis(100));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(900), Duration::from_secs(3));
+    assert!(closed.sent < line.len(), "{closed:?}");
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_tcp_stream_slower_than_the_idle_timeout_runs_to_its_end() {
+    // The server waiting for its own schedule is not the client idling.
+    let server = lab(&timeouts::SHORT_IDLE);
+    let mut s = tcp_connect(server.tcp("lab"));
+    s.write_all(b"stream-500-3-16\n").unwrap();
+    let got = read_exact(&mut s, 48);
+    assert_eq!(got.len(), 48);
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "EOF after the stream");
 }

@@ -8,6 +8,7 @@
 )]
 
 mod common;
+mod timeouts;
 
 use common::{Server, run_with_timeout, tcp_connect, temp_path};
 use std::io::{Read, Write};
@@ -184,4 +185,22 @@ fn the_msg_client_repeats_a_frame_and_counts_every_receipt() {
         (Some(50_000), Some(64 * 50_000))
     );
     assert!(j["frames_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout() {
+    let server = msg(&timeouts::SHORT_IDLE);
+    let closed = timeouts::silent(server.tcp("msg"));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(290), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_slowloris_frame_header_is_closed_at_the_request_timeout() {
+    // A header is only 4 bytes: three of them, 100 ms apart, then nothing.
+    // The idle limit (5 s) is far; the request limit (1 s) closes it.
+    let server = msg(&["--tcp-idle-timeout", "5s", "--tcp-request-timeout", "1s"]);
+    let closed = timeouts::slowloris(server.tcp("msg"), &[0, 0, 1], Duration::from_millis(100));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(900), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
 }

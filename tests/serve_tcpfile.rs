@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod timeouts;
 
 use common::{Server, run_with_timeout, tcp_connect, temp_path};
 use std::io::{Read, Write};
@@ -361,4 +362,201 @@ fn a_4_gib_sparse_file_streams_whole() {
     }
     assert_eq!(head, header.as_bytes());
     assert_eq!(got, len);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout() {
+    let root = Root::new("silent");
+    let mut args = vec![];
+    args.extend_from_slice(&timeouts::SHORT_IDLE);
+    let server = serve(&root, &args);
+    let closed = timeouts::silent(server.tcp("tcpfile"));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(290), Duration::from_secs(3));
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_slowloris_request_line_is_closed_at_the_request_timeout() {
+    let root = Root::new("slowloris");
+    let server = serve(&root, &timeouts::SHORT_IDLE);
+    let line = b"a-very-long-name-sent-one-byte-every-100ms.txt:PUT:1";
+    let closed = timeouts::slowloris(server.tcp("tcpfile"), line, Duration::from_millis(100));
+    timeouts::assert_closed_between(&closed, Duration::from_millis(900), Duration::from_secs(3));
+    assert!(closed.sent < line.len(), "{closed:?}");
+    assert!(closed.received.is_empty(), "{closed:?}");
+}
+
+#[test]
+fn a_stalled_put_is_closed_after_the_idle_timeout_and_leaves_nothing() {
+    let root = Root::new("stalled");
+    let server = serve(&root, &timeouts::SHORT_IDLE);
+    let started = std::time::Instant::now();
+    let mut s = tcp_connect(server.tcp("tcpfile"));
+    s.write_all(b"stalled:PUT:1000\n").unwrap();
+    s.write_all(&[7; 100]).unwrap();
+    let rest = read_all(&mut s);
+    let took = started.elapsed();
+    assert!(rest.is_empty(), "no answer: {rest:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(root.entries(), Vec::<String>::new(), "no partial file");
+}
+
+/// A TCP relay from one client to `upstream` that forwards the client's
+/// first `hold_after` bytes at once and the rest only once released, so a
+/// test can line two real clients up at a chosen point of their uploads.
+struct Gate {
+    addr: std::net::SocketAddr,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl Gate {
+    fn new(upstream: std::net::SocketAddr, hold_after: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let count = forwarded.clone();
+        std::thread::spawn(move || {
+            // Bounded: the client is started right after the gate.
+            listener.set_nonblocking(true).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut client = loop {
+                match listener.accept() {
+                    Ok((c, _)) => break c,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("gate: no client: {e}"),
+                }
+            };
+            client.set_nonblocking(false).unwrap();
+            let mut server = tcp_connect(upstream);
+            server
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let (mut from_server, mut to_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_server, &mut to_client);
+                let _ = to_client.shutdown(Shutdown::Write);
+            });
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut held = false;
+            loop {
+                if !held && count.load(Ordering::SeqCst) >= hold_after {
+                    held = true;
+                    let _ = released.recv_timeout(Duration::from_secs(30));
+                }
+                let want = if held {
+                    buf.len()
+                } else {
+                    buf.len().min(hold_after - count.load(Ordering::SeqCst))
+                };
+                match client.read(&mut buf[..want]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        count.fetch_add(n, Ordering::SeqCst);
+                    }
+                }
+            }
+            let _ = server.shutdown(Shutdown::Write);
+        });
+        Self {
+            addr,
+            forwarded,
+            release,
+        }
+    }
+
+    /// Waits (bounded) until the gate holds the rest back.
+    fn wait_holding(&self, hold_after: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.forwarded.load(std::sync::atomic::Ordering::SeqCst) < hold_after {
+            assert!(std::time::Instant::now() < deadline, "gate never filled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn spawn_put(gate: &Gate, file: &Path, name: &str) -> std::process::Child {
+    std::process::Command::new(common::bin())
+        .args([
+            "put",
+            &gate.addr.to_string(),
+            file.to_str().unwrap(),
+            "--as",
+            name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mioperf put")
+}
+
+fn finish(mut child: std::process::Child) -> (Option<i32>, String) {
+    let status = common::wait_child(&mut child, Duration::from_secs(30));
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("mioperf put still running after 30 s");
+    };
+    let mut text = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+    (status.code(), text)
+}
+
+/// Issue 11, defect 1: the final OK leaves only after the commit. Two real
+/// clients upload one new name; both requests and part of both bodies are
+/// at the server before either completes. Exactly one is told OK (exit 0),
+/// the other `ERROR exists` (exit 1), and the stored file is exactly the
+/// winner's.
+#[test]
+fn two_concurrent_puts_of_one_new_name_one_ok_one_refused() {
+    let root = Root::new("race");
+    let local = Root::new("race-local");
+    let server = serve(&root, &[]);
+    let (a, b) = (random(1 << 20, 101), random(1 << 20, 202));
+    std::fs::write(local.path("a"), &a).unwrap();
+    std::fs::write(local.path("b"), &b).unwrap();
+    let hold = 64 * 1024;
+    let (gate_a, gate_b) = (
+        Gate::new(server.tcp("tcpfile"), hold),
+        Gate::new(server.tcp("tcpfile"), hold),
+    );
+    let put_a = spawn_put(&gate_a, &local.path("a"), "race.bin");
+    let put_b = spawn_put(&gate_b, &local.path("b"), "race.bin");
+    gate_a.wait_holding(hold);
+    gate_b.wait_holding(hold);
+    // Both uploads are under way at the server, neither complete.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!root.path("race.bin").exists());
+    gate_a.release.send(()).unwrap();
+    let (code_a, out_a) = finish(put_a);
+    assert_eq!(code_a, Some(0), "the first to complete: {out_a}");
+    gate_b.release.send(()).unwrap();
+    let (code_b, out_b) = finish(put_b);
+    assert_eq!(code_b, Some(1), "the second is refused: {out_b}");
+    assert!(out_b.contains("exists"), "{out_b}");
+    assert!(
+        std::fs::read(root.path("race.bin")).unwrap() == a,
+        "the winner's bytes"
+    );
+    assert_eq!(
+        root.entries(),
+        vec!["race.bin".to_owned()],
+        "no temporary left"
+    );
 }

@@ -16,6 +16,7 @@ use crate::config::{Protocol, ServeConfig};
 use crate::proto::budget::UdpBudget;
 use crate::proto::data::Files;
 use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
+use crate::proto::idle::TcpTimeouts;
 use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
@@ -91,22 +92,36 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     // of them is served.
     let mut store: Option<Rc<dyn Files>> = None;
     let mut listeners = Vec::new();
+    // One idle/request rule for every TCP protocol.
+    let timeouts = TcpTimeouts {
+        idle: config.tcp_idle_timeout,
+        request: config.tcp_request_timeout,
+    };
     for protocol in protocols {
         let addr = config.addr(protocol);
         // Each transport with its own acceptor, on the same address.
         let (tcp, udp): (Listener, Listener) = match protocol {
             Protocol::Hello => (
-                Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
-                Some(Box::new(hello::HelloAcceptor::new(config.tcp_idle_timeout))),
+                Some(Box::new(hello::HelloAcceptor::new(timeouts))),
+                Some(Box::new(hello::HelloAcceptor::new(timeouts))),
             ),
             Protocol::Lab => (
-                Some(Box::new(lab::LabAcceptor::new(config.lab))),
+                Some(Box::new(
+                    lab::LabAcceptor::new(config.lab).with_timeouts(timeouts),
+                )),
                 Some(Box::new(lab::LabAcceptor::new(config.lab))),
             ),
-            Protocol::Msg => (Some(Box::new(msg::MsgAcceptor::new(config.msg_max))), None),
+            Protocol::Msg => (
+                Some(Box::new(
+                    msg::MsgAcceptor::new(config.msg_max).with_timeouts(timeouts),
+                )),
+                None,
+            ),
             Protocol::Tcpfile => {
                 let files = shared_store(&mut store, config)?;
-                let acceptor = tcpfile::TcpFileAcceptor::new(files).with_zero_copy(config.sendfile);
+                let acceptor = tcpfile::TcpFileAcceptor::new(files)
+                    .with_zero_copy(config.sendfile)
+                    .with_timeouts(timeouts);
                 (Some(Box::new(acceptor)), None)
             }
             Protocol::Tftp => {

@@ -81,9 +81,12 @@ pub struct ServeArgs {
     /// hello: most IDs registered at once; beyond it `ERROR busy` [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_ids: Option<usize>,
-    /// hello: close a TCP connection that sends nothing for this long [default: 5m].
+    /// Every TCP protocol: close a connection that makes no progress for this long; progress is a byte received or output the peer takes, so a transfer that moves is never idle [default: 5m].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub tcp_idle_timeout: Option<Duration>,
+    /// Every TCP protocol: a request line (msg: a frame header) must be complete this long after it began, the first from accept, however slowly it trickles in (slowloris) [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub tcp_request_timeout: Option<Duration>,
     /// Exit 0 after no request on any listener for this long [default: never].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub idle_exit: Option<Duration>,
@@ -160,6 +163,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.tcp_idle_timeout {
             c.tcp_idle_timeout = v;
+        }
+        if let Some(v) = self.tcp_request_timeout {
+            c.tcp_request_timeout = v;
         }
         if let Some(v) = self.stopwait_timeout {
             c.stopwait_timeout = v;

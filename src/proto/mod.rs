@@ -21,6 +21,7 @@ pub mod arq;
 pub mod budget;
 pub mod data;
 pub mod hello;
+pub mod idle;
 pub mod lab;
 pub mod msg;
 pub mod proxy;

@@ -66,6 +66,11 @@ impl Reactor {
             // No read here: EPOLL_CTL_ADD reports data that is already
             // queued, so the first request arrives as an ordinary event.
             self.sessions += 1;
+            // Creating a session is a call into it like any other: run the
+            // same flush, so its deadline (idle, request) is on the heap
+            // from accept on, not only after its first event — a peer that
+            // never sends a byte would otherwise never be timed out.
+            self.flush(new_key);
         }
         self.still_ready.push(key);
     }

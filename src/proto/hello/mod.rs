@@ -13,4 +13,4 @@ mod server;
 
 pub use client::{Client, Outcome, OutcomeSlot, Transport};
 pub use registry::{Expiry, Refused, Registry};
-pub use server::{DEFAULT_IDLE_TIMEOUT, HelloAcceptor, HelloStream};
+pub use server::{HelloAcceptor, HelloStream};

@@ -6,10 +6,11 @@
 //! through the context; sockets belong to the reactor.
 
 use super::registry::{Refused, Registry};
+use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
 };
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::wire::hello::{MAX_REQUEST, Refusal, Request as HelloRequest, Response};
 use crate::wire::line;
 use bytes::BytesMut;
@@ -44,26 +45,17 @@ fn answer(
     }
 }
 
-/// How long a TCP connection may stay silent before the server closes it,
-/// unless configured otherwise (`tcp_idle_timeout`).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// The acceptor on hello's TCP listener and UDP socket.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HelloAcceptor {
-    idle_timeout: Duration,
+    timeouts: TcpTimeouts,
 }
 
 impl HelloAcceptor {
-    /// An acceptor whose TCP connections close after `idle_timeout` without a request.
-    pub fn new(idle_timeout: Duration) -> Self {
-        Self { idle_timeout }
-    }
-}
-
-impl Default for HelloAcceptor {
-    fn default() -> Self {
-        Self::new(DEFAULT_IDLE_TIMEOUT)
+    /// An acceptor whose TCP connections close after the idle and request
+    /// limits of `timeouts` (see [`crate::proto::idle`]).
+    pub fn new(timeouts: TcpTimeouts) -> Self {
+        Self { timeouts }
     }
 }
 
@@ -73,7 +65,7 @@ impl Acceptor for HelloAcceptor {
         cx: &mut Context<'_>,
         peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
-        Some(Box::new(HelloStream::new(peer, cx.now, self.idle_timeout)))
+        Some(Box::new(HelloStream::new(peer, cx.now, self.timeouts)))
     }
 
     /// UDP is one request per datagram and one answer per request, so no
@@ -109,28 +101,21 @@ pub struct HelloStream {
     out: BytesMut,
     close: Option<CloseReason>,
     closing: bool,
-    /// Silence after which the connection is closed.
-    idle_timeout: Duration,
-    last_input: Instant,
-    /// The idle deadline reported to the reactor. It moves only when it
-    /// fires (to `last_input + idle_timeout`), so a busy connection does
-    /// not re-arm the heap on every request.
-    idle_check: Instant,
+    /// The idle and request clocks: a request is a line, begun by its
+    /// first byte (the first one at accept).
+    timer: IdleTimer,
 }
 
 impl HelloStream {
-    /// A fresh connection from `peer` at `now`, closed after `idle_timeout`
-    /// without input.
-    pub fn new(peer: SocketAddr, now: Instant, idle_timeout: Duration) -> Self {
+    /// A fresh connection from `peer`, accepted at `now`.
+    pub fn new(peer: SocketAddr, now: Instant, timeouts: TcpTimeouts) -> Self {
         Self {
             peer,
             partial: Vec::new(),
             out: BytesMut::new(),
             close: None,
             closing: false,
-            idle_timeout,
-            last_input: now,
-            idle_check: now + idle_timeout,
+            timer: IdleTimer::new(now, timeouts),
         }
     }
 
@@ -156,12 +141,48 @@ impl HelloStream {
             debug!("{} {response}", cx.tag);
             response.emit(&mut self.out);
             self.out.extend_from_slice(b"\n");
+            self.timer.end_request();
             pos += consumed;
             if ends {
                 self.finish(CloseReason::Protocol("hello request refused"));
             }
         }
         pos
+    }
+
+    /// Answers the complete lines in `bytes`, joined with any partial line
+    /// kept from before; keeps the rest.
+    fn handle_bytes(&mut self, cx: &mut Context<'_>, mut bytes: &[u8]) {
+        loop {
+            if self.partial.is_empty() {
+                // The common case: whole lines in one read, parsed in place.
+                let used = self.handle_lines(cx, bytes);
+                if !self.closing {
+                    // No newline in what is left, and it is shorter than
+                    // MAX_REQUEST, or `split` would have said so.
+                    self.partial.extend_from_slice(&bytes[used..]);
+                }
+                return;
+            }
+            // Join just enough to complete the partial line: never hold
+            // more than one over-long line's worth.
+            let room = MAX_REQUEST - self.partial.len();
+            let (head, tail) = bytes.split_at(bytes.len().min(room));
+            let mut joined = core::mem::take(&mut self.partial);
+            joined.extend_from_slice(head);
+            let used = self.handle_lines(cx, &joined);
+            if self.closing {
+                return;
+            }
+            joined.drain(..used);
+            self.partial = joined;
+            if tail.is_empty() {
+                return;
+            }
+            // A full window yields a line or an error, so `used > 0` here
+            // and every pass makes progress.
+            bytes = tail;
+        }
     }
 }
 
@@ -174,38 +195,14 @@ impl Session for HelloStream {
         if self.closing {
             return;
         }
-        self.last_input = cx.now;
         match input {
-            Input::Stream(mut bytes) => loop {
-                if self.partial.is_empty() {
-                    // The common case: whole lines in one read, parsed in place.
-                    let used = self.handle_lines(cx, bytes);
-                    if !self.closing {
-                        // No newline in what is left, and it is shorter than
-                        // MAX_REQUEST, or `split` would have said so.
-                        self.partial.extend_from_slice(&bytes[used..]);
-                    }
-                    return;
+            Input::Stream(bytes) => {
+                self.timer.touch(cx.now);
+                self.handle_bytes(cx, bytes);
+                if !self.closing && !self.partial.is_empty() {
+                    self.timer.begin_request(cx.now);
                 }
-                // Join just enough to complete the partial line: never hold
-                // more than one over-long line's worth.
-                let room = MAX_REQUEST - self.partial.len();
-                let (head, tail) = bytes.split_at(bytes.len().min(room));
-                let mut joined = core::mem::take(&mut self.partial);
-                joined.extend_from_slice(head);
-                let used = self.handle_lines(cx, &joined);
-                if self.closing {
-                    return;
-                }
-                joined.drain(..used);
-                self.partial = joined;
-                if tail.is_empty() {
-                    return;
-                }
-                // A full window yields a line or an error, so `used > 0` here
-                // and every pass makes progress.
-                bytes = tail;
-            },
+            }
             Input::StreamEnd => self.finish(CloseReason::PeerClosed),
             Input::Failed(_) => self.finish(CloseReason::Aborted),
             Input::Datagram { .. } => {}
@@ -213,21 +210,18 @@ impl Session for HelloStream {
     }
 
     fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if self.closing || cx.now < self.idle_check {
+        if self.closing {
             return;
         }
-        let deadline = self.last_input + self.idle_timeout;
-        if cx.now >= deadline {
-            debug!("{} idle for {:?}: closing", cx.tag, self.idle_timeout);
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
             self.finish(CloseReason::TimedOut { tries: 1 });
-        } else {
-            self.idle_check = deadline;
         }
     }
 
     fn poll_transmit(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
@@ -236,15 +230,25 @@ impl Session for HelloStream {
         }
         let len = self.out.len().min(limit);
         buf.extend_from_slice(&self.out.split_to(len));
+        self.timer.touch(cx.now);
         Some(Transmit { to: None, len })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        (!self.closing).then_some(self.idle_check)
+        if self.closing {
+            None
+        } else {
+            self.timer.poll_timeout()
+        }
     }
 
     fn poll_request(&mut self) -> Option<Request> {
         self.close.take().map(Request::Close)
+    }
+
+    /// The idle and request limits may fire a little late, never early.
+    fn is_coarse(&self) -> bool {
+        true
     }
 }
 
@@ -252,6 +256,7 @@ impl Session for HelloStream {
 mod tests {
     use super::*;
     use crate::proto::Tag;
+    use crate::proto::idle::testing::timed_out_by;
     use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
     use crate::time::Duration;
 
@@ -305,7 +310,7 @@ mod tests {
     #[test]
     fn tcp_several_requests_on_one_connection() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(
             &mut s,
             &mut sh,
@@ -323,7 +328,7 @@ mod tests {
     #[test]
     fn tcp_line_split_across_reads() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         for chunk in [&b"HEL"[..], b"LO 12", b"34", b"\nHELLO", b" 5\n"] {
             feed(&mut s, &mut sh, at(0), peer(), Input::Stream(chunk));
         }
@@ -336,7 +341,7 @@ mod tests {
     #[test]
     fn tcp_reset_answers_and_closes_ignoring_the_rest() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(
             &mut s,
             &mut sh,
@@ -361,7 +366,7 @@ mod tests {
     fn tcp_256_bytes_without_newline_is_an_error_however_split() {
         for split_at in [1usize, 100, 255, 256] {
             let mut sh = shared(Duration::from_secs(30), 100);
-            let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+            let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
             let junk = [b'x'; 256];
             feed(
                 &mut s,
@@ -389,7 +394,7 @@ mod tests {
     #[test]
     fn tcp_partial_line_memory_is_bounded() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO"));
         feed(
             &mut s,
@@ -405,7 +410,7 @@ mod tests {
     #[test]
     fn tcp_binary_garbage_gets_an_error() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(
             &mut s,
             &mut sh,
@@ -419,7 +424,7 @@ mod tests {
     #[test]
     fn tcp_eof_closes_quietly() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1"));
         feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
         assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"");
@@ -429,12 +434,50 @@ mod tests {
         );
     }
 
+    fn limits(idle_ms: u64, request_ms: u64) -> TcpTimeouts {
+        TcpTimeouts {
+            idle: Duration::from_millis(idle_ms),
+            request: Duration::from_millis(request_ms),
+        }
+    }
+
+    /// Runs `handle_timeout` at `now` and returns the requests.
+    fn tick(s: &mut HelloStream, sh: &mut crate::proto::Shared, now: Instant) -> Vec<Request> {
+        let mut cx = Context {
+            now,
+            tag: Tag { key: 0, peer: None },
+            shared: sh,
+        };
+        s.handle_timeout(&mut cx);
+        drain_requests(s)
+    }
+
+    fn ns_before(t: Instant) -> Instant {
+        Instant::from_nanos(t.as_nanos() - 1)
+    }
+
+    const TIMED_OUT: Request = Request::Close(CloseReason::TimedOut { tries: 1 });
+
     #[test]
-    fn silent_connection_closes_after_exactly_the_idle_timeout() {
+    fn a_connection_that_never_sends_closes_at_exactly_the_first_limit() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), Duration::from_secs(10));
+        // Armed from accept: the reactor reads this before any input.
+        let mut s = HelloStream::new(peer(), at(0), limits(300, 10_000));
+        assert_eq!(s.poll_timeout(), Some(at(300)));
+        assert!(tick(&mut s, &mut sh, ns_before(at(300))).is_empty());
+        assert_eq!(tick(&mut s, &mut sh, at(300)), vec![TIMED_OUT]);
+        assert_eq!(s.poll_timeout(), None);
+        // With the default limits, the request limit (10 s) comes first.
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         assert_eq!(s.poll_timeout(), Some(at(10_000)));
-        // Activity at 4 s: the reported deadline does not move (no heap push)...
+        assert_eq!(tick(&mut s, &mut sh, at(10_000)), vec![TIMED_OUT]);
+    }
+
+    #[test]
+    fn requests_and_taken_answers_postpone_the_idle_limit() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer(), at(0), limits(10_000, 60_000));
+        assert_eq!(s.poll_timeout(), Some(at(10_000)));
         feed(
             &mut s,
             &mut sh,
@@ -442,32 +485,72 @@ mod tests {
             peer(),
             Input::Stream(b"HELLO 1\n"),
         );
+        // The reported deadline does not move per request (no heap push)...
         assert_eq!(s.poll_timeout(), Some(at(10_000)));
-        // ...until it fires, and then it moves to the real one.
-        let mut cx = Context {
-            now: at(10_000),
-            tag: Tag { key: 0, peer: None },
-            shared: &mut sh,
-        };
-        s.handle_timeout(&mut cx);
-        assert_eq!(s.poll_timeout(), Some(at(14_000)));
-        assert!(drain_requests(&mut s).is_empty());
-        cx.now = at(13_999);
-        s.handle_timeout(&mut cx);
-        assert!(drain_requests(&mut s).is_empty(), "not a moment early");
-        cx.now = at(14_000);
-        s.handle_timeout(&mut cx);
+        // ...and the answer taken at 6 s is progress too.
         assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::TimedOut { tries: 1 })]
+            drain_tx(&mut s, &mut sh, at(6_000)),
+            b"OK 1 127.0.0.1 40000\n"
         );
-        assert_eq!(s.poll_timeout(), None);
+        assert!(tick(&mut s, &mut sh, at(10_000)).is_empty());
+        assert_eq!(s.poll_timeout(), Some(at(16_000)));
+        assert!(tick(&mut s, &mut sh, ns_before(at(16_000))).is_empty());
+        assert_eq!(tick(&mut s, &mut sh, at(16_000)), vec![TIMED_OUT]);
+    }
+
+    #[test]
+    fn a_line_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
+        let mut sh = shared(Duration::from_secs(30), 100);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
+        // A whole request first: the next line's clock starts at its first byte.
+        feed(
+            &mut s,
+            &mut sh,
+            at(500),
+            peer(),
+            Input::Stream(b"HELLO 1\n"),
+        );
+        let line = b"HELLO 2222222\n";
+        let mut closed_at = None;
+        for (i, b) in line.iter().enumerate() {
+            let now = at(2_000 + 1_000 * i as u64);
+            closed_at = timed_out_by(&mut s, &mut sh, ns_before(now));
+            if closed_at.is_some() {
+                break;
+            }
+            feed(&mut s, &mut sh, now, peer(), Input::Stream(&[*b]));
+        }
+        // First byte at 2 s, so closed at 12 s; the idle limit (5 min)
+        // never came near.
+        assert_eq!(closed_at, Some(at(12_000)));
+    }
+
+    #[test]
+    fn a_steady_client_is_never_cut_off_by_the_request_limit() {
+        let mut sh = shared(Duration::from_secs(30), 10_000);
+        let mut s = HelloStream::new(peer(), at(0), limits(60_000, 10_000));
+        // Each request arrives split in two, 3 s apart, for a minute and more.
+        for i in 0..30u64 {
+            let t = 3_000 * i;
+            let id = format!("{}", i % 10_000);
+            feed(&mut s, &mut sh, at(t), peer(), Input::Stream(b"HELLO "));
+            feed(
+                &mut s,
+                &mut sh,
+                at(t + 1_500),
+                peer(),
+                Input::Stream(format!("{id}\n").as_bytes()),
+            );
+            while let Some(due) = s.poll_timeout().filter(|&d| d <= at(t + 1_500)) {
+                assert!(tick(&mut s, &mut sh, due).is_empty(), "closed at {due}");
+            }
+        }
     }
 
     #[test]
     fn transmit_respects_limit() {
         let mut sh = shared(Duration::from_secs(30), 100);
-        let mut s = HelloStream::new(peer(), at(0), DEFAULT_IDLE_TIMEOUT);
+        let mut s = HelloStream::new(peer(), at(0), TcpTimeouts::default());
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(b"HELLO 1\n"));
         let mut cx = Context {
             now: at(0),

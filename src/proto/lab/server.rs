@@ -13,9 +13,16 @@
 //! Error lines: `ERROR file too large: limit <file_max>` (the spec's exact
 //! text) and `ERROR <reason>` for malformed requests; over TCP the
 //! connection stays open after an error, so the client may try again.
+//!
+//! A TCP connection lives under [`crate::proto::idle`]'s limits: each
+//! request line must be complete within `request` of its first byte (the
+//! first line's from accept), and the connection closes after `idle`
+//! without progress. While a stream waits for its own schedule the peer
+//! has nothing to take, so that wait is not idleness.
 
 use super::LabConfig;
 use super::schedule::Schedule;
+use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
 };
@@ -99,18 +106,47 @@ pub struct LabStream {
     job: Job,
     now: Instant,
     close: Option<CloseReason>,
+    /// Idle and request-line clocks.
+    timer: IdleTimer,
 }
 
 impl LabStream {
-    /// A fresh connection.
-    pub fn new(config: LabConfig) -> Self {
+    /// A fresh connection, accepted at `now`, under the limits of `timeouts`.
+    pub fn new(config: LabConfig, now: Instant, timeouts: TcpTimeouts) -> Self {
         Self {
             config,
             partial: Vec::new(),
             out: BytesMut::new(),
             job: Job::Lines,
-            now: Instant::ZERO,
+            now,
             close: None,
+            timer: IdleTimer::new(now, timeouts),
+        }
+    }
+
+    /// When a stream that has handed out every segment due by `now` has
+    /// the next one ready: until then the peer has nothing to take.
+    fn waits_for_schedule(&self, now: Instant) -> Option<Instant> {
+        match &self.job {
+            Job::Stream {
+                schedule,
+                current: None,
+                ..
+            } if self.out.is_empty() => schedule.next_due().filter(|&at| at > now),
+            _ => None,
+        }
+    }
+
+    /// The pacing deadline of a stream, when it has one ahead.
+    fn schedule_deadline(&self) -> Option<Instant> {
+        match &self.job {
+            // A segment that is due already waits for room, not for time.
+            Job::Stream {
+                schedule,
+                current: None,
+                ..
+            } => schedule.next_due().filter(|&at| at > self.now),
+            _ => None,
         }
     }
 
@@ -141,6 +177,7 @@ impl LabStream {
             let raw = &buf[pos..pos + l.consumed];
             let request = &buf[pos..pos + l.len];
             pos += l.consumed;
+            self.timer.end_request();
             match LabRequest::parse(request) {
                 // Echo is byte for byte: the line with its terminator.
                 Ok(LabRequest::Echo(_)) => self.out.extend_from_slice(raw),
@@ -187,32 +224,22 @@ impl Session for LabStream {
 
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
         self.now = cx.now;
+        // Bytes after a file or stream request are dropped: no progress.
+        if let Input::Stream(bytes) = input
+            && !bytes.is_empty()
+            && matches!(self.job, Job::Lines)
+        {
+            self.timer.touch(cx.now);
+            self.read_lines(cx, bytes);
+            if matches!(self.job, Job::Lines) && !self.partial.is_empty() {
+                self.timer.begin_request(cx.now);
+            }
+            return;
+        }
         match input {
             // After a file or stream request the rest of the input is
             // ignored (read and dropped, so closing never resets).
-            Input::Stream(_) if !matches!(self.job, Job::Lines) => {}
-            Input::Stream(bytes) if self.partial.is_empty() => {
-                let used = self.handle_lines(cx, bytes);
-                if matches!(self.job, Job::Lines) {
-                    self.partial.extend_from_slice(&bytes[used..]);
-                }
-            }
-            Input::Stream(bytes) => {
-                // `partial` < line_max, and `split` errs as soon as line_max
-                // bytes hold no newline, so this join is bounded.
-                let mut joined = core::mem::take(&mut self.partial);
-                let room = self.config.line_max.saturating_sub(joined.len());
-                let (head, tail) = bytes.split_at(bytes.len().min(room));
-                joined.extend_from_slice(head);
-                let used = self.handle_lines(cx, &joined);
-                if matches!(self.job, Job::Lines) {
-                    joined.drain(..used);
-                    self.partial = joined;
-                    if !tail.is_empty() {
-                        self.handle_input(cx, Input::Stream(tail));
-                    }
-                }
-            }
+            Input::Stream(_) => {}
             Input::StreamEnd => {
                 // A client that half-closes after its request still gets
                 // the file or stream; an idle one is done.
@@ -227,9 +254,97 @@ impl Session for LabStream {
 
     fn handle_timeout(&mut self, cx: &mut Context<'_>) {
         self.now = cx.now;
+        if matches!(self.job, Job::Done) {
+            return;
+        }
+        if let Some(next) = self.waits_for_schedule(cx.now) {
+            // The peer cannot fall behind before there is something to take.
+            self.timer.touch(next);
+        }
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
+            self.finish(CloseReason::TimedOut { tries: 1 });
+        }
     }
 
     fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        let sent = self.transmit(cx, limit, buf);
+        if sent.is_some() {
+            self.timer.touch(cx.now);
+        }
+        sent
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.job, Job::Done) {
+            return None;
+        }
+        match (self.schedule_deadline(), self.timer.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+
+    /// Stop reading while echo answers pile up unread.
+    fn wants_input(&self) -> bool {
+        self.out.len() < self.config.line_max.max(64 * 1024)
+    }
+
+    /// The stream's own schedule is worth a spin; the idle limit, when it
+    /// is the earlier deadline, is not.
+    fn is_paced(&self) -> bool {
+        matches!(&self.job, Job::Stream { schedule, .. } if schedule.is_paced())
+            && !self.is_coarse()
+    }
+
+    /// The idle and request limits may fire a little late, never early.
+    fn is_coarse(&self) -> bool {
+        !matches!(self.job, Job::Stream { .. })
+            || self
+                .timer
+                .poll_timeout()
+                .zip(self.schedule_deadline())
+                .is_some_and(|(t, at)| t < at)
+    }
+}
+
+impl LabStream {
+    /// Handles request-line bytes, joined with any partial line kept.
+    fn read_lines(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        if self.partial.is_empty() {
+            let used = self.handle_lines(cx, bytes);
+            if matches!(self.job, Job::Lines) {
+                self.partial.extend_from_slice(&bytes[used..]);
+            }
+            return;
+        }
+        // `partial` < line_max, and `split` errs as soon as line_max
+        // bytes hold no newline, so this join is bounded.
+        let mut joined = core::mem::take(&mut self.partial);
+        let room = self.config.line_max.saturating_sub(joined.len());
+        let (head, tail) = bytes.split_at(bytes.len().min(room));
+        joined.extend_from_slice(head);
+        let used = self.handle_lines(cx, &joined);
+        if matches!(self.job, Job::Lines) {
+            joined.drain(..used);
+            self.partial = joined;
+            if !tail.is_empty() {
+                self.read_lines(cx, tail);
+            }
+        }
+    }
+
+    /// The output of `poll_transmit`, before progress is noted.
+    fn transmit(
         &mut self,
         cx: &mut Context<'_>,
         limit: usize,
@@ -279,31 +394,6 @@ impl Session for LabStream {
             }
         };
         Some(Transmit { to: None, len })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match &self.job {
-            // A segment that is due already waits for room, not for time.
-            Job::Stream {
-                schedule,
-                current: None,
-                ..
-            } => schedule.next_due().filter(|&at| at > self.now),
-            _ => None,
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
-    }
-
-    /// Stop reading while echo answers pile up unread.
-    fn wants_input(&self) -> bool {
-        self.out.len() < self.config.line_max.max(64 * 1024)
-    }
-
-    fn is_paced(&self) -> bool {
-        matches!(&self.job, Job::Stream { schedule, .. } if schedule.is_paced())
     }
 }
 
@@ -555,22 +645,34 @@ impl LabDatagrams {
 #[derive(Debug, Default)]
 pub struct LabAcceptor {
     config: LabConfig,
+    timeouts: TcpTimeouts,
 }
 
 impl LabAcceptor {
     /// An acceptor with these limits.
     pub fn new(config: LabConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            timeouts: TcpTimeouts::default(),
+        }
+    }
+
+    /// The idle and request limits of its TCP connections (default
+    /// [`TcpTimeouts::default`]).
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: TcpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 }
 
 impl Acceptor for LabAcceptor {
     fn accept_stream(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         _peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
-        Some(Box::new(LabStream::new(self.config)))
+        Some(Box::new(LabStream::new(self.config, cx.now, self.timeouts)))
     }
 
     fn accept_datagram(
@@ -628,6 +730,7 @@ impl Acceptor for LabAcceptor {
 mod tests {
     use super::*;
     use crate::proto::budget::{BudgetConfig, UdpBudget};
+    use crate::proto::idle::testing::timed_out_by;
     use crate::proto::testing::{drain_requests, drain_tx, feed, shared};
     use crate::proto::{Shared, Tag};
     use crate::time::Duration;
@@ -659,7 +762,7 @@ mod tests {
     #[test]
     fn tcp_stream_follows_the_absolute_grid_and_catches_up() {
         let mut s = sh();
-        let mut stream = LabStream::new(LabConfig::default());
+        let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -698,7 +801,7 @@ mod tests {
             stream_max_count: 3,
             ..LabConfig::default()
         };
-        let mut stream = LabStream::new(config);
+        let mut stream = LabStream::new(config, us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -712,7 +815,7 @@ mod tests {
     #[test]
     fn tcp_file_is_ready_line_then_exactly_n_pattern_bytes_in_any_pieces() {
         let mut s = sh();
-        let mut stream = LabStream::new(LabConfig::default());
+        let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -742,7 +845,7 @@ mod tests {
     #[test]
     fn tcp_echo_is_byte_for_byte_and_keeps_the_connection() {
         let mut s = sh();
-        let mut stream = LabStream::new(LabConfig::default());
+        let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -762,7 +865,7 @@ mod tests {
     #[test]
     fn tcp_error_lines_are_exact_and_keep_the_connection() {
         let mut s = sh();
-        let mut stream = LabStream::new(LabConfig::default());
+        let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -797,7 +900,7 @@ mod tests {
             line_max: 100,
             ..LabConfig::default()
         };
-        let mut stream = LabStream::new(config);
+        let mut stream = LabStream::new(config, us(0), TcpTimeouts::default());
         for _ in 0..10 {
             feed(
                 &mut stream,
@@ -821,7 +924,7 @@ mod tests {
     #[test]
     fn input_after_a_file_request_is_ignored() {
         let mut s = sh();
-        let mut stream = LabStream::new(LabConfig::default());
+        let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
             &mut s,
@@ -1038,5 +1141,119 @@ mod tests {
         }
         assert!(now > Instant::from_millis(499));
         assert!((505..=512).contains(&sent), "{sent}");
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    fn ns_before(t: Instant) -> Instant {
+        Instant::from_nanos(t.as_nanos() - 1)
+    }
+
+    fn limited(idle_ms: u64, request_ms: u64) -> LabStream {
+        let timeouts = TcpTimeouts {
+            idle: Duration::from_millis(idle_ms),
+            request: Duration::from_millis(request_ms),
+        };
+        LabStream::new(LabConfig::default(), ms(0), timeouts)
+    }
+
+    #[test]
+    fn tcp_a_connection_that_never_sends_closes_at_exactly_the_first_limit() {
+        let mut s = sh();
+        let mut stream = limited(300, 10_000);
+        assert_eq!(stream.poll_timeout(), Some(ms(300)), "armed from accept");
+        assert!(stream.is_coarse() && !stream.is_paced());
+        assert_eq!(timed_out_by(&mut stream, &mut s, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut stream, &mut s, ms(60_000)), Some(ms(300)));
+        let mut stream = limited(300_000, 10_000);
+        assert_eq!(
+            timed_out_by(&mut stream, &mut s, ms(600_000)),
+            Some(ms(10_000))
+        );
+    }
+
+    #[test]
+    fn tcp_an_echo_line_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
+        let mut s = sh();
+        let mut stream = limited(60_000, 10_000);
+        // A first line, answered and taken: the next line's clock starts
+        // with its first byte (3 s).
+        feed(&mut stream, &mut s, ms(0), peer(), Input::Stream(b"hi\n"));
+        assert_eq!(drain_tx(&mut stream, &mut s, ms(0)), b"hi\n");
+        let mut closed = None;
+        for i in 0..20u64 {
+            let now = ms(3_000 + 1_000 * i);
+            closed = timed_out_by(&mut stream, &mut s, ns_before(now));
+            if closed.is_some() {
+                break;
+            }
+            feed(&mut stream, &mut s, now, peer(), Input::Stream(b"x"));
+        }
+        assert_eq!(closed, Some(ms(13_000)));
+    }
+
+    #[test]
+    fn tcp_a_stream_slower_than_the_idle_limit_is_not_idle_until_it_is_not_taken() {
+        let mut s = sh();
+        let mut stream = limited(300, 10_000);
+        // One 20-byte segment a second, with a 300 ms idle limit.
+        feed(
+            &mut stream,
+            &mut s,
+            ms(0),
+            peer(),
+            Input::Stream(b"stream-1000-5-20\n"),
+        );
+        for i in 0..3u64 {
+            assert_eq!(drain_tx(&mut stream, &mut s, ms(1_000 * i)).len(), 20);
+            // The server waits for its schedule; the peer is not idle.
+            let next = ms(1_000 * (i + 1));
+            assert_eq!(timed_out_by(&mut stream, &mut s, ns_before(next)), None);
+        }
+        // Segment 3 falls due at 3 s and nothing takes it (a full socket):
+        // closed one idle limit after it was due.
+        assert_eq!(
+            timed_out_by(&mut stream, &mut s, ms(60_000)),
+            Some(ms(3_300))
+        );
+    }
+
+    #[test]
+    fn tcp_a_file_reader_that_stops_closes_one_idle_limit_after_its_last_take() {
+        let mut s = sh();
+        let mut stream = limited(1_000, 10_000);
+        feed(
+            &mut stream,
+            &mut s,
+            ms(0),
+            peer(),
+            Input::Stream(b"1000000\n"),
+        );
+        for i in 0..5u64 {
+            let mut cx = Context {
+                now: ms(700 * i),
+                tag: Tag { key: 0, peer: None },
+                shared: &mut s,
+            };
+            assert!(
+                stream
+                    .poll_transmit(&mut cx, 10_000, &mut BytesMut::new())
+                    .is_some()
+            );
+        }
+        // Bytes the client sends meanwhile are dropped, and are no progress.
+        feed(
+            &mut stream,
+            &mut s,
+            ms(3_000),
+            peer(),
+            Input::Stream(b"junk\n"),
+        );
+        assert_eq!(
+            timed_out_by(&mut stream, &mut s, ms(60_000)),
+            Some(ms(3_800))
+        );
     }
 }

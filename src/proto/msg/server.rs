@@ -4,7 +4,12 @@
 //! and dropped as it arrives, so a 64 MiB message costs no memory; a length
 //! above `msg_max` is answered `ERR too large <max>` and the connection
 //! closes (the rest of the input is ignored).
+//!
+//! Time limits follow [`crate::proto::idle`]: a frame header is the
+//! request (its 4 bytes must arrive within `request` of its first byte,
+//! the first frame's from accept); a body only has to make progress.
 
+use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
 };
@@ -39,11 +44,14 @@ pub struct MsgStream {
     out: BytesMut,
     frames: u64,
     close: Option<CloseReason>,
+    /// Idle and header clocks.
+    timer: IdleTimer,
 }
 
 impl MsgStream {
-    /// A connection that accepts frames of at most `max` payload bytes.
-    pub fn new(max: u32) -> Self {
+    /// A connection accepted at `now` that accepts frames of at most `max`
+    /// payload bytes, under the limits of `timeouts`.
+    pub fn new(max: u32, now: Instant, timeouts: TcpTimeouts) -> Self {
         Self {
             max,
             state: State::Header {
@@ -53,6 +61,7 @@ impl MsgStream {
             out: BytesMut::new(),
             frames: 0,
             close: None,
+            timer: IdleTimer::new(now, timeouts),
         }
     }
 
@@ -72,7 +81,7 @@ impl Session for MsgStream {
     }
 
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        let mut bytes = match input {
+        let bytes = match input {
             Input::Stream(bytes) => bytes,
             Input::StreamEnd => {
                 if !matches!(self.state, State::Closed) {
@@ -88,6 +97,68 @@ impl Session for MsgStream {
             }
             Input::Datagram { .. } => return,
         };
+        if bytes.is_empty() {
+            return;
+        }
+        self.timer.touch(cx.now);
+        self.read_frames(cx, bytes);
+        // A header begun and not finished runs the request clock.
+        if let State::Header { have: 1.., .. } = self.state {
+            self.timer.begin_request(cx.now);
+        }
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
+            self.state = State::Closed;
+            self.close = Some(CloseReason::TimedOut { tries: 1 });
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        if self.out.is_empty() || limit == 0 {
+            return None;
+        }
+        let len = self.out.len().min(limit);
+        buf.extend_from_slice(&self.out.split_to(len));
+        self.timer.touch(cx.now);
+        Some(Transmit { to: None, len })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, State::Closed) {
+            None
+        } else {
+            self.timer.poll_timeout()
+        }
+    }
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.close.take().map(Request::Close)
+    }
+
+    fn wants_input(&self) -> bool {
+        self.out.len() < OUT_HIGH_WATER
+    }
+
+    /// The idle and header limits may fire a little late, never early.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+}
+
+impl MsgStream {
+    /// Counts `bytes` into frames, answering each complete one.
+    fn read_frames(&mut self, cx: &Context<'_>, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             match &mut self.state {
                 State::Closed => return,
@@ -102,6 +173,7 @@ impl Session for MsgStream {
                     if *have < HEADER_LEN {
                         continue;
                     }
+                    self.timer.end_request();
                     let len = FrameHeader::parse(header).map_or(0, |h| h.len);
                     if len > self.max {
                         debug!("{} frame of {len} bytes refused (max {})", cx.tag, self.max);
@@ -132,56 +204,40 @@ impl Session for MsgStream {
             }
         }
     }
-
-    fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
-
-    fn poll_transmit(
-        &mut self,
-        _cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        if self.out.is_empty() || limit == 0 {
-            return None;
-        }
-        let len = self.out.len().min(limit);
-        buf.extend_from_slice(&self.out.split_to(len));
-        Some(Transmit { to: None, len })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
-    }
-
-    fn wants_input(&self) -> bool {
-        self.out.len() < OUT_HIGH_WATER
-    }
 }
 
 /// The acceptor on msg's TCP listener (msg has no UDP side).
 #[derive(Debug)]
 pub struct MsgAcceptor {
     max: u32,
+    timeouts: TcpTimeouts,
 }
 
 impl MsgAcceptor {
     /// Frames above `max` payload bytes are refused.
     pub fn new(max: u32) -> Self {
-        Self { max }
+        Self {
+            max,
+            timeouts: TcpTimeouts::default(),
+        }
+    }
+
+    /// The idle and header limits of its connections (default
+    /// [`TcpTimeouts::default`]).
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: TcpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 }
 
 impl Acceptor for MsgAcceptor {
     fn accept_stream(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         _peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
-        Some(Box::new(MsgStream::new(self.max)))
+        Some(Box::new(MsgStream::new(self.max, cx.now, self.timeouts)))
     }
 
     fn accept_datagram(
@@ -198,6 +254,7 @@ impl Acceptor for MsgAcceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::idle::testing::timed_out_by;
     use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
     use crate::time::Duration;
     use crate::wire::msg::emit_frame;
@@ -217,6 +274,10 @@ mod tests {
         out
     }
 
+    fn stream(max: u32) -> MsgStream {
+        MsgStream::new(max, at(0), TcpTimeouts::default())
+    }
+
     fn frame(len: usize) -> Vec<u8> {
         let mut b = BytesMut::new();
         emit_frame(&vec![7u8; len], &mut b).unwrap();
@@ -226,7 +287,7 @@ mod tests {
     #[test]
     fn receipts_for_several_frames_of_any_size() {
         let mut sh = shared(Duration::from_secs(1), 1);
-        let mut s = MsgStream::new(1 << 20);
+        let mut s = stream(1 << 20);
         let mut wire = Vec::new();
         for len in [0, 1, 65_536] {
             wire.extend(frame(len));
@@ -242,7 +303,7 @@ mod tests {
     #[test]
     fn a_frame_written_one_byte_at_a_time() {
         let mut sh = shared(Duration::from_secs(1), 1);
-        let mut s = MsgStream::new(1 << 20);
+        let mut s = stream(1 << 20);
         for b in frame(300) {
             feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&[b]));
         }
@@ -255,7 +316,7 @@ mod tests {
     #[test]
     fn oversize_length_is_refused_and_closes_without_reading_the_body() {
         let mut sh = shared(Duration::from_secs(1), 1);
-        let mut s = MsgStream::new(100);
+        let mut s = stream(100);
         let mut wire = frame(101);
         wire.extend(frame(5));
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&wire));
@@ -268,7 +329,7 @@ mod tests {
             vec![Request::Close(CloseReason::Protocol("frame too large"))]
         );
         // The limit itself is fine.
-        let mut s = MsgStream::new(100);
+        let mut s = stream(100);
         feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&frame(100)));
         assert_eq!(
             frames(&drain_tx(&mut s, &mut sh, at(0))),
@@ -279,7 +340,7 @@ mod tests {
     #[test]
     fn a_huge_frame_costs_no_memory() {
         let mut sh = shared(Duration::from_secs(1), 1);
-        let mut s = MsgStream::new(u32::MAX);
+        let mut s = stream(u32::MAX);
         feed(
             &mut s,
             &mut sh,
@@ -301,7 +362,7 @@ mod tests {
     #[test]
     fn eof_mid_frame_closes_quietly() {
         let mut sh = shared(Duration::from_secs(1), 1);
-        let mut s = MsgStream::new(100);
+        let mut s = stream(100);
         feed(
             &mut s,
             &mut sh,
@@ -315,5 +376,89 @@ mod tests {
             drain_requests(&mut s),
             vec![Request::Close(CloseReason::PeerClosed)]
         );
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    fn ns_before(t: Instant) -> Instant {
+        Instant::from_nanos(t.as_nanos() - 1)
+    }
+
+    fn limits(idle_ms: u64, request_ms: u64) -> TcpTimeouts {
+        TcpTimeouts {
+            idle: Duration::from_millis(idle_ms),
+            request: Duration::from_millis(request_ms),
+        }
+    }
+
+    #[test]
+    fn a_connection_that_never_sends_closes_at_exactly_the_idle_limit() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = MsgStream::new(100, ms(0), limits(300, 10_000));
+        assert_eq!(s.poll_timeout(), Some(ms(300)), "armed from accept");
+        assert_eq!(timed_out_by(&mut s, &mut sh, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(10_000)), Some(ms(300)));
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_body_that_keeps_coming_is_not_idle_and_a_stalled_one_is() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = MsgStream::new(1 << 20, ms(0), limits(1_000, 2_000));
+        feed(
+            &mut s,
+            &mut sh,
+            ms(0),
+            peer(),
+            Input::Stream(&1000u32.to_be_bytes()),
+        );
+        // 10 bytes every 800 ms, for 20 s: far past both limits.
+        for i in 1..=25u64 {
+            assert_eq!(timed_out_by(&mut s, &mut sh, ms(800 * i)), None, "{i}");
+            feed(
+                &mut s,
+                &mut sh,
+                ms(800 * i),
+                peer(),
+                Input::Stream(&[0; 10]),
+            );
+        }
+        // Then nothing: closed exactly one idle limit after the last byte.
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(21_000)));
+    }
+
+    #[test]
+    fn a_header_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = MsgStream::new(100, ms(0), limits(60_000, 2_500));
+        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(&frame(3)));
+        assert_eq!(
+            frames(&drain_tx(&mut s, &mut sh, ms(0))),
+            vec![Answer::Ok(3)]
+        );
+        // The next header's clock starts with its first byte, at 5 s.
+        let mut closed = None;
+        for (i, b) in 7u32.to_be_bytes().iter().enumerate() {
+            let now = ms(5_000 + 1_000 * i as u64);
+            closed = timed_out_by(&mut s, &mut sh, ns_before(now));
+            if closed.is_some() {
+                break;
+            }
+            feed(&mut s, &mut sh, now, peer(), Input::Stream(&[*b]));
+        }
+        assert_eq!(closed, Some(ms(7_500)));
+    }
+
+    #[test]
+    fn a_receipt_the_client_takes_is_progress() {
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = MsgStream::new(100, ms(0), limits(1_000, 10_000));
+        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(&frame(3)));
+        // The reactor takes the receipt only at 900 ms (its socket was full).
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(899)), None);
+        assert!(!drain_tx(&mut s, &mut sh, ms(900)).is_empty());
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(10_000)), Some(ms(1_900)));
     }
 }

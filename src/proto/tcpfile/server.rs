@@ -7,8 +7,13 @@
 //! and commits it (making it visible under its name) only when all bytes
 //! are in; then it answers `OK <bytes>`. Every other end (EOF before the
 //! size, an error, a shutdown) drops the sink, which throws the upload away.
+//!
+//! Time limits follow [`crate::proto::idle`]: the request line must be
+//! complete within `request` of accept; after it, a GET or PUT lives as
+//! long as it makes progress (bytes in, bytes taken by the socket).
 
 use crate::proto::data::{FileError, Files, Sink, Source};
+use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
     Acceptor, Admission, CloseReason, Context, FileChunk, Input, Request, Session, Side, Transmit,
 };
@@ -54,6 +59,8 @@ pub struct TcpFileStream {
     close: Option<CloseReason>,
     /// Let the reactor `sendfile` a GET instead of reading it through us.
     zero_copy: bool,
+    /// Idle and request-line clocks.
+    timer: IdleTimer,
 }
 
 impl core::fmt::Debug for TcpFileStream {
@@ -63,8 +70,9 @@ impl core::fmt::Debug for TcpFileStream {
 }
 
 impl TcpFileStream {
-    /// A fresh connection over `files`.
-    pub fn new(files: Rc<dyn Files>) -> Self {
+    /// A fresh connection over `files`, accepted at `now`, under the
+    /// limits of `timeouts`.
+    pub fn new(files: Rc<dyn Files>, now: Instant, timeouts: TcpTimeouts) -> Self {
         Self {
             files,
             partial: Vec::new(),
@@ -72,6 +80,7 @@ impl TcpFileStream {
             job: Job::Request,
             close: None,
             zero_copy: true,
+            timer: IdleTimer::new(now, timeouts),
         }
     }
 
@@ -221,6 +230,13 @@ impl Session for TcpFileStream {
     }
 
     fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        // Bytes after a GET's request are discarded: they are no progress.
+        if let Input::Stream(bytes) = input
+            && !bytes.is_empty()
+            && matches!(self.job, Job::Request | Job::Put { .. })
+        {
+            self.timer.touch(cx.now);
+        }
         match input {
             Input::Stream(bytes) => match self.job {
                 Job::Request => {
@@ -234,6 +250,7 @@ impl Session for TcpFileStream {
                     };
                     match line::split(buf, MAX_REQUEST) {
                         Ok(Some(l)) => {
+                            self.timer.end_request();
                             self.start(cx, &buf[..l.len]);
                             let rest = &buf[l.consumed..];
                             if matches!(self.job, Job::Put { .. }) && !rest.is_empty() {
@@ -259,11 +276,20 @@ impl Session for TcpFileStream {
         }
     }
 
-    fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        if matches!(self.job, Job::Done) {
+            return;
+        }
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
+            // A PUT in progress is dropped with its sink: nothing is stored.
+            self.finish(None, CloseReason::TimedOut { tries: 1 });
+        }
+    }
 
     fn poll_transmit(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
@@ -273,6 +299,7 @@ impl Session for TcpFileStream {
         if !self.out.is_empty() {
             let len = self.out.len().min(limit);
             buf.extend_from_slice(&self.out.split_to(len));
+            self.timer.touch(cx.now);
             return Some(Transmit { to: None, len });
         }
         let Job::Get {
@@ -298,13 +325,23 @@ impl Session for TcpFileStream {
                 if *remaining == 0 {
                     self.finish(None, CloseReason::Completed);
                 }
+                self.timer.touch(cx.now);
                 Some(Transmit { to: None, len: n })
             }
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        None
+        if matches!(self.job, Job::Done) {
+            None
+        } else {
+            self.timer.poll_timeout()
+        }
+    }
+
+    /// The idle and request limits may fire a little late, never early.
+    fn is_coarse(&self) -> bool {
+        true
     }
 
     fn poll_request(&mut self) -> Option<Request> {
@@ -330,7 +367,10 @@ impl Session for TcpFileStream {
         })
     }
 
-    fn advance_file(&mut self, _cx: &mut Context<'_>, n: u64) {
+    fn advance_file(&mut self, cx: &mut Context<'_>, n: u64) {
+        if n > 0 {
+            self.timer.touch(cx.now);
+        }
         if let Job::Get { remaining, .. } = &mut self.job {
             *remaining = remaining.saturating_sub(n);
             if *remaining == 0 {
@@ -344,6 +384,7 @@ impl Session for TcpFileStream {
 pub struct TcpFileAcceptor {
     files: Rc<dyn Files>,
     zero_copy: bool,
+    timeouts: TcpTimeouts,
 }
 
 impl core::fmt::Debug for TcpFileAcceptor {
@@ -358,6 +399,7 @@ impl TcpFileAcceptor {
         Self {
             files,
             zero_copy: true,
+            timeouts: TcpTimeouts::default(),
         }
     }
 
@@ -367,16 +409,25 @@ impl TcpFileAcceptor {
         self.zero_copy = on;
         self
     }
+
+    /// The idle and request limits of its connections (default
+    /// [`TcpTimeouts::default`]).
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: TcpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
 }
 
 impl Acceptor for TcpFileAcceptor {
     fn accept_stream(
         &mut self,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         _peer: SocketAddr,
     ) -> Option<Box<dyn Session>> {
         Some(Box::new(
-            TcpFileStream::new(self.files.clone()).with_zero_copy(self.zero_copy),
+            TcpFileStream::new(self.files.clone(), cx.now, self.timeouts)
+                .with_zero_copy(self.zero_copy),
         ))
     }
 
@@ -395,6 +446,7 @@ impl Acceptor for TcpFileAcceptor {
 mod tests {
     use super::*;
     use crate::proto::data::MemoryFiles;
+    use crate::proto::idle::testing::timed_out_by;
     use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
     use crate::time::Duration;
 
@@ -403,7 +455,7 @@ mod tests {
     }
 
     fn session(files: &MemoryFiles) -> TcpFileStream {
-        TcpFileStream::new(Rc::new(files.clone()))
+        TcpFileStream::new(Rc::new(files.clone()), at(0), TcpTimeouts::default())
     }
 
     fn run(files: &MemoryFiles, chunks: &[&[u8]], eof: bool) -> (Vec<u8>, Vec<Request>) {
@@ -523,5 +575,188 @@ mod tests {
         let (out, _) = run(&files, &[b"big:PUT\n", &[0u8; 11]], true);
         assert_eq!(out, b"ERROR too large: big\n");
         assert_eq!(files.get("big"), None);
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    fn ns_before(t: Instant) -> Instant {
+        Instant::from_nanos(t.as_nanos() - 1)
+    }
+
+    fn limited(files: &MemoryFiles, idle_ms: u64, request_ms: u64) -> TcpFileStream {
+        let timeouts = TcpTimeouts {
+            idle: Duration::from_millis(idle_ms),
+            request: Duration::from_millis(request_ms),
+        };
+        TcpFileStream::new(Rc::new(files.clone()), ms(0), timeouts)
+    }
+
+    #[test]
+    fn a_connection_that_never_sends_closes_at_exactly_the_first_limit() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = limited(&files, 300, 10_000);
+        assert_eq!(s.poll_timeout(), Some(ms(300)), "armed from accept");
+        assert_eq!(timed_out_by(&mut s, &mut sh, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(300)));
+        let mut s = limited(&files, 300_000, 10_000);
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(600_000)), Some(ms(10_000)));
+    }
+
+    #[test]
+    fn a_request_line_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = limited(&files, 300_000, 10_000);
+        let line = b"a-rather-long-file-name.txt:PUT:5\n";
+        let mut closed = None;
+        for (i, b) in line.iter().enumerate() {
+            let now = ms(1_000 * (i as u64 + 1));
+            closed = timed_out_by(&mut s, &mut sh, ns_before(now));
+            if closed.is_some() {
+                break;
+            }
+            feed(&mut s, &mut sh, now, peer(), Input::Stream(&[*b]));
+        }
+        assert_eq!(closed, Some(ms(10_000)), "from accept, not later");
+        assert_eq!(drain_tx(&mut s, &mut sh, ms(10_000)), b"");
+    }
+
+    #[test]
+    fn a_put_that_makes_progress_lives_and_a_stalled_one_stores_nothing() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = limited(&files, 1_000, 2_000);
+        feed(
+            &mut s,
+            &mut sh,
+            ms(0),
+            peer(),
+            Input::Stream(b"up:PUT:1000\n"),
+        );
+        // 10 bytes every 900 ms for 18 s: past both limits, still alive.
+        for i in 1..=20u64 {
+            assert_eq!(timed_out_by(&mut s, &mut sh, ms(900 * i)), None, "{i}");
+            feed(
+                &mut s,
+                &mut sh,
+                ms(900 * i),
+                peer(),
+                Input::Stream(&[1; 10]),
+            );
+        }
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(19_000)));
+        assert_eq!(drain_tx(&mut s, &mut sh, ms(19_000)), b"", "no answer");
+        drop(s);
+        assert_eq!(files.get("up"), None, "nothing stored");
+    }
+
+    #[test]
+    fn a_get_whose_reader_stops_closes_one_idle_limit_after_its_last_read() {
+        let files = MemoryFiles::default();
+        files.insert("f", vec![5; 100_000]);
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let mut s = limited(&files, 1_000, 10_000);
+        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(b"f:GET\n"));
+        let mut take = |s: &mut TcpFileStream, now| {
+            let mut cx = Context {
+                now,
+                tag: crate::proto::Tag { key: 0, peer: None },
+                shared: &mut sh,
+            };
+            s.poll_transmit(&mut cx, 10_000, &mut BytesMut::new())
+        };
+        // The socket takes 10 kB every 700 ms: alive well past the limit.
+        for i in 0..5u64 {
+            assert!(take(&mut s, ms(700 * i)).is_some());
+        }
+        // Then the reader stops (the reactor's buffer is full: no more calls).
+        let mut sh = shared(Duration::from_secs(1), 1);
+        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(3_800)));
+    }
+
+    /// A store whose uploads all fail at the final rename with `kind`.
+    struct FailingCommit(ErrorKind);
+
+    struct FailingSink(ErrorKind);
+
+    impl Sink for FailingSink {
+        fn write_all(&mut self, _: &[u8]) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+        fn commit(self: Box<Self>) -> Result<u64, ErrorKind> {
+            Err(self.0)
+        }
+    }
+
+    impl Files for FailingCommit {
+        fn open(&self, _: &str) -> Result<Box<dyn Source>, FileError> {
+            Err(FileError::NotFound)
+        }
+        fn create(&self, _: &str, _: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
+            Ok(Box::new(FailingSink(self.0)))
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_is_answered_with_an_error_never_ok() {
+        for (kind, line) in [
+            (ErrorKind::AlreadyExists, &b"ERROR exists: f\n"[..]),
+            (ErrorKind::StorageFull, b"ERROR failed: f\n"),
+            (ErrorKind::PermissionDenied, b"ERROR failed: f\n"),
+        ] {
+            let mut sh = shared(Duration::from_secs(1), 1);
+            let mut s =
+                TcpFileStream::new(Rc::new(FailingCommit(kind)), at(0), TcpTimeouts::default());
+            feed(
+                &mut s,
+                &mut sh,
+                at(0),
+                peer(),
+                Input::Stream(b"f:PUT:3\nabc"),
+            );
+            assert_eq!(drain_tx(&mut s, &mut sh, at(0)), line, "{kind:?}");
+            assert_eq!(
+                drain_requests(&mut s),
+                vec![Request::Close(CloseReason::Protocol(
+                    if kind == ErrorKind::AlreadyExists {
+                        "exists"
+                    } else {
+                        "failed"
+                    }
+                ))]
+            );
+        }
+    }
+
+    #[test]
+    fn two_uploads_of_one_new_name_the_second_to_finish_is_refused() {
+        let files = MemoryFiles::default();
+        let mut sh = shared(Duration::from_secs(1), 1);
+        let (mut a, mut b) = (session(&files), session(&files));
+        // Both requests are in before either body is complete.
+        feed(
+            &mut a,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"n:PUT:4\naa"),
+        );
+        feed(
+            &mut b,
+            &mut sh,
+            at(0),
+            peer(),
+            Input::Stream(b"n:PUT:4\nbb"),
+        );
+        assert_eq!(drain_tx(&mut a, &mut sh, at(0)), b"");
+        assert_eq!(drain_tx(&mut b, &mut sh, at(0)), b"");
+        feed(&mut b, &mut sh, at(1), peer(), Input::Stream(b"bb"));
+        feed(&mut a, &mut sh, at(2), peer(), Input::Stream(b"aa"));
+        assert_eq!(drain_tx(&mut b, &mut sh, at(2)), b"OK 4\n");
+        assert_eq!(drain_tx(&mut a, &mut sh, at(2)), b"ERROR exists: n\n");
+        assert_eq!(files.get("n").unwrap(), b"bbbb");
     }
 }
