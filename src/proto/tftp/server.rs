@@ -1042,7 +1042,7 @@ mod tests {
         // Shorter than the retry budget (5 tries of 1 s), which would
         // otherwise end the session first.
         let config = TftpConfig {
-            unvalidated_lifetime: crate::time::Duration::from_secs(3),
+            unvalidated_lifetime: Duration::from_secs(3),
             ..TftpConfig::default()
         };
         let (sent, _, ended, rig) = to_a_silent_peer(&rrq("f", Options::default()), config);
