@@ -22,9 +22,10 @@
 //!   ends `unvalidated_lifetime` after it started.
 //! * **Bounded places.** The acceptor admits at most `max_sessions` in all
 //!   and `max_sessions_per_peer` per IP address; at a bound a new request
-//!   evicts the oldest unvalidated session (through
-//!   [`Acceptor::poll_evict`]), and only when there is none is it refused
-//!   with `E|0|00000|busy`.
+//!   evicts the oldest unvalidated session, else the oldest finished one
+//!   (validated, only waiting to repeat a last answer; through
+//!   [`Acceptor::poll_evict`]); only when every place holds a transfer in
+//!   progress is it refused with `E|0|00000|busy`.
 //! * **Names are exact.** A request name is at most 100 bytes of UTF-8;
 //!   anything else is answered `E` with a reason, never decoded lossily
 //!   (which could map two names onto one file).
@@ -63,6 +64,9 @@ enum Job {
         /// must be sent before the FIN may claim the file is complete.
         size: Option<u64>,
     },
+    /// A GET whose FIN went out: only a lost FIN is left to repeat, so the
+    /// file and its read-ahead are let go.
+    Sent,
     /// Receiving a PUT; `committed` once the FIN was answered.
     Put {
         name: String,
@@ -282,6 +286,7 @@ impl StopwaitServer {
                     return self.refuse(FILE_CHANGED);
                 }
                 *fin = true;
+                self.job = Job::Sent;
                 self.answer(datagram(Kind::Fin, Bit::Fin, 0, b"I'm Done"));
             }
             Ok(None) => {}
@@ -379,40 +384,7 @@ impl StopwaitServer {
         }
     }
 
-    fn busy(&self) -> bool {
-        match &self.job {
-            Job::Idle => false,
-            Job::Get { fin, .. } => !fin,
-            Job::Put { committed, .. } => committed.is_none(),
-        }
-    }
-
-    fn soft_close_at(&self) -> Instant {
-        self.last_heard + self.config.timeout.saturating_mul(self.config.tries)
-    }
-
-    /// When the session ends if its peer has still not answered.
-    fn unvalidated_until(&self) -> Instant {
-        self.started + self.config.unvalidated_lifetime
-    }
-
-    /// Whether the peer has answered what this session sent.
-    pub fn is_validated(&self) -> bool {
-        self.validated
-    }
-}
-
-impl Session for StopwaitServer {
-    fn side(&self) -> Side {
-        Side::Server
-    }
-
-    /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn on_datagram(&mut self, cx: &Context<'_>, input: Input<'_>) {
         let Input::Datagram { payload, .. } = input else {
             return;
         };
@@ -449,11 +421,58 @@ impl Session for StopwaitServer {
         }
         match self.job {
             Job::Get { .. } => self.on_get_packet(cx, &p),
+            // A client that missed the FIN repeats its last ACK.
+            Job::Sent if p.kind == Kind::Ack => self.repeat(),
+            Job::Sent => {}
             Job::Put { .. } => self.on_put_packet(cx, &p),
             // After a refusal a retransmission (a FIN whose commit failed,
             // say) gets the refusal again: its first copy may be lost.
             Job::Idle if self.last_answer.first() == Some(&b'E') => self.repeat(),
             Job::Idle => {}
+        }
+    }
+
+    fn busy(&self) -> bool {
+        match &self.job {
+            Job::Idle => false,
+            Job::Get { fin, .. } => !fin,
+            Job::Sent => false,
+            Job::Put { committed, .. } => committed.is_none(),
+        }
+    }
+
+    fn soft_close_at(&self) -> Instant {
+        self.last_heard + self.config.timeout.saturating_mul(self.config.tries)
+    }
+
+    /// When the session ends if its peer has still not answered.
+    fn unvalidated_until(&self) -> Instant {
+        self.started + self.config.unvalidated_lifetime
+    }
+
+    /// Whether the peer has answered what this session sent.
+    pub fn is_validated(&self) -> bool {
+        self.validated
+    }
+}
+
+impl Session for StopwaitServer {
+    fn side(&self) -> Side {
+        Side::Server
+    }
+
+    /// Retransmission timers: a millisecond late is fine.
+    fn is_coarse(&self) -> bool {
+        true
+    }
+
+    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+        self.on_datagram(cx, input);
+        // A session with no transfer in progress keeps its place only to
+        // repeat a last answer: at a bound it may be evicted.
+        let busy = self.busy();
+        if let Some(place) = &mut self.place {
+            place.set_busy(busy);
         }
     }
 
@@ -527,12 +546,23 @@ impl Session for StopwaitServer {
 struct Table {
     total: usize,
     per_peer: HashMap<IpAddr, usize>,
-    /// Unvalidated sessions by age (ids only grow), with their IP address
+    /// Sessions that may be evicted, in eviction order: unvalidated ones
+    /// first, then finished ones (which only wait to repeat a last
+    /// answer), each oldest first (ids only grow); with their IP address
     /// and, once their first call told them, their slab key.
-    unvalidated: BTreeMap<u64, (IpAddr, Option<usize>)>,
+    evictable: BTreeMap<(Class, u64), (IpAddr, Option<usize>)>,
     next_id: u64,
     /// Keys of sessions evicted, for [`Acceptor::poll_evict`].
     evicted: Vec<usize>,
+}
+
+/// Why a session may be evicted; the order is the eviction order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    /// Its peer never answered.
+    Unvalidated,
+    /// Validated, with no transfer in progress.
+    Finished,
 }
 
 impl Table {
@@ -546,18 +576,18 @@ impl Table {
         }
     }
 
-    /// Evicts the oldest unvalidated session (of `ip`, if given). Returns
+    /// Evicts the first evictable session (of `ip`, if given). Returns
     /// whether there was one.
-    fn evict_oldest(&mut self, only: Option<IpAddr>) -> bool {
+    fn evict_first(&mut self, only: Option<IpAddr>) -> bool {
         let found = self
-            .unvalidated
+            .evictable
             .iter()
             .find(|(_, (ip, key))| key.is_some() && only.is_none_or(|o| o == *ip))
-            .map(|(&id, &(ip, key))| (id, ip, key));
-        let Some((id, ip, Some(key))) = found else {
+            .map(|(&at, &(ip, key))| (at, ip, key));
+        let Some((at, ip, Some(key))) = found else {
             return false;
         };
-        self.unvalidated.remove(&id);
+        self.evictable.remove(&at);
         self.forget(ip);
         self.evicted.push(key);
         true
@@ -566,8 +596,10 @@ impl Table {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Standing {
-    Unvalidated,
-    Validated,
+    /// In the evictable set under this class.
+    Evictable(Class),
+    /// Validated with a transfer in progress: never evicted.
+    Busy,
     /// Evicted: the table forgot it already.
     Gone,
 }
@@ -577,44 +609,66 @@ struct Place {
     table: Rc<RefCell<Table>>,
     id: u64,
     ip: IpAddr,
+    key: Option<usize>,
     standing: Standing,
-    keyed: bool,
 }
 
 impl Place {
     /// Tells the table the session's slab key (known from its first call),
     /// so it can be named for eviction.
     fn set_key(&mut self, key: usize) {
-        if !self.keyed {
-            self.keyed = true;
-            if let Some(entry) = self.table.borrow_mut().unvalidated.get_mut(&self.id) {
+        if self.key.is_none() {
+            self.key = Some(key);
+            if let Standing::Evictable(class) = self.standing
+                && let Some(entry) = self.table.borrow_mut().evictable.get_mut(&(class, self.id))
+            {
                 entry.1 = Some(key);
             }
         }
     }
 
+    /// Leaves the evictable set; `false` if it was evicted already.
+    fn take_out(&mut self) -> bool {
+        if let Standing::Evictable(class) = self.standing {
+            let kept = self
+                .table
+                .borrow_mut()
+                .evictable
+                .remove(&(class, self.id))
+                .is_some();
+            self.standing = if kept { Standing::Busy } else { Standing::Gone };
+        }
+        self.standing != Standing::Gone
+    }
+
     fn validate(&mut self) {
-        if self.standing == Standing::Unvalidated {
-            let kept = self.table.borrow_mut().unvalidated.remove(&self.id);
-            self.standing = if kept.is_some() {
-                Standing::Validated
-            } else {
-                Standing::Gone
-            };
+        if self.standing == Standing::Evictable(Class::Unvalidated) {
+            self.take_out();
+        }
+    }
+
+    /// A validated session started (`true`) or ended (`false`) a transfer.
+    fn set_busy(&mut self, busy: bool) {
+        match (self.standing, busy) {
+            (Standing::Evictable(Class::Finished), true) => {
+                self.take_out();
+            }
+            (Standing::Busy, false) => {
+                self.table
+                    .borrow_mut()
+                    .evictable
+                    .insert((Class::Finished, self.id), (self.ip, self.key));
+                self.standing = Standing::Evictable(Class::Finished);
+            }
+            _ => {}
         }
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut table = self.table.borrow_mut();
-        let counted = match self.standing {
-            Standing::Unvalidated => table.unvalidated.remove(&self.id).is_some(),
-            Standing::Validated => true,
-            Standing::Gone => false,
-        };
-        if counted {
-            table.forget(self.ip);
+        if self.take_out() {
+            self.table.borrow_mut().forget(self.ip);
         }
     }
 }
@@ -651,33 +705,38 @@ impl StopwaitAcceptor {
     /// Sessions holding a place now, and how many of them are unvalidated.
     pub fn sessions(&self) -> (usize, usize) {
         let t = self.table.borrow();
-        (t.total, t.unvalidated.len())
+        let unvalidated = t
+            .evictable
+            .keys()
+            .filter(|(class, _)| *class == Class::Unvalidated)
+            .count();
+        (t.total, unvalidated)
     }
 
-    /// A place for a session from `ip`, evicting the oldest unvalidated
-    /// session at a bound; `None` when every place is taken by validated
-    /// sessions.
+    /// A place for a session from `ip`, evicting at a bound the oldest
+    /// unvalidated session, else the oldest finished one; `None` when every
+    /// place is taken by a transfer in progress.
     fn place(&self, ip: IpAddr) -> Option<Place> {
         let mut t = self.table.borrow_mut();
         let mine = t.per_peer.get(&ip).copied().unwrap_or(0);
         if mine >= self.config.max_sessions_per_peer {
-            if !t.evict_oldest(Some(ip)) {
+            if !t.evict_first(Some(ip)) {
                 return None;
             }
-        } else if t.total >= self.config.max_sessions && !t.evict_oldest(None) {
+        } else if t.total >= self.config.max_sessions && !t.evict_first(None) {
             return None;
         }
         t.total += 1;
         *t.per_peer.entry(ip).or_insert(0) += 1;
         let id = t.next_id;
         t.next_id += 1;
-        t.unvalidated.insert(id, (ip, None));
+        t.evictable.insert((Class::Unvalidated, id), (ip, None));
         Some(Place {
             table: self.table.clone(),
             id,
             ip,
-            standing: Standing::Unvalidated,
-            keyed: false,
+            key: None,
+            standing: Standing::Evictable(Class::Unvalidated),
         })
     }
 }
