@@ -9,6 +9,8 @@
 //! right bit written twice) is fixed by construction.
 
 mod client;
+#[cfg(test)]
+mod measure;
 mod server;
 
 pub use client::{GetClient, Outcome, OutcomeSlot, PutClient};

@@ -514,6 +514,17 @@ impl Session for StopwaitServer {
                 );
                 continue;
             }
+            // And every byte to an unvalidated address comes out of the
+            // process's reflection budget (`proto::budget`): a flood of
+            // spoofed requests from ever new ports, each worth a first
+            // answer, cannot send a victim more than its rate.
+            if !self.validated
+                && let Some(peer) = cx.tag.peer
+                && cx.shared.udp_budget.take(peer.ip(), len, cx.now).is_err()
+            {
+                debug!("{} stopwait answer withheld: UDP budget spent", cx.tag);
+                continue;
+            }
             self.sent += len;
             buf.extend_from_slice(&d);
             return Some(Transmit {
