@@ -1204,4 +1204,55 @@ mod tests {
         assert_eq!(a.max_sessions(), Some(3));
         drop((s12, s30));
     }
+
+    #[test]
+    fn finished_sessions_are_evicted_after_unvalidated_ones_and_let_go_of_their_file() {
+        let files = MemoryFiles::default();
+        files.insert("small", vec![b'x'; 10]);
+        files.insert("big", vec![b'x'; 1000]);
+        let config = StopwaitConfig {
+            max_sessions: 3,
+            ..StopwaitConfig::default()
+        };
+        let mut a = acceptor(&files, config);
+        let mut d = Driver::new();
+        let p = |n: u8| SocketAddr::from(([198, 51, 100, n], 9));
+        // 1 finishes a GET, 2 is in the middle of one, 3 never answers.
+        let mut s1 = d.admit(&mut a, at(0), p(1), b"G000000small").unwrap();
+        d.feed(&mut *s1, 1, at(0), p(1), b"G000000small");
+        assert_eq!(
+            d.feed(&mut *s1, 1, at(1), p(1), b"A100001ack"),
+            [b"FF00000I'm Done"]
+        );
+        let mut s2 = d.admit(&mut a, at(2), p(2), b"G000000big").unwrap();
+        d.feed(&mut *s2, 2, at(2), p(2), b"G000000big");
+        d.feed(&mut *s2, 2, at(3), p(2), b"A100001ack");
+        let mut s3 = d.admit(&mut a, at(4), p(3), b"G000000big").unwrap();
+        d.feed(&mut *s3, 3, at(4), p(3), b"G000000big");
+        // The unvalidated one goes first, though it is the youngest...
+        let mut s4 = d.admit(&mut a, at(5), p(4), b"G000000big").unwrap();
+        assert_eq!(evictions(&mut a), [3]);
+        drop(s3);
+        d.feed(&mut *s4, 4, at(5), p(4), b"G000000big");
+        d.feed(&mut *s4, 4, at(5), p(4), b"A100001ack");
+        // ...then the finished one (it still repeats its FIN until then)...
+        assert_eq!(
+            d.feed(&mut *s1, 1, at(5), p(1), b"A100001ack"),
+            [b"FF00000I'm Done"]
+        );
+        let mut s5 = d.admit(&mut a, at(6), p(5), b"G000000big").unwrap();
+        assert_eq!(evictions(&mut a), [1]);
+        drop(s1);
+        d.feed(&mut *s5, 5, at(6), p(5), b"G000000big");
+        d.feed(&mut *s5, 5, at(6), p(5), b"A100001ack");
+        // ...never a transfer in progress.
+        assert_eq!(
+            d.admit(&mut a, at(7), p(6), b"G000000big").err().unwrap(),
+            b"E000000busy"
+        );
+        assert!(evictions(&mut a).is_empty());
+        assert_eq!(a.sessions(), (3, 0));
+        drop((s4, s5));
+        drop(s2);
+    }
 }
