@@ -138,7 +138,7 @@ impl<'a> Packet<'a> {
     ///
     /// ```
     /// use mioperf::wire::stopwait::{Bit, Kind, Packet};
-    /// let long = [&b"G00000"[..], &[b'x'; 200]].concat();
+    /// let long = [&b"G000000"[..], &[b'x'; 200]].concat();
     /// assert!(Packet::parse(&long).is_err());
     /// assert_eq!(Packet::parse_header(&long), Ok((Kind::Get, Bit::Zero, 0)));
     /// ```
