@@ -151,6 +151,12 @@ pub struct ServeConfig {
     pub stopwait_timeout: Duration,
     /// stopwait: tries before a session is dropped.
     pub stopwait_tries: u32,
+    /// stopwait: sessions at once, in all (`StopwaitConfig::max_sessions`).
+    pub stopwait_max_sessions: usize,
+    /// stopwait: sessions at once from one IP address.
+    pub stopwait_max_sessions_per_peer: usize,
+    /// stopwait: longest life of a session whose peer never answered.
+    pub stopwait_unvalidated_lifetime: Duration,
     /// How the reactor wakes for deadlines.
     pub timer: TimerMode,
     /// How early the reactor wakes to spin for a pacing deadline.
@@ -188,6 +194,11 @@ impl Default for ServeConfig {
             idle_exit: None,
             stopwait_timeout: Duration::from_secs(5),
             stopwait_tries: 5,
+            stopwait_max_sessions: crate::proto::stopwait::StopwaitConfig::DEFAULT.max_sessions,
+            stopwait_max_sessions_per_peer: crate::proto::stopwait::StopwaitConfig::DEFAULT
+                .max_sessions_per_peer,
+            stopwait_unvalidated_lifetime: crate::proto::stopwait::StopwaitConfig::DEFAULT
+                .unvalidated_lifetime,
             timer: TimerMode::Timerfd,
             spin: Duration::from_micros(100),
             lab: LabConfig::default(),
@@ -272,6 +283,14 @@ impl ServeConfig {
         }
         if let Some(v) = file.stopwait_tries {
             self.stopwait_tries = v;
+        }
+        set(&mut self.stopwait_max_sessions, file.stopwait_max_sessions);
+        set(
+            &mut self.stopwait_max_sessions_per_peer,
+            file.stopwait_max_sessions_per_peer,
+        );
+        if let Some(v) = file.stopwait_unvalidated_lifetime {
+            self.stopwait_unvalidated_lifetime = dur("stopwait_unvalidated_lifetime", &v)?;
         }
         if let Some(v) = file.timer {
             self.timer = parse_timer_mode(&v).map_err(|e| format!("timer: {e}"))?;
@@ -366,6 +385,9 @@ struct ConfigFile {
     idle_exit: Option<String>,
     stopwait_timeout: Option<String>,
     stopwait_tries: Option<u32>,
+    stopwait_max_sessions: Option<usize>,
+    stopwait_max_sessions_per_peer: Option<usize>,
+    stopwait_unvalidated_lifetime: Option<String>,
     timer: Option<String>,
     spin: Option<String>,
     stream_max_count: Option<u64>,
@@ -435,6 +457,9 @@ mod tests {
             idle_exit = "2m"
             stopwait_timeout = "1s"
             stopwait_tries = 3
+            stopwait_max_sessions = 7
+            stopwait_max_sessions_per_peer = 2
+            stopwait_unvalidated_lifetime = "1500ms"
             timer = "poll"
             [listen]
             hello = "127.0.0.1:0"
@@ -450,6 +475,9 @@ mod tests {
         assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));
         assert_eq!(c.stopwait_timeout, Duration::from_secs(1));
         assert_eq!(c.stopwait_tries, 3);
+        assert_eq!(c.stopwait_max_sessions, 7);
+        assert_eq!(c.stopwait_max_sessions_per_peer, 2);
+        assert_eq!(c.stopwait_unvalidated_lifetime, Duration::from_millis(1500));
         assert_eq!(c.timer, TimerMode::Poll);
         assert_eq!(c.addr(Protocol::Hello), "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.addr(Protocol::Lab), "0.0.0.0:8120".parse().unwrap());

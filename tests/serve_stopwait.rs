@@ -1,6 +1,8 @@
 //! stopwait against the real binary: the spec's flows byte for byte over
 //! UDP, GET and PUT of 0, 1, 100, 101 and 250 000 bytes with the clients,
-//! refusals, and the seed's bug over the wire.
+//! refusals, the seed's bug over the wire, and the hardening of issue 11:
+//! concurrent uploads of one name, bad names, bounded sessions, and a
+//! flood of spoofed requests that must not lock a real client out.
 
 #![allow(
     clippy::disallowed_methods,
@@ -9,7 +11,7 @@
 
 mod common;
 
-use common::{Server, run_with_timeout, temp_path, udp_socket};
+use common::{Server, bin, run_with_timeout, temp_path, udp_socket};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,15 +38,21 @@ impl Drop for Dir {
 }
 
 fn serve(root: &Dir) -> Server {
+    serve_with(root, &[])
+}
+
+fn serve_with(root: &Dir, extra: &[&str]) -> Server {
     let root = root.0.to_str().unwrap().to_owned();
-    Server::spawn(&[
+    let mut args = vec![
         "--only",
         "stopwait",
         "--listen",
         "stopwait=127.0.0.1:0",
         "--root",
         &root,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::spawn(&args)
 }
 
 fn exchange(u: &UdpSocket, to: SocketAddr, packet: &[u8]) -> Vec<u8> {
@@ -73,13 +81,14 @@ fn the_spec_flows_byte_for_byte() {
     let d1 = exchange(&u, to, b"G000000notes.txt");
     assert_eq!(&d1[..7], b"D100001");
     assert_eq!(&d1[7..], &data(150)[..100]);
-    // Our ACK "lost": repeating the GET gets the same block again.
-    assert_eq!(exchange(&u, to, b"G000000notes.txt"), d1);
     let d2 = exchange(&u, to, b"A100001ack");
     assert_eq!(&d2[..7], b"D000002");
     assert_eq!(&d2[7..], &data(150)[100..]);
-    // A repeated ACK gets the last answer again.
+    // A repeated ACK, or the GET again, gets the last answer again (the
+    // ACK showed the address is real; before it, a repeated 16-byte GET
+    // would not earn another 107-byte block).
     assert_eq!(exchange(&u, to, b"A100001ack"), d2);
+    assert_eq!(exchange(&u, to, b"G000000notes.txt"), d2);
     assert_eq!(exchange(&u, to, b"A000002ack"), b"FF00000I'm Done");
     assert_eq!(
         exchange(&u, to, b"A000002ack"),
@@ -208,4 +217,216 @@ fn a_silent_server_makes_the_client_give_up_with_exit_2() {
         seen += 1;
     }
     assert_eq!(seen, 3);
+}
+
+#[test]
+fn two_concurrent_puts_of_one_new_name_store_exactly_one() {
+    let root = Dir::new("race");
+    let local = Dir::new("race-local");
+    let server = serve(&root);
+    let hostport = server.udp("stopwait").to_string();
+    let a: Vec<u8> = data(60_000);
+    let b: Vec<u8> = data(60_000).iter().map(|x| x ^ 0x55).collect();
+    std::fs::write(local.path("a"), &a).unwrap();
+    std::fs::write(local.path("b"), &b).unwrap();
+    let start = |file: &str| {
+        std::process::Command::new(bin())
+            .args(["stopwait", "put", &hostport])
+            .arg(local.path(file))
+            .args(["--as", "same", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (pa, pb) = (start("a"), start("b"));
+    let (oa, ob) = (wait(pa), wait(pb));
+    let mut codes = [oa.status.code(), ob.status.code()];
+    codes.sort_unstable();
+    assert_eq!(codes, [Some(0), Some(1)], "{oa:?}\n{ob:?}");
+    let refused = if oa.status.code() == Some(1) {
+        &oa
+    } else {
+        &ob
+    };
+    let j: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(j["outcome"], "refused");
+    assert_eq!(j["answer"], "file exists");
+    let stored = std::fs::read(root.path("same")).unwrap();
+    let winner = if oa.status.code() == Some(0) { &a } else { &b };
+    assert!(
+        stored == *winner,
+        "the stored file is the one that was acknowledged"
+    );
+    // Nothing else is left in the root (no temporary file).
+    assert_eq!(std::fs::read_dir(&root.0).unwrap().count(), 1);
+}
+
+/// Waits (bounded) for a client process.
+fn wait(child: std::process::Child) -> std::process::Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the client ended in time")
+        .unwrap()
+}
+
+#[test]
+fn names_over_100_bytes_or_not_utf8_are_refused_with_a_reason() {
+    let root = Dir::new("names");
+    let server = serve(&root);
+    let to = server.udp("stopwait");
+    let u = udp_socket();
+    let long = [&b"G000000"[..], &[b'n'; 101]].concat();
+    assert_eq!(exchange(&u, to, &long), b"E000000name too long");
+    let long_put = [&b"P000000"[..], &[b'n'; 150]].concat();
+    assert_eq!(exchange(&u, to, &long_put), b"E000000name too long");
+    assert_eq!(
+        exchange(&u, to, b"P000000a\xff"),
+        b"E000000name is not UTF-8"
+    );
+    assert_eq!(
+        exchange(&u, to, b"G000000a\xfe"),
+        b"E000000name is not UTF-8"
+    );
+    assert_eq!(std::fs::read_dir(&root.0).unwrap().count(), 0);
+}
+
+/// Open descriptors of `pid` on files in `dir`.
+fn files_open_under(pid: u32, dir: &Dir) -> usize {
+    let root = std::fs::canonicalize(&dir.0).unwrap();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        // The store keeps the root itself open: count only what is in it.
+        .filter(|target| target.starts_with(&root) && *target != root)
+        .count()
+}
+
+/// [`files_open_under`] once it is at most `bound`, or after a second.
+/// An evicted session's file closes when the reactor reaps it at the end
+/// of the turn, which may be just after the answer that the test saw.
+fn files_open_settled(pid: u32, dir: &Dir, bound: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let open = files_open_under(pid, dir);
+        if open <= bound || std::time::Instant::now() > deadline {
+            return open;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn half_open_gets_beyond_the_bound_keep_the_server_serving_and_bounded() {
+    const BOUND: usize = 20;
+    let root = Dir::new("bound");
+    let local = Dir::new("bound-local");
+    std::fs::write(root.path("big"), data(100_000)).unwrap();
+    let server = serve_with(
+        &root,
+        &[
+            "--stopwait-max-sessions",
+            "20",
+            "--stopwait-max-sessions-per-peer",
+            "1000",
+        ],
+    );
+    let to = server.udp("stopwait");
+    // Ten times the bound of GETs that never acknowledge block 1: each
+    // one held the file open and a read-ahead buffer until its soft close.
+    let strangers: Vec<UdpSocket> = (0..BOUND * 10).map(|_| udp_socket()).collect();
+    for s in &strangers {
+        assert_eq!(&exchange(s, to, b"G000000big")[..7], b"D100001");
+    }
+    let open = files_open_settled(server.pid(), &root, BOUND);
+    assert!(open <= BOUND, "{open} files open");
+    // Still serving: a real client gets the whole file (its request evicts
+    // the oldest stranger).
+    let out_path = local.path("big");
+    let out = run_with_timeout(
+        &[
+            "stopwait",
+            "get",
+            &to.to_string(),
+            "big",
+            "-o",
+            out_path.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read(&out_path).unwrap(), data(100_000));
+
+    // Places held by validated peers are not taken: at the bound a new
+    // request is refused politely.
+    let peers: Vec<UdpSocket> = (0..BOUND).map(|_| udp_socket()).collect();
+    for p in &peers {
+        exchange(p, to, b"G000000big");
+        assert_eq!(&exchange(p, to, b"A100001ack")[..7], b"D000002");
+    }
+    let late = udp_socket();
+    assert_eq!(exchange(&late, to, b"G000000big"), b"E000000busy");
+    let open = files_open_settled(server.pid(), &root, BOUND);
+    assert!(open <= BOUND, "{open} files open");
+}
+
+#[test]
+fn a_flood_of_spoofed_gets_never_locks_out_a_real_client() {
+    let root = Dir::new("flood");
+    let local = Dir::new("flood-local");
+    std::fs::write(root.path("f"), data(5_000)).unwrap();
+    // The default bounds: 64 per address, and every source here is
+    // 127.0.0.1.
+    let server = serve(&root);
+    let to = server.udp("stopwait");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // Many source ports that send a GET and never answer, round
+            // and round: about 5 000 requests a second, bounded in count.
+            let ports: Vec<UdpSocket> = (0..256).map(|_| udp_socket()).collect();
+            let mut sent = 0u64;
+            'flood: for _ in 0..200 {
+                for chunk in ports.chunks(5) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break 'flood;
+                    }
+                    for p in chunk {
+                        let _ = p.send_to(b"G000000f", to);
+                        sent += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..3 {
+        let out_path = local.path(&format!("f{i}"));
+        let out = run_with_timeout(
+            &[
+                "stopwait",
+                "get",
+                &to.to_string(),
+                "f",
+                "-o",
+                out_path.to_str().unwrap(),
+                "--timeout",
+                "500ms",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(0), "get {i}: {out:?}");
+        assert_eq!(std::fs::read(&out_path).unwrap(), data(5_000));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert!(sent > 1_000, "the flood ran: {sent} requests");
+    let open = files_open_settled(server.pid(), &root, 64);
+    assert!(open <= 64, "{open} files open");
 }

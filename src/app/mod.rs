@@ -136,6 +136,9 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                 let timers = stopwait::StopwaitConfig {
                     timeout: config.stopwait_timeout,
                     tries: config.stopwait_tries,
+                    max_sessions: config.stopwait_max_sessions,
+                    max_sessions_per_peer: config.stopwait_max_sessions_per_peer,
+                    unvalidated_lifetime: config.stopwait_unvalidated_lifetime,
                 };
                 (
                     None,
@@ -941,6 +944,7 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     let config = stopwait::StopwaitConfig {
         timeout: args.timeout,
         tries: args.tries,
+        ..stopwait::StopwaitConfig::DEFAULT
     };
     let slot = stopwait::OutcomeSlot::default();
     let progress = tcpfile::Progress::default();

@@ -407,6 +407,7 @@ impl Launcher {
         let config = stopwait::StopwaitConfig {
             timeout: self.plan.timeout,
             tries: TRANSFER_TRIES,
+            ..stopwait::StopwaitConfig::DEFAULT
         };
         let inner: Box<dyn Session> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {

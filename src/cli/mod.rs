@@ -96,6 +96,15 @@ pub struct ServeArgs {
     /// stopwait: tries before a silent client's session is dropped [default: 5].
     #[arg(long, value_name = "N")]
     pub stopwait_tries: Option<u32>,
+    /// stopwait: sessions at once, in all; at the bound the oldest unvalidated one is evicted, else `E busy` [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub stopwait_max_sessions: Option<usize>,
+    /// stopwait: sessions at once from one IP address [default: 64].
+    #[arg(long, value_name = "N")]
+    pub stopwait_max_sessions_per_peer: Option<usize>,
+    /// stopwait: a session whose peer never answered ends after this long [default: 3s].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub stopwait_unvalidated_lifetime: Option<Duration>,
     /// How deadlines wake the reactor: timerfd (µs precision) or poll (mio's ms timeout) [default: timerfd].
     #[arg(long, value_name = "MODE", value_parser = config::parse_timer_mode)]
     pub timer: Option<TimerMode>,
@@ -172,6 +181,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.stopwait_tries {
             c.stopwait_tries = v;
+        }
+        if let Some(v) = self.stopwait_max_sessions {
+            c.stopwait_max_sessions = v;
+        }
+        if let Some(v) = self.stopwait_max_sessions_per_peer {
+            c.stopwait_max_sessions_per_peer = v;
+        }
+        if let Some(v) = self.stopwait_unvalidated_lifetime {
+            c.stopwait_unvalidated_lifetime = v;
         }
         if let Some(v) = self.timer {
             c.timer = v;

@@ -152,6 +152,7 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
             let config = stopwait::StopwaitConfig {
                 timeout: TIMEOUT,
                 tries: case.tries,
+                ..stopwait::StopwaitConfig::DEFAULT
             };
             let slot = stopwait::OutcomeSlot::default();
             let client: Box<dyn Session> = if case.put {

@@ -117,6 +117,35 @@ impl<'a> Packet<'a> {
     /// unknown type or bit byte, [`Error::BadNumber`] for a block that is not
     /// 5 digits, [`Error::TooLong`] for a message over 100 bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let (kind, bit, block) = Self::parse_header(bytes)?;
+        let message = &bytes[HEADER_LEN..];
+        if message.len() > MAX_MESSAGE {
+            return Err(Error::TooLong {
+                max: HEADER_LEN + MAX_MESSAGE,
+            });
+        }
+        Ok(Self {
+            kind,
+            bit,
+            block,
+            message,
+        })
+    }
+
+    /// Parses only the 7-byte header, whatever follows it: a server uses it
+    /// to tell a request whose name is too long (which deserves an answer)
+    /// from noise (which does not).
+    ///
+    /// ```
+    /// use mioperf::wire::stopwait::{Bit, Kind, Packet};
+    /// let long = [&b"G000000"[..], &[b'x'; 200]].concat();
+    /// assert!(Packet::parse(&long).is_err());
+    /// assert_eq!(Packet::parse_header(&long), Ok((Kind::Get, Bit::Zero, 0)));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse), except that a long message is no error.
+    pub fn parse_header(bytes: &[u8]) -> Result<(Kind, Bit, u32), Error> {
         if bytes.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
@@ -134,18 +163,7 @@ impl<'a> Packet<'a> {
         let block = digits
             .iter()
             .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-        let message = &bytes[HEADER_LEN..];
-        if message.len() > MAX_MESSAGE {
-            return Err(Error::TooLong {
-                max: HEADER_LEN + MAX_MESSAGE,
-            });
-        }
-        Ok(Self {
-            kind,
-            bit,
-            block,
-            message,
-        })
+        Ok((kind, bit, block))
     }
 
     /// Bytes [`emit`](Self::emit) writes.
@@ -288,6 +306,12 @@ mod tests {
         let mut long = b"D100001".to_vec();
         long.extend_from_slice(&[b'x'; 101]);
         assert_eq!(Packet::parse(&long), Err(Error::TooLong { max: 107 }));
+        assert_eq!(
+            Packet::parse_header(&long),
+            Ok((Kind::Data, Bit::One, 1)),
+            "the header alone still parses"
+        );
+        assert_eq!(Packet::parse_header(b"X100001"), Err(Error::UnknownVerb));
         long.pop();
         assert_eq!(Packet::parse(&long).unwrap().message.len(), 100);
         assert_eq!(

@@ -4,6 +4,18 @@
 //! client resends its last packet after `timeout` without an answer, up to
 //! `tries` packets in all, then gives up. Progress (an expected answer)
 //! resets the count. Only datagrams from the server's address count.
+//!
+//! One exception to "resend the last packet": the client's first answer
+//! (the ACK of block 1, or block 1 of an upload) is what validates it to
+//! the server, and a server forgets a peer that has not answered within a
+//! few seconds (`unvalidated_lifetime`, shorter than the default 5 s
+//! timer). So while that answer is unconfirmed, a timeout resends the
+//! *request* and then the answer: a server that still has the session takes
+//! the answer as a retransmission; one that dropped it starts afresh on the
+//! request, the answer right behind validates the fresh session, and if
+//! the fresh block 1 (GET) or ACK 0 (PUT) arrives the client answers it
+//! again. Resending the answer alone would reach no session, and the
+//! transfer would hang until the client gives up.
 
 use super::{MAX_FILE, StopwaitConfig};
 use crate::proto::arq::{Acked, Received, Receiver, Sender};
@@ -58,6 +70,14 @@ fn datagram(kind: Kind, bit: Bit, block: u32, message: &[u8]) -> Vec<u8> {
 struct Link {
     server: SocketAddr,
     config: StopwaitConfig,
+    /// The GET or PUT, resent while `validating`.
+    request: Vec<u8>,
+    /// Our first answer is out and not yet confirmed by the server's next
+    /// step: a timeout resends the request instead of it.
+    validating: bool,
+    /// The request was resent while validating: the server's first answer
+    /// may come again, and is answered again.
+    restarting: bool,
     last_sent: Vec<u8>,
     out: Vec<Vec<u8>>,
     sent_at: Instant,
@@ -81,6 +101,9 @@ impl Link {
             server,
             config,
             out: vec![first.clone()],
+            request: first.clone(),
+            validating: false,
+            restarting: false,
             last_sent: first,
             sent_at: Instant::ZERO,
             started: Instant::ZERO,
@@ -99,6 +122,17 @@ impl Link {
         self.out.push(d);
         self.sent_at = now;
         self.tries = 1;
+        self.restarting = false;
+    }
+
+    /// The server answered our resent request: send our first answer
+    /// again. A retransmission, and not progress: the try count goes on, so
+    /// a loss pattern that always eats that answer still ends in a give-up.
+    fn answer_restart(&mut self, now: Instant) {
+        self.restarting = false;
+        self.retransmissions += 1;
+        self.out.push(self.last_sent.clone());
+        self.sent_at = now;
     }
 
     fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
@@ -126,6 +160,14 @@ impl Link {
         }
         self.tries += 1;
         self.retransmissions += 1;
+        if self.validating {
+            // The request first: to a server that forgot us it starts a
+            // fresh session, which the answer right behind it validates; a
+            // session still there takes the answer as the retransmission
+            // it is.
+            self.restarting = true;
+            self.out.push(self.request.clone());
+        }
         self.out.push(self.last_sent.clone());
         self.sent_at = now;
     }
@@ -229,6 +271,9 @@ impl Session for GetClient {
                             self.link.progress.set(self.receiver.bytes());
                             self.link
                                 .send(datagram(Kind::Ack, p.bit, p.block, b"ack"), cx.now);
+                            // Until block 2 (or the FIN) shows the server
+                            // has our ACK 1, the session may be unvalidated.
+                            self.link.validating = p.block == 1;
                         }
                         Ok(_) => {}
                         Err(kind) => self.link.finish(
@@ -239,6 +284,10 @@ impl Session for GetClient {
                             CloseReason::Aborted,
                         ),
                     }
+                } else if self.link.restarting && p.block == 1 && expected == 2 {
+                    // The server answered our resent GET with block 1: a
+                    // fresh session, or the old one repeating itself.
+                    self.link.answer_restart(cx.now);
                 }
                 // A copy of an earlier block is not answered: the server
                 // answers every repeated ACK, so answering repeated blocks
@@ -359,12 +408,15 @@ impl PutClient {
                     datagram(Kind::Data, Bit::of_block(block), block, &payload),
                     now,
                 );
+                // Until its ACK, block 1 is what validates us to the server.
+                self.link.validating = index == 1;
             }
             Ok(None) if self.sender.is_done() => {
                 let last = u32::try_from(self.sender.base() - 1).unwrap_or(u32::MAX);
                 self.state = PutState::Fin { last };
                 self.link
                     .send(datagram(Kind::Fin, Bit::Fin, last, b"I'm Done"), now);
+                self.link.validating = false;
             }
             Ok(None) => {}
             Err(kind) => self.link.finish(
@@ -400,6 +452,13 @@ impl Session for PutClient {
             (Kind::Ack, PutState::Request) if p.block == 0 && p.bit == Bit::Zero => {
                 self.state = PutState::Blocks;
                 self.send_next(cx.now);
+            }
+            (Kind::Ack, PutState::Blocks)
+                if p.block == 0 && p.bit == Bit::Zero && self.link.restarting =>
+            {
+                // The server answered our resent PUT with ACK 0: send
+                // block 1 again.
+                self.link.answer_restart(cx.now);
             }
             (Kind::Ack, PutState::Blocks) => {
                 let base = self.sender.base();

@@ -9,10 +9,12 @@
 //! right bit written twice) is fixed by construction.
 
 mod client;
+#[cfg(test)]
+mod measure;
 mod server;
 
 pub use client::{GetClient, Outcome, OutcomeSlot, PutClient};
-pub use server::{StopwaitAcceptor, StopwaitServer};
+pub use server::{AMPLIFICATION, StopwaitAcceptor, StopwaitServer};
 
 use crate::proto::arq::{ArqConfig, EndRule};
 use crate::time::Duration;
@@ -21,22 +23,47 @@ use crate::wire::stopwait::{MAX_BLOCK, MAX_MESSAGE};
 /// Largest file: 99 999 blocks of 100 bytes.
 pub const MAX_FILE: u64 = MAX_BLOCK as u64 * MAX_MESSAGE as u64;
 
-/// Timer settings of either role (`--stopwait-timeout`, `--stopwait-tries`
-/// on the server; `--timeout`, `--tries` on the clients).
+/// Settings of either role. The timers come from `--stopwait-timeout`,
+/// `--stopwait-tries` on the server and `--timeout`, `--tries` on the
+/// clients; the bounds (config keys `stopwait_max_sessions`,
+/// `stopwait_max_sessions_per_peer`, `stopwait_unvalidated_lifetime`) only
+/// matter to the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StopwaitConfig {
     /// Retransmission timer (clients) and the unit of the server's soft close.
     pub timeout: Duration,
     /// Tries before giving up (clients) or dropping a silent client (server).
     pub tries: u32,
+    /// Sessions at once, in all. Each may hold an open file and a 64 KiB
+    /// read-ahead buffer, so without a bound a flood of half-open GETs runs
+    /// the process out of descriptors and memory (5 000 of them did).
+    pub max_sessions: usize,
+    /// Sessions at once from one IP address (any port), so one host cannot
+    /// take every place; a flood at this bound evicts its own oldest
+    /// unvalidated sessions first.
+    pub max_sessions_per_peer: usize,
+    /// Longest life of a session whose peer has never answered (a spoofable
+    /// request followed by silence), so a stranger cannot hold places or a
+    /// file with a few datagrams. A few seconds: a real client answers
+    /// within one round trip, and one that lost the exchange starts it
+    /// again with its request (see the client).
+    pub unvalidated_lifetime: Duration,
+}
+
+impl StopwaitConfig {
+    /// The defaults, usable in constants.
+    pub const DEFAULT: Self = Self {
+        timeout: Duration::from_secs(5),
+        tries: 5,
+        max_sessions: 1024,
+        max_sessions_per_peer: 64,
+        unvalidated_lifetime: Duration::from_secs(3),
+    };
 }
 
 impl Default for StopwaitConfig {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(5),
-            tries: 5,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -148,6 +175,15 @@ mod tests {
         name: &str,
         drop: impl FnMut(bool, usize) -> bool + 'static,
     ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
+        get_with(files, name, StopwaitConfig::default(), drop)
+    }
+
+    fn get_with(
+        files: &MemoryFiles,
+        name: &str,
+        server: StopwaitConfig,
+        drop: impl FnMut(bool, usize) -> bool + 'static,
+    ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
         let slot = OutcomeSlot::default();
         let (sink, committed) = MemorySink::new();
         let c = GetClient::new(
@@ -157,13 +193,7 @@ mod tests {
             StopwaitConfig::default(),
             slot.clone(),
         );
-        let pair = simulate(
-            Box::new(c),
-            files,
-            StopwaitConfig::default(),
-            sim::Config::default(),
-            drop,
-        );
+        let pair = simulate(Box::new(c), files, server, sim::Config::default(), drop);
         let got = committed.borrow().clone();
         (slot.borrow().clone(), got, pair)
     }
@@ -174,6 +204,16 @@ mod tests {
         data: Vec<u8>,
         drop: impl FnMut(bool, usize) -> bool + 'static,
     ) -> (Option<Outcome>, Run) {
+        put_with(files, name, data, StopwaitConfig::default(), drop)
+    }
+
+    fn put_with(
+        files: &MemoryFiles,
+        name: &str,
+        data: Vec<u8>,
+        server: StopwaitConfig,
+        drop: impl FnMut(bool, usize) -> bool + 'static,
+    ) -> (Option<Outcome>, Run) {
         let slot = OutcomeSlot::default();
         let c = PutClient::new(
             name,
@@ -182,13 +222,7 @@ mod tests {
             StopwaitConfig::default(),
             slot.clone(),
         );
-        let pair = simulate(
-            Box::new(c),
-            files,
-            StopwaitConfig::default(),
-            sim::Config::default(),
-            drop,
-        );
+        let pair = simulate(Box::new(c), files, server, sim::Config::default(), drop);
         (slot.borrow().clone(), pair)
     }
 
@@ -199,6 +233,7 @@ mod tests {
     const SIM_CONFIG: StopwaitConfig = StopwaitConfig {
         timeout: Duration::from_secs(1),
         tries: 20,
+        ..StopwaitConfig::DEFAULT
     };
     const SIM_SEEDS: u64 = 20;
     const SIM_SIZES: [usize; 6] = [0, 1, 99, 100, 101, 100_000];
@@ -357,20 +392,89 @@ mod tests {
 
     #[test]
     fn transfers_survive_loss_in_both_directions() {
+        let server = StopwaitConfig::default();
         for (every, len) in [(3usize, 25_000usize), (4, 1_234), (2, 700)] {
             let files = MemoryFiles::default();
             files.insert("f", bytes(len));
             // Drop every n-th packet in each direction (never the same pattern twice in a row).
-            let (outcome, got, _) = get(&files, "f", move |_, n| n % every == 0);
+            let (outcome, got, _) = get_with(&files, "f", server, move |_, n| n % every == 0);
             assert!(
                 matches!(outcome, Some(Outcome::Done { retransmissions, .. }) if retransmissions > 0),
                 "{outcome:?}"
             );
             assert_eq!(got.unwrap(), bytes(len));
-            let (outcome, _) = put(&files, "g", bytes(len), move |_, n| n % every == 0);
+            let (outcome, _) =
+                put_with(&files, "g", bytes(len), server, move |_, n| n % every == 0);
             assert!(matches!(outcome, Some(Outcome::Done { .. })), "{outcome:?}");
             assert_eq!(files.get("g").unwrap(), bytes(len));
         }
+    }
+
+    #[test]
+    fn a_lost_first_answer_restarts_the_handshake() {
+        // With the default timers the client retries after 5 s, and the
+        // server has forgotten an unvalidated session after 3 s: a lost
+        // ACK 1 (GET) or block 1 (PUT) resent as such would reach no
+        // session. The client resends its request instead, and answers the
+        // fresh session's first answer again.
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(250));
+        // Up: 1 is the G, 2 the ACK of block 1.
+        let (outcome, got, run) = get(&files, "f", |up, n| up && n == 2);
+        assert!(
+            matches!(
+                outcome,
+                Some(Outcome::Done {
+                    retransmissions: 2,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(got.unwrap(), bytes(250));
+        assert_eq!(
+            run.delivered_to_server[..3],
+            [
+                b"G000000f".to_vec(),
+                b"G000000f".to_vec(),
+                b"A100001ack".to_vec()
+            ],
+            "the ACK was lost: the GET again, then the ACK"
+        );
+        // Up: 1 is the P, 2 block 1.
+        let (outcome, run) = put(&files, "up", bytes(250), |up, n| up && n == 2);
+        assert!(
+            matches!(
+                outcome,
+                Some(Outcome::Done {
+                    retransmissions: 2,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(files.get("up").unwrap(), bytes(250));
+        assert_eq!(
+            run.delivered_to_server[..3],
+            [
+                b"P000000up".to_vec(),
+                b"P000000up".to_vec(),
+                [&b"D100001"[..], &bytes(250)[..100]].concat()
+            ]
+        );
+        // A lost block 1 of a GET is the plain case: the request is what
+        // the client resends anyway.
+        let (outcome, _, _) = get(&files, "f", |up, n| !up && n == 1);
+        assert!(
+            matches!(
+                outcome,
+                Some(Outcome::Done {
+                    retransmissions: 1,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
     }
 
     #[test]
