@@ -356,6 +356,22 @@ impl Reactor {
         addr: SocketAddr,
         acceptor: Box<dyn Acceptor>,
     ) -> io::Result<SocketAddr> {
+        self.listen_tcp_capped(addr, acceptor, usize::MAX)
+    }
+
+    /// [`listen_tcp`](Self::listen_tcp) holding at most `max_connections`
+    /// open connections at once (its share of the descriptor budget). At
+    /// the cap the listener stops accepting: newcomers wait in the kernel's
+    /// backlog, and are taken as its own connections close.
+    ///
+    /// # Errors
+    /// Binding or registering failed.
+    pub fn listen_tcp_capped(
+        &mut self,
+        addr: SocketAddr,
+        acceptor: Box<dyn Acceptor>,
+        max_connections: usize,
+    ) -> io::Result<SocketAddr> {
         let mut listener = TcpListener::bind(addr)?;
         // mio listens with a backlog of 128: a burst of a thousand connects
         // overflowed it (and waited a second for the SYN retry).
@@ -367,9 +383,13 @@ impl Reactor {
         self.poll
             .registry()
             .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+        let mut role = datagram::demux(acceptor);
+        if let Role::Acceptor(demux) = &mut role {
+            demux.accept.max_open = max_connections.max(1);
+        }
         entry.insert(Entry::new(
             Io::Listener(listener),
-            datagram::demux(acceptor),
+            role,
             Some(local),
             Interest::READABLE,
         ));
@@ -825,6 +845,11 @@ impl Reactor {
                         }
                         Phase::Dead => {}
                         Phase::Open | Phase::Connecting => {
+                            if matches!(entry.io, Io::Listener(_)) {
+                                // The retry after a descriptor shortage.
+                                self.accept(key);
+                                continue;
+                            }
                             if let Role::Session(session) = &mut entry.role {
                                 let mut cx =
                                     Self::context(&mut self.shared, self.now, key, entry.peer);
@@ -888,9 +913,30 @@ impl Reactor {
             if let Some(parent) = parent_of(&entry) {
                 self.detach_child(parent, key, entry.peer);
             }
+            if let Some(listener) = entry.listener {
+                self.release_connection(listener as usize);
+            }
             trace!("[#{key}{}] freed", fmt_peer(entry.peer));
             // Dropping the socket closes it, which also removes it from
             // the epoll set: no deregister call needed.
+        }
+    }
+
+    /// A connection the listener at `key` accepted was freed: one more may
+    /// be accepted, and a listener that stopped at its cap resumes (its
+    /// backlog raised no new edge while it waited).
+    fn release_connection(&mut self, key: usize) {
+        if let Some(Entry {
+            role: Role::Acceptor(demux),
+            ..
+        }) = self.entries.get_mut(key)
+        {
+            let state = &mut demux.accept;
+            state.open = state.open.saturating_sub(1);
+            if state.at_cap {
+                state.at_cap = false;
+                self.still_ready.push(key);
+            }
         }
     }
 
