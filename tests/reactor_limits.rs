@@ -17,10 +17,14 @@
 
 mod common;
 
-use common::{Server, TCP_READ_TIMEOUT, tcp_connect};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::Command;
+use common::{READY_TIMEOUT, Server, TCP_READ_TIMEOUT, tcp_connect, temp_path, udp_text};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long a request may wait before it counts as "not accepted".
@@ -137,4 +141,177 @@ fn queued_connections_are_accepted_after_emfile_without_a_new_arrival() {
         );
     }
     server.assert_running();
+}
+
+/// `prlimit --nofile=LIMIT mioperf serve ARGS...`: the server reads its
+/// budget from the limit it starts with. Killed and its root removed on
+/// drop.
+struct LimitedServer {
+    child: Child,
+    listeners: HashMap<(String, String), SocketAddr>,
+    stderr: Option<thread::JoinHandle<String>>,
+    root: PathBuf,
+}
+
+impl LimitedServer {
+    fn spawn(limit: usize, args: &[&str]) -> Self {
+        let root = temp_path("limits-root");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut child = Command::new("prlimit")
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg(common::bin())
+            .arg("serve")
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn prlimit mioperf serve");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            listeners: HashMap::new(),
+            stderr: Some(stderr),
+            root,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no `ready` ({e}): {}", server.stop()));
+            if line == "ready" {
+                break;
+            }
+            if let ["listening", proto, transport, addr] =
+                line.split_whitespace().collect::<Vec<_>>().as_slice()
+            {
+                server.listeners.insert(
+                    ((*proto).to_owned(), (*transport).to_owned()),
+                    addr.parse().unwrap(),
+                );
+            }
+        }
+        server
+    }
+
+    fn addr(&self, proto: &str, transport: &str) -> SocketAddr {
+        self.listeners[&(proto.to_owned(), transport.to_owned())]
+    }
+
+    /// Kills the server and returns its standard error.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LimitedServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Defect 4. With 200 descriptors, msg is flooded with more idle
+/// connections than the whole limit. Its cap leaves the rest waiting in
+/// the backlog, so hello (TCP and UDP) and a tcpfile GET (a connection and
+/// a file) are still served. On main msg took every descriptor, and the
+/// next accept anywhere failed with EMFILE.
+#[test]
+fn a_flood_of_idle_connections_on_one_protocol_leaves_the_others_served() {
+    if !have_prlimit() {
+        return;
+    }
+    let limit = 200;
+    let mut server = LimitedServer::spawn(
+        limit,
+        &[
+            "--only",
+            "hello,msg,tcpfile",
+            "--listen",
+            "hello=127.0.0.1:0",
+            "--listen",
+            "msg=127.0.0.1:0",
+            "--listen",
+            "tcpfile=127.0.0.1:0",
+        ],
+    );
+    std::fs::write(server.root.join("f"), b"still here\n").unwrap();
+    let msg = server.addr("msg", "tcp");
+    // Bounded: 250 connections, each a connect on loopback.
+    let flood: Vec<TcpStream> = (0..250).map(|_| tcp_connect(msg)).collect();
+    // Let the server take what it will of them.
+    thread::sleep(Duration::from_millis(300));
+
+    let hello_udp = udp_text(server.addr("hello", "udp"), b"HELLO 7");
+    assert!(hello_udp.starts_with("OK 7 "), "{hello_udp:?}");
+    let mut hello = tcp_connect(server.addr("hello", "tcp"));
+    send_hello(&mut hello, 8);
+    let answer = answer_within(&hello, Duration::from_secs(3));
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("OK 8 ")),
+        "hello over TCP not served: {answer:?}\n{}",
+        server.stop()
+    );
+    let mut get = tcp_connect(server.addr("tcpfile", "tcp"));
+    get.write_all(b"f:GET\n").unwrap();
+    let mut got = Vec::new();
+    let _ = get.read_to_end(&mut got);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "OK 11\nstill here\n",
+        "tcpfile not served\n{}",
+        server.stop()
+    );
+    drop(flood);
+    let stderr = server.stop();
+    assert!(stderr.contains("descriptor budget: limit 200"), "{stderr}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+}
+
+/// A listener at its cap (`--max-connections 2`) leaves a third client in
+/// the kernel's backlog, unanswered, and takes it as soon as one of its
+/// connections closes; no new connection is needed to wake it.
+#[test]
+fn a_listener_at_its_cap_takes_the_next_client_when_one_closes() {
+    let server = Server::hello(&["--max-connections", "2"]);
+    let addr = server.tcp("hello");
+    let mut first = tcp_connect(addr);
+    let mut second = tcp_connect(addr);
+    send_hello(&mut first, 1);
+    send_hello(&mut second, 2);
+    assert!(answer_within(&first, Duration::from_secs(3)).is_some());
+    assert!(answer_within(&second, Duration::from_secs(3)).is_some());
+    let mut third = tcp_connect(addr);
+    send_hello(&mut third, 3);
+    assert_eq!(answer_within(&third, UNANSWERED), None, "over the cap");
+    drop(first);
+    let answer = answer_within(&third, Duration::from_secs(3));
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("OK 3 ")),
+        "{answer:?}\n{}",
+        server.stderr()
+    );
 }

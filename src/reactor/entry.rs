@@ -54,7 +54,8 @@ pub(super) struct Demux {
     pub(super) peers: hashbrown::HashMap<SocketAddr, usize, RandomState>,
     /// Children whose datagrams wait for the shared socket to drain.
     pub(super) blocked: Vec<usize>,
-    /// A TCP listener's accept state (unused on UDP sockets).
+    /// A TCP listener's accept state; on a UDP socket only `max_open`
+    /// counts (its per-peer sessions, held in `peers`).
     pub(super) accept: AcceptState,
 }
 
@@ -66,7 +67,8 @@ pub(super) struct AcceptState {
     /// Connections accepted here and not yet freed (closing ones too: they
     /// still hold their descriptor).
     pub(super) open: usize,
-    /// Most connections it may hold at once (the descriptor budget).
+    /// Most connections (or per-peer sessions) it may hold at once: its
+    /// share of the descriptor budget.
     pub(super) max_open: usize,
     /// It stopped accepting at `max_open`; the next connection freed wakes it.
     pub(super) at_cap: bool,

@@ -102,6 +102,15 @@ pub mod raw {
     }
 }
 
+/// The process's soft descriptor limit (`RLIMIT_NOFILE`), which the
+/// descriptor budget splits between protocols at start-up.
+///
+/// # Errors
+/// `getrlimit` failed.
+pub fn descriptor_limit() -> io::Result<u64> {
+    sys::nofile_soft_limit()
+}
+
 /// Accept queue length asked of the kernel (it caps it at `somaxconn`).
 const LISTEN_BACKLOG: i32 = 4096;
 
@@ -406,15 +415,34 @@ impl Reactor {
         addr: SocketAddr,
         acceptor: Box<dyn Acceptor>,
     ) -> io::Result<SocketAddr> {
+        self.bind_udp_capped(addr, acceptor, usize::MAX)
+    }
+
+    /// [`bind_udp`](Self::bind_udp) holding at most `max_sessions` per-peer
+    /// sessions (its share of the descriptor budget), below the reactor's
+    /// and the acceptor's own bounds. A request beyond it is dropped.
+    ///
+    /// # Errors
+    /// Binding or registering failed.
+    pub fn bind_udp_capped(
+        &mut self,
+        addr: SocketAddr,
+        acceptor: Box<dyn Acceptor>,
+        max_sessions: usize,
+    ) -> io::Result<SocketAddr> {
         let mut socket = UdpSocket::bind(addr)?;
         let local = socket.local_addr()?;
         let entry = self.entries.vacant_entry();
         self.poll
             .registry()
             .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
+        let mut role = datagram::demux(acceptor);
+        if let Role::Acceptor(demux) = &mut role {
+            demux.accept.max_open = max_sessions.max(1);
+        }
         entry.insert(Entry::new(
             Io::Udp(socket),
-            datagram::demux(acceptor),
+            role,
             Some(local),
             Interest::READABLE,
         ));
