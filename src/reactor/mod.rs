@@ -12,9 +12,11 @@
 //!    [`wait`]). `EINTR` means poll again.
 //! 2. **Read the clock once**: every session called this turn sees the same
 //!    `now`.
-//! 3. **I/O**: for each ready key (and last turn's still-ready keys) accept,
-//!    read or receive until `WouldBlock` or the per-turn budget; write
-//!    pending output; then [`flush`](Reactor::flush) the session.
+//! 3. **I/O**: for each ready key (streams waiting for their share of the
+//!    write budget first, round-robin; then events; then last turn's
+//!    still-ready keys) accept, read or receive until `WouldBlock` or the
+//!    per-turn budget; write pending output within the session's share of
+//!    the turn's write budget; then [`flush`](Reactor::flush) the session.
 //! 4. **Timers**: pop every due deadline; a stale stamp is skipped.
 //! 5. **Reap**: free every entry closed this turn, only now, so no key is
 //!    reused while the same batch of events is being walked.
@@ -132,8 +134,15 @@ pub struct ReactorConfig {
     pub datagram_budget: usize,
     /// Connections accepted from one listener per turn.
     pub accept_budget: usize,
-    /// Bytes written to one TCP stream per turn.
+    /// Bytes written to all TCP streams together in one turn, shared
+    /// round-robin between the sessions that have output: this bounds how
+    /// long a turn takes, so a request waiting behind bulk writers is
+    /// answered within about one budget's worth of writing.
     pub write_budget: usize,
+    /// Least a session may write when it gets its turn, however many are
+    /// ready: smaller writes would spend more in system calls than in
+    /// copying (and `sendfile` chunks this size are still zero-copy).
+    pub min_write_share: usize,
     /// Datagrams one session may send per turn.
     pub send_budget: usize,
     /// Per-peer sessions one server UDP socket may hold.
@@ -158,7 +167,8 @@ impl Default for ReactorConfig {
             read_budget: 256 * 1024,
             datagram_budget: 256,
             accept_budget: 256,
-            write_budget: 4 * 1024 * 1024,
+            write_budget: 1024 * 1024,
+            min_write_share: 64 * 1024,
             send_budget: 1024,
             max_shared_sessions: 4096,
             spin: Duration::from_micros(100),
@@ -213,6 +223,20 @@ pub struct Reactor {
     config: ReactorConfig,
     now: Instant,
     still_ready: Vec<usize>,
+    /// Streams whose output waits for their next share of the write
+    /// budget, oldest first: served before anything else next turn, so
+    /// every writer gets its go in turn (round-robin).
+    deferred: Vec<usize>,
+    /// Streams the write budget did not reach this turn, in order: they
+    /// go before `deferred` next turn.
+    starved: Vec<usize>,
+    /// What is left of this turn's `write_budget`.
+    write_left: usize,
+    /// What one stream may write per go this turn (see [`fair_share`]).
+    write_share: usize,
+    /// Written in the current go before its flush (a `WRITABLE` event
+    /// drains buffered output first): the flush gets the rest of the share.
+    go_written: usize,
     reap: Vec<usize>,
     read_buf: Box<[u8]>,
     dgram_buf: BytesMut,
@@ -279,6 +303,11 @@ impl Reactor {
             shared,
             now,
             still_ready: Vec::new(),
+            deferred: Vec::new(),
+            starved: Vec::new(),
+            write_left: 0,
+            write_share: 0,
+            go_written: 0,
             reap: Vec::new(),
             read_buf: vec![0; 64 * 1024].into_boxed_slice(),
             dgram_buf: BytesMut::with_capacity(MAX_DATAGRAM),
@@ -544,12 +573,13 @@ impl Reactor {
     /// # Errors
     /// Only a failure of the poll itself.
     pub fn turn(&mut self) -> io::Result<()> {
-        let timeout = if self.still_ready.is_empty() {
-            self.waiter
-                .prepare(&mut self.clock, self.timers.next_wake(), self.config.spin)?
-        } else {
-            Some(Duration::ZERO)
-        };
+        let timeout =
+            if self.still_ready.is_empty() && self.deferred.is_empty() && self.starved.is_empty() {
+                self.waiter
+                    .prepare(&mut self.clock, self.timers.next_wake(), self.config.spin)?
+            } else {
+                Some(Duration::ZERO)
+            };
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
@@ -560,6 +590,17 @@ impl Reactor {
 
         let mut ready = core::mem::take(&mut self.ready);
         ready.clear();
+        // Writers that wait for their share go first: those the budget did
+        // not reach last turn, then those it did (round-robin); those it
+        // does not reach this turn keep their place at the front.
+        let mut waiting = core::mem::take(&mut self.starved);
+        waiting.append(&mut self.deferred);
+        ready.extend(waiting.iter().map(|&key| Ready {
+            key,
+            readable: true,
+            writable: true,
+        }));
+        let first_event = ready.len();
         ready.extend(self.events.iter().map(|ev| Ready {
             key: ev.token().0,
             readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
@@ -571,7 +612,17 @@ impl Reactor {
             readable: true,
             writable: true,
         }));
-        for r in &ready {
+        self.write_left = self.config.write_budget;
+        self.write_share = fair_share(
+            self.config.write_budget,
+            ready.len(),
+            self.config.min_write_share,
+        );
+        for (i, r) in ready.iter().enumerate() {
+            if i < first_event && self.write_left == 0 {
+                self.starved.push(r.key);
+                continue;
+            }
             self.on_ready(*r);
         }
         self.ready = ready;
@@ -670,6 +721,7 @@ impl Reactor {
     /// After any call into the session at `key`: transmit, arm its deadline,
     /// carry out its requests, update interest (the fixed order of `proto`).
     fn flush(&mut self, key: usize) {
+        let go_written = core::mem::take(&mut self.go_written);
         let parent = match self.entries.get(key) {
             Some(e) if e.phase != Phase::Dead => parent_of(e),
             _ => return,
@@ -700,6 +752,7 @@ impl Reactor {
             },
             _ => None,
         };
+        let mut wrote = 0;
         let sent = if let Some((socket, own)) = socket {
             let mut out = UdpOut {
                 socket,
@@ -724,14 +777,24 @@ impl Reactor {
             match &mut entry.io {
                 Io::Stream(stream) => {
                     let writable = entry.phase != Phase::Connecting;
-                    transmit_stream(
+                    let allowance = self
+                        .write_share
+                        .saturating_sub(go_written)
+                        .min(self.write_left);
+                    let sent = transmit_stream(
                         stream,
                         writable,
                         &mut entry.out,
                         &mut **session,
                         &mut cx,
-                        &self.config,
-                    )
+                        self.config.high_water,
+                        allowance,
+                    );
+                    sent.map(|(sent, written)| {
+                        self.write_left -= written.min(self.write_left);
+                        wrote = written;
+                        sent
+                    })
                 }
                 Io::Detached => {
                     // No socket: whatever a timer-only session emits is dropped.
@@ -750,6 +813,16 @@ impl Reactor {
         entry.write_blocked = matches!(sent, Ok(Sent::SocketFull));
         match sent {
             Ok(Sent::All) => {}
+            // A stream waits for its next share: behind the other writers
+            // if it wrote this turn, ahead of them if the budget ran out
+            // before its go.
+            Ok(Sent::BudgetSpent) if matches!(entry.io, Io::Stream(_)) => {
+                if wrote == 0 {
+                    self.starved.push(key);
+                } else {
+                    self.deferred.push(key);
+                }
+            }
             Ok(Sent::BudgetSpent) => self.still_ready.push(key),
             Ok(Sent::SocketFull) => {
                 if let Some(Entry {
@@ -1007,6 +1080,15 @@ pub fn udp_client_socket(server: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// What one stream may write per go in a turn with `ready` ready keys: an
+/// equal part of the turn's `budget`, but never less than `min` (writes
+/// that small cost more in system calls than they move) nor more than the
+/// budget. Keys that are not writers only make the parts smaller, which
+/// errs on the side of short turns.
+fn fair_share(budget: usize, ready: usize, min: usize) -> usize {
+    (budget / ready.max(1)).clamp(min.min(budget), budget)
+}
+
 /// Keeps the registry's one heap deadline on its oldest pending expiry.
 /// Coarse: the registry treats an ID as free from its expiry instant on
 /// whatever the heap says, so the pop only does bookkeeping and may be late.
@@ -1021,4 +1103,142 @@ fn arm_shared(timers: &mut Timers, slot: &mut TimerSlot, shared: &Shared) {
 
 fn fmt_peer(peer: Option<SocketAddr>) -> String {
     peer.map(|p| format!(" {p}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::hello::Registry;
+    use crate::proto::{Admission, CloseReason, Side, Transmit};
+    use std::io::{Read, Write};
+    use std::net::TcpStream as StdStream;
+
+    #[test]
+    fn a_fair_share_divides_the_turn_within_bounds() {
+        let (budget, min) = (1 << 20, 64 << 10);
+        assert_eq!(fair_share(budget, 0, min), budget, "alone: all of it");
+        assert_eq!(fair_share(budget, 1, min), budget);
+        assert_eq!(fair_share(budget, 4, min), 256 << 10);
+        assert_eq!(fair_share(budget, 100, min), min, "never below min");
+        assert_eq!(fair_share(16, 1, 64), 16, "min never above the budget");
+    }
+
+    /// Sends endless bytes once its peer has said something.
+    struct Bulk {
+        started: bool,
+    }
+
+    impl Session for Bulk {
+        fn side(&self) -> Side {
+            Side::Server
+        }
+        fn handle_input(&mut self, _: &mut Context<'_>, _: Input<'_>) {
+            self.started = true;
+        }
+        fn handle_timeout(&mut self, _: &mut Context<'_>) {}
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context<'_>,
+            limit: usize,
+            buf: &mut BytesMut,
+        ) -> Option<Transmit> {
+            if !self.started || limit == 0 {
+                return None;
+            }
+            buf.resize(buf.len() + limit, b'x');
+            Some(Transmit {
+                to: None,
+                len: limit,
+            })
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_request(&mut self) -> Option<Request> {
+            None::<CloseReason>.map(Request::Close)
+        }
+    }
+
+    struct BulkAcceptor;
+
+    impl Acceptor for BulkAcceptor {
+        fn accept_stream(
+            &mut self,
+            _: &mut Context<'_>,
+            _: SocketAddr,
+        ) -> Option<Box<dyn Session>> {
+            Some(Box::new(Bulk { started: false }))
+        }
+        fn accept_datagram(
+            &mut self,
+            _: &mut Context<'_>,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            Admission::Ignore
+        }
+    }
+
+    /// Bytes waiting to be read on `client` (non-blocking, bounded).
+    fn drain(client: &mut StdStream) -> usize {
+        let mut buf = [0u8; 64 * 1024];
+        let mut total = 0;
+        for _ in 0..1000 {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        total
+    }
+
+    /// Four sessions that always have output, and a turn's budget that
+    /// covers two shares: each turn two of them write, and over two turns
+    /// every one has written exactly one share — those the budget did not
+    /// reach go first the next turn, so no writer is starved.
+    #[test]
+    fn writers_take_turns_within_the_turns_budget() {
+        let share = 16 * 1024;
+        let config = ReactorConfig {
+            write_budget: 2 * share,
+            min_write_share: share,
+            high_water: share,
+            ..ReactorConfig::default()
+        };
+        let shared = Shared::new(Registry::new(Duration::ZERO, 0));
+        let mut reactor = Reactor::new(config, shared).unwrap();
+        let addr = reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), Box::new(BulkAcceptor))
+            .unwrap();
+        let mut clients: Vec<StdStream> =
+            (0..4).map(|_| StdStream::connect(addr).unwrap()).collect();
+        for _ in 0..20 {
+            if reactor.stats().accepted == 4 {
+                break;
+            }
+            reactor.turn().unwrap();
+        }
+        assert_eq!(reactor.stats().accepted, 4);
+        for c in &mut clients {
+            c.set_nonblocking(true).unwrap();
+            c.write_all(b"go").unwrap();
+        }
+        // The first turn that reads all four inputs; bounded.
+        for _ in 0..20 {
+            reactor.turn().unwrap();
+            if reactor.starved.len() + reactor.deferred.len() == 4 {
+                break;
+            }
+        }
+        let first: Vec<usize> = clients.iter_mut().map(drain).collect();
+        assert_eq!(first.iter().sum::<usize>(), 2 * share, "{first:?}");
+        reactor.turn().unwrap();
+        let second: Vec<usize> = clients.iter_mut().map(drain).collect();
+        let both: Vec<usize> = first.iter().zip(&second).map(|(a, b)| a + b).collect();
+        assert_eq!(
+            both, [share; 4],
+            "one share each: {first:?} then {second:?}"
+        );
+    }
 }

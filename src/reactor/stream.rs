@@ -4,11 +4,15 @@
 //! the turn's budget (then the key goes on the still-ready list), read
 //! backpressure, and the connect handshake of outbound streams. Session
 //! output is pulled only while the entry's buffer is under the high-water
-//! mark, so a slow reader stalls only its own session.
+//! mark, so a slow reader stalls only its own session; output is written
+//! only within the session's share of the turn's write budget, so a bulk
+//! writer cannot make a turn long for everyone else. Also the listener's
+//! side of the descriptor limits: its connection cap, and the backoff that
+//! retries `accept` after a shortage instead of wedging.
 
 use super::entry::{Entry, Io, Phase, Role};
 use super::timers::{Owner, Wake};
-use super::{Reactor, ReactorConfig, Ready, Sent, sys};
+use super::{Reactor, Ready, Sent, sys};
 use crate::proto::{Context, Input, Session};
 use crate::time::Duration;
 use bytes::{Buf, BytesMut};
@@ -242,14 +246,23 @@ impl Reactor {
         let Io::Stream(stream) = &mut entry.io else {
             return true;
         };
-        while !entry.out.is_empty() {
-            let before = entry.out.len();
-            if let Err(kind) = write_some(stream, &mut entry.out) {
-                self.fail(key, kind);
-                return false;
-            }
-            if entry.out.len() == before {
-                break; // WouldBlock
+        // Within this go's share of the turn's budget; the flush that
+        // follows defers the entry if output is left.
+        let mut allowance = self.write_share.min(self.write_left);
+        self.go_written = 0;
+        while !entry.out.is_empty() && allowance > 0 {
+            match write_some(stream, &mut entry.out, allowance) {
+                Ok(0) => break, // WouldBlock
+                Ok(n) => {
+                    allowance -= n;
+                    self.go_written += n;
+                    self.write_left -= n.min(self.write_left);
+                }
+                Err(kind) => {
+                    self.go_written = 0;
+                    self.fail(key, kind);
+                    return false;
+                }
             }
         }
         if entry.out.is_empty() && entry.out.capacity() > 64 * 1024 {
@@ -261,70 +274,76 @@ impl Reactor {
 }
 
 /// Alternates between asking `session` for bytes (while `out` is under the
-/// high-water mark) and writing them, until the session has nothing more,
-/// the socket is full, or the turn's write budget is spent.
+/// `high_water` mark) and writing them, until the session has nothing
+/// more, the socket is full, or `allowance` bytes are written (its share of
+/// the turn's write budget). Returns how far it got and the bytes written.
 pub(super) fn transmit_stream(
     stream: &mut TcpStream,
     writable: bool,
     out: &mut BytesMut,
     session: &mut dyn Session,
     cx: &mut Context<'_>,
-    config: &ReactorConfig,
-) -> Result<Sent, ErrorKind> {
-    let mut budget = config.write_budget;
+    high_water: usize,
+    allowance: usize,
+) -> Result<(Sent, usize), ErrorKind> {
+    let mut written = 0;
     loop {
-        while out.len() < config.high_water {
-            let limit = config.high_water - out.len();
+        while out.len() < high_water {
+            let limit = high_water - out.len();
             if session.poll_transmit(cx, limit, out).is_none() {
                 break;
             }
         }
         if !writable {
-            return Ok(Sent::All);
+            return Ok((Sent::All, written));
         }
+        let budget = allowance - written;
         if out.is_empty() {
             // Buffered bytes always go first; then a file region, if any.
             let Some(chunk) = session.poll_file() else {
-                return Ok(Sent::All);
+                return Ok((Sent::All, written));
             };
+            if budget == 0 {
+                return Ok((Sent::BudgetSpent, written));
+            }
             let count = usize::try_from(chunk.len).unwrap_or(usize::MAX).min(budget);
             match sys::sendfile(stream.as_raw_fd(), chunk.fd, chunk.offset, count) {
                 Ok(0) => return Err(ErrorKind::UnexpectedEof),
                 Ok(n) => {
                     session.advance_file(cx, n as u64);
-                    budget = budget.saturating_sub(n);
+                    written += n;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Sent::SocketFull),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Ok((Sent::SocketFull, written));
+                }
                 Err(e) => return Err(e.kind()),
-            }
-            if budget == 0 {
-                return Ok(Sent::BudgetSpent);
             }
             continue;
         }
-        let before = out.len();
-        write_some(stream, out)?;
-        budget = budget.saturating_sub(before - out.len());
-        if !out.is_empty() {
-            return Ok(Sent::SocketFull);
-        }
         if budget == 0 {
-            return Ok(Sent::BudgetSpent);
+            return Ok((Sent::BudgetSpent, written));
+        }
+        let n = write_some(stream, out, budget)?;
+        written += n;
+        if n == 0 || (!out.is_empty() && written < allowance) {
+            // The socket took less than offered: it is full.
+            return Ok((Sent::SocketFull, written));
         }
     }
 }
 
-/// One `write` of as much of `out` as the socket takes (`WouldBlock` takes
-/// nothing and is not an error).
-fn write_some(stream: &mut TcpStream, out: &mut BytesMut) -> Result<(), ErrorKind> {
+/// One `write` of as much of the first `max` bytes of `out` as the socket
+/// takes; returns how many (`WouldBlock` takes nothing and is not an error).
+fn write_some(stream: &mut TcpStream, out: &mut BytesMut, max: usize) -> Result<usize, ErrorKind> {
+    let len = out.len().min(max);
     loop {
-        match stream.write(out) {
-            Ok(0) => return Err(ErrorKind::WriteZero),
+        match stream.write(&out[..len]) {
+            Ok(0) if len > 0 => return Err(ErrorKind::WriteZero),
             Ok(n) => {
                 out.advance(n);
-                return Ok(());
+                return Ok(n);
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(0),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e.kind()),
         }
