@@ -16,8 +16,9 @@
 #   4. the bulk throughput over the whole BULK_SECS (reported by the bulk
 #      bench) and hello's answer rate.
 # The load generator is always this tree's binary, so only the server
-# differs between the two columns. Prints one FIGURE line per run and the
-# medians. Every load is bounded in time; loopback only.
+# differs between the two columns; the two alternate run by run, so both
+# see the same (shared, noisy) machine. Prints one FIGURE line per run and
+# the medians with their spread. Every load is bounded in time; loopback only.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -59,31 +60,41 @@ stop_server() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
 echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ)"
 echo "runs=$RUNS readers=$READERS bulk=${BULK_SECS}s hello=${HELLO_SECS}s"
 
-measure() { # LABEL SERVER_BIN
-  local label=$1 server=$2 p50s=() p99s=() bulks=() rates=()
-  for run in $(seq "$RUNS"); do
-    start_server "$server"
-    timeout $((BULK_SECS + 30)) "$BIN" bench lab --mode file --tcp -l 123456789 \
-      -P "$READERS" -t "${BULK_SECS}s" --interval 0s --server "$LAB_TCP" --json \
-      > "$WORK/bulk.json" 2> "$WORK/bulk.err" &
-    local bulk=$!; PIDS+=("$bulk")
-    sleep 1
-    timeout $((HELLO_SECS + 30)) "$BIN" bench hello -P 1 -t "${HELLO_SECS}s" --interval 0s \
-      --server "$HELLO_UDP" --json > "$WORK/hello.json" 2> "$WORK/hello.err"
-    wait "$bulk"
-    stop_server
-    local p50 p99 gbit rate
-    p50=$(json_get "$WORK/hello.json" 'd["summary"]["latency_ns"]["p50"] / 1e6')
-    p99=$(json_get "$WORK/hello.json" 'd["summary"]["latency_ns"]["p99"] / 1e6')
-    rate=$(json_get "$WORK/hello.json" 'round(d["summary"]["requests_per_sec"])')
-    gbit=$(json_get "$WORK/bulk.json" 'd["summary"]["bits_per_sec"] / 1e9')
-    echo "FIGURE | $label run $run | hello_p50_ms=$p50 hello_p99_ms=$p99 hello_req_s=$rate bulk_gbit_s=$gbit"
-    p50s+=("$p50"); p99s+=("$p99"); bulks+=("$gbit"); rates+=("$rate")
-  done
+# one_run LABEL SERVER_BIN RUN: one measurement, one FIGURE line.
+one_run() {
+  local label=$1 server=$2 run=$3
+  start_server "$server"
+  timeout $((BULK_SECS + 30)) "$BIN" bench lab --mode file --tcp -l 123456789 \
+    -P "$READERS" -t "${BULK_SECS}s" --interval 0s --server "$LAB_TCP" --json \
+    > "$WORK/bulk.json" 2> "$WORK/bulk.err" &
+  local bulk=$!; PIDS+=("$bulk")
+  sleep 1
+  timeout $((HELLO_SECS + 30)) "$BIN" bench hello -P 1 -t "${HELLO_SECS}s" --interval 0s \
+    --server "$HELLO_UDP" --json > "$WORK/hello.json" 2> "$WORK/hello.err"
+  wait "$bulk"
+  stop_server
+  local p50 p99 gbit rate bulk_err
+  p50=$(json_get "$WORK/hello.json" 'round(d["summary"]["latency_ns"]["p50"] / 1e6, 3)')
+  p99=$(json_get "$WORK/hello.json" 'round(d["summary"]["latency_ns"]["p99"] / 1e6, 3)')
+  rate=$(json_get "$WORK/hello.json" 'round(d["summary"]["requests_per_sec"])')
+  gbit=$(json_get "$WORK/bulk.json" 'round(d["summary"]["bits_per_sec"] / 1e9, 3)')
+  bulk_err=$(json_get "$WORK/bulk.json" 'd["summary"]["errors"] + d["summary"]["timeouts"]')
+  echo "FIGURE | $label run $run | hello_p50_ms=$p50 hello_p99_ms=$p99 hello_req_s=$rate bulk_gbit_s=$gbit bulk_errors=$bulk_err load=$(cut -d' ' -f1 /proc/loadavg)"
+  eval "P50_$label+=(\"$p50\"); P99_$label+=(\"$p99\"); BULK_$label+=(\"$gbit\"); RATE_$label+=(\"$rate\")"
+}
+
+summary() { # LABEL
+  local label=$1
+  eval 'local p50s=("${P50_'"$label"'[@]}") p99s=("${P99_'"$label"'[@]}") bulks=("${BULK_'"$label"'[@]}") rates=("${RATE_'"$label"'[@]}")'
   echo "MEDIAN | $label | hello_p50_ms=$(med "${p50s[@]}") ($(spread "${p50s[@]}")) hello_p99_ms=$(med "${p99s[@]}") ($(spread "${p99s[@]}")) hello_req_s=$(med "${rates[@]}") bulk_gbit_s=$(med "${bulks[@]}") ($(spread "${bulks[@]}"))"
 }
 
-if [ -n "$BASE_BIN" ]; then
-  measure before "$BASE_BIN"
-fi
-measure after "$BIN"
+# Before and after alternate run by run, so both see the same machine.
+P50_before=(); P99_before=(); BULK_before=(); RATE_before=()
+P50_after=(); P99_after=(); BULK_after=(); RATE_after=()
+for run in $(seq "$RUNS"); do
+  [ -n "$BASE_BIN" ] && one_run before "$BASE_BIN" "$run"
+  one_run after "$BIN" "$run"
+done
+[ -n "$BASE_BIN" ] && summary before
+summary after

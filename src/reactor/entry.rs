@@ -144,6 +144,10 @@ pub(super) struct Entry {
     pub(super) write_shut: bool,
     /// The last transmit met a full socket (bytes or a file region wait).
     pub(super) write_blocked: bool,
+    /// Waiting on the reactor's round-robin list for its next share of the
+    /// write budget: until that go it writes nothing, even when an event
+    /// says the socket has room (it would jump the queue).
+    pub(super) write_queued: bool,
     /// The listener that accepted this connection, whose count of open
     /// connections drops when this entry is freed. A `u32` keeps the entry
     /// within its size (slab keys are bounded by descriptors, far below).
@@ -165,6 +169,7 @@ impl Entry {
             read_closed: false,
             write_shut: false,
             write_blocked: false,
+            write_queued: false,
             listener: None,
         }
     }

@@ -12,11 +12,11 @@
 //!    [`wait`]). `EINTR` means poll again.
 //! 2. **Read the clock once**: every session called this turn sees the same
 //!    `now`.
-//! 3. **I/O**: for each ready key (streams waiting for their share of the
-//!    write budget first, round-robin; then events; then last turn's
-//!    still-ready keys) accept, read or receive until `WouldBlock` or the
-//!    per-turn budget; write pending output within the session's share of
-//!    the turn's write budget; then [`flush`](Reactor::flush) the session.
+//! 3. **I/O**: for each ready key (and last turn's still-ready keys)
+//!    accept, read or receive until `WouldBlock` or the per-turn budget;
+//!    write pending output within the session's share of the turn's write
+//!    budget; then [`flush`](Reactor::flush) the session. Then the streams
+//!    waiting for their share take their goes, round-robin.
 //! 4. **Timers**: pop every due deadline; a stale stamp is skipped.
 //! 5. **Reap**: free every entry closed this turn, only now, so no key is
 //!    reused while the same batch of events is being walked.
@@ -590,17 +590,6 @@ impl Reactor {
 
         let mut ready = core::mem::take(&mut self.ready);
         ready.clear();
-        // Writers that wait for their share go first: those the budget did
-        // not reach last turn, then those it did (round-robin); those it
-        // does not reach this turn keep their place at the front.
-        let mut waiting = core::mem::take(&mut self.starved);
-        waiting.append(&mut self.deferred);
-        ready.extend(waiting.iter().map(|&key| Ready {
-            key,
-            readable: true,
-            writable: true,
-        }));
-        let first_event = ready.len();
         ready.extend(self.events.iter().map(|ev| Ready {
             key: ev.token().0,
             readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
@@ -612,19 +601,22 @@ impl Reactor {
             readable: true,
             writable: true,
         }));
+        // Streams waiting for their share of the write budget: those the
+        // budget did not reach last turn, then those it served (round-robin).
+        let mut waiting = core::mem::take(&mut self.starved);
+        waiting.append(&mut self.deferred);
         self.write_left = self.config.write_budget;
         self.write_share = fair_share(
             self.config.write_budget,
-            ready.len(),
+            ready.len() + waiting.len(),
             self.config.min_write_share,
         );
-        for (i, r) in ready.iter().enumerate() {
-            if i < first_event && self.write_left == 0 {
-                self.starved.push(r.key);
-                continue;
-            }
+        // Events first: a request that arrived during the last turn's
+        // writing is answered before this turn's.
+        for r in &ready {
             self.on_ready(*r);
         }
+        self.take_turns_writing(waiting);
         self.ready = ready;
 
         self.fire_timers();
@@ -686,6 +678,36 @@ impl Reactor {
             (Io::Signals(_), _) => self.signals(r.key),
             (Io::Detached, _) => {}
         }
+    }
+
+    /// Gives the streams in `waiting` (oldest first) their go at writing,
+    /// while the turn's write budget lasts. The first always gets one, so
+    /// writers make progress however busy the events keep the budget;
+    /// those not reached keep their place ahead of everyone deferred this
+    /// turn. A go writes only: a stream's input arrives as events.
+    fn take_turns_writing(&mut self, waiting: Vec<usize>) {
+        let mut skipped = Vec::new();
+        for (i, key) in waiting.into_iter().enumerate() {
+            if i == 0 {
+                self.write_left = self.write_left.max(self.write_share);
+            }
+            if self.write_left == 0 {
+                skipped.push(key);
+                continue;
+            }
+            let Some(entry) = self.entries.get_mut(key) else {
+                continue;
+            };
+            if entry.phase == Phase::Dead || !matches!(entry.io, Io::Stream(_)) {
+                continue;
+            }
+            entry.write_queued = false;
+            if self.write_out(key) {
+                self.flush(key);
+            }
+        }
+        skipped.append(&mut self.starved);
+        self.starved = skipped;
     }
 
     fn context(
@@ -777,10 +799,13 @@ impl Reactor {
             match &mut entry.io {
                 Io::Stream(stream) => {
                     let writable = entry.phase != Phase::Connecting;
-                    let allowance = self
-                        .write_share
-                        .saturating_sub(go_written)
-                        .min(self.write_left);
+                    let allowance = if entry.write_queued {
+                        0
+                    } else {
+                        self.write_share
+                            .saturating_sub(go_written)
+                            .min(self.write_left)
+                    };
                     let sent = transmit_stream(
                         stream,
                         writable,
@@ -817,10 +842,13 @@ impl Reactor {
             // if it wrote this turn, ahead of them if the budget ran out
             // before its go.
             Ok(Sent::BudgetSpent) if matches!(entry.io, Io::Stream(_)) => {
-                if wrote == 0 {
-                    self.starved.push(key);
-                } else {
-                    self.deferred.push(key);
+                if !entry.write_queued {
+                    entry.write_queued = true;
+                    if wrote == 0 {
+                        self.starved.push(key);
+                    } else {
+                        self.deferred.push(key);
+                    }
                 }
             }
             Ok(Sent::BudgetSpent) => self.still_ready.push(key),

@@ -241,14 +241,19 @@ impl Reactor {
 
     /// Writes buffered output until it is gone or the socket is full.
     /// Returns false if the entry failed.
-    fn write_out(&mut self, key: usize) -> bool {
+    pub(super) fn write_out(&mut self, key: usize) -> bool {
         let entry = &mut self.entries[key];
         let Io::Stream(stream) = &mut entry.io else {
             return true;
         };
-        // Within this go's share of the turn's budget; the flush that
-        // follows defers the entry if output is left.
-        let mut allowance = self.write_share.min(self.write_left);
+        // Within this go's share of the turn's budget (none while it waits
+        // its turn); the flush that follows defers the entry if output is
+        // left.
+        let mut allowance = if entry.write_queued {
+            0
+        } else {
+            self.write_share.min(self.write_left)
+        };
         self.go_written = 0;
         while !entry.out.is_empty() && allowance > 0 {
             match write_some(stream, &mut entry.out, allowance) {
