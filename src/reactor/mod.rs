@@ -137,7 +137,10 @@ pub struct ReactorConfig {
     /// Bytes written to all TCP streams together in one turn, shared
     /// round-robin between the sessions that have output: this bounds how
     /// long a turn takes, so a request waiting behind bulk writers is
-    /// answered within about one budget's worth of writing.
+    /// answered within about one budget's worth of writing. 512 KiB: with
+    /// 100 bulk readers, 1 MiB gave hello p50 0.65 ms and 512 KiB 0.33 ms
+    /// at the same bulk throughput (`benches/fairness.sh`); 256 KiB halved
+    /// p50 again but not p99, and raises the per-turn overhead.
     pub write_budget: usize,
     /// Least a session may write when it gets its turn, however many are
     /// ready: smaller writes would spend more in system calls than in
@@ -167,7 +170,7 @@ impl Default for ReactorConfig {
             read_budget: 256 * 1024,
             datagram_budget: 256,
             accept_budget: 256,
-            write_budget: 1024 * 1024,
+            write_budget: 512 * 1024,
             min_write_share: 64 * 1024,
             send_budget: 1024,
             max_shared_sessions: 4096,
