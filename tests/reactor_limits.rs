@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long a request may wait before it counts as "not accepted".
-const UNANSWERED: Duration = Duration::from_millis(400);
+const UNANSWERED: Duration = Duration::from_secs(1);
 
 fn have_prlimit() -> bool {
     let ok = Command::new("prlimit")
