@@ -171,6 +171,10 @@ pub struct ServeConfig {
     pub tftp: crate::proto::tftp::TftpConfig,
     /// UDP send budgets for peers whose address is not validated.
     pub udp_budget: BudgetConfig,
+    /// Most open connections per TCP listener; `None` derives it from the
+    /// descriptor limit (`app/budget.rs`), and a value that does not fit
+    /// that budget is lowered to it, with a warning.
+    pub max_connections: Option<usize>,
     /// proxy: the server it relays to; `None` is wherever stopwait
     /// listens (the seed's arrangement). `serve` relays without impairing;
     /// `mioperf proxy` is the one with impairment flags.
@@ -207,6 +211,7 @@ impl Default for ServeConfig {
             tftp: crate::proto::tftp::TftpConfig::default(),
             udp_budget: BudgetConfig::default(),
             proxy_upstream: None,
+            max_connections: None,
         }
     }
 }
@@ -312,6 +317,9 @@ impl ServeConfig {
             &mut t.max_sessions_per_peer,
             file.tftp_max_sessions_per_peer,
         );
+        if let Some(v) = file.max_connections {
+            self.max_connections = Some(v);
+        }
         if let Some(v) = file.proxy_upstream {
             self.proxy_upstream = Some(
                 v.parse()
@@ -413,6 +421,7 @@ struct ConfigFile {
     udp_global_burst: Option<u64>,
     udp_trust_loopback: Option<bool>,
     proxy_upstream: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[cfg(test)]
@@ -511,6 +520,14 @@ mod tests {
         assert_eq!(c.udp_budget.peer_rate, 10);
         assert!(!c.udp_budget.trust_loopback);
         assert!(c.apply_toml("segment = 70000").is_err());
+    }
+
+    #[test]
+    fn max_connections_is_derived_unless_set() {
+        let mut c = ServeConfig::default();
+        assert_eq!(c.max_connections, None);
+        c.apply_toml("max_connections = 500").unwrap();
+        assert_eq!(c.max_connections, Some(500));
     }
 
     #[test]

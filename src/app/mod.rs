@@ -6,6 +6,7 @@
 //! no protocol logic (that is `proto`) and no event loop (that is
 //! `reactor`).
 
+pub mod budget;
 pub mod proxy;
 
 use crate::cli::{
@@ -21,7 +22,7 @@ use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use crate::wire::hello::Request as HelloRequest;
-use log::info;
+use log::{info, warn};
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -87,6 +88,8 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
         ..ReactorConfig::default()
     };
     let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
+    let budget = descriptor_budget(config, &protocols);
+    let cap = |p: Protocol| budget.sessions(p).unwrap_or(usize::MAX);
 
     // The file protocols share one store; the root is created only if one
     // of them is served.
@@ -126,9 +129,14 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
             }
             Protocol::Tftp => {
                 let files = shared_store(&mut store, config)?;
+                let mut tftp_config = config.tftp;
+                tftp_config.max_sessions = cap(Protocol::Tftp);
+                tftp_config.max_sessions_per_peer = tftp_config
+                    .max_sessions_per_peer
+                    .min(tftp_config.max_sessions);
                 (
                     None,
-                    Some(Box::new(tftp::TftpAcceptor::new(files, config.tftp))),
+                    Some(Box::new(tftp::TftpAcceptor::new(files, tftp_config))),
                 )
             }
             Protocol::Stopwait => {
@@ -136,8 +144,10 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                 let timers = stopwait::StopwaitConfig {
                     timeout: config.stopwait_timeout,
                     tries: config.stopwait_tries,
-                    max_sessions: config.stopwait_max_sessions,
-                    max_sessions_per_peer: config.stopwait_max_sessions_per_peer,
+                    max_sessions: cap(Protocol::Stopwait),
+                    max_sessions_per_peer: config
+                        .stopwait_max_sessions_per_peer
+                        .min(cap(Protocol::Stopwait)),
                     unvalidated_lifetime: config.stopwait_unvalidated_lifetime,
                 };
                 (
@@ -156,14 +166,14 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                     .proxy_upstream
                     .or(stopwait)
                     .unwrap_or_else(|| config.addr(Protocol::Stopwait));
-                let acceptor = proxy_acceptor(upstream)?;
+                let acceptor = proxy_acceptor(upstream, cap(Protocol::Proxy))?;
                 (None, Some(Box::new(acceptor)))
             }
             _ => unreachable!("checked by is_implemented above"),
         };
         if let Some(tcp) = tcp {
             let tcp = reactor
-                .listen_tcp(addr, tcp)
+                .listen_tcp_capped(addr, tcp, cap(protocol))
                 .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
             listeners.push(Bound {
                 protocol,
@@ -172,8 +182,15 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
             });
         }
         if let Some(udp) = udp {
+            // Only these protocols' per-peer sessions hold a descriptor
+            // (stopwait: its file; proxy: its upstream socket). TFTP's own
+            // acceptor bounds its transfers; hello and lab hold none.
+            let udp_cap = match protocol {
+                Protocol::Stopwait | Protocol::Proxy => cap(protocol),
+                _ => usize::MAX,
+            };
             let udp = reactor
-                .bind_udp(addr, udp)
+                .bind_udp_capped(addr, udp, udp_cap)
                 .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
             listeners.push(Bound {
                 protocol,
@@ -236,10 +253,68 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     }
 }
 
-/// A transparent proxy to `upstream` (impairment is `mioperf proxy`'s).
-fn proxy_acceptor(upstream: SocketAddr) -> Result<crate::proto::proxy::ProxyAcceptor, Failure> {
-    crate::proto::proxy::ProxyAcceptor::new(crate::proto::proxy::ProxyConfig::transparent(upstream))
+/// A transparent proxy to `upstream` (impairment is `mioperf proxy`'s),
+/// relaying for at most `max_clients` at once.
+fn proxy_acceptor(
+    upstream: SocketAddr,
+    max_clients: usize,
+) -> Result<crate::proto::proxy::ProxyAcceptor, Failure> {
+    let mut proxy = crate::proto::proxy::ProxyConfig::transparent(upstream);
+    proxy.max_clients = max_clients;
+    crate::proto::proxy::ProxyAcceptor::new(proxy)
         .map_err(|(way, e)| Failure::Error(format!("proxy {way}: {e}")))
+}
+
+/// Assumed when the descriptor limit cannot be read: Linux's usual soft
+/// limit, so the caps err on the small side.
+const FALLBACK_NOFILE: u64 = 1024;
+
+/// Splits the process's descriptor limit between the `protocols` served
+/// (`budget.rs`), logs each cap at info, and warns about every configured
+/// bound lowered to fit.
+fn descriptor_budget(config: &ServeConfig, protocols: &[Protocol]) -> budget::Budget {
+    let limit = crate::reactor::descriptor_limit().unwrap_or_else(|e| {
+        warn!("descriptor limit unknown ({e}); assuming {FALLBACK_NOFILE}");
+        FALLBACK_NOFILE
+    });
+    let mut listeners = 0;
+    let mut claims = Vec::new();
+    for &protocol in protocols {
+        let ceiling = match protocol {
+            Protocol::Tftp => Some(config.tftp.max_sessions),
+            Protocol::Proxy => Some(
+                crate::proto::proxy::ProxyConfig::transparent(config.addr(protocol)).max_clients,
+            ),
+            Protocol::Stopwait => Some(config.stopwait_max_sessions),
+            _ => config.max_connections,
+        };
+        let (sockets, claim) = budget::needs(protocol, ceiling);
+        listeners += sockets;
+        claims.extend(claim);
+    }
+    let budget = budget::split(limit, listeners, &claims);
+    let caps: Vec<String> = budget
+        .grants
+        .iter()
+        .map(|g| match g.fds_each {
+            1 => format!("{} {}", g.protocol, g.sessions),
+            n => format!("{} {} ({n} fds each)", g.protocol, g.sessions),
+        })
+        .collect();
+    info!(
+        "descriptor budget: limit {limit}, reserve {}, listeners {listeners}; sessions: {}",
+        budget::RESERVE_FDS,
+        caps.join(", ")
+    );
+    for g in &budget.grants {
+        if let Some(asked) = g.clamped_from {
+            warn!(
+                "{}: {asked} sessions do not fit the descriptor limit {limit}; using {}",
+                g.protocol, g.sessions
+            );
+        }
+    }
+    budget
 }
 
 /// An acceptor for one transport of a protocol, if it has that transport.

@@ -132,6 +132,9 @@ pub struct ServeArgs {
     /// msg: largest frame payload, in bytes [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub msg_max: Option<u32>,
+    /// Most open connections per TCP listener; lowered (with a warning) if it does not fit the descriptor budget [default: derived from the descriptor limit].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -214,6 +217,9 @@ impl ServeArgs {
             c.sendfile = false;
         }
         c.tftp.read_only |= self.read_only;
+        if let Some(v) = self.max_connections {
+            c.max_connections = Some(v);
+        }
         Ok(c)
     }
 }

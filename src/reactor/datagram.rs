@@ -210,7 +210,8 @@ impl Reactor {
             .max_sessions()
             .map_or(self.config.max_shared_sessions, |m| {
                 m.min(self.config.max_shared_sessions)
-            });
+            })
+            .min(demux.accept.max_open);
         if demux.peers.len() < limit {
             return false;
         }

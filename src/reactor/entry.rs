@@ -7,7 +7,7 @@
 
 use super::timers::TimerSlot;
 use crate::proto::{Acceptor, CloseReason, Session};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use bytes::BytesMut;
 use mio::Interest;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
@@ -54,6 +54,37 @@ pub(super) struct Demux {
     pub(super) peers: hashbrown::HashMap<SocketAddr, usize, RandomState>,
     /// Children whose datagrams wait for the shared socket to drain.
     pub(super) blocked: Vec<usize>,
+    /// A TCP listener's accept state; on a UDP socket only `max_open`
+    /// counts (its per-peer sessions, held in `peers`).
+    pub(super) accept: AcceptState,
+}
+
+/// What a TCP listener remembers between turns: its open connections
+/// against its cap, and the pause before retrying `accept` after the
+/// process ran out of descriptors or memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct AcceptState {
+    /// Connections accepted here and not yet freed (closing ones too: they
+    /// still hold their descriptor).
+    pub(super) open: usize,
+    /// Most connections (or per-peer sessions) it may hold at once: its
+    /// share of the descriptor budget.
+    pub(super) max_open: usize,
+    /// It stopped accepting at `max_open`; the next connection freed wakes it.
+    pub(super) at_cap: bool,
+    /// The last pause after a shortage; `None` once an accept succeeded.
+    pub(super) backoff: Option<Duration>,
+}
+
+impl Default for AcceptState {
+    fn default() -> Self {
+        Self {
+            open: 0,
+            max_open: usize::MAX,
+            at_cap: false,
+            backoff: None,
+        }
+    }
 }
 
 impl Demux {
@@ -62,6 +93,7 @@ impl Demux {
             acceptor,
             peers: hashbrown::HashMap::with_hasher(RandomState::new()),
             blocked: Vec::new(),
+            accept: AcceptState::default(),
         }
     }
 }
@@ -112,6 +144,14 @@ pub(super) struct Entry {
     pub(super) write_shut: bool,
     /// The last transmit met a full socket (bytes or a file region wait).
     pub(super) write_blocked: bool,
+    /// Waiting on the reactor's round-robin list for its next share of the
+    /// write budget: until that go it writes nothing, even when an event
+    /// says the socket has room (it would jump the queue).
+    pub(super) write_queued: bool,
+    /// The listener that accepted this connection, whose count of open
+    /// connections drops when this entry is freed. A `u32` keeps the entry
+    /// within its size (slab keys are bounded by descriptors, far below).
+    pub(super) listener: Option<u32>,
 }
 
 impl Entry {
@@ -129,6 +169,8 @@ impl Entry {
             read_closed: false,
             write_shut: false,
             write_blocked: false,
+            write_queued: false,
+            listener: None,
         }
     }
 
@@ -192,10 +234,12 @@ mod tests {
     use super::*;
 
     /// Every connection pays for an `Entry`; `docs/performance.md` §4
-    /// measures what an idle one costs. Growing it should be a decision.
+    /// measures what an idle one costs. Growing it should be a decision:
+    /// 200 → 208 bytes for `listener`, which per-listener connection caps
+    /// need (issue 11, descriptor budget).
     #[test]
     fn an_entry_stays_small() {
         assert!(size_of::<Io>() <= 24, "{}", size_of::<Io>());
-        assert!(size_of::<Entry>() <= 200, "{}", size_of::<Entry>());
+        assert!(size_of::<Entry>() <= 208, "{}", size_of::<Entry>());
     }
 }

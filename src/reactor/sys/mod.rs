@@ -129,6 +129,20 @@ pub(crate) fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The process's soft `RLIMIT_NOFILE`: how many descriptors it may hold.
+/// `RLIM_INFINITY` reads as `u64::MAX`.
+pub(crate) fn nofile_soft_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we lend it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// A socket address in the C layout `sendmsg` wants.
 struct RawAddr {
     storage: libc::sockaddr_storage,
@@ -539,6 +553,11 @@ mod tests {
         }
         let want: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; usize::from(i) + 1]).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_readable_and_covers_stdio() {
+        assert!(nofile_soft_limit().unwrap() >= 3);
     }
 
     #[test]
