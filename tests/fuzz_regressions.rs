@@ -85,3 +85,22 @@ fn folders_and_fuzz_targets_name_known_harnesses() {
         "fuzz/fuzz_targets and fuzzing::TARGETS differ"
     );
 }
+
+/// Replays the files named in `FUZZ_REPLAY` (colon-separated, each
+/// `target=path`), for debugging a new crash on stable: prints nothing
+/// when unset.
+#[test]
+fn replay_named_files() {
+    let Ok(list) = std::env::var("FUZZ_REPLAY") else {
+        return;
+    };
+    for item in list.split(':').filter(|s| !s.is_empty()) {
+        let (name, path) = item.split_once('=').expect("target=path");
+        let target = mioperf::fuzzing::TARGETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("a known target")
+            .1;
+        target(&std::fs::read(path).expect("readable input"));
+    }
+}

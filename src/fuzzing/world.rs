@@ -49,8 +49,8 @@ const TRANSCRIPT_MAX: usize = 256 * 1024;
 /// Calls of `handle_timeout` at one instant after which a deadline that is
 /// still due means the reactor would spin.
 pub(crate) const MAX_FIRES_AT_ONE_INSTANT: u32 = 64;
-/// How long UDP sessions may outlive the last datagram from their peers,
-/// where a target checks it.
+/// How long UDP sessions may live once their peers fall silent (at the
+/// end of the script), where a target checks it.
 pub(crate) const SILENCE_BOUND: Duration = Duration::from_secs(24 * 3600);
 /// Steps of the final drain (each jumps to the next deadline).
 const DRAIN_STEPS: usize = 4096;
@@ -119,7 +119,6 @@ pub(crate) struct World {
     high_water: usize,
     output: usize,
     checks: Checks,
-    last_datagram_in: Instant,
 }
 
 impl World {
@@ -140,7 +139,6 @@ impl World {
             high_water: high_water.max(1),
             output: 0,
             checks,
-            last_datagram_in: start,
         }
     }
 
@@ -379,7 +377,6 @@ impl World {
 
     fn heard(&mut self, from: SocketAddr) {
         self.heard_from.insert(from);
-        self.last_datagram_in = self.now;
     }
 
     fn deliver(&mut self, key: usize, from: SocketAddr, payload: &[u8]) {
@@ -399,13 +396,15 @@ impl World {
     /// Ends the run: every deadline is let fire, in order, until none is
     /// left or the step bound; then the end-of-run checks.
     pub(crate) fn finish(mut self) {
+        // From here on nobody sends anything.
+        let quiet_from = self.now;
         for _ in 0..DRAIN_STEPS {
             if self.exhausted() || self.next_deadline().is_none() {
                 break;
             }
             self.advance_to_next_deadline(Duration::ZERO);
             if self.checks.udp_sessions_end {
-                let silent = self.now.saturating_since(self.last_datagram_in);
+                let silent = self.now.saturating_since(quiet_from);
                 let udp = self.live(|s| !matches!(s.sock, Sock::Stream(_)));
                 assert!(
                     silent <= SILENCE_BOUND || udp.is_empty(),
