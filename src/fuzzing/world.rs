@@ -606,3 +606,147 @@ impl World {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checks themselves can fail: sessions that break the contract
+    //! on purpose.
+
+    use super::*;
+    use crate::proto::hello::Registry;
+    use crate::proto::{Side, Transmit};
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// Re-arms its deadline at `now` whenever it fires.
+        Spins,
+        /// Reports a deadline before `now`.
+        PastDeadline,
+        /// Reports a longer transmit than it appended.
+        WrongLen,
+        /// Sends to an address nobody heard from.
+        ToStranger,
+        /// Behaves.
+        None,
+    }
+
+    struct Bad {
+        fault: Fault,
+        now: Instant,
+        sent: bool,
+    }
+
+    impl Session for Bad {
+        fn side(&self) -> Side {
+            Side::Server
+        }
+        fn handle_input(&mut self, cx: &mut Context<'_>, _: Input<'_>) {
+            self.now = cx.now;
+        }
+        fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+            self.now = cx.now;
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context<'_>,
+            _: usize,
+            buf: &mut BytesMut,
+        ) -> Option<Transmit> {
+            if self.sent {
+                return None;
+            }
+            self.sent = true;
+            buf.extend_from_slice(b"x");
+            Some(match self.fault {
+                Fault::WrongLen => Transmit { to: None, len: 2 },
+                Fault::ToStranger => Transmit {
+                    to: Some(peer(2)),
+                    len: 1,
+                },
+                _ => Transmit { to: None, len: 1 },
+            })
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            match self.fault {
+                Fault::Spins => Some(self.now),
+                Fault::PastDeadline => Some(Instant::ZERO),
+                _ => None,
+            }
+        }
+        fn poll_request(&mut self) -> Option<Request> {
+            None
+        }
+    }
+
+    struct Admit(Fault);
+
+    impl Acceptor for Admit {
+        fn accept_stream(
+            &mut self,
+            _: &mut Context<'_>,
+            _: SocketAddr,
+        ) -> Option<Box<dyn Session>> {
+            None
+        }
+        fn accept_datagram(
+            &mut self,
+            cx: &mut Context<'_>,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            Admission::Shared(Box::new(Bad {
+                fault: self.0,
+                now: cx.now,
+                sent: false,
+            }))
+        }
+    }
+
+    fn run(fault: Fault) {
+        let shared = Shared::new(Registry::new(Duration::from_secs(1), 1));
+        let checks = Checks {
+            datagram: nothing,
+            stream: nothing,
+            udp_sessions_end: false,
+        };
+        let mut world = World::new(
+            Box::new(Admit(fault)),
+            shared,
+            Instant::from_secs(1),
+            1,
+            checks,
+        );
+        world.datagram_to_listener(peer(0), b"hi");
+        world.advance(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_session_that_behaves_passes() {
+        run(Fault::None);
+    }
+
+    #[test]
+    #[should_panic(expected = "the reactor would spin")]
+    fn a_deadline_that_never_moves_on_fails() {
+        run(Fault::Spins);
+    }
+
+    #[test]
+    #[should_panic(expected = "before now")]
+    fn a_deadline_in_the_past_fails() {
+        run(Fault::PastDeadline);
+    }
+
+    #[test]
+    #[should_panic(expected = "transmit len")]
+    fn a_transmit_that_lies_about_its_length_fails() {
+        run(Fault::WrongLen);
+    }
+
+    #[test]
+    #[should_panic(expected = "never sent anything")]
+    fn a_datagram_to_a_silent_address_fails() {
+        run(Fault::ToStranger);
+    }
+}
