@@ -23,7 +23,8 @@
 //! * [`sim`] drives sessions the way the reactor does, over seeded impaired
 //!   links in virtual time, for deterministic tests of whole exchanges.
 //!
-//! A test at the bottom of this file keeps `wire`, `proto` and `sim` free of
+//! A test at the bottom of this file keeps `wire`, `proto`, `sim` and the
+//! fuzzing harnesses free of
 //! sockets, files, the reactor and the clock.
 
 pub mod app;
@@ -31,6 +32,8 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod progress;
 pub mod proto;
@@ -81,6 +84,7 @@ mod architecture {
         rust_files(&root.join("wire"), &mut files);
         rust_files(&root.join("proto"), &mut files);
         rust_files(&root.join("sim"), &mut files);
+        rust_files(&root.join("fuzzing"), &mut files);
         assert!(files.len() >= 5, "found the sources");
         let mut offences = Vec::new();
         for file in &files {

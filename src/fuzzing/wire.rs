@@ -1,0 +1,256 @@
+//! Wire targets: one decoder each, on arbitrary bytes.
+//!
+//! The codecs promise (see `wire`) never to panic and that whatever they
+//! accept they can write back; these targets check both, and the limits
+//! each decoder documents.
+
+use super::Reader;
+use crate::wire::{self, hello, lab, line, msg, stopwait, tcpfile, tftp};
+use bytes::BytesMut;
+
+/// `wire::hello`: requests and answers, and the ID's own two parsers.
+pub fn wire_hello(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let value = r.u16();
+    match hello::HelloId::from_value(value) {
+        Ok(id) => assert_eq!((id.value(), value <= 9999), (value, true)),
+        Err(_) => assert!(value > 9999, "from_value refused {value}"),
+    }
+    let bytes = r.rest();
+    if let Ok(req) = hello::Request::parse(bytes) {
+        assert!(bytes.len() < hello::MAX_REQUEST);
+        let mut out = BytesMut::new();
+        req.emit(&mut out);
+        assert_eq!(hello::Request::parse(&out), Ok(req), "request round trip");
+    }
+    if let Ok(id) = hello::HelloId::parse(bytes) {
+        assert_eq!(id.as_str().as_bytes(), bytes, "an ID keeps its digits");
+    }
+    if let Ok(resp) = hello::Response::parse(bytes) {
+        let mut out = BytesMut::new();
+        resp.emit(&mut out);
+        assert_eq!(
+            hello::Response::parse(&out),
+            Ok(resp),
+            "response round trip"
+        );
+        let _ = resp.to_string();
+    }
+}
+
+/// `wire::lab`: the request grammar, the segment header and the pattern.
+pub fn wire_lab(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let offset = u64::from(r.u32());
+    let run = usize::from(r.u16()) * 2;
+    let bytes = r.rest();
+    match lab::Request::parse(bytes) {
+        Ok(lab::Request::Stream(spec)) => {
+            assert!(spec.interval_ns <= lab::MAX_INTERVAL_MS * 1_000_000);
+            assert!(spec.count >= 1);
+            assert!(spec.size as usize >= lab::SEGMENT_HEADER_LEN);
+            assert!(bytes.starts_with(b"stream-"));
+        }
+        Ok(lab::Request::File(n)) => {
+            assert!(n >= 1);
+            assert!(bytes.iter().all(u8::is_ascii_digit));
+        }
+        Ok(lab::Request::Echo(echo)) => assert_eq!(echo, bytes),
+        Err(bad) => {
+            let _ = bad.to_string();
+        }
+    }
+    if let Ok(header) = lab::SegmentHeader::parse(bytes) {
+        let mut out = [0u8; lab::SEGMENT_HEADER_LEN];
+        header.emit(&mut out);
+        assert_eq!(&out[..], &bytes[..lab::SEGMENT_HEADER_LEN]);
+    } else {
+        assert!(bytes.len() < lab::SEGMENT_HEADER_LEN);
+    }
+    let expected = bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != lab::PATTERN[((offset + i as u64) % 26) as usize]);
+    assert_eq!(lab::check_pattern(offset, bytes), expected, "check_pattern");
+    let pattern = lab::pattern_run(offset, run);
+    assert_eq!(pattern.len(), run.min(lab::PATTERN_RUN));
+    assert_eq!(lab::check_pattern(offset, pattern), None);
+    let mut filled = vec![0u8; run];
+    lab::fill_pattern(offset, &mut filled);
+    assert_eq!(lab::check_pattern(offset, &filled), None);
+}
+
+/// `wire::line`: framing, and its promise that the answer does not depend
+/// on how the bytes were split across reads.
+pub fn wire_line(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let max = usize::from(r.u16() % 1024) + 1;
+    let cut = usize::from(r.u16());
+    let buf = r.rest();
+    let has_nl = |b: &[u8]| b.contains(&b'\n');
+    let whole = line::split(buf, max);
+    match whole {
+        Ok(Some(l)) => {
+            assert!(l.consumed <= buf.len().min(max));
+            assert_eq!(buf[l.consumed - 1], b'\n');
+            assert!(!has_nl(&buf[..l.consumed - 1]));
+            assert!(l.len == l.consumed - 1 || (l.len == l.consumed - 2 && buf[l.len] == b'\r'));
+        }
+        Ok(None) => assert!(buf.len() < max && !has_nl(buf)),
+        Err(e) => {
+            assert_eq!(e, wire::Error::TooLong { max });
+            assert!(buf.len() >= max && !has_nl(&buf[..max]));
+        }
+    }
+    // A prefix that already decides (a line, or too long) decides the same.
+    let prefix = &buf[..cut.min(buf.len())];
+    match line::split(prefix, max) {
+        Ok(None) => {}
+        early => assert_eq!(early, whole, "the answer changed with more bytes"),
+    }
+    let trimmed = line::trim_datagram(buf);
+    assert!(buf.starts_with(trimmed) && buf.len() - trimmed.len() <= 2);
+}
+
+/// `wire::msg`: the frame header and the server's two answers.
+pub fn wire_msg(data: &[u8]) {
+    match msg::FrameHeader::parse(data) {
+        Ok(h) => {
+            let mut out = BytesMut::new();
+            h.emit(&mut out);
+            assert_eq!(&out[..], &data[..msg::HEADER_LEN]);
+        }
+        Err(e) => {
+            assert_eq!(e, wire::Error::Truncated);
+            assert!(data.len() < msg::HEADER_LEN);
+        }
+    }
+    if let Ok(answer) = msg::Answer::parse(data) {
+        let mut out = BytesMut::new();
+        answer.emit_frame(&mut out);
+        let h = msg::FrameHeader::parse(&out).expect("an emitted frame has a header");
+        assert_eq!(h.len as usize, out.len() - msg::HEADER_LEN);
+        assert_eq!(msg::Answer::parse(&out[msg::HEADER_LEN..]), Ok(answer));
+    }
+    let mut out = BytesMut::new();
+    msg::emit_frame(data, &mut out).expect("a short payload fits a frame");
+    assert_eq!(&out[msg::HEADER_LEN..], data);
+}
+
+/// `wire::stopwait`: a datagram that parses is written back byte for byte.
+pub fn wire_stopwait(data: &[u8]) {
+    match stopwait::Packet::parse(data) {
+        Ok(p) => {
+            assert!(p.block <= stopwait::MAX_BLOCK);
+            assert!(p.message.len() <= stopwait::MAX_MESSAGE);
+            let mut out = BytesMut::new();
+            p.emit(&mut out);
+            assert_eq!(out.len(), p.buffer_len());
+            assert_eq!(&out[..], data, "emit(parse(x)) == x");
+            let _ = p.to_string();
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// `wire::tcpfile`: request and answer lines round-trip.
+pub fn wire_tcpfile(data: &[u8]) {
+    if let Ok(req) = tcpfile::Request::parse(data) {
+        let name = match req {
+            tcpfile::Request::Get { name } | tcpfile::Request::Put { name, .. } => name,
+        };
+        assert!(!name.is_empty() && !name.starts_with(' ') && !name.ends_with(' '));
+        let mut out = BytesMut::new();
+        req.emit(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(
+            tcpfile::Request::parse(&out[..out.len() - 1]),
+            Ok(req),
+            "request round trip"
+        );
+    }
+    if let Ok(resp) = tcpfile::Response::parse(data) {
+        let mut out = BytesMut::new();
+        resp.emit(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert!(
+            !out[..out.len() - 1].contains(&b'\n'),
+            "an answer is one line"
+        );
+        let shown_as_is = match resp {
+            tcpfile::Response::Error { name, .. } => !name.chars().any(char::is_control),
+            tcpfile::Response::Ok(_) => true,
+        };
+        if shown_as_is {
+            assert_eq!(
+                tcpfile::Response::parse(&out[..out.len() - 1]),
+                Ok(resp),
+                "response round trip"
+            );
+        }
+        let _ = resp.to_string();
+    }
+}
+
+/// `wire::tftp`: every datagram type round-trips, options stay in range.
+pub fn wire_tftp(data: &[u8]) {
+    let _ = tftp::Opcode::peek(data);
+    let Ok(p) = tftp::Packet::parse(data) else {
+        return;
+    };
+    let options = match p {
+        tftp::Packet::Rrq { options, .. }
+        | tftp::Packet::Wrq { options, .. }
+        | tftp::Packet::Oack { options } => Some(options),
+        _ => None,
+    };
+    if let Some(o) = options {
+        assert!(
+            o.blksize
+                .is_none_or(|b| (tftp::MIN_BLKSIZE..=tftp::MAX_BLKSIZE).contains(&b))
+        );
+        assert!(o.timeout.is_none_or(|t| t >= 1));
+        assert!(o.windowsize.is_none_or(|w| w >= 1));
+        assert!(o.values().count() <= tftp::MAX_OPTIONS);
+    }
+    let mut out = BytesMut::new();
+    p.emit(&mut out);
+    assert_eq!(out.len(), p.buffer_len(), "buffer_len matches emit");
+    let again = tftp::Packet::parse(&out).expect("an emitted packet parses");
+    assert_eq!(forget_ignored(again), forget_ignored(p), "tftp round trip");
+    let _ = p.to_string();
+}
+
+/// The packet without what the parser skipped (emit never writes it).
+fn forget_ignored(p: tftp::Packet<'_>) -> tftp::Packet<'_> {
+    let clear = |o: tftp::Options| tftp::Options {
+        ignored: tftp::Ignored::default(),
+        ..o
+    };
+    match p {
+        tftp::Packet::Rrq {
+            filename,
+            mode,
+            options,
+        } => tftp::Packet::Rrq {
+            filename,
+            mode,
+            options: clear(options),
+        },
+        tftp::Packet::Wrq {
+            filename,
+            mode,
+            options,
+        } => tftp::Packet::Wrq {
+            filename,
+            mode,
+            options: clear(options),
+        },
+        tftp::Packet::Oack { options } => tftp::Packet::Oack {
+            options: clear(options),
+        },
+        other => other,
+    }
+}
