@@ -12,6 +12,7 @@ use super::world::{Checks, World, nothing, peer};
 use crate::proto::budget::{BudgetConfig, UdpBudget};
 use crate::proto::data::MemoryFiles;
 use crate::proto::hello::{HelloAcceptor, Registry};
+use crate::proto::idle::TcpTimeouts;
 use crate::proto::lab::{LabAcceptor, LabConfig};
 use crate::proto::msg::MsgAcceptor;
 use crate::proto::stopwait::{StopwaitAcceptor, StopwaitConfig};
@@ -278,8 +279,11 @@ pub fn server_hello(data: &[u8]) {
     let start = start(&mut r);
     let hw = high_water(&mut r);
     let shared = shared(&mut r);
-    let idle = Duration::from_millis(u64::from(r.u16()) * 10);
-    let acceptor = HelloAcceptor::new(idle);
+    let timeouts = TcpTimeouts {
+        idle: Duration::from_millis(u64::from(r.u16()) * 10),
+        request: Duration::from_millis(u64::from(r.u16()) * 10),
+    };
+    let acceptor = HelloAcceptor::new(timeouts);
     let checks = Checks {
         datagram: hello_answer,
         stream: hello_answers,
@@ -531,6 +535,9 @@ pub fn server_stopwait(data: &[u8]) {
     let config = StopwaitConfig {
         timeout: Duration::from_millis(u64::from(r.u16() % 10_000) + 1),
         tries: u32::from(r.u8() % 7),
+        max_sessions: r.below(8) + 1,
+        max_sessions_per_peer: r.below(4) + 1,
+        unvalidated_lifetime: Duration::from_millis(u64::from(r.u16() % 10_000) + 1),
     };
     let checks = Checks {
         datagram: stopwait_answer,
@@ -659,6 +666,7 @@ pub fn server_tftp(data: &[u8]) {
         read_only: r.below(4) == 0,
         max_sessions: r.below(8) + 1,
         max_sessions_per_peer: r.below(4) + 1,
+        unvalidated_lifetime: Duration::from_millis(u64::from(r.u16() % 10_000) + 1),
     };
     let checks = Checks {
         datagram: tftp_answer,
