@@ -15,7 +15,7 @@ mod netascii;
 mod server;
 
 pub use client::{Outcome, OutcomeSlot, TftpClient, Verb};
-pub use server::{AMPLIFICATION, DUPLICATE_WINDOW, TftpAcceptor, TftpConfig, TftpServer};
+pub use server::{AMPLIFICATION, TftpAcceptor, TftpConfig, TftpServer};
 
 /// The block index (1, 2, …) nearest to `near` whose low 16 bits are
 /// `wire`: how a rolled-over block number is read back. Serial-number

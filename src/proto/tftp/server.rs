@@ -24,15 +24,19 @@
 //!   can come from a spoofed address, so until the peer answers on the
 //!   transfer socket (any ACK, DATA or ERROR from its address and port, which
 //!   only a peer that received our first answer can know) a session is
-//!   *unvalidated*: it sends its first answer once and nothing more beyond
-//!   [`AMPLIFICATION`] times the bytes received from that peer, and it ends
-//!   after `unvalidated_lifetime` whatever `timeout` was negotiated.
+//!   *unvalidated*: it sends its first answer once per request received
+//!   and nothing more beyond [`AMPLIFICATION`] times the bytes received from
+//!   that peer, it retransmits no slower than the configured `timeout`, and
+//!   it ends after `unvalidated_lifetime` whatever `timeout` was negotiated.
 //! * Sessions are bounded per peer and in all. At a bound, a new request
-//!   evicts the oldest unvalidated session (the same peer's first when the
-//!   per-peer bound is the one hit); only when there is none is it refused.
+//!   evicts the oldest unvalidated session, or one that only dallies after
+//!   a stored upload (the same peer's first when the per-peer bound is the
+//!   one hit); only when there is none is it refused.
 //!   A request repeated from the same address and port while its session is
-//!   unvalidated replaces that session (the first answer was lost), unless
-//!   it comes within [`DUPLICATE_WINDOW`] (then it is the network's copy).
+//!   unvalidated never starts or replaces a transfer: the client cannot tell
+//!   two transfers for its port apart, and may lock onto the first one's
+//!   late answer. The repeat credits the existing session instead (its
+//!   bytes, and one more first answer), which resends at its next timer.
 //! * The acceptor answers a request-shaped datagram with an empty or
 //!   non-UTF-8 name or an unknown mode with one ERROR 4, no larger than
 //!   [`AMPLIFICATION`] times the datagram; garbage gets nothing.
@@ -49,7 +53,6 @@ use bytes::BytesMut;
 use core::cell::RefCell;
 use log::{debug, info};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -59,14 +62,6 @@ use std::rc::Rc;
 /// spoofed request then buys its victim one first answer and at most three
 /// times its own size beyond that.
 pub const AMPLIFICATION: u64 = 3;
-
-/// A request repeated from the same address and port sooner than this after
-/// its session started is taken for the network's duplicate, not the
-/// client's retransmission, and is ignored: replacing the session would
-/// strand a client already talking to the first transfer ID. Half the
-/// shortest timeout RFC 2349 lets a client negotiate (1 s), and well above
-/// how late a duplicate on a path of a few round trips arrives.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_millis(500);
 
 /// The server's TFTP limits (config keys `tftp_max_blksize`,
 /// `tftp_max_windowsize`, `tftp_timeout`, `tftp_tries`, `tftp_read_only`,
@@ -119,9 +114,13 @@ struct Record {
     key: Option<usize>,
     /// Its peer answered on the transfer socket.
     validated: bool,
-    started: Instant,
-    /// A hash of its request, to tell a duplicate from another request.
-    request: u64,
+    /// Its upload is stored and it only dallies to repeat the final ACK:
+    /// it may go at a bound like an unvalidated one.
+    finished: bool,
+    /// Requests repeated by the peer while unvalidated, and their bytes,
+    /// not yet taken by the session (which the acceptor cannot wake).
+    repeats: u32,
+    repeated_bytes: u64,
 }
 
 /// Transfers in progress, so the acceptor can bound them and pick what to
@@ -147,12 +146,16 @@ impl Counts {
         Some(record)
     }
 
-    /// The oldest unvalidated transfer (from `ip`, when given) that has a
-    /// key to evict it by.
+    /// The oldest unvalidated (or merely dallying) transfer (from `ip`,
+    /// when given) that has a key to evict it by.
     fn oldest_unvalidated(&self, ip: Option<IpAddr>) -> Option<u64> {
         self.records
             .iter()
-            .find(|(_, r)| !r.validated && r.key.is_some() && ip.is_none_or(|ip| r.peer.ip() == ip))
+            .find(|(_, r)| {
+                (!r.validated || r.finished)
+                    && r.key.is_some()
+                    && ip.is_none_or(|ip| r.peer.ip() == ip)
+            })
             .map(|(&id, _)| id)
     }
 }
@@ -168,6 +171,23 @@ impl Place {
     fn bind(&self, key: usize) {
         if let Some(r) = self.counts.borrow_mut().records.get_mut(&self.id) {
             r.key.get_or_insert(key);
+        }
+    }
+
+    /// The repeated requests credited since the last call, and their bytes.
+    fn take_credit(&self) -> (u32, u64) {
+        match self.counts.borrow_mut().records.get_mut(&self.id) {
+            Some(r) => (
+                core::mem::take(&mut r.repeats),
+                core::mem::take(&mut r.repeated_bytes),
+            ),
+            None => (0, 0),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(r) = self.counts.borrow_mut().records.get_mut(&self.id) {
+            r.finished = true;
         }
     }
 
@@ -274,8 +294,17 @@ pub struct TftpServer {
     /// Bytes received from the peer, and sent to it, while unvalidated.
     received: u64,
     sent: u64,
-    /// The first answer has gone.
-    answered: bool,
+    /// First answers earned and not yet sent: one per request received
+    /// (the request, then each repeat the acceptor credited). A repeat buys
+    /// what a request from a new port would buy anyway, a first answer, so
+    /// this adds no amplification; the 3x budget alone would not: DATA 1 is
+    /// 516 bytes and an RRQ 10, so a client whose DATA 1 was lost would
+    /// have to repeat its request 34 times.
+    owed: u32,
+    /// The timeout negotiated, used once the peer is validated; until then
+    /// the engine runs on no more than the configured one, so an answer a
+    /// repeat earned is not held back 255 s, past the lifetime.
+    negotiated_timeout: Duration,
     /// Datagrams to the unvalidated peer held back by the budget.
     withheld: u64,
     /// When an unvalidated session ends.
@@ -294,6 +323,16 @@ impl core::fmt::Debug for TftpServer {
 }
 
 impl TftpServer {
+    /// Takes what repeated requests earned while unvalidated.
+    fn collect_credit(&mut self) {
+        if self.validated {
+            return;
+        }
+        let (repeats, bytes) = self.place.take_credit();
+        self.owed += repeats;
+        self.received += bytes;
+    }
+
     fn fail(&mut self, code: ErrorCode, message: &str, reason: CloseReason) {
         self.engine.out.push_back(error_packet(code, message));
         self.engine.phase = Phase::Done;
@@ -304,8 +343,15 @@ impl TftpServer {
         match event {
             Event::Nothing => {}
             Event::Complete => match self.engine.phase {
-                // An upload: dally so a lost final ACK can be repeated.
-                Phase::Receiving { .. } => self.dally_until = Some(now + self.engine.timeout * 2),
+                // An upload: dally so a lost final ACK can be repeated, as
+                // long as a client on our own timer and tries may resend
+                // its last block (two timeouts lost a client's final ACK
+                // about one upload in ten at 20 % loss each way). The file
+                // is stored: the place may go to a new request meanwhile.
+                Phase::Receiving { .. } => {
+                    self.dally_until = Some(now + self.engine.timeout * self.config.tries.max(2));
+                    self.place.finish();
+                }
                 _ => {
                     self.close.get_or_insert(CloseReason::Completed);
                 }
@@ -347,7 +393,8 @@ impl TftpServer {
             granted.blksize = Some(b);
         }
         if let Some(t) = asked.timeout {
-            self.engine.timeout = Duration::from_secs(u64::from(t));
+            self.negotiated_timeout = Duration::from_secs(u64::from(t));
+            self.engine.timeout = self.negotiated_timeout.min(self.config.timeout);
             granted.timeout = Some(t);
         }
         if asked.tsize.is_some() {
@@ -498,6 +545,8 @@ impl Session for TftpServer {
                 self.validated = true;
                 self.expires = None;
                 self.place.validate();
+                // Before the handshake's answer starts the transfer below.
+                self.engine.timeout = self.negotiated_timeout;
             }
         }
         let event = match (p, &self.engine.phase) {
@@ -541,6 +590,8 @@ impl Session for TftpServer {
         if self.close.is_some() {
             return;
         }
+        // Before the engine's timer: a repeat earns the resend it queues.
+        self.collect_credit();
         if self.expires.is_some_and(|at| at <= cx.now) {
             debug!(
                 "{} tftp peer never answered: ending after {:?} ({} datagrams withheld)",
@@ -576,13 +627,15 @@ impl Session for TftpServer {
         loop {
             let d = self.engine.out.pop_front()?;
             if !self.validated {
-                // The first answer goes once; beyond it, what the peer's
-                // own bytes pay for (RFC 9000 §8.1).
-                if self.answered && self.sent + d.len() as u64 > AMPLIFICATION * self.received {
+                // Until validated only the first answer (or its copy) is
+                // queued: it goes once per request received; beyond that,
+                // what the peer's own bytes pay for (RFC 9000 §8.1).
+                if self.owed > 0 {
+                    self.owed -= 1;
+                } else if self.sent + d.len() as u64 > AMPLIFICATION * self.received {
                     self.withheld += 1;
                     continue;
                 }
-                self.answered = true;
                 self.sent += d.len() as u64;
             }
             buf.extend_from_slice(&d);
@@ -634,18 +687,13 @@ impl core::fmt::Debug for TftpAcceptor {
     }
 }
 
-fn request_hash(payload: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    payload.hash(&mut h);
-    h.finish()
-}
-
 /// What the acceptor does with a request.
 enum Decision {
     /// Start a transfer in this place.
     Admit(Place),
-    /// The network's copy of a request whose transfer already runs.
-    Duplicate,
+    /// A repeat from the address and port of an unvalidated transfer,
+    /// credited to it.
+    Repeat,
     /// At the bounds with nothing to evict.
     Full,
 }
@@ -667,22 +715,24 @@ impl TftpAcceptor {
         }
     }
 
-    fn decide(&mut self, from: SocketAddr, payload: &[u8], now: Instant) -> Decision {
+    fn decide(&mut self, from: SocketAddr, payload: &[u8]) -> Decision {
         let counts = self.counts.clone();
         let mut c = counts.borrow_mut();
-        let hash = request_hash(payload);
         // The same address and port asking again before its transfer was
-        // ever answered: our first answer (or its request) was lost. One
-        // transfer per address and port, so the old one goes.
-        let repeat = c
+        // ever answered: our first answer (or its request) was lost, or
+        // this is the network's copy. Either way the transfer stays: the
+        // client knows a transfer only by the port that answers it, so a
+        // second one would race the first one's late answer, and a client
+        // that locked onto the first would find its socket gone. Whatever
+        // the bytes: one unvalidated transfer per address and port.
+        if let Some(r) = c
             .records
-            .iter()
-            .find(|(_, r)| r.peer == from && !r.validated && r.key.is_some())
-            .map(|(&id, r)| (id, r.request == hash && now < r.started + DUPLICATE_WINDOW));
-        match repeat {
-            Some((_, true)) => return Decision::Duplicate,
-            Some((id, false)) => self.evict(&mut c, id),
-            None => {}
+            .values_mut()
+            .find(|r| r.peer == from && !r.validated)
+        {
+            r.repeats = r.repeats.saturating_add(1);
+            r.repeated_bytes += payload.len() as u64;
+            return Decision::Repeat;
         }
         let ip = from.ip();
         let mine = c.per_peer.get(&ip).copied().unwrap_or(0);
@@ -706,8 +756,9 @@ impl TftpAcceptor {
                 peer: from,
                 key: None,
                 validated: false,
-                started: now,
-                request: hash,
+                finished: false,
+                repeats: 0,
+                repeated_bytes: 0,
             },
         );
         *c.per_peer.entry(ip).or_insert(0) += 1;
@@ -766,10 +817,10 @@ impl Acceptor for TftpAcceptor {
                 return Admission::Reply;
             }
         }
-        let place = match self.decide(from, payload, cx.now) {
+        let place = match self.decide(from, payload) {
             Decision::Admit(place) => place,
-            Decision::Duplicate => {
-                debug!("{} tftp request repeated at once: a duplicate", cx.tag);
+            Decision::Repeat => {
+                debug!("{} tftp request repeated: credited to its transfer", cx.tag);
                 return Admission::Ignore;
             }
             Decision::Full => {
@@ -796,7 +847,8 @@ impl Acceptor for TftpAcceptor {
             validated: false,
             received: 0,
             sent: 0,
-            answered: false,
+            owed: 1,
+            negotiated_timeout: self.config.timeout,
             withheld: 0,
             expires: None,
             close: None,
@@ -1065,7 +1117,10 @@ mod tests {
         let config = TftpConfig::default();
         let request = rrq("f", asked);
         let (sent, received, ended, rig) = to_a_silent_peer(&request, config);
-        assert_eq!(ended, Instant::ZERO + config.unvalidated_lifetime);
+        // Unvalidated, the OACK is resent on the configured 1 s timer: its
+        // 5 tries run out first, else the lifetime would end it.
+        assert_eq!(ended, at(5_000));
+        assert!(ended <= Instant::ZERO + config.unvalidated_lifetime);
         // The OACK may go again, within three times the request.
         let oack = rig.sent_by(10)[0].len() as u64;
         assert!(
@@ -1208,25 +1263,133 @@ mod tests {
         assert_eq!(rig.closed[&key].1, CloseReason::Completed);
     }
 
+    fn data_1s(rig: &Rig, key: usize) -> usize {
+        rig.sent_by(key)
+            .iter()
+            .filter(|d| d.starts_with(b"\x00\x03\x00\x01"))
+            .count()
+    }
+
     #[test]
-    fn a_repeated_request_replaces_its_unvalidated_session_but_a_duplicate_does_not() {
+    fn a_repeated_request_earns_a_resend_from_the_same_transfer_never_a_new_one() {
         let files = MemoryFiles::default();
         files.insert("f", bytes(1_000));
         let mut rig = Rig::files(&files, TftpConfig::default());
         let client = peer(1, 1000);
         let req = rrq("f", Options::default());
         assert_eq!(rig.request(client, &req, at(0)), Got::Session(10));
-        // The network's copy, just behind: the first transfer answers both.
-        assert_eq!(rig.request(client, &req, at(100)), Got::Ignored);
-        // The client's retransmission (DATA 1 was lost): one transfer per
-        // address and port, the new one.
-        assert_eq!(rig.request(client, &req, at(1_000)), Got::Session(11));
-        assert_eq!(rig.evicted, vec![10]);
-        assert_eq!(rig.sent_by(11).len(), 1, "DATA 1 at once");
+        assert_eq!(data_1s(&rig, 10), 1);
+        // DATA 1 was lost; the client repeats its request, soon and late.
+        assert_eq!(rig.request(client, &req, at(600)), Got::Ignored);
+        rig.run(10, at(1_000));
+        assert_eq!(data_1s(&rig, 10), 2, "resent at the 1 s timer");
+        assert_eq!(rig.request(client, &req, at(1_500)), Got::Ignored);
+        rig.run(10, at(2_000));
+        assert_eq!(data_1s(&rig, 10), 3);
+        // Nothing more earned: the 3 s timer's copy is withheld (3 x 30
+        // bytes received pay for no 516-byte DATA 1).
+        rig.run(10, at(3_500));
+        assert_eq!(data_1s(&rig, 10), 3);
+        // One first answer per request received, nothing else.
+        assert_eq!(rig.sent_by(10).len(), 3);
+        assert_eq!((rig.live(), rig.evicted.len()), (1, 0), "no other transfer");
+        // The client answers the first transfer's DATA 1: served to the end.
+        rig.input(10, client, &ack(1), at(3_600));
+        assert!(rig.sent_by(10)[3].starts_with(b"\x00\x03\x00\x02"));
+        rig.input(10, client, &ack(2), at(3_610));
+        assert_eq!(rig.closed[&10].1, CloseReason::Completed);
         // Validated, a repeat starts a transfer of its own (as before).
-        rig.input(11, client, &ack(1), at(1_010));
-        assert_eq!(rig.request(client, &req, at(2_000)), Got::Session(12));
+        assert_eq!(rig.request(client, &req, at(4_000)), Got::Session(11));
+        rig.input(11, client, &ack(1), at(4_010));
+        assert_eq!(rig.request(client, &req, at(5_000)), Got::Session(12));
+        assert!(rig.evicted.is_empty());
+    }
+
+    /// The proxy test's failure: the client repeats its WRQ, then the first
+    /// transfer's late ACK 0 reaches it and it uploads to that transfer ID.
+    #[test]
+    fn a_client_locked_onto_the_first_transfers_late_answer_is_served() {
+        let files = MemoryFiles::default();
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let client = peer(1, 1000);
+        assert_eq!(rig.request(client, &wrq("new"), at(0)), Got::Session(10));
+        // ACK 0 is slow; the client repeats its WRQ well after it.
+        assert_eq!(rig.request(client, &wrq("new"), at(1_200)), Got::Ignored);
+        assert_eq!(rig.request(client, &wrq("new"), at(2_400)), Got::Ignored);
+        rig.run(10, at(2_500));
+        assert_eq!(rig.live(), 1);
+        assert!(rig.evicted.is_empty());
+        rig.input(10, client, &data(1, b"hello"), at(2_600));
+        assert_eq!(rig.sent_by(10).last().unwrap(), &ack(1));
+        assert_eq!(files.get("new").as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[test]
+    fn an_unvalidated_oack_is_resent_at_the_configured_timeout_not_the_negotiated_one() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(2_000));
+        let mut rig = Rig::files(&files, TftpConfig::default());
+        let client = peer(1, 1000);
+        let asked = Options {
+            timeout: Some(255),
+            blksize: Some(512),
+            ..Options::default()
+        };
+        let req = rrq("f", asked);
+        assert_eq!(rig.request(client, &req, at(0)), Got::Session(10));
+        assert_eq!(rig.request(client, &req, at(500)), Got::Ignored);
+        assert_eq!(rig.run(10, at(1_000)), vec![at(1_000)]);
+        assert_eq!(rig.sent_by(10).len(), 2, "the OACK again at 1 s, not 255 s");
+        // Validated: the negotiated 255 s governs the transfer.
+        rig.input(10, client, &ack(0), at(1_100));
+        assert_eq!(data_1s(&rig, 10), 1);
+        rig.run(10, at(200_000));
+        assert_eq!(data_1s(&rig, 10), 1, "no DATA 1 again before 255 s");
+        rig.run(10, at(256_100));
+        assert_eq!(data_1s(&rig, 10), 2);
+    }
+
+    #[test]
+    fn an_upload_repeats_its_lost_final_ack_as_long_as_the_client_may_retry() {
+        let files = MemoryFiles::default();
+        let config = TftpConfig::default();
+        let mut rig = Rig::files(&files, config);
+        let client = peer(1, 1000);
+        assert_eq!(rig.request(client, &wrq("new"), at(0)), Got::Session(10));
+        rig.input(10, client, &data(1, b"hello"), at(10));
+        assert_eq!(files.get("new").as_deref(), Some(&b"hello"[..]));
+        // The final ACK is lost three times; a client on our timer and
+        // tries resends its last block at 1, 2, 3 s: still answered.
+        rig.run(10, at(3_010));
+        rig.input(10, client, &data(1, b"hello"), at(3_010));
+        assert_eq!(rig.sent_by(10).last().unwrap(), &ack(1));
+        assert_eq!(rig.sent_by(10).len(), 3, "ACK 0, ACK 1, ACK 1 again");
+        rig.run(10, at(60_000));
+        let end = at(10) + config.timeout * config.tries;
+        assert_eq!(rig.closed[&10], (end, CloseReason::Completed));
+    }
+
+    #[test]
+    fn a_dallying_upload_gives_its_place_to_a_new_request() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(2_000));
+        let config = TftpConfig {
+            max_sessions: 2,
+            ..TftpConfig::default()
+        };
+        let mut rig = Rig::files(&files, config);
+        assert_eq!(
+            rig.request(peer(1, 1), &wrq("new"), at(0)),
+            Got::Session(10)
+        );
+        rig.input(10, peer(1, 1), &data(1, b"hello"), at(1));
+        assert_eq!(rig.request(peer(2, 1), &wrq("b"), at(2)), Got::Session(11));
+        rig.input(11, peer(2, 1), &data(1, &[0; 512]), at(3));
+        // 10 only dallies (its file is stored); 11 is mid-upload.
+        let req = rrq("f", Options::default());
+        assert_eq!(rig.request(peer(3, 1), &req, at(4)), Got::Session(12));
         assert_eq!(rig.evicted, vec![10]);
+        assert_eq!(files.get("new").as_deref(), Some(&b"hello"[..]));
     }
 
     // ---- defect 2: error codes, and no silence for a bad request ----
