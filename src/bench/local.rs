@@ -27,9 +27,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// with the same pid is skipped, not reused).
 const ROOT_ATTEMPTS: u32 = 100;
 /// TFTP server sessions the in-process server allows: a finished upload's
-/// server side dallies 2 s (twice its timeout) to repeat a lost final ACK,
-/// so at ~50 uploads/s per slot the default 16 per peer refused most of a
-/// run. Dallying sessions hold a socket each: bounded, not unlimited.
+/// server side dallies `timeout × tries` to repeat a lost final ACK (a new
+/// request may evict it, but only at the cap), so a generous bound keeps
+/// a fast PUT run from churning through evictions. Dallying sessions hold
+/// a socket each: bounded, not unlimited.
 const LOCAL_TFTP_SESSIONS: usize = 4096;
 /// Tries to remove the temporary root at the end (see `LocalServer`'s drop).
 const ROOT_REMOVE_ATTEMPTS: u32 = 1000;
