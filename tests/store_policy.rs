@@ -143,7 +143,8 @@ fn start_up_removes_exactly_the_leftovers_of_dead_servers() {
     assert!(outside_match.exists());
     assert!(link_named.is_symlink());
     assert!(dir_named.is_dir());
-    let log = server.stderr();
+    let live_line = format!("kept /{live}");
+    let log = server.stderr_with(&["removed 3 leftover", &live_line], Duration::from_secs(5));
     for name in &gone {
         assert!(
             log.contains(&format!("removed leftover temporary file /{name}")),

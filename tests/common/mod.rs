@@ -233,6 +233,20 @@ impl Server {
         self.stderr.text()
     }
 
+    /// Standard error once it contains every one of `needles`, or what
+    /// arrived by `limit`: a background thread reads it, so a line the
+    /// server wrote before `ready` may not have been read yet.
+    pub(crate) fn stderr_with(&self, needles: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.stderr.text();
+            if needles.iter().all(|n| text.contains(n)) || Instant::now() >= deadline {
+                return text;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// When the process was spawned.
     pub(crate) fn started(&self) -> Instant {
         self.started
