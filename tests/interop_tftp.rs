@@ -13,36 +13,11 @@
 
 mod common;
 
-use common::{Server, run_command, run_with_timeout, temp_path, udp_socket};
+use common::{Dir, Server, run_command, run_with_timeout, udp_socket};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = temp_path(&format!("tftp-{tag}"));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether `tool` is installed; in CI a missing tool is a failure.
 fn have(tool: &str) -> bool {
@@ -96,8 +71,8 @@ fn curl_gets_and_puts() {
     if !have("curl") {
         return;
     }
-    let root = Dir::new("curl");
-    let local = Dir::new("curl-local");
+    let root = Dir::new("tftp-curl");
+    let local = Dir::new("tftp-curl-local");
     std::fs::write(root.path("f.bin"), random(300_000, 1)).unwrap();
     std::fs::write(root.path("exact.bin"), random(1024, 2)).unwrap();
     let server = serve(&root);
@@ -133,8 +108,8 @@ fn tftp_hpa_client_gets_and_puts() {
     if !have("tftp") {
         return;
     }
-    let root = Dir::new("hpa");
-    let local = Dir::new("hpa-local");
+    let root = Dir::new("tftp-hpa");
+    let local = Dir::new("tftp-hpa-local");
     std::fs::write(root.path("f.bin"), random(200_000, 3)).unwrap();
     let server = serve(&root);
     let port = server.udp("tftp").port().to_string();
@@ -170,8 +145,8 @@ fn atftp_with_windowsize_and_blksize() {
     if !have("atftp") {
         return;
     }
-    let root = Dir::new("atftp");
-    let local = Dir::new("atftp-local");
+    let root = Dir::new("tftp-atftp");
+    let local = Dir::new("tftp-atftp-local");
     std::fs::write(root.path("f.bin"), random(500_000, 4)).unwrap();
     let server = serve(&root);
     let port = server.udp("tftp").port().to_string();
@@ -213,8 +188,8 @@ fn atftp_with_windowsize_and_blksize() {
 /// and the file keeps its first contents.
 #[test]
 fn mioperf_client_moves_every_boundary_size_both_ways() {
-    let root = Dir::new("sizes");
-    let local = Dir::new("sizes-local");
+    let root = Dir::new("tftp-sizes");
+    let local = Dir::new("tftp-sizes-local");
     let server = serve(&root);
     let hostport = server.udp("tftp").to_string();
     for (len, options) in [
@@ -286,8 +261,8 @@ fn mioperf_client_moves_every_boundary_size_both_ways() {
 /// 65535 to 0, as curl and tftp-hpa expect.
 #[test]
 fn block_numbers_roll_over_on_a_40_mb_file() {
-    let root = Dir::new("rollover");
-    let local = Dir::new("rollover-local");
+    let root = Dir::new("tftp-rollover");
+    let local = Dir::new("tftp-rollover-local");
     let body = random(40_000_000, 5);
     std::fs::write(root.path("big.bin"), &body).unwrap();
     let server = serve(&root);
@@ -351,8 +326,8 @@ fn mioperf_client_against_tftpd_hpa() {
     if !have("in.tftpd") {
         return;
     }
-    let root = Dir::new("vs-hpa");
-    let local = Dir::new("vs-hpa-local");
+    let root = Dir::new("tftp-vs-hpa");
+    let local = Dir::new("tftp-vs-hpa-local");
     std::fs::write(root.path("f.bin"), random(250_000, 6)).unwrap();
     // A free loopback port for tftpd-hpa.
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -422,7 +397,7 @@ fn mioperf_client_against_tftpd_hpa() {
 
 #[test]
 fn a_stranger_gets_error_5_and_the_transfer_goes_on() {
-    let root = Dir::new("stranger");
+    let root = Dir::new("tftp-stranger");
     std::fs::write(root.path("f.bin"), random(2_000, 7)).unwrap();
     let server = serve(&root);
     let client = udp_socket();

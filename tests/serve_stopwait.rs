@@ -11,31 +11,9 @@
 
 mod common;
 
-use common::{Server, bin, run_with_timeout, temp_path, udp_socket};
+use common::{Dir, Server, bin, run_with_timeout, udp_socket};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = temp_path(&format!("stopwait-{tag}"));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn serve(root: &Dir) -> Server {
     serve_with(root, &[])
@@ -69,7 +47,7 @@ fn data(len: usize) -> Vec<u8> {
 
 #[test]
 fn the_spec_flows_byte_for_byte() {
-    let root = Dir::new("flows");
+    let root = Dir::new("stopwait-flows");
     std::fs::write(root.path("notes.txt"), data(150)).unwrap();
     let server = serve(&root);
     let to = server.udp("stopwait");
@@ -118,7 +96,7 @@ fn the_spec_flows_byte_for_byte() {
 
 #[test]
 fn the_seeds_late_duplicate_is_not_written_over_the_wire() {
-    let root = Dir::new("seedbug");
+    let root = Dir::new("stopwait-seedbug");
     let server = serve(&root);
     let to = server.udp("stopwait");
     let u = udp_socket();
@@ -134,8 +112,8 @@ fn the_seeds_late_duplicate_is_not_written_over_the_wire() {
 
 #[test]
 fn the_clients_move_every_size_both_ways() {
-    let root = Dir::new("clients");
-    let local = Dir::new("clients-local");
+    let root = Dir::new("stopwait-clients");
+    let local = Dir::new("stopwait-clients-local");
     let server = serve(&root);
     let hostport = server.udp("stopwait").to_string();
     for len in [0usize, 1, 100, 101, 250_000] {
@@ -221,8 +199,8 @@ fn a_silent_server_makes_the_client_give_up_with_exit_2() {
 
 #[test]
 fn two_concurrent_puts_of_one_new_name_store_exactly_one() {
-    let root = Dir::new("race");
-    let local = Dir::new("race-local");
+    let root = Dir::new("stopwait-race");
+    let local = Dir::new("stopwait-race-local");
     let server = serve(&root);
     let hostport = server.udp("stopwait").to_string();
     let a: Vec<u8> = data(60_000);
@@ -275,7 +253,7 @@ fn wait(child: std::process::Child) -> std::process::Output {
 
 #[test]
 fn names_over_100_bytes_or_not_utf8_are_refused_with_a_reason() {
-    let root = Dir::new("names");
+    let root = Dir::new("stopwait-names");
     let server = serve(&root);
     let to = server.udp("stopwait");
     let u = udp_socket();
@@ -322,8 +300,8 @@ fn files_open_settled(pid: u32, dir: &Dir, bound: usize) -> usize {
 #[test]
 fn half_open_gets_beyond_the_bound_keep_the_server_serving_and_bounded() {
     const BOUND: usize = 20;
-    let root = Dir::new("bound");
-    let local = Dir::new("bound-local");
+    let root = Dir::new("stopwait-bound");
+    let local = Dir::new("stopwait-bound-local");
     std::fs::write(root.path("big"), data(100_000)).unwrap();
     let server = serve_with(
         &root,
@@ -375,8 +353,8 @@ fn half_open_gets_beyond_the_bound_keep_the_server_serving_and_bounded() {
 
 #[test]
 fn a_flood_of_spoofed_gets_never_locks_out_a_real_client() {
-    let root = Dir::new("flood");
-    let local = Dir::new("flood-local");
+    let root = Dir::new("stopwait-flood");
+    let local = Dir::new("stopwait-flood-local");
     std::fs::write(root.path("f"), data(5_000)).unwrap();
     // The default bounds: 64 per address, and every source here is
     // 127.0.0.1.

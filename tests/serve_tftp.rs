@@ -15,36 +15,10 @@
 
 mod common;
 
-use common::{Server, bin, temp_path, udp_socket, wait_child};
+use common::{Dir, Server, bin, temp_path, udp_socket, wait_child};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = temp_path(&format!("serve-tftp-{tag}"));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn serve(root: &Dir) -> Server {
     Server::spawn(&[
@@ -79,7 +53,7 @@ fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
 
 #[test]
 fn the_last_ack_of_an_upload_leaves_only_once_it_is_stored() {
-    let root = Dir::new("commit");
+    let root = Dir::new("serve-tftp-commit");
     let server = serve(&root);
     let port = server.udp("tftp");
     let (a, b) = (udp_socket(), udp_socket());
@@ -104,8 +78,8 @@ fn the_last_ack_of_an_upload_leaves_only_once_it_is_stored() {
 
 #[test]
 fn two_puts_of_one_new_name_at_once_one_stored_the_other_exits_1() {
-    let root = Dir::new("two-puts");
-    let local = Dir::new("two-puts-local");
+    let root = Dir::new("serve-tftp-two-puts");
+    let local = Dir::new("serve-tftp-two-puts-local");
     // Large enough (6000 blocks each) that both requests are in long
     // before either upload ends.
     let files = [random(3_000_000, 1), random(3_000_000, 2)];
@@ -147,7 +121,7 @@ fn two_puts_of_one_new_name_at_once_one_stored_the_other_exits_1() {
 
 #[test]
 fn a_request_with_a_bad_name_or_mode_is_answered_with_error_4() {
-    let root = Dir::new("bad-request");
+    let root = Dir::new("serve-tftp-bad-request");
     let server = serve(&root);
     let socket = udp_socket();
     for (request, text) in [
@@ -169,7 +143,7 @@ fn a_request_with_a_bad_name_or_mode_is_answered_with_error_4() {
 
 #[test]
 fn a_flood_of_requests_from_silent_peers_never_locks_out_a_client() {
-    let root = Dir::new("flood");
+    let root = Dir::new("serve-tftp-flood");
     std::fs::write(root.path("f.bin"), random(100_000, 3)).unwrap();
     let server = serve(&root);
     let port = server.udp("tftp");

@@ -567,3 +567,33 @@ pub(crate) fn parse_ok(answer: &str) -> (String, String, u16) {
         _ => panic!("expected `OK <id> <ip> <port>`, got {answer:?}"),
     }
 }
+
+/// A fresh, empty directory under the test temp area (a server's root, a
+/// client's output folder), removed with everything in it on drop.
+pub(crate) struct Dir(pub(crate) PathBuf);
+
+impl Dir {
+    /// `temp_path(name)`, emptied and created.
+    pub(crate) fn new(name: &str) -> Self {
+        let p = temp_path(name);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    /// `name` inside the directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory as a command-line argument.
+    pub(crate) fn s(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
