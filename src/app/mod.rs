@@ -14,11 +14,11 @@ use crate::cli::{
     TftpMode, duration,
 };
 use crate::config::{Protocol, ServeConfig};
-use crate::proto::budget::UdpBudget;
+use crate::proto::budget::shared as udp_budget_of;
 use crate::proto::data::Files;
-use crate::proto::hello::{self, Outcome, OutcomeSlot, Registry, Transport};
+use crate::proto::hello::{self, Outcome, OutcomeSlot, Transport};
 use crate::proto::idle::TcpTimeouts;
-use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use crate::wire::hello::Request as HelloRequest;
@@ -76,18 +76,16 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     if protocols.is_empty() {
         return Err(Failure::Error("no protocol to serve".into()));
     }
-    let shared = Shared {
-        hello: Registry::new(config.id_ttl, config.max_ids),
-        udp_budget: UdpBudget::new(config.udp_budget),
-        proxy: crate::proto::proxy::Totals::default(),
-    };
+    // What the process may send to peers whose address is not validated:
+    // one budget for every UDP service, so together they reflect no more.
+    let udp_budget = udp_budget_of(config.udp_budget);
     let reactor_config = ReactorConfig {
         timer: config.timer,
         idle_exit: config.idle_exit,
         spin: config.spin,
         ..ReactorConfig::default()
     };
-    let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
+    let mut reactor = Reactor::new(reactor_config).map_err(|e| error("reactor", e))?;
     let budget = descriptor_budget(config, &protocols);
     let cap = |p: Protocol| budget.sessions(p).unwrap_or(usize::MAX);
 
@@ -103,16 +101,19 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     for protocol in protocols {
         let addr = config.addr(protocol);
         // Each transport with its own acceptor, on the same address.
-        let (tcp, udp): (Listener, Listener) = match protocol {
-            Protocol::Hello => (
-                Some(Box::new(hello::HelloAcceptor::new(timeouts))),
-                Some(Box::new(hello::HelloAcceptor::new(timeouts))),
-            ),
+        let (tcp, udp): Acceptors = match protocol {
+            Protocol::Hello => {
+                let (tcp, udp, _) = hello::acceptors(config.id_ttl, config.max_ids, timeouts);
+                (Some(Box::new(tcp)), Some(Box::new(udp)))
+            }
             Protocol::Lab => (
                 Some(Box::new(
-                    lab::LabAcceptor::new(config.lab).with_timeouts(timeouts),
+                    lab::LabStreamAcceptor::new(config.lab).with_timeouts(timeouts),
                 )),
-                Some(Box::new(lab::LabAcceptor::new(config.lab))),
+                Some(Box::new(lab::LabDatagramAcceptor::new(
+                    config.lab,
+                    udp_budget.clone(),
+                ))),
             ),
             Protocol::Msg => (
                 Some(Box::new(
@@ -152,7 +153,10 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                 };
                 (
                     None,
-                    Some(Box::new(stopwait::StopwaitAcceptor::new(files, timers))),
+                    Some(Box::new(
+                        stopwait::StopwaitAcceptor::new(files, timers)
+                            .with_budget(udp_budget.clone()),
+                    )),
                 )
             }
             Protocol::Proxy => {
@@ -317,8 +321,11 @@ fn descriptor_budget(config: &ServeConfig, protocols: &[Protocol]) -> budget::Bu
     budget
 }
 
-/// An acceptor for one transport of a protocol, if it has that transport.
-type Listener = Option<Box<dyn Acceptor>>;
+/// A protocol's acceptors, one per transport it has.
+type Acceptors = (
+    Option<Box<dyn StreamAcceptor>>,
+    Option<Box<dyn DatagramAcceptor>>,
+);
 
 /// The one store every file protocol shares, opened on first use.
 fn shared_store(
@@ -367,9 +374,7 @@ fn client_reactor() -> Result<Reactor, Failure> {
         exit_when_no_sessions: true,
         ..ReactorConfig::default()
     };
-    // Clients never register IDs; the registry is just the shared type.
-    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
-    Reactor::new(config, shared).map_err(|e| error("reactor", e))
+    Reactor::new(config).map_err(|e| error("reactor", e))
 }
 
 /// Runs a client's reactor to the end, with a progress bar on stderr when
@@ -753,7 +758,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
     let server = resolve(&args.host, args.port)?;
     let mut reactor = client_reactor()?;
     let slot = msg::OutcomeSlot::default();
-    let session: Box<dyn crate::proto::Session> = if args.count > 1 {
+    let session: Box<dyn crate::proto::StreamSession> = if args.count > 1 {
         let mut source = source;
         let mut payload = bytes::BytesMut::with_capacity(len as usize);
         while payload.len() < len as usize {
@@ -869,7 +874,7 @@ fn run_transfer(
     verb: &str,
     name: &str,
     server: SocketAddr,
-    session: Box<dyn crate::proto::Session>,
+    session: Box<dyn crate::proto::StreamSession>,
     slot: &tcpfile::OutcomeSlot,
     progress: &tcpfile::Progress,
     total: Option<u64>,
@@ -1023,37 +1028,37 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     };
     let slot = stopwait::OutcomeSlot::default();
     let progress = tcpfile::Progress::default();
-    let (verb, name, session, total): (&str, String, Box<dyn crate::proto::Session>, Option<u64>) =
-        match args.verb {
-            StopwaitVerb::Get => {
-                let name = args.target.clone();
-                let sink = local_sink(&name, args.output.as_deref(), args.force)?;
-                let c =
-                    stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())
-                        .with_progress(progress.clone());
-                ("get", name, Box::new(c), None)
-            }
-            StopwaitVerb::Put => {
-                let path = std::path::Path::new(&args.target);
-                let source =
-                    crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
-                let size = source.size();
-                let name = match &args.name {
-                    Some(n) => n.clone(),
-                    None => path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .ok_or_else(|| {
-                            Failure::Error(format!("{}: name it with --as", args.target))
-                        })?
-                        .to_owned(),
-                };
-                let c =
-                    stopwait::PutClient::new(&name, server, Box::new(source), config, slot.clone())
-                        .with_progress(progress.clone());
-                ("put", name, Box::new(c), size)
-            }
-        };
+    let (verb, name, session, total): (
+        &str,
+        String,
+        Box<dyn crate::proto::DatagramSession>,
+        Option<u64>,
+    ) = match args.verb {
+        StopwaitVerb::Get => {
+            let name = args.target.clone();
+            let sink = local_sink(&name, args.output.as_deref(), args.force)?;
+            let c = stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())
+                .with_progress(progress.clone());
+            ("get", name, Box::new(c), None)
+        }
+        StopwaitVerb::Put => {
+            let path = std::path::Path::new(&args.target);
+            let source =
+                crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
+            let size = source.size();
+            let name = match &args.name {
+                Some(n) => n.clone(),
+                None => path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| Failure::Error(format!("{}: name it with --as", args.target)))?
+                    .to_owned(),
+            };
+            let c = stopwait::PutClient::new(&name, server, Box::new(source), config, slot.clone())
+                .with_progress(progress.clone());
+            ("put", name, Box::new(c), size)
+        }
+    };
     let mut reactor = client_reactor()?;
     let socket = crate::reactor::udp_client_socket(server)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;

@@ -13,7 +13,7 @@ use super::load::{Count, Repeat, Run, Settle, Tracked};
 use super::plan::{MAX_STREAM_COUNT, Plan, Transport};
 use crate::cli::bench::{BenchMode, BenchProto};
 use crate::proto::data::{Sink, Source};
-use crate::proto::{Session, hello, lab, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp};
 use crate::reactor::{Reactor, udp_client_socket};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
@@ -76,6 +76,13 @@ pub enum Started {
     NothingLeft,
 }
 
+/// A client session as the reactor takes it: on a TCP connection or on a
+/// UDP socket.
+enum Client {
+    Stream(Box<dyn StreamSession>),
+    Datagram(Box<dyn DatagramSession>),
+}
+
 /// Builds sessions for one plan against one server.
 #[derive(Debug)]
 pub struct Launcher {
@@ -131,10 +138,10 @@ impl Launcher {
         }
     }
 
-    fn add(&self, reactor: &mut Reactor, session: Box<dyn Session>) -> std::io::Result<()> {
-        match self.plan.transport {
-            Transport::Tcp => reactor.connect_tcp(self.server, session).map(drop),
-            Transport::Udp => {
+    fn add(&self, reactor: &mut Reactor, session: Client) -> std::io::Result<()> {
+        match session {
+            Client::Stream(session) => reactor.connect_tcp(self.server, session).map(drop),
+            Client::Datagram(session) => {
                 let socket = udp_client_socket(self.server)?;
                 reactor
                     .add_udp_session(socket, Some(self.server), session)
@@ -145,30 +152,39 @@ impl Launcher {
 
     fn tracked(
         &self,
-        inner: Box<dyn Session>,
+        inner: Client,
         slot: usize,
         now: Instant,
         count: Count,
         settle: Settle,
-    ) -> Box<dyn Session> {
-        Box::new(Tracked::new(
-            inner,
-            self.run.clone(),
-            slot,
-            now,
-            count,
-            settle,
-        ))
+    ) -> Client {
+        let run = self.run.clone();
+        match inner {
+            Client::Stream(inner) => {
+                Client::Stream(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+            }
+            Client::Datagram(inner) => {
+                Client::Datagram(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+            }
+        }
+    }
+
+    /// `session` on the plan's transport (a client that speaks both).
+    fn on_transport<S: StreamSession + DatagramSession + 'static>(&self, session: S) -> Client {
+        match self.plan.transport {
+            Transport::Tcp => Client::Stream(Box::new(session)),
+            Transport::Udp => Client::Datagram(Box::new(session)),
+        }
     }
 
     fn start(&self, reactor: &mut Reactor, slot: usize, now: Instant) -> std::io::Result<Started> {
         let plan = &self.plan;
         let run = &self.run;
         let slots = plan.parallel as usize;
-        let session: Box<dyn Session> = match (plan.proto, plan.mode) {
+        let session = match (plan.proto, plan.mode) {
             (BenchProto::Hello, BenchMode::Rr) => {
                 let e = HelloExchange::new(run.clone(), slot, slots, plan.seed, plan.transport);
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -179,7 +195,7 @@ impl Launcher {
             (BenchProto::Lab, BenchMode::Echo) => {
                 let len = usize::try_from(plan.length).unwrap_or(usize::MAX);
                 let e = EchoExchange::new(len, plan.seed.wrapping_add(slot as u64));
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -189,7 +205,7 @@ impl Launcher {
             }
             (BenchProto::Msg, _) => {
                 let e = MsgExchange::new(u32::try_from(plan.length).unwrap_or(u32::MAX));
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -215,7 +231,7 @@ impl Launcher {
         format!("put-{slot}-{}", self.plan.name)
     }
 
-    fn hello_connect(&self, slot: usize, now: Instant) -> std::io::Result<Box<dyn Session>> {
+    fn hello_connect(&self, slot: usize, now: Instant) -> std::io::Result<Client> {
         let outcome = hello::OutcomeSlot::default();
         let mut ids = HelloExchange::new(
             self.run.clone(),
@@ -256,7 +272,8 @@ impl Launcher {
                 &format!("hello: {}", describe(other.as_ref())),
             ),
         });
-        Ok(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
+        let inner = Client::Stream(Box::new(inner));
+        Ok(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
     fn lab_transport(&self) -> lab::Transport {
@@ -268,7 +285,7 @@ impl Launcher {
         }
     }
 
-    fn lab_file(&self, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn lab_file(&self, slot: usize, now: Instant) -> Client {
         let outcome = lab::OutcomeSlot::default();
         let progress = Rc::new(Cell::new(0));
         let request = self.plan.length.to_string();
@@ -304,11 +321,11 @@ impl Launcher {
             Transport::Tcp => Count::Progress(progress),
             Transport::Udp => Count::Input,
         };
-        self.tracked(Box::new(inner), slot, now, count, settle)
+        self.tracked(self.on_transport(inner), slot, now, count, settle)
     }
 
     /// A stream that fits in what is left of the run (`-n`: N segments).
-    fn stream(&self, slot: usize, now: Instant) -> Option<Box<dyn Session>> {
+    fn stream(&self, slot: usize, now: Instant) -> Option<Client> {
         let interval_ns = self.plan.stream_interval_ns();
         let count = match (self.plan.stop.count, self.run.end_at()) {
             (Some(n), _) => n,
@@ -361,13 +378,14 @@ impl Launcher {
                 &format!("lab stream: {other:?}"),
             ),
         });
-        Some(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
+        let inner = self.on_transport(inner);
+        Some(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
-    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
         let outcome = tcpfile::OutcomeSlot::default();
         let progress = tcpfile::Progress::default();
-        let inner: Box<dyn Session> = if mode == BenchMode::Put {
+        let inner: Box<dyn StreamSession> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
                 pos: 0,
@@ -398,10 +416,16 @@ impl Launcher {
                 &format!("tcpfile: {other:?}"),
             ),
         });
-        self.tracked(inner, slot, now, Count::Progress(progress), settle)
+        self.tracked(
+            Client::Stream(inner),
+            slot,
+            now,
+            Count::Progress(progress),
+            settle,
+        )
     }
 
-    fn stopwait(&self, mode: BenchMode, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn stopwait(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
         let outcome = stopwait::OutcomeSlot::default();
         let progress = Rc::new(Cell::new(0));
         let config = stopwait::StopwaitConfig {
@@ -409,7 +433,7 @@ impl Launcher {
             tries: TRANSFER_TRIES,
             ..stopwait::StopwaitConfig::DEFAULT
         };
-        let inner: Box<dyn Session> = if mode == BenchMode::Put {
+        let inner: Box<dyn DatagramSession> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
                 pos: 0,
@@ -447,6 +471,7 @@ impl Launcher {
                 &format!("stopwait: {other:?}"),
             ),
         });
+        let inner = Client::Datagram(inner);
         self.tracked(inner, slot, now, Count::Progress(progress), settle)
     }
 
@@ -506,13 +531,10 @@ impl Launcher {
                 &format!("tftp: {other:?}"),
             ),
         });
-        let session = self.tracked(
-            Box::new(client),
-            slot,
-            now,
-            Count::Progress(progress),
-            settle,
-        );
+        let run = self.run.clone();
+        let count = Count::Progress(progress);
+        let inner: Box<dyn DatagramSession> = Box::new(client);
+        let session = Box::new(Tracked::new(inner, run, slot, now, count, settle));
         // Not connected: the server answers from a new port (its transfer ID).
         let local: SocketAddr = if self.server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()

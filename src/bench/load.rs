@@ -8,10 +8,10 @@
 //!   [`Exchange`] (request bytes, answer framing, answer check), built on
 //!   the `wire` codecs;
 //! * [`Tracked`]: wraps one existing protocol client session (a transfer,
-//!   a connection) unchanged, counts its bytes as they move, and records its
-//!   outcome when it closes;
-//! * [`Controller`]: a detached session that closes report intervals and
-//!   owns the `-t` end.
+//!   a connection; stream or datagram) unchanged, counts its bytes as they
+//!   move, and records its outcome when it closes;
+//! * [`Controller`]: a timer-only job ([`Driven`], added detached) that
+//!   closes report intervals and owns the `-t` end.
 //!
 //! They never open sockets (the driver asks the reactor) and never read
 //! the clock. The reactor is single-threaded, so shared state is `Rc` and
@@ -20,7 +20,10 @@
 
 use super::plan::Transport;
 use super::report::{IntervalReport, Recorder};
-use crate::proto::{CloseReason, Context, FileChunk, Input, Request, Session, Side, Transmit};
+use crate::proto::{
+    CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, StreamInput,
+    StreamSession, Transmit, Wake,
+};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
 use core::cell::{Cell, RefCell};
@@ -344,52 +347,68 @@ impl<E: Exchange> Repeat<E> {
     }
 }
 
-impl<E: Exchange> Session for Repeat<E> {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        let now = cx.now;
-        match input {
-            Input::Datagram { payload, .. } => {
-                if matches!(self.turn, Turn::Waiting { .. }) {
-                    let verdict = self.exchange.check(payload);
-                    self.answer(now, payload.len(), verdict);
-                }
-            }
-            Input::Stream(bytes) => {
-                self.inbox.extend_from_slice(bytes);
-                loop {
-                    match self.exchange.split(&self.inbox) {
-                        Ok(Some((used, range))) => {
-                            let verdict = match self.inbox.get(range) {
-                                Some(answer) => self.exchange.check(answer),
-                                None => Verdict::Wrong,
-                            };
-                            self.inbox.drain(..used.min(self.inbox.len()));
-                            self.answer(now, used, verdict);
-                            if matches!(self.turn, Turn::Done) {
-                                return;
-                            }
-                        }
-                        Ok(None) if self.inbox.len() <= MAX_INBOX => break,
-                        Ok(None) | Err(BadFraming) => return self.fail(now, "a malformed answer"),
-                    }
-                }
-            }
-            Input::StreamEnd => {
-                if matches!(self.turn, Turn::Waiting { .. }) {
-                    self.fail(now, "the server closed the connection");
-                } else {
-                    self.end(CloseReason::PeerClosed);
-                }
-            }
-            Input::Failed(kind) => self.fail(now, &std::io::Error::from(kind).to_string()),
+impl<E: Exchange> Repeat<E> {
+    fn on_datagram(&mut self, now: Instant, payload: &[u8]) {
+        if matches!(self.turn, Turn::Waiting { .. }) {
+            let verdict = self.exchange.check(payload);
+            self.answer(now, payload.len(), verdict);
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+    fn on_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        self.inbox.extend_from_slice(bytes);
+        loop {
+            match self.exchange.split(&self.inbox) {
+                Ok(Some((used, range))) => {
+                    let verdict = match self.inbox.get(range) {
+                        Some(answer) => self.exchange.check(answer),
+                        None => Verdict::Wrong,
+                    };
+                    self.inbox.drain(..used.min(self.inbox.len()));
+                    self.answer(now, used, verdict);
+                    if matches!(self.turn, Turn::Done) {
+                        return;
+                    }
+                }
+                Ok(None) if self.inbox.len() <= MAX_INBOX => break,
+                Ok(None) | Err(BadFraming) => return self.fail(now, "a malformed answer"),
+            }
+        }
+    }
+
+    fn on_end(&mut self, now: Instant) {
+        if matches!(self.turn, Turn::Waiting { .. }) {
+            self.fail(now, "the server closed the connection");
+        } else {
+            self.end(CloseReason::PeerClosed);
+        }
+    }
+
+    fn on_failed(&mut self, now: Instant, kind: std::io::ErrorKind) {
+        self.fail(now, &std::io::Error::from(kind).to_string());
+    }
+
+    /// Appends the next request, if one is due: its length.
+    fn next_request(&mut self, now: Instant, buf: &mut BytesMut) -> Option<usize> {
+        if !matches!(self.turn, Turn::Ready) {
+            return None;
+        }
+        if !self.run.take(now) {
+            self.end(CloseReason::Completed);
+            return None;
+        }
+        let before = buf.len();
+        self.exchange.request(self.transport, buf);
+        self.turn = Turn::Waiting {
+            sent_at: now,
+            deadline: now + self.timeout,
+        };
+        Some(buf.len() - before)
+    }
+}
+
+impl<E: Exchange> Driven for Repeat<E> {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         let now = cx.now;
         if self.run.over(now) {
             return self.end(CloseReason::Aborted);
@@ -409,31 +428,6 @@ impl<E: Exchange> Session for Repeat<E> {
         }
     }
 
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        _limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        if !matches!(self.turn, Turn::Ready) {
-            return None;
-        }
-        if !self.run.take(cx.now) {
-            self.end(CloseReason::Completed);
-            return None;
-        }
-        let before = buf.len();
-        self.exchange.request(self.transport, buf);
-        self.turn = Turn::Waiting {
-            sent_at: cx.now,
-            deadline: cx.now + self.timeout,
-        };
-        Some(Transmit {
-            to: None,
-            len: buf.len() - before,
-        })
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         let end = self.run.end_at();
         match self.turn {
@@ -443,12 +437,50 @@ impl<E: Exchange> Session for Repeat<E> {
         }
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn wake(&self) -> Wake {
+        Wake::Coarse
     }
 
-    fn is_coarse(&self) -> bool {
-        true
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl<E: Exchange> StreamSession for Repeat<E> {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        match input {
+            StreamInput::Bytes(bytes) => self.on_bytes(cx.now, bytes),
+            StreamInput::End => self.on_end(cx.now),
+            StreamInput::Failed(kind) => self.on_failed(cx.now, kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        _limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        self.next_request(cx.now, buf)
+    }
+}
+
+impl<E: Exchange> DatagramSession for Repeat<E> {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        match input {
+            DatagramInput::Datagram { payload, .. } => self.on_datagram(cx.now, payload),
+            DatagramInput::Failed { kind, .. } => self.on_failed(cx.now, kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        _limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        let len = self.next_request(cx.now, buf)?;
+        Some(Transmit::new(None, len))
     }
 }
 
@@ -472,8 +504,12 @@ pub type Settle = Box<dyn FnOnce(&Run, Instant, Duration) -> bool>;
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(10);
 
 /// One protocol client session, unchanged, measured. See the module docs.
-pub struct Tracked {
-    inner: Box<dyn Session>,
+///
+/// Generic over the wrapped session's kind: `Tracked<dyn StreamSession>`
+/// is a stream session and `Tracked<dyn DatagramSession>` a datagram one;
+/// everything but the transport's own calls is written once, here.
+pub struct Tracked<S: ?Sized> {
+    inner: Box<S>,
     run: Rc<Run>,
     slot: usize,
     started: Instant,
@@ -487,7 +523,7 @@ pub struct Tracked {
     backoff: Option<(Instant, CloseReason)>,
 }
 
-impl core::fmt::Debug for Tracked {
+impl<S: ?Sized> core::fmt::Debug for Tracked<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Tracked")
             .field("slot", &self.slot)
@@ -496,10 +532,10 @@ impl core::fmt::Debug for Tracked {
     }
 }
 
-impl Tracked {
+impl<S: Driven + ?Sized> Tracked<S> {
     /// Wraps `inner`, started at `started` in `slot` (claimed by the caller).
     pub fn new(
-        inner: Box<dyn Session>,
+        inner: Box<S>,
         run: Rc<Run>,
         slot: usize,
         started: Instant,
@@ -546,37 +582,38 @@ impl Tracked {
             self.run.release_slot(self.slot);
         }
     }
-}
 
-impl Session for Tracked {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    /// `handle_input` on either transport: `moved` is what the input
+    /// carries (packets, bytes) for [`Count::Input`], `failed` whether the
+    /// endpoint failed, and `feed` passes the input on.
+    fn input(
+        &mut self,
+        cx: &mut Context,
+        moved: Option<(u64, u64)>,
+        failed: bool,
+        feed: impl FnOnce(&mut S, &mut Context),
+    ) {
         if self.done {
             return;
         }
         if self.run.over(cx.now) {
             return self.abandon();
         }
-        if matches!(self.count, Count::Input) {
+        if matches!(self.count, Count::Input)
+            && let Some((packets, bytes)) = moved
+        {
             let mut rec = self.run.recorder.borrow_mut();
-            match input {
-                Input::Datagram { payload, .. } => {
-                    rec.add_packets(cx.now, 1);
-                    rec.add_bytes(cx.now, payload.len() as u64);
-                }
-                Input::Stream(bytes) => rec.add_bytes(cx.now, bytes.len() as u64),
-                Input::StreamEnd | Input::Failed(_) => {}
+            if packets > 0 {
+                rec.add_packets(cx.now, packets);
             }
+            rec.add_bytes(cx.now, bytes);
         }
-        self.inner.handle_input(cx, input);
+        feed(&mut self.inner, cx);
         self.sync_progress(cx.now);
-        if let Input::Failed(_) = input {
+        if failed {
             // A failed TCP socket is freed right after this call, without
-            // asking for requests: settle now, and give the slot back now.
-            let _ = self.inner.poll_request();
+            // asking for its end: settle now, and give the slot back now.
+            let _ = self.inner.poll_close();
             self.done = true;
             if let Some(settle) = self.settle.take()
                 && !self.run.over(cx.now)
@@ -588,7 +625,19 @@ impl Session for Tracked {
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+    /// `poll_transmit` on either transport, through `pull`.
+    fn transmit<T>(&mut self, now: Instant, pull: impl FnOnce(&mut S) -> Option<T>) -> Option<T> {
+        if self.done {
+            return None;
+        }
+        let t = pull(&mut self.inner);
+        self.sync_progress(now);
+        t
+    }
+}
+
+impl<S: Driven + ?Sized> Driven for Tracked<S> {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         if self
             .backoff
             .as_ref()
@@ -602,20 +651,6 @@ impl Session for Tracked {
         }
         self.inner.handle_timeout(cx);
         self.sync_progress(cx.now);
-    }
-
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        if self.done {
-            return None;
-        }
-        let t = self.inner.poll_transmit(cx, limit, buf);
-        self.sync_progress(cx.now);
-        t
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -632,15 +667,23 @@ impl Session for Tracked {
         }
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
+    fn wake(&self) -> Wake {
+        // Done, only the backoff is left: it need not be punctual.
+        if self.done {
+            Wake::Coarse
+        } else {
+            self.inner.wake()
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
         if let Some(reason) = self.close.take() {
-            return Some(Request::Close(reason));
+            return Some(reason);
         }
         if self.done {
             return None;
         }
-        let request = self.inner.poll_request()?;
-        let Request::Close(reason) = request;
+        let reason = self.inner.poll_close()?;
         self.done = true;
         let now = self.now;
         let succeeded = match self.settle.take() {
@@ -655,11 +698,31 @@ impl Session for Tracked {
             return None;
         }
         self.run.release_slot(self.slot);
-        Some(Request::Close(reason))
+        Some(reason)
     }
 
     fn wants_input(&self) -> bool {
         self.done || self.inner.wants_input()
+    }
+}
+
+impl StreamSession for Tracked<dyn StreamSession> {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        let moved = match input {
+            StreamInput::Bytes(bytes) => Some((0, bytes.len() as u64)),
+            StreamInput::End | StreamInput::Failed(_) => None,
+        };
+        let failed = matches!(input, StreamInput::Failed(_));
+        self.input(cx, moved, failed, |inner, cx| inner.handle_input(cx, input));
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        self.transmit(cx.now, |inner| inner.poll_transmit(cx, limit, buf))
     }
 
     fn poll_file(&mut self) -> Option<FileChunk> {
@@ -670,19 +733,32 @@ impl Session for Tracked {
         }
     }
 
-    fn advance_file(&mut self, cx: &mut Context<'_>, n: u64) {
+    fn advance_file(&mut self, cx: &mut Context, n: u64) {
         if !self.done {
             self.inner.advance_file(cx, n);
             self.sync_progress(cx.now);
         }
     }
+}
 
-    fn is_paced(&self) -> bool {
-        !self.done && self.inner.is_paced()
+impl DatagramSession for Tracked<dyn DatagramSession> {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        let moved = match input {
+            DatagramInput::Datagram { payload, .. } => Some((1, payload.len() as u64)),
+            DatagramInput::Failed { .. } => None,
+        };
+        let failed = matches!(input, DatagramInput::Failed { .. });
+        self.input(cx, moved, failed, |inner, cx| inner.handle_input(cx, input));
     }
 
-    fn is_coarse(&self) -> bool {
-        self.done || self.inner.is_coarse()
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        let now = cx.now;
+        self.transmit(now, |inner| inner.poll_transmit(cx, limit, buf))
     }
 }
 
@@ -690,7 +766,8 @@ impl Session for Tracked {
 /// the driver, which closes the last one of a count-bounded run).
 pub type OnInterval = Rc<RefCell<dyn FnMut(&IntervalReport)>>;
 
-/// The detached session that closes intervals and owns the `-t` end.
+/// The timer-only job (added detached) that closes intervals and owns
+/// the `-t` end.
 pub struct Controller {
     run: Rc<Run>,
     on_interval: OnInterval,
@@ -736,14 +813,8 @@ impl Controller {
     }
 }
 
-impl Session for Controller {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, _cx: &mut Context<'_>, _input: Input<'_>) {}
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+impl Driven for Controller {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         if self.done {
             return;
         }
@@ -754,15 +825,6 @@ impl Session for Controller {
             self.done = true;
             self.close = Some(CloseReason::Completed);
         }
-    }
-
-    fn poll_transmit(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _limit: usize,
-        _buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        None
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -776,8 +838,8 @@ impl Session for Controller {
         }
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
     }
 }
 
@@ -787,7 +849,7 @@ mod tests {
 
     use super::*;
     use crate::bench::exchange::EchoExchange;
-    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::proto::testing::{at, cx, drain_joined, drain_tx, feed_datagram};
     use std::net::SocketAddr;
 
     fn peer() -> SocketAddr {
@@ -815,50 +877,38 @@ mod tests {
         )
     }
 
-    fn answer(s: &mut dyn Session, sh: &mut crate::proto::Shared, ms: u64, bytes: &[u8]) {
-        let input = Input::Datagram {
-            from: peer(),
-            payload: bytes,
-            kernel_ns: None,
-        };
-        feed(s, sh, at(ms), peer(), input);
+    fn answer(s: &mut dyn DatagramSession, ms: u64, bytes: &[u8]) {
+        feed_datagram(s, at(ms), peer(), bytes);
     }
 
-    fn timeout(s: &mut dyn Session, sh: &mut crate::proto::Shared, ms: u64) {
-        let mut cx = Context {
-            now: at(ms),
-            tag: crate::proto::Tag { key: 0, peer: None },
-            shared: sh,
-        };
-        s.handle_timeout(&mut cx);
+    fn timeout(s: &mut dyn Driven, ms: u64) {
+        s.handle_timeout(&mut cx(at(ms), None));
+    }
+
+    /// Every end the session reports now (at most a few: each is taken).
+    fn closes(s: &mut dyn Driven) -> Vec<CloseReason> {
+        core::iter::from_fn(|| s.poll_close()).take(4).collect()
     }
 
     #[test]
     fn repeat_counts_answers_and_stops_at_the_budget() {
-        let mut sh = shared(Duration::ZERO, 0);
         let r = run(None, Some(2));
         let mut s = echo(&r, Transport::Udp);
-        let request = drain_tx(&mut s, &mut sh, at(1));
+        let request = drain_joined(&mut s, at(1));
         assert_eq!(request.len(), 8);
-        answer(&mut s, &mut sh, 2, b"wrong!!!");
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::Aborted)]
-        );
+        answer(&mut s, 2, b"wrong!!!");
+        assert_eq!(closes(&mut s), vec![CloseReason::Aborted]);
         assert_eq!(r.active(), 0, "a wrong answer frees the slot");
 
         let r = run(None, Some(2));
         let mut s = echo(&r, Transport::Udp);
         for ms in [1, 3] {
-            let request = drain_tx(&mut s, &mut sh, at(ms));
-            answer(&mut s, &mut sh, ms + 1, &request);
+            let request = drain_joined(&mut s, at(ms));
+            answer(&mut s, ms + 1, &request);
         }
         // The budget is spent: the next poll closes instead of sending.
-        assert!(drain_tx(&mut s, &mut sh, at(5)).is_empty());
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert!(drain_joined(&mut s, at(5)).is_empty());
+        assert_eq!(closes(&mut s), vec![CloseReason::Completed]);
         let summary = r.recorder.borrow_mut().finish(at(5));
         assert_eq!(summary.figures.requests, 2);
         assert_eq!(summary.figures.bytes, 16);
@@ -868,45 +918,37 @@ mod tests {
 
     #[test]
     fn repeat_timeouts_resend_over_udp_and_close_over_tcp() {
-        let mut sh = shared(Duration::ZERO, 0);
         let r = run(None, None);
         let mut s = echo(&r, Transport::Udp);
-        let first = drain_tx(&mut s, &mut sh, at(0));
+        let first = drain_joined(&mut s, at(0));
         assert_eq!(s.poll_timeout(), Some(at(100)));
-        timeout(&mut s, &mut sh, 100);
-        assert_eq!(drain_tx(&mut s, &mut sh, at(100)), first, "a new request");
+        timeout(&mut s, 100);
+        assert_eq!(drain_joined(&mut s, at(100)), first, "a new request");
         // The late answer to the first counts for the second: same bytes.
-        answer(&mut s, &mut sh, 101, &first);
+        answer(&mut s, 101, &first);
         let summary = r.recorder.borrow_mut().finish(at(101));
         assert_eq!((summary.figures.timeouts, summary.figures.requests), (1, 1));
 
         let r = run(None, None);
         let mut s = echo(&r, Transport::Tcp);
-        let _ = drain_tx(&mut s, &mut sh, at(0));
-        timeout(&mut s, &mut sh, 100);
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::TimedOut { tries: 1 })]
-        );
+        let _ = drain_tx(&mut s, at(0));
+        timeout(&mut s, 100);
+        assert_eq!(closes(&mut s), vec![CloseReason::TimedOut { tries: 1 }]);
         assert_eq!(r.active(), 0);
     }
 
     #[test]
     fn nothing_is_recorded_at_the_end() {
-        let mut sh = shared(Duration::ZERO, 0);
         let r = run(Some(50), None);
         let mut s = echo(&r, Transport::Udp);
-        let request = drain_tx(&mut s, &mut sh, at(0));
+        let request = drain_joined(&mut s, at(0));
         assert_eq!(
             s.poll_timeout(),
             Some(at(50)),
             "the end comes before the timeout"
         );
-        answer(&mut s, &mut sh, 50, &request);
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::Aborted)]
-        );
+        answer(&mut s, 50, &request);
+        assert_eq!(closes(&mut s), vec![CloseReason::Aborted]);
         let summary = r.recorder.borrow_mut().finish(at(50));
         assert_eq!(summary.figures.requests, 0);
         assert!(!r.may_start(at(50)));
@@ -918,39 +960,33 @@ mod tests {
         asked: bool,
     }
 
-    impl Session for Refused {
-        fn side(&self) -> Side {
-            Side::Client
+    impl Driven for Refused {
+        fn poll_close(&mut self) -> Option<CloseReason> {
+            (!core::mem::replace(&mut self.asked, true)).then_some(CloseReason::Completed)
         }
-        fn handle_input(&mut self, _cx: &mut Context<'_>, _input: Input<'_>) {}
-        fn handle_timeout(&mut self, _cx: &mut Context<'_>) {}
+    }
+
+    impl DatagramSession for Refused {
+        fn handle_input(&mut self, _cx: &mut Context, _input: DatagramInput<'_>) {}
         fn poll_transmit(
             &mut self,
-            _: &mut Context<'_>,
+            _: &mut Context,
             _: usize,
             _: &mut BytesMut,
         ) -> Option<Transmit> {
             None
         }
-        fn poll_timeout(&self) -> Option<Instant> {
-            None
-        }
-        fn poll_request(&mut self) -> Option<Request> {
-            (!core::mem::replace(&mut self.asked, true))
-                .then_some(Request::Close(CloseReason::Completed))
-        }
     }
 
     #[test]
     fn a_failed_transfer_holds_its_slot_for_the_backoff() {
-        let mut sh = shared(Duration::ZERO, 0);
         let r = run(None, None);
         let slot = r.claim_slot().unwrap();
         let settle: Settle = Box::new(|run, now, _| {
             run.recorder.borrow_mut().add_error(now);
             false
         });
-        let mut s = Tracked::new(
+        let mut s = Tracked::<dyn DatagramSession>::new(
             Box::new(Refused::default()),
             r.clone(),
             slot,
@@ -958,15 +994,12 @@ mod tests {
             Count::Input,
             settle,
         );
-        timeout(&mut s, &mut sh, 1);
-        assert!(drain_requests(&mut s).is_empty(), "held, not closed");
+        timeout(&mut s, 1);
+        assert!(closes(&mut s).is_empty(), "held, not closed");
         assert_eq!(r.active(), 1);
         assert_eq!(s.poll_timeout(), Some(at(1) + RETRY_BACKOFF));
-        timeout(&mut s, &mut sh, 11);
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        timeout(&mut s, 11);
+        assert_eq!(closes(&mut s), vec![CloseReason::Completed]);
         assert_eq!(r.active(), 0);
         assert_eq!(r.recorder.borrow_mut().finish(at(11)).figures.errors, 1);
     }

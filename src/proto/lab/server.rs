@@ -5,10 +5,10 @@
 //!   after which the connection closes (end of transmission is EOF).
 //!   Output is produced only as the reactor asks for it, so a 123 MB file
 //!   never sits in memory and never blocks other sessions.
-//! * **UDP**: echo is answered statelessly by [`LabAcceptor`]; a file or a
-//!   stream gets a per-peer [`LabDatagrams`] session on the same socket,
-//!   which sends as the schedule and the peer's send budget
-//!   (`proto::budget`) allow.
+//! * **UDP**: echo is answered statelessly by [`LabDatagramAcceptor`]; a
+//!   file or a stream gets a per-peer [`LabDatagrams`] session on the same
+//!   socket, which sends as the schedule and the peer's send budget
+//!   (`proto::budget`, a [`SharedBudget`] the acceptor lends it) allow.
 //!
 //! Error lines: `ERROR file too large: limit <file_max>` (the spec's exact
 //! text) and `ERROR <reason>` for malformed requests; over TCP the
@@ -22,9 +22,11 @@
 
 use super::LabConfig;
 use super::schedule::Schedule;
+use crate::proto::budget::SharedBudget;
 use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+    Admission, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession, Driven,
+    StreamAcceptor, StreamInput, StreamSession, Transmit, Wake,
 };
 use crate::time::Instant;
 use crate::wire::lab::{
@@ -158,7 +160,7 @@ impl LabStream {
     }
 
     /// Handles the request lines at the front of `buf`; returns bytes used.
-    fn handle_lines(&mut self, cx: &Context<'_>, buf: &[u8]) -> usize {
+    fn handle_lines(&mut self, cx: &Context, buf: &[u8]) -> usize {
         let mut pos = 0;
         while matches!(self.job, Job::Lines) {
             let l = match line::split(&buf[pos..], self.config.line_max) {
@@ -217,42 +219,8 @@ impl LabStream {
     }
 }
 
-impl Session for LabStream {
-    fn side(&self) -> Side {
-        Side::Server
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        self.now = cx.now;
-        // Bytes after a file or stream request are dropped: no progress.
-        if let Input::Stream(bytes) = input
-            && !bytes.is_empty()
-            && matches!(self.job, Job::Lines)
-        {
-            self.timer.touch(cx.now);
-            self.read_lines(cx, bytes);
-            if matches!(self.job, Job::Lines) && !self.partial.is_empty() {
-                self.timer.begin_request(cx.now);
-            }
-            return;
-        }
-        match input {
-            // After a file or stream request the rest of the input is
-            // ignored (read and dropped, so closing never resets).
-            Input::Stream(_) => {}
-            Input::StreamEnd => {
-                // A client that half-closes after its request still gets
-                // the file or stream; an idle one is done.
-                if matches!(self.job, Job::Lines) {
-                    self.finish(CloseReason::PeerClosed);
-                }
-            }
-            Input::Failed(_) => self.finish(CloseReason::Aborted),
-            Input::Datagram { .. } => {}
-        }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+impl Driven for LabStream {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         self.now = cx.now;
         if matches!(self.job, Job::Done) {
             return;
@@ -267,19 +235,6 @@ impl Session for LabStream {
         }
     }
 
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        let sent = self.transmit(cx, limit, buf);
-        if sent.is_some() {
-            self.timer.touch(cx.now);
-        }
-        sent
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         if matches!(self.job, Job::Done) {
             return None;
@@ -290,36 +245,84 @@ impl Session for LabStream {
         }
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    /// The idle and request limits may fire a little late, never early;
+    /// a stream's own schedule, when it is the earlier deadline, is worth
+    /// a spin.
+    fn wake(&self) -> Wake {
+        let Job::Stream { schedule, .. } = &self.job else {
+            return Wake::Coarse;
+        };
+        let idle_first = self
+            .timer
+            .poll_timeout()
+            .zip(self.schedule_deadline())
+            .is_some_and(|(t, at)| t < at);
+        if idle_first {
+            Wake::Coarse
+        } else if schedule.is_paced() {
+            Wake::Paced
+        } else {
+            Wake::Exact
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
     }
 
     /// Stop reading while echo answers pile up unread.
     fn wants_input(&self) -> bool {
         self.out.len() < self.config.line_max.max(64 * 1024)
     }
+}
 
-    /// The stream's own schedule is worth a spin; the idle limit, when it
-    /// is the earlier deadline, is not.
-    fn is_paced(&self) -> bool {
-        matches!(&self.job, Job::Stream { schedule, .. } if schedule.is_paced())
-            && !self.is_coarse()
+impl StreamSession for LabStream {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        self.now = cx.now;
+        // Bytes after a file or stream request are dropped: no progress.
+        if let StreamInput::Bytes(bytes) = input
+            && !bytes.is_empty()
+            && matches!(self.job, Job::Lines)
+        {
+            self.timer.touch(cx.now);
+            self.read_lines(cx, bytes);
+            if matches!(self.job, Job::Lines) && !self.partial.is_empty() {
+                self.timer.begin_request(cx.now);
+            }
+            return;
+        }
+        match input {
+            // After a file or stream request the rest of the input is
+            // ignored (read and dropped, so closing never resets).
+            StreamInput::Bytes(_) => {}
+            StreamInput::End => {
+                // A client that half-closes after its request still gets
+                // the file or stream; an idle one is done.
+                if matches!(self.job, Job::Lines) {
+                    self.finish(CloseReason::PeerClosed);
+                }
+            }
+            StreamInput::Failed(_) => self.finish(CloseReason::Aborted),
+        }
     }
 
-    /// The idle and request limits may fire a little late, never early.
-    fn is_coarse(&self) -> bool {
-        !matches!(self.job, Job::Stream { .. })
-            || self
-                .timer
-                .poll_timeout()
-                .zip(self.schedule_deadline())
-                .is_some_and(|(t, at)| t < at)
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        let sent = self.transmit(cx, limit, buf);
+        if sent.is_some() {
+            self.timer.touch(cx.now);
+        }
+        sent
     }
 }
 
 impl LabStream {
     /// Handles request-line bytes, joined with any partial line kept.
-    fn read_lines(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+    fn read_lines(&mut self, cx: &Context, bytes: &[u8]) {
         if self.partial.is_empty() {
             let used = self.handle_lines(cx, bytes);
             if matches!(self.job, Job::Lines) {
@@ -344,12 +347,7 @@ impl LabStream {
     }
 
     /// The output of `poll_transmit`, before progress is noted.
-    fn transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    fn transmit(&mut self, cx: &Context, limit: usize, buf: &mut BytesMut) -> Option<usize> {
         self.now = cx.now;
         if limit == 0 {
             return None;
@@ -357,7 +355,7 @@ impl LabStream {
         if !self.out.is_empty() {
             let len = self.out.len().min(limit);
             buf.extend_from_slice(&self.out.split_to(len));
-            return Some(Transmit { to: None, len });
+            return Some(len);
         }
         let len = match &mut self.job {
             Job::Lines | Job::Done => return None,
@@ -393,7 +391,7 @@ impl LabStream {
                 n
             }
         };
-        Some(Transmit { to: None, len })
+        Some(len)
     }
 }
 
@@ -429,6 +427,8 @@ enum UdpJob {
 pub struct LabDatagrams {
     config: LabConfig,
     peer: SocketAddr,
+    /// The process-wide send budget for unvalidated peers.
+    budget: SharedBudget,
     job: UdpJob,
     /// Answers to datagrams that arrived while the job runs.
     replies: VecDeque<Vec<u8>>,
@@ -439,10 +439,17 @@ pub struct LabDatagrams {
 }
 
 impl LabDatagrams {
-    fn new(config: LabConfig, peer: SocketAddr, job: UdpJob, now: Instant) -> Self {
+    fn new(
+        config: LabConfig,
+        budget: SharedBudget,
+        peer: SocketAddr,
+        job: UdpJob,
+        now: Instant,
+    ) -> Self {
         Self {
             config,
             peer,
+            budget,
             job,
             replies: VecDeque::new(),
             blocked_until: None,
@@ -451,10 +458,17 @@ impl LabDatagrams {
         }
     }
 
-    /// A generated file of `len` bytes for `peer`.
-    pub fn file(config: LabConfig, peer: SocketAddr, len: u64, now: Instant) -> Self {
+    /// A generated file of `len` bytes for `peer`, sent within `budget`.
+    pub fn file(
+        config: LabConfig,
+        budget: SharedBudget,
+        peer: SocketAddr,
+        len: u64,
+        now: Instant,
+    ) -> Self {
         Self::new(
             config,
+            budget,
             peer,
             UdpJob::File {
                 ready_sent: false,
@@ -465,23 +479,29 @@ impl LabDatagrams {
         )
     }
 
-    /// A stream for `peer`, starting at `now`.
-    pub fn stream(config: LabConfig, peer: SocketAddr, spec: StreamSpec, now: Instant) -> Self {
+    /// A stream for `peer`, starting at `now`, sent within `budget`.
+    pub fn stream(
+        config: LabConfig,
+        budget: SharedBudget,
+        peer: SocketAddr,
+        spec: StreamSpec,
+        now: Instant,
+    ) -> Self {
         let count = spec.count.min(config.stream_max_count);
         let job = UdpJob::Stream {
             schedule: Schedule::new(now, spec.interval_ns, count),
             size: spec.size,
         };
-        Self::new(config, peer, job, now)
+        Self::new(config, budget, peer, job, now)
     }
 
     /// Takes `len` bytes from the peer's budget, or notes when to retry.
-    fn budget(&mut self, cx: &mut Context<'_>, len: usize) -> bool {
-        match cx
-            .shared
-            .udp_budget
-            .take(self.peer.ip(), len as u64, cx.now)
-        {
+    fn budget(&mut self, cx: &Context, len: usize) -> bool {
+        let taken = self
+            .budget
+            .borrow_mut()
+            .take(self.peer.ip(), len as u64, cx.now);
+        match taken {
             Ok(()) => {
                 self.blocked_until = None;
                 true
@@ -494,14 +514,52 @@ impl LabDatagrams {
     }
 }
 
-impl Session for LabDatagrams {
-    fn side(&self) -> Side {
-        Side::Server
+impl Driven for LabDatagrams {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.now = cx.now;
+        if self.blocked_until.is_some_and(|at| at <= cx.now) {
+            self.blocked_until = None;
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        let next = match &self.job {
+            UdpJob::Stream { schedule, .. } => schedule.next_due().filter(|&at| at > self.now),
+            _ => None,
+        };
+        match (self.blocked_until, next) {
+            (Some(b), Some(n)) => Some(b.max(n)),
+            (Some(b), None) => Some(b),
+            (None, n) => n,
+        }
+    }
+
+    /// A paced stream's schedule is worth a spin; waiting for budget
+    /// tokens is not.
+    fn wake(&self) -> Wake {
+        if matches!(&self.job, UdpJob::Stream { schedule, .. } if schedule.is_paced())
+            && self.blocked_until.is_none()
+        {
+            Wake::Paced
+        } else {
+            Wake::Exact
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        // Close only once the queued replies are out.
+        if self.replies.is_empty() {
+            self.close.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl DatagramSession for LabDatagrams {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
         self.now = cx.now;
-        let Input::Datagram { payload, .. } = input else {
+        let DatagramInput::Datagram { payload, .. } = input else {
             return;
         };
         if payload.is_empty() || self.replies.len() >= 64 {
@@ -520,16 +578,9 @@ impl Session for LabDatagrams {
         self.replies.push_back(reply);
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        self.now = cx.now;
-        if self.blocked_until.is_some_and(|at| at <= cx.now) {
-            self.blocked_until = None;
-        }
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
@@ -537,10 +588,7 @@ impl Session for LabDatagrams {
         let to = Some(self.peer);
         if let Some(reply) = self.replies.pop_front() {
             buf.extend_from_slice(&reply);
-            return Some(Transmit {
-                to,
-                len: reply.len(),
-            });
+            return Some(Transmit::new(to, reply.len()));
         }
         if self.blocked_until.is_some_and(|at| at > cx.now) {
             return None;
@@ -599,33 +647,7 @@ impl Session for LabDatagrams {
             }
             _ => return None,
         }
-        Some(Transmit { to, len })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let next = match &self.job {
-            UdpJob::Stream { schedule, .. } => schedule.next_due().filter(|&at| at > self.now),
-            _ => None,
-        };
-        match (self.blocked_until, next) {
-            (Some(b), Some(n)) => Some(b.max(n)),
-            (Some(b), None) => Some(b),
-            (None, n) => n,
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        // Close only once the queued replies are out.
-        if self.replies.is_empty() {
-            self.close.take().map(Request::Close)
-        } else {
-            None
-        }
-    }
-
-    fn is_paced(&self) -> bool {
-        matches!(&self.job, UdpJob::Stream { schedule, .. } if schedule.is_paced())
-            && self.blocked_until.is_none()
+        Some(Transmit::new(to, len))
     }
 }
 
@@ -641,14 +663,14 @@ impl LabDatagrams {
     }
 }
 
-/// The acceptor on lab's TCP listener and UDP socket.
+/// The acceptor on lab's TCP listener.
 #[derive(Debug, Default)]
-pub struct LabAcceptor {
+pub struct LabStreamAcceptor {
     config: LabConfig,
     timeouts: TcpTimeouts,
 }
 
-impl LabAcceptor {
+impl LabStreamAcceptor {
     /// An acceptor with these limits.
     pub fn new(config: LabConfig) -> Self {
         Self {
@@ -666,18 +688,39 @@ impl LabAcceptor {
     }
 }
 
-impl Acceptor for LabAcceptor {
-    fn accept_stream(
-        &mut self,
-        cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
+/// No timers of its own.
+impl Driven for LabStreamAcceptor {}
+
+impl StreamAcceptor for LabStreamAcceptor {
+    fn accept(&mut self, cx: &mut Context, _peer: SocketAddr) -> Option<Box<dyn StreamSession>> {
         Some(Box::new(LabStream::new(self.config, cx.now, self.timeouts)))
     }
+}
 
-    fn accept_datagram(
+/// The acceptor on lab's UDP socket: echo and refusals are answered at
+/// once; a file or a stream gets a session.
+#[derive(Debug)]
+pub struct LabDatagramAcceptor {
+    config: LabConfig,
+    budget: SharedBudget,
+}
+
+impl LabDatagramAcceptor {
+    /// An acceptor with these limits, whose files and streams draw on
+    /// `budget` (the one every UDP protocol of the process shares).
+    pub fn new(config: LabConfig, budget: SharedBudget) -> Self {
+        Self { config, budget }
+    }
+}
+
+/// No timers of its own: a session waiting for budget tokens keeps its
+/// own deadline.
+impl Driven for LabDatagramAcceptor {}
+
+impl DatagramAcceptor for LabDatagramAcceptor {
+    fn accept(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         from: SocketAddr,
         payload: &[u8],
         reply: &mut BytesMut,
@@ -700,7 +743,13 @@ impl Acceptor for LabAcceptor {
             }
             Ok(LabRequest::File(n)) => {
                 debug!("{} udp file of {n} bytes", cx.tag);
-                Admission::Shared(Box::new(LabDatagrams::file(self.config, from, n, cx.now)))
+                Admission::shared(Box::new(LabDatagrams::file(
+                    self.config,
+                    self.budget.clone(),
+                    from,
+                    n,
+                    cx.now,
+                )))
             }
             Ok(LabRequest::Stream(spec)) if spec.size > LabConfig::UDP_SEGMENT_MAX => refuse(
                 reply,
@@ -714,8 +763,9 @@ impl Acceptor for LabAcceptor {
                     "{} udp stream of {} × {} B every {} ns",
                     cx.tag, spec.count, spec.size, spec.interval_ns
                 );
-                Admission::Shared(Box::new(LabDatagrams::stream(
+                Admission::shared(Box::new(LabDatagrams::stream(
                     self.config,
+                    self.budget.clone(),
                     from,
                     spec,
                     cx.now,
@@ -729,10 +779,10 @@ impl Acceptor for LabAcceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::budget::{BudgetConfig, UdpBudget};
+    use crate::proto::Admit;
+    use crate::proto::budget::{self, BudgetConfig};
     use crate::proto::idle::testing::timed_out_by;
-    use crate::proto::testing::{drain_requests, drain_tx, feed, shared};
-    use crate::proto::{Shared, Tag};
+    use crate::proto::testing::{cx, drain_datagrams, drain_tx, feed, feed_datagram};
     use crate::time::Duration;
     use crate::wire::lab::check_pattern;
 
@@ -744,8 +794,9 @@ mod tests {
         "127.0.0.1:40000".parse().unwrap()
     }
 
-    fn sh() -> Shared {
-        shared(Duration::from_secs(30), 10)
+    /// The default budget (loopback peers are exempt from it).
+    fn sh() -> SharedBudget {
+        budget::shared(BudgetConfig::default())
     }
 
     /// Segment headers `(seq, sched_ns)` found in a TCP byte stream.
@@ -761,42 +812,33 @@ mod tests {
 
     #[test]
     fn tcp_stream_follows_the_absolute_grid_and_catches_up() {
-        let mut s = sh();
         let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
-            &mut s,
             us(1_000),
             peer(),
-            Input::Stream(b"stream-0.1-5-20\n"),
+            StreamInput::Bytes(b"stream-0.1-5-20\n"),
         );
-        assert!(stream.is_paced());
-        assert_eq!(
-            headers(&drain_tx(&mut stream, &mut s, us(1_000)), 20),
-            vec![(0, 0)]
-        );
+        assert_eq!(stream.wake(), Wake::Paced);
+        assert_eq!(headers(&drain_tx(&mut stream, us(1_000)), 20), vec![(0, 0)]);
         assert_eq!(stream.poll_timeout(), Some(us(1_100)));
         // Not a nanosecond early.
         let early = Instant::from_nanos(us(1_100).as_nanos() - 1);
-        assert_eq!(drain_tx(&mut stream, &mut s, early), b"");
+        assert_eq!(drain_tx(&mut stream, early), b"");
         assert_eq!(
-            headers(&drain_tx(&mut stream, &mut s, us(1_100)), 20),
+            headers(&drain_tx(&mut stream, us(1_100)), 20),
             vec![(1, 100_000)]
         );
         // Woken 250 µs late: every due segment, each with its own stamp.
         assert_eq!(
-            headers(&drain_tx(&mut stream, &mut s, us(1_450)), 20),
+            headers(&drain_tx(&mut stream, us(1_450)), 20),
             vec![(2, 200_000), (3, 300_000), (4, 400_000)]
         );
-        assert_eq!(
-            drain_requests(&mut stream),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(stream.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn tcp_stream_count_is_capped() {
-        let mut s = sh();
         let config = LabConfig {
             stream_max_count: 3,
             ..LabConfig::default()
@@ -804,76 +846,54 @@ mod tests {
         let mut stream = LabStream::new(config, us(0), TcpTimeouts::default());
         feed(
             &mut stream,
-            &mut s,
             us(0),
             peer(),
-            Input::Stream(b"stream-0-20000-16\n"),
+            StreamInput::Bytes(b"stream-0-20000-16\n"),
         );
-        assert_eq!(headers(&drain_tx(&mut stream, &mut s, us(0)), 16).len(), 3);
+        assert_eq!(headers(&drain_tx(&mut stream, us(0)), 16).len(), 3);
     }
 
     #[test]
     fn tcp_file_is_ready_line_then_exactly_n_pattern_bytes_in_any_pieces() {
-        let mut s = sh();
         let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
-        feed(
-            &mut stream,
-            &mut s,
-            us(0),
-            peer(),
-            Input::Stream(b"100000\n"),
-        );
-        let mut cx = Context {
-            now: us(0),
-            tag: Tag { key: 0, peer: None },
-            shared: &mut s,
-        };
+        feed(&mut stream, us(0), peer(), StreamInput::Bytes(b"100000\n"));
+        let mut cx = cx(us(0), None);
         let mut out = BytesMut::new();
-        while let Some(t) = stream.poll_transmit(&mut cx, 7_777, &mut out) {
-            assert!(t.len <= 7_777);
+        while let Some(len) = stream.poll_transmit(&mut cx, 7_777, &mut out) {
+            assert!(len <= 7_777);
         }
         assert!(out.starts_with(b"READY 100000\n"));
         let data = &out[13..];
         assert_eq!(data.len(), 100_000);
         assert_eq!(check_pattern(0, data), None);
-        assert_eq!(
-            drain_requests(&mut stream),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(stream.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn tcp_echo_is_byte_for_byte_and_keeps_the_connection() {
-        let mut s = sh();
         let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
-            &mut s,
             us(0),
             peer(),
-            Input::Stream(b"hi there\r\n+5\n"),
+            StreamInput::Bytes(b"hi there\r\n+5\n"),
         );
-        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b" 7"));
-        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b"\n"));
-        assert_eq!(
-            drain_tx(&mut stream, &mut s, us(0)),
-            b"hi there\r\n+5\n 7\n"
-        );
-        assert!(drain_requests(&mut stream).is_empty());
+        feed(&mut stream, us(0), peer(), StreamInput::Bytes(b" 7"));
+        feed(&mut stream, us(0), peer(), StreamInput::Bytes(b"\n"));
+        assert_eq!(drain_tx(&mut stream, us(0)), b"hi there\r\n+5\n 7\n");
+        assert_eq!(stream.poll_close(), None);
     }
 
     #[test]
     fn tcp_error_lines_are_exact_and_keep_the_connection() {
-        let mut s = sh();
         let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
-            &mut s,
             us(0),
             peer(),
-            Input::Stream(b"123456790\nstream-1-1-15\nstream-x\n0\n"),
+            StreamInput::Bytes(b"123456790\nstream-1-1-15\nstream-x\n0\n"),
         );
-        let out = drain_tx(&mut stream, &mut s, us(0));
+        let out = drain_tx(&mut stream, us(0));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "ERROR file too large: limit 123456789\n\
@@ -881,197 +901,136 @@ mod tests {
              ERROR bad stream request: expected stream-<interval_ms>-<count>-<size>\n\
              ERROR bad file request: size must be at least 1\n"
         );
-        assert!(drain_requests(&mut stream).is_empty());
+        assert_eq!(stream.poll_close(), None);
         // The limit is exactly file_max: 123456789 itself is fine.
         feed(
             &mut stream,
-            &mut s,
             us(0),
             peer(),
-            Input::Stream(b"123456789\n"),
+            StreamInput::Bytes(b"123456789\n"),
         );
-        assert!(drain_tx(&mut stream, &mut s, us(0)).starts_with(b"READY 123456789\n"));
+        assert!(drain_tx(&mut stream, us(0)).starts_with(b"READY 123456789\n"));
     }
 
     #[test]
     fn tcp_overlong_line_is_refused_and_closes_with_bounded_memory() {
-        let mut s = sh();
         let config = LabConfig {
             line_max: 100,
             ..LabConfig::default()
         };
         let mut stream = LabStream::new(config, us(0), TcpTimeouts::default());
         for _ in 0..10 {
-            feed(
-                &mut stream,
-                &mut s,
-                us(0),
-                peer(),
-                Input::Stream(&[b'x'; 60]),
-            );
+            feed(&mut stream, us(0), peer(), StreamInput::Bytes(&[b'x'; 60]));
             assert!(stream.partial.len() <= 100);
         }
         assert_eq!(
-            drain_tx(&mut stream, &mut s, us(0)),
+            drain_tx(&mut stream, us(0)),
             b"ERROR line too long: limit 100\n"
         );
         assert_eq!(
-            drain_requests(&mut stream),
-            vec![Request::Close(CloseReason::Protocol("line too long"))]
+            stream.poll_close(),
+            Some(CloseReason::Protocol("line too long"))
         );
     }
 
     #[test]
     fn input_after_a_file_request_is_ignored() {
-        let mut s = sh();
         let mut stream = LabStream::new(LabConfig::default(), us(0), TcpTimeouts::default());
         feed(
             &mut stream,
-            &mut s,
             us(0),
             peer(),
-            Input::Stream(b"3\nhello\n"),
+            StreamInput::Bytes(b"3\nhello\n"),
         );
-        feed(&mut stream, &mut s, us(0), peer(), Input::Stream(b"more\n"));
-        assert_eq!(drain_tx(&mut stream, &mut s, us(0)), b"READY 3\nABC");
+        feed(&mut stream, us(0), peer(), StreamInput::Bytes(b"more\n"));
+        assert_eq!(drain_tx(&mut stream, us(0)), b"READY 3\nABC");
     }
 
     fn admit(
-        acceptor: &mut LabAcceptor,
-        s: &mut Shared,
+        acceptor: &mut LabDatagramAcceptor,
         now: Instant,
         from: SocketAddr,
         payload: &[u8],
     ) -> (Admission, Vec<u8>) {
-        let mut cx = Context {
-            now,
-            tag: Tag {
-                key: 0,
-                peer: Some(from),
-            },
-            shared: s,
-        };
         let mut reply = BytesMut::new();
-        let admission = acceptor.accept_datagram(&mut cx, from, payload, &mut reply);
+        let admission = acceptor.accept(&mut cx(now, Some(from)), from, payload, &mut reply);
         (admission, reply.to_vec())
     }
 
     /// Every datagram a session sends at `now`.
-    fn datagrams(session: &mut dyn Session, s: &mut Shared, now: Instant) -> Vec<Vec<u8>> {
-        let mut cx = Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared: s,
-        };
-        let mut out = Vec::new();
-        loop {
-            let mut buf = BytesMut::new();
-            match session.poll_transmit(&mut cx, 65_507, &mut buf) {
-                Some(t) => {
-                    assert_eq!(t.len, buf.len());
-                    out.push(buf.to_vec());
-                }
-                None => return out,
-            }
-        }
+    fn datagrams(session: &mut dyn DatagramSession, now: Instant) -> Vec<Vec<u8>> {
+        drain_datagrams(session, now)
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
     }
 
     #[test]
     fn udp_acceptor_answers_echo_and_errors_statelessly() {
-        let mut s = sh();
-        let mut a = LabAcceptor::default();
-        let (adm, reply) = admit(&mut a, &mut s, us(0), peer(), b"ping\n");
+        let mut a = LabDatagramAcceptor::new(LabConfig::default(), sh());
+        let (adm, reply) = admit(&mut a, us(0), peer(), b"ping\n");
         assert!(matches!(adm, Admission::Reply));
         assert_eq!(reply, b"ping\n", "the datagram unchanged");
-        let (adm, reply) = admit(&mut a, &mut s, us(0), peer(), b"123456790");
+        let (adm, reply) = admit(&mut a, us(0), peer(), b"123456790");
         assert!(matches!(adm, Admission::Reply));
         assert_eq!(reply, b"ERROR file too large: limit 123456789");
-        let (_, reply) = admit(&mut a, &mut s, us(0), peer(), b"stream-1-1-65508");
+        let (_, reply) = admit(&mut a, us(0), peer(), b"stream-1-1-65508");
         assert_eq!(
             reply,
             b"ERROR bad stream request: size must be 16..=65507 over UDP"
         );
         assert!(matches!(
-            admit(&mut a, &mut s, us(0), peer(), b"").0,
+            admit(&mut a, us(0), peer(), b"").0,
             Admission::Ignore
         ));
         assert!(matches!(
-            admit(&mut a, &mut s, us(0), peer(), b"10").0,
-            Admission::Shared(_)
+            admit(&mut a, us(0), peer(), b"10").0,
+            Admission::Start(Admit {
+                own_socket: false,
+                ..
+            })
         ));
         assert!(matches!(
-            admit(&mut a, &mut s, us(0), peer(), b"stream-1-1-65507").0,
-            Admission::Shared(_)
+            admit(&mut a, us(0), peer(), b"stream-1-1-65507").0,
+            Admission::Start(Admit {
+                own_socket: false,
+                ..
+            })
         ));
     }
 
     #[test]
     fn udp_file_is_ready_segments_done() {
-        let mut s = sh();
         let config = LabConfig {
             segment: 1000,
             ..LabConfig::default()
         };
-        let mut f = LabDatagrams::file(config, peer(), 2_500, us(0));
+        let mut f = LabDatagrams::file(config, sh(), peer(), 2_500, us(0));
         // The request that created the session is delivered to it first.
-        feed(
-            &mut f,
-            &mut s,
-            us(0),
-            peer(),
-            Input::Datagram {
-                from: peer(),
-                payload: b"2500",
-                kernel_ns: None,
-            },
-        );
-        let d = datagrams(&mut f, &mut s, us(0));
+        feed_datagram(&mut f, us(0), peer(), b"2500");
+        let d = datagrams(&mut f, us(0));
         let lens: Vec<_> = d.iter().map(Vec::len).collect();
         assert_eq!(lens, vec![10, 1000, 1000, 500, 9]);
         assert_eq!(d[0], b"READY 2500");
         assert_eq!(d[4], b"DONE 2500");
         assert_eq!(check_pattern(1000, &d[2]), None);
-        assert_eq!(
-            drain_requests(&mut f),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(f.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn udp_stream_is_paced_and_answers_busy_meanwhile() {
-        let mut s = sh();
         let spec = StreamSpec {
             interval_ns: 1_000_000,
             count: 3,
             size: 64,
         };
-        let mut st = LabDatagrams::stream(LabConfig::default(), peer(), spec, us(0));
-        assert_eq!(datagrams(&mut st, &mut s, us(0)).len(), 1);
+        let mut st = LabDatagrams::stream(LabConfig::default(), sh(), peer(), spec, us(0));
+        assert_eq!(datagrams(&mut st, us(0)).len(), 1);
         assert_eq!(st.poll_timeout(), Some(us(1_000)));
-        assert!(st.is_paced());
-        feed(
-            &mut st,
-            &mut s,
-            us(10),
-            peer(),
-            Input::Datagram {
-                from: peer(),
-                payload: b"stream-1-1-16",
-                kernel_ns: None,
-            },
-        );
-        feed(
-            &mut st,
-            &mut s,
-            us(10),
-            peer(),
-            Input::Datagram {
-                from: peer(),
-                payload: b"echo",
-                kernel_ns: None,
-            },
-        );
-        let d = datagrams(&mut st, &mut s, us(10));
+        assert_eq!(st.wake(), Wake::Paced);
+        feed_datagram(&mut st, us(10), peer(), b"stream-1-1-16");
+        feed_datagram(&mut st, us(10), peer(), b"echo");
+        let d = datagrams(&mut st, us(10));
         assert_eq!(
             d,
             vec![
@@ -1079,24 +1038,20 @@ mod tests {
                 b"echo".to_vec()
             ]
         );
-        assert_eq!(datagrams(&mut st, &mut s, us(999)).len(), 0);
-        let d = datagrams(&mut st, &mut s, us(2_000));
+        assert_eq!(datagrams(&mut st, us(999)).len(), 0);
+        let d = datagrams(&mut st, us(2_000));
         assert_eq!(
             d.iter()
                 .map(|x| SegmentHeader::parse(x).unwrap().seq)
                 .collect::<Vec<_>>(),
             vec![1, 2]
         );
-        assert_eq!(
-            drain_requests(&mut st),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(st.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn udp_stream_to_an_unvalidated_peer_is_held_to_its_budget() {
-        let mut s = sh();
-        s.udp_budget = UdpBudget::new(BudgetConfig {
+        let s = budget::shared(BudgetConfig {
             peer_rate: 64_000,
             peer_burst: 640,
             global_rate: 1_000_000,
@@ -1109,19 +1064,18 @@ mod tests {
             count: 1_000,
             size: 64,
         };
-        let mut st = LabDatagrams::stream(LabConfig::default(), remote, spec, us(0));
+        let mut st = LabDatagrams::stream(LabConfig::default(), s, remote, spec, us(0));
         // The burst: 10 segments, then it waits for tokens (64 B per ms).
-        assert_eq!(datagrams(&mut st, &mut s, us(0)).len(), 10);
+        assert_eq!(datagrams(&mut st, us(0)).len(), 10);
         let retry = st.poll_timeout().unwrap();
         assert!(retry > us(900) && retry <= us(1_001), "{retry}");
-        assert!(!st.is_paced(), "waiting for tokens is not worth a spin");
-        let mut cx = Context {
-            now: retry,
-            tag: Tag { key: 0, peer: None },
-            shared: &mut s,
-        };
-        st.handle_timeout(&mut cx);
-        assert_eq!(datagrams(&mut st, &mut s, retry).len(), 1);
+        assert_ne!(
+            st.wake(),
+            Wake::Paced,
+            "waiting for tokens is not worth a spin"
+        );
+        st.handle_timeout(&mut cx(retry, None));
+        assert_eq!(datagrams(&mut st, retry).len(), 1);
         // Over half a virtual second: the burst plus 64 B/ms, not the 1000
         // segments asked for.
         let mut sent = 11;
@@ -1131,13 +1085,8 @@ mod tests {
             .filter(|&at| at <= Instant::from_millis(500))
         {
             now = at;
-            let mut cx = Context {
-                now,
-                tag: Tag { key: 0, peer: None },
-                shared: &mut s,
-            };
-            st.handle_timeout(&mut cx);
-            sent += datagrams(&mut st, &mut s, now).len();
+            st.handle_timeout(&mut cx(now, None));
+            sent += datagrams(&mut st, now).len();
         }
         assert!(now > Instant::from_millis(499));
         assert!((505..=512).contains(&sent), "{sent}");
@@ -1161,99 +1110,73 @@ mod tests {
 
     #[test]
     fn tcp_a_connection_that_never_sends_closes_at_exactly_the_first_limit() {
-        let mut s = sh();
         let mut stream = limited(300, 10_000);
         assert_eq!(stream.poll_timeout(), Some(ms(300)), "armed from accept");
-        assert!(stream.is_coarse() && !stream.is_paced());
-        assert_eq!(timed_out_by(&mut stream, &mut s, ns_before(ms(300))), None);
-        assert_eq!(timed_out_by(&mut stream, &mut s, ms(60_000)), Some(ms(300)));
+        assert_eq!(stream.wake(), Wake::Coarse);
+        assert_eq!(timed_out_by(&mut stream, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut stream, ms(60_000)), Some(ms(300)));
         let mut stream = limited(300_000, 10_000);
-        assert_eq!(
-            timed_out_by(&mut stream, &mut s, ms(600_000)),
-            Some(ms(10_000))
-        );
+        assert_eq!(timed_out_by(&mut stream, ms(600_000)), Some(ms(10_000)));
     }
 
     #[test]
     fn tcp_an_echo_line_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
-        let mut s = sh();
         let mut stream = limited(60_000, 10_000);
         // A first line, answered and taken: the next line's clock starts
         // with its first byte (3 s).
-        feed(&mut stream, &mut s, ms(0), peer(), Input::Stream(b"hi\n"));
-        assert_eq!(drain_tx(&mut stream, &mut s, ms(0)), b"hi\n");
+        feed(&mut stream, ms(0), peer(), StreamInput::Bytes(b"hi\n"));
+        assert_eq!(drain_tx(&mut stream, ms(0)), b"hi\n");
         let mut closed = None;
         for i in 0..20u64 {
             let now = ms(3_000 + 1_000 * i);
-            closed = timed_out_by(&mut stream, &mut s, ns_before(now));
+            closed = timed_out_by(&mut stream, ns_before(now));
             if closed.is_some() {
                 break;
             }
-            feed(&mut stream, &mut s, now, peer(), Input::Stream(b"x"));
+            feed(&mut stream, now, peer(), StreamInput::Bytes(b"x"));
         }
         assert_eq!(closed, Some(ms(13_000)));
     }
 
     #[test]
     fn tcp_a_stream_slower_than_the_idle_limit_is_not_idle_until_it_is_not_taken() {
-        let mut s = sh();
         let mut stream = limited(300, 10_000);
         // One 20-byte segment a second, with a 300 ms idle limit.
         feed(
             &mut stream,
-            &mut s,
             ms(0),
             peer(),
-            Input::Stream(b"stream-1000-5-20\n"),
+            StreamInput::Bytes(b"stream-1000-5-20\n"),
         );
         for i in 0..3u64 {
-            assert_eq!(drain_tx(&mut stream, &mut s, ms(1_000 * i)).len(), 20);
+            assert_eq!(drain_tx(&mut stream, ms(1_000 * i)).len(), 20);
             // The server waits for its schedule; the peer is not idle.
             let next = ms(1_000 * (i + 1));
-            assert_eq!(timed_out_by(&mut stream, &mut s, ns_before(next)), None);
+            assert_eq!(timed_out_by(&mut stream, ns_before(next)), None);
         }
         // Segment 3 falls due at 3 s and nothing takes it (a full socket):
         // closed one idle limit after it was due.
-        assert_eq!(
-            timed_out_by(&mut stream, &mut s, ms(60_000)),
-            Some(ms(3_300))
-        );
+        assert_eq!(timed_out_by(&mut stream, ms(60_000)), Some(ms(3_300)));
     }
 
     #[test]
     fn tcp_a_file_reader_that_stops_closes_one_idle_limit_after_its_last_take() {
-        let mut s = sh();
         let mut stream = limited(1_000, 10_000);
-        feed(
-            &mut stream,
-            &mut s,
-            ms(0),
-            peer(),
-            Input::Stream(b"1000000\n"),
-        );
+        feed(&mut stream, ms(0), peer(), StreamInput::Bytes(b"1000000\n"));
         for i in 0..5u64 {
-            let mut cx = Context {
-                now: ms(700 * i),
-                tag: Tag { key: 0, peer: None },
-                shared: &mut s,
-            };
             assert!(
                 stream
-                    .poll_transmit(&mut cx, 10_000, &mut BytesMut::new())
+                    .poll_transmit(&mut cx(ms(700 * i), None), 10_000, &mut BytesMut::new())
                     .is_some()
             );
         }
         // Bytes the client sends meanwhile are dropped, and are no progress.
         feed(
             &mut stream,
-            &mut s,
             ms(3_000),
             peer(),
-            Input::Stream(b"junk\n"),
+            StreamInput::Bytes(b"junk\n"),
         );
-        assert_eq!(
-            timed_out_by(&mut stream, &mut s, ms(60_000)),
-            Some(ms(3_800))
-        );
+        assert_eq!(timed_out_by(&mut stream, ms(60_000)), Some(ms(3_800)));
     }
 }
