@@ -343,16 +343,6 @@ fn slot_cx<'a>(
     Some((slot, cx))
 }
 
-/// splitmix64's finaliser: unrelated link seeds from one run seed.
-fn derive_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl World {
     /// A world in which `client` (which must play [`Side::Client`]) talks
     /// to `server`, at virtual time zero.
@@ -361,7 +351,7 @@ impl World {
     /// [`SimError::Config`] when a link's configuration is refused.
     pub fn new(config: Config, client: Box<dyn Session>, server: Server) -> Result<Self, SimError> {
         let link = |dir, mut c: ImpairConfig, stream| {
-            c.seed = derive_seed(config.seed, stream);
+            c.seed = crate::rng::mix(config.seed, stream);
             Impairment::new(c).map_err(|error| SimError::Config { dir, error })
         };
         let up = link(Dir::Up, config.up, 1)?;
@@ -1296,7 +1286,7 @@ mod tests {
     #[test]
     fn link_seeds_are_distinct_per_direction_and_run() {
         let seeds: std::collections::BTreeSet<u64> = (0..100)
-            .flat_map(|s| [derive_seed(s, 1), derive_seed(s, 2)])
+            .flat_map(|s| [crate::rng::mix(s, 1), crate::rng::mix(s, 2)])
             .collect();
         assert_eq!(seeds.len(), 200);
     }
