@@ -121,7 +121,7 @@ struct Transfer {
 fn payload(len: usize, seed: u64) -> Vec<u8> {
     (0..len as u64)
         .map(|i| {
-            let z = (i ^ seed.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let z = (i ^ seed.rotate_left(32)).wrapping_mul(crate::rng::GAMMA);
             (z >> 56) as u8
         })
         .collect()

@@ -1,7 +1,6 @@
 //! The simulator's own tests: scripted sessions whose every datagram and
 //! deadline is known, so each rule of the world is checked exactly.
 
-use super::world::derive_seed;
 use super::*;
 use crate::proto::proxy::impair::{ConfigError, ImpairConfig};
 use crate::proto::{
@@ -468,7 +467,7 @@ fn bad_link_configurations_are_errors() {
 #[test]
 fn link_seeds_are_distinct_per_direction_and_run() {
     let seeds: std::collections::BTreeSet<u64> = (0..100)
-        .flat_map(|s| [derive_seed(s, 1), derive_seed(s, 2)])
+        .flat_map(|s| [crate::rng::mix(s, 1), crate::rng::mix(s, 2)])
         .collect();
     assert_eq!(seeds.len(), 200);
 }

@@ -246,16 +246,6 @@ impl fmt::Debug for World {
     }
 }
 
-/// splitmix64's finaliser: unrelated link seeds from one run seed.
-pub(super) fn derive_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 fn role(key: usize) -> Role {
     if key == 0 { Role::Client } else { Role::Server }
 }
@@ -271,7 +261,7 @@ impl World {
         server: Server,
     ) -> Result<Self, SimError> {
         let link = |dir, mut c: ImpairConfig, stream| {
-            c.seed = derive_seed(config.seed, stream);
+            c.seed = crate::rng::mix(config.seed, stream);
             Impairment::new(c).map_err(|error| SimError::Config { dir, error })
         };
         let up = link(Dir::Up, config.up, 1)?;

@@ -156,11 +156,10 @@ impl DatagramAcceptor for ProxyAcceptor {
 
 /// Mixes a mapping's number into a seed (splitmix64's finaliser), so
 /// neighbouring mappings and the two directions draw unrelated decisions.
+/// Its own combination rather than [`crate::rng::mix`], kept so that a
+/// seed still makes the decisions it always made.
 fn derive_seed(seed: u64, mapping: u64, way: Way) -> u64 {
-    let mut z = seed ^ mapping.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((way as u64) << 63);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::rng::finalise(seed ^ mapping.wrapping_mul(crate::rng::GAMMA) ^ ((way as u64) << 63))
 }
 
 /// One client's mapping. See the module docs.

@@ -12,7 +12,7 @@ use super::netascii::{FromNetascii, ToNetascii};
 use crate::proto::data::{Sink, Source};
 use crate::proto::{CloseReason, Context, DatagramInput, DatagramSession, Driven, Transmit, Wake};
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::{DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
+use crate::wire::tftp::{Block, DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
 use bytes::BytesMut;
 use core::cell::RefCell;
 use std::collections::VecDeque;
@@ -351,7 +351,7 @@ impl DatagramSession for TftpClient {
                     self.engine.on_data(block, data, cx.now)
                 }
             }
-            (Packet::Ack { block: 0 }, Verb::Put, true) => self.begin(None, cx.now),
+            (Packet::Ack { block: Block(0) }, Verb::Put, true) => self.begin(None, cx.now),
             (Packet::Data { block, data }, Verb::Get, false) => {
                 self.engine.on_data(block, data, cx.now)
             }

@@ -49,7 +49,7 @@ use crate::proto::{
     Transmit, Wake,
 };
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::{ErrorCode, Mode, Options, Packet, RequestFault};
+use crate::wire::tftp::{Block, ErrorCode, Mode, Options, Packet, RequestFault};
 use bytes::BytesMut;
 use core::cell::RefCell;
 use log::{debug, info};
@@ -593,7 +593,7 @@ impl DatagramSession for TftpServer {
             }
         }
         let event = match (p, &self.engine.phase) {
-            (Packet::Ack { block: 0 }, Phase::Handshake { .. }) => {
+            (Packet::Ack { block: Block(0) }, Phase::Handshake { .. }) => {
                 match core::mem::replace(&mut self.pending, Pending::None) {
                     Pending::Source(source) => self.engine.start_sending(source, cx.now),
                     other => {
@@ -602,11 +602,11 @@ impl DatagramSession for TftpServer {
                     }
                 }
             }
-            (Packet::Data { block: 1, data }, Phase::Handshake { .. }) => {
+            (Packet::Data { block, data }, Phase::Handshake { .. }) if block == Block(1) => {
                 match core::mem::replace(&mut self.pending, Pending::None) {
                     Pending::Sink(sink) => {
                         self.engine.start_receiving(sink, false, cx.now);
-                        self.engine.on_data(1, data, cx.now)
+                        self.engine.on_data(block, data, cx.now)
                     }
                     other => {
                         self.pending = other;
@@ -907,13 +907,13 @@ mod tests {
     }
 
     fn data(block: u16, bytes: &[u8]) -> Vec<u8> {
-        let mut b = BytesMut::new();
+        let (mut b, block) = (BytesMut::new(), Block(block));
         Packet::Data { block, data: bytes }.emit(&mut b);
         b.to_vec()
     }
 
     fn ack(block: u16) -> Vec<u8> {
-        let mut b = BytesMut::new();
+        let (mut b, block) = (BytesMut::new(), Block(block));
         Packet::Ack { block }.emit(&mut b);
         b.to_vec()
     }
