@@ -137,9 +137,9 @@ pub trait Driven {
 
     /// The earliest instant at which `handle_timeout` must run, or `None`.
     /// Changes only in the object's own `handle_*`/`poll_transmit` calls —
-    /// or, for an acceptor, in those of its sessions (state they share):
-    /// the reactor re-reads an acceptor's deadline after every call into
-    /// one of its sessions.
+    /// or, for an acceptor that says so
+    /// ([`StreamAcceptor::sessions_move_deadline`]), in those of its
+    /// sessions (state they share).
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
@@ -309,6 +309,15 @@ pub trait StreamAcceptor: Driven {
     /// A TCP connection from `peer` was accepted. `None` refuses it (the
     /// reactor closes the socket).
     fn accept(&mut self, cx: &mut Context, peer: SocketAddr) -> Option<Box<dyn StreamSession>>;
+
+    /// Whether calls into this acceptor's sessions may move its deadline
+    /// (they share state with it, as hello's sessions share its ID
+    /// registry): the reactor then re-reads the deadline after every call
+    /// into one of them. Asked once per session, at its admission; `false`
+    /// spares every other protocol that read.
+    fn sessions_move_deadline(&self) -> bool {
+        false
+    }
 }
 
 /// Where an admitted datagram session lives, and what endpoints it owns.
@@ -400,6 +409,11 @@ pub trait DatagramAcceptor: Driven {
     /// is not a live session is ignored.
     fn poll_evict(&mut self) -> Option<usize> {
         None
+    }
+
+    /// As [`StreamAcceptor::sessions_move_deadline`].
+    fn sessions_move_deadline(&self) -> bool {
+        false
     }
 }
 

@@ -242,6 +242,10 @@ impl Reactor {
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
+        let moves_acceptor = match &self.entries[acceptor].role {
+            Role::DatagramAcceptor(demux) => demux.acceptor.sessions_move_deadline(),
+            _ => false,
+        };
         let entry = self.entries.vacant_entry();
         let key = entry.key();
         let mut e = Entry::new(
@@ -251,6 +255,7 @@ impl Reactor {
             Interest::READABLE,
         );
         e.acceptor = u32::try_from(acceptor).ok();
+        e.moves_acceptor = moves_acceptor;
         e.udp = Some(Box::new(UdpState {
             pending: VecDeque::new(),
             more,

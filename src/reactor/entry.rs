@@ -233,6 +233,9 @@ pub(super) struct Entry {
     /// and a shared UDP session sends through its socket. A `u32` keeps the
     /// entry within its size (slab keys are bounded by descriptors).
     pub(super) acceptor: Option<u32>,
+    /// Calls into this session may move its acceptor's deadline
+    /// (`sessions_move_deadline`): re-read it after each.
+    pub(super) moves_acceptor: bool,
 }
 
 impl Entry {
@@ -252,6 +255,7 @@ impl Entry {
             write_blocked: false,
             write_queued: false,
             acceptor: None,
+            moves_acceptor: false,
         }
     }
 

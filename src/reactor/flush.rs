@@ -14,7 +14,7 @@ use super::stream::transmit_stream;
 use super::timers::{Owner, Wake};
 use super::{Reactor, Sent};
 use crate::proto::drive::{After, after_call};
-use crate::proto::{Context, EndpointId};
+use crate::proto::{Context, Driven, EndpointId};
 use log::{debug, warn};
 use mio::Interest;
 use std::io::ErrorKind;
@@ -29,7 +29,7 @@ impl Reactor {
                 matches!(e.io, Io::SharedUdp)
                     .then(|| e.acceptor_key())
                     .flatten(),
-                e.acceptor_key(),
+                e.acceptor_key().filter(|_| e.moves_acceptor),
             ),
             _ => return,
         };
@@ -188,7 +188,7 @@ impl Reactor {
             self.update_interest(key);
         }
 
-        // 5. The session may share state with its acceptor (hello's ID
+        // 5. The session shares state with its acceptor (hello's ID
         //    registry): the acceptor's deadline may have moved.
         self.sync_acceptor_of(acceptor);
     }
@@ -199,21 +199,26 @@ impl Reactor {
         let Some(entry) = self.entries.get_mut(key) else {
             return;
         };
-        let (want, wake) = match &entry.role {
-            Role::StreamAcceptor(listen) => earlier(
-                listen.accept.retry_at.map(|at| (at, Wake::Coarse)),
-                listen
-                    .acceptor
-                    .poll_timeout()
-                    .map(|at| (at, listen.acceptor.wake())),
-            ),
-            Role::DatagramAcceptor(demux) => demux
-                .acceptor
-                .poll_timeout()
-                .map(|at| (at, demux.acceptor.wake())),
+        let (acceptor, retry): (&dyn Driven, _) = match &entry.role {
+            Role::StreamAcceptor(listen) => (&*listen.acceptor, listen.accept.retry_at),
+            Role::DatagramAcceptor(demux) => (&*demux.acceptor, None),
             _ => return,
+        };
+        let own = acceptor.poll_timeout();
+        let want = match (retry, own) {
+            (Some(r), Some(o)) => Some(r.min(o)),
+            (r, o) => r.or(o),
+        };
+        // The common case, after every call into a hello session: nothing
+        // moved. Cheap, because it runs that often.
+        if want == entry.slot.deadline() {
+            return;
         }
-        .map_or((None, Wake::Exact), |(at, wake)| (Some(at), wake));
+        let wake = if want == retry {
+            Wake::Coarse
+        } else {
+            acceptor.wake()
+        };
         entry
             .slot
             .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
@@ -287,17 +292,5 @@ fn interest(write: bool) -> Interest {
         Interest::READABLE | Interest::WRITABLE
     } else {
         Interest::READABLE
-    }
-}
-
-/// The earlier of two deadlines, with its wake kind.
-fn earlier<T: Copy>(
-    a: Option<(crate::time::Instant, T)>,
-    b: Option<(crate::time::Instant, T)>,
-) -> Option<(crate::time::Instant, T)> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
-        (x, None) => x,
-        (None, y) => y,
     }
 }

@@ -990,13 +990,24 @@ mod tests {
     use std::net::UdpSocket as StdUdp;
     use std::rc::Rc;
 
-    /// A reactor whose turns never block for long: idle exit is a deadline.
+    /// A reactor whose turns never block for long: a job ticks every 50 ms.
     fn test_reactor() -> Reactor {
-        Reactor::new(ReactorConfig {
-            idle_exit: Some(Duration::from_secs(2)),
-            ..ReactorConfig::default()
-        })
-        .unwrap()
+        let mut reactor = Reactor::new(ReactorConfig::default()).unwrap();
+        reactor.add_detached(Box::new(Tick(Some(Instant::ZERO))));
+        reactor
+    }
+
+    /// Wakes the reactor every 50 ms, so a test's bounded loop of turns is
+    /// bounded in time too.
+    struct Tick(Option<Instant>);
+
+    impl Driven for Tick {
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.0
+        }
+        fn handle_timeout(&mut self, cx: &mut Context) {
+            self.0 = Some(cx.now + Duration::from_millis(50));
+        }
     }
 
     fn client() -> StdUdp {
@@ -1098,7 +1109,7 @@ mod tests {
         assert_eq!(admitted.get(), 2, "the second datagram was admitted anew");
         assert_eq!((recv(&c), recv(&c)), (vec![1], vec![2]));
         reactor.turn().unwrap();
-        assert_eq!(reactor.sessions, 0, "both reaped");
+        assert_eq!(reactor.sessions, 1, "both reaped: only the ticker is left");
     }
 
     /// Relays between a client on the shared socket (endpoint 0) and a
@@ -1217,13 +1228,27 @@ mod tests {
         }
     }
 
-    struct Arms(Rc<Cell<Option<Instant>>>);
+    /// On input it sets a timer of its own; when that fires, it moves the
+    /// acceptor's deadline: a change outside any call into the acceptor.
+    struct Arms {
+        acceptor_due: Rc<Cell<Option<Instant>>>,
+        own: Option<Instant>,
+    }
 
-    impl Driven for Arms {}
+    impl Driven for Arms {
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.own
+        }
+        fn handle_timeout(&mut self, cx: &mut Context) {
+            if self.own.take().is_some() {
+                self.acceptor_due.set(Some(cx.now));
+            }
+        }
+    }
 
     impl DatagramSession for Arms {
         fn handle_input(&mut self, cx: &mut Context, _: DatagramInput<'_>) {
-            self.0.set(Some(cx.now));
+            self.own = Some(cx.now);
         }
         fn poll_transmit(
             &mut self,
@@ -1236,6 +1261,10 @@ mod tests {
     }
 
     impl DatagramAcceptor for Shared {
+        fn sessions_move_deadline(&self) -> bool {
+            true
+        }
+
         fn accept(
             &mut self,
             _: &mut Context,
@@ -1243,7 +1272,10 @@ mod tests {
             _: &[u8],
             _: &mut BytesMut,
         ) -> Admission {
-            Admission::shared(Box::new(Arms(self.due.clone())))
+            Admission::shared(Box::new(Arms {
+                acceptor_due: self.due.clone(),
+                own: None,
+            }))
         }
     }
 
@@ -1261,7 +1293,8 @@ mod tests {
             )
             .unwrap();
         let c = client();
-        // Admitted, then delivered to the new session, which arms.
+        // Admitted, delivered to the new session; its own timer then
+        // moves the acceptor's deadline.
         c.send_to(b"x", addr).unwrap();
         for _ in 0..5 {
             reactor.turn().unwrap();

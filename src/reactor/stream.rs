@@ -152,6 +152,7 @@ impl Reactor {
                 Interest::READABLE,
             );
             new_entry.acceptor = u32::try_from(key).ok();
+            new_entry.moves_acceptor = listen.acceptor.sessions_move_deadline();
             let inserted = self.entries.insert(new_entry);
             debug_assert_eq!(inserted, new_key);
             // No read here: EPOLL_CTL_ADD reports data that is already
