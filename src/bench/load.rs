@@ -456,7 +456,7 @@ impl<E: Exchange> Session for Repeat<E> {
 #[derive(Debug)]
 pub enum Count {
     /// The client's own progress counter (payload bytes moved).
-    Progress(Rc<Cell<u64>>),
+    Progress(crate::proto::outcome::Progress),
     /// What arrives: a datagram is one packet and its bytes, stream input
     /// is bytes (lab streams, whose client keeps samples, not a counter).
     Input,

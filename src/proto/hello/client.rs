@@ -7,14 +7,13 @@
 //! outcome goes into an [`OutcomeSlot`] the caller holds, because the
 //! session itself is owned (and dropped) by the reactor.
 
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
 use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{MAX_REQUEST, Request as HelloRequest, Response};
 use crate::wire::line;
 use bytes::BytesMut;
-use core::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 /// How the client reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,28 +27,19 @@ pub enum Transport {
     },
 }
 
-/// How the exchange ended.
+/// The server's answer: `line` (already checked to be a well-formed `OK`,
+/// `RESET` or `ERROR`) after `rtt`. Every verb is an answer; what a
+/// `RESET` or an `ERROR` means for the exit code is the caller's call.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server answered `line` (already checked to be a well-formed
-    /// `OK`, `RESET` or `ERROR`) after `rtt`.
-    Answered {
-        /// The answer, without terminator.
-        line: String,
-        /// Its verb: decides the exit code.
-        verb: Verb,
-        /// From the last send to the answer.
-        rtt: Duration,
-        /// Requests sent (UDP retries count).
-        tries: u32,
-    },
-    /// No answer within `timeout` after each of `tries` requests.
-    TimedOut {
-        /// Requests sent.
-        tries: u32,
-    },
-    /// The connection failed, closed early, or the answer was malformed.
-    Failed(String),
+pub struct Answer {
+    /// The answer, without terminator.
+    pub line: String,
+    /// Its verb.
+    pub verb: Verb,
+    /// From the last send to the answer.
+    pub rtt: Duration,
+    /// Requests sent (UDP retries count).
+    pub tries: u32,
 }
 
 /// The first word of an answer.
@@ -62,9 +52,6 @@ pub enum Verb {
     /// Refused.
     Error,
 }
-
-/// Where a [`Client`] leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -89,7 +76,7 @@ pub struct Client {
     max_tries: u32,
     state: State,
     partial: Vec<u8>,
-    outcome: OutcomeSlot,
+    outcome: OutcomeSlot<Answer>,
     close: Option<CloseReason>,
 }
 
@@ -101,7 +88,7 @@ impl Client {
         transport: Transport,
         timeout: Duration,
         tries: u32,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Answer>,
     ) -> Self {
         let max_tries = match transport {
             Transport::Tcp => 1,
@@ -119,12 +106,12 @@ impl Client {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Answer>, reason: CloseReason) {
         if matches!(self.state, State::Done) {
             return;
         }
         self.state = State::Done;
-        *self.outcome.borrow_mut() = Some(outcome);
+        self.outcome.set(outcome);
         self.close = Some(reason);
     }
 
@@ -138,7 +125,9 @@ impl Client {
                 // datagram, or a confused server).
                 let shown = String::from_utf8_lossy(line).into_owned();
                 return self.finish(
-                    Outcome::Failed(format!("answer for another ID: {shown:?}")),
+                    Err(ClientError::Protocol(format!(
+                        "answer for another ID: {shown:?}"
+                    ))),
                     CloseReason::Protocol("answer for another ID"),
                 );
             }
@@ -148,18 +137,20 @@ impl Client {
             Err(e) => {
                 let shown = String::from_utf8_lossy(line).into_owned();
                 return self.finish(
-                    Outcome::Failed(format!("malformed answer ({e}): {shown:?}")),
+                    Err(ClientError::Protocol(format!(
+                        "malformed answer ({e}): {shown:?}"
+                    ))),
                     CloseReason::Protocol("malformed answer"),
                 );
             }
         };
         self.finish(
-            Outcome::Answered {
+            Ok(Answer {
                 line: String::from_utf8_lossy(line).into_owned(),
                 verb,
                 rtt: now - sent_at,
                 tries,
-            },
+            }),
             CloseReason::Completed,
         );
     }
@@ -181,7 +172,7 @@ impl Session for Client {
                     }
                     Ok(None) => {}
                     Err(e) => self.finish(
-                        Outcome::Failed(format!("answer {e}")),
+                        Err(ClientError::Protocol(format!("answer {e}"))),
                         CloseReason::Protocol("answer too long"),
                     ),
                 }
@@ -193,13 +184,12 @@ impl Session for Client {
                 }
             }
             Input::StreamEnd => self.finish(
-                Outcome::Failed("connection closed before an answer".into()),
+                Err(ClientError::Protocol(
+                    "connection closed before an answer".into(),
+                )),
                 CloseReason::PeerClosed,
             ),
-            Input::Failed(kind) => self.finish(
-                Outcome::Failed(std::io::Error::from(kind).to_string()),
-                CloseReason::Aborted,
-            ),
+            Input::Failed(kind) => self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted),
         }
     }
 
@@ -216,7 +206,10 @@ impl Session for Client {
         if tries < self.max_tries {
             self.state = State::Send { tries };
         } else {
-            self.finish(Outcome::TimedOut { tries }, CloseReason::TimedOut { tries });
+            self.finish(
+                Err(ClientError::TimedOut { tries }),
+                CloseReason::TimedOut { tries },
+            );
         }
     }
 
@@ -276,8 +269,8 @@ mod tests {
         "127.0.0.1:20009".parse().unwrap()
     }
 
-    fn client(transport: Transport, tries: u32) -> (Client, OutcomeSlot) {
-        let slot = OutcomeSlot::default();
+    fn client(transport: Transport, tries: u32) -> (Client, OutcomeSlot<Answer>) {
+        let slot = OutcomeSlot::new();
         let req = HelloRequest {
             id: HelloId::parse(b"0042").unwrap(),
         };
@@ -309,7 +302,7 @@ mod tests {
             server(),
             Input::Stream(b"OK 0042 127.0."),
         );
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed(
             &mut c,
             &mut sh,
@@ -318,13 +311,13 @@ mod tests {
             Input::Stream(b"0.1 5000\n"),
         );
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 line: "OK 0042 127.0.0.1 5000".into(),
                 verb: Verb::Ok,
                 rtt: Duration::from_millis(5),
                 tries: 1
-            })
+            }))
         );
         assert_eq!(
             drain_requests(&mut c),
@@ -346,7 +339,7 @@ mod tests {
         timeout(&mut c, &mut sh, at(2_000));
         assert_eq!(drain_tx(&mut c, &mut sh, at(2_000)), b"HELLO 0042");
         timeout(&mut c, &mut sh, at(4_000));
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut { tries: 2 }));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 2 })));
         assert_eq!(
             drain_requests(&mut c),
             vec![Request::Close(CloseReason::TimedOut { tries: 2 })]
@@ -370,7 +363,7 @@ mod tests {
                 kernel_ns: None,
             },
         );
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed(
             &mut c,
             &mut sh,
@@ -383,11 +376,11 @@ mod tests {
             },
         );
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 verb: Verb::Reset,
                 ..
-            })
+            }))
         ));
     }
 
@@ -404,7 +397,7 @@ mod tests {
             Input::Stream(b"RESET 6\n"),
         );
         assert!(
-            matches!(slot.borrow().clone(), Some(Outcome::Failed(why)) if why.contains("another ID"))
+            matches!(slot.get(), Some(Err(ClientError::Protocol(why))) if why.contains("another ID"))
         );
         // The same ID written differently is the same ID.
         let (mut c, slot) = client(Transport::Tcp, 1);
@@ -417,11 +410,11 @@ mod tests {
             Input::Stream(b"RESET 42\n"),
         );
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 verb: Verb::Reset,
                 ..
-            })
+            }))
         ));
     }
 
@@ -431,11 +424,11 @@ mod tests {
         let (mut c, slot) = client(Transport::Tcp, 1);
         drain_tx(&mut c, &mut sh, at(0));
         feed(&mut c, &mut sh, at(1), server(), Input::Stream(b"WHAT\n"));
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
 
         let (mut c, slot) = client(Transport::Tcp, 1);
         drain_tx(&mut c, &mut sh, at(0));
         feed(&mut c, &mut sh, at(1), server(), Input::StreamEnd);
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
     }
 }

@@ -11,6 +11,6 @@ pub mod client;
 mod registry;
 mod server;
 
-pub use client::{Client, Outcome, OutcomeSlot, Transport};
+pub use client::{Answer, Client, Transport};
 pub use registry::{Expiry, Refused, Registry};
 pub use server::{HelloAcceptor, HelloStream};
