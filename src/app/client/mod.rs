@@ -20,12 +20,14 @@ pub use stopwait::stopwait_client;
 pub use tcpfile::{get_client, put_client};
 pub use tftp::tftp_client;
 
+use super::output::{Stream, Timeout, View};
 use super::{Failure, error};
 use crate::files::FileSink;
 use crate::proto::Shared;
 use crate::proto::hello::Registry;
 use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::reactor::{Reactor, ReactorConfig};
+use serde_json::json;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
@@ -119,5 +121,29 @@ fn upload_name(name: Option<&String>, file: &Path) -> Result<String, Failure> {
             .and_then(|n| n.to_str())
             .map(str::to_owned)
             .ok_or_else(|| Failure::Error(format!("{}: name it with --as", file.display()))),
+    }
+}
+
+/// How the UDP file transfers (stopwait, TFTP) show an outcome: the
+/// summary on standard error (standard output may be the file), the
+/// server's refusal as `server: …`, and failures, which are the local
+/// file's or the socket's, said plainly.
+fn udp_transfer_view(
+    protocol: &str,
+    verb: &str,
+    name: &str,
+    server: SocketAddr,
+    json: bool,
+) -> View {
+    View {
+        header: json!({
+            "protocol": protocol, "verb": verb, "server": server.to_string(), "name": name,
+        }),
+        json,
+        text: Stream::Stderr,
+        server: None,
+        refusal_prefix: "server: ",
+        title: Some(format!("{verb} {name}")),
+        timeout: Timeout::said(move |tries| format!("{server}: no answer after {tries} tries")),
     }
 }

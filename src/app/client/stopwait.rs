@@ -5,8 +5,10 @@
 //! failure or when the retries ran out. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
-use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use super::{
+    Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
+};
+use crate::app::output::{Report, rate};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitArgs, StopwaitVerb};
 use crate::proto::data::Source;
@@ -59,18 +61,7 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;
 
-    let view = View {
-        header: json!({
-            "protocol": "stopwait", "verb": verb, "server": server.to_string(), "name": name,
-        }),
-        json: args.json,
-        text: Stream::Stderr,
-        // Failures are local (the file) or the socket's, said plainly.
-        server: None,
-        refusal_prefix: "server: ",
-        title: Some(format!("{verb} {name}")),
-        timeout: Timeout::said(move |tries| format!("{server}: no answer after {tries} tries")),
-    };
+    let view = udp_transfer_view("stopwait", verb, &name, server, args.json);
     view.show(slot.take(), None)
 }
 

@@ -6,9 +6,10 @@
 //! error: standard output may be the file (`-o -`).
 
 use super::{
-    Bar, any_local, client_reactor, local_sink, resolve_host_port, run_client, upload_name,
+    Bar, any_local, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view,
+    upload_name,
 };
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::output::{Report, rate};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, TftpArgs, TftpMode};
 use crate::proto::data::Source;
@@ -88,18 +89,7 @@ pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;
 
-    let view = View {
-        header: json!({
-            "protocol": "tftp", "verb": verb, "server": server.to_string(), "name": name,
-        }),
-        json: args.json,
-        text: Stream::Stderr,
-        // Failures are local (the file) or the socket's, said plainly.
-        server: None,
-        refusal_prefix: "server: ",
-        title: Some(format!("{verb} {name}")),
-        timeout: Timeout::said(move |tries| format!("{server}: no answer after {tries} tries")),
-    };
+    let view = udp_transfer_view("tftp", verb, &name, server, args.json);
     view.show(slot.take(), None)
 }
 
