@@ -2,8 +2,8 @@
 //!
 //! Owns the mapping from a [`Plan`] to sessions — which client session a
 //! mode uses, which socket it gets — and how a finished client's outcome
-//! is recorded: every protocol through the one [`settle`], each success
-//! report adding its own figures ([`Measured`]). It also owns the
+//! is recorded: every protocol through the one `settle`, each success
+//! report adding its own figures (`Measured`). It also owns the
 //! refill step the run loop calls between reactor turns: a session that
 //! ended (a transfer done, a connection closed) is replaced while the run
 //! lasts. Sessions cannot start sessions, so this is the one place new
