@@ -569,6 +569,7 @@ pub fn schedule_errors(samples: &[lab::StreamSample]) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::outcome::Outcome;
 
     fn s(seq: u64, sched_ns: u64, rx_ns: u64) -> lab::StreamSample {
         lab::StreamSample {
@@ -590,6 +591,64 @@ mod tests {
         // 1 came 10 ns late after 0; 3 came 20 ns early after 1.
         assert_eq!(schedule_errors(&samples), vec![10, -20]);
         assert!(schedule_errors(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_protocol_settles_the_same_way() {
+        let run = Run::new(
+            Recorder::new(Instant::ZERO, None),
+            Instant::ZERO,
+            None,
+            None,
+            1,
+        );
+        let now = Instant::from_millis(5);
+        let took = Duration::from_millis(5);
+        fn settled<T: Measured>(run: &Run, outcome: Option<Outcome<T>>) -> bool {
+            let slot = OutcomeSlot::new();
+            if let Some(o) = outcome {
+                slot.set(o);
+            }
+            settle("test", slot)(run, Instant::from_millis(5), Duration::from_millis(5))
+        }
+        let done = tcpfile::Done {
+            bytes: 100,
+            elapsed: took,
+        };
+        assert!(settled(&run, Some(Ok(done))));
+        let answer = |verb| hello::Answer {
+            line: "RESET 7".into(),
+            verb,
+            rtt: took,
+            tries: 1,
+        };
+        assert!(settled(&run, Some(Ok(answer(hello::client::Verb::Reset)))));
+        assert!(!settled(&run, Some(Ok(answer(hello::client::Verb::Error)))));
+        let short = lab::Report::File {
+            expected: 10,
+            received: 5,
+            first_bad: None,
+            elapsed: took,
+            datagrams: 0,
+            complete: false,
+        };
+        assert!(!settled(&run, Some(Ok(short))));
+        let timed_out = Err(ClientError::TimedOut { tries: 5 });
+        assert!(!settled::<stopwait::Done>(&run, Some(timed_out)));
+        let refused = Err(ClientError::refused("ERROR not found: f"));
+        assert!(!settled::<tftp::Done>(&run, Some(refused)));
+        assert!(!settled::<tftp::Done>(&run, None));
+        let figures = run.recorder.borrow_mut().finish(now).figures;
+        assert_eq!(
+            (
+                figures.transfers,
+                figures.requests,
+                figures.timeouts,
+                figures.errors
+            ),
+            (1, 1, 1, 4)
+        );
+        assert_eq!(run.successes(), 2);
     }
 
     #[test]
