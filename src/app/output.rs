@@ -113,7 +113,7 @@ impl View {
     pub fn show<R: Report>(
         &self,
         outcome: Option<Outcome<R>>,
-        partial: Option<R>,
+        partial: Option<&R>,
     ) -> Result<(), Failure> {
         let rendered = self.render(outcome, partial);
         if self.json {
@@ -128,7 +128,7 @@ impl View {
     }
 
     /// The text, the JSON object and the result of `outcome`, unprinted.
-    pub fn render<R: Report>(&self, outcome: Option<Outcome<R>>, partial: Option<R>) -> Rendered {
+    pub fn render<R: Report>(&self, outcome: Option<Outcome<R>>, partial: Option<&R>) -> Rendered {
         let mut json = self.header.clone();
         let (text, result) = match outcome {
             Some(Ok(report)) => {
@@ -139,7 +139,7 @@ impl View {
                 };
                 (Some(text), report.verdict())
             }
-            Some(Err(error)) => self.failure(&error, partial.as_ref(), &mut json),
+            Some(Err(error)) => self.failure(&error, partial, &mut json),
             None => {
                 json["outcome"] = json!("failed");
                 let why = "the session ended without an outcome";
@@ -335,7 +335,7 @@ mod tests {
     fn a_timeout_shows_what_had_arrived() {
         let mut v = view(None);
         v.timeout.as_text = true;
-        let r = v.render(Some(Err(ClientError::TimedOut { tries: 1 })), Some(Got(7)));
+        let r = v.render(Some(Err(ClientError::TimedOut { tries: 1 })), Some(&Got(7)));
         let both = "got 7\nbytes\nno answer after 1 tries";
         assert_eq!(r.text.as_deref(), Some(both));
         assert_eq!((exit(&r.result), message(&r.result)), (2, both));

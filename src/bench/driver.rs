@@ -595,6 +595,13 @@ mod tests {
 
     #[test]
     fn every_protocol_settles_the_same_way() {
+        fn settled<T: Measured>(run: &Run, outcome: Option<Outcome<T>>) -> bool {
+            let slot = OutcomeSlot::new();
+            if let Some(o) = outcome {
+                slot.set(o);
+            }
+            settle("test", slot)(run, Instant::from_millis(5), Duration::from_millis(5))
+        }
         let run = Run::new(
             Recorder::new(Instant::ZERO, None),
             Instant::ZERO,
@@ -604,13 +611,6 @@ mod tests {
         );
         let now = Instant::from_millis(5);
         let took = Duration::from_millis(5);
-        fn settled<T: Measured>(run: &Run, outcome: Option<Outcome<T>>) -> bool {
-            let slot = OutcomeSlot::new();
-            if let Some(o) = outcome {
-                slot.set(o);
-            }
-            settle("test", slot)(run, Instant::from_millis(5), Duration::from_millis(5))
-        }
         let done = tcpfile::Done {
             bytes: 100,
             elapsed: took,

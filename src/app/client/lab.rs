@@ -77,7 +77,7 @@ pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
             })
         },
     };
-    view.show(slot.take(), slot.take_partial())
+    view.show(slot.take(), slot.take_partial().as_ref())
 }
 
 impl Report for lab::Report {
