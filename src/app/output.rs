@@ -156,6 +156,7 @@ impl View {
         json: &mut Value,
     ) -> (Option<String>, Result<(), Failure>) {
         match error {
+            // `main` prints nothing more for a refusal: the text said it.
             ClientError::Refused(refusal) => {
                 json["outcome"] = json!("refused");
                 json["answer"] = json!(refusal.answer);
@@ -191,11 +192,12 @@ impl View {
     }
 }
 
-/// `bytes` over `elapsed` seconds, per second; 0 for an instant.
-pub fn rate(bytes: u64, secs: f64) -> f64 {
+/// `count` (bytes, frames, blocks) per second over `secs` seconds; 0 for
+/// an instant.
+pub fn rate(count: u64, secs: f64) -> f64 {
     #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
-    let bytes = bytes as f64;
-    if secs > 0.0 { bytes / secs } else { 0.0 }
+    let count = count as f64;
+    if secs > 0.0 { count / secs } else { 0.0 }
 }
 
 #[cfg(test)]
