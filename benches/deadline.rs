@@ -1,11 +1,12 @@
-//! Deadline accuracy of the reactor: how late after its deadline a session's
-//! `handle_timeout` runs (`cargo bench --bench deadline`).
+//! Deadline accuracy of the reactor: how late after its deadline a timer
+//! job's `handle_timeout` runs (`cargo bench --bench deadline`).
 //!
-//! A detached session (no socket) arms a deadline a random 0.2–3 ms ahead,
-//! and each time `handle_timeout` runs it records `cx.now - deadline`. The
-//! reactor reads `cx.now` right after the poll returns, so this is the real
-//! wake-up lateness, plus the turn's own work. After `count` timeouts the
-//! session closes; the reactor exits when no session is left.
+//! A detached job (no socket, only `Driven`) arms a deadline a random
+//! 0.2–3 ms ahead, and each time `handle_timeout` runs it records
+//! `cx.now - deadline`. The reactor reads `cx.now` right after the poll
+//! returns, so this is the real wake-up lateness, plus the turn's own work.
+//! After `count` timeouts the job closes; the reactor exits when no session
+//! is left.
 //!
 //! Runs, interleaved round by round so that machine noise hits all alike:
 //! * `timerfd raw (reference)`: the same random intervals waited for with a
@@ -15,8 +16,8 @@
 //!   (`clock_nanosleep`, default 50 µs timer slack);
 //! * `TimerMode::Timerfd` and `TimerMode::Poll`, with 1 session and with
 //!   100 concurrent sessions;
-//! * `timerfd+spin`: timerfd mode with the session's deadlines marked
-//!   precise (`Session::is_paced`), so the reactor wakes
+//! * `timerfd+spin`: timerfd mode with the job's deadlines marked
+//!   precise (`Wake::Paced`), so the reactor wakes
 //!   `ReactorConfig::spin` (100 µs) early and spins the rest.
 //!
 //! Prints one table: for each run the median over rounds of its p50, p99
@@ -28,9 +29,7 @@
 //! tiny round in well under a second.
 #![allow(clippy::disallowed_methods, reason = "benchmarks measure wall time")]
 
-use bytes::BytesMut;
-use mioperf::proto::hello::Registry;
-use mioperf::proto::{CloseReason, Context, Input, Request, Session, Shared, Side, Transmit};
+use mioperf::proto::{CloseReason, Context, Driven, Wake};
 use mioperf::reactor::{Reactor, ReactorConfig, TimerMode};
 use mioperf::time::{Duration, Instant};
 use std::cell::RefCell;
@@ -58,7 +57,7 @@ impl Rng {
     }
 }
 
-/// A socketless session that only sets deadlines and measures how late
+/// A socketless timer job that only sets deadlines and measures how late
 /// they are delivered.
 struct Ticker {
     rng: Rng,
@@ -69,14 +68,8 @@ struct Ticker {
     late_ns: Rc<RefCell<Vec<u64>>>,
 }
 
-impl Session for Ticker {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, _cx: &mut Context<'_>, _input: Input<'_>) {}
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+impl Driven for Ticker {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         let Some(deadline) = self.deadline else {
             return;
         };
@@ -96,25 +89,16 @@ impl Session for Ticker {
         }
     }
 
-    fn poll_transmit(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _limit: usize,
-        _buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        None
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn wake(&self) -> Wake {
+        if self.paced { Wake::Paced } else { Wake::Exact }
     }
 
-    fn is_paced(&self) -> bool {
-        self.paced
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
     }
 }
 
@@ -124,7 +108,7 @@ enum Kind {
     RawTimerfd,
     Sleep,
     Reactor(TimerMode),
-    /// Timerfd mode, deadlines marked precise (`Session::is_paced`): the
+    /// Timerfd mode, deadlines marked precise (`Wake::Paced`): the
     /// reactor wakes `ReactorConfig::spin` early and spins the rest.
     Paced,
 }
@@ -177,8 +161,7 @@ fn reactor_lateness(
         timer: mode,
         ..ReactorConfig::default()
     };
-    let shared = Shared::new(Registry::new(Duration::ZERO, 0));
-    let mut reactor = Reactor::new(config, shared).expect("reactor");
+    let mut reactor = Reactor::new(config).expect("reactor");
     let late_ns = Rc::new(RefCell::new(Vec::with_capacity(
         (sessions * count) as usize,
     )));

@@ -38,6 +38,7 @@ pub mod logging;
 pub mod progress;
 pub mod proto;
 pub mod reactor;
+pub mod rng;
 pub mod sim;
 pub mod stats;
 pub mod store;

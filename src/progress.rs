@@ -1,22 +1,21 @@
 //! Progress bars for long transfers, drawn from the reactor itself.
 //!
 //! Owns the terminal display of a transfer's progress. There is no drawing
-//! thread (indicatif's steady tick would start one): a timer-only session,
-//! [`Ticker`], runs on the same reactor as the transfer, copies a shared
+//! thread (indicatif's steady tick would start one): a timer-only job,
+//! [`Ticker`] (just [`Driven`], added with the reactor's `add_detached`), runs on the same reactor as the transfer, copies a shared
 //! byte count into the bar every 100 ms, and ends itself once the transfer
 //! has an outcome. It draws to standard error and only when that is a
 //! terminal; callers skip it entirely in `--json` mode.
 
 use crate::proto::outcome::Progress;
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{CloseReason, Context, Driven};
 use crate::time::{Duration, Instant};
-use bytes::BytesMut;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
 const TICK: Duration = Duration::from_millis(100);
 
-/// A progress bar fed by a byte counter, as a reactor session.
+/// A progress bar fed by a byte counter, as a timer-only reactor job.
 pub struct Ticker {
     bar: ProgressBar,
     bytes: Progress,
@@ -37,7 +36,7 @@ impl core::fmt::Debug for Ticker {
 impl Ticker {
     /// A bar for `total` bytes (if known) that follows `bytes` until
     /// `done()` says the transfer ended. `None` when standard error is not a
-    /// terminal: no bar, no session.
+    /// terminal: no bar, no job.
     pub fn on_terminal(
         total: Option<u64>,
         bytes: Progress,
@@ -69,14 +68,8 @@ impl Ticker {
     }
 }
 
-impl Session for Ticker {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, _cx: &mut Context<'_>, _input: Input<'_>) {}
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+impl Driven for Ticker {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         if self.finished || cx.now < self.next {
             return;
         }
@@ -90,20 +83,11 @@ impl Session for Ticker {
         }
     }
 
-    fn poll_transmit(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _limit: usize,
-        _buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        None
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         (!self.finished).then_some(self.next)
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
     }
 }

@@ -7,8 +7,6 @@
 
 use super::{Failure, error};
 use crate::cli::proxy::ProxyArgs;
-use crate::proto::Shared;
-use crate::proto::hello::Registry;
 use crate::proto::proxy::impair::Counters;
 use crate::proto::proxy::{ProxyAcceptor, Totals};
 use crate::reactor::{Reactor, ReactorConfig};
@@ -36,8 +34,8 @@ pub fn run(args: &ProxyArgs) -> Result<(), Failure> {
         spin: args.spin,
         ..ReactorConfig::default()
     };
-    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
-    let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
+    let totals = acceptor.totals();
+    let mut reactor = Reactor::new(reactor_config).map_err(|e| error("reactor", e))?;
     reactor.watch_signals().map_err(|e| error("signals", e))?;
     let local = reactor
         .bind_udp(args.listen, Box::new(acceptor))
@@ -51,7 +49,7 @@ pub fn run(args: &ProxyArgs) -> Result<(), Failure> {
     }
     log::info!("proxy {local} -> {} seed {seed}", args.upstream);
     reactor.run().map_err(|e| error("poll", e))?;
-    let totals = reactor.shared().proxy;
+    let totals = *totals.borrow();
     let refused = reactor.stats().sessions_refused;
     if args.json {
         let mut json = report_json(local, args.upstream, seed, &totals);

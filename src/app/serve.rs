@@ -12,11 +12,11 @@ use super::budget;
 use super::{Failure, error};
 use crate::cli::ServeArgs;
 use crate::config::{Protocol, ServeConfig};
-use crate::proto::budget::UdpBudget;
+use crate::proto::budget::{SharedBudget, shared as udp_budget_of};
 use crate::proto::data::Files;
-use crate::proto::hello::{self, Registry};
+use crate::proto::hello;
 use crate::proto::idle::TcpTimeouts;
-use crate::proto::{Acceptor, Shared, lab, msg, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use log::{info, warn};
@@ -50,18 +50,16 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     if protocols.is_empty() {
         return Err(Failure::Error("no protocol to serve".into()));
     }
-    let shared = Shared {
-        hello: Registry::new(config.id_ttl, config.max_ids),
-        udp_budget: UdpBudget::new(config.udp_budget),
-        proxy: crate::proto::proxy::Totals::default(),
-    };
+    // What the process may send to peers whose address is not validated:
+    // one budget for every UDP service, so together they reflect no more.
+    let udp_budget = udp_budget_of(config.udp_budget);
     let reactor_config = ReactorConfig {
         timer: config.timer,
         idle_exit: config.idle_exit,
         spin: config.spin,
         ..ReactorConfig::default()
     };
-    let mut reactor = Reactor::new(reactor_config, shared).map_err(|e| error("reactor", e))?;
+    let mut reactor = Reactor::new(reactor_config).map_err(|e| error("reactor", e))?;
     let budget = descriptor_budget(config, &protocols);
     let cap = |p: Protocol| budget.sessions(p).unwrap_or(usize::MAX);
 
@@ -76,7 +74,15 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     };
     for protocol in protocols {
         let addr = config.addr(protocol);
-        let (tcp, udp) = acceptors(protocol, config, timeouts, &cap, &mut store, &listeners)?;
+        let (tcp, udp) = acceptors(
+            protocol,
+            config,
+            timeouts,
+            &udp_budget,
+            &cap,
+            &mut store,
+            &listeners,
+        )?;
         if let Some(tcp) = tcp {
             let tcp = reactor
                 .listen_tcp_capped(addr, tcp, cap(protocol))
@@ -223,8 +229,11 @@ fn descriptor_budget(config: &ServeConfig, protocols: &[Protocol]) -> budget::Bu
     budget
 }
 
-/// An acceptor for one transport of a protocol, if it has that transport.
-type Listener = Option<Box<dyn Acceptor>>;
+/// A protocol's acceptors, one per transport it has.
+type Acceptors = (
+    Option<Box<dyn StreamAcceptor>>,
+    Option<Box<dyn DatagramAcceptor>>,
+);
 
 /// The one store every file protocol shares, opened on first use.
 fn shared_store(
@@ -266,20 +275,24 @@ fn acceptors(
     protocol: Protocol,
     config: &ServeConfig,
     timeouts: TcpTimeouts,
+    udp_budget: &SharedBudget,
     cap: &dyn Fn(Protocol) -> usize,
     store: &mut Option<Rc<dyn Files>>,
     bound: &[Bound],
-) -> Result<(Listener, Listener), Failure> {
-    let pair: (Listener, Listener) = match protocol {
-        Protocol::Hello => (
-            Some(Box::new(hello::HelloAcceptor::new(timeouts))),
-            Some(Box::new(hello::HelloAcceptor::new(timeouts))),
-        ),
+) -> Result<Acceptors, Failure> {
+    let pair: Acceptors = match protocol {
+        Protocol::Hello => {
+            let (tcp, udp, _) = hello::acceptors(config.id_ttl, config.max_ids, timeouts);
+            (Some(Box::new(tcp)), Some(Box::new(udp)))
+        }
         Protocol::Lab => (
             Some(Box::new(
-                lab::LabAcceptor::new(config.lab).with_timeouts(timeouts),
+                lab::LabStreamAcceptor::new(config.lab).with_timeouts(timeouts),
             )),
-            Some(Box::new(lab::LabAcceptor::new(config.lab))),
+            Some(Box::new(lab::LabDatagramAcceptor::new(
+                config.lab,
+                udp_budget.clone(),
+            ))),
         ),
         Protocol::Msg => (
             Some(Box::new(
@@ -319,7 +332,9 @@ fn acceptors(
             };
             (
                 None,
-                Some(Box::new(stopwait::StopwaitAcceptor::new(files, timers))),
+                Some(Box::new(
+                    stopwait::StopwaitAcceptor::new(files, timers).with_budget(udp_budget.clone()),
+                )),
             )
         }
         Protocol::Proxy => {

@@ -17,7 +17,7 @@ use super::report::Recorder;
 use crate::cli::bench::{BenchMode, BenchProto};
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
-use crate::proto::{Session, hello, lab, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp};
 use crate::reactor::{Reactor, udp_client_socket};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
@@ -79,6 +79,13 @@ pub enum Started {
     NothingLeft,
 }
 
+/// A client session as the reactor takes it: on a TCP connection or on a
+/// UDP socket.
+enum Client {
+    Stream(Box<dyn StreamSession>),
+    Datagram(Box<dyn DatagramSession>),
+}
+
 /// Builds sessions for one plan against one server.
 #[derive(Debug)]
 pub struct Launcher {
@@ -134,10 +141,10 @@ impl Launcher {
         }
     }
 
-    fn add(&self, reactor: &mut Reactor, session: Box<dyn Session>) -> std::io::Result<()> {
-        match self.plan.transport {
-            Transport::Tcp => reactor.connect_tcp(self.server, session).map(drop),
-            Transport::Udp => {
+    fn add(&self, reactor: &mut Reactor, session: Client) -> std::io::Result<()> {
+        match session {
+            Client::Stream(session) => reactor.connect_tcp(self.server, session).map(drop),
+            Client::Datagram(session) => {
                 let socket = udp_client_socket(self.server)?;
                 reactor
                     .add_udp_session(socket, Some(self.server), session)
@@ -148,30 +155,39 @@ impl Launcher {
 
     fn tracked(
         &self,
-        inner: Box<dyn Session>,
+        inner: Client,
         slot: usize,
         now: Instant,
         count: Count,
         settle: Settle,
-    ) -> Box<dyn Session> {
-        Box::new(Tracked::new(
-            inner,
-            self.run.clone(),
-            slot,
-            now,
-            count,
-            settle,
-        ))
+    ) -> Client {
+        let run = self.run.clone();
+        match inner {
+            Client::Stream(inner) => {
+                Client::Stream(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+            }
+            Client::Datagram(inner) => {
+                Client::Datagram(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+            }
+        }
+    }
+
+    /// `session` on the plan's transport (a client that speaks both).
+    fn on_transport<S: StreamSession + DatagramSession + 'static>(&self, session: S) -> Client {
+        match self.plan.transport {
+            Transport::Tcp => Client::Stream(Box::new(session)),
+            Transport::Udp => Client::Datagram(Box::new(session)),
+        }
     }
 
     fn start(&self, reactor: &mut Reactor, slot: usize, now: Instant) -> std::io::Result<Started> {
         let plan = &self.plan;
         let run = &self.run;
         let slots = plan.parallel as usize;
-        let session: Box<dyn Session> = match (plan.proto, plan.mode) {
+        let session = match (plan.proto, plan.mode) {
             (BenchProto::Hello, BenchMode::Rr) => {
                 let e = HelloExchange::new(run.clone(), slot, slots, plan.seed, plan.transport);
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -182,7 +198,7 @@ impl Launcher {
             (BenchProto::Lab, BenchMode::Echo) => {
                 let len = usize::try_from(plan.length).unwrap_or(usize::MAX);
                 let e = EchoExchange::new(len, plan.seed.wrapping_add(slot as u64));
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -192,7 +208,7 @@ impl Launcher {
             }
             (BenchProto::Msg, _) => {
                 let e = MsgExchange::new(u32::try_from(plan.length).unwrap_or(u32::MAX));
-                Box::new(Repeat::new(
+                self.on_transport(Repeat::new(
                     e,
                     plan.transport,
                     run.clone(),
@@ -218,7 +234,7 @@ impl Launcher {
         format!("put-{slot}-{}", self.plan.name)
     }
 
-    fn hello_connect(&self, slot: usize, now: Instant) -> std::io::Result<Box<dyn Session>> {
+    fn hello_connect(&self, slot: usize, now: Instant) -> std::io::Result<Client> {
         let outcome = OutcomeSlot::new();
         let mut ids = HelloExchange::new(
             self.run.clone(),
@@ -239,7 +255,8 @@ impl Launcher {
             outcome.clone(),
         );
         let settle = settle("hello", outcome);
-        Ok(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
+        let inner = Client::Stream(Box::new(inner));
+        Ok(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
     fn lab_transport(&self) -> lab::Transport {
@@ -251,7 +268,7 @@ impl Launcher {
         }
     }
 
-    fn lab_file(&self, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn lab_file(&self, slot: usize, now: Instant) -> Client {
         let outcome = OutcomeSlot::new();
         let progress = Progress::new();
         let request = self.plan.length.to_string();
@@ -271,11 +288,11 @@ impl Launcher {
             Transport::Tcp => Count::Progress(progress),
             Transport::Udp => Count::Input,
         };
-        self.tracked(Box::new(inner), slot, now, count, settle)
+        self.tracked(self.on_transport(inner), slot, now, count, settle)
     }
 
     /// A stream that fits in what is left of the run (`-n`: N segments).
-    fn stream(&self, slot: usize, now: Instant) -> Option<Box<dyn Session>> {
+    fn stream(&self, slot: usize, now: Instant) -> Option<Client> {
         let interval_ns = self.plan.stream_interval_ns();
         let count = match (self.plan.stop.count, self.run.end_at()) {
             (Some(n), _) => n,
@@ -301,13 +318,14 @@ impl Launcher {
             outcome.clone(),
         );
         let settle = settle("lab stream", outcome);
-        Some(self.tracked(Box::new(inner), slot, now, Count::Input, settle))
+        let inner = self.on_transport(inner);
+        Some(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
-    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
         let outcome = OutcomeSlot::new();
         let progress = Progress::new();
-        let inner: Box<dyn Session> = if mode == BenchMode::Put {
+        let inner: Box<dyn StreamSession> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
                 pos: 0,
@@ -330,10 +348,16 @@ impl Launcher {
             ))
         };
         let settle = settle("tcpfile", outcome);
-        self.tracked(inner, slot, now, Count::Progress(progress), settle)
+        self.tracked(
+            Client::Stream(inner),
+            slot,
+            now,
+            Count::Progress(progress),
+            settle,
+        )
     }
 
-    fn stopwait(&self, mode: BenchMode, slot: usize, now: Instant) -> Box<dyn Session> {
+    fn stopwait(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
         let outcome = OutcomeSlot::new();
         let progress = Progress::new();
         let config = stopwait::StopwaitConfig {
@@ -341,7 +365,7 @@ impl Launcher {
             tries: TRANSFER_TRIES,
             ..stopwait::StopwaitConfig::DEFAULT
         };
-        let inner: Box<dyn Session> = if mode == BenchMode::Put {
+        let inner: Box<dyn DatagramSession> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
                 pos: 0,
@@ -369,6 +393,7 @@ impl Launcher {
             )
         };
         let settle = settle("stopwait", outcome);
+        let inner = Client::Datagram(inner);
         self.tracked(inner, slot, now, Count::Progress(progress), settle)
     }
 
@@ -418,13 +443,10 @@ impl Launcher {
         }
         .with_progress(progress.clone());
         let settle = settle("tftp", outcome);
-        let session = self.tracked(
-            Box::new(client),
-            slot,
-            now,
-            Count::Progress(progress),
-            settle,
-        );
+        let run = self.run.clone();
+        let count = Count::Progress(progress);
+        let inner: Box<dyn DatagramSession> = Box::new(client);
+        let session = Box::new(Tracked::new(inner, run, slot, now, count, settle));
         // Not connected: the server answers from a new port (its transfer ID).
         let local: SocketAddr = if self.server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()

@@ -8,33 +8,13 @@
 
 use super::load::{BadFraming, Exchange, Run, Verdict};
 use super::plan::Transport;
+use crate::rng::SplitMix64;
 use crate::wire::hello::{HelloId, ID_SPACE, MAX_REQUEST, Request as HelloRequest, Response};
 use crate::wire::line;
 use crate::wire::msg::{Answer, FrameHeader, HEADER_LEN};
 use bytes::BytesMut;
 use core::ops::Range;
 use std::rc::Rc;
-
-/// splitmix64: the run's one generator of "random" bytes and offsets,
-/// reproducible from `--seed`.
-#[derive(Clone, Debug)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator seeded with `seed` (any value, zero included).
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// Splits a line-framed answer off the front of `bytes`.
 fn split_line(bytes: &[u8], max: usize) -> Result<Option<(usize, Range<usize>)>, BadFraming> {
@@ -66,7 +46,7 @@ impl HelloExchange {
         let space = ID_SPACE as u64;
         let span = (space / slots.max(1) as u64).max(1);
         let base = (slot as u64 * span) % space;
-        let offset = SplitMix::new(seed ^ slot as u64).next_u64() % span;
+        let offset = SplitMix64::new(seed ^ slot as u64).next_u64() % span;
         Self {
             run,
             slot,
@@ -140,7 +120,7 @@ impl EchoExchange {
     /// `len` bytes drawn from `seed`.
     pub fn new(len: usize, seed: u64) -> Self {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrtuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-        let mut rng = SplitMix::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut payload: Vec<u8> = (0..len)
             .map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize])
             .collect();

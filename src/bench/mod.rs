@@ -33,8 +33,6 @@ pub mod report;
 
 use crate::app::Failure;
 use crate::cli::bench::BenchArgs;
-use crate::proto::Shared;
-use crate::proto::hello::Registry;
 use crate::reactor::{Reactor, ReactorConfig};
 use core::cell::RefCell;
 use load::{Controller, OnInterval, Run};
@@ -122,9 +120,7 @@ fn client_reactor() -> Result<Reactor, Failure> {
         exit_when_no_sessions: true,
         ..ReactorConfig::default()
     };
-    // The bench never registers hello IDs: the registry is just the type.
-    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
-    Reactor::new(config, shared).map_err(|e| Failure::Error(format!("reactor: {e}")))
+    Reactor::new(config).map_err(|e| Failure::Error(format!("reactor: {e}")))
 }
 
 /// Runs the load against `server` and reports.

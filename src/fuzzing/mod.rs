@@ -9,13 +9,13 @@
 //! * **wire** (`wire_*`): one decoder on arbitrary bytes. Beyond "never
 //!   panics" each checks what its codec promises: what parses re-emits and
 //!   re-parses to the same value, lengths stay in their limits.
-//! * **server** (`server_*`): one server's acceptor and sessions driven in
-//!   virtual time by a script decoded from the bytes (time jumps,
+//! * **server** (`server_*`): one server's acceptors and sessions driven
+//!   in virtual time by a script decoded from the bytes (time jumps,
 //!   datagrams and stream chunks from a few peers, EOFs, socket failures,
 //!   a peer that reads slowly), over the in-memory file store
-//!   ([`crate::proto::data::MemoryFiles`]), in the reactor's order of calls
-//!   (see [`crate::proto`]). The invariants it asserts are listed in
-//!   `world`.
+//!   ([`crate::proto::data::MemoryFiles`]), through the reactor's own
+//!   order of calls ([`crate::proto::drive::after_call`]). The invariants
+//!   it asserts are listed in `world`.
 //!
 //! Like `wire`, `proto` and `sim` it must never touch a socket, a file or
 //! the clock (the architecture guard in `lib.rs` reads this directory too):

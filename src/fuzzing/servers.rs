@@ -8,17 +8,16 @@
 //! retransmission) instead of stopping at the parser.
 
 use super::Reader;
-use super::world::{Checks, World, nothing, peer};
-use crate::proto::budget::{BudgetConfig, UdpBudget};
+use super::world::{Checks, Server, World, nothing, peer};
+use crate::proto::budget::{self, BudgetConfig, SharedBudget};
 use crate::proto::data::MemoryFiles;
-use crate::proto::hello::{HelloAcceptor, Registry};
+use crate::proto::hello::{HelloDatagramAcceptor, HelloStreamAcceptor, Registry, SharedRegistry};
 use crate::proto::idle::TcpTimeouts;
-use crate::proto::lab::{LabAcceptor, LabConfig};
+use crate::proto::lab::{LabConfig, LabDatagramAcceptor, LabStreamAcceptor};
 use crate::proto::msg::MsgAcceptor;
 use crate::proto::stopwait::{StopwaitAcceptor, StopwaitConfig};
 use crate::proto::tcpfile::TcpFileAcceptor;
 use crate::proto::tftp::{TftpAcceptor, TftpConfig};
-use crate::proto::{Acceptor, Shared};
 use crate::time::{Duration, Instant};
 use crate::wire;
 use std::rc::Rc;
@@ -167,18 +166,27 @@ fn high_water(r: &mut Reader<'_>) -> usize {
     [1, 7, 100, 4096, 65_536, 256 * 1024][r.below(6)]
 }
 
+/// The state a server's protocols share across sessions: hello's ID
+/// registry and the process-wide UDP budget. Every target reads it, used or
+/// not, so the bytes after it mean the same to every target and the saved
+/// corpora and regressions keep their meaning.
+struct Shared {
+    registry: SharedRegistry,
+    budget: SharedBudget,
+}
+
 fn shared(r: &mut Reader<'_>) -> Shared {
     let ttl = Duration::from_millis(u64::from(r.u16()) * 10 + 1);
     let max_ids = r.below(16) + 1;
-    let mut shared = Shared::new(Registry::new(ttl, max_ids));
-    shared.udp_budget = UdpBudget::new(BudgetConfig {
+    let registry = Registry::shared(ttl, max_ids);
+    let budget = budget::shared(BudgetConfig {
         peer_rate: u64::from(r.u16()) * 100 + 1,
         peer_burst: u64::from(r.u16()) * 16 + 1,
         global_rate: u64::from(r.u16()) * 1000 + 1,
         global_burst: u64::from(r.u16()) * 64 + 1,
         trust_loopback: r.bool(),
     });
-    shared
+    Shared { registry, budget }
 }
 
 /// A store with three files (binary, text with every line ending, zeros)
@@ -283,13 +291,19 @@ pub fn server_hello(data: &[u8]) {
         idle: Duration::from_millis(u64::from(r.u16()) * 10),
         request: Duration::from_millis(u64::from(r.u16()) * 10),
     };
-    let acceptor = HelloAcceptor::new(timeouts);
+    let server = Server {
+        stream: Some(Box::new(HelloStreamAcceptor::new(
+            shared.registry.clone(),
+            timeouts,
+        ))),
+        datagram: Some(Box::new(HelloDatagramAcceptor::new(shared.registry))),
+    };
     let checks = Checks {
         datagram: hello_answer,
         stream: hello_answers,
         udp_sessions_end: false,
     };
-    let mut world = World::new(Box::new(acceptor), shared, start, hw, checks);
+    let mut world = World::new(server, start, hw, checks);
     let script = Script {
         ops: BOTH_OPS,
         chunk: hello_line,
@@ -347,13 +361,11 @@ pub fn server_lab(data: &[u8]) {
         stream: nothing,
         udp_sessions_end: false,
     };
-    let mut world = World::new(
-        Box::new(LabAcceptor::new(config)),
-        shared,
-        start,
-        hw,
-        checks,
-    );
+    let server = Server {
+        stream: Some(Box::new(LabStreamAcceptor::new(config))),
+        datagram: Some(Box::new(LabDatagramAcceptor::new(config, shared.budget))),
+    };
+    let mut world = World::new(server, start, hw, checks);
     let script = Script {
         ops: BOTH_OPS,
         chunk: lab_line,
@@ -404,7 +416,7 @@ pub fn server_msg(data: &[u8]) {
     let mut r = Reader::new(data);
     let start = start(&mut r);
     let hw = high_water(&mut r);
-    let shared = shared(&mut r);
+    let _ = shared(&mut r);
     let max = match r.below(3) {
         0 => u32::from(r.u8()),
         1 => u32::from(r.u16()),
@@ -415,7 +427,7 @@ pub fn server_msg(data: &[u8]) {
         stream: msg_answers,
         udp_sessions_end: false,
     };
-    let mut world = World::new(Box::new(MsgAcceptor::new(max)), shared, start, hw, checks);
+    let mut world = World::new(Server::stream(MsgAcceptor::new(max)), start, hw, checks);
     let script = Script {
         ops: TCP_OPS,
         chunk: msg_chunk,
@@ -467,7 +479,7 @@ pub fn server_tcpfile(data: &[u8]) {
     let mut r = Reader::new(data);
     let start = start(&mut r);
     let hw = high_water(&mut r);
-    let shared = shared(&mut r);
+    let _ = shared(&mut r);
     let files = files(&mut r);
     let acceptor = TcpFileAcceptor::new(Rc::new(files)).with_zero_copy(r.bool());
     let checks = Checks {
@@ -475,7 +487,7 @@ pub fn server_tcpfile(data: &[u8]) {
         stream: tcpfile_answer,
         udp_sessions_end: false,
     };
-    let mut world = World::new(Box::new(acceptor), shared, start, hw, checks);
+    let mut world = World::new(Server::stream(acceptor), start, hw, checks);
     let script = Script {
         ops: TCP_OPS,
         chunk: tcpfile_chunk,
@@ -544,8 +556,8 @@ pub fn server_stopwait(data: &[u8]) {
         stream: nothing,
         udp_sessions_end: true,
     };
-    let acceptor = StopwaitAcceptor::new(Rc::new(files), config);
-    let mut world = World::new(Box::new(acceptor), shared, start, 1, checks);
+    let acceptor = StopwaitAcceptor::new(Rc::new(files), config).with_budget(shared.budget);
+    let mut world = World::new(Server::datagram(acceptor), start, 1, checks);
     let script = Script {
         ops: UDP_OPS,
         chunk: none,
@@ -656,7 +668,7 @@ fn tftp_answer(bytes: &[u8]) {
 pub fn server_tftp(data: &[u8]) {
     let mut r = Reader::new(data);
     let start = start(&mut r);
-    let shared = shared(&mut r);
+    let _ = shared(&mut r);
     let files = files(&mut r);
     let config = TftpConfig {
         max_blksize: r.u16().clamp(8, 65_464),
@@ -673,8 +685,8 @@ pub fn server_tftp(data: &[u8]) {
         stream: nothing,
         udp_sessions_end: true,
     };
-    let acceptor: Box<dyn Acceptor> = Box::new(TftpAcceptor::new(Rc::new(files), config));
-    let mut world = World::new(acceptor, shared, start, 1, checks);
+    let acceptor = TftpAcceptor::new(Rc::new(files), config);
+    let mut world = World::new(Server::datagram(acceptor), start, 1, checks);
     let script = Script {
         ops: UDP_OPS,
         chunk: none,

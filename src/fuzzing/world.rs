@@ -1,31 +1,36 @@
-//! A reactor in miniature for the server targets: one acceptor, its
-//! sessions, virtual time, and the checks.
+//! A reactor in miniature for the server targets: a server's acceptors,
+//! their sessions, virtual time, and the checks.
 //!
-//! It calls sessions exactly as `reactor` does (see [`crate::proto`]):
-//! after any `handle_input` or `handle_timeout`, `poll_transmit` until
-//! `None` or a budget, then `poll_timeout`, then `poll_request` until
-//! `None`, then `wants_input`. A TCP connection's output waits in a buffer
-//! bounded by a high-water mark until the scripted peer reads it; a closing
+//! It calls sessions exactly as `reactor` does: after any `handle_input` or
+//! `handle_timeout`, [`drive::after_call`] (the one driver, see
+//! [`crate::proto`]) with a transmit step that pulls `poll_transmit` until
+//! `None` or a budget. A TCP connection's output waits in a buffer bounded
+//! by a high-water mark until the scripted peer reads it; a closing
 //! connection is only flushed (never fed), then dropped on the peer's EOF
-//! or after the linger time; a UDP session is dropped when it closes.
+//! or after the linger time; a UDP session is dropped when it closes. An
+//! acceptor's own deadline (state its sessions share, such as hello's ID
+//! expiry) is read afresh whenever the world looks for the next deadline,
+//! so it is current after every call into one of its sessions.
 //!
 //! # Invariants (each a panic, so libFuzzer reports it)
 //! * No call panics, and the virtual clock never goes back.
 //! * `poll_transmit` appends exactly the `len` it reports, within `limit`;
-//!   a stream transmit has no destination; a datagram fits in a UDP
-//!   payload and goes only to an address that has sent us something.
+//!   a datagram fits in a UDP payload, leaves by the home endpoint, and
+//!   goes only to an address that has sent us something.
 //! * What a server sends is well-formed for its protocol's codec (the
 //!   target's checks: every TFTP datagram parses, every hello line, …).
 //! * After any call the reported deadline is not in the past, and a timer
 //!   that fires moves on: a session whose deadline stays at `now` after
 //!   [`MAX_FIRES_AT_ONE_INSTANT`] calls of `handle_timeout` would make the
-//!   reactor spin.
+//!   reactor spin; an acceptor's deadline must be past `now` once its
+//!   `handle_timeout` ran (a hello ID due to expire is gone).
 //! * A session that asked to close is never given input or timeouts again.
 //! * (Targets that ask for it) a UDP session whose peers fall silent ends
 //!   within [`SILENCE_BOUND`] of virtual time.
 
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Shared, Tag,
+    Admission, Admit, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession,
+    Driven, EndpointId, StreamAcceptor, StreamInput, StreamSession, drive,
 };
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
@@ -80,12 +85,77 @@ pub(crate) struct Checks {
 /// No check beyond the world's own.
 pub(crate) fn nothing(_: &[u8]) {}
 
-enum Sock {
-    Stream(Conn),
-    /// A per-peer session on the acceptor's socket.
-    Shared,
-    /// A session on a socket of its own (TFTP's transfer ID).
-    Own,
+/// The server under test: what listens on TCP, what on UDP (either may be
+/// missing; a protocol on both has one of each over shared state).
+#[derive(Default)]
+pub(crate) struct Server {
+    pub(crate) stream: Option<Box<dyn StreamAcceptor>>,
+    pub(crate) datagram: Option<Box<dyn DatagramAcceptor>>,
+}
+
+impl Server {
+    /// A TCP-only server.
+    pub(crate) fn stream(acceptor: impl StreamAcceptor + 'static) -> Self {
+        Self {
+            stream: Some(Box::new(acceptor)),
+            datagram: None,
+        }
+    }
+
+    /// A UDP-only server.
+    pub(crate) fn datagram(acceptor: impl DatagramAcceptor + 'static) -> Self {
+        Self {
+            stream: None,
+            datagram: Some(Box::new(acceptor)),
+        }
+    }
+
+    /// The acceptors, as what the reactor drives.
+    fn driven(&mut self) -> impl Iterator<Item = &mut dyn Driven> {
+        let stream = self.stream.as_deref_mut().map(|a| a as &mut dyn Driven);
+        let datagram = self.datagram.as_deref_mut().map(|a| a as &mut dyn Driven);
+        stream.into_iter().chain(datagram)
+    }
+
+    /// The earliest deadline of either acceptor.
+    fn poll_timeout(&self) -> Option<Instant> {
+        let stream = self.stream.as_ref().and_then(|a| a.poll_timeout());
+        let datagram = self.datagram.as_ref().and_then(|a| a.poll_timeout());
+        stream.into_iter().chain(datagram).min()
+    }
+}
+
+/// A session and the endpoint it is driven through.
+enum Io {
+    Stream {
+        session: Box<dyn StreamSession>,
+        conn: Conn,
+    },
+    Datagram {
+        session: Box<dyn DatagramSession>,
+        /// On a socket of its own (TFTP's transfer ID), not the acceptor's.
+        own: bool,
+    },
+}
+
+impl Io {
+    fn driven(&mut self) -> &mut dyn Driven {
+        match self {
+            Self::Stream { session, .. } => session.as_mut(),
+            Self::Datagram { session, .. } => session.as_mut(),
+        }
+    }
+
+    fn conn(&self) -> Option<&Conn> {
+        match self {
+            Self::Stream { conn, .. } => Some(conn),
+            Self::Datagram { .. } => None,
+        }
+    }
+
+    fn is_own_socket(&self) -> bool {
+        matches!(self, Self::Datagram { own: true, .. })
+    }
 }
 
 struct Conn {
@@ -98,8 +168,7 @@ struct Conn {
 }
 
 struct Slot {
-    session: Box<dyn Session>,
-    sock: Sock,
+    io: Io,
     peer: SocketAddr,
     deadline: Option<Instant>,
     /// Calls of `handle_timeout` at the instant they were made.
@@ -107,12 +176,25 @@ struct Slot {
     still_ready: bool,
 }
 
+impl Slot {
+    /// When the world must call in next: the linger's end of a closing
+    /// connection, else the session's deadline.
+    fn due_at(&self) -> Option<Instant> {
+        match self.io.conn() {
+            Some(Conn {
+                linger_until: Some(until),
+                ..
+            }) => Some(*until),
+            _ => self.deadline,
+        }
+    }
+}
+
 /// The miniature reactor.
 pub(crate) struct World {
     now: Instant,
-    shared: Shared,
-    acceptor: Box<dyn Acceptor>,
-    /// Index = key; 0 is the acceptor's. Keys are never reused.
+    server: Server,
+    /// Index = key; 0 is the acceptors'. Keys are never reused.
     slots: Vec<Option<Slot>>,
     by_peer: BTreeMap<SocketAddr, usize>,
     heard_from: BTreeSet<SocketAddr>,
@@ -122,17 +204,10 @@ pub(crate) struct World {
 }
 
 impl World {
-    pub(crate) fn new(
-        acceptor: Box<dyn Acceptor>,
-        shared: Shared,
-        start: Instant,
-        high_water: usize,
-        checks: Checks,
-    ) -> Self {
+    pub(crate) fn new(server: Server, start: Instant, high_water: usize, checks: Checks) -> Self {
         Self {
             now: start,
-            shared,
-            acceptor,
+            server,
             slots: vec![None],
             by_peer: BTreeMap::new(),
             heard_from: BTreeSet::new(),
@@ -145,14 +220,6 @@ impl World {
     /// Whether the run has sent so much that the script should stop.
     pub(crate) fn exhausted(&self) -> bool {
         self.output > MAX_OUTPUT
-    }
-
-    fn cx(shared: &mut Shared, now: Instant, key: usize, peer: Option<SocketAddr>) -> Context<'_> {
-        Context {
-            now,
-            tag: Tag { key, peer },
-            shared,
-        }
     }
 
     fn live(&self, pick: impl Fn(&Slot) -> bool) -> Vec<usize> {
@@ -169,10 +236,9 @@ impl World {
         (!keys.is_empty()).then(|| keys[n % keys.len()])
     }
 
-    fn insert(&mut self, session: Box<dyn Session>, sock: Sock, peer: SocketAddr) -> usize {
+    fn insert(&mut self, io: Io, peer: SocketAddr) -> usize {
         self.slots.push(Some(Slot {
-            session,
-            sock,
+            io,
             peer,
             deadline: None,
             fires: (self.now, 0),
@@ -188,7 +254,7 @@ impl World {
         if self.by_peer.get(&slot.peer) == Some(&key) {
             self.by_peer.remove(&slot.peer);
         }
-        if let Sock::Stream(conn) = &slot.sock {
+        if let Some(conn) = slot.io.conn() {
             (self.checks.stream)(&conn.transcript);
         }
     }
@@ -214,8 +280,11 @@ impl World {
     /// A TCP connection from `peer` is accepted.
     pub(crate) fn connect(&mut self, peer: SocketAddr) {
         let key = self.slots.len();
-        let mut cx = Self::cx(&mut self.shared, self.now, key, Some(peer));
-        let Some(session) = self.acceptor.accept_stream(&mut cx, peer) else {
+        let mut cx = Context::new(self.now, key, Some(peer));
+        let Some(acceptor) = self.server.stream.as_mut() else {
+            return;
+        };
+        let Some(session) = acceptor.accept(&mut cx, peer) else {
             return;
         };
         let conn = Conn {
@@ -224,27 +293,27 @@ impl World {
             read_closed: false,
             linger_until: None,
         };
-        let key = self.insert(session, Sock::Stream(conn), peer);
+        let key = self.insert(Io::Stream { session, conn }, peer);
         self.flush(key);
         self.end_turn();
     }
 
     fn open_stream(&self, n: usize) -> Option<usize> {
-        self.choose(n, |s| matches!(&s.sock, Sock::Stream(c) if !c.read_closed))
+        self.choose(n, |s| s.io.conn().is_some_and(|c| !c.read_closed))
     }
 
     /// Bytes arrive on the `n`th open connection (if it reads).
     pub(crate) fn stream(&mut self, n: usize, bytes: &[u8]) {
         if let Some(key) = self.open_stream(n) {
             let slot = self.slots[key].as_mut().expect("live");
-            let Sock::Stream(conn) = &slot.sock else {
+            let Io::Stream { session, conn } = &mut slot.io else {
                 return;
             };
             // A closing connection's input is read and discarded; a paused
             // one is not read at all.
-            if conn.linger_until.is_none() && slot.session.wants_input() {
-                let mut cx = Self::cx(&mut self.shared, self.now, key, Some(slot.peer));
-                slot.session.handle_input(&mut cx, Input::Stream(bytes));
+            if conn.linger_until.is_none() && session.wants_input() {
+                let mut cx = Context::new(self.now, key, Some(slot.peer));
+                session.handle_input(&mut cx, StreamInput::Bytes(bytes));
                 self.flush(key);
             }
         }
@@ -255,7 +324,7 @@ impl World {
     pub(crate) fn stream_end(&mut self, n: usize) {
         if let Some(key) = self.open_stream(n) {
             let slot = self.slots[key].as_mut().expect("live");
-            let Sock::Stream(conn) = &mut slot.sock else {
+            let Io::Stream { session, conn } = &mut slot.io else {
                 return;
             };
             conn.read_closed = true;
@@ -263,8 +332,8 @@ impl World {
                 // The peer saw our FIN and closed too: done.
                 self.drop_slot(key);
             } else {
-                let mut cx = Self::cx(&mut self.shared, self.now, key, Some(slot.peer));
-                slot.session.handle_input(&mut cx, Input::StreamEnd);
+                let mut cx = Context::new(self.now, key, Some(slot.peer));
+                session.handle_input(&mut cx, StreamInput::End);
                 self.flush(key);
             }
         }
@@ -273,9 +342,9 @@ impl World {
 
     /// The peer of the `n`th connection reads up to `max` bytes.
     pub(crate) fn peer_reads(&mut self, n: usize, max: usize) {
-        if let Some(key) = self.choose(n, |s| matches!(s.sock, Sock::Stream(_))) {
+        if let Some(key) = self.choose(n, |s| s.io.conn().is_some()) {
             let slot = self.slots[key].as_mut().expect("live");
-            let Sock::Stream(conn) = &mut slot.sock else {
+            let Io::Stream { conn, .. } = &mut slot.io else {
                 return;
             };
             let take = max.min(conn.out.len());
@@ -293,18 +362,30 @@ impl World {
         self.end_turn();
     }
 
-    /// The socket of the `n`th session fails (reset, ICMP unreachable).
+    /// The socket of the `n`th session fails (reset, ICMP unreachable). A
+    /// TCP entry is freed without a flush; a UDP session is told and
+    /// decides itself whether that ends it, as the seam says.
     pub(crate) fn fail(&mut self, n: usize) {
+        const KIND: std::io::ErrorKind = std::io::ErrorKind::ConnectionReset;
         if let Some(key) = self.choose(n, |_| true) {
             let slot = self.slots[key].as_mut().expect("live");
-            let closing = matches!(&slot.sock, Sock::Stream(c) if c.linger_until.is_some());
-            if !closing {
-                let mut cx = Self::cx(&mut self.shared, self.now, key, Some(slot.peer));
-                slot.session
-                    .handle_input(&mut cx, Input::Failed(std::io::ErrorKind::ConnectionReset));
+            let mut cx = Context::new(self.now, key, Some(slot.peer));
+            match &mut slot.io {
+                Io::Stream { session, conn } => {
+                    if conn.linger_until.is_none() {
+                        session.handle_input(&mut cx, StreamInput::Failed(KIND));
+                    }
+                    self.drop_slot(key);
+                }
+                Io::Datagram { session, .. } => {
+                    let input = DatagramInput::Failed {
+                        endpoint: EndpointId::HOME,
+                        kind: KIND,
+                    };
+                    session.handle_input(&mut cx, input);
+                    self.flush(key);
+                }
             }
-            // The reactor frees the entry without flushing it.
-            self.drop_slot(key);
         }
         self.end_turn();
     }
@@ -320,13 +401,19 @@ impl World {
             self.end_turn();
             return;
         }
+        let Some(acceptor) = self.server.datagram.as_mut() else {
+            self.end_turn();
+            return;
+        };
         let mut reply = BytesMut::new();
-        let mut cx = Self::cx(&mut self.shared, self.now, 0, Some(from));
-        let admission = self
-            .acceptor
-            .accept_datagram(&mut cx, from, payload, &mut reply);
+        let mut cx = Context::new(self.now, 0, Some(from));
+        let admission = acceptor.accept(&mut cx, from, payload, &mut reply);
         // Evictions first: the admission may need the places they free.
-        while let Some(victim) = self.acceptor.poll_evict() {
+        let evicted: Vec<usize> = core::iter::from_fn(|| acceptor.poll_evict()).collect();
+        let limit = acceptor
+            .max_sessions()
+            .map_or(MAX_SHARED_SESSIONS, |m| m.min(MAX_SHARED_SESSIONS));
+        for victim in evicted {
             if victim != 0 {
                 self.drop_slot(victim);
             }
@@ -338,29 +425,41 @@ impl World {
                 self.output += reply.len();
             }
             Admission::Ignore => {}
-            Admission::Shared(session) => {
-                let limit = self
-                    .acceptor
-                    .max_sessions()
-                    .map_or(MAX_SHARED_SESSIONS, |m| m.min(MAX_SHARED_SESSIONS));
+            Admission::Start(Admit { bind, .. }) if !bind.is_empty() => {
+                panic!("no server here binds more sockets")
+            }
+            Admission::Start(Admit {
+                session,
+                own_socket: false,
+                ..
+            }) => {
                 if self.by_peer.len() < limit {
-                    let key = self.insert(session, Sock::Shared, from);
+                    let key = self.insert(
+                        Io::Datagram {
+                            session,
+                            own: false,
+                        },
+                        from,
+                    );
                     self.by_peer.insert(from, key);
                     self.deliver(key, from, payload);
                 }
             }
-            Admission::OwnSocket(session) => {
-                let key = self.insert(session, Sock::Own, from);
+            Admission::Start(Admit {
+                session,
+                own_socket: true,
+                ..
+            }) => {
+                let key = self.insert(Io::Datagram { session, own: true }, from);
                 self.deliver(key, from, payload);
             }
-            Admission::Relay { .. } => panic!("no server here relays"),
         }
         self.end_turn();
     }
 
     /// A datagram from `from` to the `n`th session's own socket.
     pub(crate) fn datagram_to_session(&mut self, n: usize, from: SocketAddr, payload: &[u8]) {
-        if let Some(key) = self.choose(n, |s| matches!(s.sock, Sock::Own)) {
+        if let Some(key) = self.choose(n, |s| s.io.is_own_socket()) {
             self.heard(from);
             self.deliver(key, from, payload);
         }
@@ -369,10 +468,7 @@ impl World {
 
     /// Whether any session has a socket of its own.
     pub(crate) fn has_own_sockets(&self) -> bool {
-        self.slots
-            .iter()
-            .flatten()
-            .any(|s| matches!(s.sock, Sock::Own))
+        self.slots.iter().flatten().any(|s| s.io.is_own_socket())
     }
 
     fn heard(&mut self, from: SocketAddr) {
@@ -381,10 +477,14 @@ impl World {
 
     fn deliver(&mut self, key: usize, from: SocketAddr, payload: &[u8]) {
         let slot = self.slots[key].as_mut().expect("live");
-        let mut cx = Self::cx(&mut self.shared, self.now, key, Some(slot.peer));
-        slot.session.handle_input(
+        let Io::Datagram { session, .. } = &mut slot.io else {
+            return;
+        };
+        let mut cx = Context::new(self.now, key, Some(slot.peer));
+        session.handle_input(
             &mut cx,
-            Input::Datagram {
+            DatagramInput::Datagram {
+                endpoint: EndpointId::HOME,
                 from,
                 payload,
                 kernel_ns: None,
@@ -405,7 +505,7 @@ impl World {
             self.advance_to_next_deadline(Duration::ZERO);
             if self.checks.udp_sessions_end {
                 let silent = self.now.saturating_since(quiet_from);
-                let udp = self.live(|s| !matches!(s.sock, Sock::Stream(_)));
+                let udp = self.live(|s| s.io.conn().is_none());
                 assert!(
                     silent <= SILENCE_BOUND || udp.is_empty(),
                     "UDP sessions {udp:?} still live after {silent:?} of silence"
@@ -420,14 +520,8 @@ impl World {
     // ---- the reactor's part --------------------------------------------
 
     fn next_deadline(&self) -> Option<Instant> {
-        let sessions = self.slots.iter().flatten().filter_map(|s| match &s.sock {
-            Sock::Stream(Conn {
-                linger_until: Some(until),
-                ..
-            }) => Some(*until),
-            _ => s.deadline,
-        });
-        sessions.chain(self.shared.hello.next_expiry()).min()
+        let sessions = self.slots.iter().flatten().filter_map(Slot::due_at);
+        sessions.chain(self.server.poll_timeout()).min()
     }
 
     /// The end of a reactor turn: sessions cut off by a budget are flushed
@@ -442,14 +536,7 @@ impl World {
                 .iter()
                 .enumerate()
                 .filter_map(|(k, s)| {
-                    let s = s.as_ref()?;
-                    let at = match &s.sock {
-                        Sock::Stream(Conn {
-                            linger_until: Some(until),
-                            ..
-                        }) => *until,
-                        _ => s.deadline?,
-                    };
+                    let at = s.as_ref()?.due_at()?;
                     (at <= self.now).then_some((at, k))
                 })
                 .min();
@@ -458,31 +545,24 @@ impl World {
             };
             self.fire(key);
         }
-        if self
-            .shared
-            .hello
-            .next_expiry()
-            .is_some_and(|at| at <= self.now)
-        {
-            self.shared.hello.expire_due(self.now);
-            assert!(
-                self.shared
-                    .hello
-                    .next_expiry()
-                    .is_none_or(|at| at > self.now),
-                "a hello ID due to expire is still there"
-            );
+        let now = self.now;
+        let mut cx = Context::new(now, 0, None);
+        for acceptor in self.server.driven() {
+            if acceptor.poll_timeout().is_some_and(|at| at <= now) {
+                acceptor.handle_timeout(&mut cx);
+                assert!(
+                    acceptor.poll_timeout().is_none_or(|at| at > now),
+                    "an acceptor's deadline is still due after its handle_timeout at {now} \
+                     (a hello ID due to expire is still there)"
+                );
+            }
         }
     }
 
     fn fire(&mut self, key: usize) {
         let now = self.now;
         let slot = self.slots[key].as_mut().expect("live");
-        if let Sock::Stream(Conn {
-            linger_until: Some(_),
-            ..
-        }) = &slot.sock
-        {
+        if slot.io.conn().is_some_and(|c| c.linger_until.is_some()) {
             // Linger expired: the reactor closes without the session.
             self.drop_slot(key);
             return;
@@ -498,98 +578,49 @@ impl World {
             slot.deadline,
             slot.fires.1
         );
-        let mut cx = Self::cx(&mut self.shared, now, key, Some(slot.peer));
-        slot.session.handle_timeout(&mut cx);
+        let mut cx = Context::new(now, key, Some(slot.peer));
+        slot.io.driven().handle_timeout(&mut cx);
         self.flush(key);
     }
 
-    /// After any call into a session: transmit, deadline, requests,
-    /// backpressure — the reactor's `flush`.
+    /// After any call into a session: the one driver's order of calls,
+    /// with this world's transmit step (a stream's high-water mark, the
+    /// datagram send budget) and checks.
     fn flush(&mut self, key: usize) {
         let now = self.now;
         let Some(slot) = self.slots[key].as_mut() else {
             return;
         };
-        let mut cx = Self::cx(&mut self.shared, now, key, Some(slot.peer));
-        // 1. Transmit.
-        slot.still_ready = false;
-        match &mut slot.sock {
-            Sock::Stream(conn) => {
-                while conn.out.len() < self.high_water {
-                    let limit = self.high_water - conn.out.len();
-                    let before = conn.out.len();
-                    let Some(t) = slot.session.poll_transmit(&mut cx, limit, &mut conn.out) else {
-                        break;
-                    };
-                    let appended = conn.out.len() - before;
-                    assert_eq!(t.len, appended, "transmit len is not what was appended");
-                    assert!(t.len <= limit, "transmit of {} over limit {limit}", t.len);
-                    assert!(t.to.is_none(), "a stream transmit has a destination");
-                    self.output += appended;
-                    if appended == 0 && self.output > MAX_OUTPUT {
-                        break;
-                    }
-                }
-                if conn.out.is_empty()
-                    && let Some(chunk) = slot.session.poll_file()
-                {
-                    // sendfile: a bounded piece per flush, as the write budget.
-                    let n = chunk.len.min(64 * 1024);
-                    slot.session.advance_file(&mut cx, n);
-                    self.output += usize::try_from(n).unwrap_or(usize::MAX);
-                    slot.still_ready = n > 0;
-                }
+        let mut cx = Context::new(now, key, Some(slot.peer));
+        let peer = slot.peer;
+        let (high_water, checks, heard_from) = (self.high_water, self.checks, &self.heard_from);
+        let mut output = self.output;
+        let (still_ready, after) = match &mut slot.io {
+            Io::Stream { session, conn } => {
+                drive::after_call(session.as_mut(), &mut cx, |s, cx| {
+                    stream_transmit(s, cx, conn, high_water, &mut output)
+                })
             }
-            Sock::Shared | Sock::Own => {
-                let mut buf = BytesMut::new();
-                let mut sent = 0;
-                loop {
-                    if sent >= SEND_BUDGET {
-                        slot.still_ready = true;
-                        break;
-                    }
-                    buf.clear();
-                    let Some(t) = slot.session.poll_transmit(&mut cx, MAX_DATAGRAM, &mut buf)
-                    else {
-                        break;
-                    };
-                    sent += 1;
-                    assert_eq!(t.len, buf.len(), "transmit len is not the datagram's");
-                    assert!(t.len <= MAX_DATAGRAM, "datagram of {} bytes", t.len);
-                    let to = t.to.unwrap_or(slot.peer);
-                    assert!(
-                        self.heard_from.contains(&to),
-                        "datagram to {to}, which never sent anything"
-                    );
-                    (self.checks.datagram)(&buf);
-                    self.output += buf.len();
-                }
+            Io::Datagram { session, .. } => {
+                drive::after_call(session.as_mut(), &mut cx, |s, cx| {
+                    datagram_transmit(s, cx, peer, checks, heard_from, &mut output)
+                })
             }
-        }
-        // 2. Deadline.
-        let deadline = slot.session.poll_timeout();
-        if let Some(d) = deadline {
+        };
+        self.output = output;
+        slot.still_ready = still_ready;
+        if let Some(d) = after.deadline {
             assert!(
                 d >= now,
                 "session #{key} reports deadline {d} before now {now}"
             );
         }
-        slot.deadline = deadline;
-        // 3. Requests.
-        let mut close: Option<CloseReason> = None;
-        while let Some(request) = slot.session.poll_request() {
-            match request {
-                Request::Close(reason) => {
-                    close.get_or_insert(reason);
-                }
-            }
-        }
-        let _ = slot.session.wants_input();
-        let Some(reason) = close else {
+        slot.deadline = after.deadline;
+        let Some(reason) = after.close else {
             return;
         };
-        let graceful = match &mut slot.sock {
-            Sock::Stream(conn) => {
+        let graceful = match &mut slot.io {
+            Io::Stream { conn, .. } => {
                 let graceful = conn.linger_until.is_none()
                     && !matches!(reason, CloseReason::Aborted | CloseReason::TimedOut { .. })
                     && !(conn.read_closed && conn.out.is_empty());
@@ -599,12 +630,81 @@ impl World {
                 }
                 graceful || conn.linger_until.is_some()
             }
-            _ => false,
+            Io::Datagram { .. } => false,
         };
         if !graceful {
             self.drop_slot(key);
         }
     }
+}
+
+/// A stream's transmit step: output up to the high-water mark, then a
+/// bounded piece of its file. Returns whether it must be flushed again.
+fn stream_transmit(
+    s: &mut dyn StreamSession,
+    cx: &mut Context,
+    conn: &mut Conn,
+    high_water: usize,
+    output: &mut usize,
+) -> bool {
+    while conn.out.len() < high_water {
+        let limit = high_water - conn.out.len();
+        let before = conn.out.len();
+        let Some(len) = s.poll_transmit(cx, limit, &mut conn.out) else {
+            break;
+        };
+        let appended = conn.out.len() - before;
+        assert_eq!(len, appended, "transmit len is not what was appended");
+        assert!(len <= limit, "transmit of {len} over limit {limit}");
+        *output += appended;
+        if appended == 0 && *output > MAX_OUTPUT {
+            break;
+        }
+    }
+    if conn.out.is_empty()
+        && let Some(chunk) = s.poll_file()
+    {
+        // sendfile: a bounded piece per flush, as the write budget.
+        let n = chunk.len.min(64 * 1024);
+        s.advance_file(cx, n);
+        *output += usize::try_from(n).unwrap_or(usize::MAX);
+        return n > 0;
+    }
+    false
+}
+
+/// A datagram session's transmit step: at most the send budget, each
+/// datagram checked. Returns whether the budget cut it short.
+fn datagram_transmit(
+    s: &mut dyn DatagramSession,
+    cx: &mut Context,
+    peer: SocketAddr,
+    checks: Checks,
+    heard_from: &BTreeSet<SocketAddr>,
+    output: &mut usize,
+) -> bool {
+    let mut buf = BytesMut::new();
+    for _ in 0..SEND_BUDGET {
+        buf.clear();
+        let Some(t) = s.poll_transmit(cx, MAX_DATAGRAM, &mut buf) else {
+            return false;
+        };
+        assert_eq!(t.len, buf.len(), "transmit len is not the datagram's");
+        assert!(t.len <= MAX_DATAGRAM, "datagram of {} bytes", t.len);
+        assert_eq!(
+            t.endpoint,
+            EndpointId::HOME,
+            "a datagram by another endpoint"
+        );
+        let to = t.to.unwrap_or(peer);
+        assert!(
+            heard_from.contains(&to),
+            "datagram to {to}, which never sent anything"
+        );
+        (checks.datagram)(&buf);
+        *output += buf.len();
+    }
+    true
 }
 
 #[cfg(test)]
@@ -613,8 +713,7 @@ mod tests {
     //! on purpose.
 
     use super::*;
-    use crate::proto::hello::Registry;
-    use crate::proto::{Side, Transmit};
+    use crate::proto::Transmit;
 
     #[derive(Clone, Copy)]
     enum Fault {
@@ -636,19 +735,26 @@ mod tests {
         sent: bool,
     }
 
-    impl Session for Bad {
-        fn side(&self) -> Side {
-            Side::Server
-        }
-        fn handle_input(&mut self, cx: &mut Context<'_>, _: Input<'_>) {
+    impl Driven for Bad {
+        fn handle_timeout(&mut self, cx: &mut Context) {
             self.now = cx.now;
         }
-        fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        fn poll_timeout(&self) -> Option<Instant> {
+            match self.fault {
+                Fault::Spins => Some(self.now),
+                Fault::PastDeadline => Some(Instant::ZERO),
+                _ => None,
+            }
+        }
+    }
+
+    impl DatagramSession for Bad {
+        fn handle_input(&mut self, cx: &mut Context, _: DatagramInput<'_>) {
             self.now = cx.now;
         }
         fn poll_transmit(
             &mut self,
-            _: &mut Context<'_>,
+            _: &mut Context,
             _: usize,
             buf: &mut BytesMut,
         ) -> Option<Transmit> {
@@ -658,44 +764,26 @@ mod tests {
             self.sent = true;
             buf.extend_from_slice(b"x");
             Some(match self.fault {
-                Fault::WrongLen => Transmit { to: None, len: 2 },
-                Fault::ToStranger => Transmit {
-                    to: Some(peer(2)),
-                    len: 1,
-                },
-                _ => Transmit { to: None, len: 1 },
+                Fault::WrongLen => Transmit::new(None, 2),
+                Fault::ToStranger => Transmit::new(Some(peer(2)), 1),
+                _ => Transmit::new(None, 1),
             })
-        }
-        fn poll_timeout(&self) -> Option<Instant> {
-            match self.fault {
-                Fault::Spins => Some(self.now),
-                Fault::PastDeadline => Some(Instant::ZERO),
-                _ => None,
-            }
-        }
-        fn poll_request(&mut self) -> Option<Request> {
-            None
         }
     }
 
     struct Admit(Fault);
 
-    impl Acceptor for Admit {
-        fn accept_stream(
+    impl Driven for Admit {}
+
+    impl DatagramAcceptor for Admit {
+        fn accept(
             &mut self,
-            _: &mut Context<'_>,
-            _: SocketAddr,
-        ) -> Option<Box<dyn Session>> {
-            None
-        }
-        fn accept_datagram(
-            &mut self,
-            cx: &mut Context<'_>,
+            cx: &mut Context,
             _: SocketAddr,
             _: &[u8],
             _: &mut BytesMut,
         ) -> Admission {
-            Admission::Shared(Box::new(Bad {
+            Admission::shared(Box::new(Bad {
                 fault: self.0,
                 now: cx.now,
                 sent: false,
@@ -704,19 +792,13 @@ mod tests {
     }
 
     fn run(fault: Fault) {
-        let shared = Shared::new(Registry::new(Duration::from_secs(1), 1));
         let checks = Checks {
             datagram: nothing,
             stream: nothing,
             udp_sessions_end: false,
         };
-        let mut world = World::new(
-            Box::new(Admit(fault)),
-            shared,
-            Instant::from_secs(1),
-            1,
-            checks,
-        );
+        let server = Server::datagram(Admit(fault));
+        let mut world = World::new(server, Instant::from_secs(1), 1, checks);
         world.datagram_to_listener(peer(0), b"hi");
         world.advance(Duration::from_secs(1));
     }

@@ -18,10 +18,17 @@
 //! Memory is fixed: per-IP buckets live in a table of `PEER_BUCKETS` slots
 //! indexed by a keyed hash; two addresses that collide share a bucket,
 //! which is only ever stricter.
+//!
+//! The budget is process-wide, so every protocol that answers unvalidated
+//! UDP peers (lab's files and streams, stopwait's transfers) must draw from
+//! one [`SharedBudget`]: the server builds one and hands a clone to each
+//! such acceptor, which lends it to its sessions.
 
 use crate::time::{Duration, Instant};
+use core::cell::RefCell;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Slots in the per-IP table.
 pub const PEER_BUCKETS: usize = 4096;
@@ -152,6 +159,16 @@ impl Default for UdpBudget {
     fn default() -> Self {
         Self::new(BudgetConfig::default())
     }
+}
+
+/// The one budget that the acceptors and sessions of every UDP protocol
+/// hold. Single-threaded: the reactor calls one session at a time, so a
+/// borrow never outlives the call that takes it.
+pub type SharedBudget = Rc<RefCell<UdpBudget>>;
+
+/// A [`SharedBudget`] with full buckets.
+pub fn shared(config: BudgetConfig) -> SharedBudget {
+    Rc::new(RefCell::new(UdpBudget::new(config)))
 }
 
 #[cfg(test)]

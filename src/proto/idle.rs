@@ -145,14 +145,14 @@ impl IdleTimer {
         }
     }
 
-    /// The deadline to report from `Session::poll_timeout`: at or before
+    /// The deadline to report from `Driven::poll_timeout`: at or before
     /// [`deadline`](Self::deadline), and unchanged by progress. `None` when
     /// the limits are so large that it never comes.
     pub fn poll_timeout(&self) -> Option<Instant> {
         (self.check < Instant::MAX).then_some(self.check)
     }
 
-    /// Call from `Session::handle_timeout`: which limit expired at `now`,
+    /// Call from `Driven::handle_timeout`: which limit expired at `now`,
     /// if any. When the reported deadline has come but the real one has
     /// not (there was progress), the reported one moves to the real one.
     pub fn on_timeout(&mut self, now: Instant) -> Option<Expired> {
@@ -178,7 +178,8 @@ impl IdleTimer {
 pub(crate) mod testing {
     //! Running a session's idle and request limits in virtual time.
 
-    use crate::proto::{CloseReason, Context, Request, Session, Shared, Tag};
+    use crate::proto::testing::cx;
+    use crate::proto::{CloseReason, Driven};
     use crate::time::Instant;
 
     /// Fires every deadline `s` reports up to and including `until`, as the
@@ -187,23 +188,14 @@ pub(crate) mod testing {
     /// early, with `None`, at a deadline that `handle_timeout` does not
     /// move (one that waits for a transmit).
     #[track_caller]
-    pub(crate) fn timed_out_by(
-        s: &mut dyn Session,
-        shared: &mut Shared,
-        until: Instant,
-    ) -> Option<Instant> {
+    pub(crate) fn timed_out_by<S: Driven + ?Sized>(s: &mut S, until: Instant) -> Option<Instant> {
         for _ in 0..10_000 {
             let due = s.poll_timeout().filter(|&d| d <= until)?;
-            let mut cx = Context {
-                now: due,
-                tag: Tag { key: 0, peer: None },
-                shared: &mut *shared,
-            };
-            s.handle_timeout(&mut cx);
-            if let Some(request) = s.poll_request() {
+            s.handle_timeout(&mut cx(due, None));
+            if let Some(reason) = s.poll_close() {
                 assert_eq!(
-                    request,
-                    Request::Close(CloseReason::TimedOut { tries: 1 }),
+                    reason,
+                    CloseReason::TimedOut { tries: 1 },
                     "only a timeout closes here"
                 );
                 return Some(due);

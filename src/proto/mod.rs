@@ -1,25 +1,42 @@
 //! Sans-IO protocol sessions: bytes or datagrams and `now` in; bytes,
-//! deadlines and requests out.
+//! deadlines and an end out.
 //!
-//! Owns the seam between protocols and the reactor: the [`Session`] and
-//! [`Acceptor`] traits, the [`Context`] lent on every call, and the
-//! [`Request`] values through which a session asks for what only the reactor
-//! can do. Nothing under `proto/` may touch a socket, a file descriptor, a
-//! path or the clock: time arrives as `cx.now`, input as [`Input`], and an
-//! architecture-guard test in `lib.rs` enforces it.
+//! Owns the seam between protocols and the reactor: the session traits
+//! ([`StreamSession`], [`DatagramSession`]), the acceptor traits
+//! ([`StreamAcceptor`], [`DatagramAcceptor`]), [`Driven`] (timers and an end,
+//! which every driven object has: sessions, acceptors and timer-only jobs
+//! alike), the [`Context`] lent on every call and the [`drive`] order of
+//! calls. Nothing under `proto/` may touch a socket, a file descriptor, a
+//! path or the clock: time arrives as `cx.now`, input as [`StreamInput`] or
+//! [`DatagramInput`], and an architecture-guard test in `lib.rs` enforces it.
+//! Nothing here names a protocol: state that several sessions of one
+//! protocol share (hello's ID registry, stopwait's UDP budget, the proxy's
+//! totals) lives in that protocol, behind a handle its acceptor and its
+//! sessions hold, and any deadline it has is its acceptor's.
+//!
+//! # Endpoints
+//! A session talks through one or more *endpoints*, numbered by
+//! [`EndpointId`]: endpoint 0 ([`EndpointId::HOME`]) is the socket it was
+//! created or admitted on; an admission may ask the reactor for more (the
+//! impairment proxy's flow has a second UDP socket towards the server).
+//! Input says which endpoint it came from, and a [`Transmit`] says which
+//! endpoint it leaves by.
 //!
 //! # The order of calls
-//! After *any* call into a session (`handle_input` or `handle_timeout`) the
-//! reactor calls, always in this order:
-//! 1. [`Session::poll_transmit`] until it returns `None` (it may arm
-//!    retransmission or pacing timers as it goes);
-//! 2. [`Session::poll_timeout`], and arms the deadline heap if it changed;
-//! 3. [`Session::poll_request`] until it returns `None`;
-//! 4. [`Session::wants_input`], to pause or resume reading.
+//! After *any* call into a session (input, timeout, a file advance) the
+//! driver — [`drive::after_call`], the one function the reactor, the
+//! simulator and the fuzzing world all use — calls, always in this order:
+//! 1. `poll_transmit` until it returns `None` or the transport is full (it
+//!    may arm retransmission or pacing timers as it goes);
+//! 2. [`Driven::poll_timeout`] and [`Driven::wake`], and arms the deadline
+//!    heap if it changed;
+//! 3. [`Driven::poll_close`];
+//! 4. `wants_input`, to pause or resume reading.
 
 pub mod arq;
 pub mod budget;
 pub mod data;
+pub mod drive;
 pub mod hello;
 pub mod idle;
 pub mod lab;
@@ -33,21 +50,13 @@ pub mod tftp;
 use crate::time::Instant;
 use bytes::BytesMut;
 use core::fmt;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-
-/// Which end of a conversation a session plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// It started the conversation.
-    Client,
-    /// It answered a peer that came to it.
-    Server,
-}
 
 /// The reactor's name for a session in logs: `[#12 127.0.0.1:40000]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tag {
-    /// The slab key (also the mio token) of the session's entry.
+    /// The slab key of the session's entry.
     pub key: usize,
     /// The peer, where there is one.
     pub peer: Option<SocketAddr>,
@@ -62,86 +71,41 @@ impl fmt::Display for Tag {
     }
 }
 
-/// State that outlives any one session, owned by the reactor and lent to
-/// sessions one call at a time.
-#[derive(Debug)]
-pub struct Shared {
-    /// The hello connection-ID registry, shared by hello over TCP and UDP.
-    pub hello: hello::Registry,
-    /// What may still be sent to UDP peers whose address is not validated.
-    pub udp_budget: budget::UdpBudget,
-    /// The impairment proxy's counters and its bound on bytes held.
-    pub proxy: proxy::Totals,
-}
-
-impl Shared {
-    /// Shared state around a hello registry, with the default UDP budget.
-    pub fn new(hello: hello::Registry) -> Self {
-        Self {
-            hello,
-            udp_budget: budget::UdpBudget::default(),
-            proxy: proxy::Totals::default(),
-        }
-    }
-}
-
-/// Per-call view of reactor-owned state. Lent for the duration of one call,
-/// never stored.
-#[derive(Debug)]
-pub struct Context<'a> {
+/// Per-call view of the reactor: the time and who is being called. Lent
+/// for the duration of one call, never stored.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
     /// The reactor's clock, read once per turn; never decreases.
     pub now: Instant,
     /// Who is being called, for log lines.
     pub tag: Tag,
-    /// Cross-session state.
-    pub shared: &'a mut Shared,
 }
 
-/// One unit of input from the reactor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// In-order bytes from this session's TCP stream. Frames may be split or
-    /// joined arbitrarily; the session must take all of them.
-    Stream(&'a [u8]),
-    /// The peer shut down its write half (a read returned 0).
-    StreamEnd,
-    /// One datagram that arrived on this session's UDP socket.
-    Datagram {
-        /// Its source address.
-        from: SocketAddr,
-        /// Its bytes.
-        payload: &'a [u8],
-        /// When the kernel received it (`CLOCK_REALTIME` ns), on sockets
-        /// with receive timestamps on (client sockets); only differences
-        /// between two stamps are meaningful.
-        kernel_ns: Option<u64>,
-    },
-    /// The socket failed: connection refused, reset, unreachable.
-    /// The reactor closes the entry after this call.
-    Failed(std::io::ErrorKind),
+impl Context {
+    /// A context for the entry `key` talking to `peer` at `now`.
+    pub fn new(now: Instant, key: usize, peer: Option<SocketAddr>) -> Self {
+        Self {
+            now,
+            tag: Tag { key, peer },
+        }
+    }
 }
 
-/// Metadata for bytes a session appended to the buffer of `poll_transmit`.
-#[must_use]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// `None` on a connected TCP stream; the destination on a UDP socket.
-    pub to: Option<SocketAddr>,
-    /// How many bytes were appended.
-    pub len: usize,
-}
-
-/// A region of an open file the reactor may send as-is (zero-copy
-/// `sendfile`) on the session's TCP stream. The descriptor belongs to the
-/// session's [`data::Source`]; the reactor only uses it during the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileChunk {
-    /// The open file's descriptor number.
-    pub fd: i32,
-    /// Where in the file to start.
-    pub offset: u64,
-    /// How many bytes the session wants sent from there.
-    pub len: u64,
+/// How punctual a deadline's wake-up must be. One kind per deadline: a
+/// session says which with [`Driven::wake`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wake {
+    /// At its instant (the timerfd's accuracy): retransmission timers.
+    #[default]
+    Exact,
+    /// To the microsecond: the reactor wakes early and spins the last
+    /// stretch (see `reactor::wait`). Pacing deadlines.
+    Paced,
+    /// Up to a millisecond late is fine (expiry and idle timers): the
+    /// reactor then re-arms its timerfd at most once per millisecond
+    /// instead of on every change, which a timer re-armed per packet
+    /// would otherwise cost.
+    Coarse,
 }
 
 /// Why a session ended. Outcomes, not errors: a transfer finishing and a
@@ -163,51 +127,87 @@ pub enum CloseReason {
     Aborted,
 }
 
-/// Something only the reactor can do on the session's behalf.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Flush what is buffered, then close and free this entry. On TCP the
-    /// reactor shuts its write half down and discards input until the peer
-    /// closes too (bounded by a linger time), so the last answer is never
-    /// lost to a reset.
-    Close(CloseReason),
-}
-
-/// A protocol state machine for one conversation.
-pub trait Session {
-    /// Which end this session plays.
-    fn side(&self) -> Side;
-
-    /// Feeds input. Never fails: protocol errors become transmits and/or
-    /// [`Request::Close`].
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>);
-
-    /// Fires every timer due at `cx.now`. A call with nothing due is a no-op,
-    /// so spurious calls are safe.
-    fn handle_timeout(&mut self, cx: &mut Context<'_>);
-
-    /// Appends at most `limit` bytes of the next transmission to `buf`.
-    /// `None`: nothing to send now (idle, or blocked by a window or pacing).
-    /// On UDP each call is exactly one datagram.
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit>;
+/// Timers, an end and backpressure: what the reactor drives in every
+/// object it holds, be it a session, an acceptor or a timer-only job (a
+/// progress ticker). Every method has a no-op default, so an object without
+/// timers (most acceptors) implements none of them.
+pub trait Driven {
+    /// Fires every timer due at `cx.now`. A call with nothing due is a
+    /// no-op, so spurious calls are safe.
+    fn handle_timeout(&mut self, _cx: &mut Context) {}
 
     /// The earliest instant at which `handle_timeout` must run, or `None`.
-    /// Changes only in `handle_*` and `poll_transmit`, so call it after those.
-    fn poll_timeout(&self) -> Option<Instant>;
+    /// Changes only in the object's own `handle_*`/`poll_transmit` calls —
+    /// or, for an acceptor, in those of its sessions (state they share):
+    /// the reactor re-reads an acceptor's deadline after every call into
+    /// one of its sessions.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
 
-    /// Drains requests for the reactor. Call after `poll_timeout`.
-    fn poll_request(&mut self) -> Option<Request>;
+    /// How punctual the deadline from `poll_timeout` must be.
+    fn wake(&self) -> Wake {
+        Wake::Exact
+    }
 
-    /// Read-side backpressure: `false` pauses reading from this session's
-    /// socket until it turns `true` again.
+    /// `Some` once the object is done, with why. The reactor then flushes
+    /// what is buffered, closes and frees the entry. On TCP it shuts its
+    /// write half down and discards input until the peer closes too
+    /// (bounded by a linger time), so the last answer is never lost to a
+    /// reset. Asked after every call; an acceptor is never closed.
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        None
+    }
+
+    /// Read-side backpressure: `false` pauses reading this session's own
+    /// sockets until it turns `true` again. (A session on a shared UDP
+    /// socket is not asked: the socket is not its alone to stop reading.
+    /// Acceptors are not asked either.)
     fn wants_input(&self) -> bool {
         true
     }
+}
+
+/// One unit of input on a TCP stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamInput<'a> {
+    /// In-order bytes. Frames may be split or joined arbitrarily; the
+    /// session must take all of them.
+    Bytes(&'a [u8]),
+    /// The peer shut down its write half (a read returned 0).
+    End,
+    /// The connection failed: refused, reset, unreachable. The reactor
+    /// frees the entry after this call.
+    Failed(ErrorKind),
+}
+
+/// A region of an open file the reactor may send as-is (zero-copy
+/// `sendfile`) on the session's TCP stream. The descriptor belongs to the
+/// session's [`data::Source`]; the reactor only uses it during the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileChunk {
+    /// The open file's descriptor number.
+    pub fd: i32,
+    /// Where in the file to start.
+    pub offset: u64,
+    /// How many bytes the session wants sent from there.
+    pub len: u64,
+}
+
+/// A protocol state machine for one TCP connection.
+pub trait StreamSession: Driven {
+    /// Feeds input. Never fails: protocol errors become output and/or an
+    /// end ([`Driven::poll_close`]).
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>);
+
+    /// Appends at most `limit` bytes of output to `buf` and returns how
+    /// many. `None`: nothing to send now.
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize>;
 
     /// Zero-copy output: a file region to send once every byte from
     /// `poll_transmit` is on the wire. The reactor sends what the socket
@@ -217,73 +217,170 @@ pub trait Session {
     }
 
     /// `n` bytes of the last [`FileChunk`] were sent.
-    fn advance_file(&mut self, _cx: &mut Context<'_>, _n: u64) {}
+    fn advance_file(&mut self, _cx: &mut Context, _n: u64) {}
+}
 
-    /// Whether the deadline from `poll_timeout` is a pacing deadline that
-    /// should be met to the microsecond: the reactor then wakes early and
-    /// spins the last stretch (see `reactor::wait`). Retransmission and
-    /// expiry timers leave this `false`.
-    fn is_paced(&self) -> bool {
-        false
+/// Which of a session's endpoints (sockets, later devices) a datagram came
+/// from or leaves by. See the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointId(pub u8);
+
+impl EndpointId {
+    /// The endpoint the session was created or admitted on.
+    pub const HOME: Self = Self(0);
+    /// Most endpoints one session may have (they share its entry's token).
+    pub const MAX: usize = 16;
+}
+
+/// One unit of input on a session's datagram endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatagramInput<'a> {
+    /// One datagram arrived.
+    Datagram {
+        /// The endpoint it arrived on.
+        endpoint: EndpointId,
+        /// Its source address.
+        from: SocketAddr,
+        /// Its bytes.
+        payload: &'a [u8],
+        /// When the kernel received it (`CLOCK_REALTIME` ns), on sockets
+        /// with receive timestamps on (client sockets); only differences
+        /// between two stamps are meaningful.
+        kernel_ns: Option<u64>,
+    },
+    /// The endpoint reported an error for an earlier send: an ICMP port
+    /// unreachable on a connected client socket. The session decides
+    /// whether that ends it.
+    Failed {
+        /// The endpoint that failed.
+        endpoint: EndpointId,
+        /// What failed.
+        kind: ErrorKind,
+    },
+}
+
+/// Metadata for the datagram a session appended to the buffer of
+/// [`DatagramSession::poll_transmit`].
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The endpoint it leaves by.
+    pub endpoint: EndpointId,
+    /// Its destination; `None`: the session's peer.
+    pub to: Option<SocketAddr>,
+    /// How many bytes were appended.
+    pub len: usize,
+}
+
+impl Transmit {
+    /// `len` bytes to `to` (`None`: the peer) through the home endpoint.
+    pub fn new(to: Option<SocketAddr>, len: usize) -> Self {
+        Self {
+            endpoint: EndpointId::HOME,
+            to,
+            len,
+        }
     }
 
-    /// Whether the deadline from `poll_timeout` may fire up to a
-    /// millisecond late (retransmission and expiry timers): the reactor then
-    /// re-arms its timerfd at most once per millisecond instead of on every
-    /// change, which a timer re-armed per packet would otherwise cost.
-    fn is_coarse(&self) -> bool {
-        false
+    /// The same datagram through `endpoint` instead.
+    pub fn via(self, endpoint: EndpointId) -> Self {
+        Self { endpoint, ..self }
     }
 }
 
+/// A protocol state machine for one datagram conversation.
+pub trait DatagramSession: Driven {
+    /// Feeds input. Never fails: protocol errors become datagrams and/or
+    /// an end ([`Driven::poll_close`]).
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>);
+
+    /// Appends the next datagram (at most `limit` bytes) to `buf`. `None`:
+    /// nothing to send now (idle, or blocked by a window or pacing). Each
+    /// call is exactly one datagram.
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit>;
+}
+
+/// Lives on a listening TCP socket and turns connections into sessions.
+pub trait StreamAcceptor: Driven {
+    /// A TCP connection from `peer` was accepted. `None` refuses it (the
+    /// reactor closes the socket).
+    fn accept(&mut self, cx: &mut Context, peer: SocketAddr) -> Option<Box<dyn StreamSession>>;
+}
+
+/// Where an admitted datagram session lives, and what endpoints it owns.
+pub struct Admit {
+    /// The per-peer session.
+    pub session: Box<dyn DatagramSession>,
+    /// Its home endpoint: `false` shares the acceptor's socket (it then
+    /// receives every later datagram from the same address, and its
+    /// transmits leave through that socket); `true` gives it a socket of
+    /// its own on the acceptor's address and a new port (TFTP's new
+    /// transfer ID), which receives everything that arrives on it, from
+    /// anyone.
+    pub own_socket: bool,
+    /// More UDP sockets of its own, bound to these addresses (port 0: an
+    /// ephemeral port): endpoints 1, 2, … in this order. Whatever arrives
+    /// on them, from anyone, goes to the session.
+    pub bind: Vec<SocketAddr>,
+}
+
 /// What an acceptor makes of a datagram from a peer it has no session for.
-#[derive(Debug)]
 pub enum Admission {
     /// Send the bytes the acceptor appended to `reply` back to the sender,
     /// and keep no state.
     Reply,
     /// Drop the datagram silently.
     Ignore,
-    /// Start a session for this peer on the same socket: it receives this
-    /// datagram and every later one from the same address, and its
-    /// transmits leave through the same socket.
-    Shared(Box<dyn Session>),
-    /// Start a session on a socket of its own (the listener's address, a
-    /// new port — TFTP's new transfer ID). It receives this datagram first,
-    /// then everything that arrives on its socket, from anyone.
-    OwnSocket(Box<dyn Session>),
-    /// Like [`Shared`](Self::Shared), plus a second UDP socket of the
-    /// session's own, bound to `bind` (port 0: an ephemeral port): the
-    /// impairment proxy's upstream side. Transmits addressed to the peer
-    /// leave through the shared socket, all others through the session's
-    /// own; whatever arrives on its own socket, from anyone, is delivered
-    /// to the session as well.
-    Relay {
-        /// The per-peer session.
-        session: Box<dyn Session>,
-        /// Where its own socket binds.
-        bind: SocketAddr,
-    },
+    /// Start a session; it receives this datagram first.
+    Start(Admit),
 }
 
-impl fmt::Debug for dyn Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Session({:?})", self.side())
+impl Admission {
+    /// A session for this peer on the acceptor's socket.
+    pub fn shared(session: Box<dyn DatagramSession>) -> Self {
+        Self::Start(Admit {
+            session,
+            own_socket: false,
+            bind: Vec::new(),
+        })
+    }
+
+    /// A session on a socket of its own.
+    pub fn own_socket(session: Box<dyn DatagramSession>) -> Self {
+        Self::Start(Admit {
+            session,
+            own_socket: true,
+            bind: Vec::new(),
+        })
     }
 }
 
-/// Lives on a listening TCP socket or a server UDP socket and turns first
-/// contact into sessions or stateless answers.
-pub trait Acceptor {
-    /// A TCP connection from `peer` was accepted. `None` refuses it (the
-    /// reactor closes the socket).
-    fn accept_stream(&mut self, cx: &mut Context<'_>, peer: SocketAddr)
-    -> Option<Box<dyn Session>>;
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reply => f.write_str("Reply"),
+            Self::Ignore => f.write_str("Ignore"),
+            Self::Start(a) => f
+                .debug_struct("Start")
+                .field("own_socket", &a.own_socket)
+                .field("bind", &a.bind)
+                .finish_non_exhaustive(),
+        }
+    }
+}
 
-    /// A datagram arrived from `from`.
-    fn accept_datagram(
+/// Lives on a server UDP socket and turns first contact into sessions or
+/// stateless answers.
+pub trait DatagramAcceptor: Driven {
+    /// A datagram arrived from `from`, which has no session here.
+    fn accept(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         from: SocketAddr,
         payload: &[u8],
         reply: &mut BytesMut,
@@ -297,11 +394,11 @@ pub trait Acceptor {
 
     /// Drains the sessions this acceptor wants closed now, named by the
     /// slab key they were given (`cx.tag.key` in their own calls). The
-    /// reactor asks after every `accept_datagram` and, before it acts on
-    /// the admission, closes each named session at once: no flush, no
-    /// linger, its socket and its peer's place freed. This is how an
-    /// acceptor at its cap evicts an unvalidated session for a new request.
-    /// A key that is not a live session is ignored.
+    /// reactor asks after every `accept` and, before it acts on the
+    /// admission, closes each named session at once: no flush, no linger,
+    /// its sockets and its peer's place freed. This is how an acceptor at
+    /// its cap evicts an unvalidated session for a new request. A key that
+    /// is not a live session is ignored.
     fn poll_evict(&mut self) -> Option<usize> {
         None
     }
@@ -312,55 +409,82 @@ pub(crate) mod testing {
     //! A tiny harness for scripting sessions in virtual time.
 
     use super::*;
-    use crate::time::Duration;
 
     /// `ms` milliseconds after the epoch.
     pub(crate) fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
     }
 
-    /// Shared state with a registry of the given TTL and bound.
-    pub(crate) fn shared(ttl: Duration, max_ids: usize) -> Shared {
-        Shared::new(hello::Registry::new(ttl, max_ids))
+    /// A context for entry 0 talking to `peer` at `now`.
+    pub(crate) fn cx(now: Instant, peer: Option<SocketAddr>) -> Context {
+        Context::new(now, 0, peer)
     }
 
-    /// Calls `handle_input` with the given input at `now`.
+    /// Calls `handle_input` on a stream session at `now`.
     #[track_caller]
     pub(crate) fn feed(
-        s: &mut dyn Session,
-        shared: &mut Shared,
+        s: &mut dyn StreamSession,
         now: Instant,
         peer: SocketAddr,
-        input: Input<'_>,
+        input: StreamInput<'_>,
     ) {
-        let mut cx = Context {
-            now,
-            tag: Tag {
-                key: 0,
-                peer: Some(peer),
-            },
-            shared,
-        };
-        s.handle_input(&mut cx, input);
+        s.handle_input(&mut cx(now, Some(peer)), input);
     }
 
-    /// Drains every transmission at `now` and returns their bytes, joined.
+    /// Calls `handle_input` on a datagram session with one datagram from
+    /// `from` on its home endpoint at `now`.
     #[track_caller]
-    pub(crate) fn drain_tx(s: &mut dyn Session, shared: &mut Shared, now: Instant) -> Vec<u8> {
-        let mut cx = Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared,
-        };
+    pub(crate) fn feed_datagram(
+        s: &mut dyn DatagramSession,
+        now: Instant,
+        from: SocketAddr,
+        payload: &[u8],
+    ) {
+        s.handle_input(
+            &mut cx(now, Some(from)),
+            DatagramInput::Datagram {
+                endpoint: EndpointId::HOME,
+                from,
+                payload,
+                kernel_ns: None,
+            },
+        );
+    }
+
+    /// Drains every transmission of a stream session at `now` and returns
+    /// their bytes, joined.
+    #[track_caller]
+    pub(crate) fn drain_tx(s: &mut dyn StreamSession, now: Instant) -> Vec<u8> {
+        let mut cx = cx(now, None);
         let mut buf = BytesMut::new();
-        while let Some(t) = s.poll_transmit(&mut cx, 64 * 1024, &mut buf) {
-            assert!(t.len > 0 || buf.is_empty(), "empty transmit");
+        while let Some(n) = s.poll_transmit(&mut cx, 64 * 1024, &mut buf) {
+            assert!(n > 0 || buf.is_empty(), "empty transmit");
         }
         buf.to_vec()
     }
 
-    /// Drains every request.
-    pub(crate) fn drain_requests(s: &mut dyn Session) -> Vec<Request> {
-        core::iter::from_fn(|| s.poll_request()).collect()
+    /// Drains every datagram a session sends at `now`, with its metadata.
+    #[track_caller]
+    pub(crate) fn drain_datagrams(
+        s: &mut dyn DatagramSession,
+        now: Instant,
+    ) -> Vec<(Transmit, Vec<u8>)> {
+        let mut cx = cx(now, None);
+        let mut out = Vec::new();
+        let mut buf = BytesMut::new();
+        while let Some(t) = s.poll_transmit(&mut cx, 65_507, &mut buf) {
+            assert_eq!(t.len, buf.len(), "one datagram per call");
+            out.push((t, buf.split().to_vec()));
+        }
+        out
+    }
+
+    /// Every datagram a session sends at `now`, joined.
+    #[track_caller]
+    pub(crate) fn drain_joined(s: &mut dyn DatagramSession, now: Instant) -> Vec<u8> {
+        drain_datagrams(s, now)
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .collect()
     }
 }

@@ -4,20 +4,24 @@
 //! * **Demultiplexing.** A server UDP socket belongs to an acceptor. A
 //!   datagram from a peer that has a session on that socket goes to the
 //!   session; otherwise the acceptor answers it statelessly, ignores it, or
-//!   admits a new per-peer session (`Admission::Shared`), which gets its own
-//!   slab entry (and so its own timer slot and key) but sends through the
-//!   parent's socket.
+//!   admits a new session ([`Admission::Start`]): on the shared socket (its
+//!   own slab entry, so its own timer slot and key, sending through the
+//!   acceptor's socket) or on a socket of its own, plus any further
+//!   endpoints it asked for.
 //! * **Batched sending.** Consecutive datagrams a session produces for the
-//!   same destination with the same size go out as one `sendmsg` with
-//!   `UDP_SEGMENT` (GSO): up to 64 datagrams per system call. Where the
-//!   kernel refuses GSO the reactor falls back to one `send_to` each, for
-//!   good.
+//!   same endpoint and destination with the same size go out as one
+//!   `sendmsg` with `UDP_SEGMENT` (GSO): up to 64 datagrams per system
+//!   call. Where the kernel refuses GSO the reactor falls back to one
+//!   `send_to` each, for good.
 //! * **Room.** A datagram that meets `WouldBlock` waits in its entry's
-//!   `pending` queue and `WRITABLE` is registered until it is out.
+//!   `pending` queue and `WRITABLE` is registered on that endpoint until it
+//!   is out.
 
-use super::entry::{Demux, Entry, Io, Pending, Phase, Relay, Role};
-use super::{MAX_DATAGRAM, Reactor, Sent, UPSTREAM, sys};
-use crate::proto::{Admission, Context, Input, Session};
+use super::entry::{Demux, Endpoint, Entry, EventKey, Io, Pending, Phase, Role, UdpState};
+use super::{MAX_DATAGRAM, Reactor, Sent, sys};
+use crate::proto::{
+    Admission, Admit, Context, DatagramAcceptor, DatagramInput, DatagramSession, EndpointId,
+};
 use bytes::{Buf, BytesMut};
 use log::{debug, warn};
 use mio::Interest;
@@ -33,6 +37,9 @@ const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
 /// Datagrams one `recvmmsg` may return.
 const RECV_BATCH: usize = 32;
+/// Receive buffer of a session's extra endpoints: a relay towards a server
+/// sees that server's bursts.
+const ENDPOINT_RECV_BUFFER: usize = 4 << 20;
 
 impl Reactor {
     /// Reads datagrams from the acceptor-owned socket at `key`, many per
@@ -82,6 +89,7 @@ impl Reactor {
             }
         }
         self.recv_batch = Some(batch);
+        self.sync_acceptor(key);
     }
 
     /// One datagram (in `read_buf[..n]`) from `from` on the acceptor socket
@@ -91,8 +99,8 @@ impl Reactor {
         self.activity = true;
         let child = match &self.entries[key].role {
             // Most sockets (hello) never hold a per-peer session: skip the hash.
-            Role::Acceptor(demux) if demux.peers.is_empty() => None,
-            Role::Acceptor(demux) => demux.peers.get(&from).copied(),
+            Role::DatagramAcceptor(demux) if demux.peers.is_empty() => None,
+            Role::DatagramAcceptor(demux) => demux.peers.get(&from).copied(),
             _ => return,
         };
         if let Some(child) = child {
@@ -103,25 +111,22 @@ impl Reactor {
                 .get(child)
                 .is_some_and(|e| e.phase != Phase::Dead)
             {
-                self.deliver(child, from, n);
+                self.deliver(child, EndpointId::HOME, from, n);
                 return;
             }
-            let Role::Acceptor(demux) = &mut self.entries[key].role else {
-                return;
-            };
-            demux.peers.remove(&from);
+            if let Role::DatagramAcceptor(demux) = &mut self.entries[key].role {
+                demux.peers.remove(&from);
+            }
         }
-        let entry = &mut self.entries[key];
-        let Role::Acceptor(demux) = &mut entry.role else {
+        let Role::DatagramAcceptor(demux) = &mut self.entries[key].role else {
             return;
         };
         self.dgram_buf.clear();
-        let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
+        let mut cx = Context::new(self.now, key, Some(from));
         let admission =
             demux
                 .acceptor
-                .accept_datagram(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
-        super::arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
+                .accept(&mut cx, from, &self.read_buf[..n], &mut self.dgram_buf);
         // Evictions first: the admission below may need the places they free.
         self.evict_for(key);
         match admission {
@@ -131,48 +136,27 @@ impl Reactor {
                 self.replies.push((from, start, self.dgram_buf.len()));
             }
             Admission::Ignore => {}
-            Admission::OwnSocket(session) => {
-                let local = self.entries[key].peer;
-                if let Err(e) = self.open_transfer_socket(local, from, n, session) {
-                    warn!("[#{key} {from}] no socket for a new transfer: {e}");
-                }
-            }
-            Admission::Shared(session) => {
-                if self.refuse_session(key, from) {
+            Admission::Start(admit) => {
+                let shared = !admit.own_socket;
+                if shared && self.refuse_session(key, from) {
                     return;
                 }
-                let child = self.entries.insert(Entry::new(
-                    Io::SharedUdp { parent: key },
-                    Role::Session(session),
-                    Some(from),
-                    Interest::READABLE,
-                ));
-                if let Role::Acceptor(demux) = &mut self.entries[key].role {
-                    demux.peers.insert(from, child);
-                }
-                self.sessions += 1;
-                self.deliver(child, from, n);
-            }
-            Admission::Relay { session, bind } => {
-                if self.refuse_session(key, from) {
-                    return;
-                }
-                match self.open_relay(key, from, bind, session) {
-                    Ok(child) => self.deliver(child, from, n),
-                    Err(e) => warn!("[#{key} {from}] no socket for a relay: {e}"),
+                match self.admit(key, from, admit) {
+                    Ok(child) => self.deliver(child, EndpointId::HOME, from, n),
+                    Err(e) => warn!("[#{key} {from}] no socket for a new session: {e}"),
                 }
             }
         }
     }
 
     /// Closes at once every session the acceptor at `key` asks to evict
-    /// (`Acceptor::poll_evict`): no flush, no linger, detached from its
-    /// peer so a new session for that address can start this turn. Keys
-    /// that are not live sessions are ignored.
+    /// (`DatagramAcceptor::poll_evict`): no flush, no linger, detached from
+    /// its peer so a new session for that address can start this turn.
+    /// Keys that are not live sessions are ignored.
     fn evict_for(&mut self, key: usize) {
         loop {
             let Some(Entry {
-                role: Role::Acceptor(demux),
+                role: Role::DatagramAcceptor(demux),
                 ..
             }) = self.entries.get_mut(key)
             else {
@@ -189,11 +173,11 @@ impl Reactor {
             }
             debug!("[#{victim}{}] evicted", super::fmt_peer(entry.peer));
             entry.phase = Phase::Dead;
-            let (peer, parent) = (entry.peer, parent_of(entry));
+            let (peer, acceptor) = (entry.peer, entry.acceptor_key());
             self.stats.sessions_evicted += 1;
             self.reap.push(victim);
-            if let Some(parent) = parent {
-                self.detach_child(parent, victim, peer);
+            if let Some(acceptor) = acceptor {
+                self.detach_child(acceptor, victim, peer);
             }
         }
     }
@@ -202,7 +186,7 @@ impl Reactor {
     /// sessions as it may (the reactor's bound or the acceptor's, the
     /// lower); counts and logs a refusal.
     fn refuse_session(&mut self, key: usize, from: SocketAddr) -> bool {
-        let Role::Acceptor(demux) = &self.entries[key].role else {
+        let Role::DatagramAcceptor(demux) = &self.entries[key].role else {
             return true;
         };
         let limit = demux
@@ -211,7 +195,7 @@ impl Reactor {
             .map_or(self.config.max_shared_sessions, |m| {
                 m.min(self.config.max_shared_sessions)
             })
-            .min(demux.accept.max_open);
+            .min(demux.max_open);
         if demux.peers.len() < limit {
             return false;
         }
@@ -223,52 +207,92 @@ impl Reactor {
         true
     }
 
-    /// A per-peer session for `from` on the acceptor socket at `parent`,
-    /// with a socket of its own bound to `bind`. Returns its key.
-    fn open_relay(
-        &mut self,
-        parent: usize,
-        from: SocketAddr,
-        bind: SocketAddr,
-        session: Box<dyn Session>,
-    ) -> std::io::Result<usize> {
-        let socket = UdpSocket::bind(bind)?;
-        // A relay sees a server's bursts: give them room.
-        if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), 4 << 20) {
-            debug!("receive buffer unchanged: {e}");
+    /// Makes the entry of a session the acceptor at `acceptor` admitted for
+    /// `from`: on the acceptor's socket or on a new one of its own (on the
+    /// acceptor's address, port 0: TFTP's new transfer ID), with its extra
+    /// endpoints bound and registered. Returns its key.
+    fn admit(&mut self, acceptor: usize, from: SocketAddr, admit: Admit) -> std::io::Result<usize> {
+        let Admit {
+            session,
+            own_socket,
+            bind,
+        } = admit;
+        if bind.len() >= EndpointId::MAX {
+            return Err(std::io::Error::other("too many endpoints"));
         }
-        let child = self.entries.insert(Entry::new(
-            Io::Relay(Box::new(Relay { parent, socket })),
-            Role::Session(session),
+        let home = if own_socket {
+            let local = self.entries[acceptor].peer;
+            Io::Udp(UdpSocket::bind(SocketAddr::new(
+                transfer_ip(local, from),
+                0,
+            ))?)
+        } else {
+            Io::SharedUdp
+        };
+        let more = bind
+            .into_iter()
+            .map(|addr| {
+                let socket = UdpSocket::bind(addr)?;
+                if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), ENDPOINT_RECV_BUFFER) {
+                    debug!("receive buffer unchanged: {e}");
+                }
+                Ok(Endpoint {
+                    socket,
+                    interest: Interest::READABLE,
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let entry = self.entries.vacant_entry();
+        let key = entry.key();
+        let mut e = Entry::new(
+            home,
+            Role::Datagram(session),
             Some(from),
             Interest::READABLE,
-        ));
-        let registered = match &mut self.entries[child].io {
-            Io::Relay(relay) => self.poll.registry().register(
-                &mut relay.socket,
-                mio::Token(child | UPSTREAM),
-                Interest::READABLE,
-            ),
-            _ => Ok(()),
-        };
-        if let Err(e) = registered {
-            self.entries.remove(child);
+        );
+        e.acceptor = u32::try_from(acceptor).ok();
+        e.udp = Some(Box::new(UdpState {
+            pending: VecDeque::new(),
+            more,
+        }));
+        entry.insert(e);
+        if let Err(e) = self.register_endpoints(key) {
+            // Dropping the sockets closes them and removes them from epoll.
+            self.entries.remove(key);
             return Err(e);
         }
-        if let Role::Acceptor(demux) = &mut self.entries[parent].role {
-            demux.peers.insert(from, child);
+        if !own_socket && let Role::DatagramAcceptor(demux) = &mut self.entries[acceptor].role {
+            demux.peers.insert(from, key);
         }
         self.sessions += 1;
-        Ok(child)
+        Ok(key)
     }
 
-    /// The own socket of the relaying session at `key` is ready: send what
-    /// waited, then read what arrived (from anyone) into the session.
-    pub(super) fn relay_ready(&mut self, key: usize, readable: bool) {
-        if readable {
-            self.receive_into_session(key, true);
+    /// Registers the own sockets of the new entry at `key` (its home, if
+    /// it is its own, and every extra endpoint) for reading.
+    pub(super) fn register_endpoints(&mut self, key: usize) -> std::io::Result<()> {
+        let entry = &mut self.entries[key];
+        if let Io::Udp(socket) = &mut entry.io {
+            self.poll.registry().register(
+                socket,
+                EventKey::home(key).token(),
+                Interest::READABLE,
+            )?;
         }
-        self.flush(key);
+        for (i, ep) in entry
+            .udp
+            .iter_mut()
+            .flat_map(|u| u.more.iter_mut())
+            .enumerate()
+        {
+            let endpoint = EndpointId(u8::try_from(i + 1).unwrap_or(u8::MAX));
+            self.poll.registry().register(
+                &mut ep.socket,
+                EventKey { key, endpoint }.token(),
+                Interest::READABLE,
+            )?;
+        }
+        Ok(())
     }
 
     /// Sends the stateless replies queued by this batch, then forgets them.
@@ -301,95 +325,54 @@ impl Reactor {
         self.replies_buf.clear();
     }
 
-    /// Binds a fresh UDP socket on `local`'s address (port 0: a new transfer
-    /// ID), gives it to `session`, and delivers the first datagram
-    /// (`read_buf[..n]`, from `from`).
-    fn open_transfer_socket(
-        &mut self,
-        local: Option<SocketAddr>,
-        from: SocketAddr,
-        n: usize,
-        session: Box<dyn Session>,
-    ) -> std::io::Result<()> {
-        let ip = local.map_or_else(
-            || {
-                if from.is_ipv4() {
-                    Ipv4Addr::UNSPECIFIED.into()
-                } else {
-                    Ipv6Addr::UNSPECIFIED.into()
-                }
-            },
-            |l| l.ip(),
-        );
-        let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        let entry = self.entries.vacant_entry();
-        let key = entry.key();
-        self.poll
-            .registry()
-            .register(&mut socket, mio::Token(key), Interest::READABLE)?;
-        entry.insert(Entry::new(
-            Io::Udp(socket),
-            Role::Session(session),
-            Some(from),
-            Interest::READABLE,
-        ));
-        self.sessions += 1;
+    /// Hands the datagram in `read_buf[..n]`, from `from` on `endpoint`, to
+    /// the session at `key`.
+    fn deliver(&mut self, key: usize, endpoint: EndpointId, from: SocketAddr, n: usize) {
         let entry = &mut self.entries[key];
-        if let Role::Session(session) = &mut entry.role {
-            let mut cx = Self::context(&mut self.shared, self.now, key, Some(from));
-            session.handle_input(
-                &mut cx,
-                Input::Datagram {
-                    from,
-                    payload: &self.read_buf[..n],
-                    kernel_ns: None,
-                },
-            );
-        }
-        self.flush(key);
-        Ok(())
-    }
-
-    /// Hands the datagram in `read_buf[..n]` to the session at `child`.
-    fn deliver(&mut self, child: usize, from: SocketAddr, n: usize) {
-        let entry = &mut self.entries[child];
-        let Role::Session(session) = &mut entry.role else {
+        let Role::Datagram(session) = &mut entry.role else {
             return;
         };
         if entry.phase == Phase::Dead {
             return;
         }
-        let mut cx = Self::context(&mut self.shared, self.now, child, entry.peer);
+        let mut cx = Context::new(self.now, key, entry.peer);
         session.handle_input(
             &mut cx,
-            Input::Datagram {
+            DatagramInput::Datagram {
+                endpoint,
                 from,
                 payload: &self.read_buf[..n],
                 kernel_ns: None,
             },
         );
-        self.flush(child);
+        self.flush(key);
     }
 
-    /// Reads datagrams from a session-owned (client) socket, many per
-    /// system call (`recvmmsg`), each with its kernel receive timestamp.
-    pub(super) fn receive_datagrams(&mut self, key: usize) {
-        self.receive_into_session(key, false);
-    }
-
-    /// Reads the session's own socket at `key` (a relay's second socket
-    /// when `relay`) into the session, at most a turn's budget.
-    fn receive_into_session(&mut self, key: usize, relay: bool) {
+    /// Reads one of the session's own sockets (its home on a client, or an
+    /// extra endpoint) into the session, many datagrams per system call
+    /// (`recvmmsg`), each with its kernel receive timestamp, at most a
+    /// turn's budget.
+    pub(super) fn receive_datagrams(&mut self, at: EventKey) {
+        let key = at.key;
         let batch = self
             .recv_batch
             .get_or_insert_with(|| Box::new(sys::RecvBatch::new(RECV_BATCH, 64 * 1024)));
         let entry = &mut self.entries[key];
-        let socket = match (&entry.io, relay) {
-            (Io::Udp(socket), false) => socket,
-            (Io::Relay(r), true) => &r.socket,
-            _ => return,
+        let socket = match (&entry.io, at.endpoint) {
+            (Io::Udp(socket), EndpointId::HOME) => socket,
+            (_, EndpointId::HOME) => return,
+            // Field paths, not `Entry::endpoint`: the session is borrowed
+            // from `entry.role` below.
+            (_, e) => match entry
+                .udp
+                .as_ref()
+                .and_then(|u| u.more.get(usize::from(e.0) - 1))
+            {
+                Some(ep) => &ep.socket,
+                None => return,
+            },
         };
-        let Role::Session(session) = &mut entry.role else {
+        let Role::Datagram(session) = &mut entry.role else {
             return;
         };
         let mut received = 0;
@@ -402,18 +385,20 @@ impl Reactor {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if relay => {
-                    // An ICMP error for an earlier send (the server is not
-                    // there yet): the relay lives on, as the network would.
-                    debug!("[#{key}] relay socket: {e}");
+                Err(e) => {
+                    // An ICMP error for an earlier send (port unreachable):
+                    // the session decides what it means, and the socket
+                    // lives on, as the network would.
+                    let mut cx = Context::new(self.now, key, entry.peer);
+                    session.handle_input(
+                        &mut cx,
+                        DatagramInput::Failed {
+                            endpoint: at.endpoint,
+                            kind: e.kind(),
+                        },
+                    );
                     received += 1;
                     continue;
-                }
-                Err(e) => {
-                    // ICMP errors on connected sockets (port unreachable).
-                    let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                    session.handle_input(&mut cx, Input::Failed(e.kind()));
-                    return;
                 }
             };
             self.stats.datagrams_in += n as u64;
@@ -422,10 +407,11 @@ impl Reactor {
                 let Some((payload, from, kernel_ns)) = batch.get(i) else {
                     continue;
                 };
-                let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
+                let mut cx = Context::new(self.now, key, entry.peer);
                 session.handle_input(
                     &mut cx,
-                    Input::Datagram {
+                    DatagramInput::Datagram {
+                        endpoint: at.endpoint,
                         from,
                         payload,
                         kernel_ns,
@@ -438,15 +424,14 @@ impl Reactor {
                 return;
             }
         }
-        self.still_ready
-            .push(if relay { key | UPSTREAM } else { key });
+        self.still_ready.push(at.token().0);
     }
 
     /// The shared socket at `parent` has room again: let the blocked children
     /// send (each re-blocks itself if the socket fills again).
     pub(super) fn resume_blocked(&mut self, parent: usize) {
         let blocked = match &mut self.entries[parent].role {
-            Role::Acceptor(demux) => core::mem::take(&mut demux.blocked),
+            Role::DatagramAcceptor(demux) => core::mem::take(&mut demux.blocked),
             _ => return,
         };
         for child in blocked {
@@ -455,10 +440,10 @@ impl Reactor {
         self.update_interest(parent);
     }
 
-    /// Forgets a reaped child in its parent's peer map and blocked list.
+    /// Forgets a reaped child in its acceptor's peer map and blocked list.
     pub(super) fn detach_child(&mut self, parent: usize, child: usize, peer: Option<SocketAddr>) {
         if let Some(Entry {
-            role: Role::Acceptor(demux),
+            role: Role::DatagramAcceptor(demux),
             ..
         }) = self.entries.get_mut(parent)
         {
@@ -472,11 +457,62 @@ impl Reactor {
     }
 }
 
-/// The sending side of one UDP socket.
+/// The address a new transfer socket binds: the acceptor's own (so the
+/// peer sees answers from the address it wrote to), or the unspecified
+/// address of `from`'s family when the acceptor's is unknown.
+fn transfer_ip(local: Option<SocketAddr>, from: SocketAddr) -> std::net::IpAddr {
+    local.map_or_else(
+        || {
+            if from.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            }
+        },
+        |l| l.ip(),
+    )
+}
+
+/// The sending half of a UDP socket, as the batching code needs it: a
+/// trait so that unit tests can stand a fake socket in for the kernel's
+/// (one that fills up after N datagrams, or refuses GSO).
+pub(super) trait DatagramSocket {
+    /// One datagram (`sendto`).
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize>;
+    /// Datagrams of `segment` bytes each (the last may be shorter) in one
+    /// call (`sendmsg` with `UDP_SEGMENT`).
+    fn send_gso(&self, bytes: &[u8], segment: u16, to: SocketAddr) -> std::io::Result<usize>;
+}
+
+impl DatagramSocket for UdpSocket {
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.send_to(bytes, to)
+    }
+
+    fn send_gso(&self, bytes: &[u8], segment: u16, to: SocketAddr) -> std::io::Result<usize> {
+        sys::send_gso(self.as_raw_fd(), bytes, segment, to)
+    }
+}
+
+/// A session's endpoints, by number.
+pub(super) trait Endpoints {
+    fn socket(&self, endpoint: EndpointId) -> Option<&dyn DatagramSocket>;
+}
+
+/// The reactor's: a home socket (the acceptor's, for a shared session) and
+/// the session's extra endpoints, 1, 2, … in order.
+impl Endpoints for (&UdpSocket, &[Endpoint]) {
+    fn socket(&self, endpoint: EndpointId) -> Option<&dyn DatagramSocket> {
+        match usize::from(endpoint.0).checked_sub(1) {
+            None => Some(self.0),
+            Some(i) => self.1.get(i).map(|e| &e.socket as &dyn DatagramSocket),
+        }
+    }
+}
+
+/// The sending side of one session's endpoints.
 pub(super) struct UdpOut<'a> {
-    pub(super) socket: &'a UdpSocket,
-    /// A relaying session's own socket, for every destination but `peer`.
-    pub(super) own: Option<(&'a UdpSocket, Option<SocketAddr>)>,
+    pub(super) sockets: &'a dyn Endpoints,
     /// Whether GSO is still believed to work (cleared on the first refusal).
     pub(super) gso: &'a mut bool,
     /// Datagrams sent so far.
@@ -484,18 +520,24 @@ pub(super) struct UdpOut<'a> {
 }
 
 impl UdpOut<'_> {
-    /// Sends `bytes` to `to` as datagrams of `segment` bytes (the last may be
-    /// shorter). `Err(offset)`: the socket is full and `bytes[offset..]` is
-    /// still to send.
-    fn send(&mut self, to: SocketAddr, bytes: &[u8], segment: usize) -> Result<(), usize> {
-        let socket = match self.own {
-            Some((own, peer)) if peer != Some(to) => own,
-            _ => self.socket,
+    /// Sends `bytes` to `to` through `endpoint` as datagrams of `segment`
+    /// bytes (the last may be shorter). `Err(offset)`: the socket is full
+    /// and `bytes[offset..]` is still to send.
+    fn send(
+        &mut self,
+        endpoint: EndpointId,
+        to: SocketAddr,
+        bytes: &[u8],
+        segment: usize,
+    ) -> Result<(), usize> {
+        let Some(socket) = self.sockets.socket(endpoint) else {
+            debug!("send through unknown endpoint {endpoint:?}: dropped");
+            return Ok(());
         };
         let mut offset = 0;
         if segment == 0 {
             // An empty datagram is still a datagram.
-            return match socket.send_to(&[], to) {
+            return match socket.send_one(&[], to) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => Err(0),
                 _ => Ok(()),
             };
@@ -504,7 +546,7 @@ impl UdpOut<'_> {
             let rest = &bytes[offset..];
             if rest.len() > segment && *self.gso {
                 let seg = u16::try_from(segment).unwrap_or(u16::MAX);
-                match sys::send_gso(socket.as_raw_fd(), rest, seg, to) {
+                match socket.send_gso(rest, seg, to) {
                     Ok(_) => {
                         self.sent += rest.len().div_ceil(segment) as u64;
                         return Ok(());
@@ -528,7 +570,7 @@ impl UdpOut<'_> {
                 }
             }
             let one = &rest[..segment.min(rest.len())];
-            match socket.send_to(one, to) {
+            match socket.send_one(one, to) {
                 Ok(_) => self.sent += 1,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(offset),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -539,10 +581,10 @@ impl UdpOut<'_> {
         Ok(())
     }
 
-    /// Sends the queue from the front; false if the socket filled up again.
+    /// Sends the queue from the front; false if a socket filled up again.
     fn drain(&mut self, pending: &mut VecDeque<Pending>) -> bool {
         while let Some(p) = pending.front_mut() {
-            match self.send(p.to, &p.bytes, p.segment) {
+            match self.send(p.endpoint, p.to, &p.bytes, p.segment) {
                 Ok(()) => {
                     pending.pop_front();
                 }
@@ -556,15 +598,25 @@ impl UdpOut<'_> {
     }
 }
 
+/// Where a train of datagrams goes: through which endpoint, to whom, and
+/// the size of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Train {
+    endpoint: EndpointId,
+    to: SocketAddr,
+    segment: usize,
+}
+
 /// Sends what waited, then pulls datagrams from `session` (at most
-/// `budget`) and sends them, joining runs of equal-sized datagrams to one
-/// destination into GSO trains. `batch` is scratch space.
+/// `budget`) and sends them, joining runs of equal-sized datagrams through
+/// one endpoint to one destination into GSO trains. `batch` is scratch
+/// space.
 pub(super) fn transmit_udp(
     out: &mut UdpOut<'_>,
     peer: Option<SocketAddr>,
     pending: &mut VecDeque<Pending>,
-    session: &mut dyn Session,
-    cx: &mut Context<'_>,
+    session: &mut dyn DatagramSession,
+    cx: &mut Context,
     batch: &mut BytesMut,
     budget: usize,
 ) -> Sent {
@@ -572,8 +624,7 @@ pub(super) fn transmit_udp(
         return Sent::SocketFull;
     }
     batch.clear();
-    // The train in `batch`: its destination and datagram size.
-    let mut train: Option<(SocketAddr, usize)> = None;
+    let mut train: Option<Train> = None;
     let mut full = false;
     let mut result = Sent::All;
     for produced in 0.. {
@@ -591,25 +642,34 @@ pub(super) fn transmit_udp(
             batch.truncate(before);
             continue;
         };
-        let joins = matches!(train, Some((tto, seg))
-            if tto == to && len <= seg && len > 0
-                && before / seg < GSO_MAX_SEGMENTS && before + len <= GSO_MAX_BYTES);
-        if !joins && let Some((tto, seg)) = train {
+        let next = Train {
+            endpoint: t.endpoint,
+            to,
+            segment: len,
+        };
+        let joins = matches!(train, Some(tr)
+            if tr.endpoint == next.endpoint && tr.to == to && len <= tr.segment && len > 0
+                && before / tr.segment < GSO_MAX_SEGMENTS && before + len <= GSO_MAX_BYTES);
+        if !joins && let Some(tr) = train {
             // The new datagram cannot ride this train: send the train first.
-            if let Err(offset) = out.send(tto, &batch[..before], seg) {
-                queue(pending, tto, &batch[offset..before], seg);
-                queue(pending, to, &batch[before..], len);
+            if let Err(offset) = out.send(tr.endpoint, tr.to, &batch[..before], tr.segment) {
+                queue(pending, tr, &batch[offset..before]);
+                queue(pending, next, &batch[before..]);
                 full = true;
                 break;
             }
             batch.advance(before);
             train = None;
         }
-        let (tto, seg) = *train.get_or_insert((to, len));
-        if len < seg || len == 0 {
+        let tr = *train.get_or_insert(next);
+        if len < tr.segment || len == 0 {
             // A short (or empty) datagram ends its train.
-            if let Err(offset) = out.send(tto, batch, seg.max(len)) {
-                queue(pending, tto, &batch[offset..], seg);
+            let tr = Train {
+                segment: tr.segment.max(len),
+                ..tr
+            };
+            if let Err(offset) = out.send(tr.endpoint, tr.to, batch, tr.segment) {
+                queue(pending, tr, &batch[offset..]);
                 full = true;
                 break;
             }
@@ -618,36 +678,362 @@ pub(super) fn transmit_udp(
         }
     }
     if !full
-        && let Some((to, seg)) = train
-        && let Err(offset) = out.send(to, batch, seg)
+        && let Some(tr) = train
+        && let Err(offset) = out.send(tr.endpoint, tr.to, batch, tr.segment)
     {
-        queue(pending, to, &batch[offset..], seg);
+        queue(pending, tr, &batch[offset..]);
         full = true;
     }
     batch.clear();
     if full { Sent::SocketFull } else { result }
 }
 
-fn queue(pending: &mut VecDeque<Pending>, to: SocketAddr, bytes: &[u8], segment: usize) {
-    if !bytes.is_empty() || segment == 0 {
+fn queue(pending: &mut VecDeque<Pending>, train: Train, bytes: &[u8]) {
+    if !bytes.is_empty() || train.segment == 0 {
         pending.push_back(Pending {
-            to,
+            endpoint: train.endpoint,
+            to: train.to,
             bytes: BytesMut::from(bytes),
-            segment,
+            segment: train.segment,
         });
     }
 }
 
-/// Whether `entry` is a per-peer session on a shared socket, and its parent.
-pub(super) fn parent_of(entry: &Entry) -> Option<usize> {
-    match &entry.io {
-        Io::SharedUdp { parent } => Some(*parent),
-        Io::Relay(relay) => Some(relay.parent),
-        _ => None,
-    }
+/// A `Demux` for a new UDP server socket holding at most `max_open`
+/// per-peer sessions.
+pub(super) fn demux(acceptor: Box<dyn DatagramAcceptor>, max_open: usize) -> Role {
+    Role::DatagramAcceptor(Box::new(Demux::new(acceptor, max_open)))
 }
 
-/// A `Demux` for a new UDP server socket.
-pub(super) fn demux(acceptor: Box<dyn crate::proto::Acceptor>) -> Role {
-    Role::Acceptor(Box::new(Demux::new(acceptor)))
+#[cfg(test)]
+mod tests {
+    //! The batching code against a fake socket: what leaves in which system
+    //! call, what waits when the socket fills, and that nothing is lost or
+    //! sent twice.
+
+    use super::*;
+    use crate::proto::{Driven, Transmit};
+    use crate::time::Instant;
+    use core::cell::{Cell, RefCell};
+
+    /// One system call the fake saw: destination, bytes, segment size
+    /// (`None`: a plain `sendto`).
+    type Call = (SocketAddr, Vec<u8>, Option<usize>);
+
+    /// A socket with room for `room` datagrams; GSO sends are all or
+    /// nothing, as the kernel's are.
+    struct Fake {
+        room: Cell<usize>,
+        gso: bool,
+        gso_tries: Cell<usize>,
+        calls: RefCell<Vec<Call>>,
+    }
+
+    impl Fake {
+        fn new(room: usize) -> Self {
+            Self {
+                room: Cell::new(room),
+                gso: true,
+                gso_tries: Cell::new(0),
+                calls: RefCell::new(Vec::new()),
+            }
+        }
+
+        /// Every datagram sent, in order, with its destination.
+        fn datagrams(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+            let mut out = Vec::new();
+            for (to, bytes, seg) in self.calls.borrow().iter() {
+                match seg {
+                    None => out.push((*to, bytes.clone())),
+                    Some(seg) => out.extend(bytes.chunks(*seg).map(|c| (*to, c.to_vec()))),
+                }
+            }
+            out
+        }
+    }
+
+    impl DatagramSocket for Fake {
+        fn send_one(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+            if self.room.get() == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.room.set(self.room.get() - 1);
+            self.calls.borrow_mut().push((to, bytes.to_vec(), None));
+            Ok(bytes.len())
+        }
+
+        fn send_gso(&self, bytes: &[u8], segment: u16, to: SocketAddr) -> std::io::Result<usize> {
+            self.gso_tries.set(self.gso_tries.get() + 1);
+            if !self.gso {
+                return Err(std::io::Error::from_raw_os_error(libc::EIO));
+            }
+            let count = bytes.len().div_ceil(usize::from(segment));
+            if self.room.get() < count {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.room.set(self.room.get() - count);
+            self.calls
+                .borrow_mut()
+                .push((to, bytes.to_vec(), Some(usize::from(segment))));
+            Ok(bytes.len())
+        }
+    }
+
+    impl<const N: usize> Endpoints for [Fake; N] {
+        fn socket(&self, endpoint: EndpointId) -> Option<&dyn DatagramSocket> {
+            self.get(usize::from(endpoint.0))
+                .map(|f| f as &dyn DatagramSocket)
+        }
+    }
+
+    /// Emits a scripted list of datagrams: (endpoint, destination, length);
+    /// each datagram's bytes are its index, so order and loss show.
+    struct Script {
+        queue: VecDeque<(u8, Option<SocketAddr>, usize)>,
+        next: u8,
+    }
+
+    impl Script {
+        fn new(list: &[(u8, Option<SocketAddr>, usize)]) -> Self {
+            Self {
+                queue: list.iter().copied().collect(),
+                next: 0,
+            }
+        }
+    }
+
+    impl Driven for Script {}
+
+    impl DatagramSession for Script {
+        fn handle_input(&mut self, _: &mut Context, _: DatagramInput<'_>) {}
+
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            buf: &mut BytesMut,
+        ) -> Option<Transmit> {
+            let (endpoint, to, len) = self.queue.pop_front()?;
+            buf.resize(buf.len() + len, self.next);
+            self.next = self.next.wrapping_add(1);
+            Some(Transmit::new(to, len).via(EndpointId(endpoint)))
+        }
+    }
+
+    fn a() -> SocketAddr {
+        "127.0.0.1:1000".parse().unwrap()
+    }
+
+    fn b() -> SocketAddr {
+        "127.0.0.1:2000".parse().unwrap()
+    }
+
+    /// Runs one transmit step of `script` over `sockets`.
+    fn step<const N: usize>(
+        sockets: &[Fake; N],
+        gso: &mut bool,
+        pending: &mut VecDeque<Pending>,
+        script: &mut Script,
+        budget: usize,
+    ) -> (Sent, u64) {
+        let mut out = UdpOut {
+            sockets,
+            gso,
+            sent: 0,
+        };
+        let mut cx = Context::new(Instant::ZERO, 0, Some(a()));
+        let mut scratch = BytesMut::new();
+        let sent = transmit_udp(
+            &mut out,
+            Some(a()),
+            pending,
+            script,
+            &mut cx,
+            &mut scratch,
+            budget,
+        );
+        (sent, out.sent)
+    }
+
+    /// The datagrams a script of `n` entries produces, in order.
+    fn expected(list: &[(u8, Option<SocketAddr>, usize)]) -> Vec<(SocketAddr, Vec<u8>)> {
+        list.iter()
+            .enumerate()
+            .map(|(i, &(_, to, len))| (to.unwrap_or(a()), vec![i as u8; len]))
+            .collect()
+    }
+
+    #[test]
+    fn equal_datagrams_to_one_destination_leave_in_one_gso_call() {
+        let list = vec![(0, None, 100); 10];
+        let sockets = [Fake::new(1000)];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        let (sent, count) = step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        assert_eq!((sent, count), (Sent::All, 10));
+        let calls = sockets[0].calls.borrow();
+        assert_eq!(calls.len(), 1, "one system call");
+        assert_eq!(calls[0].2, Some(100));
+        drop(calls);
+        assert_eq!(sockets[0].datagrams(), expected(&list));
+    }
+
+    #[test]
+    fn a_short_datagram_ends_its_train_and_a_new_destination_starts_one() {
+        let list = [
+            (0, None, 100),
+            (0, None, 100),
+            (0, None, 40), // ends the train: it rides as its last segment
+            (0, None, 100),
+            (0, Some(b()), 100),
+            (0, Some(b()), 100),
+        ];
+        let sockets = [Fake::new(1000)];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        let segments: Vec<(SocketAddr, usize, Option<usize>)> = sockets[0]
+            .calls
+            .borrow()
+            .iter()
+            .map(|(to, bytes, seg)| (*to, bytes.len(), *seg))
+            .collect();
+        assert_eq!(
+            segments,
+            [
+                (a(), 240, Some(100)),
+                (a(), 100, None),
+                (b(), 200, Some(100))
+            ]
+        );
+        assert_eq!(sockets[0].datagrams(), expected(&list));
+    }
+
+    #[test]
+    fn a_train_holds_at_most_64_segments() {
+        let list = vec![(0, None, 10); 100];
+        let sockets = [Fake::new(1000)];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        let sizes: Vec<usize> = sockets[0]
+            .calls
+            .borrow()
+            .iter()
+            .map(|c| c.1.len())
+            .collect();
+        assert_eq!(sizes, [640, 360]);
+        assert_eq!(sockets[0].datagrams(), expected(&list));
+    }
+
+    /// The socket fills in the middle of a step: what was not taken waits,
+    /// in order, and the next step sends it — once — before anything new.
+    #[test]
+    fn a_full_socket_keeps_the_rest_in_order_and_loses_or_repeats_nothing() {
+        let list = [
+            (0, None, 100),
+            (0, None, 100),
+            (0, None, 100),
+            (0, Some(b()), 50),
+            (0, None, 70),
+            (0, None, 70),
+        ];
+        for room in 0..6 {
+            let sockets = [Fake::new(room)];
+            let (mut gso, mut pending) = (true, VecDeque::new());
+            let mut script = Script::new(&list);
+            let (sent, _) = step(&sockets, &mut gso, &mut pending, &mut script, 1024);
+            assert_eq!(sent, Sent::SocketFull, "room {room}");
+            assert!(!pending.is_empty(), "room {room}");
+            // Room again: the queue goes first, then the session's rest.
+            sockets[0].room.set(1000);
+            let mut steps = 0;
+            while steps < 10 {
+                steps += 1;
+                if step(&sockets, &mut gso, &mut pending, &mut script, 1024).0 == Sent::All {
+                    break;
+                }
+            }
+            assert!(pending.is_empty(), "room {room}");
+            assert_eq!(sockets[0].datagrams(), expected(&list), "room {room}");
+        }
+    }
+
+    #[test]
+    fn gso_refused_falls_back_to_one_datagram_per_call_for_good() {
+        let list = vec![(0, None, 100); 5];
+        let mut fake = Fake::new(1000);
+        fake.gso = false;
+        let sockets = [fake];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        assert!(!gso, "GSO is off after the first refusal");
+        assert_eq!(sockets[0].gso_tries.get(), 1);
+        assert_eq!(sockets[0].datagrams(), expected(&list));
+        // The next step does not try again.
+        step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        assert_eq!(sockets[0].gso_tries.get(), 1);
+    }
+
+    #[test]
+    fn each_datagram_leaves_by_its_endpoint_and_trains_never_mix_them() {
+        let list = [
+            (0, None, 100),
+            (1, None, 100),
+            (1, None, 100),
+            (0, None, 100),
+            (7, None, 100), // no such endpoint: dropped, not misrouted
+        ];
+        let sockets = [Fake::new(100), Fake::new(100)];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        step(
+            &sockets,
+            &mut gso,
+            &mut pending,
+            &mut Script::new(&list),
+            1024,
+        );
+        let home: Vec<Vec<u8>> = sockets[0].datagrams().into_iter().map(|d| d.1).collect();
+        let other: Vec<Vec<u8>> = sockets[1].datagrams().into_iter().map(|d| d.1).collect();
+        assert_eq!(home, [vec![0; 100], vec![3; 100]]);
+        assert_eq!(other, [vec![1; 100], vec![2; 100]]);
+    }
+
+    #[test]
+    fn a_step_pulls_at_most_its_budget_of_datagrams() {
+        let list = vec![(0, None, 10); 20];
+        let sockets = [Fake::new(1000)];
+        let (mut gso, mut pending) = (true, VecDeque::new());
+        let mut script = Script::new(&list);
+        let (sent, count) = step(&sockets, &mut gso, &mut pending, &mut script, 8);
+        assert_eq!((sent, count), (Sent::BudgetSpent, 8));
+        assert_eq!(script.queue.len(), 12, "the rest is left in the session");
+    }
 }

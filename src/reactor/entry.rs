@@ -6,57 +6,98 @@
 //! own; the reactor does, through these fields.
 
 use super::timers::TimerSlot;
-use crate::proto::{Acceptor, CloseReason, Session};
+use crate::proto::{
+    CloseReason, DatagramAcceptor, DatagramSession, Driven, EndpointId, StreamAcceptor,
+    StreamSession,
+};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
-use mio::Interest;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Interest, Token};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::VecDeque;
 use std::hash::RandomState;
 use std::net::{Shutdown, SocketAddr};
 
-/// What the entry reads and writes.
+/// Bits of a mio token above the slab key that carry the endpoint index.
+const ENDPOINT_BITS: u32 = EndpointId::MAX.trailing_zeros();
+const ENDPOINT_SHIFT: u32 = usize::BITS - ENDPOINT_BITS;
+const KEY_MASK: usize = (1 << ENDPOINT_SHIFT) - 1;
+
+/// What a readiness event names: an entry, and which of its endpoints.
+/// Encoded in the mio token as the slab key with the endpoint index in the
+/// top bits (slab keys are bounded by descriptors, far below them); the
+/// home endpoint's token is the plain key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct EventKey {
+    pub(super) key: usize,
+    pub(super) endpoint: EndpointId,
+}
+
+impl EventKey {
+    /// The home endpoint of `key`.
+    pub(super) fn home(key: usize) -> Self {
+        Self {
+            key,
+            endpoint: EndpointId::HOME,
+        }
+    }
+
+    pub(super) fn token(self) -> Token {
+        debug_assert!(self.key <= KEY_MASK);
+        Token(self.key | (usize::from(self.endpoint.0) << ENDPOINT_SHIFT))
+    }
+
+    pub(super) fn from_token(token: Token) -> Self {
+        Self {
+            key: token.0 & KEY_MASK,
+            // The shift leaves at most ENDPOINT_BITS bits.
+            endpoint: EndpointId(u8::try_from(token.0 >> ENDPOINT_SHIFT).unwrap_or(u8::MAX)),
+        }
+    }
+}
+
+/// What the entry reads and writes: its home endpoint.
 pub(super) enum Io {
     Listener(TcpListener),
     Stream(TcpStream),
     Udp(UdpSocket),
-    /// A per-peer session on its parent's UDP socket (`Admission::Shared`).
-    SharedUdp {
-        parent: usize,
-    },
-    /// A per-peer session on its parent's UDP socket with a socket of its
-    /// own as well (`Admission::Relay`). Boxed: few entries have one.
-    Relay(Box<Relay>),
+    /// A per-peer session whose home endpoint is the UDP socket of the
+    /// acceptor that admitted it (`Entry::acceptor`).
+    SharedUdp,
     /// The waiter's timerfd (owned by the waiter).
     Timer,
     /// Boxed: one per process, and inline it would make every entry's `Io`
     /// 72 bytes instead of 24.
     Signals(Box<Signals>),
-    /// A session with no socket (timer-only; benches and tests).
+    /// A session with no socket (timer-only jobs; benches and tests).
     Detached,
 }
 
-/// The two sockets of a relaying session (the impairment proxy's flow).
-pub(super) struct Relay {
-    /// The shared socket's entry, through which the peer is reached.
-    pub(super) parent: usize,
-    /// The session's own socket, registered under the entry's key with
-    /// [`UPSTREAM`](super::UPSTREAM) set, for everyone but the peer.
+/// One of a session's endpoints beyond its home: a UDP socket of its own,
+/// registered under the entry's key with its index in the token.
+pub(super) struct Endpoint {
     pub(super) socket: UdpSocket,
+    pub(super) interest: Interest,
+}
+
+/// A TCP listener's acceptor and what the listener remembers between turns.
+pub(super) struct Listen {
+    pub(super) acceptor: Box<dyn StreamAcceptor>,
+    pub(super) accept: AcceptState,
 }
 
 /// An acceptor and, on a UDP socket, the per-peer sessions it admitted.
 pub(super) struct Demux {
-    pub(super) acceptor: Box<dyn Acceptor>,
+    pub(super) acceptor: Box<dyn DatagramAcceptor>,
     /// Peer → child entry. Keys are chosen by whoever sends datagrams, so the
     /// map uses SipHash with a random key rather than a fast fixed hash.
     pub(super) peers: hashbrown::HashMap<SocketAddr, usize, RandomState>,
     /// Children whose datagrams wait for the shared socket to drain.
     pub(super) blocked: Vec<usize>,
-    /// A TCP listener's accept state; on a UDP socket only `max_open`
-    /// counts (its per-peer sessions, held in `peers`).
-    pub(super) accept: AcceptState,
+    /// Most per-peer sessions it may hold at once: its share of the
+    /// descriptor budget.
+    pub(super) max_open: usize,
 }
 
 /// What a TCP listener remembers between turns: its open connections
@@ -67,13 +108,16 @@ pub(super) struct AcceptState {
     /// Connections accepted here and not yet freed (closing ones too: they
     /// still hold their descriptor).
     pub(super) open: usize,
-    /// Most connections (or per-peer sessions) it may hold at once: its
-    /// share of the descriptor budget.
+    /// Most connections it may hold at once: its share of the descriptor
+    /// budget.
     pub(super) max_open: usize,
     /// It stopped accepting at `max_open`; the next connection freed wakes it.
     pub(super) at_cap: bool,
     /// The last pause after a shortage; `None` once an accept succeeded.
     pub(super) backoff: Option<Duration>,
+    /// When `accept` is retried after a shortage; until then readiness
+    /// events are left to that retry.
+    pub(super) retry_at: Option<Instant>,
 }
 
 impl Default for AcceptState {
@@ -83,26 +127,49 @@ impl Default for AcceptState {
             max_open: usize::MAX,
             at_cap: false,
             backoff: None,
+            retry_at: None,
         }
     }
 }
 
 impl Demux {
-    pub(super) fn new(acceptor: Box<dyn Acceptor>) -> Self {
+    pub(super) fn new(acceptor: Box<dyn DatagramAcceptor>, max_open: usize) -> Self {
         Self {
             acceptor,
             peers: hashbrown::HashMap::with_hasher(RandomState::new()),
             blocked: Vec::new(),
-            accept: AcceptState::default(),
+            max_open,
         }
     }
 }
 
 /// Who drives the entry.
 pub(super) enum Role {
-    Acceptor(Box<Demux>),
-    Session(Box<dyn Session>),
+    StreamAcceptor(Box<Listen>),
+    DatagramAcceptor(Box<Demux>),
+    Stream(Box<dyn StreamSession>),
+    Datagram(Box<dyn DatagramSession>),
+    /// A timer-only job.
+    Job(Box<dyn Driven>),
     Internal,
+}
+
+impl Role {
+    /// The driven object, if the entry has one.
+    pub(super) fn driven(&mut self) -> Option<&mut dyn Driven> {
+        match self {
+            Self::StreamAcceptor(l) => Some(&mut *l.acceptor),
+            Self::DatagramAcceptor(d) => Some(&mut *d.acceptor),
+            Self::Stream(s) => Some(&mut **s),
+            Self::Datagram(s) => Some(&mut **s),
+            Self::Job(j) => Some(&mut **j),
+            Self::Internal => None,
+        }
+    }
+
+    pub(super) fn is_acceptor(&self) -> bool {
+        matches!(self, Self::StreamAcceptor(_) | Self::DatagramAcceptor(_))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,10 +185,21 @@ pub(super) enum Phase {
     Dead,
 }
 
+/// What a datagram session's entry holds beyond a stream's.
+#[derive(Default)]
+pub(super) struct UdpState {
+    /// Output that met `WouldBlock`, oldest first, whichever endpoint it
+    /// leaves by (sent in order: the front's socket must drain first).
+    pub(super) pending: VecDeque<Pending>,
+    /// Endpoints beyond the home one.
+    pub(super) more: Vec<Endpoint>,
+}
+
 /// UDP payload that met `WouldBlock`: one datagram, or several of
 /// `segment` bytes each (the last may be shorter) to send with GSO.
 #[derive(Debug)]
 pub(super) struct Pending {
+    pub(super) endpoint: EndpointId,
     pub(super) to: SocketAddr,
     pub(super) bytes: BytesMut,
     pub(super) segment: usize,
@@ -133,8 +211,9 @@ pub(super) struct Entry {
     pub(super) peer: Option<SocketAddr>,
     /// TCP output not yet accepted by the socket.
     pub(super) out: BytesMut,
-    /// UDP output that met `WouldBlock`, oldest first.
-    pub(super) pending: VecDeque<Pending>,
+    /// A datagram session's queue and extra endpoints (boxed: a TCP entry
+    /// has none, and an idle connection should cost little).
+    pub(super) udp: Option<Box<UdpState>>,
     pub(super) slot: TimerSlot,
     pub(super) interest: Interest,
     pub(super) phase: Phase,
@@ -148,10 +227,12 @@ pub(super) struct Entry {
     /// write budget: until that go it writes nothing, even when an event
     /// says the socket has room (it would jump the queue).
     pub(super) write_queued: bool,
-    /// The listener that accepted this connection, whose count of open
-    /// connections drops when this entry is freed. A `u32` keeps the entry
-    /// within its size (slab keys are bounded by descriptors, far below).
-    pub(super) listener: Option<u32>,
+    /// The acceptor that admitted this session: its deadline is re-read
+    /// after every call into the session (they may share state), a
+    /// listener's count of open connections drops when the entry is freed,
+    /// and a shared UDP session sends through its socket. A `u32` keeps the
+    /// entry within its size (slab keys are bounded by descriptors).
+    pub(super) acceptor: Option<u32>,
 }
 
 impl Entry {
@@ -161,7 +242,7 @@ impl Entry {
             role,
             peer,
             out: BytesMut::new(),
-            pending: VecDeque::new(),
+            udp: None,
             slot: TimerSlot::default(),
             interest,
             phase: Phase::Open,
@@ -170,22 +251,47 @@ impl Entry {
             write_shut: false,
             write_blocked: false,
             write_queued: false,
-            listener: None,
+            acceptor: None,
         }
     }
 
+    /// Whether the entry counts as a session (client mode exits when none
+    /// is left): everything driven but acceptors.
     pub(super) fn is_session(&self) -> bool {
-        matches!(self.role, Role::Session(_))
+        matches!(
+            self.role,
+            Role::Stream(_) | Role::Datagram(_) | Role::Job(_)
+        )
     }
 
-    /// Whether `WRITABLE` interest is needed: output waits for room, a
-    /// connect is in progress, or (a shared UDP socket) a child waits.
-    pub(super) fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+    /// The acceptor's key, if it admitted this entry.
+    pub(super) fn acceptor_key(&self) -> Option<usize> {
+        self.acceptor.map(|k| k as usize)
+    }
+
+    /// Whether `WRITABLE` interest is needed on `endpoint`: output waits for
+    /// room there, a connect is in progress, or (a shared UDP socket) a
+    /// child waits.
+    pub(super) fn wants_write(&self, endpoint: EndpointId) -> bool {
+        let queued = self.pending_front().is_some_and(|p| p.endpoint == endpoint);
+        if endpoint != EndpointId::HOME {
+            return queued;
+        }
+        queued
+            || !self.out.is_empty()
             || self.write_blocked
-            || !self.pending.is_empty()
             || self.phase == Phase::Connecting
-            || matches!(&self.role, Role::Acceptor(d) if !d.blocked.is_empty())
+            || matches!(&self.role, Role::DatagramAcceptor(d) if !d.blocked.is_empty())
+    }
+
+    /// The extra endpoints, 1, 2, … in order.
+    pub(super) fn more(&self) -> &[Endpoint] {
+        self.udp.as_ref().map_or(&[], |u| u.more.as_slice())
+    }
+
+    /// The oldest datagram waiting for room.
+    pub(super) fn pending_front(&self) -> Option<&Pending> {
+        self.udp.as_ref()?.pending.front()
     }
 
     /// Starts closing. A TCP stream closes gracefully (flush, half-close,
@@ -236,10 +342,12 @@ mod tests {
     /// Every connection pays for an `Entry`; `docs/performance.md` §4
     /// measures what an idle one costs. Growing it should be a decision:
     /// 200 → 208 bytes for `listener`, which per-listener connection caps
-    /// need (issue 11, descriptor budget).
+    /// need (issue 11, descriptor budget); 208 → 184 when a datagram
+    /// session's queue and extra endpoints moved behind one box (issue 12),
+    /// which a TCP entry never allocates.
     #[test]
     fn an_entry_stays_small() {
         assert!(size_of::<Io>() <= 24, "{}", size_of::<Io>());
-        assert!(size_of::<Entry>() <= 208, "{}", size_of::<Entry>());
+        assert!(size_of::<Entry>() <= 184, "{}", size_of::<Entry>());
     }
 }

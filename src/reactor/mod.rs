@@ -3,8 +3,8 @@
 //! Owns every socket, file descriptor and session in the process, and the
 //! clock. It is the *only* module that touches mio, sockets, descriptors or
 //! the time: sessions receive bytes and `now`, and answer with bytes,
-//! deadlines and [`Request`]s (see `proto`). It must never contain protocol
-//! logic.
+//! deadlines and an end (see `proto`). It must never contain protocol
+//! logic, nor name a protocol.
 //!
 //! # One turn
 //! 1. **Wait**: zero timeout if a socket is still ready from a budget
@@ -15,20 +15,22 @@
 //! 3. **I/O**: for each ready key (and last turn's still-ready keys)
 //!    accept, read or receive until `WouldBlock` or the per-turn budget;
 //!    write pending output within the session's share of the turn's write
-//!    budget; then [`flush`](Reactor::flush) the session. Then the streams
+//!    budget; then flush the session (`flush.rs`). Then the streams
 //!    waiting for their share take their goes, round-robin.
 //! 4. **Timers**: pop every due deadline; a stale stamp is skipped.
 //! 5. **Reap**: free every entry closed this turn, only now, so no key is
 //!    reused while the same batch of events is being walked.
 //!
 //! # Invariants
-//! * An entry's mio token is its slab key.
+//! * An entry's mio token is its slab key, with the endpoint index in the
+//!   top bits for a session's extra endpoints (`entry::EventKey`).
 //! * `WRITABLE` interest is registered only while output is pending.
 //! * A session's deadline is on the heap iff its `TimerSlot` holds it.
 
 mod clock;
 mod datagram;
 mod entry;
+mod flush;
 mod idle;
 mod stream;
 pub(crate) mod sys;
@@ -39,12 +41,13 @@ pub use clock::Clock;
 pub use idle::IdleExit;
 pub use wait::TimerMode;
 
-use crate::proto::{Acceptor, Context, Input, Request, Session, Shared, Tag};
+use crate::proto::{
+    Context, DatagramAcceptor, DatagramSession, Driven, EndpointId, StreamAcceptor, StreamSession,
+};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
-use datagram::{UdpOut, parent_of, transmit_udp};
-use entry::{Entry, Io, Phase, Role};
-use log::{debug, trace, warn};
+use entry::{Entry, EventKey, Io, Listen, Phase, Role};
+use log::{debug, trace};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -53,8 +56,7 @@ use slab::Slab;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use stream::transmit_stream;
-use timers::{Owner, TimerSlot, Timers, Wake};
+use timers::{Owner, TimerSlot, Timers};
 use wait::Waiter;
 
 /// The reactor's timer primitive on its own, so it can be measured against
@@ -115,10 +117,6 @@ pub fn descriptor_limit() -> io::Result<u64> {
 
 /// Accept queue length asked of the kernel (it caps it at `somaxconn`).
 const LISTEN_BACKLOG: i32 = 4096;
-
-/// Set in a mio token for a relaying session's own socket; the rest of the
-/// token is the session's key. Slab keys never come near it.
-pub(crate) const UPSTREAM: usize = 1 << (usize::BITS - 1);
 
 /// Largest UDP payload a session may produce (IPv4: 65535 − 20 − 8).
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -197,7 +195,7 @@ pub enum Exit {
 /// A readiness event, copied out of `Events` so handlers may borrow the reactor.
 #[derive(Clone, Copy, Debug)]
 struct Ready {
-    key: usize,
+    at: EventKey,
     readable: bool,
     writable: bool,
 }
@@ -222,7 +220,6 @@ pub struct Reactor {
     timers: Timers,
     clock: Clock,
     waiter: Waiter,
-    shared: Shared,
     config: ReactorConfig,
     now: Instant,
     still_ready: Vec<usize>,
@@ -249,8 +246,6 @@ pub struct Reactor {
     replies: Vec<(SocketAddr, usize, usize)>,
     replies_buf: BytesMut,
     idle: Option<(IdleExit, TimerSlot)>,
-    /// The hello registry's single deadline.
-    hello_slot: TimerSlot,
     activity: bool,
     sessions: usize,
     gso: bool,
@@ -286,7 +281,7 @@ impl Reactor {
     ///
     /// # Errors
     /// Creating the poll instance or the timerfd failed.
-    pub fn new(config: ReactorConfig, shared: Shared) -> io::Result<Self> {
+    pub fn new(config: ReactorConfig) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut clock = Clock::new();
         let now = clock.now();
@@ -303,7 +298,6 @@ impl Reactor {
             timers: Timers::new(),
             clock,
             waiter,
-            shared,
             now,
             still_ready: Vec::new(),
             deferred: Vec::new(),
@@ -318,7 +312,6 @@ impl Reactor {
             replies: Vec::new(),
             replies_buf: BytesMut::new(),
             idle: None,
-            hello_slot: TimerSlot::default(),
             activity: false,
             sessions: 0,
             gso: true,
@@ -345,11 +338,6 @@ impl Reactor {
             reactor.idle = Some((idle, slot));
         }
         Ok(reactor)
-    }
-
-    /// State shared by sessions (the hello registry).
-    pub fn shared(&self) -> &Shared {
-        &self.shared
     }
 
     /// The reactor's own counters.
@@ -395,7 +383,7 @@ impl Reactor {
     pub fn listen_tcp(
         &mut self,
         addr: SocketAddr,
-        acceptor: Box<dyn Acceptor>,
+        acceptor: Box<dyn StreamAcceptor>,
     ) -> io::Result<SocketAddr> {
         self.listen_tcp_capped(addr, acceptor, usize::MAX)
     }
@@ -410,7 +398,7 @@ impl Reactor {
     pub fn listen_tcp_capped(
         &mut self,
         addr: SocketAddr,
-        acceptor: Box<dyn Acceptor>,
+        acceptor: Box<dyn StreamAcceptor>,
         max_connections: usize,
     ) -> io::Result<SocketAddr> {
         let mut listener = TcpListener::bind(addr)?;
@@ -424,16 +412,19 @@ impl Reactor {
         self.poll
             .registry()
             .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
-        let mut role = datagram::demux(acceptor);
-        if let Role::Acceptor(demux) = &mut role {
-            demux.accept.max_open = max_connections.max(1);
-        }
+        let mut listen = Listen {
+            acceptor,
+            accept: entry::AcceptState::default(),
+        };
+        listen.accept.max_open = max_connections.max(1);
+        let key = entry.key();
         entry.insert(Entry::new(
             Io::Listener(listener),
-            role,
+            Role::StreamAcceptor(Box::new(listen)),
             Some(local),
             Interest::READABLE,
         ));
+        self.sync_acceptor(key);
         Ok(local)
     }
 
@@ -445,7 +436,7 @@ impl Reactor {
     pub fn bind_udp(
         &mut self,
         addr: SocketAddr,
-        acceptor: Box<dyn Acceptor>,
+        acceptor: Box<dyn DatagramAcceptor>,
     ) -> io::Result<SocketAddr> {
         self.bind_udp_capped(addr, acceptor, usize::MAX)
     }
@@ -459,7 +450,7 @@ impl Reactor {
     pub fn bind_udp_capped(
         &mut self,
         addr: SocketAddr,
-        acceptor: Box<dyn Acceptor>,
+        acceptor: Box<dyn DatagramAcceptor>,
         max_sessions: usize,
     ) -> io::Result<SocketAddr> {
         let mut socket = UdpSocket::bind(addr)?;
@@ -468,16 +459,14 @@ impl Reactor {
         self.poll
             .registry()
             .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
-        let mut role = datagram::demux(acceptor);
-        if let Role::Acceptor(demux) = &mut role {
-            demux.accept.max_open = max_sessions.max(1);
-        }
+        let key = entry.key();
         entry.insert(Entry::new(
             Io::Udp(socket),
-            role,
+            datagram::demux(acceptor, max_sessions.max(1)),
             Some(local),
             Interest::READABLE,
         ));
+        self.sync_acceptor(key);
         Ok(local)
     }
 
@@ -489,7 +478,7 @@ impl Reactor {
     pub fn connect_tcp(
         &mut self,
         addr: SocketAddr,
-        session: Box<dyn Session>,
+        session: Box<dyn StreamSession>,
     ) -> io::Result<usize> {
         let mut stream = TcpStream::connect(addr)?;
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -500,7 +489,7 @@ impl Reactor {
             .register(&mut stream, Token(key), interest)?;
         let mut e = Entry::new(
             Io::Stream(stream),
-            Role::Session(session),
+            Role::Stream(session),
             Some(addr),
             interest,
         );
@@ -521,7 +510,7 @@ impl Reactor {
         &mut self,
         mut socket: UdpSocket,
         peer: Option<SocketAddr>,
-        session: Box<dyn Session>,
+        session: Box<dyn DatagramSession>,
     ) -> io::Result<usize> {
         // Clients measure arrival times: let the kernel stamp each datagram.
         if let Err(e) = sys::enable_rx_timestamps(socket.as_raw_fd()) {
@@ -534,7 +523,7 @@ impl Reactor {
             .register(&mut socket, Token(key), Interest::READABLE)?;
         entry.insert(Entry::new(
             Io::Udp(socket),
-            Role::Session(session),
+            Role::Datagram(session),
             peer,
             Interest::READABLE,
         ));
@@ -543,12 +532,13 @@ impl Reactor {
         Ok(key)
     }
 
-    /// Adds a session with no socket: it only has timers. Anything it
-    /// transmits is discarded.
-    pub fn add_detached(&mut self, session: Box<dyn Session>) -> usize {
+    /// Adds a timer-only job (a progress ticker, a bench's controller): it
+    /// has no socket, only timers and an end. It counts as a session for
+    /// client mode's exit.
+    pub fn add_detached(&mut self, job: Box<dyn Driven>) -> usize {
         let key = self.entries.insert(Entry::new(
             Io::Detached,
-            Role::Session(session),
+            Role::Job(job),
             None,
             Interest::READABLE,
         ));
@@ -594,13 +584,13 @@ impl Reactor {
         let mut ready = core::mem::take(&mut self.ready);
         ready.clear();
         ready.extend(self.events.iter().map(|ev| Ready {
-            key: ev.token().0,
+            at: EventKey::from_token(ev.token()),
             readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
             writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
         }));
         let again = core::mem::take(&mut self.still_ready);
-        ready.extend(again.iter().map(|&key| Ready {
-            key,
+        ready.extend(again.iter().map(|&token| Ready {
+            at: EventKey::from_token(Token(token)),
             readable: true,
             writable: true,
         }));
@@ -638,47 +628,43 @@ impl Reactor {
     }
 
     fn on_ready(&mut self, r: Ready) {
-        if r.key & UPSTREAM != 0 {
-            let key = r.key & !UPSTREAM;
-            if self
-                .entries
-                .get(key)
-                .is_some_and(|e| e.phase != Phase::Dead && matches!(e.io, Io::Relay(_)))
-            {
-                self.relay_ready(key, r.readable);
-            }
-            return;
-        }
-        let Some(entry) = self.entries.get_mut(r.key) else {
+        let key = r.at.key;
+        let Some(entry) = self.entries.get_mut(key) else {
             return; // sporadic event for a freed key
         };
         if entry.phase == Phase::Dead {
             return;
         }
+        if r.at.endpoint != EndpointId::HOME {
+            // One of a session's own extra endpoints: send what waited,
+            // then read what arrived.
+            if r.readable {
+                self.receive_datagrams(r.at);
+            }
+            self.flush(key);
+            return;
+        }
         match (&entry.io, &entry.role) {
-            (Io::Listener(_), _) => self.accept(r.key),
-            (Io::Udp(_), Role::Acceptor(_)) => {
+            (Io::Listener(_), _) => self.accept(key),
+            (Io::Udp(_), Role::DatagramAcceptor(_)) => {
                 if r.writable {
-                    self.resume_blocked(r.key);
+                    self.resume_blocked(key);
                 }
                 if r.readable {
-                    self.answer_datagrams(r.key);
+                    self.answer_datagrams(key);
                 }
             }
             (Io::Udp(_), _) => {
                 if r.readable {
-                    self.receive_datagrams(r.key);
+                    self.receive_datagrams(r.at);
                 }
-                self.flush(r.key);
+                self.flush(key);
             }
             // Still ready after a send budget ran out.
-            (Io::SharedUdp { .. }, _) => self.flush(r.key),
-            // Still ready, or resumed after a pause: its own socket may
-            // hold input.
-            (Io::Relay(_), _) => self.relay_ready(r.key, r.readable),
+            (Io::SharedUdp, _) => self.flush(key),
             (Io::Stream(_), _) => self.stream_ready(r),
             (Io::Timer, _) => self.waiter.on_ready(),
-            (Io::Signals(_), _) => self.signals(r.key),
+            (Io::Signals(_), _) => self.signals(key),
             (Io::Detached, _) => {}
         }
     }
@@ -713,250 +699,6 @@ impl Reactor {
         self.starved = skipped;
     }
 
-    fn context(
-        shared: &mut Shared,
-        now: Instant,
-        key: usize,
-        peer: Option<SocketAddr>,
-    ) -> Context<'_> {
-        Context {
-            now,
-            tag: Tag { key, peer },
-            shared,
-        }
-    }
-
-    /// The socket failed: tell the session, then free the entry.
-    fn fail(&mut self, key: usize, kind: ErrorKind) {
-        let entry = &mut self.entries[key];
-        if entry.phase == Phase::Dead {
-            return;
-        }
-        debug!("[#{key}{}] socket failed: {kind}", fmt_peer(entry.peer));
-        if let Role::Session(session) = &mut entry.role
-            && !matches!(entry.phase, Phase::Closing { .. })
-        {
-            let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-            session.handle_input(&mut cx, Input::Failed(kind));
-        }
-        entry.phase = Phase::Dead;
-        self.reap.push(key);
-    }
-
-    /// After any call into the session at `key`: transmit, arm its deadline,
-    /// carry out its requests, update interest (the fixed order of `proto`).
-    fn flush(&mut self, key: usize) {
-        let go_written = core::mem::take(&mut self.go_written);
-        let parent = match self.entries.get(key) {
-            Some(e) if e.phase != Phase::Dead => parent_of(e),
-            _ => return,
-        };
-        // A per-peer session sends through its parent's socket.
-        let (entry, parent_entry) = match parent {
-            Some(p) => match self.entries.get2_mut(key, p) {
-                Some((e, pe)) => (e, Some(pe)),
-                None => return,
-            },
-            None => (&mut self.entries[key], None),
-        };
-        let Role::Session(session) = &mut entry.role else {
-            return;
-        };
-        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-
-        // 1. Transmit.
-        let socket = match (&entry.io, &parent_entry) {
-            (Io::Udp(s), _) => Some((s, None)),
-            (Io::SharedUdp { .. }, Some(p)) => match &p.io {
-                Io::Udp(s) => Some((s, None)),
-                _ => None,
-            },
-            (Io::Relay(relay), Some(p)) => match &p.io {
-                Io::Udp(s) => Some((s, Some((&relay.socket, entry.peer)))),
-                _ => None,
-            },
-            _ => None,
-        };
-        let mut wrote = 0;
-        let sent = if let Some((socket, own)) = socket {
-            let mut out = UdpOut {
-                socket,
-                own,
-                gso: &mut self.gso,
-                sent: 0,
-            };
-            let budget = self.config.send_budget;
-            let scratch = &mut self.dgram_buf;
-            let sent = transmit_udp(
-                &mut out,
-                entry.peer,
-                &mut entry.pending,
-                &mut **session,
-                &mut cx,
-                scratch,
-                budget,
-            );
-            self.stats.datagrams_out += out.sent;
-            Ok(sent)
-        } else {
-            match &mut entry.io {
-                Io::Stream(stream) => {
-                    let writable = entry.phase != Phase::Connecting;
-                    let allowance = if entry.write_queued {
-                        0
-                    } else {
-                        self.write_share
-                            .saturating_sub(go_written)
-                            .min(self.write_left)
-                    };
-                    let sent = transmit_stream(
-                        stream,
-                        writable,
-                        &mut entry.out,
-                        &mut **session,
-                        &mut cx,
-                        self.config.high_water,
-                        allowance,
-                    );
-                    sent.map(|(sent, written)| {
-                        self.write_left -= written.min(self.write_left);
-                        wrote = written;
-                        sent
-                    })
-                }
-                Io::Detached => {
-                    // No socket: whatever a timer-only session emits is dropped.
-                    self.dgram_buf.clear();
-                    while session
-                        .poll_transmit(&mut cx, MAX_DATAGRAM, &mut self.dgram_buf)
-                        .is_some()
-                    {
-                        self.dgram_buf.clear();
-                    }
-                    Ok(Sent::All)
-                }
-                _ => Ok(Sent::All),
-            }
-        };
-        entry.write_blocked = matches!(sent, Ok(Sent::SocketFull));
-        match sent {
-            Ok(Sent::All) => {}
-            // A stream waits for its next share: behind the other writers
-            // if it wrote this turn, ahead of them if the budget ran out
-            // before its go.
-            Ok(Sent::BudgetSpent) if matches!(entry.io, Io::Stream(_)) => {
-                if !entry.write_queued {
-                    entry.write_queued = true;
-                    if wrote == 0 {
-                        self.starved.push(key);
-                    } else {
-                        self.deferred.push(key);
-                    }
-                }
-            }
-            Ok(Sent::BudgetSpent) => self.still_ready.push(key),
-            Ok(Sent::SocketFull) => {
-                if let Some(Entry {
-                    role: Role::Acceptor(demux),
-                    ..
-                }) = parent_entry
-                    && !demux.blocked.contains(&key)
-                {
-                    demux.blocked.push(key);
-                }
-            }
-            Err(kind) => return self.fail(key, kind),
-        }
-
-        // 2. Deadline: read now, armed after the requests, which may start
-        //    a close (a closing entry waits for its linger time instead).
-        let deadline = session.poll_timeout();
-        let wake = if session.is_paced() {
-            Wake::Paced
-        } else if session.is_coarse() {
-            Wake::Coarse
-        } else {
-            Wake::Exact
-        };
-
-        // 3. Requests (drained before acting on them: acting needs the
-        //    whole entry, and the session is part of it).
-        let mut close = None;
-        while let Some(request) = session.poll_request() {
-            match request {
-                Request::Close(reason) => {
-                    close.get_or_insert(reason);
-                }
-            }
-        }
-        let wants_input = session.wants_input();
-        if let Some(reason) = close {
-            debug!("{} closing: {reason:?}", cx.tag);
-            if entry.begin_close(&reason, self.now + self.config.linger) {
-                self.reap.push(key);
-                return;
-            }
-        }
-        let (want, wake) = match entry.phase {
-            Phase::Closing { until } => (Some(until), Wake::Coarse),
-            _ => (deadline, wake),
-        };
-        entry
-            .slot
-            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
-
-        // 4. Shared follow-ups (hello expiries to arm).
-        arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
-
-        // 5. Half-close a closing stream once its output is out; resume
-        //    reading a session that wants input again.
-        if entry.shut_write_if_flushed() {
-            if entry.read_closed {
-                entry.phase = Phase::Dead;
-                self.reap.push(key);
-                return;
-            }
-            // Discard whatever the peer still sends until its EOF.
-            self.still_ready.push(key);
-        }
-        if entry.read_paused && wants_input {
-            entry.read_paused = false;
-            self.still_ready.push(key);
-        }
-        self.update_interest(parent.unwrap_or(key));
-        if parent.is_some() {
-            // A relay's own socket needs WRITABLE while its datagrams wait.
-            self.update_interest(key);
-        }
-    }
-
-    /// Registers `WRITABLE` only while output is pending.
-    fn update_interest(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        let want = if entry.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if want == entry.interest {
-            return;
-        }
-        let result = match &mut entry.io {
-            Io::Stream(s) => self.poll.registry().reregister(s, Token(key), want),
-            Io::Udp(s) => self.poll.registry().reregister(s, Token(key), want),
-            Io::Relay(relay) => {
-                self.poll
-                    .registry()
-                    .reregister(&mut relay.socket, Token(key | UPSTREAM), want)
-            }
-            _ => return,
-        };
-        match result {
-            Ok(()) => entry.interest = want,
-            Err(e) => warn!("[#{key}] reregister: {e}"),
-        }
-    }
-
     fn fire_timers(&mut self) {
         while let Some((owner, stamp, _at)) = self.timers.pop_due(self.now) {
             match owner {
@@ -976,29 +718,8 @@ impl Reactor {
                             self.reap.push(key);
                         }
                         Phase::Dead => {}
-                        Phase::Open | Phase::Connecting => {
-                            if matches!(entry.io, Io::Listener(_)) {
-                                // The retry after a descriptor shortage.
-                                self.accept(key);
-                                continue;
-                            }
-                            if let Role::Session(session) = &mut entry.role {
-                                let mut cx =
-                                    Self::context(&mut self.shared, self.now, key, entry.peer);
-                                session.handle_timeout(&mut cx);
-                            }
-                            self.flush(key);
-                        }
+                        Phase::Open | Phase::Connecting => self.on_timer(key),
                     }
-                }
-                Owner::HelloExpiry => {
-                    if !self.hello_slot.take_if_current(stamp) {
-                        self.stats.stale_timers += 1;
-                        continue;
-                    }
-                    let ended = self.shared.hello.expire_due(self.now);
-                    trace!("{ended} hello id(s) expired");
-                    arm_shared(&mut self.timers, &mut self.hello_slot, &self.shared);
                 }
                 Owner::IdleExit => {
                     let Some((idle, slot)) = &mut self.idle else {
@@ -1024,6 +745,33 @@ impl Reactor {
         }
     }
 
+    /// The deadline of the entry at `key` is due: an acceptor's (its own
+    /// timers, a listener's accept retry), a session's or a job's.
+    fn on_timer(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let mut cx = Context::new(self.now, key, entry.peer);
+        if entry.role.is_acceptor() {
+            if let Role::StreamAcceptor(listen) = &mut entry.role
+                && listen.accept.retry_at.is_some_and(|at| at <= self.now)
+            {
+                // The retry after a descriptor shortage.
+                listen.accept.retry_at = None;
+                listen.acceptor.handle_timeout(&mut cx);
+                self.accept(key);
+                return;
+            }
+            if let Some(acceptor) = entry.role.driven() {
+                acceptor.handle_timeout(&mut cx);
+            }
+            self.sync_acceptor(key);
+            return;
+        }
+        if let Some(session) = entry.role.driven() {
+            session.handle_timeout(&mut cx);
+        }
+        self.flush(key);
+    }
+
     fn signals(&mut self, key: usize) {
         let Io::Signals(signals) = &mut self.entries[key].io else {
             return;
@@ -1042,11 +790,9 @@ impl Reactor {
             if entry.is_session() {
                 self.sessions -= 1;
             }
-            if let Some(parent) = parent_of(&entry) {
-                self.detach_child(parent, key, entry.peer);
-            }
-            if let Some(listener) = entry.listener {
-                self.release_connection(listener as usize);
+            if let Some(acceptor) = entry.acceptor_key() {
+                self.detach_child(acceptor, key, entry.peer);
+                self.release_connection(acceptor);
             }
             trace!("[#{key}{}] freed", fmt_peer(entry.peer));
             // Dropping the socket closes it, which also removes it from
@@ -1059,11 +805,11 @@ impl Reactor {
     /// backlog raised no new edge while it waited).
     fn release_connection(&mut self, key: usize) {
         if let Some(Entry {
-            role: Role::Acceptor(demux),
+            role: Role::StreamAcceptor(listen),
             ..
         }) = self.entries.get_mut(key)
         {
-            let state = &mut demux.accept;
+            let state = &mut listen.accept;
             state.open = state.open.saturating_sub(1);
             if state.at_cap {
                 state.at_cap = false;
@@ -1074,16 +820,14 @@ impl Reactor {
 
     /// Rebuilds the heap when stale entries outnumber live owners.
     fn maybe_compact(&mut self) {
-        let live = self.entries.len() + 2;
+        let live = self.entries.len() + 1;
         if self.timers.len() <= 2 * live + 1024 {
             return;
         }
         let entries = &self.entries;
-        let hello_slot = self.hello_slot;
         let idle = self.idle.as_ref().map(|(_, slot)| *slot);
         self.timers.compact(|owner, stamp| match owner {
             Owner::Entry(key) => entries.get(key).is_some_and(|e| e.slot.is_current(stamp)),
-            Owner::HelloExpiry => hello_slot.is_current(stamp),
             Owner::IdleExit => idle.is_some_and(|s| s.is_current(stamp)),
         });
         self.stats.compactions += 1;
@@ -1120,18 +864,6 @@ fn fair_share(budget: usize, ready: usize, min: usize) -> usize {
     (budget / ready.max(1)).clamp(min.min(budget), budget)
 }
 
-/// Keeps the registry's one heap deadline on its oldest pending expiry.
-/// Coarse: the registry treats an ID as free from its expiry instant on
-/// whatever the heap says, so the pop only does bookkeeping and may be late.
-fn arm_shared(timers: &mut Timers, slot: &mut TimerSlot, shared: &Shared) {
-    slot.sync_with(
-        timers,
-        Owner::HelloExpiry,
-        shared.hello.next_expiry(),
-        Wake::Coarse,
-    );
-}
-
 fn fmt_peer(peer: Option<SocketAddr>) -> String {
     peer.map(|p| format!(" {p}")).unwrap_or_default()
 }
@@ -1139,8 +871,7 @@ fn fmt_peer(peer: Option<SocketAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::hello::Registry;
-    use crate::proto::{Admission, CloseReason, Side, Transmit};
+    use crate::proto::{Driven, StreamInput};
     use std::io::{Read, Write};
     use std::net::TcpStream as StdStream;
 
@@ -1159,55 +890,33 @@ mod tests {
         started: bool,
     }
 
-    impl Session for Bulk {
-        fn side(&self) -> Side {
-            Side::Server
-        }
-        fn handle_input(&mut self, _: &mut Context<'_>, _: Input<'_>) {
+    impl Driven for Bulk {}
+
+    impl StreamSession for Bulk {
+        fn handle_input(&mut self, _: &mut Context, _: StreamInput<'_>) {
             self.started = true;
         }
-        fn handle_timeout(&mut self, _: &mut Context<'_>) {}
         fn poll_transmit(
             &mut self,
-            _: &mut Context<'_>,
+            _: &mut Context,
             limit: usize,
             buf: &mut BytesMut,
-        ) -> Option<Transmit> {
+        ) -> Option<usize> {
             if !self.started || limit == 0 {
                 return None;
             }
             buf.resize(buf.len() + limit, b'x');
-            Some(Transmit {
-                to: None,
-                len: limit,
-            })
-        }
-        fn poll_timeout(&self) -> Option<Instant> {
-            None
-        }
-        fn poll_request(&mut self) -> Option<Request> {
-            None::<CloseReason>.map(Request::Close)
+            Some(limit)
         }
     }
 
     struct BulkAcceptor;
 
-    impl Acceptor for BulkAcceptor {
-        fn accept_stream(
-            &mut self,
-            _: &mut Context<'_>,
-            _: SocketAddr,
-        ) -> Option<Box<dyn Session>> {
+    impl Driven for BulkAcceptor {}
+
+    impl StreamAcceptor for BulkAcceptor {
+        fn accept(&mut self, _: &mut Context, _: SocketAddr) -> Option<Box<dyn StreamSession>> {
             Some(Box::new(Bulk { started: false }))
-        }
-        fn accept_datagram(
-            &mut self,
-            _: &mut Context<'_>,
-            _: SocketAddr,
-            _: &[u8],
-            _: &mut BytesMut,
-        ) -> Admission {
-            Admission::Ignore
         }
     }
 
@@ -1237,8 +946,7 @@ mod tests {
             high_water: share,
             ..ReactorConfig::default()
         };
-        let shared = Shared::new(Registry::new(Duration::ZERO, 0));
-        let mut reactor = Reactor::new(config, shared).unwrap();
+        let mut reactor = Reactor::new(config).unwrap();
         let addr = reactor
             .listen_tcp("127.0.0.1:0".parse().unwrap(), Box::new(BulkAcceptor))
             .unwrap();
@@ -1270,6 +978,307 @@ mod tests {
         assert_eq!(
             both, [share; 4],
             "one share each: {first:?} then {second:?}"
+        );
+    }
+
+    // ---- Turn-by-turn datagram tests on loopback (mio's `expect_events`
+    // style: arrange the sockets, run a bounded number of turns, assert what
+    // the reactor did in them).
+
+    use crate::proto::{Admission, Admit, CloseReason, DatagramInput, Transmit};
+    use core::cell::Cell;
+    use std::net::UdpSocket as StdUdp;
+    use std::rc::Rc;
+
+    /// A reactor whose turns never block for long: idle exit is a deadline.
+    fn test_reactor() -> Reactor {
+        Reactor::new(ReactorConfig {
+            idle_exit: Some(Duration::from_secs(2)),
+            ..ReactorConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn client() -> StdUdp {
+        let c = StdUdp::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c
+    }
+
+    fn recv(c: &StdUdp) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        let (n, _) = c.recv_from(&mut buf).expect("an answer within 2 s");
+        buf[..n].to_vec()
+    }
+
+    /// Answers its first datagram with its number, then ends.
+    struct OneShot {
+        number: u8,
+        answer: bool,
+        done: bool,
+    }
+
+    impl Driven for OneShot {
+        fn poll_close(&mut self) -> Option<CloseReason> {
+            (self.done && !self.answer).then_some(CloseReason::Completed)
+        }
+    }
+
+    impl DatagramSession for OneShot {
+        fn handle_input(&mut self, _: &mut Context, input: DatagramInput<'_>) {
+            if let DatagramInput::Datagram { .. } = input
+                && !self.done
+            {
+                self.answer = true;
+                self.done = true;
+            }
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            buf: &mut BytesMut,
+        ) -> Option<Transmit> {
+            if !core::mem::take(&mut self.answer) {
+                return None;
+            }
+            buf.extend_from_slice(&[self.number]);
+            Some(Transmit::new(None, 1))
+        }
+    }
+
+    /// Admits a numbered `OneShot` per datagram from a peer without a
+    /// session.
+    struct Numbering(Rc<Cell<u8>>);
+
+    impl Driven for Numbering {}
+
+    impl DatagramAcceptor for Numbering {
+        fn accept(
+            &mut self,
+            _: &mut Context,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            self.0.set(self.0.get() + 1);
+            Admission::shared(Box::new(OneShot {
+                number: self.0.get(),
+                answer: false,
+                done: false,
+            }))
+        }
+    }
+
+    /// The demux race: a session that ends in the middle of a receive batch
+    /// is reaped only at the end of the turn, but the next datagram from its
+    /// peer in the same batch must start a new session, not vanish into the
+    /// dead one.
+    #[test]
+    fn a_datagram_behind_its_sessions_end_in_one_batch_starts_a_new_session() {
+        let mut reactor = test_reactor();
+        let admitted = Rc::new(Cell::new(0));
+        let addr = reactor
+            .bind_udp(
+                "127.0.0.1:0".parse().unwrap(),
+                Box::new(Numbering(admitted.clone())),
+            )
+            .unwrap();
+        let c = client();
+        c.send_to(b"a", addr).unwrap();
+        c.send_to(b"b", addr).unwrap();
+        // Both are queued before the turn: one `recvmmsg` takes both.
+        for _ in 0..5 {
+            reactor.turn().unwrap();
+            if reactor.stats().datagrams_in == 2 {
+                break;
+            }
+        }
+        assert_eq!(reactor.stats().datagrams_in, 2);
+        assert_eq!(admitted.get(), 2, "the second datagram was admitted anew");
+        assert_eq!((recv(&c), recv(&c)), (vec![1], vec![2]));
+        reactor.turn().unwrap();
+        assert_eq!(reactor.sessions, 0, "both reaped");
+    }
+
+    /// Relays between a client on the shared socket (endpoint 0) and a
+    /// server reached through an endpoint of its own (1), tagging what it
+    /// forwards with the endpoint it arrived on.
+    struct Relay {
+        server: SocketAddr,
+        out: Vec<(EndpointId, Option<SocketAddr>, Vec<u8>)>,
+    }
+
+    impl Driven for Relay {}
+
+    impl DatagramSession for Relay {
+        fn handle_input(&mut self, _: &mut Context, input: DatagramInput<'_>) {
+            let DatagramInput::Datagram {
+                endpoint, payload, ..
+            } = input
+            else {
+                return;
+            };
+            let mut tagged = vec![b'0' + endpoint.0];
+            tagged.extend_from_slice(payload);
+            if endpoint == EndpointId::HOME {
+                self.out.push((EndpointId(1), Some(self.server), tagged));
+            } else {
+                self.out.push((EndpointId::HOME, None, tagged));
+            }
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            buf: &mut BytesMut,
+        ) -> Option<Transmit> {
+            if self.out.is_empty() {
+                return None;
+            }
+            let (endpoint, to, bytes) = self.out.remove(0);
+            buf.extend_from_slice(&bytes);
+            Some(Transmit::new(to, bytes.len()).via(endpoint))
+        }
+    }
+
+    struct RelayAcceptor(SocketAddr);
+
+    impl Driven for RelayAcceptor {}
+
+    impl DatagramAcceptor for RelayAcceptor {
+        fn accept(
+            &mut self,
+            _: &mut Context,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            Admission::Start(Admit {
+                session: Box::new(Relay {
+                    server: self.0,
+                    out: Vec::new(),
+                }),
+                own_socket: false,
+                bind: vec!["127.0.0.1:0".parse().unwrap()],
+            })
+        }
+    }
+
+    #[test]
+    fn an_extra_endpoint_carries_a_sessions_second_conversation() {
+        let mut reactor = test_reactor();
+        let server = client();
+        let addr = reactor
+            .bind_udp(
+                "127.0.0.1:0".parse().unwrap(),
+                Box::new(RelayAcceptor(server.local_addr().unwrap())),
+            )
+            .unwrap();
+        let c = client();
+        c.send_to(b"ping", addr).unwrap();
+        for _ in 0..5 {
+            reactor.turn().unwrap();
+            if reactor.stats().datagrams_out == 1 {
+                break;
+            }
+        }
+        let mut buf = [0u8; 64];
+        let (n, relay) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"0ping", "left by endpoint 1, came from 0");
+        assert_ne!(relay, addr, "endpoint 1 is a socket of its own");
+        server.send_to(b"pong", relay).unwrap();
+        for _ in 0..5 {
+            reactor.turn().unwrap();
+            if reactor.stats().datagrams_out == 2 {
+                break;
+            }
+        }
+        assert_eq!(recv(&c), b"1pong", "arrived on endpoint 1, left by 0");
+    }
+
+    /// An acceptor whose deadline its sessions move (state they share, as
+    /// hello's registry is): the reactor re-reads it after a call into a
+    /// session, fires it once, and not again.
+    struct Shared {
+        due: Rc<Cell<Option<Instant>>>,
+        fired: Rc<Cell<u32>>,
+    }
+
+    impl Driven for Shared {
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.due.get()
+        }
+        fn handle_timeout(&mut self, cx: &mut Context) {
+            if self.due.get().is_some_and(|at| at <= cx.now) {
+                self.due.set(None);
+                self.fired.set(self.fired.get() + 1);
+            }
+        }
+    }
+
+    struct Arms(Rc<Cell<Option<Instant>>>);
+
+    impl Driven for Arms {}
+
+    impl DatagramSession for Arms {
+        fn handle_input(&mut self, cx: &mut Context, _: DatagramInput<'_>) {
+            self.0.set(Some(cx.now));
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+    }
+
+    impl DatagramAcceptor for Shared {
+        fn accept(
+            &mut self,
+            _: &mut Context,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            Admission::shared(Box::new(Arms(self.due.clone())))
+        }
+    }
+
+    #[test]
+    fn an_acceptors_deadline_moved_by_its_session_fires_once() {
+        let mut reactor = test_reactor();
+        let (due, fired) = (Rc::new(Cell::new(None)), Rc::new(Cell::new(0)));
+        let addr = reactor
+            .bind_udp(
+                "127.0.0.1:0".parse().unwrap(),
+                Box::new(Shared {
+                    due: due.clone(),
+                    fired: fired.clone(),
+                }),
+            )
+            .unwrap();
+        let c = client();
+        // Admitted, then delivered to the new session, which arms.
+        c.send_to(b"x", addr).unwrap();
+        for _ in 0..5 {
+            reactor.turn().unwrap();
+            if fired.get() > 0 {
+                break;
+            }
+        }
+        assert_eq!(fired.get(), 1);
+        let acceptor = reactor
+            .entries
+            .iter()
+            .find(|(_, e)| matches!(e.role, Role::DatagramAcceptor(_)))
+            .map(|(_, e)| e.slot.deadline());
+        assert_eq!(
+            acceptor,
+            Some(None),
+            "disarmed after it fired: no second pop"
         );
     }
 }

@@ -11,9 +11,8 @@
 //! retries `accept` after a shortage instead of wedging.
 
 use super::entry::{Entry, Io, Phase, Role};
-use super::timers::{Owner, Wake};
 use super::{Reactor, Ready, Sent, sys};
-use crate::proto::{Context, Input, Session};
+use crate::proto::{Context, StreamInput, StreamSession};
 use crate::time::Duration;
 use bytes::{Buf, BytesMut};
 use log::{debug, trace, warn};
@@ -67,19 +66,25 @@ impl Reactor {
     /// Accepts up to the budget of connections from the listener at `key`,
     /// while it holds fewer than its cap. After a descriptor or memory
     /// shortage it retries on its own deadline (see [`AcceptFailure`]);
-    /// readiness events meanwhile are left to that retry.
+    /// readiness events meanwhile are left to that retry. Then re-reads
+    /// the acceptor's deadline: accepting may have changed it.
     pub(super) fn accept(&mut self, key: usize) {
-        let entry = &self.entries[key];
-        if entry.slot.deadline().is_some() {
-            return; // a retry is scheduled; it will drain the queue
-        }
+        self.accept_batch(key);
+        self.sync_acceptor(key);
+    }
+
+    fn accept_batch(&mut self, key: usize) {
         for _ in 0..self.config.accept_budget {
             let entry = &mut self.entries[key];
-            let (Io::Listener(listener), Role::Acceptor(demux)) = (&entry.io, &mut entry.role)
+            let (Io::Listener(listener), Role::StreamAcceptor(listen)) =
+                (&entry.io, &mut entry.role)
             else {
                 return;
             };
-            let state = &mut demux.accept;
+            let state = &mut listen.accept;
+            if state.retry_at.is_some() {
+                return; // a retry is scheduled; it will drain the queue
+            }
             if state.open >= state.max_open {
                 // Left in the kernel's backlog until one of ours closes
                 // (`reap_closed` wakes the listener then).
@@ -108,12 +113,7 @@ impl Reactor {
                             debug!("[#{key}] accept: {e}; retry in {wait:?}");
                         }
                         state.backoff = Some(wait);
-                        entry.slot.sync_with(
-                            &mut self.timers,
-                            Owner::Entry(key),
-                            Some(self.now + wait),
-                            Wake::Coarse,
-                        );
+                        state.retry_at = Some(self.now + wait);
                         return;
                     }
                 },
@@ -126,11 +126,11 @@ impl Reactor {
             // The key the new entry will get: known before the acceptor runs,
             // so its log lines and context name the right session.
             let new_key = self.entries.vacant_key();
-            let Role::Acceptor(demux) = &mut self.entries[key].role else {
+            let Role::StreamAcceptor(listen) = &mut self.entries[key].role else {
                 return;
             };
-            let mut cx = Self::context(&mut self.shared, self.now, new_key, Some(peer));
-            let Some(session) = demux.acceptor.accept_stream(&mut cx, peer) else {
+            let mut cx = Context::new(self.now, new_key, Some(peer));
+            let Some(session) = listen.acceptor.accept(&mut cx, peer) else {
                 continue;
             };
             // Answers are small and prompt; Nagle would hold pipelined ones back.
@@ -144,14 +144,14 @@ impl Reactor {
                 continue;
             }
             trace!("[#{new_key} {peer}] accepted");
-            demux.accept.open += 1;
+            listen.accept.open += 1;
             let mut new_entry = Entry::new(
                 Io::Stream(stream),
-                Role::Session(session),
+                Role::Stream(session),
                 Some(peer),
                 Interest::READABLE,
             );
-            new_entry.listener = u32::try_from(key).ok();
+            new_entry.acceptor = u32::try_from(key).ok();
             let inserted = self.entries.insert(new_entry);
             debug_assert_eq!(inserted, new_key);
             // No read here: EPOLL_CTL_ADD reports data that is already
@@ -167,28 +167,28 @@ impl Reactor {
     }
 
     pub(super) fn stream_ready(&mut self, r: Ready) {
-        let entry = &mut self.entries[r.key];
+        let entry = &mut self.entries[r.at.key];
         if entry.phase == Phase::Connecting {
             let Io::Stream(stream) = &entry.io else {
                 return;
             };
             match stream.take_error() {
-                Ok(Some(e)) | Err(e) => return self.fail(r.key, e.kind()),
+                Ok(Some(e)) | Err(e) => return self.fail(r.at.key, e.kind()),
                 Ok(None) => {}
             }
             match stream.peer_addr() {
                 Ok(_) => entry.phase = Phase::Open,
                 Err(e) if e.kind() == ErrorKind::NotConnected => return, // not yet
-                Err(e) => return self.fail(r.key, e.kind()),
+                Err(e) => return self.fail(r.at.key, e.kind()),
             }
         }
-        if r.writable && !self.write_out(r.key) {
+        if r.writable && !self.write_out(r.at.key) {
             return;
         }
         if r.readable {
-            self.read_stream(r.key);
+            self.read_stream(r.at.key);
         }
-        self.flush(r.key);
+        self.flush(r.at.key);
     }
 
     /// Reads until `WouldBlock`, EOF, the budget, or the session pauses.
@@ -198,7 +198,7 @@ impl Reactor {
         let Io::Stream(stream) = &mut entry.io else {
             return;
         };
-        let Role::Session(session) = &mut entry.role else {
+        let Role::Stream(session) = &mut entry.role else {
             return;
         };
         if entry.read_closed {
@@ -220,16 +220,16 @@ impl Reactor {
                         entry.phase = Phase::Dead;
                         self.reap.push(key);
                     } else {
-                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                        session.handle_input(&mut cx, Input::StreamEnd);
+                        let mut cx = Context::new(self.now, key, entry.peer);
+                        session.handle_input(&mut cx, StreamInput::End);
                     }
                     return;
                 }
                 Ok(n) => {
                     self.activity = true;
                     if !closing {
-                        let mut cx = Self::context(&mut self.shared, self.now, key, entry.peer);
-                        session.handle_input(&mut cx, Input::Stream(&self.read_buf[..n]));
+                        let mut cx = Context::new(self.now, key, entry.peer);
+                        session.handle_input(&mut cx, StreamInput::Bytes(&self.read_buf[..n]));
                     }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -291,8 +291,8 @@ pub(super) fn transmit_stream(
     stream: &mut TcpStream,
     writable: bool,
     out: &mut BytesMut,
-    session: &mut dyn Session,
-    cx: &mut Context<'_>,
+    session: &mut dyn StreamSession,
+    cx: &mut Context,
     high_water: usize,
     allowance: usize,
 ) -> Result<(Sent, usize), ErrorKind> {

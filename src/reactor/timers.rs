@@ -1,7 +1,7 @@
 //! The deadline heap: one min-heap for every timer in the process.
 //!
-//! Owns every pending deadline: session timers, hello ID expiries and idle
-//! exit. It never calls anyone: the reactor pops what is due and asks the
+//! Owns every pending deadline: those of sessions, acceptors and timer-only
+//! jobs (one per slab entry), and idle exit. It never calls anyone: the reactor pops what is due and asks the
 //! owner whether the popped stamp is still the one it armed.
 //!
 //! Invariants:
@@ -31,25 +31,13 @@ use std::collections::BinaryHeap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp(u64);
 
-/// How punctual a deadline's wake-up must be.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Wake {
-    /// At its instant (the timerfd's accuracy).
-    #[default]
-    Exact,
-    /// To the microsecond: the reactor wakes early and spins (pacing).
-    Paced,
-    /// Within a millisecond after its instant is fine.
-    Coarse,
-}
+pub use crate::proto::Wake;
 
 /// Who a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
-    /// The session in this slab entry.
+    /// The session, acceptor or job in this slab entry.
     Entry(usize),
-    /// The hello registry's oldest pending expiry.
-    HelloExpiry,
     /// The reactor's idle-exit check.
     IdleExit,
 }

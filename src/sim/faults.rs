@@ -15,7 +15,7 @@ use super::{Config, Report, Server, World};
 use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
 use crate::proto::outcome::{ClientError, OutcomeSlot};
 use crate::proto::proxy::impair::{Counters, ImpairConfig};
-use crate::proto::{Acceptor, CloseReason, Session, stopwait, tftp};
+use crate::proto::{CloseReason, DatagramAcceptor, DatagramSession, stopwait, tftp};
 use crate::time::Duration;
 use crate::wire::tftp::{Mode, Options};
 use proptest::prelude::*;
@@ -122,7 +122,7 @@ struct Transfer {
 fn payload(len: usize, seed: u64) -> Vec<u8> {
     (0..len as u64)
         .map(|i| {
-            let z = (i ^ seed.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let z = (i ^ seed.rotate_left(32)).wrapping_mul(crate::rng::GAMMA);
             (z >> 56) as u8
         })
         .collect()
@@ -147,75 +147,76 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
         max_steps: 1_000_000,
         ..Config::symmetric(case.seed, case.link)
     };
-    let (client, acceptor, slot): (Box<dyn Session>, Box<dyn Acceptor>, Slot) = match case.protocol
-    {
-        Protocol::Stopwait => {
-            let config = stopwait::StopwaitConfig {
-                timeout: TIMEOUT,
-                tries: case.tries,
-                ..stopwait::StopwaitConfig::DEFAULT
-            };
-            let slot = OutcomeSlot::new();
-            let client: Box<dyn Session> = if case.put {
-                let source = Box::new(source);
-                let c = stopwait::PutClient::new("up", links.server, source, config, slot.clone());
-                Box::new(c)
-            } else {
-                let sink = Box::new(sink);
-                Box::new(stopwait::GetClient::new(
-                    "f",
-                    links.server,
-                    sink,
-                    config,
-                    slot.clone(),
-                ))
-            };
-            let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
-            (client, Box::new(acceptor), Slot::Stopwait(slot))
-        }
-        Protocol::Tftp { window } => {
-            let options = if window == 1 {
-                Options::default()
-            } else {
-                Options {
-                    blksize: Some(512),
-                    windowsize: Some(window),
-                    ..Options::default()
-                }
-            };
-            let slot = OutcomeSlot::new();
-            let c = if case.put {
-                tftp::TftpClient::put(
-                    links.server,
-                    "up",
-                    Mode::Octet,
-                    options,
-                    Box::new(source),
-                    TIMEOUT,
-                    case.tries,
-                    slot.clone(),
-                )
-            } else {
-                tftp::TftpClient::get(
-                    links.server,
-                    "f",
-                    Mode::Octet,
-                    options,
-                    Box::new(sink),
-                    TIMEOUT,
-                    case.tries,
-                    slot.clone(),
-                )
-            };
-            let config = tftp::TftpConfig {
-                timeout: TIMEOUT,
-                tries: case.tries,
-                ..tftp::TftpConfig::default()
-            };
-            let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
-            (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
-        }
-    };
+    let (client, acceptor, slot): (Box<dyn DatagramSession>, Box<dyn DatagramAcceptor>, Slot) =
+        match case.protocol {
+            Protocol::Stopwait => {
+                let config = stopwait::StopwaitConfig {
+                    timeout: TIMEOUT,
+                    tries: case.tries,
+                    ..stopwait::StopwaitConfig::DEFAULT
+                };
+                let slot = OutcomeSlot::new();
+                let client: Box<dyn DatagramSession> = if case.put {
+                    let source = Box::new(source);
+                    let c =
+                        stopwait::PutClient::new("up", links.server, source, config, slot.clone());
+                    Box::new(c)
+                } else {
+                    let sink = Box::new(sink);
+                    Box::new(stopwait::GetClient::new(
+                        "f",
+                        links.server,
+                        sink,
+                        config,
+                        slot.clone(),
+                    ))
+                };
+                let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
+                (client, Box::new(acceptor), Slot::Stopwait(slot))
+            }
+            Protocol::Tftp { window } => {
+                let options = if window == 1 {
+                    Options::default()
+                } else {
+                    Options {
+                        blksize: Some(512),
+                        windowsize: Some(window),
+                        ..Options::default()
+                    }
+                };
+                let slot = OutcomeSlot::new();
+                let c = if case.put {
+                    tftp::TftpClient::put(
+                        links.server,
+                        "up",
+                        Mode::Octet,
+                        options,
+                        Box::new(source),
+                        TIMEOUT,
+                        case.tries,
+                        slot.clone(),
+                    )
+                } else {
+                    tftp::TftpClient::get(
+                        links.server,
+                        "f",
+                        Mode::Octet,
+                        options,
+                        Box::new(sink),
+                        TIMEOUT,
+                        case.tries,
+                        slot.clone(),
+                    )
+                };
+                let config = tftp::TftpConfig {
+                    timeout: TIMEOUT,
+                    tries: case.tries,
+                    ..tftp::TftpConfig::default()
+                };
+                let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
+                (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
+            }
+        };
     let mut world =
         World::new(links, client, Server::Acceptor(acceptor)).map_err(|e| e.to_string())?;
     let report = world.run().map_err(|e| e.to_string())?;

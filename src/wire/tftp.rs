@@ -4,9 +4,11 @@
 //!
 //! Owns the byte format of every TFTP datagram (spec section "tftp"): the six
 //! opcodes, the error codes, the transfer modes and the four negotiated
-//! options. It never decides anything: which options to accept and what to
-//! put in the OACK, block-number rollover, TIDs, retransmission and file
-//! names' safety (`store::check_name`) belong to the session and the store.
+//! options, and the arithmetic of the 16-bit block number ([`Block`]: how
+//! a transfer's block index rolls over past 65535 to 0, and back). It never
+//! decides anything: which options to accept and what to put in the OACK,
+//! TIDs, retransmission and file names' safety (`store::check_name`) belong
+//! to the session and the store.
 //! It must never do I/O, read a clock or log, and no input makes it panic:
 //! property tests feed it arbitrary bytes. Every length and count is checked
 //! before use (curl CVE-2019-5482, tianocore/edk2#9797,
@@ -573,6 +575,68 @@ impl fmt::Display for Options {
     }
 }
 
+/// A TFTP block number, as it travels in a DATA or an ACK: the low 16 bits
+/// of the block's index in its transfer (1, 2, …).
+///
+/// RFC 1350 gives the number 16 bits and says nothing of files longer than
+/// 65 535 blocks. Peers that send them (tftp-hpa, curl, atftp) roll over
+/// from 65 535 to 0, and mioperf does too: block index 65 536 travels as 0,
+/// 65 537 as 1. Block 0 is otherwise the ACK of an OACK or of a WRQ. The
+/// number is arithmetic modulo 2^16, so it has no `Ord`: which of two
+/// numbers comes first is a question about a transfer, answered by
+/// [`Block::index_near`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Block(pub u16);
+
+impl Block {
+    /// The block number of block index `index`: its low 16 bits, so the
+    /// number rolls over past 65 535 to 0 (index 65 536 is block 0).
+    #[must_use]
+    pub const fn from_index(index: u64) -> Self {
+        let [lo, hi, ..] = index.to_le_bytes();
+        Self(u16::from_le_bytes([lo, hi]))
+    }
+
+    /// The number after this one, wrapping from 65 535 to 0.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.wrapping_add(1))
+    }
+
+    /// The block index (1, 2, …) nearest to `near` whose number is this
+    /// one: how a rolled-over number is read back. Serial-number arithmetic
+    /// (RFC 1982): up to 32 767 blocks after `near`, otherwise up to 32 768
+    /// before it (never below 0), which is enough because a window never
+    /// spans 32 768 blocks.
+    #[must_use]
+    pub fn index_near(self, near: u64) -> u64 {
+        let ahead = self.0.wrapping_sub(Self::from_index(near).0);
+        if ahead < 0x8000 {
+            near.saturating_add(u64::from(ahead))
+        } else {
+            near.saturating_sub(u64::from(ahead.wrapping_neg()))
+        }
+    }
+}
+
+impl From<u16> for Block {
+    fn from(n: u16) -> Self {
+        Self(n)
+    }
+}
+
+impl From<Block> for u16 {
+    fn from(b: Block) -> Self {
+        b.0
+    }
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// One TFTP datagram, borrowing its strings and data from the bytes it was
 /// parsed from (a `Repr` in smoltcp's terms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -600,14 +664,14 @@ pub enum Packet<'a> {
     /// A block of data; fewer than `blksize` bytes ends the transfer.
     Data {
         /// The block number; wraps from 65535 to 0 on large files.
-        block: u16,
+        block: Block,
         /// 0..=[`MAX_BLKSIZE`] bytes.
         data: &'a [u8],
     },
     /// Acknowledges a DATA (or, with block 0, an OACK to an RRQ or a WRQ).
     Ack {
         /// The block acknowledged.
-        block: u16,
+        block: Block,
     },
     /// An error; it ends the transfer and is never acknowledged.
     Error {
@@ -666,14 +730,19 @@ impl<'a> Packet<'a> {
                 if data.len() > usize::from(MAX_BLKSIZE) {
                     return Err(Error::TooLong { max: MAX_PACKET });
                 }
-                Ok(Self::Data { block, data })
+                Ok(Self::Data {
+                    block: Block(block),
+                    data,
+                })
             }
             Opcode::Ack => {
                 let (block, rest) = split_u16(body)?;
                 if !rest.is_empty() {
                     return Err(Error::TooLong { max: HEADER_LEN });
                 }
-                Ok(Self::Ack { block })
+                Ok(Self::Ack {
+                    block: Block(block),
+                })
             }
             Opcode::Error => {
                 if bytes.len() > MAX_PACKET {
@@ -774,11 +843,11 @@ impl<'a> Packet<'a> {
                 options.emit(dst);
             }
             Self::Data { block, data } => {
-                dst.extend_from_slice(&block.to_be_bytes());
+                dst.extend_from_slice(&block.0.to_be_bytes());
                 let n = data.len().min(usize::from(MAX_BLKSIZE));
                 dst.extend_from_slice(data.get(..n).unwrap_or(data));
             }
-            Self::Ack { block } => dst.extend_from_slice(&block.to_be_bytes()),
+            Self::Ack { block } => dst.extend_from_slice(&block.0.to_be_bytes()),
             Self::Error { code, message } => {
                 dst.extend_from_slice(&u16::from(code).to_be_bytes());
                 put_field(dst, message.as_bytes());
@@ -1108,7 +1177,7 @@ mod tests {
     #[test]
     fn data() {
         let p = Packet::Data {
-            block: 1,
+            block: Block(1),
             data: &DATA_512_BYTES[4..],
         };
         both_ways(&DATA_512_BYTES, p);
@@ -1116,12 +1185,12 @@ mod tests {
         both_ways(
             &DATA_65535_BYTES,
             Packet::Data {
-                block: 65535,
+                block: Block(65535),
                 data: b"last",
             },
         );
         let p = Packet::Data {
-            block: 0,
+            block: Block(0),
             data: b"",
         };
         both_ways(&DATA_0_BYTES, p);
@@ -1136,7 +1205,7 @@ mod tests {
         assert_eq!(
             p,
             Packet::Data {
-                block: 7,
+                block: Block(7),
                 data: &b[4..]
             }
         );
@@ -1145,7 +1214,7 @@ mod tests {
         assert_eq!(Packet::parse(&b), Err(Error::TooLong { max: 65_468 }));
         // Emitting never writes more than a maximal DATA.
         let p = Packet::Data {
-            block: 7,
+            block: Block(7),
             data: &b[4..],
         };
         assert_eq!(emitted(&p).len(), MAX_PACKET);
@@ -1153,9 +1222,56 @@ mod tests {
 
     #[test]
     fn ack() {
-        both_ways(&ACK_0_BYTES, Packet::Ack { block: 0 });
-        both_ways(&ACK_65535_BYTES, Packet::Ack { block: 65535 });
-        assert_eq!(Packet::Ack { block: 5 }.to_string(), "ACK #5");
+        both_ways(&ACK_0_BYTES, Packet::Ack { block: Block(0) });
+        both_ways(
+            &ACK_65535_BYTES,
+            Packet::Ack {
+                block: Block(65535),
+            },
+        );
+        assert_eq!(Packet::Ack { block: Block(5) }.to_string(), "ACK #5");
+    }
+
+    #[test]
+    fn block_numbers_roll_over_past_65535_to_0() {
+        assert_eq!(Block::from_index(1), Block(1));
+        assert_eq!(Block::from_index(65_535), Block(65_535));
+        assert_eq!(
+            Block::from_index(65_536),
+            Block(0),
+            "index 65536 travels as 0"
+        );
+        assert_eq!(Block::from_index(65_537), Block(1));
+        assert_eq!(Block::from_index(131_075), Block(3));
+        assert_eq!(Block::from_index(u64::MAX), Block(65_535));
+        assert_eq!(Block(65_535).next(), Block(0));
+        assert_eq!(Block(0).next(), Block(1));
+        let mut b = Block::from_index(65_530);
+        for index in 65_530..65_560 {
+            assert_eq!(b, Block::from_index(index), "next() follows the index");
+            b = b.next();
+        }
+        assert_eq!(Block::from(7u16), Block(7));
+        assert_eq!(u16::from(Block(7)), 7);
+        assert_eq!(Block(65_535).to_string(), "65535");
+    }
+
+    #[test]
+    fn a_block_number_reads_back_as_the_nearest_index() {
+        // Ahead of `near` by up to 32 767, behind it by up to 32 768.
+        for near in [1u64, 2, 40_000, 65_535, 65_536, 65_537, 200_000, 1 << 40] {
+            for index in near.saturating_sub(32_768)..=near + 32_767 {
+                assert_eq!(
+                    Block::from_index(index).index_near(near),
+                    index,
+                    "index {index} near {near}"
+                );
+            }
+        }
+        // Never below 0: block 65535 before index 1 is read as 0.
+        assert_eq!(Block(65_535).index_near(1), 0);
+        assert_eq!(Block(65_534).index_near(u64::MAX), u64::MAX - 1);
+        assert_eq!(Block(0).index_near(u64::MAX), u64::MAX, "saturates");
     }
 
     #[test]
@@ -1693,8 +1809,8 @@ mod tests {
             let p = match kind {
                 0 => Packet::Rrq { filename: &filename, mode, options },
                 1 => Packet::Wrq { filename: &filename, mode, options },
-                2 => Packet::Data { block, data: &data },
-                3 => Packet::Ack { block },
+                2 => Packet::Data { block: Block(block), data: &data },
+                3 => Packet::Ack { block: Block(block) },
                 4 => Packet::Error { code: ErrorCode::from(code), message: &message },
                 _ => Packet::Oack { options },
             };

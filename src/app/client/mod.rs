@@ -23,8 +23,6 @@ pub use tftp::tftp_client;
 use super::output::{Stream, Timeout, View};
 use super::{Failure, error};
 use crate::files::FileSink;
-use crate::proto::Shared;
-use crate::proto::hello::Registry;
 use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::reactor::{Reactor, ReactorConfig};
 use serde_json::json;
@@ -66,9 +64,7 @@ fn client_reactor() -> Result<Reactor, Failure> {
         exit_when_no_sessions: true,
         ..ReactorConfig::default()
     };
-    // Clients never register IDs; the registry is just the shared type.
-    let shared = Shared::new(Registry::new(crate::time::Duration::ZERO, 0));
-    Reactor::new(config, shared).map_err(|e| error("reactor", e))
+    Reactor::new(config).map_err(|e| error("reactor", e))
 }
 
 /// A progress bar for a transfer of `total` bytes (if known).

@@ -36,7 +36,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
     let server = resolve(&args.host, args.port)?;
     let mut reactor = client_reactor()?;
     let slot = OutcomeSlot::new();
-    let session: Box<dyn crate::proto::Session> = if args.count > 1 {
+    let session: Box<dyn crate::proto::StreamSession> = if args.count > 1 {
         let payload = read_all(source, len)?;
         Box::new(msg::RepeatClient::new(
             payload,

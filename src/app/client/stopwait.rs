@@ -30,28 +30,30 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     };
     let slot = OutcomeSlot::new();
     let progress = Progress::new();
-    let (verb, name, session, total): (&str, String, Box<dyn crate::proto::Session>, Option<u64>) =
-        match args.verb {
-            StopwaitVerb::Get => {
-                let name = args.target.clone();
-                let sink = local_sink(&name, args.output.as_deref(), args.force)?;
-                let c =
-                    stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())
-                        .with_progress(progress.clone());
-                ("get", name, Box::new(c), None)
-            }
-            StopwaitVerb::Put => {
-                let path = Path::new(&args.target);
-                let source =
-                    crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
-                let size = source.size();
-                let name = upload_name(args.name.as_ref(), path)?;
-                let c =
-                    stopwait::PutClient::new(&name, server, Box::new(source), config, slot.clone())
-                        .with_progress(progress.clone());
-                ("put", name, Box::new(c), size)
-            }
-        };
+    let (verb, name, session, total): (
+        &str,
+        String,
+        Box<dyn crate::proto::DatagramSession>,
+        Option<u64>,
+    ) = match args.verb {
+        StopwaitVerb::Get => {
+            let name = args.target.clone();
+            let sink = local_sink(&name, args.output.as_deref(), args.force)?;
+            let c = stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())
+                .with_progress(progress.clone());
+            ("get", name, Box::new(c), None)
+        }
+        StopwaitVerb::Put => {
+            let path = Path::new(&args.target);
+            let source =
+                crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
+            let size = source.size();
+            let name = upload_name(args.name.as_ref(), path)?;
+            let c = stopwait::PutClient::new(&name, server, Box::new(source), config, slot.clone())
+                .with_progress(progress.clone());
+            ("put", name, Box::new(c), size)
+        }
+    };
     let mut reactor = client_reactor()?;
     let socket = crate::reactor::udp_client_socket(server)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;

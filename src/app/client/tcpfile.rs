@@ -9,7 +9,7 @@ use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, uplo
 use crate::app::output::{Report, Stream, Timeout, View, rate};
 use crate::app::{Failure, error};
 use crate::cli::{GetArgs, PutArgs};
-use crate::proto::Session;
+use crate::proto::StreamSession;
 use crate::proto::data::Source;
 use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::proto::tcpfile::{self, Done};
@@ -103,7 +103,7 @@ impl Transfer<'_> {
     /// Runs `session` to its end and shows its outcome.
     fn run(
         &self,
-        session: Box<dyn Session>,
+        session: Box<dyn StreamSession>,
         slot: &OutcomeSlot<Done>,
         bar: Bar,
     ) -> Result<(), Failure> {

@@ -6,9 +6,16 @@
 //! was lost) is answered `RESET`, which is why the default is one try. The
 //! outcome goes into an [`OutcomeSlot`] the caller holds, because the
 //! session itself is owned (and dropped) by the reactor.
+//!
+//! One [`Client`] serves both transports: it is a [`StreamSession`] on a
+//! TCP connection and a [`DatagramSession`] on a UDP socket, with one
+//! [`Driven`] (the answer's deadline) for both.
 
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{
+    CloseReason, Context, DatagramInput, DatagramSession, Driven, StreamInput, StreamSession,
+    Transmit,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{MAX_REQUEST, Request as HelloRequest, Response};
 use crate::wire::line;
@@ -156,69 +163,9 @@ impl Client {
     }
 }
 
-impl Session for Client {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        match input {
-            Input::Stream(bytes) => {
-                self.partial.extend_from_slice(bytes);
-                match line::split(&self.partial, MAX_REQUEST) {
-                    Ok(Some(l)) => {
-                        let line = self.partial[..l.len].to_vec();
-                        self.handle_answer(cx.now, &line);
-                    }
-                    Ok(None) => {}
-                    Err(e) => self.finish(
-                        Err(ClientError::Protocol(format!("answer {e}"))),
-                        CloseReason::Protocol("answer too long"),
-                    ),
-                }
-            }
-            Input::Datagram { from, payload, .. } => {
-                // Anything not from the server is noise, not an answer.
-                if matches!(self.transport, Transport::Udp { server } if server == from) {
-                    self.handle_answer(cx.now, line::trim_datagram(payload));
-                }
-            }
-            Input::StreamEnd => self.finish(
-                Err(ClientError::Protocol(
-                    "connection closed before an answer".into(),
-                )),
-                CloseReason::PeerClosed,
-            ),
-            Input::Failed(kind) => self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted),
-        }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        let State::Waiting {
-            deadline, tries, ..
-        } = self.state
-        else {
-            return;
-        };
-        if cx.now < deadline {
-            return;
-        }
-        if tries < self.max_tries {
-            self.state = State::Send { tries };
-        } else {
-            self.finish(
-                Err(ClientError::TimedOut { tries }),
-                CloseReason::TimedOut { tries },
-            );
-        }
-    }
-
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+impl Client {
+    /// The request, when it is due: appended to `buf`, with where it goes.
+    fn transmit(&mut self, now: Instant, limit: usize, buf: &mut BytesMut) -> Option<Transmit> {
         let State::Send { tries } = self.state else {
             return None;
         };
@@ -239,11 +186,37 @@ impl Session for Client {
             return None;
         }
         self.state = State::Waiting {
-            sent_at: cx.now,
-            deadline: cx.now + self.timeout,
+            sent_at: now,
+            deadline: now + self.timeout,
             tries: tries + 1,
         };
-        Some(Transmit { to, len })
+        Some(Transmit::new(to, len))
+    }
+
+    fn failed(&mut self, kind: std::io::ErrorKind) {
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
+    }
+}
+
+impl Driven for Client {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        let State::Waiting {
+            deadline, tries, ..
+        } = self.state
+        else {
+            return;
+        };
+        if cx.now < deadline {
+            return;
+        }
+        if tries < self.max_tries {
+            self.state = State::Send { tries };
+        } else {
+            self.finish(
+                Err(ClientError::TimedOut { tries }),
+                CloseReason::TimedOut { tries },
+            );
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -253,16 +226,75 @@ impl Session for Client {
         }
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl StreamSession for Client {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        match input {
+            StreamInput::Bytes(bytes) => {
+                self.partial.extend_from_slice(bytes);
+                match line::split(&self.partial, MAX_REQUEST) {
+                    Ok(Some(l)) => {
+                        let line = self.partial[..l.len].to_vec();
+                        self.handle_answer(cx.now, &line);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.finish(
+                        Err(ClientError::Protocol(format!("answer {e}"))),
+                        CloseReason::Protocol("answer too long"),
+                    ),
+                }
+            }
+            StreamInput::End => self.finish(
+                Err(ClientError::Protocol(
+                    "connection closed before an answer".into(),
+                )),
+                CloseReason::PeerClosed,
+            ),
+            StreamInput::Failed(kind) => self.failed(kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        self.transmit(cx.now, limit, buf).map(|t| t.len)
+    }
+}
+
+impl DatagramSession for Client {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        match input {
+            DatagramInput::Datagram { from, payload, .. } => {
+                // Anything not from the server is noise, not an answer.
+                if matches!(self.transport, Transport::Udp { server } if server == from) {
+                    self.handle_answer(cx.now, line::trim_datagram(payload));
+                }
+            }
+            DatagramInput::Failed { kind, .. } => self.failed(kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        self.transmit(cx.now, limit, buf)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Tag;
-    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::proto::testing::{at, cx, drain_joined, drain_tx, feed, feed_datagram};
     use crate::wire::hello::HelloId;
 
     fn server() -> SocketAddr {
@@ -280,36 +312,23 @@ mod tests {
         )
     }
 
-    fn timeout(c: &mut Client, sh: &mut crate::proto::Shared, now: Instant) {
-        let mut cx = Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared: sh,
-        };
-        c.handle_timeout(&mut cx);
+    fn timeout(c: &mut Client, now: Instant) {
+        c.handle_timeout(&mut cx(now, None));
     }
 
     #[test]
     fn tcp_exchange() {
-        let mut sh = shared(Duration::from_secs(30), 10);
         let (mut c, slot) = client(Transport::Tcp, 1);
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"HELLO 0042\n");
+        assert_eq!(drain_tx(&mut c, at(0)), b"HELLO 0042\n");
         assert_eq!(c.poll_timeout(), Some(at(2_000)));
         feed(
             &mut c,
-            &mut sh,
             at(3),
             server(),
-            Input::Stream(b"OK 0042 127.0."),
+            StreamInput::Bytes(b"OK 0042 127.0."),
         );
         assert!(!slot.is_set());
-        feed(
-            &mut c,
-            &mut sh,
-            at(5),
-            server(),
-            Input::Stream(b"0.1 5000\n"),
-        );
+        feed(&mut c, at(5), server(), StreamInput::Bytes(b"0.1 5000\n"));
         assert_eq!(
             slot.get(),
             Some(Ok(Answer {
@@ -319,62 +338,34 @@ mod tests {
                 tries: 1
             }))
         );
-        assert_eq!(
-            drain_requests(&mut c),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(c.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn udp_retries_exactly_at_timeout_then_gives_up() {
-        let mut sh = shared(Duration::from_secs(30), 10);
         let (mut c, slot) = client(Transport::Udp { server: server() }, 2);
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"HELLO 0042");
-        timeout(&mut c, &mut sh, at(1_999));
+        assert_eq!(drain_joined(&mut c, at(0)), b"HELLO 0042");
+        timeout(&mut c, at(1_999));
         assert_eq!(
-            drain_tx(&mut c, &mut sh, at(1_999)),
+            drain_joined(&mut c, at(1_999)),
             b"",
             "nothing before the timeout"
         );
-        timeout(&mut c, &mut sh, at(2_000));
-        assert_eq!(drain_tx(&mut c, &mut sh, at(2_000)), b"HELLO 0042");
-        timeout(&mut c, &mut sh, at(4_000));
+        timeout(&mut c, at(2_000));
+        assert_eq!(drain_joined(&mut c, at(2_000)), b"HELLO 0042");
+        timeout(&mut c, at(4_000));
         assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 2 })));
-        assert_eq!(
-            drain_requests(&mut c),
-            vec![Request::Close(CloseReason::TimedOut { tries: 2 })]
-        );
+        assert_eq!(c.poll_close(), Some(CloseReason::TimedOut { tries: 2 }));
     }
 
     #[test]
     fn udp_ignores_strangers_and_reports_reset() {
-        let mut sh = shared(Duration::from_secs(30), 10);
         let (mut c, slot) = client(Transport::Udp { server: server() }, 1);
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_joined(&mut c, at(0));
         let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            stranger,
-            Input::Datagram {
-                from: stranger,
-                payload: b"OK 42 1.2.3.4 5",
-                kernel_ns: None,
-            },
-        );
+        feed_datagram(&mut c, at(1), stranger, b"OK 42 1.2.3.4 5");
         assert!(!slot.is_set());
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            Input::Datagram {
-                from: server(),
-                payload: b"RESET 0042",
-                kernel_ns: None,
-            },
-        );
+        feed_datagram(&mut c, at(1), server(), b"RESET 0042");
         assert!(matches!(
             slot.get(),
             Some(Ok(Answer {
@@ -386,29 +377,16 @@ mod tests {
 
     #[test]
     fn an_answer_for_another_id_is_a_failure() {
-        let mut sh = shared(Duration::from_secs(30), 10);
         let (mut c, slot) = client(Transport::Tcp, 1);
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            Input::Stream(b"RESET 6\n"),
-        );
+        drain_tx(&mut c, at(0));
+        feed(&mut c, at(1), server(), StreamInput::Bytes(b"RESET 6\n"));
         assert!(
             matches!(slot.get(), Some(Err(ClientError::Protocol(why))) if why.contains("another ID"))
         );
         // The same ID written differently is the same ID.
         let (mut c, slot) = client(Transport::Tcp, 1);
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            Input::Stream(b"RESET 42\n"),
-        );
+        drain_tx(&mut c, at(0));
+        feed(&mut c, at(1), server(), StreamInput::Bytes(b"RESET 42\n"));
         assert!(matches!(
             slot.get(),
             Some(Ok(Answer {
@@ -420,15 +398,14 @@ mod tests {
 
     #[test]
     fn malformed_answer_and_early_close_fail() {
-        let mut sh = shared(Duration::from_secs(30), 10);
         let (mut c, slot) = client(Transport::Tcp, 1);
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(&mut c, &mut sh, at(1), server(), Input::Stream(b"WHAT\n"));
+        drain_tx(&mut c, at(0));
+        feed(&mut c, at(1), server(), StreamInput::Bytes(b"WHAT\n"));
         assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
 
         let (mut c, slot) = client(Transport::Tcp, 1);
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(&mut c, &mut sh, at(1), server(), Input::StreamEnd);
+        drain_tx(&mut c, at(0));
+        feed(&mut c, at(1), server(), StreamInput::End);
         assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
     }
 }

@@ -3,10 +3,10 @@
 //! Owns which IDs are registered, until when, and under which generation.
 //! It never arms a timer itself. Every registration lives the same `ttl`,
 //! so expiries come due in registration order: they wait in a FIFO, and the
-//! reactor keeps a single deadline on its heap for the FIFO's head
+//! hello acceptors report the FIFO's head as their deadline
 //! ([`Registry::next_expiry`]); when it pops, [`Registry::expire_due`] ends
-//! every registration that is due. One heap entry for the whole registry,
-//! not one push and pop per request.
+//! every registration that is due. One heap deadline per acceptor for the
+//! whole registry, not one push and pop per request.
 //!
 //! Invariants:
 //! * Every registration gets a generation from a counter that never repeats,
@@ -20,8 +20,16 @@
 
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{HelloId, ID_SPACE};
+use core::cell::RefCell;
 use core::fmt;
 use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// The registry as hello's TCP acceptor, its UDP acceptor and its TCP
+/// sessions all hold it: an ID taken over one transport is taken for the
+/// other. Single-threaded: the reactor calls one of them at a time, so a
+/// borrow never outlives the call that takes it.
+pub type SharedRegistry = Rc<RefCell<Registry>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Registration {
@@ -87,6 +95,11 @@ impl Registry {
             queue: VecDeque::new(),
             expired: 0,
         }
+    }
+
+    /// A new registry (see [`new`](Self::new)) behind a [`SharedRegistry`].
+    pub fn shared(ttl: Duration, max_ids: usize) -> SharedRegistry {
+        Rc::new(RefCell::new(Self::new(ttl, max_ids)))
     }
 
     /// Registers `id` at `now` until `now + ttl`, and queues its expiry.

@@ -6,9 +6,16 @@
 //! receive timestamp where the socket has one, else the reactor's `now`.
 //! Statistics are computed from the samples afterwards (`stats`), so this
 //! session stays a recorder. It never reads the clock itself.
+//!
+//! One [`Client`] serves both transports: it is a [`StreamSession`] on a
+//! TCP connection and a [`DatagramSession`] on a UDP socket, with one
+//! [`Driven`] (the silence timeout) for both.
 
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{
+    CloseReason, Context, DatagramInput, DatagramSession, Driven, StreamInput, StreamSession,
+    Transmit,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::lab::{
     Request as LabRequest, SEGMENT_HEADER_LEN, SegmentHeader, StreamSpec, check_pattern,
@@ -405,53 +412,67 @@ impl Client {
     }
 }
 
-impl Session for Client {
-    fn side(&self) -> Side {
-        Side::Client
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+impl Client {
+    /// Input common to both transports: the peer is heard from.
+    fn heard(&mut self, now: Instant) -> bool {
         if self.done {
-            return;
+            return false;
         }
-        self.last_rx = cx.now;
-        match input {
-            Input::Stream(bytes) => self.tcp_bytes(cx.now, bytes),
-            Input::Datagram {
-                from,
-                payload,
-                kernel_ns,
-            } => {
-                if matches!(self.transport, Transport::Udp { server } if server == from) {
-                    self.udp_datagram(cx.now, payload, kernel_ns);
-                }
-            }
-            Input::StreamEnd => {
-                let complete = match self.kind {
-                    Kind::File(n) => self.file.ready && self.file.received == n,
-                    Kind::Stream(_) => self.stream.in_segment == 0,
-                    Kind::Echo => false,
-                };
-                if matches!(self.kind, Kind::Echo) {
-                    self.finish(
-                        Err(ClientError::Protocol(
-                            "connection closed before the echo".into(),
-                        )),
-                        CloseReason::PeerClosed,
-                    );
-                } else if !self.line.is_empty() {
-                    let line = core::mem::take(&mut self.line);
-                    self.refused(line.strip_suffix(b"\n").unwrap_or(&line));
-                } else {
-                    let report = self.report(cx.now, complete);
-                    self.finish(Ok(report), CloseReason::PeerClosed);
-                }
-            }
-            Input::Failed(kind) => self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted),
+        self.last_rx = now;
+        true
+    }
+
+    fn stream_end(&mut self, now: Instant) {
+        let complete = match self.kind {
+            Kind::File(n) => self.file.ready && self.file.received == n,
+            Kind::Stream(_) => self.stream.in_segment == 0,
+            Kind::Echo => false,
+        };
+        if matches!(self.kind, Kind::Echo) {
+            self.finish(
+                Err(ClientError::Protocol(
+                    "connection closed before the echo".into(),
+                )),
+                CloseReason::PeerClosed,
+            );
+        } else if !self.line.is_empty() {
+            let line = core::mem::take(&mut self.line);
+            self.refused(line.strip_suffix(b"\n").unwrap_or(&line));
+        } else {
+            let report = self.report(now, complete);
+            self.finish(Ok(report), CloseReason::PeerClosed);
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+    fn failed(&mut self, kind: std::io::ErrorKind) {
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
+    }
+
+    /// The request, once: appended to `buf`, with where it goes.
+    fn transmit(&mut self, now: Instant, limit: usize, buf: &mut BytesMut) -> Option<Transmit> {
+        if self.sent_at.is_some() || self.done {
+            return None;
+        }
+        let to = match self.transport {
+            Transport::Tcp => None,
+            Transport::Udp { server } => Some(server),
+        };
+        let len = self.request.len() + usize::from(to.is_none());
+        if len > limit {
+            return None;
+        }
+        buf.extend_from_slice(&self.request);
+        if to.is_none() {
+            buf.extend_from_slice(b"\n");
+        }
+        self.sent_at = Some(now);
+        self.last_rx = now;
+        Some(Transmit::new(to, len))
+    }
+}
+
+impl Driven for Client {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         if self.done || self.poll_timeout().is_none_or(|at| at > cx.now) {
             return;
         }
@@ -479,32 +500,6 @@ impl Session for Client {
         }
     }
 
-    fn poll_transmit(
-        &mut self,
-        cx: &mut Context<'_>,
-        limit: usize,
-        buf: &mut BytesMut,
-    ) -> Option<Transmit> {
-        if self.sent_at.is_some() || self.done {
-            return None;
-        }
-        let to = match self.transport {
-            Transport::Tcp => None,
-            Transport::Udp { server } => Some(server),
-        };
-        let len = self.request.len() + usize::from(to.is_none());
-        if len > limit {
-            return None;
-        }
-        buf.extend_from_slice(&self.request);
-        if to.is_none() {
-            buf.extend_from_slice(b"\n");
-        }
-        self.sent_at = Some(cx.now);
-        self.last_rx = cx.now;
-        Some(Transmit { to, len })
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         if self.done || self.sent_at.is_none() {
             return None;
@@ -520,15 +515,68 @@ impl Session for Client {
         Some(self.last_rx + silence)
     }
 
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl StreamSession for Client {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        if !self.heard(cx.now) {
+            return;
+        }
+        match input {
+            StreamInput::Bytes(bytes) => self.tcp_bytes(cx.now, bytes),
+            StreamInput::End => self.stream_end(cx.now),
+            StreamInput::Failed(kind) => self.failed(kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        self.transmit(cx.now, limit, buf).map(|t| t.len)
+    }
+}
+
+impl DatagramSession for Client {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        if !self.heard(cx.now) {
+            return;
+        }
+        match input {
+            DatagramInput::Datagram {
+                from,
+                payload,
+                kernel_ns,
+                ..
+            } => {
+                if matches!(self.transport, Transport::Udp { server } if server == from) {
+                    self.udp_datagram(cx.now, payload, kernel_ns);
+                }
+            }
+            DatagramInput::Failed { kind, .. } => self.failed(kind),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        self.transmit(cx.now, limit, buf)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::proto::EndpointId;
+    use crate::proto::testing::{at, cx, drain_joined, drain_tx, feed};
 
     fn server() -> SocketAddr {
         "127.0.0.1:8120".parse().unwrap()
@@ -548,12 +596,19 @@ mod tests {
         )
     }
 
-    fn dgram(payload: &[u8], kernel_ns: Option<u64>) -> Input<'_> {
-        Input::Datagram {
-            from: server(),
-            payload,
-            kernel_ns,
-        }
+    /// Feeds one datagram from the server, received at `now` (and by the
+    /// kernel at `kernel_ns`).
+    fn dgram(c: &mut Client, now: Instant, payload: &[u8], kernel_ns: Option<u64>) {
+        DatagramSession::handle_input(
+            c,
+            &mut cx(now, Some(server())),
+            DatagramInput::Datagram {
+                endpoint: EndpointId::HOME,
+                from: server(),
+                payload,
+                kernel_ns,
+            },
+        );
     }
 
     fn segment(seq: u64, sched_ns: u64, size: usize) -> Vec<u8> {
@@ -564,11 +619,10 @@ mod tests {
 
     #[test]
     fn tcp_echo_measures_rtt_and_compares() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"hello", Transport::Tcp);
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"hello\n");
-        feed(&mut c, &mut sh, at(2), server(), Input::Stream(b"hel"));
-        feed(&mut c, &mut sh, at(3), server(), Input::Stream(b"lo\n"));
+        assert_eq!(drain_tx(&mut c, at(0)), b"hello\n");
+        feed(&mut c, at(2), server(), StreamInput::Bytes(b"hel"));
+        feed(&mut c, at(3), server(), StreamInput::Bytes(b"lo\n"));
         assert_eq!(
             slot.get(),
             Some(Ok(Report::Echo {
@@ -581,24 +635,21 @@ mod tests {
 
     #[test]
     fn tcp_file_counts_and_checks_the_pattern() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"30", Transport::Tcp);
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         feed(
             &mut c,
-            &mut sh,
             at(1),
             server(),
-            Input::Stream(b"READY 30\nABCDEFGHIJ"),
+            StreamInput::Bytes(b"READY 30\nABCDEFGHIJ"),
         );
         feed(
             &mut c,
-            &mut sh,
             at(1),
             server(),
-            Input::Stream(b"KLMNOPQRSTUVWXYZABCX"),
+            StreamInput::Bytes(b"KLMNOPQRSTUVWXYZABCX"),
         );
-        feed(&mut c, &mut sh, at(4), server(), Input::StreamEnd);
+        feed(&mut c, at(4), server(), StreamInput::End);
         let Some(Ok(Report::File {
             received,
             first_bad,
@@ -615,15 +666,13 @@ mod tests {
 
     #[test]
     fn tcp_error_line_is_a_refusal() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"999999999", Transport::Tcp);
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         feed(
             &mut c,
-            &mut sh,
             at(1),
             server(),
-            Input::Stream(b"ERROR file too large: limit 123456789\n"),
+            StreamInput::Bytes(b"ERROR file too large: limit 123456789\n"),
         );
         assert_eq!(
             slot.get(),
@@ -631,31 +680,21 @@ mod tests {
                 "ERROR file too large: limit 123456789"
             )))
         );
-        assert_eq!(
-            drain_requests(&mut c),
-            vec![Request::Close(CloseReason::Completed)]
-        );
+        assert_eq!(c.poll_close(), Some(CloseReason::Completed));
     }
 
     #[test]
     fn tcp_stream_segments_split_anywhere() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"stream-1-3-20", Transport::Tcp);
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         let mut wire = Vec::new();
         for i in 0..3 {
             wire.extend(segment(i, i * 1_000_000, 20));
         }
         for (k, chunk) in wire.chunks(7).enumerate() {
-            feed(
-                &mut c,
-                &mut sh,
-                at(k as u64),
-                server(),
-                Input::Stream(chunk),
-            );
+            feed(&mut c, at(k as u64), server(), StreamInput::Bytes(chunk));
         }
-        feed(&mut c, &mut sh, at(20), server(), Input::StreamEnd);
+        feed(&mut c, at(20), server(), StreamInput::End);
         let Some(Ok(Report::Stream {
             samples,
             complete,
@@ -674,31 +713,12 @@ mod tests {
 
     #[test]
     fn udp_stream_ends_when_every_segment_is_in() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"stream-0.1-3-64", Transport::Udp { server: server() });
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"stream-0.1-3-64");
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            dgram(&segment(0, 0, 64), Some(1_000)),
-        );
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            dgram(&segment(2, 200_000, 64), Some(201_000)),
-        );
+        assert_eq!(drain_joined(&mut c, at(0)), b"stream-0.1-3-64");
+        dgram(&mut c, at(1), &segment(0, 0, 64), Some(1_000));
+        dgram(&mut c, at(1), &segment(2, 200_000, 64), Some(201_000));
         assert!(!slot.is_set());
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            dgram(&segment(1, 100_000, 64), Some(202_000)),
-        );
+        dgram(&mut c, at(1), &segment(1, 100_000, 64), Some(202_000));
         let Some(Ok(Report::Stream {
             samples,
             complete,
@@ -715,32 +735,20 @@ mod tests {
 
     #[test]
     fn udp_stream_with_loss_ends_after_silence() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"stream-10-5-64", Transport::Udp { server: server() });
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_joined(&mut c, at(0));
         assert_eq!(
             c.poll_timeout(),
             Some(at(5_000)),
             "first answer: the full timeout"
         );
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            dgram(&segment(0, 0, 64), None),
-        );
+        dgram(&mut c, at(1), &segment(0, 0, 64), None);
         assert_eq!(
             c.poll_timeout(),
             Some(at(1_001)),
             "then a second of silence ends it"
         );
-        let mut cx = Context {
-            now: at(1_001),
-            tag: crate::proto::Tag { key: 0, peer: None },
-            shared: &mut sh,
-        };
-        c.handle_timeout(&mut cx);
+        c.handle_timeout(&mut cx(at(1_001), None));
         let Some(Ok(Report::Stream {
             samples, complete, ..
         })) = slot.get()
@@ -752,19 +760,12 @@ mod tests {
 
     #[test]
     fn udp_file_with_ready_data_done() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"28", Transport::Udp { server: server() });
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"READY 28", None));
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            server(),
-            dgram(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", None),
-        );
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"AB", None));
-        feed(&mut c, &mut sh, at(2), server(), dgram(b"DONE 28", None));
+        drain_joined(&mut c, at(0));
+        dgram(&mut c, at(1), b"READY 28", None);
+        dgram(&mut c, at(1), b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", None);
+        dgram(&mut c, at(1), b"AB", None);
+        dgram(&mut c, at(2), b"DONE 28", None);
         assert!(matches!(
             slot.get(),
             Some(Ok(Report::File {
@@ -778,12 +779,12 @@ mod tests {
         // A datagram lost in between does not make the next one look wrong;
         // a corrupted one does.
         let (mut c, slot) = client(b"60", Transport::Udp { server: server() });
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"READY 60", None));
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"ABCDEFGHIJ", None));
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"UVWXYZABCD", None));
-        feed(&mut c, &mut sh, at(1), server(), dgram(b"EFGHIJKLMX", None));
-        feed(&mut c, &mut sh, at(2), server(), dgram(b"DONE 60", None));
+        drain_joined(&mut c, at(0));
+        dgram(&mut c, at(1), b"READY 60", None);
+        dgram(&mut c, at(1), b"ABCDEFGHIJ", None);
+        dgram(&mut c, at(1), b"UVWXYZABCD", None);
+        dgram(&mut c, at(1), b"EFGHIJKLMX", None);
+        dgram(&mut c, at(2), b"DONE 60", None);
         assert!(matches!(
             slot.get(),
             Some(Ok(Report::File {
@@ -796,14 +797,9 @@ mod tests {
 
     #[test]
     fn silence_times_out() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"ping", Transport::Udp { server: server() });
-        drain_tx(&mut c, &mut sh, at(0));
-        let mut cx = Context {
-            now: at(4_999),
-            tag: crate::proto::Tag { key: 0, peer: None },
-            shared: &mut sh,
-        };
+        drain_joined(&mut c, at(0));
+        let mut cx = cx(at(4_999), None);
         c.handle_timeout(&mut cx);
         assert!(!slot.is_set());
         cx.now = at(5_000);

@@ -1,11 +1,11 @@
 //! The lab protocol: echo, generated files and precisely paced streams,
 //! over TCP and UDP, both roles.
 //!
-//! Owns the server's sessions (a TCP connection that reads request lines;
-//! a per-peer UDP session for files and streams; stateless UDP echo), the
-//! absolute pacing schedule, and the client that measures what arrives.
-//! Limits are plain data in [`LabConfig`]; sockets, the clock and the
-//! timerfd belong to the reactor.
+//! Owns the server's acceptors and sessions (a TCP connection that reads
+//! request lines; a per-peer UDP session for files and streams; stateless
+//! UDP echo), the absolute pacing schedule, and the client that measures
+//! what arrives. Limits are plain data in [`LabConfig`]; sockets, the clock
+//! and the timerfd belong to the reactor.
 
 mod client;
 mod schedule;
@@ -13,7 +13,7 @@ mod server;
 
 pub use client::{Client, Report, StreamSample, Transport};
 pub use schedule::Schedule;
-pub use server::{LabAcceptor, LabDatagrams, LabStream};
+pub use server::{LabDatagramAcceptor, LabDatagrams, LabStream, LabStreamAcceptor};
 
 use crate::wire::lab::MAX_UDP_PAYLOAD;
 

@@ -7,7 +7,7 @@
 
 use crate::proto::data::Source;
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{CloseReason, Context, Driven, StreamInput, StreamSession};
 use crate::time::{Duration, Instant};
 use crate::wire::msg::{Answer, FrameHeader, HEADER_LEN};
 use bytes::BytesMut;
@@ -100,18 +100,33 @@ impl Client {
     }
 }
 
-impl Session for Client {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for Client {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
+            self.finish(
+                Err(ClientError::TimedOut { tries: 1 }),
+                CloseReason::TimedOut { tries: 1 },
+            );
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl StreamSession for Client {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         if self.done {
             return;
         }
         self.last_activity = cx.now;
         match input {
-            Input::Stream(bytes) => {
+            StreamInput::Bytes(bytes) => {
                 self.answer.extend_from_slice(bytes);
                 let Ok(header) = FrameHeader::parse(&self.answer) else {
                     return;
@@ -142,32 +157,24 @@ impl Session for Client {
                 };
                 self.finish(outcome, CloseReason::Completed);
             }
-            Input::StreamEnd => self.finish(
+            StreamInput::End => self.finish(
                 Err(ClientError::Protocol(
                     "connection closed before the receipt".into(),
                 )),
                 CloseReason::PeerClosed,
             ),
-            Input::Failed(kind) => self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted),
-            Input::Datagram { .. } => {}
-        }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
-            self.finish(
-                Err(ClientError::TimedOut { tries: 1 }),
-                CloseReason::TimedOut { tries: 1 },
-            );
+            StreamInput::Failed(kind) => {
+                self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted)
+            }
         }
     }
 
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if self.done || limit == 0 {
             return None;
         }
@@ -181,10 +188,7 @@ impl Session for Client {
             }
             FrameHeader { len: self.len }.emit(buf);
             self.header_sent = true;
-            return Some(Transmit {
-                to: None,
-                len: HEADER_LEN,
-            });
+            return Some(HEADER_LEN);
         }
         let remaining = u64::from(self.len) - self.sent;
         if remaining == 0 {
@@ -205,7 +209,7 @@ impl Session for Client {
             Ok(n) => {
                 self.sent += n as u64;
                 self.last_activity = cx.now;
-                Some(Transmit { to: None, len: n })
+                Some(n)
             }
             Err(kind) => {
                 self.finish(
@@ -218,14 +222,6 @@ impl Session for Client {
                 None
             }
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
     }
 }
 
@@ -292,29 +288,43 @@ impl RepeatClient {
     }
 }
 
-impl Session for RepeatClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for RepeatClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
+            self.finish(
+                Err(ClientError::TimedOut { tries: 1 }),
+                CloseReason::TimedOut { tries: 1 },
+            );
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl StreamSession for RepeatClient {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         if self.done {
             return;
         }
         self.last_activity = cx.now;
         let bytes = match input {
-            Input::Stream(bytes) => bytes,
-            Input::StreamEnd => {
+            StreamInput::Bytes(bytes) => bytes,
+            StreamInput::End => {
                 let why = format!(
                     "connection closed after {} of {} receipts",
                     self.receipts, self.count
                 );
                 return self.finish(Err(ClientError::Protocol(why)), CloseReason::PeerClosed);
             }
-            Input::Failed(kind) => {
+            StreamInput::Failed(kind) => {
                 return self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
-            Input::Datagram { .. } => return,
         };
         self.answers.extend_from_slice(bytes);
         let want = (self.payload.len() - HEADER_LEN) as u64;
@@ -357,21 +367,12 @@ impl Session for RepeatClient {
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
-            self.finish(
-                Err(ClientError::TimedOut { tries: 1 }),
-                CloseReason::TimedOut { tries: 1 },
-            );
-        }
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if self.done || self.queued == self.count || limit == 0 {
             return None;
         }
@@ -392,18 +393,7 @@ impl Session for RepeatClient {
                 self.queued += 1;
             }
         }
-        Some(Transmit {
-            to: None,
-            len: buf.len() - before,
-        })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        (!self.done && self.started.is_some()).then(|| self.last_activity + self.timeout)
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
+        Some(buf.len() - before)
     }
 }
 
@@ -411,7 +401,7 @@ impl Session for RepeatClient {
 mod tests {
     use super::*;
     use crate::proto::data::MemorySource;
-    use crate::proto::testing::{at, drain_tx, feed, shared};
+    use crate::proto::testing::{at, cx, drain_tx, feed};
 
     fn peer() -> std::net::SocketAddr {
         "127.0.0.1:7001".parse().unwrap()
@@ -437,13 +427,12 @@ mod tests {
 
     #[test]
     fn sends_one_frame_and_checks_the_receipt() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"hello");
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"\x00\x00\x00\x05hello");
+        assert_eq!(drain_tx(&mut c, at(0)), b"\x00\x00\x00\x05hello");
         let a = answer(Answer::Ok(5));
-        feed(&mut c, &mut sh, at(2), peer(), Input::Stream(&a[..3]));
+        feed(&mut c, at(2), peer(), StreamInput::Bytes(&a[..3]));
         assert!(!slot.is_set());
-        feed(&mut c, &mut sh, at(3), peer(), Input::Stream(&a[3..]));
+        feed(&mut c, at(3), peer(), StreamInput::Bytes(&a[3..]));
         assert_eq!(
             slot.get(),
             Some(Ok(Receipt::One {
@@ -455,61 +444,44 @@ mod tests {
 
     #[test]
     fn wrong_receipt_and_refusal() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"abc");
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         feed(
             &mut c,
-            &mut sh,
             at(1),
             peer(),
-            Input::Stream(&answer(Answer::Ok(4))),
+            StreamInput::Bytes(&answer(Answer::Ok(4))),
         );
         assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
         let (mut c, slot) = client(b"abc");
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         feed(
             &mut c,
-            &mut sh,
             at(1),
             peer(),
-            Input::Stream(&answer(Answer::TooLarge(2))),
+            StreamInput::Bytes(&answer(Answer::TooLarge(2))),
         );
         assert_eq!(slot.get(), Some(Ok(Receipt::TooLarge { max: 2 })));
     }
 
     #[test]
     fn repeat_sends_count_frames_and_checks_every_receipt() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let slot = OutcomeSlot::new();
         let mut c = RepeatClient::new(b"ab".to_vec(), 3, Duration::from_secs(5), slot.clone());
         assert_eq!(
-            drain_tx(&mut c, &mut sh, at(0)),
+            drain_tx(&mut c, at(0)),
             b"\x00\x00\x00\x02ab\x00\x00\x00\x02ab\x00\x00\x00\x02ab"
         );
         let mut receipts = answer(Answer::Ok(2));
         receipts.extend(answer(Answer::Ok(2)));
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            peer(),
-            Input::Stream(&receipts[..7]),
-        );
-        feed(
-            &mut c,
-            &mut sh,
-            at(1),
-            peer(),
-            Input::Stream(&receipts[7..]),
-        );
+        feed(&mut c, at(1), peer(), StreamInput::Bytes(&receipts[..7]));
+        feed(&mut c, at(1), peer(), StreamInput::Bytes(&receipts[7..]));
         assert!(!slot.is_set());
         feed(
             &mut c,
-            &mut sh,
             at(4),
             peer(),
-            Input::Stream(&answer(Answer::Ok(2))),
+            StreamInput::Bytes(&answer(Answer::Ok(2))),
         );
         assert_eq!(
             slot.get(),
@@ -523,16 +495,10 @@ mod tests {
 
     #[test]
     fn empty_frame_and_silence() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut c, slot) = client(b"");
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"\x00\x00\x00\x00");
+        assert_eq!(drain_tx(&mut c, at(0)), b"\x00\x00\x00\x00");
         assert_eq!(c.poll_timeout(), Some(at(5_000)));
-        let mut cx = Context {
-            now: at(5_000),
-            tag: crate::proto::Tag { key: 0, peer: None },
-            shared: &mut sh,
-        };
-        c.handle_timeout(&mut cx);
+        c.handle_timeout(&mut cx(at(5_000), None));
         assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 1 })));
     }
 }

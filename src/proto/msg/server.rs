@@ -11,7 +11,7 @@
 
 use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+    CloseReason, Context, Driven, StreamAcceptor, StreamInput, StreamSession, Wake,
 };
 use crate::time::Instant;
 use crate::wire::msg::{Answer, FrameHeader, HEADER_LEN};
@@ -75,27 +75,56 @@ impl MsgStream {
     }
 }
 
-impl Session for MsgStream {
-    fn side(&self) -> Side {
-        Side::Server
+impl Driven for MsgStream {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
+            self.state = State::Closed;
+            self.close = Some(CloseReason::TimedOut { tries: 1 });
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, State::Closed) {
+            None
+        } else {
+            self.timer.poll_timeout()
+        }
+    }
+
+    /// The idle and header limits may fire a little late, never early.
+    fn wake(&self) -> Wake {
+        Wake::Coarse
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+
+    fn wants_input(&self) -> bool {
+        self.out.len() < OUT_HIGH_WATER
+    }
+}
+
+impl StreamSession for MsgStream {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         let bytes = match input {
-            Input::Stream(bytes) => bytes,
-            Input::StreamEnd => {
+            StreamInput::Bytes(bytes) => bytes,
+            StreamInput::End => {
                 if !matches!(self.state, State::Closed) {
                     self.state = State::Closed;
                     self.close = Some(CloseReason::PeerClosed);
                 }
                 return;
             }
-            Input::Failed(_) => {
+            StreamInput::Failed(_) => {
                 self.state = State::Closed;
                 self.close = Some(CloseReason::Aborted);
                 return;
             }
-            Input::Datagram { .. } => return,
         };
         if bytes.is_empty() {
             return;
@@ -108,57 +137,25 @@ impl Session for MsgStream {
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if matches!(self.state, State::Closed) {
-            return;
-        }
-        if let Some(expired) = self.timer.on_timeout(cx.now) {
-            debug!("{} {}: closing", cx.tag, expired.as_str());
-            self.state = State::Closed;
-            self.close = Some(CloseReason::TimedOut { tries: 1 });
-        }
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if self.out.is_empty() || limit == 0 {
             return None;
         }
         let len = self.out.len().min(limit);
         buf.extend_from_slice(&self.out.split_to(len));
         self.timer.touch(cx.now);
-        Some(Transmit { to: None, len })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if matches!(self.state, State::Closed) {
-            None
-        } else {
-            self.timer.poll_timeout()
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
-    }
-
-    fn wants_input(&self) -> bool {
-        self.out.len() < OUT_HIGH_WATER
-    }
-
-    /// The idle and header limits may fire a little late, never early.
-    fn is_coarse(&self) -> bool {
-        true
+        Some(len)
     }
 }
 
 impl MsgStream {
     /// Counts `bytes` into frames, answering each complete one.
-    fn read_frames(&mut self, cx: &Context<'_>, mut bytes: &[u8]) {
+    fn read_frames(&mut self, cx: &Context, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             match &mut self.state {
                 State::Closed => return,
@@ -231,23 +228,12 @@ impl MsgAcceptor {
     }
 }
 
-impl Acceptor for MsgAcceptor {
-    fn accept_stream(
-        &mut self,
-        cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
-        Some(Box::new(MsgStream::new(self.max, cx.now, self.timeouts)))
-    }
+/// No timers of its own.
+impl Driven for MsgAcceptor {}
 
-    fn accept_datagram(
-        &mut self,
-        _: &mut Context<'_>,
-        _: SocketAddr,
-        _: &[u8],
-        _: &mut BytesMut,
-    ) -> Admission {
-        Admission::Ignore
+impl StreamAcceptor for MsgAcceptor {
+    fn accept(&mut self, cx: &mut Context, _peer: SocketAddr) -> Option<Box<dyn StreamSession>> {
+        Some(Box::new(MsgStream::new(self.max, cx.now, self.timeouts)))
     }
 }
 
@@ -255,7 +241,7 @@ impl Acceptor for MsgAcceptor {
 mod tests {
     use super::*;
     use crate::proto::idle::testing::timed_out_by;
-    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::proto::testing::{at, drain_tx, feed};
     use crate::time::Duration;
     use crate::wire::msg::emit_frame;
 
@@ -286,96 +272,72 @@ mod tests {
 
     #[test]
     fn receipts_for_several_frames_of_any_size() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = stream(1 << 20);
         let mut wire = Vec::new();
         for len in [0, 1, 65_536] {
             wire.extend(frame(len));
         }
-        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&wire));
+        feed(&mut s, at(0), peer(), StreamInput::Bytes(&wire));
         assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, at(0))),
+            frames(&drain_tx(&mut s, at(0))),
             vec![Answer::Ok(0), Answer::Ok(1), Answer::Ok(65_536)]
         );
-        assert!(drain_requests(&mut s).is_empty());
+        assert_eq!(s.poll_close(), None);
     }
 
     #[test]
     fn a_frame_written_one_byte_at_a_time() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = stream(1 << 20);
         for b in frame(300) {
-            feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&[b]));
+            feed(&mut s, at(0), peer(), StreamInput::Bytes(&[b]));
         }
-        assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, at(0))),
-            vec![Answer::Ok(300)]
-        );
+        assert_eq!(frames(&drain_tx(&mut s, at(0))), vec![Answer::Ok(300)]);
     }
 
     #[test]
     fn oversize_length_is_refused_and_closes_without_reading_the_body() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = stream(100);
         let mut wire = frame(101);
         wire.extend(frame(5));
-        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&wire));
+        feed(&mut s, at(0), peer(), StreamInput::Bytes(&wire));
         assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, at(0))),
+            frames(&drain_tx(&mut s, at(0))),
             vec![Answer::TooLarge(100)]
         );
         assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::Protocol("frame too large"))]
+            s.poll_close(),
+            Some(CloseReason::Protocol("frame too large"))
         );
         // The limit itself is fine.
         let mut s = stream(100);
-        feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&frame(100)));
-        assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, at(0))),
-            vec![Answer::Ok(100)]
-        );
+        feed(&mut s, at(0), peer(), StreamInput::Bytes(&frame(100)));
+        assert_eq!(frames(&drain_tx(&mut s, at(0))), vec![Answer::Ok(100)]);
     }
 
     #[test]
     fn a_huge_frame_costs_no_memory() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = stream(u32::MAX);
         feed(
             &mut s,
-            &mut sh,
             at(0),
             peer(),
-            Input::Stream(&(10u32 << 20).to_be_bytes()),
+            StreamInput::Bytes(&(10u32 << 20).to_be_bytes()),
         );
         let chunk = vec![0u8; 64 * 1024];
         for _ in 0..160 {
-            feed(&mut s, &mut sh, at(0), peer(), Input::Stream(&chunk));
+            feed(&mut s, at(0), peer(), StreamInput::Bytes(&chunk));
         }
-        assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, at(0))),
-            vec![Answer::Ok(10 << 20)]
-        );
+        assert_eq!(frames(&drain_tx(&mut s, at(0))), vec![Answer::Ok(10 << 20)]);
         assert!(s.out.capacity() < 1024);
     }
 
     #[test]
     fn eof_mid_frame_closes_quietly() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = stream(100);
-        feed(
-            &mut s,
-            &mut sh,
-            at(0),
-            peer(),
-            Input::Stream(&frame(50)[..20]),
-        );
-        feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
-        assert_eq!(drain_tx(&mut s, &mut sh, at(0)), b"");
-        assert_eq!(
-            drain_requests(&mut s),
-            vec![Request::Close(CloseReason::PeerClosed)]
-        );
+        feed(&mut s, at(0), peer(), StreamInput::Bytes(&frame(50)[..20]));
+        feed(&mut s, at(0), peer(), StreamInput::End);
+        assert_eq!(drain_tx(&mut s, at(0)), b"");
+        assert_eq!(s.poll_close(), Some(CloseReason::PeerClosed));
     }
 
     fn ms(n: u64) -> Instant {
@@ -395,70 +357,56 @@ mod tests {
 
     #[test]
     fn a_connection_that_never_sends_closes_at_exactly_the_idle_limit() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = MsgStream::new(100, ms(0), limits(300, 10_000));
         assert_eq!(s.poll_timeout(), Some(ms(300)), "armed from accept");
-        assert_eq!(timed_out_by(&mut s, &mut sh, ns_before(ms(300))), None);
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(10_000)), Some(ms(300)));
+        assert_eq!(timed_out_by(&mut s, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut s, ms(10_000)), Some(ms(300)));
         assert_eq!(s.poll_timeout(), None);
     }
 
     #[test]
     fn a_body_that_keeps_coming_is_not_idle_and_a_stalled_one_is() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = MsgStream::new(1 << 20, ms(0), limits(1_000, 2_000));
         feed(
             &mut s,
-            &mut sh,
             ms(0),
             peer(),
-            Input::Stream(&1000u32.to_be_bytes()),
+            StreamInput::Bytes(&1000u32.to_be_bytes()),
         );
         // 10 bytes every 800 ms, for 20 s: far past both limits.
         for i in 1..=25u64 {
-            assert_eq!(timed_out_by(&mut s, &mut sh, ms(800 * i)), None, "{i}");
-            feed(
-                &mut s,
-                &mut sh,
-                ms(800 * i),
-                peer(),
-                Input::Stream(&[0; 10]),
-            );
+            assert_eq!(timed_out_by(&mut s, ms(800 * i)), None, "{i}");
+            feed(&mut s, ms(800 * i), peer(), StreamInput::Bytes(&[0; 10]));
         }
         // Then nothing: closed exactly one idle limit after the last byte.
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(21_000)));
+        assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(21_000)));
     }
 
     #[test]
     fn a_header_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = MsgStream::new(100, ms(0), limits(60_000, 2_500));
-        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(&frame(3)));
-        assert_eq!(
-            frames(&drain_tx(&mut s, &mut sh, ms(0))),
-            vec![Answer::Ok(3)]
-        );
+        feed(&mut s, ms(0), peer(), StreamInput::Bytes(&frame(3)));
+        assert_eq!(frames(&drain_tx(&mut s, ms(0))), vec![Answer::Ok(3)]);
         // The next header's clock starts with its first byte, at 5 s.
         let mut closed = None;
         for (i, b) in 7u32.to_be_bytes().iter().enumerate() {
             let now = ms(5_000 + 1_000 * i as u64);
-            closed = timed_out_by(&mut s, &mut sh, ns_before(now));
+            closed = timed_out_by(&mut s, ns_before(now));
             if closed.is_some() {
                 break;
             }
-            feed(&mut s, &mut sh, now, peer(), Input::Stream(&[*b]));
+            feed(&mut s, now, peer(), StreamInput::Bytes(&[*b]));
         }
         assert_eq!(closed, Some(ms(7_500)));
     }
 
     #[test]
     fn a_receipt_the_client_takes_is_progress() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = MsgStream::new(100, ms(0), limits(1_000, 10_000));
-        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(&frame(3)));
+        feed(&mut s, ms(0), peer(), StreamInput::Bytes(&frame(3)));
         // The reactor takes the receipt only at 900 ms (its socket was full).
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(899)), None);
-        assert!(!drain_tx(&mut s, &mut sh, ms(900)).is_empty());
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(10_000)), Some(ms(1_900)));
+        assert_eq!(timed_out_by(&mut s, ms(899)), None);
+        assert!(!drain_tx(&mut s, ms(900)).is_empty());
+        assert_eq!(timed_out_by(&mut s, ms(10_000)), Some(ms(1_900)));
     }
 }

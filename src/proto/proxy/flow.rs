@@ -4,20 +4,30 @@
 //! Owns the per-client mapping: the client's address, the server address
 //! it is talking to (which may move, as a TFTP server's does when it
 //! answers from a new transfer ID), one [`Impairment`] per direction, and
-//! the idle timer that ends a mapping nobody uses. The reactor gives each
-//! flow two sockets (`Admission::Relay`): the proxy's listening socket
-//! towards the client and an ephemeral one of its own towards the server.
+//! the idle timer that ends a mapping nobody uses. A flow is an ordinary
+//! two-endpoint session: its home endpoint ([`EndpointId::HOME`]) is the
+//! proxy's listening socket, shared with every other client, towards its
+//! client; [`UPSTREAM_END`] is an ephemeral socket of its own towards the
+//! server, which the admission asks for (`Admit::bind`). The endpoint a
+//! datagram arrived on says which way it travels.
 //!
 //! It must never touch either socket or read the clock: datagrams arrive as
-//! `Input::Datagram`, leave as transmits, and every release is a deadline.
+//! `DatagramInput::Datagram`, leave as transmits, and every release is a
+//! deadline. What all flows did adds up in the acceptor's [`SharedTotals`].
 
-use super::Totals;
 use super::impair::{ConfigError, Counters, ImpairConfig, Impairment, Verdict};
-use crate::proto::{Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side};
+use super::{SharedTotals, Totals};
+use crate::proto::{
+    Admission, Admit, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession,
+    Driven, EndpointId, Transmit, Wake,
+};
 use crate::time::{Duration, Instant, duration_nanos};
 use bytes::{Bytes, BytesMut};
 use log::debug;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A flow's own socket, towards the server.
+pub const UPSTREAM_END: EndpointId = EndpointId(1);
 
 /// Everything the proxy needs to know.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,31 +88,39 @@ pub struct ProxyAcceptor {
     /// the configured ones and this number, so a run is repeatable as long
     /// as the clients arrive in the same order.
     opened: u64,
+    /// What every flow did; flows come and go, the report outlives them.
+    totals: SharedTotals,
 }
 
 impl ProxyAcceptor {
-    /// An acceptor for `config`.
+    /// An acceptor for `config`, whose flows add up what they do in
+    /// [`totals`](Self::totals).
     ///
     /// # Errors
     /// A probability or range in `config` is out of bounds.
     pub fn new(config: ProxyConfig) -> Result<Self, (&'static str, ConfigError)> {
         config.validate()?;
-        Ok(Self { config, opened: 0 })
+        Ok(Self {
+            config,
+            opened: 0,
+            totals: SharedTotals::default(),
+        })
+    }
+
+    /// The handle on what all flows did, and the bytes they hold now: keep
+    /// a clone to read it after the acceptor went into the reactor.
+    pub fn totals(&self) -> SharedTotals {
+        self.totals.clone()
     }
 }
 
-impl Acceptor for ProxyAcceptor {
-    fn accept_stream(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
-        None
-    }
+/// No timers: each flow keeps its own.
+impl Driven for ProxyAcceptor {}
 
-    fn accept_datagram(
+impl DatagramAcceptor for ProxyAcceptor {
+    fn accept(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         from: SocketAddr,
         _payload: &[u8],
         _reply: &mut BytesMut,
@@ -115,7 +133,7 @@ impl Acceptor for ProxyAcceptor {
         }
         let n = self.opened;
         self.opened += 1;
-        let Ok(flow) = Flow::new(&self.config, from, n) else {
+        let Ok(flow) = Flow::new(&self.config, from, n, self.totals.clone()) else {
             // Validated in `new`; a flow cannot fail to build.
             return Admission::Ignore;
         };
@@ -124,10 +142,11 @@ impl Acceptor for ProxyAcceptor {
         } else {
             SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
         };
-        Admission::Relay {
+        Admission::Start(Admit {
             session: Box::new(flow),
-            bind,
-        }
+            own_socket: false,
+            bind: vec![bind],
+        })
     }
 
     fn max_sessions(&self) -> Option<usize> {
@@ -137,11 +156,10 @@ impl Acceptor for ProxyAcceptor {
 
 /// Mixes a mapping's number into a seed (splitmix64's finaliser), so
 /// neighbouring mappings and the two directions draw unrelated decisions.
+/// Its own combination rather than [`crate::rng::mix`], kept so that a
+/// seed still makes the decisions it always made.
 fn derive_seed(seed: u64, mapping: u64, way: Way) -> u64 {
-    let mut z = seed ^ mapping.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((way as u64) << 63);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::rng::finalise(seed ^ mapping.wrapping_mul(crate::rng::GAMMA) ^ ((way as u64) << 63))
 }
 
 /// One client's mapping. See the module docs.
@@ -155,7 +173,9 @@ pub struct Flow {
     locked: bool,
     upstream: SocketAddr,
     links: [Impairment<Bytes>; 2],
-    /// Counter readings already added to the shared totals.
+    /// What all flows of the acceptor did.
+    totals: SharedTotals,
+    /// Counter readings already added to the totals.
     reported: [Counters; 2],
     last_seen: Instant,
     /// The turn the last datagram arrived in: a copy due no later was never
@@ -170,7 +190,12 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn new(config: &ProxyConfig, client: SocketAddr, mapping: u64) -> Result<Self, ConfigError> {
+    fn new(
+        config: &ProxyConfig,
+        client: SocketAddr,
+        mapping: u64,
+        totals: SharedTotals,
+    ) -> Result<Self, ConfigError> {
         let link = |c: ImpairConfig, way| {
             Impairment::new(ImpairConfig {
                 seed: derive_seed(c.seed, mapping, way),
@@ -186,6 +211,7 @@ impl Flow {
                 link(config.to_server, Way::ToServer)?,
                 link(config.to_client, Way::ToClient)?,
             ],
+            totals,
             reported: [Counters::default(); 2],
             last_seen: Instant::ZERO,
             arrived_at: Instant::ZERO,
@@ -197,8 +223,8 @@ impl Flow {
     }
 
     /// Offers a datagram to one direction's link, within the byte bound.
-    fn offer(&mut self, cx: &mut Context<'_>, way: Way, payload: &[u8]) {
-        let totals = &mut cx.shared.proxy;
+    fn offer(&mut self, cx: &Context, way: Way, payload: &[u8]) {
+        let mut totals = self.totals.borrow_mut();
         let len = payload.len();
         // Worst case: it is duplicated.
         if totals.held_bytes.saturating_add(2 * len) > self.max_held_bytes {
@@ -211,8 +237,9 @@ impl Flow {
         }
     }
 
-    /// Adds what the links did since the last call to the shared totals.
-    fn report(&mut self, totals: &mut Totals) {
+    /// Adds what the links did since the last call to the totals.
+    fn report(&mut self) {
+        let totals: &mut Totals = &mut self.totals.borrow_mut();
         for way in [Way::ToServer, Way::ToClient] {
             let i = way as usize;
             let now = self.links[i].counters();
@@ -234,24 +261,60 @@ impl Flow {
     }
 }
 
-impl Session for Flow {
-    fn side(&self) -> Side {
-        Side::Server
+impl Driven for Flow {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if self.close.is_none() && self.next_release().is_none() && cx.now >= self.idle_deadline() {
+            self.totals.borrow_mut().mappings_idled += 1;
+            self.close = Some(CloseReason::Completed);
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        let Input::Datagram { from, payload, .. } = input else {
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.close.is_some() {
+            return None;
+        }
+        Some(match self.next_release() {
+            Some(release) => release.min(self.idle_deadline()),
+            None => self.idle_deadline(),
+        })
+    }
+
+    fn wake(&self) -> Wake {
+        // A release is a promise about latency, kept to the microsecond;
+        // the idle timer is not.
+        if self.next_release().is_some() {
+            Wake::Paced
+        } else {
+            Wake::Exact
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl DatagramSession for Flow {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        let DatagramInput::Datagram {
+            endpoint,
+            from,
+            payload,
+            ..
+        } = input
+        else {
             return;
         };
         if !self.started {
             self.started = true;
-            cx.shared.proxy.mappings_opened += 1;
+            self.totals.borrow_mut().mappings_opened += 1;
         }
         self.arrived_at = cx.now;
-        if from == self.client {
+        if endpoint == EndpointId::HOME && from == self.client {
             self.last_seen = cx.now;
             self.offer(cx, Way::ToServer, payload);
-        } else if from.ip() == self.upstream.ip()
+        } else if endpoint == UPSTREAM_END
+            && from.ip() == self.upstream.ip()
             && (!self.locked || from == self.server || from == self.upstream)
         {
             // The first answer fixes where the client's datagrams go: a
@@ -269,25 +332,18 @@ impl Session for Flow {
             }
             self.offer(cx, Way::ToClient, payload);
         } else {
-            cx.shared.proxy.strays += 1;
+            self.totals.borrow_mut().strays += 1;
             debug!("{} stray datagram from {from} dropped", cx.tag);
         }
-        self.report(&mut cx.shared.proxy);
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if self.close.is_none() && self.next_release().is_none() && cx.now >= self.idle_deadline() {
-            cx.shared.proxy.mappings_idled += 1;
-            self.close = Some(CloseReason::Completed);
-        }
+        self.report();
     }
 
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<crate::proto::Transmit> {
+    ) -> Option<Transmit> {
         loop {
             // The earlier-due direction first, so neither starves the other.
             let due = |l: &Impairment<Bytes>| l.next_release().filter(|&t| t <= cx.now);
@@ -298,55 +354,35 @@ impl Session for Flow {
                 (None, None) => return None,
             };
             let (due, datagram) = self.links[way as usize].poll_release_due(cx.now)?;
-            if due > self.arrived_at {
-                cx.shared
-                    .proxy
-                    .lateness
-                    .record(duration_nanos(cx.now.saturating_since(due)));
-            }
             let len = datagram.len();
-            cx.shared.proxy.held_bytes = cx.shared.proxy.held_bytes.saturating_sub(len);
-            self.report(&mut cx.shared.proxy);
+            {
+                let mut totals = self.totals.borrow_mut();
+                if due > self.arrived_at {
+                    totals
+                        .lateness
+                        .record(duration_nanos(cx.now.saturating_since(due)));
+                }
+                totals.held_bytes = totals.held_bytes.saturating_sub(len);
+            }
+            self.report();
             // Anything that arrived over UDP fits; never send a truncated
             // datagram if that ever changes.
             if len > limit {
                 continue;
             }
-            let to = match way {
-                Way::ToServer => self.server,
-                Way::ToClient => self.client,
-            };
             buf.extend_from_slice(&datagram);
-            return Some(crate::proto::Transmit { to: Some(to), len });
+            return Some(match way {
+                Way::ToServer => Transmit::new(Some(self.server), len).via(UPSTREAM_END),
+                Way::ToClient => Transmit::new(Some(self.client), len),
+            });
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.close.is_some() {
-            return None;
-        }
-        Some(match self.next_release() {
-            Some(release) => release.min(self.idle_deadline()),
-            None => self.idle_deadline(),
-        })
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
-    }
-
-    fn is_paced(&self) -> bool {
-        // A release is a promise about latency, kept to the microsecond;
-        // the idle timer is not.
-        self.next_release().is_some()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::testing::{at, drain_requests, shared};
-    use crate::proto::{Shared, Tag};
+    use crate::proto::testing::{at, cx};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -355,33 +391,52 @@ mod tests {
     const CLIENT: &str = "127.0.0.1:40000";
     const UPSTREAM: &str = "127.0.0.1:50001";
 
-    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
-        Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared: sh,
-        }
-    }
-
-    fn admit(config: ProxyConfig, sh: &mut Shared, from: SocketAddr) -> Admission {
+    /// The first datagram from `from` at a fresh acceptor, and its totals.
+    fn admit(config: ProxyConfig, from: SocketAddr) -> (Admission, SharedTotals) {
         let mut acceptor = ProxyAcceptor::new(config).unwrap();
-        acceptor.accept_datagram(&mut cx(sh, at(0)), from, b"x", &mut BytesMut::new())
+        let admission = acceptor.accept(&mut cx(at(0), None), from, b"x", &mut BytesMut::new());
+        (admission, acceptor.totals())
     }
 
-    fn flow(config: ProxyConfig, sh: &mut Shared) -> Box<dyn Session> {
-        match admit(config, sh, addr(CLIENT)) {
-            Admission::Relay { session, bind } => {
-                assert_eq!(bind, addr("0.0.0.0:0"));
-                session
+    fn flow(config: ProxyConfig) -> (Box<dyn DatagramSession>, SharedTotals) {
+        match admit(config, addr(CLIENT)) {
+            (
+                Admission::Start(Admit {
+                    session,
+                    own_socket: false,
+                    bind,
+                }),
+                totals,
+            ) => {
+                assert_eq!(bind, [addr("0.0.0.0:0")]);
+                (session, totals)
             }
-            other => panic!("{other:?}"),
+            (other, _) => panic!("{other:?}"),
         }
     }
 
-    fn send(s: &mut dyn Session, sh: &mut Shared, now: Instant, from: &str, payload: &[u8]) {
+    /// A datagram from `from`: the client's arrive on the proxy's shared
+    /// socket, everyone else's on the flow's own.
+    fn send(s: &mut dyn DatagramSession, now: Instant, from: &str, payload: &[u8]) {
+        let endpoint = if from == CLIENT {
+            EndpointId::HOME
+        } else {
+            UPSTREAM_END
+        };
+        arrive(s, now, endpoint, from, payload);
+    }
+
+    fn arrive(
+        s: &mut dyn DatagramSession,
+        now: Instant,
+        endpoint: EndpointId,
+        from: &str,
+        payload: &[u8],
+    ) {
         s.handle_input(
-            &mut cx(sh, now),
-            Input::Datagram {
+            &mut cx(now, None),
+            DatagramInput::Datagram {
+                endpoint,
                 from: addr(from),
                 payload,
                 kernel_ns: None,
@@ -389,145 +444,146 @@ mod tests {
         );
     }
 
-    /// Every datagram due at `now`: (destination, bytes).
-    fn out(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+    /// Every datagram due at `now`: (destination, bytes). Checks that each
+    /// leaves by the endpoint of its direction.
+    fn out(s: &mut dyn DatagramSession, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut v = Vec::new();
         loop {
             let mut buf = BytesMut::new();
-            let Some(t) = s.poll_transmit(&mut cx(sh, now), 65_507, &mut buf) else {
+            let Some(t) = s.poll_transmit(&mut cx(now, None), 65_507, &mut buf) else {
                 return v;
             };
             assert_eq!(t.len, buf.len());
-            v.push((t.to.unwrap(), buf.to_vec()));
+            let to = t.to.unwrap();
+            let towards_client = to == addr(CLIENT);
+            let home = t.endpoint == EndpointId::HOME;
+            assert!(
+                towards_client == home,
+                "{to} by {:?}: the client by the shared socket, the server by the own one",
+                t.endpoint
+            );
+            if !home {
+                assert_eq!(t.endpoint, UPSTREAM_END);
+            }
+            v.push((to, buf.to_vec()));
         }
     }
 
     #[test]
     fn the_upstream_itself_is_never_admitted_and_mappings_are_bounded() {
-        let mut sh = shared(Duration::ZERO, 0);
         let config = ProxyConfig {
             max_clients: 7,
             ..ProxyConfig::transparent(addr(UPSTREAM))
         };
-        assert!(matches!(
-            admit(config, &mut sh, addr(UPSTREAM)),
-            Admission::Ignore
-        ));
+        assert!(matches!(admit(config, addr(UPSTREAM)).0, Admission::Ignore));
         assert_eq!(ProxyAcceptor::new(config).unwrap().max_sessions(), Some(7));
         let v6 = ProxyConfig::transparent(addr("[::1]:69"));
-        match admit(v6, &mut sh, addr("[::1]:4000")) {
-            Admission::Relay { bind, .. } => assert_eq!(bind, addr("[::]:0")),
+        match admit(v6, addr("[::1]:4000")).0 {
+            Admission::Start(Admit { bind, .. }) => assert_eq!(bind, [addr("[::]:0")]),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn datagrams_cross_both_ways_and_follow_the_first_answering_port() {
-        let mut sh = shared(Duration::ZERO, 0);
-        let mut f = flow(ProxyConfig::transparent(addr(UPSTREAM)), &mut sh);
-        send(&mut *f, &mut sh, at(1), CLIENT, b"RRQ");
-        assert_eq!(
-            out(&mut *f, &mut sh, at(1)),
-            [(addr(UPSTREAM), b"RRQ".to_vec())]
-        );
+        let (mut f, totals) = flow(ProxyConfig::transparent(addr(UPSTREAM)));
+        send(&mut *f, at(1), CLIENT, b"RRQ");
+        assert_eq!(out(&mut *f, at(1)), [(addr(UPSTREAM), b"RRQ".to_vec())]);
         // The server answers from a new port (a TFTP transfer ID) ...
-        send(&mut *f, &mut sh, at(2), "127.0.0.1:33333", b"DATA1");
-        assert_eq!(
-            out(&mut *f, &mut sh, at(2)),
-            [(addr(CLIENT), b"DATA1".to_vec())]
-        );
+        send(&mut *f, at(2), "127.0.0.1:33333", b"DATA1");
+        assert_eq!(out(&mut *f, at(2)), [(addr(CLIENT), b"DATA1".to_vec())]);
         // ... and the client's next datagram goes there.
-        send(&mut *f, &mut sh, at(3), CLIENT, b"ACK1");
+        send(&mut *f, at(3), CLIENT, b"ACK1");
         assert_eq!(
-            out(&mut *f, &mut sh, at(3)),
+            out(&mut *f, at(3)),
             [(addr("127.0.0.1:33333"), b"ACK1".to_vec())]
         );
         // A second transfer ID (a duplicated request's) and another host
         // are strays; the well-known port still gets through.
-        send(&mut *f, &mut sh, at(4), "127.0.0.1:44444", b"DATA1");
-        send(&mut *f, &mut sh, at(4), "10.0.0.9:50001", b"evil");
-        assert!(out(&mut *f, &mut sh, at(4)).is_empty());
-        assert_eq!(sh.proxy.strays, 2);
-        send(&mut *f, &mut sh, at(5), UPSTREAM, b"ERROR");
-        assert_eq!(
-            out(&mut *f, &mut sh, at(5)),
-            [(addr(CLIENT), b"ERROR".to_vec())]
-        );
-        assert_eq!(sh.proxy.links[0].forwarded, 2);
-        assert_eq!(sh.proxy.links[1].forwarded, 2);
-        assert_eq!(sh.proxy.mappings_opened, 1);
+        send(&mut *f, at(4), "127.0.0.1:44444", b"DATA1");
+        send(&mut *f, at(4), "10.0.0.9:50001", b"evil");
+        assert!(out(&mut *f, at(4)).is_empty());
+        assert_eq!(totals.borrow().strays, 2);
+        send(&mut *f, at(5), UPSTREAM, b"ERROR");
+        assert_eq!(out(&mut *f, at(5)), [(addr(CLIENT), b"ERROR".to_vec())]);
+        assert_eq!(totals.borrow().links[0].forwarded, 2);
+        assert_eq!(totals.borrow().links[1].forwarded, 2);
+        assert_eq!(totals.borrow().mappings_opened, 1);
+    }
+
+    #[test]
+    fn the_endpoint_not_the_address_says_which_way_a_datagram_goes() {
+        let (mut f, totals) = flow(ProxyConfig::transparent(addr(UPSTREAM)));
+        send(&mut *f, at(1), CLIENT, b"RRQ");
+        let _ = out(&mut *f, at(1));
+        send(&mut *f, at(2), UPSTREAM, b"DATA1");
+        // The client's address on the flow's own socket is not the client.
+        arrive(&mut *f, at(3), UPSTREAM_END, CLIENT, b"spoof");
+        assert_eq!(out(&mut *f, at(3)), [(addr(CLIENT), b"DATA1".to_vec())]);
+        assert_eq!(totals.borrow().strays, 1);
     }
 
     #[test]
     fn latency_holds_each_datagram_and_is_a_paced_deadline() {
-        let mut sh = shared(Duration::ZERO, 0);
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.to_server.latency = Duration::from_millis(20);
-        let mut f = flow(config, &mut sh);
-        send(&mut *f, &mut sh, at(10), CLIENT, b"a");
-        assert!(out(&mut *f, &mut sh, at(10)).is_empty());
+        let (mut f, totals) = flow(config);
+        send(&mut *f, at(10), CLIENT, b"a");
+        assert!(out(&mut *f, at(10)).is_empty());
         assert_eq!(f.poll_timeout(), Some(at(30)));
-        assert!(f.is_paced());
-        assert_eq!(sh.proxy.held_bytes, 1);
-        f.handle_timeout(&mut cx(&mut sh, at(30)));
-        assert_eq!(out(&mut *f, &mut sh, at(30)).len(), 1);
-        assert_eq!(sh.proxy.held_bytes, 0);
+        assert_eq!(f.wake(), Wake::Paced);
+        assert_eq!(totals.borrow().held_bytes, 1);
+        f.handle_timeout(&mut cx(at(30), None));
+        assert_eq!(out(&mut *f, at(30)).len(), 1);
+        assert_eq!(totals.borrow().held_bytes, 0);
         // Released on time, then one released 2 ms late: the proxy's own
         // record of how well it kept the latency.
-        send(&mut *f, &mut sh, at(40), CLIENT, b"b");
-        assert_eq!(out(&mut *f, &mut sh, at(62)).len(), 1);
-        assert_eq!(sh.proxy.lateness.count, 2);
+        send(&mut *f, at(40), CLIENT, b"b");
+        assert_eq!(out(&mut *f, at(62)).len(), 1);
+        assert_eq!(totals.borrow().lateness.count, 2);
         // Bucket bounds: "at most 5 µs late"; beyond 1 ms, the max.
-        assert_eq!(sh.proxy.lateness.quantile_ns(500), Some(5_000));
-        assert_eq!(sh.proxy.lateness.quantile_ns(990), Some(2_000_000));
-        assert_eq!(sh.proxy.lateness.max_ns, 2_000_000);
-        assert!(!f.is_paced(), "only the idle timer is left");
+        assert_eq!(totals.borrow().lateness.quantile_ns(500), Some(5_000));
+        assert_eq!(totals.borrow().lateness.quantile_ns(990), Some(2_000_000));
+        assert_eq!(totals.borrow().lateness.max_ns, 2_000_000);
+        assert_eq!(f.wake(), Wake::Exact, "only the idle timer is left");
     }
 
     #[test]
     fn a_silent_mapping_idles_out_but_never_with_datagrams_held() {
-        let mut sh = shared(Duration::ZERO, 0);
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.idle = Duration::from_secs(1);
         config.to_client.latency = Duration::from_secs(5);
-        let mut f = flow(config, &mut sh);
-        send(&mut *f, &mut sh, at(0), CLIENT, b"q");
-        let _ = out(&mut *f, &mut sh, at(0));
-        send(&mut *f, &mut sh, at(100), UPSTREAM, b"slow answer");
+        let (mut f, totals) = flow(config);
+        send(&mut *f, at(0), CLIENT, b"q");
+        let _ = out(&mut *f, at(0));
+        send(&mut *f, at(100), UPSTREAM, b"slow answer");
         // Idle time passes with the answer still on the long link.
-        f.handle_timeout(&mut cx(&mut sh, at(1_100)));
-        assert!(drain_requests(&mut *f).is_empty());
-        f.handle_timeout(&mut cx(&mut sh, at(5_100)));
-        assert_eq!(out(&mut *f, &mut sh, at(5_100)).len(), 1);
-        assert!(
-            drain_requests(&mut *f).is_empty(),
-            "still within idle of the release"
-        );
+        f.handle_timeout(&mut cx(at(1_100), None));
+        assert_eq!(f.poll_close(), None);
+        f.handle_timeout(&mut cx(at(5_100), None));
+        assert_eq!(out(&mut *f, at(5_100)).len(), 1);
+        assert_eq!(f.poll_close(), None, "still within idle of the release");
         assert_eq!(f.poll_timeout(), Some(at(1_100)));
-        f.handle_timeout(&mut cx(&mut sh, at(5_100)));
-        assert_eq!(
-            drain_requests(&mut *f),
-            [Request::Close(CloseReason::Completed)]
-        );
-        assert_eq!(sh.proxy.mappings_idled, 1);
+        f.handle_timeout(&mut cx(at(5_100), None));
+        assert_eq!(f.poll_close(), Some(CloseReason::Completed));
+        assert_eq!(totals.borrow().mappings_idled, 1);
     }
 
     #[test]
     fn bytes_held_by_all_mappings_are_bounded() {
-        let mut sh = shared(Duration::ZERO, 0);
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.to_server.latency = Duration::from_secs(1);
         config.max_held_bytes = 3_000;
-        let mut f = flow(config, &mut sh);
+        let (mut f, totals) = flow(config);
         for i in 0..5 {
-            send(&mut *f, &mut sh, at(i), CLIENT, &[0u8; 1000]);
+            send(&mut *f, at(i), CLIENT, &[0u8; 1000]);
         }
         // Room is checked for a possible duplicate: one 1000-byte datagram
         // needs 2000 free.
-        assert_eq!(sh.proxy.held_bytes, 2_000);
-        assert_eq!(sh.proxy.overflow, [3, 0]);
-        f.handle_timeout(&mut cx(&mut sh, at(2_000)));
-        assert_eq!(out(&mut *f, &mut sh, at(2_000)).len(), 2);
-        assert_eq!(sh.proxy.held_bytes, 0);
+        assert_eq!(totals.borrow().held_bytes, 2_000);
+        assert_eq!(totals.borrow().overflow, [3, 0]);
+        f.handle_timeout(&mut cx(at(2_000), None));
+        assert_eq!(out(&mut *f, at(2_000)).len(), 2);
+        assert_eq!(totals.borrow().held_bytes, 0);
     }
 }

@@ -13,6 +13,7 @@
 //! releases, and a failing run is a reproducible bug report. Bad
 //! configuration is an error from [`Impairment::new`], never a panic.
 
+use crate::rng::SplitMix64;
 use crate::time::{Duration, Instant, duration_nanos};
 use core::fmt;
 use std::cmp::Reverse;
@@ -176,43 +177,17 @@ pub enum Verdict {
     },
 }
 
-/// splitmix64: seedable from any `u64` (zero included) and good enough
-/// that neighbouring seeds make unrelated decisions.
-#[derive(Clone, Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// `true` with probability `p`. A probability of zero draws nothing, so
-    /// turning one impairment off leaves the others' decisions unchanged.
-    fn chance(&mut self, p: f64) -> bool {
-        if p <= 0.0 {
-            return false;
-        }
-        // The top 53 bits, which an f64 holds exactly: uniform in [0, 1).
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        unit < p
-    }
-
-    /// Uniform in `min..=max` nanoseconds.
-    fn between(&mut self, min: Duration, max: Duration) -> u64 {
-        let (lo, hi) = (duration_nanos(min), duration_nanos(max));
-        let span = hi.saturating_sub(lo);
-        let offset = match span.checked_add(1) {
-            // Modulo bias is below 2^-30 for any span under a second; a
-            // simulation cannot tell.
-            Some(n) => self.next_u64() % n,
-            None => self.next_u64(),
-        };
-        lo.saturating_add(offset)
-    }
+/// Uniform in `min..=max`, to the nanosecond.
+fn between(rng: &mut SplitMix64, min: Duration, max: Duration) -> Duration {
+    let (lo, hi) = (duration_nanos(min), duration_nanos(max));
+    let span = hi.saturating_sub(lo);
+    let offset = match span.checked_add(1) {
+        // Modulo bias is below 2^-30 for any span under a second; a
+        // simulation cannot tell.
+        Some(n) => rng.next_u64() % n,
+        None => rng.next_u64(),
+    };
+    Duration::from_nanos(lo.saturating_add(offset))
 }
 
 /// A copy waiting for its release instant, ordered by that instant and
@@ -250,7 +225,7 @@ impl<T> Ord for Held<T> {
 #[derive(Debug)]
 pub struct Impairment<T> {
     config: ImpairConfig,
-    rng: Rng,
+    rng: SplitMix64,
     /// When the serializer finishes the last accepted datagram.
     link_free_at: Instant,
     /// Accepted datagrams whose serialization had not started when last
@@ -267,7 +242,7 @@ impl<T: Clone> Impairment<T> {
     pub fn new(config: ImpairConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
-            rng: Rng(config.seed),
+            rng: SplitMix64::new(config.seed),
             config,
             link_free_at: Instant::ZERO,
             waiting: VecDeque::new(),
@@ -379,15 +354,11 @@ impl<T: Clone> Impairment<T> {
         let c = self.config;
         if self.rng.chance(c.delay) {
             self.counters.delayed += 1;
-            at = at.saturating_add(Duration::from_nanos(
-                self.rng.between(c.delay_min, c.delay_max),
-            ));
+            at = at.saturating_add(between(&mut self.rng, c.delay_min, c.delay_max));
         }
         if self.rng.chance(c.reorder) {
             self.counters.reordered += 1;
-            at = at.saturating_add(Duration::from_nanos(
-                self.rng.between(c.reorder_min, c.reorder_max),
-            ));
+            at = at.saturating_add(between(&mut self.rng, c.reorder_min, c.reorder_max));
         }
         let order = self.next_order;
         self.next_order += 1;

@@ -1,20 +1,28 @@
 //! The pure half of the UDP impairment proxy (`mioperf proxy`).
 //!
 //! Owns the decisions the proxy makes about each datagram it relays: when
-//! it may leave, whether it is lost, copied, delayed or held back. The
-//! sockets, the per-client upstream mapping and the clock belong to the
-//! reactor side; nothing here may touch a socket or read the time, so the
-//! same model drives both the real proxy and deterministic simulations.
+//! it may leave, whether it is lost, copied, delayed or held back, and
+//! which way (the [`flow`] of one client, over two endpoints). The sockets
+//! and the clock belong to the reactor side; nothing here may touch a
+//! socket or read the time, so the same model drives both the real proxy
+//! and deterministic simulations.
 
 pub mod flow;
 pub mod impair;
 
 pub use flow::{ProxyAcceptor, ProxyConfig};
 
+use core::cell::RefCell;
 use impair::Counters;
+use std::rc::Rc;
 
-/// What every mapping of a proxy did, added up; kept in `proto::Shared`
-/// because mappings come and go and the report must outlive them.
+/// The [`Totals`] of one proxy, shared by its acceptor, its flows and
+/// whoever reports them ([`ProxyAcceptor::totals`]).
+pub type SharedTotals = Rc<RefCell<Totals>>;
+
+/// What every mapping of a proxy did, added up; held behind a
+/// [`SharedTotals`] because mappings come and go and the report must
+/// outlive them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     /// The links' counters: `[to the server, to the clients]`.

@@ -21,7 +21,7 @@ use super::{MAX_FILE, StopwaitConfig};
 use crate::proto::arq::{Acked, Received, Receiver, Sender};
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{CloseReason, Context, DatagramInput, DatagramSession, Driven, Transmit, Wake};
 use crate::time::{Duration, Instant};
 use crate::wire::stopwait::{Bit, Kind, Packet};
 use bytes::BytesMut;
@@ -167,10 +167,7 @@ impl Link {
         }
         let d = self.out.remove(0);
         buf.extend_from_slice(&d);
-        Some(Transmit {
-            to: Some(self.server),
-            len: d.len(),
-        })
+        Some(Transmit::new(Some(self.server), d.len()))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -178,13 +175,18 @@ impl Link {
     }
 
     /// The datagram, if it is from the server and well formed.
-    fn accept<'a>(&self, input: &Input<'a>) -> Option<Packet<'a>> {
+    fn accept<'a>(&self, input: &DatagramInput<'a>) -> Option<Packet<'a>> {
         match *input {
-            Input::Datagram { from, payload, .. } if from == self.server && !self.done => {
+            DatagramInput::Datagram { from, payload, .. } if from == self.server && !self.done => {
                 Packet::parse(payload).ok()
             }
             _ => None,
         }
+    }
+
+    /// The socket failed: the transfer cannot go on.
+    fn fail(&mut self, kind: std::io::ErrorKind) {
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
     }
 }
 
@@ -226,21 +228,29 @@ impl GetClient {
     }
 }
 
-impl Session for GetClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for GetClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.link.on_timeout(cx.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout()
     }
 
     /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
+    fn wake(&self) -> Wake {
+        Wake::Coarse
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        if let Input::Failed(kind) = input {
-            return self
-                .link
-                .finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.link.close.take()
+    }
+}
+
+impl DatagramSession for GetClient {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        if let DatagramInput::Failed { kind, .. } = input {
+            return self.link.fail(kind);
         }
         let Some(p) = self.link.accept(&input) else {
             return;
@@ -305,25 +315,13 @@ impl Session for GetClient {
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        self.link.on_timeout(cx.now);
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         _limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
         self.link.poll_transmit(cx.now, buf)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.link.poll_timeout()
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.link.close.take().map(Request::Close)
     }
 }
 
@@ -416,21 +414,29 @@ impl PutClient {
     }
 }
 
-impl Session for PutClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for PutClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.link.on_timeout(cx.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout()
     }
 
     /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
+    fn wake(&self) -> Wake {
+        Wake::Coarse
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        if let Input::Failed(kind) = input {
-            return self
-                .link
-                .finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.link.close.take()
+    }
+}
+
+impl DatagramSession for PutClient {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        if let DatagramInput::Failed { kind, .. } = input {
+            return self.link.fail(kind);
         }
         let Some(p) = self.link.accept(&input) else {
             return;
@@ -470,24 +476,12 @@ impl Session for PutClient {
         }
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        self.link.on_timeout(cx.now);
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         _limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
         self.link.poll_transmit(cx.now, buf)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.link.poll_timeout()
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.link.close.take().map(Request::Close)
     }
 }

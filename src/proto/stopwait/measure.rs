@@ -3,13 +3,15 @@
 //! not a check (the checks are the server's tests): run it with
 //! `cargo test --lib proto::stopwait::measure -- --ignored --nocapture`.
 //! It uses only the acceptor and the session seam, so the same file runs
-//! against older versions of the server for a before/after comparison.
+//! against other versions of the server on this seam (issue 12's) for a
+//! before/after comparison.
 
 use super::{StopwaitAcceptor, StopwaitConfig};
 use crate::proto::data::MemoryFiles;
-use crate::proto::testing::shared;
-use crate::proto::{Acceptor, Admission, Context, Input, Session, Tag};
-use crate::time::{Duration, Instant};
+use crate::proto::{
+    Admission, Context, DatagramAcceptor, DatagramInput, DatagramSession, EndpointId,
+};
+use crate::time::Instant;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -21,10 +23,9 @@ fn silent_peer(request: &[u8], repeats: u64) -> (u64, u64, Option<Instant>) {
     let files = MemoryFiles::default();
     files.insert("f", vec![b'x'; 10_000]);
     let mut acceptor = StopwaitAcceptor::new(Rc::new(files), StopwaitConfig::default());
-    let mut sh = shared(Duration::from_secs(1), 1);
     let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
     let (mut received, mut sent) = (0u64, 0u64);
-    let mut session: Option<Box<dyn Session>> = None;
+    let mut session: Option<Box<dyn DatagramSession>> = None;
     let mut ended = None;
     let end = Instant::from_secs(120);
     let mut next_request = 0u64;
@@ -36,27 +37,21 @@ fn silent_peer(request: &[u8], repeats: u64) -> (u64, u64, Option<Instant>) {
             break;
         };
         now = at;
-        let mut cx = Context {
-            now,
-            tag: Tag {
-                key: 1,
-                peer: Some(peer),
-            },
-            shared: &mut sh,
-        };
+        let mut cx = Context::new(now, 1, Some(peer));
         if request_at == Some(now) {
             next_request += 1;
             received += request.len() as u64;
             if session.is_none() {
                 let mut reply = BytesMut::new();
-                match acceptor.accept_datagram(&mut cx, peer, request, &mut reply) {
-                    Admission::Shared(s) => session = Some(s),
+                match acceptor.accept(&mut cx, peer, request, &mut reply) {
+                    Admission::Start(admit) => session = Some(admit.session),
                     Admission::Reply => sent += reply.len() as u64,
                     _ => {}
                 }
             }
             if let Some(s) = session.as_mut() {
-                let input = Input::Datagram {
+                let input = DatagramInput::Datagram {
+                    endpoint: EndpointId::HOME,
                     from: peer,
                     payload: request,
                     kernel_ns: None,
@@ -70,7 +65,7 @@ fn silent_peer(request: &[u8], repeats: u64) -> (u64, u64, Option<Instant>) {
             let mut buf = BytesMut::new();
             while s.poll_transmit(&mut cx, 65_507, &mut buf).is_some() {}
             sent += buf.len() as u64;
-            if s.poll_request().is_some() {
+            if s.poll_close().is_some() {
                 session = None;
                 ended = Some(now);
             }

@@ -7,6 +7,13 @@
 //! number `i` with bit `i mod 2`; a packet is accepted only when both name
 //! the block expected — the seed's bug (a very late duplicate with the
 //! right bit written twice) is fixed by construction.
+//!
+//! The server's sessions draw what they send unvalidated peers from the
+//! reflection budget they share with their acceptor through a
+//! [`SharedBudget`](crate::proto::budget::SharedBudget):
+//! [`StopwaitAcceptor::new`] makes one of its own, and
+//! [`StopwaitAcceptor::with_budget`] takes the process's, so that every UDP
+//! service draws from the same buckets.
 
 mod client;
 #[cfg(test)]
@@ -85,12 +92,11 @@ mod tests {
     use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
     use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
     use crate::proto::proxy::impair::Counters;
-    use crate::proto::testing::shared;
-    use crate::proto::{Context, Input, Request, Session, Shared, Tag};
+    use crate::proto::testing::{cx, drain_datagrams, feed_datagram};
+    use crate::proto::{DatagramSession, Driven};
     use crate::sim::{self, Dir, Report, Server, World};
     use crate::time::Instant;
     use crate::wire::stopwait::{Kind, Packet};
-    use bytes::BytesMut;
     use std::net::SocketAddr;
     use std::rc::Rc;
 
@@ -102,23 +108,12 @@ mod tests {
         sim::Config::default().server
     }
 
-    fn cx(sh: &mut Shared, now: Instant) -> Context<'_> {
-        Context {
-            now,
-            tag: Tag { key: 0, peer: None },
-            shared: sh,
-        }
-    }
-
-    fn drain(s: &mut dyn Session, sh: &mut Shared, now: Instant) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            let mut b = BytesMut::new();
-            if s.poll_transmit(&mut cx(sh, now), 65_507, &mut b).is_none() {
-                return out;
-            }
-            out.push(b.to_vec());
-        }
+    /// Every datagram `s` sends at `now`.
+    fn drain(s: &mut dyn DatagramSession, now: Instant) -> Vec<Vec<u8>> {
+        drain_datagrams(s, now)
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
     }
 
     /// What a simulated exchange did.
@@ -136,7 +131,7 @@ mod tests {
     /// server, n = its number in that direction), until the client closes
     /// and the server has settled.
     fn simulate(
-        client: Box<dyn Session>,
+        client: Box<dyn DatagramSession>,
         files: &MemoryFiles,
         server: StopwaitConfig,
         links: sim::Config,
@@ -240,7 +235,7 @@ mod tests {
     const SIM_SIZES: [usize; 6] = [0, 1, 99, 100, 101, 100_000];
 
     /// A run over links with the issue-5 faults, seeded by `seed`.
-    fn lossy(client: Box<dyn Session>, files: &MemoryFiles, seed: u64) -> Run {
+    fn lossy(client: Box<dyn DatagramSession>, files: &MemoryFiles, seed: u64) -> Run {
         let links = sim::Config::symmetric(seed, sim::testing::lossy());
         simulate(client, files, SIM_CONFIG, links, |_, _| false)
     }
@@ -523,7 +518,6 @@ mod tests {
     fn a_silent_server_makes_the_client_retry_exactly_at_the_timeout_then_give_up() {
         let slot = OutcomeSlot::new();
         let (sink, _) = MemorySink::new();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut c = GetClient::new(
             "f",
             server_addr(),
@@ -531,40 +525,31 @@ mod tests {
             StopwaitConfig::default(),
             slot.clone(),
         );
-        assert_eq!(drain(&mut c, &mut sh, Instant::ZERO).len(), 1);
+        assert_eq!(drain(&mut c, Instant::ZERO).len(), 1);
         assert_eq!(c.poll_timeout(), Some(Instant::from_secs(5)));
-        c.handle_timeout(&mut cx(&mut sh, Instant::from_millis(4_999)));
-        assert!(drain(&mut c, &mut sh, Instant::from_millis(4_999)).is_empty());
+        c.handle_timeout(&mut cx(Instant::from_millis(4_999), None));
+        assert!(drain(&mut c, Instant::from_millis(4_999)).is_empty());
         for t in 1..5u64 {
             let now = Instant::from_secs(5 * t);
-            c.handle_timeout(&mut cx(&mut sh, now));
-            assert_eq!(
-                drain(&mut c, &mut sh, now),
-                vec![b"G000000f".to_vec()],
-                "retry {t}"
-            );
+            c.handle_timeout(&mut cx(now, None));
+            assert_eq!(drain(&mut c, now), vec![b"G000000f".to_vec()], "retry {t}");
         }
-        c.handle_timeout(&mut cx(&mut sh, Instant::from_secs(25)));
+        c.handle_timeout(&mut cx(Instant::from_secs(25), None));
         assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 5 })));
     }
 
     #[test]
     fn the_seeds_bug_a_late_duplicate_with_the_right_bit_is_not_written() {
         let files = MemoryFiles::default();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = StopwaitServer::new(
             Rc::new(files.clone()),
             StopwaitConfig::default(),
+            Rc::default(),
             Instant::ZERO,
         );
-        let mut feed = |s: &mut StopwaitServer, d: &[u8]| {
-            let input = Input::Datagram {
-                from: client_addr(),
-                payload: d,
-                kernel_ns: None,
-            };
-            s.handle_input(&mut cx(&mut sh, Instant::ZERO), input);
-            drain(s, &mut sh, Instant::ZERO)
+        let feed = |s: &mut StopwaitServer, d: &[u8]| {
+            feed_datagram(s, Instant::ZERO, client_addr(), d);
+            drain(s, Instant::ZERO)
         };
         assert_eq!(feed(&mut s, b"P000000f"), vec![b"A000000ack".to_vec()]);
         assert_eq!(feed(&mut s, b"D100001aaa"), vec![b"A100001ack".to_vec()]);
@@ -598,23 +583,18 @@ mod tests {
         assert_eq!(files.get("there").unwrap(), b"x");
         // A client that vanishes mid-PUT: dropped after 5 s × 5 of silence,
         // and nothing is stored.
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = StopwaitServer::new(
             Rc::new(files.clone()),
             StopwaitConfig::default(),
+            Rc::default(),
             Instant::ZERO,
         );
         for d in [&b"P000000gone"[..], b"D100001abc"] {
-            let input = Input::Datagram {
-                from: client_addr(),
-                payload: d,
-                kernel_ns: None,
-            };
-            s.handle_input(&mut cx(&mut sh, Instant::ZERO), input);
+            feed_datagram(&mut s, Instant::ZERO, client_addr(), d);
         }
         assert_eq!(s.poll_timeout(), Some(Instant::from_secs(25)));
-        s.handle_timeout(&mut cx(&mut sh, Instant::from_secs(25)));
-        assert!(matches!(s.poll_request(), Some(Request::Close(_))));
+        s.handle_timeout(&mut cx(Instant::from_secs(25), None));
+        assert!(s.poll_close().is_some());
         drop(s);
         assert_eq!(files.get("gone"), None);
     }

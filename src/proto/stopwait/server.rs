@@ -24,17 +24,19 @@
 //!   and `max_sessions_per_peer` per IP address; at a bound a new request
 //!   evicts the oldest unvalidated session, else the oldest finished one
 //!   (validated, only waiting to repeat a last answer; through
-//!   [`Acceptor::poll_evict`]); only when every place holds a transfer in
-//!   progress is it refused with `E|0|00000|busy`.
+//!   [`DatagramAcceptor::poll_evict`]); only when every place holds a
+//!   transfer in progress is it refused with `E|0|00000|busy`.
 //! * **Names are exact.** A request name is at most 100 bytes of UTF-8;
 //!   anything else is answered `E` with a reason, never decoded lossily
 //!   (which could map two names onto one file).
 
 use super::{MAX_FILE, StopwaitConfig};
 use crate::proto::arq::{Acked, Received, Receiver, Sender};
+use crate::proto::budget::{self, BudgetConfig, SharedBudget};
 use crate::proto::data::{FileError, Files};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+    Admission, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession, Driven,
+    Transmit, Wake,
 };
 use crate::time::Instant;
 use crate::wire::stopwait::{Bit, Kind, MAX_MESSAGE, Packet};
@@ -79,6 +81,8 @@ enum Job {
 pub struct StopwaitServer {
     files: Rc<dyn Files>,
     config: StopwaitConfig,
+    /// The reflection budget every session of the socket draws from.
+    budget: SharedBudget,
     job: Job,
     /// The last datagram sent: repeated on a duplicate.
     last_answer: Vec<u8>,
@@ -157,11 +161,18 @@ const BUSY: &[u8] = b"busy";
 
 impl StopwaitServer {
     /// A session over `files`, created when its first datagram arrived at
-    /// `now`, outside any acceptor's bounds.
-    pub fn new(files: Rc<dyn Files>, config: StopwaitConfig, now: Instant) -> Self {
+    /// `now`, outside any acceptor's bounds, drawing from `budget` what it
+    /// sends an unvalidated peer.
+    pub fn new(
+        files: Rc<dyn Files>,
+        config: StopwaitConfig,
+        budget: SharedBudget,
+        now: Instant,
+    ) -> Self {
         Self {
             files,
             config,
+            budget,
             job: Job::Idle,
             last_answer: Vec::new(),
             out: VecDeque::new(),
@@ -210,7 +221,7 @@ impl StopwaitServer {
         }
     }
 
-    fn start_get(&mut self, cx: &Context<'_>, name: &str) {
+    fn start_get(&mut self, cx: &Context, name: &str) {
         match self.files.open(name) {
             Ok(source) if source.size().is_some_and(|s| s > MAX_FILE) => {
                 self.refuse(b"file too large");
@@ -234,7 +245,7 @@ impl StopwaitServer {
         }
     }
 
-    fn start_put(&mut self, cx: &Context<'_>, name: &str) {
+    fn start_put(&mut self, cx: &Context, name: &str) {
         match self.files.create(name, None) {
             Ok(sink) => {
                 info!("{} stopwait PUT {name}", cx.tag);
@@ -255,7 +266,7 @@ impl StopwaitServer {
 
     /// GET: the next block, or the FIN once every block is acknowledged
     /// and they add up to the size the file had at open.
-    fn send_next(&mut self, cx: &Context<'_>) {
+    fn send_next(&mut self, cx: &Context) {
         let Job::Get {
             sender,
             fin,
@@ -294,7 +305,7 @@ impl StopwaitServer {
         }
     }
 
-    fn on_get_packet(&mut self, cx: &Context<'_>, p: &Packet<'_>) {
+    fn on_get_packet(&mut self, cx: &Context, p: &Packet<'_>) {
         let Job::Get { sender, fin, .. } = &mut self.job else {
             return;
         };
@@ -323,7 +334,7 @@ impl StopwaitServer {
         }
     }
 
-    fn on_put_packet(&mut self, cx: &Context<'_>, p: &Packet<'_>) {
+    fn on_put_packet(&mut self, cx: &Context, p: &Packet<'_>) {
         let Job::Put {
             receiver,
             committed,
@@ -384,8 +395,8 @@ impl StopwaitServer {
         }
     }
 
-    fn on_datagram(&mut self, cx: &Context<'_>, input: Input<'_>) {
-        let Input::Datagram { payload, .. } = input else {
+    fn on_datagram(&mut self, cx: &Context, input: DatagramInput<'_>) {
+        let DatagramInput::Datagram { payload, .. } = input else {
             return;
         };
         if let Some(place) = &mut self.place {
@@ -456,27 +467,8 @@ impl StopwaitServer {
     }
 }
 
-impl Session for StopwaitServer {
-    fn side(&self) -> Side {
-        Side::Server
-    }
-
-    /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
-    }
-
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        self.on_datagram(cx, input);
-        // A session with no transfer in progress keeps its place only to
-        // repeat a last answer: at a bound it may be evicted.
-        let busy = self.busy();
-        if let Some(place) = &mut self.place {
-            place.set_busy(busy);
-        }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+impl Driven for StopwaitServer {
+    fn handle_timeout(&mut self, cx: &mut Context) {
         if self.close.is_some() {
             return;
         }
@@ -492,9 +484,43 @@ impl Session for StopwaitServer {
         }
     }
 
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.close.is_some() {
+            return None;
+        }
+        let soft = self.soft_close_at();
+        Some(if self.validated {
+            soft
+        } else {
+            soft.min(self.unvalidated_until())
+        })
+    }
+
+    /// The soft close and the unvalidated lifetime: a millisecond late is
+    /// fine.
+    fn wake(&self) -> Wake {
+        Wake::Coarse
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl DatagramSession for StopwaitServer {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        self.on_datagram(cx, input);
+        // A session with no transfer in progress keeps its place only to
+        // repeat a last answer: at a bound it may be evicted.
+        let busy = self.busy();
+        if let Some(place) = &mut self.place {
+            place.set_busy(busy);
+        }
+    }
+
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         _limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
@@ -520,34 +546,19 @@ impl Session for StopwaitServer {
             // answer, cannot send a victim more than its rate.
             if !self.validated
                 && let Some(peer) = cx.tag.peer
-                && cx.shared.udp_budget.take(peer.ip(), len, cx.now).is_err()
+                && self
+                    .budget
+                    .borrow_mut()
+                    .take(peer.ip(), len, cx.now)
+                    .is_err()
             {
                 debug!("{} stopwait answer withheld: UDP budget spent", cx.tag);
                 continue;
             }
             self.sent += len;
             buf.extend_from_slice(&d);
-            return Some(Transmit {
-                to: None,
-                len: d.len(),
-            });
+            return Some(Transmit::new(None, d.len()));
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.close.is_some() {
-            return None;
-        }
-        let soft = self.soft_close_at();
-        Some(if self.validated {
-            soft
-        } else {
-            soft.min(self.unvalidated_until())
-        })
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
     }
 }
 
@@ -563,7 +574,7 @@ struct Table {
     /// and, once their first call told them, their slab key.
     evictable: BTreeMap<(Class, u64), (IpAddr, Option<usize>)>,
     next_id: u64,
-    /// Keys of sessions evicted, for [`Acceptor::poll_evict`].
+    /// Keys of sessions evicted, for [`DatagramAcceptor::poll_evict`].
     evicted: Vec<usize>,
 }
 
@@ -692,6 +703,7 @@ pub struct StopwaitAcceptor {
     files: Rc<dyn Files>,
     config: StopwaitConfig,
     table: Rc<RefCell<Table>>,
+    budget: SharedBudget,
 }
 
 impl core::fmt::Debug for StopwaitAcceptor {
@@ -704,13 +716,24 @@ impl core::fmt::Debug for StopwaitAcceptor {
 }
 
 impl StopwaitAcceptor {
-    /// Sessions over `files` with these timers and bounds.
+    /// Sessions over `files` with these timers and bounds, sending
+    /// unvalidated peers what a default budget of their own allows;
+    /// [`with_budget`](Self::with_budget) shares one with other services.
     pub fn new(files: Rc<dyn Files>, config: StopwaitConfig) -> Self {
         Self {
             files,
             config,
             table: Rc::default(),
+            budget: budget::shared(BudgetConfig::default()),
         }
+    }
+
+    /// The same, drawing from `budget`: the budget bounds what the whole
+    /// process reflects, so every UDP service should share one.
+    #[must_use]
+    pub fn with_budget(mut self, budget: SharedBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Sessions holding a place now, and how many of them are unvalidated.
@@ -763,18 +786,13 @@ fn refusal(reply: &mut BytesMut, text: &[u8]) -> Admission {
     Admission::Reply
 }
 
-impl Acceptor for StopwaitAcceptor {
-    fn accept_stream(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
-        None
-    }
+/// No timers of its own: the budget refills lazily, on the next `take`.
+impl Driven for StopwaitAcceptor {}
 
-    fn accept_datagram(
+impl DatagramAcceptor for StopwaitAcceptor {
+    fn accept(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         from: SocketAddr,
         payload: &[u8],
         reply: &mut BytesMut,
@@ -796,9 +814,10 @@ impl Acceptor for StopwaitAcceptor {
             );
             return refusal(reply, BUSY);
         };
-        let mut session = StopwaitServer::new(self.files.clone(), self.config, cx.now);
+        let mut session =
+            StopwaitServer::new(self.files.clone(), self.config, self.budget.clone(), cx.now);
         session.place = Some(place);
-        Admission::Shared(Box::new(session))
+        Admission::shared(Box::new(session))
     }
 
     fn max_sessions(&self) -> Option<usize> {
@@ -816,9 +835,6 @@ impl Acceptor for StopwaitAcceptor {
 mod tests {
     use super::*;
     use crate::proto::data::{MemoryFiles, Sink, Source};
-    use crate::proto::testing::shared;
-    use crate::proto::{Shared, Tag};
-    use crate::time::Duration;
 
     fn peer(port: u16) -> SocketAddr {
         SocketAddr::from(([192, 0, 2, 1], port))
@@ -829,35 +845,28 @@ mod tests {
     }
 
     /// A session's calls, with the key the reactor would give it.
-    struct Driver {
-        sh: Shared,
-    }
+    struct Driver;
 
     impl Driver {
         fn new() -> Self {
-            Self {
-                sh: shared(Duration::from_secs(1), 1),
-            }
+            Self
         }
 
-        fn cx(&mut self, now: Instant, key: usize) -> Context<'_> {
-            Context {
-                now,
-                tag: Tag { key, peer: None },
-                shared: &mut self.sh,
-            }
+        fn cx(&mut self, now: Instant, key: usize) -> Context {
+            Context::new(now, key, None)
         }
 
         /// Feeds `d` from `from` and returns what the session sends.
         fn feed(
             &mut self,
-            s: &mut dyn Session,
+            s: &mut dyn DatagramSession,
             key: usize,
             now: Instant,
             from: SocketAddr,
             d: &[u8],
         ) -> Vec<Vec<u8>> {
-            let input = Input::Datagram {
+            let input = DatagramInput::Datagram {
+                endpoint: crate::proto::EndpointId::HOME,
                 from,
                 payload: d,
                 kernel_ns: None,
@@ -866,7 +875,7 @@ mod tests {
             self.drain(s, key, now)
         }
 
-        fn drain(&mut self, s: &mut dyn Session, key: usize, now: Instant) -> Vec<Vec<u8>> {
+        fn drain(&mut self, s: &mut dyn DatagramSession, key: usize, now: Instant) -> Vec<Vec<u8>> {
             let mut out = Vec::new();
             loop {
                 let mut b = BytesMut::new();
@@ -887,14 +896,21 @@ mod tests {
             now: Instant,
             from: SocketAddr,
             d: &[u8],
-        ) -> Result<Box<dyn Session>, Vec<u8>> {
+        ) -> Result<Box<dyn DatagramSession>, Vec<u8>> {
             let mut reply = BytesMut::new();
-            match a.accept_datagram(&mut self.cx(now, usize::MAX), from, d, &mut reply) {
-                Admission::Shared(s) => Ok(s),
+            match a.accept(&mut self.cx(now, usize::MAX), from, d, &mut reply) {
+                Admission::Start(admit) if !admit.own_socket && admit.bind.is_empty() => {
+                    Ok(admit.session)
+                }
                 Admission::Reply => Err(reply.to_vec()),
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A session outside any acceptor, with a budget of its own.
+    fn server(files: Rc<dyn Files>) -> StopwaitServer {
+        StopwaitServer::new(files, StopwaitConfig::default(), Rc::default(), at(0))
     }
 
     fn acceptor(files: &MemoryFiles, config: StopwaitConfig) -> StopwaitAcceptor {
@@ -1017,7 +1033,7 @@ mod tests {
                 size: 0,
                 yields: 0,
             };
-            let mut s = StopwaitServer::new(Rc::new(files), StopwaitConfig::default(), at(0));
+            let mut s = server(Rc::new(files));
             let mut d = Driver::new();
             let p = peer(1);
             d.feed(&mut s, 1, at(0), p, b"P000000f");
@@ -1041,7 +1057,7 @@ mod tests {
                 size,
                 yields,
             };
-            let mut s = StopwaitServer::new(Rc::new(files), StopwaitConfig::default(), at(0));
+            let mut s = server(Rc::new(files));
             let mut d = Driver::new();
             let p = peer(1);
             let mut answers = d.feed(&mut s, 1, at(0), p, b"G000000f");
@@ -1115,13 +1131,10 @@ mod tests {
         assert_eq!(s.poll_timeout(), Some(at(3_000)));
         s.handle_timeout(&mut d.cx(at(2_999), 1));
         assert!(d.drain(&mut *s, 1, at(2_999)).is_empty());
-        assert_eq!(s.poll_request(), None);
+        assert_eq!(s.poll_close(), None);
         s.handle_timeout(&mut d.cx(at(3_000), 1));
         assert!(d.drain(&mut *s, 1, at(3_000)).is_empty());
-        assert_eq!(
-            s.poll_request(),
-            Some(Request::Close(CloseReason::TimedOut { tries: 1 }))
-        );
+        assert_eq!(s.poll_close(), Some(CloseReason::TimedOut { tries: 1 }));
         assert_eq!(a.sessions(), (0, 0), "its place is free");
     }
 
@@ -1131,7 +1144,7 @@ mod tests {
         files.insert("f", vec![b'x'; 1000]);
         let mut d = Driver::new();
         let p = peer(1);
-        let mut s = StopwaitServer::new(Rc::new(files), StopwaitConfig::default(), at(0));
+        let mut s = server(Rc::new(files));
         assert_eq!(d.feed(&mut s, 1, at(0), p, b"G000000f").len(), 1);
         // 107 + 107 bytes need 72 received: the ninth 8-byte request.
         for n in 2..=8 {

@@ -8,7 +8,7 @@
 
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{CloseReason, Context, Driven, StreamInput, StreamSession};
 use crate::time::{Duration, Instant};
 use crate::wire::line;
 use crate::wire::tcpfile::{MAX_REQUEST, Request as FileRequest, Response};
@@ -95,7 +95,7 @@ impl Common {
         now: Instant,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if self.request_sent || self.request.len() > limit {
             return None;
         }
@@ -103,10 +103,7 @@ impl Common {
         self.request_sent = true;
         self.started = now;
         self.last_activity = now;
-        Some(Transmit {
-            to: None,
-            len: self.request.len(),
-        })
+        Some(self.request.len())
     }
 
     fn timeout(&self) -> Option<Instant> {
@@ -203,38 +200,50 @@ impl GetClient {
     }
 }
 
-impl Session for GetClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for GetClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.common.on_timeout(cx.now);
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.common.timeout()
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.common.close.take()
+    }
+}
+
+impl StreamSession for GetClient {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         if self.common.done {
             return;
         }
         self.common.last_activity = cx.now;
         match input {
-            Input::Stream(bytes) if self.size.is_none() => match self.common.answer_line(bytes) {
-                None => {}
-                Some((Ok(size), rest)) => {
-                    self.size = Some(size);
-                    if size == 0 {
-                        self.complete(cx.now);
-                    } else {
-                        self.body(cx.now, rest);
+            StreamInput::Bytes(bytes) if self.size.is_none() => {
+                match self.common.answer_line(bytes) {
+                    None => {}
+                    Some((Ok(size), rest)) => {
+                        self.size = Some(size);
+                        if size == 0 {
+                            self.complete(cx.now);
+                        } else {
+                            self.body(cx.now, rest);
+                        }
                     }
+                    Some((Err(line), _)) if line.starts_with("ERROR ") => {
+                        self.common
+                            .finish(Err(ClientError::refused(line)), CloseReason::Completed);
+                    }
+                    Some((Err(why), _)) => self.common.finish(
+                        Err(ClientError::Protocol(why)),
+                        CloseReason::Protocol("bad answer"),
+                    ),
                 }
-                Some((Err(line), _)) if line.starts_with("ERROR ") => {
-                    self.common
-                        .finish(Err(ClientError::refused(line)), CloseReason::Completed);
-                }
-                Some((Err(why), _)) => self.common.finish(
-                    Err(ClientError::Protocol(why)),
-                    CloseReason::Protocol("bad answer"),
-                ),
-            },
-            Input::Stream(bytes) => self.body(cx.now, bytes),
-            Input::StreamEnd => {
+            }
+            StreamInput::Bytes(bytes) => self.body(cx.now, bytes),
+            StreamInput::End => {
                 let why = match self.size {
                     Some(size) => format!(
                         "the connection closed after {} of {size} bytes",
@@ -245,30 +254,17 @@ impl Session for GetClient {
                 self.common
                     .finish(Err(ClientError::Protocol(why)), CloseReason::PeerClosed);
             }
-            Input::Failed(kind) => self.common.failed(kind),
-            Input::Datagram { .. } => {}
+            StreamInput::Failed(kind) => self.common.failed(kind),
         }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        self.common.on_timeout(cx.now);
     }
 
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         self.common.transmit_request(cx.now, limit, buf)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.common.timeout()
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.common.close.take().map(Request::Close)
     }
 }
 
@@ -316,18 +312,28 @@ impl PutClient {
     }
 }
 
-impl Session for PutClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for PutClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.common.on_timeout(cx.now);
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.common.timeout()
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.common.close.take()
+    }
+}
+
+impl StreamSession for PutClient {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         if self.common.done {
             return;
         }
         self.common.last_activity = cx.now;
         match input {
-            Input::Stream(bytes) => match self.common.answer_line(bytes) {
+            StreamInput::Bytes(bytes) => match self.common.answer_line(bytes) {
                 None => {}
                 Some((Ok(n), _)) if n == self.size && self.sent == self.size => {
                     let elapsed = cx.now - self.common.started;
@@ -350,27 +356,22 @@ impl Session for PutClient {
                     CloseReason::Protocol("bad answer"),
                 ),
             },
-            Input::StreamEnd => self.common.finish(
+            StreamInput::End => self.common.finish(
                 Err(ClientError::Protocol(
                     "the connection closed before an answer".into(),
                 )),
                 CloseReason::PeerClosed,
             ),
-            Input::Failed(kind) => self.common.failed(kind),
-            Input::Datagram { .. } => {}
+            StreamInput::Failed(kind) => self.common.failed(kind),
         }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        self.common.on_timeout(cx.now);
     }
 
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if self.common.done || limit == 0 {
             return None;
         }
@@ -397,7 +398,7 @@ impl Session for PutClient {
                 self.sent += n as u64;
                 self.common.progress.set(self.sent);
                 self.common.last_activity = cx.now;
-                Some(Transmit { to: None, len: n })
+                Some(n)
             }
             Err(kind) => {
                 self.common.finish(
@@ -411,21 +412,13 @@ impl Session for PutClient {
             }
         }
     }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.common.timeout()
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.common.close.take().map(Request::Close)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::data::{MemorySink, MemorySource};
-    use crate::proto::testing::{at, drain_tx, feed, shared};
+    use crate::proto::testing::{at, drain_tx, feed};
 
     fn peer() -> std::net::SocketAddr {
         "127.0.0.1:50002".parse().unwrap()
@@ -433,7 +426,6 @@ mod tests {
 
     #[test]
     fn get_commits_only_when_every_byte_arrived() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (sink, committed) = MemorySink::new();
         let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
@@ -443,10 +435,10 @@ mod tests {
             slot.clone(),
             Progress::default(),
         );
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"f:GET\n");
-        feed(&mut c, &mut sh, at(1), peer(), Input::Stream(b"OK 5\nhe"));
+        assert_eq!(drain_tx(&mut c, at(0)), b"f:GET\n");
+        feed(&mut c, at(1), peer(), StreamInput::Bytes(b"OK 5\nhe"));
         assert!(committed.borrow().is_none());
-        feed(&mut c, &mut sh, at(2), peer(), Input::Stream(b"llo"));
+        feed(&mut c, at(2), peer(), StreamInput::Bytes(b"llo"));
         assert_eq!(committed.borrow().clone(), Some(b"hello".to_vec()));
         assert_eq!(
             slot.get(),
@@ -459,7 +451,6 @@ mod tests {
 
     #[test]
     fn get_short_transfer_is_not_committed() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (sink, committed) = MemorySink::new();
         let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
@@ -469,16 +460,15 @@ mod tests {
             slot.clone(),
             Progress::default(),
         );
-        drain_tx(&mut c, &mut sh, at(0));
-        feed(&mut c, &mut sh, at(1), peer(), Input::Stream(b"OK 5\nhe"));
-        feed(&mut c, &mut sh, at(1), peer(), Input::StreamEnd);
+        drain_tx(&mut c, at(0));
+        feed(&mut c, at(1), peer(), StreamInput::Bytes(b"OK 5\nhe"));
+        feed(&mut c, at(1), peer(), StreamInput::End);
         assert!(committed.borrow().is_none());
         assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
     }
 
     #[test]
     fn get_refused() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (sink, _) = MemorySink::new();
         let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
@@ -488,13 +478,12 @@ mod tests {
             slot.clone(),
             Progress::default(),
         );
-        drain_tx(&mut c, &mut sh, at(0));
+        drain_tx(&mut c, at(0));
         feed(
             &mut c,
-            &mut sh,
             at(1),
             peer(),
-            Input::Stream(b"ERROR not found: f\n"),
+            StreamInput::Bytes(b"ERROR not found: f\n"),
         );
         assert_eq!(
             slot.get(),
@@ -504,7 +493,6 @@ mod tests {
 
     #[test]
     fn put_sends_size_then_bytes_and_checks_the_count() {
-        let mut sh = shared(Duration::from_secs(1), 1);
         let slot = OutcomeSlot::new();
         let src = MemorySource::new(b"hello".to_vec());
         let mut c = PutClient::new(
@@ -515,8 +503,8 @@ mod tests {
             slot.clone(),
             Progress::default(),
         );
-        assert_eq!(drain_tx(&mut c, &mut sh, at(0)), b"f:PUT:5\nhello");
-        feed(&mut c, &mut sh, at(3), peer(), Input::Stream(b"OK 5\n"));
+        assert_eq!(drain_tx(&mut c, at(0)), b"f:PUT:5\nhello");
+        feed(&mut c, at(3), peer(), StreamInput::Bytes(b"OK 5\n"));
         assert_eq!(
             slot.get(),
             Some(Ok(Done {

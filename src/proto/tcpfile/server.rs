@@ -15,7 +15,7 @@
 use crate::proto::data::{FileError, Files, Sink, Source};
 use crate::proto::idle::{IdleTimer, TcpTimeouts};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, FileChunk, Input, Request, Session, Side, Transmit,
+    CloseReason, Context, Driven, FileChunk, StreamAcceptor, StreamInput, StreamSession, Wake,
 };
 use crate::time::Instant;
 use crate::wire::line;
@@ -110,7 +110,7 @@ impl TcpFileStream {
         );
     }
 
-    fn start(&mut self, cx: &Context<'_>, line: &[u8]) {
+    fn start(&mut self, cx: &Context, line: &[u8]) {
         let Ok(request) = FileRequest::parse(line) else {
             let shown = String::from_utf8_lossy(line).into_owned();
             return self.refuse(Refusal::BadRequest, &shown);
@@ -224,21 +224,47 @@ fn refusal(e: FileError) -> Refusal {
     }
 }
 
-impl Session for TcpFileStream {
-    fn side(&self) -> Side {
-        Side::Server
+impl Driven for TcpFileStream {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if matches!(self.job, Job::Done) {
+            return;
+        }
+        if let Some(expired) = self.timer.on_timeout(cx.now) {
+            debug!("{} {}: closing", cx.tag, expired.as_str());
+            // A PUT in progress is dropped with its sink: nothing is stored.
+            self.finish(None, CloseReason::TimedOut { tries: 1 });
+        }
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.job, Job::Done) {
+            None
+        } else {
+            self.timer.poll_timeout()
+        }
+    }
+
+    /// The idle and request limits may fire a little late, never early.
+    fn wake(&self) -> Wake {
+        Wake::Coarse
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}
+
+impl StreamSession for TcpFileStream {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
         // Bytes after a GET's request are discarded: they are no progress.
-        if let Input::Stream(bytes) = input
+        if let StreamInput::Bytes(bytes) = input
             && !bytes.is_empty()
             && matches!(self.job, Job::Request | Job::Put { .. })
         {
             self.timer.touch(cx.now);
         }
         match input {
-            Input::Stream(bytes) => match self.job {
+            StreamInput::Bytes(bytes) => match self.job {
                 Job::Request => {
                     let joined;
                     let buf = if self.partial.is_empty() {
@@ -265,34 +291,22 @@ impl Session for TcpFileStream {
                 // After the request only a PUT's bytes matter.
                 Job::Get { .. } | Job::Done => {}
             },
-            Input::StreamEnd => match self.job {
+            StreamInput::End => match self.job {
                 Job::Put { .. } => self.upload(&[], true),
                 Job::Request => self.finish(None, CloseReason::PeerClosed),
                 // A GET client may half-close after its request.
                 Job::Get { .. } | Job::Done => {}
             },
-            Input::Failed(_) => self.finish(None, CloseReason::Aborted),
-            Input::Datagram { .. } => {}
-        }
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if matches!(self.job, Job::Done) {
-            return;
-        }
-        if let Some(expired) = self.timer.on_timeout(cx.now) {
-            debug!("{} {}: closing", cx.tag, expired.as_str());
-            // A PUT in progress is dropped with its sink: nothing is stored.
-            self.finish(None, CloseReason::TimedOut { tries: 1 });
+            StreamInput::Failed(_) => self.finish(None, CloseReason::Aborted),
         }
     }
 
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         limit: usize,
         buf: &mut BytesMut,
-    ) -> Option<Transmit> {
+    ) -> Option<usize> {
         if limit == 0 {
             return None;
         }
@@ -300,7 +314,7 @@ impl Session for TcpFileStream {
             let len = self.out.len().min(limit);
             buf.extend_from_slice(&self.out.split_to(len));
             self.timer.touch(cx.now);
-            return Some(Transmit { to: None, len });
+            return Some(len);
         }
         let Job::Get {
             source, remaining, ..
@@ -326,26 +340,9 @@ impl Session for TcpFileStream {
                     self.finish(None, CloseReason::Completed);
                 }
                 self.timer.touch(cx.now);
-                Some(Transmit { to: None, len: n })
+                Some(n)
             }
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if matches!(self.job, Job::Done) {
-            None
-        } else {
-            self.timer.poll_timeout()
-        }
-    }
-
-    /// The idle and request limits may fire a little late, never early.
-    fn is_coarse(&self) -> bool {
-        true
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        self.close.take().map(Request::Close)
     }
 
     fn poll_file(&mut self) -> Option<FileChunk> {
@@ -367,7 +364,7 @@ impl Session for TcpFileStream {
         })
     }
 
-    fn advance_file(&mut self, cx: &mut Context<'_>, n: u64) {
+    fn advance_file(&mut self, cx: &mut Context, n: u64) {
         if n > 0 {
             self.timer.touch(cx.now);
         }
@@ -419,26 +416,15 @@ impl TcpFileAcceptor {
     }
 }
 
-impl Acceptor for TcpFileAcceptor {
-    fn accept_stream(
-        &mut self,
-        cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
+/// No timers of its own.
+impl Driven for TcpFileAcceptor {}
+
+impl StreamAcceptor for TcpFileAcceptor {
+    fn accept(&mut self, cx: &mut Context, _peer: SocketAddr) -> Option<Box<dyn StreamSession>> {
         Some(Box::new(
             TcpFileStream::new(self.files.clone(), cx.now, self.timeouts)
                 .with_zero_copy(self.zero_copy),
         ))
-    }
-
-    fn accept_datagram(
-        &mut self,
-        _: &mut Context<'_>,
-        _: SocketAddr,
-        _: &[u8],
-        _: &mut BytesMut,
-    ) -> Admission {
-        Admission::Ignore
     }
 }
 
@@ -447,7 +433,7 @@ mod tests {
     use super::*;
     use crate::proto::data::MemoryFiles;
     use crate::proto::idle::testing::timed_out_by;
-    use crate::proto::testing::{at, drain_requests, drain_tx, feed, shared};
+    use crate::proto::testing::{at, cx, drain_tx, feed};
     use crate::time::Duration;
 
     fn peer() -> SocketAddr {
@@ -458,17 +444,16 @@ mod tests {
         TcpFileStream::new(Rc::new(files.clone()), at(0), TcpTimeouts::default())
     }
 
-    fn run(files: &MemoryFiles, chunks: &[&[u8]], eof: bool) -> (Vec<u8>, Vec<Request>) {
-        let mut sh = shared(Duration::from_secs(1), 1);
+    fn run(files: &MemoryFiles, chunks: &[&[u8]], eof: bool) -> (Vec<u8>, Option<CloseReason>) {
         let mut s = session(files);
         for c in chunks {
-            feed(&mut s, &mut sh, at(0), peer(), Input::Stream(c));
+            feed(&mut s, at(0), peer(), StreamInput::Bytes(c));
         }
         if eof {
-            feed(&mut s, &mut sh, at(0), peer(), Input::StreamEnd);
+            feed(&mut s, at(0), peer(), StreamInput::End);
         }
-        let out = drain_tx(&mut s, &mut sh, at(0));
-        (out, drain_requests(&mut s))
+        let out = drain_tx(&mut s, at(0));
+        (out, s.poll_close())
     }
 
     #[test]
@@ -479,13 +464,13 @@ mod tests {
         let (out, req) = run(&files, &[b"big.bin : GET\n"], false);
         assert!(out.starts_with(b"OK 200000\n"));
         assert_eq!(&out[10..], &body[..]);
-        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+        assert_eq!(req, Some(CloseReason::Completed));
         let (out, _) = run(&files, &[b"empty:GET\n"], false);
         assert_eq!(out, b"ERROR not found: empty\n");
         files.insert("empty", Vec::new());
         let (out, req) = run(&files, &[b"emp", b"ty:GET\n"], false);
         assert_eq!(out, b"OK 0\n");
-        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+        assert_eq!(req, Some(CloseReason::Completed));
     }
 
     #[test]
@@ -510,7 +495,7 @@ mod tests {
         );
         let (out, req) = run(&files, &[&[b'a'; 2000]], false);
         assert!(out.starts_with(b"ERROR bad request"));
-        assert_eq!(req.len(), 1);
+        assert!(req.is_some());
     }
 
     #[test]
@@ -522,7 +507,7 @@ mod tests {
             false,
         );
         assert_eq!(out, b"OK 11\n");
-        assert_eq!(req, vec![Request::Close(CloseReason::Completed)]);
+        assert_eq!(req, Some(CloseReason::Completed));
         assert_eq!(files.get("up.txt").unwrap(), b"hello world");
     }
 
@@ -544,21 +529,18 @@ mod tests {
         assert_eq!(out, b"ERROR short: half\n");
         assert_eq!(files.get("half"), None);
         // A connection that just drops (reset) leaves nothing either.
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = session(&files);
         feed(
             &mut s,
-            &mut sh,
             at(0),
             peer(),
-            Input::Stream(b"gone:PUT:100\nabc"),
+            StreamInput::Bytes(b"gone:PUT:100\nabc"),
         );
         feed(
             &mut s,
-            &mut sh,
             at(0),
             peer(),
-            Input::Failed(ErrorKind::ConnectionReset),
+            StreamInput::Failed(ErrorKind::ConnectionReset),
         );
         drop(s);
         assert_eq!(files.get("gone"), None);
@@ -596,59 +578,44 @@ mod tests {
     #[test]
     fn a_connection_that_never_sends_closes_at_exactly_the_first_limit() {
         let files = MemoryFiles::default();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = limited(&files, 300, 10_000);
         assert_eq!(s.poll_timeout(), Some(ms(300)), "armed from accept");
-        assert_eq!(timed_out_by(&mut s, &mut sh, ns_before(ms(300))), None);
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(300)));
+        assert_eq!(timed_out_by(&mut s, ns_before(ms(300))), None);
+        assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(300)));
         let mut s = limited(&files, 300_000, 10_000);
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(600_000)), Some(ms(10_000)));
+        assert_eq!(timed_out_by(&mut s, ms(600_000)), Some(ms(10_000)));
     }
 
     #[test]
     fn a_request_line_trickled_at_one_byte_a_second_closes_at_the_request_limit() {
         let files = MemoryFiles::default();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = limited(&files, 300_000, 10_000);
         let line = b"a-rather-long-file-name.txt:PUT:5\n";
         let mut closed = None;
         for (i, b) in line.iter().enumerate() {
             let now = ms(1_000 * (i as u64 + 1));
-            closed = timed_out_by(&mut s, &mut sh, ns_before(now));
+            closed = timed_out_by(&mut s, ns_before(now));
             if closed.is_some() {
                 break;
             }
-            feed(&mut s, &mut sh, now, peer(), Input::Stream(&[*b]));
+            feed(&mut s, now, peer(), StreamInput::Bytes(&[*b]));
         }
         assert_eq!(closed, Some(ms(10_000)), "from accept, not later");
-        assert_eq!(drain_tx(&mut s, &mut sh, ms(10_000)), b"");
+        assert_eq!(drain_tx(&mut s, ms(10_000)), b"");
     }
 
     #[test]
     fn a_put_that_makes_progress_lives_and_a_stalled_one_stores_nothing() {
         let files = MemoryFiles::default();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = limited(&files, 1_000, 2_000);
-        feed(
-            &mut s,
-            &mut sh,
-            ms(0),
-            peer(),
-            Input::Stream(b"up:PUT:1000\n"),
-        );
+        feed(&mut s, ms(0), peer(), StreamInput::Bytes(b"up:PUT:1000\n"));
         // 10 bytes every 900 ms for 18 s: past both limits, still alive.
         for i in 1..=20u64 {
-            assert_eq!(timed_out_by(&mut s, &mut sh, ms(900 * i)), None, "{i}");
-            feed(
-                &mut s,
-                &mut sh,
-                ms(900 * i),
-                peer(),
-                Input::Stream(&[1; 10]),
-            );
+            assert_eq!(timed_out_by(&mut s, ms(900 * i)), None, "{i}");
+            feed(&mut s, ms(900 * i), peer(), StreamInput::Bytes(&[1; 10]));
         }
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(19_000)));
-        assert_eq!(drain_tx(&mut s, &mut sh, ms(19_000)), b"", "no answer");
+        assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(19_000)));
+        assert_eq!(drain_tx(&mut s, ms(19_000)), b"", "no answer");
         drop(s);
         assert_eq!(files.get("up"), None, "nothing stored");
     }
@@ -657,24 +624,17 @@ mod tests {
     fn a_get_whose_reader_stops_closes_one_idle_limit_after_its_last_read() {
         let files = MemoryFiles::default();
         files.insert("f", vec![5; 100_000]);
-        let mut sh = shared(Duration::from_secs(1), 1);
         let mut s = limited(&files, 1_000, 10_000);
-        feed(&mut s, &mut sh, ms(0), peer(), Input::Stream(b"f:GET\n"));
-        let mut take = |s: &mut TcpFileStream, now| {
-            let mut cx = Context {
-                now,
-                tag: crate::proto::Tag { key: 0, peer: None },
-                shared: &mut sh,
-            };
-            s.poll_transmit(&mut cx, 10_000, &mut BytesMut::new())
+        feed(&mut s, ms(0), peer(), StreamInput::Bytes(b"f:GET\n"));
+        let take = |s: &mut TcpFileStream, now| {
+            s.poll_transmit(&mut cx(now, None), 10_000, &mut BytesMut::new())
         };
         // The socket takes 10 kB every 700 ms: alive well past the limit.
         for i in 0..5u64 {
             assert!(take(&mut s, ms(700 * i)).is_some());
         }
         // Then the reader stops (the reactor's buffer is full: no more calls).
-        let mut sh = shared(Duration::from_secs(1), 1);
-        assert_eq!(timed_out_by(&mut s, &mut sh, ms(60_000)), Some(ms(3_800)));
+        assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(3_800)));
     }
 
     /// A store whose uploads all fail at the final rename with `kind`.
@@ -707,26 +667,17 @@ mod tests {
             (ErrorKind::StorageFull, b"ERROR failed: f\n"),
             (ErrorKind::PermissionDenied, b"ERROR failed: f\n"),
         ] {
-            let mut sh = shared(Duration::from_secs(1), 1);
             let mut s =
                 TcpFileStream::new(Rc::new(FailingCommit(kind)), at(0), TcpTimeouts::default());
-            feed(
-                &mut s,
-                &mut sh,
-                at(0),
-                peer(),
-                Input::Stream(b"f:PUT:3\nabc"),
-            );
-            assert_eq!(drain_tx(&mut s, &mut sh, at(0)), line, "{kind:?}");
+            feed(&mut s, at(0), peer(), StreamInput::Bytes(b"f:PUT:3\nabc"));
+            assert_eq!(drain_tx(&mut s, at(0)), line, "{kind:?}");
             assert_eq!(
-                drain_requests(&mut s),
-                vec![Request::Close(CloseReason::Protocol(
-                    if kind == ErrorKind::AlreadyExists {
-                        "exists"
-                    } else {
-                        "failed"
-                    }
-                ))]
+                s.poll_close(),
+                Some(CloseReason::Protocol(if kind == ErrorKind::AlreadyExists {
+                    "exists"
+                } else {
+                    "failed"
+                }))
             );
         }
     }
@@ -734,29 +685,16 @@ mod tests {
     #[test]
     fn two_uploads_of_one_new_name_the_second_to_finish_is_refused() {
         let files = MemoryFiles::default();
-        let mut sh = shared(Duration::from_secs(1), 1);
         let (mut a, mut b) = (session(&files), session(&files));
         // Both requests are in before either body is complete.
-        feed(
-            &mut a,
-            &mut sh,
-            at(0),
-            peer(),
-            Input::Stream(b"n:PUT:4\naa"),
-        );
-        feed(
-            &mut b,
-            &mut sh,
-            at(0),
-            peer(),
-            Input::Stream(b"n:PUT:4\nbb"),
-        );
-        assert_eq!(drain_tx(&mut a, &mut sh, at(0)), b"");
-        assert_eq!(drain_tx(&mut b, &mut sh, at(0)), b"");
-        feed(&mut b, &mut sh, at(1), peer(), Input::Stream(b"bb"));
-        feed(&mut a, &mut sh, at(2), peer(), Input::Stream(b"aa"));
-        assert_eq!(drain_tx(&mut b, &mut sh, at(2)), b"OK 4\n");
-        assert_eq!(drain_tx(&mut a, &mut sh, at(2)), b"ERROR exists: n\n");
+        feed(&mut a, at(0), peer(), StreamInput::Bytes(b"n:PUT:4\naa"));
+        feed(&mut b, at(0), peer(), StreamInput::Bytes(b"n:PUT:4\nbb"));
+        assert_eq!(drain_tx(&mut a, at(0)), b"");
+        assert_eq!(drain_tx(&mut b, at(0)), b"");
+        feed(&mut b, at(1), peer(), StreamInput::Bytes(b"bb"));
+        feed(&mut a, at(2), peer(), StreamInput::Bytes(b"aa"));
+        assert_eq!(drain_tx(&mut b, at(2)), b"OK 4\n");
+        assert_eq!(drain_tx(&mut a, at(2)), b"ERROR exists: n\n");
         assert_eq!(files.get("n").unwrap(), b"bbbb");
     }
 }

@@ -11,9 +11,9 @@ use super::engine::{Engine, Event, Phase};
 use super::netascii::{FromNetascii, ToNetascii};
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress, Refusal};
-use crate::proto::{CloseReason, Context, Input, Request, Session, Side, Transmit};
+use crate::proto::{CloseReason, Context, DatagramInput, DatagramSession, Driven, Transmit, Wake};
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::{DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
+use crate::wire::tftp::{Block, DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -263,23 +263,45 @@ fn error_bytes(code: ErrorCode, message: &str) -> Vec<u8> {
     b.to_vec()
 }
 
-impl Session for TftpClient {
-    fn side(&self) -> Side {
-        Side::Client
+impl Driven for TftpClient {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if self.done {
+            return;
+        }
+        let event = self.engine.on_timeout(cx.now);
+        self.on_event(event, cx.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            None
+        } else {
+            self.engine.poll_timeout()
+        }
     }
 
     /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
+    fn wake(&self) -> Wake {
+        Wake::Coarse
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        // Only once the last packets (an ERROR, the final ACK) are out.
+        if self.engine.out.is_empty() {
+            self.close.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl DatagramSession for TftpClient {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
         let (from, payload) = match input {
-            Input::Datagram { from, payload, .. } => (from, payload),
-            Input::Failed(kind) => {
+            DatagramInput::Datagram { from, payload, .. } => (from, payload),
+            DatagramInput::Failed { kind, .. } => {
                 return self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
-            _ => return,
         };
         if self.done {
             return;
@@ -317,7 +339,7 @@ impl Session for TftpClient {
                     self.engine.on_data(block, data, cx.now)
                 }
             }
-            (Packet::Ack { block: 0 }, Verb::Put, true) => self.begin(None, cx.now),
+            (Packet::Ack { block: Block(0) }, Verb::Put, true) => self.begin(None, cx.now),
             (Packet::Data { block, data }, Verb::Get, false) => {
                 self.engine.on_data(block, data, cx.now)
             }
@@ -327,17 +349,9 @@ impl Session for TftpClient {
         self.on_event(event, cx.now);
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if self.done {
-            return;
-        }
-        let event = self.engine.on_timeout(cx.now);
-        self.on_event(event, cx.now);
-    }
-
     fn poll_transmit(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         _limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
@@ -362,33 +376,14 @@ impl Session for TftpClient {
         if let Some(stranger) = self.strangers.pop_front() {
             let d = error_bytes(ErrorCode::UnknownTransferId, "Unknown transfer ID");
             buf.extend_from_slice(&d);
-            return Some(Transmit {
-                to: Some(stranger),
-                len: d.len(),
-            });
+            return Some(Transmit::new(Some(stranger), d.len()));
         }
         let d = self.engine.out.pop_front()?;
         buf.extend_from_slice(&d);
         // Until the server answers, everything goes to its request port.
-        Some(Transmit {
-            to: Some(self.tid.unwrap_or(self.server)),
-            len: d.len(),
-        })
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.done {
-            None
-        } else {
-            self.engine.poll_timeout()
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        if self.engine.out.is_empty() {
-            self.close.take().map(Request::Close)
-        } else {
-            None
-        }
+        Some(Transmit::new(
+            Some(self.tid.unwrap_or(self.server)),
+            d.len(),
+        ))
     }
 }

@@ -2,18 +2,17 @@
 //!
 //! Owns what both roles do once a transfer runs: turning the ARQ core's
 //! block indices into 16-bit block numbers that roll over past 65535 to 0
-//! (and back, [`super::index_near`]), filling the RFC 7440 window, going
+//! (and back: [`Block`]), filling the RFC 7440 window, going
 //! back to the first unacknowledged block when an ACK shows a gap,
 //! re-acknowledging duplicates and out-of-order blocks, and the handshake
 //! packet (a request, an OACK, ACK 0) resent until the peer answers. The
 //! server and the clients wrap it with the parts that differ: requests,
 //! negotiation, transfer IDs.
 
-use super::index_near;
 use crate::proto::arq::{ArqConfig, EndRule, Received, Receiver, Sender, Timeout};
 use crate::proto::data::{Sink, Source};
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::Packet;
+use crate::wire::tftp::{Block, Packet};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 
@@ -117,7 +116,7 @@ impl Engine {
     pub(super) fn start_receiving(&mut self, sink: Box<dyn Sink>, ack0: bool, now: Instant) {
         let mut receiver = Receiver::new(self.arq(), sink);
         receiver.start(now);
-        let last_ack = packet(&Packet::Ack { block: 0 });
+        let last_ack = packet(&Packet::Ack { block: Block(0) });
         if ack0 {
             self.out.push_back(last_ack.clone());
         }
@@ -136,7 +135,7 @@ impl Engine {
                         self.retransmissions += 1;
                     }
                     self.highest_sent = self.highest_sent.max(index);
-                    let block = index as u16; // rollover: 65536 is block 0
+                    let block = Block::from_index(index);
                     self.out
                         .push_back(packet(&Packet::Data { block, data: &data }));
                 }
@@ -147,11 +146,11 @@ impl Engine {
     }
 
     /// An ACK arrived.
-    pub(super) fn on_ack(&mut self, block: u16, now: Instant) -> Event {
+    pub(super) fn on_ack(&mut self, block: Block, now: Instant) -> Event {
         let Phase::Sending(sender) = &mut self.phase else {
             return Event::Nothing;
         };
-        let index = index_near(block, sender.base().saturating_sub(1));
+        let index = block.index_near(sender.base().saturating_sub(1));
         if sender.on_ack(index, now) == crate::proto::arq::Acked::Advanced {
             if sender.is_done() {
                 self.moved = sender.bytes_sent();
@@ -168,14 +167,16 @@ impl Engine {
     }
 
     /// A DATA arrived.
-    pub(super) fn on_data(&mut self, block: u16, data: &[u8], now: Instant) -> Event {
+    pub(super) fn on_data(&mut self, block: Block, data: &[u8], now: Instant) -> Event {
         let Phase::Receiving { receiver, last_ack } = &mut self.phase else {
             return Event::Nothing;
         };
-        let index = index_near(block, receiver.expected());
+        let index = block.index_near(receiver.expected());
         match receiver.on_block(index, data, now) {
             Ok(Received::Accepted { ack: Some(i), last }) => {
-                *last_ack = packet(&Packet::Ack { block: i as u16 });
+                *last_ack = packet(&Packet::Ack {
+                    block: Block::from_index(i),
+                });
                 if last {
                     // The ACK of the last block says "stored": it leaves
                     // only once the file is under its final name. A failed
@@ -195,7 +196,9 @@ impl Engine {
             }
             Ok(Received::Accepted { ack: None, .. } | Received::Stray) => Event::Nothing,
             Ok(Received::Duplicate { ack } | Received::OutOfOrder { ack }) => {
-                *last_ack = packet(&Packet::Ack { block: ack as u16 });
+                *last_ack = packet(&Packet::Ack {
+                    block: Block::from_index(ack),
+                });
                 self.out.push_back(last_ack.clone());
                 Event::Nothing
             }

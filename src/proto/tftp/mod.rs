@@ -17,18 +17,6 @@ mod server;
 pub use client::{Done, TftpClient, Verb};
 pub use server::{AMPLIFICATION, TftpAcceptor, TftpConfig, TftpServer};
 
-/// The block index (1, 2, …) nearest to `near` whose low 16 bits are
-/// `wire`: how a rolled-over block number is read back. Serial-number
-/// arithmetic: a window never spans 32 768 blocks.
-pub(crate) fn index_near(wire: u16, near: u64) -> u64 {
-    let delta = wire.wrapping_sub(near as u16);
-    if delta < 0x8000 {
-        near + u64::from(delta)
-    } else {
-        near.saturating_sub(u64::from(near as u16).wrapping_sub(u64::from(wire)) & 0xffff)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,7 +25,7 @@ mod tests {
     use crate::proto::proxy::impair::{Counters, ImpairConfig};
     use crate::sim::{self, Dir, Report, Server, World};
     use crate::time::{Duration, Instant};
-    use crate::wire::tftp::{Mode, Options, Packet};
+    use crate::wire::tftp::{Block, Mode, Options, Packet};
     use std::net::SocketAddr;
     use std::rc::Rc;
 
@@ -336,7 +324,10 @@ mod tests {
         );
         assert!(matches!(
             Packet::parse(&pair.to_client_log[1]),
-            Ok(Packet::Data { block: 1, .. })
+            Ok(Packet::Data {
+                block: Block(1),
+                ..
+            })
         ));
         assert!(matches!(
             outcome,
@@ -497,17 +488,17 @@ mod tests {
 
     #[test]
     fn block_numbers_roll_over_to_zero_and_back() {
-        assert_eq!(index_near(1, 1), 1);
-        assert_eq!(index_near(65_535, 65_535), 65_535);
-        assert_eq!(index_near(0, 65_535), 65_536, "after 65535 comes 0");
-        assert_eq!(index_near(0, 65_536), 65_536);
+        assert_eq!(Block(1).index_near(1), 1);
+        assert_eq!(Block(65_535).index_near(65_535), 65_535);
+        assert_eq!(Block(0).index_near(65_535), 65_536, "after 65535 comes 0");
+        assert_eq!(Block(0).index_near(65_536), 65_536);
         assert_eq!(
-            index_near(65_535, 65_536),
+            Block(65_535).index_near(65_536),
             65_535,
             "one behind, across the wrap"
         );
-        assert_eq!(index_near(5, 65_540), 65_541);
-        assert_eq!(index_near(3, 131_072 + 1), 131_075);
-        assert_eq!(index_near(0, 1), 0, "block 0 before block 1");
+        assert_eq!(Block(5).index_near(65_540), 65_541);
+        assert_eq!(Block(3).index_near(131_072 + 1), 131_075);
+        assert_eq!(Block(0).index_near(1), 0, "block 0 before block 1");
     }
 }

@@ -45,10 +45,11 @@ use super::engine::{Engine, Event, Phase};
 use super::netascii::{FromNetascii, ToNetascii};
 use crate::proto::data::{FileError, Files, Sink, Source};
 use crate::proto::{
-    Acceptor, Admission, CloseReason, Context, Input, Request, Session, Side, Transmit,
+    Admission, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession, Driven,
+    Transmit, Wake,
 };
 use crate::time::{Duration, Instant};
-use crate::wire::tftp::{ErrorCode, Mode, Options, Packet, RequestFault};
+use crate::wire::tftp::{Block, ErrorCode, Mode, Options, Packet, RequestFault};
 use bytes::BytesMut;
 use core::cell::RefCell;
 use log::{debug, info};
@@ -408,7 +409,7 @@ impl TftpServer {
         granted
     }
 
-    fn start(&mut self, cx: &Context<'_>, payload: &[u8]) {
+    fn start(&mut self, cx: &Context, payload: &[u8]) {
         let Ok(request @ (Packet::Rrq { .. } | Packet::Wrq { .. })) = Packet::parse(payload) else {
             return self.fail(
                 ErrorCode::IllegalOperation,
@@ -502,18 +503,60 @@ impl TftpServer {
     }
 }
 
-impl Session for TftpServer {
-    fn side(&self) -> Side {
-        Side::Server
+impl Driven for TftpServer {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if self.close.is_some() {
+            return;
+        }
+        // Before the engine's timer: a repeat earns the resend it queues.
+        self.collect_credit();
+        if self.expires.is_some_and(|at| at <= cx.now) {
+            debug!(
+                "{} tftp peer never answered: ending after {:?} ({} datagrams withheld)",
+                cx.tag, self.config.unvalidated_lifetime, self.withheld
+            );
+            self.engine.phase = Phase::Done;
+            self.engine.out.clear();
+            self.close = Some(CloseReason::TimedOut { tries: 1 });
+            return;
+        }
+        if self.dally_until.is_some_and(|at| at <= cx.now) {
+            self.close.get_or_insert(CloseReason::Completed);
+            return;
+        }
+        let event = self.engine.on_timeout(cx.now);
+        self.on_event(event, cx.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.close.is_some() {
+            return None;
+        }
+        let timer = self.dally_until.or_else(|| self.engine.poll_timeout());
+        match (timer, self.expires) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        }
     }
 
     /// Retransmission timers: a millisecond late is fine.
-    fn is_coarse(&self) -> bool {
-        true
+    fn wake(&self) -> Wake {
+        Wake::Coarse
     }
 
-    fn handle_input(&mut self, cx: &mut Context<'_>, input: Input<'_>) {
-        let Input::Datagram { from, payload, .. } = input else {
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        // Close only once the last packets (an ERROR, the final ACK) are out.
+        if self.engine.out.is_empty() {
+            self.close.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl DatagramSession for TftpServer {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        let DatagramInput::Datagram { from, payload, .. } = input else {
             return;
         };
         if !self.started {
@@ -550,7 +593,7 @@ impl Session for TftpServer {
             }
         }
         let event = match (p, &self.engine.phase) {
-            (Packet::Ack { block: 0 }, Phase::Handshake { .. }) => {
+            (Packet::Ack { block: Block(0) }, Phase::Handshake { .. }) => {
                 match core::mem::replace(&mut self.pending, Pending::None) {
                     Pending::Source(source) => self.engine.start_sending(source, cx.now),
                     other => {
@@ -559,11 +602,11 @@ impl Session for TftpServer {
                     }
                 }
             }
-            (Packet::Data { block: 1, data }, Phase::Handshake { .. }) => {
+            (Packet::Data { block, data }, Phase::Handshake { .. }) if block == Block(1) => {
                 match core::mem::replace(&mut self.pending, Pending::None) {
                     Pending::Sink(sink) => {
                         self.engine.start_receiving(sink, false, cx.now);
-                        self.engine.on_data(1, data, cx.now)
+                        self.engine.on_data(block, data, cx.now)
                     }
                     other => {
                         self.pending = other;
@@ -586,43 +629,16 @@ impl Session for TftpServer {
         self.on_event(event, cx.now);
     }
 
-    fn handle_timeout(&mut self, cx: &mut Context<'_>) {
-        if self.close.is_some() {
-            return;
-        }
-        // Before the engine's timer: a repeat earns the resend it queues.
-        self.collect_credit();
-        if self.expires.is_some_and(|at| at <= cx.now) {
-            debug!(
-                "{} tftp peer never answered: ending after {:?} ({} datagrams withheld)",
-                cx.tag, self.config.unvalidated_lifetime, self.withheld
-            );
-            self.engine.phase = Phase::Done;
-            self.engine.out.clear();
-            self.close = Some(CloseReason::TimedOut { tries: 1 });
-            return;
-        }
-        if self.dally_until.is_some_and(|at| at <= cx.now) {
-            self.close.get_or_insert(CloseReason::Completed);
-            return;
-        }
-        let event = self.engine.on_timeout(cx.now);
-        self.on_event(event, cx.now);
-    }
-
     fn poll_transmit(
         &mut self,
-        _cx: &mut Context<'_>,
+        _cx: &mut Context,
         _limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
         if let Some(stranger) = self.strangers.pop_front() {
             let d = error_packet(ErrorCode::UnknownTransferId, "Unknown transfer ID");
             buf.extend_from_slice(&d);
-            return Some(Transmit {
-                to: Some(stranger),
-                len: d.len(),
-            });
+            return Some(Transmit::new(Some(stranger), d.len()));
         }
         loop {
             let d = self.engine.out.pop_front()?;
@@ -639,30 +655,7 @@ impl Session for TftpServer {
                 self.sent += d.len() as u64;
             }
             buf.extend_from_slice(&d);
-            return Some(Transmit {
-                to: Some(self.peer),
-                len: d.len(),
-            });
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.close.is_some() {
-            return None;
-        }
-        let timer = self.dally_until.or_else(|| self.engine.poll_timeout());
-        match (timer, self.expires) {
-            (Some(t), Some(e)) => Some(t.min(e)),
-            (t, e) => t.or(e),
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        // Close only once the last packets (an ERROR, the final ACK) are out.
-        if self.engine.out.is_empty() {
-            self.close.take().map(Request::Close)
-        } else {
-            None
+            return Some(Transmit::new(Some(self.peer), d.len()));
         }
     }
 }
@@ -784,18 +777,13 @@ fn small_error(reply: &mut BytesMut, code: ErrorCode, message: &str, asked: usiz
     .emit(reply);
 }
 
-impl Acceptor for TftpAcceptor {
-    fn accept_stream(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _peer: SocketAddr,
-    ) -> Option<Box<dyn Session>> {
-        None
-    }
+/// No timers: a session's place is freed by the session itself.
+impl Driven for TftpAcceptor {}
 
-    fn accept_datagram(
+impl DatagramAcceptor for TftpAcceptor {
+    fn accept(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut Context,
         from: SocketAddr,
         payload: &[u8],
         reply: &mut BytesMut,
@@ -834,7 +822,7 @@ impl Acceptor for TftpAcceptor {
                 return Admission::Reply;
             }
         };
-        Admission::OwnSocket(Box::new(TftpServer {
+        Admission::own_socket(Box::new(TftpServer {
             files: self.files.clone(),
             config: self.config,
             peer: from,
@@ -864,10 +852,9 @@ impl Acceptor for TftpAcceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Shared;
-    use crate::proto::Tag;
+    use crate::proto::EndpointId;
     use crate::proto::data::MemoryFiles;
-    use crate::proto::testing::{at, shared};
+    use crate::proto::testing::at;
     use std::collections::BTreeMap;
 
     /// What the acceptor did with a datagram.
@@ -882,11 +869,10 @@ mod tests {
 
     /// An acceptor and its sessions, driven by hand in virtual time the way
     /// the reactor drives them (evictions before admissions, transmits
-    /// then requests after every call).
+    /// then the end after every call).
     struct Rig {
         acceptor: TftpAcceptor,
-        sessions: BTreeMap<usize, Box<dyn Session>>,
-        shared: Shared,
+        sessions: BTreeMap<usize, Box<dyn DatagramSession>>,
         next_key: usize,
         /// Every datagram sent, by session key.
         sent: Vec<(usize, SocketAddr, Vec<u8>)>,
@@ -921,13 +907,13 @@ mod tests {
     }
 
     fn data(block: u16, bytes: &[u8]) -> Vec<u8> {
-        let mut b = BytesMut::new();
+        let (mut b, block) = (BytesMut::new(), Block(block));
         Packet::Data { block, data: bytes }.emit(&mut b);
         b.to_vec()
     }
 
     fn ack(block: u16) -> Vec<u8> {
-        let mut b = BytesMut::new();
+        let (mut b, block) = (BytesMut::new(), Block(block));
         Packet::Ack { block }.emit(&mut b);
         b.to_vec()
     }
@@ -937,7 +923,6 @@ mod tests {
             Self {
                 acceptor: TftpAcceptor::new(files, config),
                 sessions: BTreeMap::new(),
-                shared: shared(Duration::from_secs(30), 16),
                 next_key: 10,
                 sent: Vec::new(),
                 closed: BTreeMap::new(),
@@ -949,12 +934,8 @@ mod tests {
             Self::new(Rc::new(files.clone()), config)
         }
 
-        fn cx(&mut self, key: usize, now: Instant) -> Context<'_> {
-            Context {
-                now,
-                tag: Tag { key, peer: None },
-                shared: &mut self.shared,
-            }
+        fn cx(key: usize, now: Instant) -> Context {
+            Context::new(now, key, None)
         }
 
         /// A datagram at the listening port.
@@ -965,7 +946,7 @@ mod tests {
                 TftpAcceptor::new(Rc::new(MemoryFiles::default()), TftpConfig::default()),
             );
             let admission =
-                acceptor.accept_datagram(&mut self.cx(usize::MAX, now), from, payload, &mut reply);
+                acceptor.accept(&mut Self::cx(usize::MAX, now), from, payload, &mut reply);
             while let Some(key) = acceptor.poll_evict() {
                 // Dropped at once, as the reactor reaps it.
                 assert!(
@@ -978,10 +959,10 @@ mod tests {
             match admission {
                 Admission::Reply => Got::Reply(reply.to_vec()),
                 Admission::Ignore => Got::Ignored,
-                Admission::OwnSocket(session) => {
+                Admission::Start(admit) if admit.own_socket && admit.bind.is_empty() => {
                     let key = self.next_key;
                     self.next_key += 1;
-                    self.sessions.insert(key, session);
+                    self.sessions.insert(key, admit.session);
                     self.input(key, from, payload, now);
                     Got::Session(key)
                 }
@@ -993,16 +974,12 @@ mod tests {
             &mut self,
             key: usize,
             now: Instant,
-            f: impl FnOnce(&mut dyn Session, &mut Context<'_>),
+            f: impl FnOnce(&mut dyn DatagramSession, &mut Context),
         ) {
             let Some(mut s) = self.sessions.remove(&key) else {
                 return;
             };
-            let mut cx = Context {
-                now,
-                tag: Tag { key, peer: None },
-                shared: &mut self.shared,
-            };
+            let mut cx = Self::cx(key, now);
             f(s.as_mut(), &mut cx);
             let mut buf = BytesMut::new();
             while let Some(t) = s.poll_transmit(&mut cx, 65_536, &mut buf) {
@@ -1010,7 +987,7 @@ mod tests {
                 self.sent.push((key, t.to.unwrap(), d));
             }
             let _ = s.poll_timeout();
-            if let Some(Request::Close(reason)) = s.poll_request() {
+            if let Some(reason) = s.poll_close() {
                 self.closed.insert(key, (now, reason));
             } else {
                 self.sessions.insert(key, s);
@@ -1022,7 +999,8 @@ mod tests {
             self.with(key, now, |s, cx| {
                 s.handle_input(
                     cx,
-                    Input::Datagram {
+                    DatagramInput::Datagram {
+                        endpoint: EndpointId::HOME,
                         from,
                         payload,
                         kernel_ns: None,

@@ -1,0 +1,95 @@
+//! [`Controller`]: the bench's timer-only job (added detached), which
+//! closes report intervals and owns the `-t` end.
+//!
+//! Owns the interval grid's clock: it wakes at the next interval boundary
+//! or the end, whichever is first, and hands each closed interval to the
+//! [`OnInterval`] sink. It never closes an interval past the end (the run
+//! has no data there), never records figures, and holds no session.
+
+use super::run::Run;
+use crate::bench::report::IntervalReport;
+use crate::proto::{CloseReason, Context, Driven};
+use crate::time::Instant;
+use core::cell::RefCell;
+use std::rc::Rc;
+
+/// Where interval reports go as they close (shared by the controller and
+/// the driver, which closes the last one of a count-bounded run).
+pub type OnInterval = Rc<RefCell<dyn FnMut(&IntervalReport)>>;
+
+/// The timer-only job (added detached) that closes intervals and owns
+/// the `-t` end.
+pub struct Controller {
+    run: Rc<Run>,
+    on_interval: OnInterval,
+    close: Option<CloseReason>,
+    done: bool,
+}
+
+impl core::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Controller")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller that hands each closed interval to `on_interval`.
+    pub fn new(run: Rc<Run>, on_interval: OnInterval) -> Self {
+        Self {
+            run,
+            on_interval,
+            close: None,
+            done: false,
+        }
+    }
+
+    /// Closes every interval due by `now`, at `now`: a close a little late
+    /// makes that interval a little longer (its rates use the real length;
+    /// the grid does not drift). Called by the driver at the end of a run
+    /// as well.
+    pub fn close_due(run: &Run, now: Instant, on_interval: &OnInterval) {
+        loop {
+            let due = run.recorder.borrow().next_interval();
+            match due {
+                Some(at) if at <= now => {
+                    let report = run.recorder.borrow_mut().close_interval(now);
+                    (on_interval.borrow_mut())(&report);
+                    run.intervals.borrow_mut().push(report);
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+impl Driven for Controller {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if self.done {
+            return;
+        }
+        // Intervals past the end are not closed: the run has no data there.
+        let limit = self.run.end_at().map_or(cx.now, |end| end.min(cx.now));
+        Self::close_due(&self.run, limit, &self.on_interval);
+        if self.run.over(cx.now) || (self.run.active() == 0 && !self.run.may_start(cx.now)) {
+            self.done = true;
+            self.close = Some(CloseReason::Completed);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let next = self.run.recorder.borrow().next_interval();
+        match (next, self.run.end_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.close.take()
+    }
+}

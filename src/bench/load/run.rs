@@ -1,0 +1,239 @@
+//! [`Run`]: what every bench session of one run shares.
+//!
+//! Owns the run's bookkeeping: the recorder and the closed intervals, the
+//! `-t` end, the `-n` budget, the session slots and their sequence
+//! numbers, the success and failure counts that may stop a run, and the
+//! SIGINT end. It is passive: sessions and the driver call it with the
+//! reactor's `now`. It never reads the clock, never starts or ends a
+//! session itself, and never records anything on its own.
+
+use crate::bench::report::{IntervalReport, Recorder};
+use crate::time::Instant;
+use core::cell::{Cell, RefCell};
+
+/// Failures in a row, with no success between them, after which the run
+/// stops: a server that refuses everything would otherwise be hammered in
+/// a tight reconnect loop for the whole `-t`.
+pub const MAX_FAILURES_IN_A_ROW: u32 = 64;
+
+/// What every bench session of one run shares.
+#[derive(Debug)]
+pub struct Run {
+    /// Where figures go.
+    pub recorder: RefCell<Recorder>,
+    /// Closed intervals, oldest first (for the JSON document and the SVG).
+    pub intervals: RefCell<Vec<IntervalReport>>,
+    end_at: Option<Instant>,
+    /// Requests or transfers that may still start; `None`: unlimited.
+    budget: Cell<Option<u64>>,
+    stopped: Cell<bool>,
+    active: Cell<usize>,
+    free_slots: RefCell<Vec<usize>>,
+    /// Per-slot sequence numbers that outlive one session of the slot.
+    slot_seq: RefCell<Vec<u64>>,
+    successes: Cell<u64>,
+    failures_in_a_row: Cell<u32>,
+    last_event: Cell<Instant>,
+    fatal: RefCell<Option<String>>,
+    interrupted_at: Cell<Option<Instant>>,
+}
+
+impl Run {
+    /// A run of `slots` sessions at once that started at `start`.
+    #[must_use]
+    pub fn new(
+        recorder: Recorder,
+        start: Instant,
+        end_at: Option<Instant>,
+        budget: Option<u64>,
+        slots: usize,
+    ) -> Self {
+        Self {
+            recorder: RefCell::new(recorder),
+            intervals: RefCell::new(Vec::new()),
+            end_at,
+            budget: Cell::new(budget),
+            stopped: Cell::new(false),
+            active: Cell::new(0),
+            free_slots: RefCell::new((0..slots).rev().collect()),
+            slot_seq: RefCell::new(vec![0; slots]),
+            successes: Cell::new(0),
+            failures_in_a_row: Cell::new(0),
+            last_event: Cell::new(start),
+            fatal: RefCell::new(None),
+            interrupted_at: Cell::new(None),
+        }
+    }
+
+    /// The `-t` end, if any.
+    pub fn end_at(&self) -> Option<Instant> {
+        self.end_at
+    }
+
+    /// Whether nothing may be recorded or started any more at `now`.
+    pub fn over(&self, now: Instant) -> bool {
+        self.stopped.get() || self.end_at.is_some_and(|end| now >= end)
+    }
+
+    /// Takes one request or transfer from the `-n` budget; `false` when
+    /// the run is over or the budget is spent.
+    pub fn take(&self, now: Instant) -> bool {
+        if self.over(now) {
+            return false;
+        }
+        match self.budget.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                self.budget.set(Some(n - 1));
+                true
+            }
+        }
+    }
+
+    /// Whether a new session could still get work at `now`.
+    pub fn may_start(&self, now: Instant) -> bool {
+        !self.over(now) && self.budget.get() != Some(0)
+    }
+
+    /// A free slot for a new session, marked busy.
+    pub fn claim_slot(&self) -> Option<usize> {
+        let slot = self.free_slots.borrow_mut().pop()?;
+        self.active.set(self.active.get() + 1);
+        Some(slot)
+    }
+
+    /// The session in `slot` ended (exactly once per claim).
+    pub fn release_slot(&self, slot: usize) {
+        self.active.set(self.active.get().saturating_sub(1));
+        self.free_slots.borrow_mut().push(slot);
+    }
+
+    /// Sessions alive.
+    pub fn active(&self) -> usize {
+        self.active.get()
+    }
+
+    /// The next sequence number of `slot` (starting at 0).
+    pub fn next_seq(&self, slot: usize) -> u64 {
+        let mut seqs = self.slot_seq.borrow_mut();
+        let Some(seq) = seqs.get_mut(slot) else {
+            return 0;
+        };
+        let current = *seq;
+        *seq += 1;
+        current
+    }
+
+    /// A request or transfer succeeded at `now`.
+    pub fn succeeded(&self, now: Instant) {
+        self.successes.set(self.successes.get() + 1);
+        self.failures_in_a_row.set(0);
+        self.note(now);
+    }
+
+    /// A request or transfer failed at `now`; too many in a row stop the run.
+    pub fn failed(&self, now: Instant, why: &str) {
+        let n = self.failures_in_a_row.get() + 1;
+        self.failures_in_a_row.set(n);
+        self.note(now);
+        if n >= MAX_FAILURES_IN_A_ROW && self.successes.get() == 0 {
+            self.stop_with(format!(
+                "{n} failures in a row and no success; the last: {why}"
+            ));
+        }
+    }
+
+    /// Ends the run early but normally (SIGINT): nothing more is started
+    /// or recorded, and the report covers the run up to `now`.
+    pub fn interrupt(&self, now: Instant) {
+        if !self.stopped.get() {
+            self.stopped.set(true);
+            self.interrupted_at.set(Some(now));
+        }
+    }
+
+    /// When the run was interrupted, if it was.
+    pub fn interrupted_at(&self) -> Option<Instant> {
+        self.interrupted_at.get()
+    }
+
+    /// A session could not even start (no socket: the open-file limit, no
+    /// route): a local fault, so enough of them in a row stop the run even
+    /// after successes, where a lost answer would not.
+    pub fn start_failed(&self, now: Instant, why: &str) {
+        self.failed(now, why);
+        if self.failures_in_a_row.get() >= MAX_FAILURES_IN_A_ROW {
+            self.stop_with(format!(
+                "{MAX_FAILURES_IN_A_ROW} sessions in a row could not start; the last: {why}"
+            ));
+        }
+    }
+
+    /// No further request or transfer may start (what is left of the run
+    /// is too short for one).
+    pub fn exhaust(&self) {
+        self.budget.set(Some(0));
+    }
+
+    /// Stops the run for good with `why` (exit 2).
+    pub fn stop_with(&self, why: String) {
+        self.stopped.set(true);
+        self.fatal.borrow_mut().get_or_insert(why);
+    }
+
+    fn note(&self, now: Instant) {
+        if now > self.last_event.get() {
+            self.last_event.set(now);
+        }
+    }
+
+    /// Requests or transfers that succeeded.
+    pub fn successes(&self) -> u64 {
+        self.successes.get()
+    }
+
+    /// When the last request or transfer ended.
+    pub fn last_event(&self) -> Instant {
+        self.last_event.get()
+    }
+
+    /// Why the run was stopped early, if it was.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_FAILURES_IN_A_ROW;
+    use crate::bench::load::testing::run;
+    use crate::proto::testing::at;
+
+    #[test]
+    fn too_many_failures_stop_the_run() {
+        let r = run(None, None);
+        for _ in 0..MAX_FAILURES_IN_A_ROW {
+            assert!(r.fatal().is_none());
+            r.failed(at(1), "refused");
+        }
+        assert!(r.fatal().is_some_and(|w| w.contains("refused")));
+        assert!(!r.may_start(at(1)));
+
+        // After a success, lost answers alone do not stop a run; sockets
+        // that cannot even open do.
+        let r = run(None, None);
+        r.succeeded(at(1));
+        for _ in 0..2 * MAX_FAILURES_IN_A_ROW {
+            r.failed(at(2), "timeout");
+        }
+        assert!(r.fatal().is_none());
+        for _ in 0..MAX_FAILURES_IN_A_ROW {
+            r.start_failed(at(3), "too many open files");
+        }
+        assert!(r.fatal().is_some_and(|w| w.contains("could not start")));
+        let r = run(None, None);
+        r.exhaust();
+        assert!(!r.may_start(at(0)) && !r.take(at(0)));
+    }
+}

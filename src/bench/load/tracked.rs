@@ -1,0 +1,354 @@
+//! [`Tracked`]: one protocol client session, unchanged, measured.
+//!
+//! Owns the measuring around a wrapped client: counting its bytes (and
+//! datagrams) as they move, settling its outcome into the run when it
+//! closes, and holding the slot of a failed transfer for
+//! [`RETRY_BACKOFF`]. It never alters the wrapped session's bytes or
+//! deadlines (it only stops calling it once the run is over), never records
+//! at or after the run's end, and gives its slot back exactly once.
+
+use super::run::Run;
+use crate::proto::{
+    CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, StreamInput,
+    StreamSession, Transmit, Wake,
+};
+use crate::time::{Duration, Instant};
+use bytes::BytesMut;
+use std::rc::Rc;
+
+/// How a [`Tracked`] session's bytes are counted as they move.
+#[derive(Debug)]
+pub enum Count {
+    /// The client's own progress counter (payload bytes moved).
+    Progress(crate::proto::outcome::Progress),
+    /// What arrives: a datagram is one packet and its bytes, stream input
+    /// is bytes (lab streams, whose client keeps samples, not a counter).
+    Input,
+}
+
+/// Records a wrapped client's outcome when it closes, at `now`, `took`
+/// after it started; returns whether it succeeded.
+pub type Settle = Box<dyn FnOnce(&Run, Instant, Duration) -> bool>;
+
+/// How long a slot whose transfer failed waits before its replacement
+/// starts: a server that refuses at once ("too many transfers", "not
+/// found") would otherwise see a tight retry loop.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(10);
+
+/// One protocol client session, unchanged, measured. See the module docs.
+///
+/// Generic over the wrapped session's kind: `Tracked<dyn StreamSession>`
+/// is a stream session and `Tracked<dyn DatagramSession>` a datagram one;
+/// everything but the transport's own calls is written once, here.
+pub struct Tracked<S: ?Sized> {
+    inner: Box<S>,
+    run: Rc<Run>,
+    slot: usize,
+    started: Instant,
+    count: Count,
+    counted: u64,
+    now: Instant,
+    settle: Option<Settle>,
+    close: Option<CloseReason>,
+    done: bool,
+    /// A failed transfer holds its slot until then (see [`RETRY_BACKOFF`]).
+    backoff: Option<(Instant, CloseReason)>,
+}
+
+impl<S: ?Sized> core::fmt::Debug for Tracked<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tracked")
+            .field("slot", &self.slot)
+            .field("counted", &self.counted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Driven + ?Sized> Tracked<S> {
+    /// Wraps `inner`, started at `started` in `slot` (claimed by the caller).
+    pub fn new(
+        inner: Box<S>,
+        run: Rc<Run>,
+        slot: usize,
+        started: Instant,
+        count: Count,
+        settle: Settle,
+    ) -> Self {
+        Self {
+            inner,
+            run,
+            slot,
+            started,
+            count,
+            counted: 0,
+            now: started,
+            settle: Some(settle),
+            close: None,
+            done: false,
+            backoff: None,
+        }
+    }
+
+    fn sync_progress(&mut self, now: Instant) {
+        self.now = now;
+        if let Count::Progress(progress) = &self.count {
+            let moved = progress.get();
+            if moved > self.counted && !self.run.over(now) {
+                self.run
+                    .recorder
+                    .borrow_mut()
+                    .add_bytes(now, moved - self.counted);
+            }
+            self.counted = self.counted.max(moved);
+        }
+    }
+
+    fn abandon(&mut self) {
+        if let Some((_, reason)) = self.backoff.take() {
+            self.close = Some(reason);
+            self.run.release_slot(self.slot);
+        } else if !self.done {
+            self.done = true;
+            self.settle = None;
+            self.close = Some(CloseReason::Aborted);
+            self.run.release_slot(self.slot);
+        }
+    }
+
+    /// `handle_input` on either transport: `moved` is what the input
+    /// carries (packets, bytes) for [`Count::Input`], `failed` whether the
+    /// endpoint failed, and `feed` passes the input on.
+    fn input(
+        &mut self,
+        cx: &mut Context,
+        moved: Option<(u64, u64)>,
+        failed: bool,
+        feed: impl FnOnce(&mut S, &mut Context),
+    ) {
+        if self.done {
+            return;
+        }
+        if self.run.over(cx.now) {
+            return self.abandon();
+        }
+        if matches!(self.count, Count::Input)
+            && let Some((packets, bytes)) = moved
+        {
+            let mut rec = self.run.recorder.borrow_mut();
+            if packets > 0 {
+                rec.add_packets(cx.now, packets);
+            }
+            rec.add_bytes(cx.now, bytes);
+        }
+        feed(&mut self.inner, cx);
+        self.sync_progress(cx.now);
+        if failed {
+            // A failed TCP socket is freed right after this call, without
+            // asking for its end: settle now, and give the slot back now.
+            let _ = self.inner.poll_close();
+            self.done = true;
+            if let Some(settle) = self.settle.take()
+                && !self.run.over(cx.now)
+            {
+                settle(&self.run, cx.now, cx.now.saturating_since(self.started));
+            }
+            self.close = Some(CloseReason::Aborted);
+            self.run.release_slot(self.slot);
+        }
+    }
+
+    /// `poll_transmit` on either transport, through `pull`.
+    fn transmit<T>(&mut self, now: Instant, pull: impl FnOnce(&mut S) -> Option<T>) -> Option<T> {
+        if self.done {
+            return None;
+        }
+        let t = pull(&mut self.inner);
+        self.sync_progress(now);
+        t
+    }
+}
+
+impl<S: Driven + ?Sized> Driven for Tracked<S> {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        if self
+            .backoff
+            .as_ref()
+            .is_some_and(|(until, _)| cx.now >= *until)
+            || self.run.over(cx.now)
+        {
+            return self.abandon();
+        }
+        if self.done {
+            return;
+        }
+        self.inner.handle_timeout(cx);
+        self.sync_progress(cx.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if let Some((until, _)) = &self.backoff {
+            let until = *until;
+            return Some(until);
+        }
+        if self.done {
+            return None;
+        }
+        match (self.inner.poll_timeout(), self.run.end_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn wake(&self) -> Wake {
+        // Done, only the backoff is left: it need not be punctual.
+        if self.done {
+            Wake::Coarse
+        } else {
+            self.inner.wake()
+        }
+    }
+
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        if let Some(reason) = self.close.take() {
+            return Some(reason);
+        }
+        if self.done {
+            return None;
+        }
+        let reason = self.inner.poll_close()?;
+        self.done = true;
+        let now = self.now;
+        let succeeded = match self.settle.take() {
+            Some(settle) if !self.run.over(now) => {
+                settle(&self.run, now, now.saturating_since(self.started))
+            }
+            _ => true,
+        };
+        if !succeeded {
+            // Keep the slot (and the socket) a moment; see RETRY_BACKOFF.
+            self.backoff = Some((now + RETRY_BACKOFF, reason));
+            return None;
+        }
+        self.run.release_slot(self.slot);
+        Some(reason)
+    }
+
+    fn wants_input(&self) -> bool {
+        self.done || self.inner.wants_input()
+    }
+}
+
+impl StreamSession for Tracked<dyn StreamSession> {
+    fn handle_input(&mut self, cx: &mut Context, input: StreamInput<'_>) {
+        let moved = match input {
+            StreamInput::Bytes(bytes) => Some((0, bytes.len() as u64)),
+            StreamInput::End | StreamInput::Failed(_) => None,
+        };
+        let failed = matches!(input, StreamInput::Failed(_));
+        self.input(cx, moved, failed, |inner, cx| inner.handle_input(cx, input));
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<usize> {
+        self.transmit(cx.now, |inner| inner.poll_transmit(cx, limit, buf))
+    }
+
+    fn poll_file(&mut self) -> Option<FileChunk> {
+        if self.done {
+            None
+        } else {
+            self.inner.poll_file()
+        }
+    }
+
+    fn advance_file(&mut self, cx: &mut Context, n: u64) {
+        if !self.done {
+            self.inner.advance_file(cx, n);
+            self.sync_progress(cx.now);
+        }
+    }
+}
+
+impl DatagramSession for Tracked<dyn DatagramSession> {
+    fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
+        let moved = match input {
+            DatagramInput::Datagram { payload, .. } => Some((1, payload.len() as u64)),
+            DatagramInput::Failed { .. } => None,
+        };
+        let failed = matches!(input, DatagramInput::Failed { .. });
+        self.input(cx, moved, failed, |inner, cx| inner.handle_input(cx, input));
+    }
+
+    fn poll_transmit(
+        &mut self,
+        cx: &mut Context,
+        limit: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Transmit> {
+        let now = cx.now;
+        self.transmit(now, |inner| inner.poll_transmit(cx, limit, buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The wrapper scripted in virtual time: no socket, no clock.
+
+    use super::*;
+    use crate::bench::load::testing::{closes, run, timeout};
+    use crate::proto::testing::at;
+
+    /// A session that closes at once: a transfer refused by the server.
+    #[derive(Debug, Default)]
+    struct Refused {
+        asked: bool,
+    }
+
+    impl Driven for Refused {
+        fn poll_close(&mut self) -> Option<CloseReason> {
+            (!core::mem::replace(&mut self.asked, true)).then_some(CloseReason::Completed)
+        }
+    }
+
+    impl DatagramSession for Refused {
+        fn handle_input(&mut self, _cx: &mut Context, _input: DatagramInput<'_>) {}
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_failed_transfer_holds_its_slot_for_the_backoff() {
+        let r = run(None, None);
+        let slot = r.claim_slot().unwrap();
+        let settle: Settle = Box::new(|run, now, _| {
+            run.recorder.borrow_mut().add_error(now);
+            false
+        });
+        let mut s = Tracked::<dyn DatagramSession>::new(
+            Box::new(Refused::default()),
+            r.clone(),
+            slot,
+            at(0),
+            Count::Input,
+            settle,
+        );
+        timeout(&mut s, 1);
+        assert!(closes(&mut s).is_empty(), "held, not closed");
+        assert_eq!(r.active(), 1);
+        assert_eq!(s.poll_timeout(), Some(at(1) + RETRY_BACKOFF));
+        timeout(&mut s, 11);
+        assert_eq!(closes(&mut s), vec![CloseReason::Completed]);
+        assert_eq!(r.active(), 0);
+        assert_eq!(r.recorder.borrow_mut().finish(at(11)).figures.errors, 1);
+    }
+}

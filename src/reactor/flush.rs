@@ -1,0 +1,303 @@
+//! After any call into an entry's session: push its output out, arm its
+//! deadline, carry out its end, update interest.
+//!
+//! Owns the reactor's half of the seam's order of calls: the order itself
+//! is [`drive::after_call`](crate::proto::drive::after_call), shared with
+//! the simulator; this module supplies the transmit step (a stream's share
+//! of the turn's write budget, a datagram session's endpoints and GSO
+//! trains) and acts on what the session said afterwards. It never reads
+//! from a socket: input arrives through `stream.rs` and `datagram.rs`.
+
+use super::datagram::{UdpOut, transmit_udp};
+use super::entry::{Entry, EventKey, Io, Phase, Role, UdpState};
+use super::stream::transmit_stream;
+use super::timers::{Owner, Wake};
+use super::{Reactor, Sent};
+use crate::proto::drive::{After, after_call};
+use crate::proto::{Context, EndpointId};
+use log::{debug, warn};
+use mio::Interest;
+use std::io::ErrorKind;
+
+impl Reactor {
+    /// After any call into the session at `key`: transmit, arm its deadline,
+    /// carry out its end, update interest (the fixed order of `proto`).
+    pub(super) fn flush(&mut self, key: usize) {
+        let go_written = core::mem::take(&mut self.go_written);
+        let (home_parent, acceptor) = match self.entries.get(key) {
+            Some(e) if e.phase != Phase::Dead => (
+                matches!(e.io, Io::SharedUdp)
+                    .then(|| e.acceptor_key())
+                    .flatten(),
+                e.acceptor_key(),
+            ),
+            _ => return,
+        };
+        // A shared UDP session sends through its acceptor's socket.
+        let (entry, parent_entry) = match home_parent {
+            Some(p) => match self.entries.get2_mut(key, p) {
+                Some((e, pe)) => (e, Some(pe)),
+                None => return,
+            },
+            None => (&mut self.entries[key], None),
+        };
+        let mut cx = Context::new(self.now, key, entry.peer);
+
+        // 1. Transmit; then what the session says (the order of `drive`).
+        let mut wrote = 0;
+        let (sent, after) = match &mut entry.role {
+            Role::Stream(session) => {
+                let Io::Stream(stream) = &mut entry.io else {
+                    return;
+                };
+                let writable = entry.phase != Phase::Connecting;
+                let allowance = if entry.write_queued {
+                    0
+                } else {
+                    self.write_share
+                        .saturating_sub(go_written)
+                        .min(self.write_left)
+                };
+                let (high_water, out) = (self.config.high_water, &mut entry.out);
+                let (sent, after) = after_call(&mut **session, &mut cx, |s, cx| {
+                    transmit_stream(stream, writable, out, s, cx, high_water, allowance)
+                });
+                match sent {
+                    Ok((sent, written)) => {
+                        self.write_left -= written.min(self.write_left);
+                        wrote = written;
+                        (sent, after)
+                    }
+                    Err(kind) => return self.fail(key, kind),
+                }
+            }
+            Role::Datagram(session) => {
+                let home = match (&entry.io, &parent_entry) {
+                    (Io::Udp(s), _) => Some(s),
+                    (Io::SharedUdp, Some(p)) => match &p.io {
+                        Io::Udp(s) => Some(s),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(home) = home else {
+                    return;
+                };
+                let udp = entry.udp.get_or_insert_with(Box::default);
+                let UdpState { pending, more } = &mut **udp;
+                let sockets = (home, more.as_slice());
+                let mut out = UdpOut {
+                    sockets: &sockets,
+                    gso: &mut self.gso,
+                    sent: 0,
+                };
+                let peer = entry.peer;
+                let (budget, scratch) = (self.config.send_budget, &mut self.dgram_buf);
+                let result = after_call(&mut **session, &mut cx, |s, cx| {
+                    transmit_udp(&mut out, peer, pending, s, cx, scratch, budget)
+                });
+                self.stats.datagrams_out += out.sent;
+                result
+            }
+            Role::Job(job) => after_call(&mut **job, &mut cx, |_, _| Sent::All),
+            _ => return,
+        };
+
+        // 2. Room: what the transport could not take now.
+        entry.write_blocked = matches!(sent, Sent::SocketFull) && matches!(entry.io, Io::Stream(_));
+        match sent {
+            Sent::All => {}
+            // A stream waits for its next share: behind the other writers
+            // if it wrote this turn, ahead of them if the budget ran out
+            // before its go.
+            Sent::BudgetSpent if matches!(entry.io, Io::Stream(_)) => {
+                if !entry.write_queued {
+                    entry.write_queued = true;
+                    if wrote == 0 {
+                        self.starved.push(key);
+                    } else {
+                        self.deferred.push(key);
+                    }
+                }
+            }
+            Sent::BudgetSpent => self.still_ready.push(key),
+            Sent::SocketFull => {
+                // A shared socket's room is the acceptor's to watch.
+                let home_full = entry
+                    .pending_front()
+                    .is_none_or(|p| p.endpoint == EndpointId::HOME);
+                if home_full
+                    && let Some(Entry {
+                        role: Role::DatagramAcceptor(demux),
+                        ..
+                    }) = parent_entry
+                    && !demux.blocked.contains(&key)
+                {
+                    demux.blocked.push(key);
+                }
+            }
+        }
+
+        // 3. The end, then the deadline (a closing entry waits for its
+        //    linger time instead).
+        let After {
+            deadline,
+            wake,
+            close,
+            wants_input,
+        } = after;
+        if let Some(reason) = close {
+            debug!("{} closing: {reason:?}", cx.tag);
+            if entry.begin_close(&reason, self.now + self.config.linger) {
+                self.reap.push(key);
+                self.sync_acceptor_of(acceptor);
+                return;
+            }
+        }
+        let (want, wake) = match entry.phase {
+            Phase::Closing { until } => (Some(until), Wake::Coarse),
+            _ => (deadline, wake),
+        };
+        entry
+            .slot
+            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
+
+        // 4. Half-close a closing stream once its output is out; resume
+        //    reading a session that wants input again.
+        if entry.shut_write_if_flushed() {
+            if entry.read_closed {
+                entry.phase = Phase::Dead;
+                self.reap.push(key);
+                self.sync_acceptor_of(acceptor);
+                return;
+            }
+            // Discard whatever the peer still sends until its EOF.
+            self.still_ready.push(key);
+        }
+        if entry.read_paused && wants_input {
+            entry.read_paused = false;
+            self.still_ready.push(key);
+            for i in 1..=entry.more().len() {
+                let endpoint = EndpointId(u8::try_from(i).unwrap_or(u8::MAX));
+                self.still_ready.push(EventKey { key, endpoint }.token().0);
+            }
+        }
+        self.update_interest(home_parent.unwrap_or(key));
+        if home_parent.is_some() && !self.entries[key].more().is_empty() {
+            // Its own endpoints need WRITABLE while their datagrams wait.
+            self.update_interest(key);
+        }
+
+        // 5. The session may share state with its acceptor (hello's ID
+        //    registry): the acceptor's deadline may have moved.
+        self.sync_acceptor_of(acceptor);
+    }
+
+    /// Reads the deadline of the acceptor at `key` (and its accept retry)
+    /// and re-arms its slot if it changed.
+    pub(super) fn sync_acceptor(&mut self, key: usize) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        let (want, wake) = match &entry.role {
+            Role::StreamAcceptor(listen) => earlier(
+                listen.accept.retry_at.map(|at| (at, Wake::Coarse)),
+                listen
+                    .acceptor
+                    .poll_timeout()
+                    .map(|at| (at, listen.acceptor.wake())),
+            ),
+            Role::DatagramAcceptor(demux) => demux
+                .acceptor
+                .poll_timeout()
+                .map(|at| (at, demux.acceptor.wake())),
+            _ => return,
+        }
+        .map_or((None, Wake::Exact), |(at, wake)| (Some(at), wake));
+        entry
+            .slot
+            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
+    }
+
+    fn sync_acceptor_of(&mut self, acceptor: Option<usize>) {
+        if let Some(key) = acceptor {
+            self.sync_acceptor(key);
+        }
+    }
+
+    /// Registers `WRITABLE` on each of the entry's endpoints only while
+    /// output waits for room there.
+    pub(super) fn update_interest(&mut self, key: usize) {
+        let entry = &mut self.entries[key];
+        let want = interest(entry.wants_write(EndpointId::HOME));
+        if want != entry.interest {
+            let token = EventKey::home(key).token();
+            let result = match &mut entry.io {
+                Io::Stream(s) => Some(self.poll.registry().reregister(s, token, want)),
+                Io::Udp(s) => Some(self.poll.registry().reregister(s, token, want)),
+                _ => None,
+            };
+            match result {
+                Some(Ok(())) => entry.interest = want,
+                Some(Err(e)) => warn!("[#{key}] reregister: {e}"),
+                None => {}
+            }
+        }
+        let Some(udp) = entry.udp.as_deref_mut() else {
+            return;
+        };
+        let front = udp.pending.front().map(|p| p.endpoint);
+        for (i, ep) in udp.more.iter_mut().enumerate() {
+            let endpoint = EndpointId(u8::try_from(i + 1).unwrap_or(u8::MAX));
+            let want = interest(front == Some(endpoint));
+            if want == ep.interest {
+                continue;
+            }
+            let token = EventKey { key, endpoint }.token();
+            match self.poll.registry().reregister(&mut ep.socket, token, want) {
+                Ok(()) => ep.interest = want,
+                Err(e) => warn!("[#{key}] reregister endpoint {}: {e}", i + 1),
+            }
+        }
+    }
+
+    /// The socket failed: tell a stream session, then free the entry.
+    pub(super) fn fail(&mut self, key: usize, kind: ErrorKind) {
+        let entry = &mut self.entries[key];
+        if entry.phase == Phase::Dead {
+            return;
+        }
+        debug!(
+            "[#{key}{}] socket failed: {kind}",
+            super::fmt_peer(entry.peer)
+        );
+        if let Role::Stream(session) = &mut entry.role
+            && !matches!(entry.phase, Phase::Closing { .. })
+        {
+            let mut cx = Context::new(self.now, key, entry.peer);
+            session.handle_input(&mut cx, crate::proto::StreamInput::Failed(kind));
+        }
+        entry.phase = Phase::Dead;
+        self.reap.push(key);
+    }
+}
+
+fn interest(write: bool) -> Interest {
+    if write {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    }
+}
+
+/// The earlier of two deadlines, with its wake kind.
+fn earlier<T: Copy>(
+    a: Option<(crate::time::Instant, T)>,
+    b: Option<(crate::time::Instant, T)>,
+) -> Option<(crate::time::Instant, T)> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
