@@ -7,19 +7,18 @@
 //! has an outcome. It draws to standard error and only when that is a
 //! terminal; callers skip it entirely in `--json` mode.
 
+use crate::proto::outcome::Progress;
 use crate::proto::{CloseReason, Context, Driven};
 use crate::time::{Duration, Instant};
-use core::cell::Cell;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::rc::Rc;
 
 const TICK: Duration = Duration::from_millis(100);
 
 /// A progress bar fed by a byte counter, as a timer-only reactor job.
 pub struct Ticker {
     bar: ProgressBar,
-    bytes: Rc<Cell<u64>>,
+    bytes: Progress,
     done: Box<dyn Fn() -> bool>,
     next: Instant,
     finished: bool,
@@ -40,7 +39,7 @@ impl Ticker {
     /// terminal: no bar, no job.
     pub fn on_terminal(
         total: Option<u64>,
-        bytes: Rc<Cell<u64>>,
+        bytes: Progress,
         done: Box<dyn Fn() -> bool>,
     ) -> Option<Self> {
         if !std::io::stderr().is_terminal() {

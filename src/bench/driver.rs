@@ -1,7 +1,9 @@
 //! Starts the bench's sessions on the reactor and keeps `-P` of them alive.
 //!
 //! Owns the mapping from a [`Plan`] to sessions — which client session a
-//! mode uses, which socket it gets, how its outcome is recorded — and the
+//! mode uses, which socket it gets — and how a finished client's outcome
+//! is recorded: every protocol through the one `settle`, each success
+//! report adding its own figures (`Measured`). It also owns the
 //! refill step the run loop calls between reactor turns: a session that
 //! ended (a transfer done, a connection closed) is replaced while the run
 //! lasts. Sessions cannot start sessions, so this is the one place new
@@ -11,13 +13,14 @@
 use super::exchange::{EchoExchange, HelloExchange, MsgExchange};
 use super::load::{Count, Repeat, Run, Settle, Tracked};
 use super::plan::{MAX_STREAM_COUNT, Plan, Transport};
+use super::report::Recorder;
 use crate::cli::bench::{BenchMode, BenchProto};
 use crate::proto::data::{Sink, Source};
+use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
 use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp};
 use crate::reactor::{Reactor, udp_client_socket};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
-use core::cell::Cell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -232,7 +235,7 @@ impl Launcher {
     }
 
     fn hello_connect(&self, slot: usize, now: Instant) -> std::io::Result<Client> {
-        let outcome = hello::OutcomeSlot::default();
+        let outcome = OutcomeSlot::new();
         let mut ids = HelloExchange::new(
             self.run.clone(),
             slot,
@@ -251,27 +254,7 @@ impl Launcher {
             1,
             outcome.clone(),
         );
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(hello::Outcome::Answered {
-                verb: hello::client::Verb::Ok | hello::client::Verb::Reset,
-                ..
-            }) => {
-                let mut rec = run.recorder.borrow_mut();
-                rec.add_request(now, took);
-                rec.add_packets(now, 1);
-                drop(rec);
-                run.succeeded(now);
-                true
-            }
-            other => settle_failure(
-                run,
-                now,
-                other
-                    .as_ref()
-                    .map(|o| matches!(o, hello::Outcome::TimedOut { .. })),
-                &format!("hello: {}", describe(other.as_ref())),
-            ),
-        });
+        let settle = settle("hello", outcome);
         let inner = Client::Stream(Box::new(inner));
         Ok(self.tracked(inner, slot, now, Count::Input, settle))
     }
@@ -286,8 +269,8 @@ impl Launcher {
     }
 
     fn lab_file(&self, slot: usize, now: Instant) -> Client {
-        let outcome = lab::OutcomeSlot::default();
-        let progress = Rc::new(Cell::new(0));
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
         let request = self.plan.length.to_string();
         let inner = lab::Client::new(
             request.as_bytes(),
@@ -297,23 +280,7 @@ impl Launcher {
             outcome.clone(),
         )
         .with_progress(progress.clone());
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(lab::Outcome::Done(lab::Report::File {
-                expected,
-                received,
-                first_bad: None,
-                complete: true,
-                ..
-            })) if received == expected => transfer_done(run, now, received, took),
-            other => settle_failure(
-                run,
-                now,
-                other
-                    .as_ref()
-                    .map(|o| matches!(o, lab::Outcome::TimedOut(_))),
-                &format!("lab file: {other:?}"),
-            ),
-        });
+        let settle = settle("lab file", outcome);
         // Over UDP the client counts no progress: count datagrams as they
         // arrive (the `READY`/`DONE` lines add a few bytes; the transfer's
         // own byte count is exact).
@@ -342,7 +309,7 @@ impl Launcher {
         }
         let ms = format!("{}.{:06}", interval_ns / 1_000_000, interval_ns % 1_000_000);
         let request = format!("stream-{ms}-{count}-{}", self.plan.length);
-        let outcome = lab::OutcomeSlot::default();
+        let outcome = OutcomeSlot::new();
         let inner = lab::Client::new(
             request.as_bytes(),
             self.lab_transport(),
@@ -350,41 +317,14 @@ impl Launcher {
             self.plan.timeout,
             outcome.clone(),
         );
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(lab::Outcome::Done(lab::Report::Stream {
-                expected,
-                size,
-                interval_ns,
-                samples,
-                ..
-            })) => {
-                let st = crate::stats::stream_stats(&samples, expected, interval_ns, size);
-                let mut rec = run.recorder.borrow_mut();
-                rec.add_stream_counts(now, st.lost, st.reordered, st.duplicated);
-                for late in schedule_errors(&samples) {
-                    rec.add_schedule_error(now, late);
-                }
-                rec.add_transfer(now, st.unique * u64::from(size), took);
-                drop(rec);
-                run.succeeded(now);
-                true
-            }
-            other => settle_failure(
-                run,
-                now,
-                other
-                    .as_ref()
-                    .map(|o| matches!(o, lab::Outcome::TimedOut(_))),
-                &format!("lab stream: {other:?}"),
-            ),
-        });
+        let settle = settle("lab stream", outcome);
         let inner = self.on_transport(inner);
         Some(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
     fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
-        let outcome = tcpfile::OutcomeSlot::default();
-        let progress = tcpfile::Progress::default();
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
         let inner: Box<dyn StreamSession> = if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
@@ -407,15 +347,7 @@ impl Launcher {
                 progress.clone(),
             ))
         };
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(tcpfile::Outcome::Done { bytes, .. }) => transfer_done(run, now, bytes, took),
-            other => settle_failure(
-                run,
-                now,
-                other.as_ref().map(|o| *o == tcpfile::Outcome::TimedOut),
-                &format!("tcpfile: {other:?}"),
-            ),
-        });
+        let settle = settle("tcpfile", outcome);
         self.tracked(
             Client::Stream(inner),
             slot,
@@ -426,8 +358,8 @@ impl Launcher {
     }
 
     fn stopwait(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
-        let outcome = stopwait::OutcomeSlot::default();
-        let progress = Rc::new(Cell::new(0));
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
         let config = stopwait::StopwaitConfig {
             timeout: self.plan.timeout,
             tries: TRANSFER_TRIES,
@@ -460,17 +392,7 @@ impl Launcher {
                 .with_progress(progress.clone()),
             )
         };
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(stopwait::Outcome::Done { bytes, .. }) => transfer_done(run, now, bytes, took),
-            other => settle_failure(
-                run,
-                now,
-                other
-                    .as_ref()
-                    .map(|o| matches!(o, stopwait::Outcome::TimedOut { .. })),
-                &format!("stopwait: {other:?}"),
-            ),
-        });
+        let settle = settle("stopwait", outcome);
         let inner = Client::Datagram(inner);
         self.tracked(inner, slot, now, Count::Progress(progress), settle)
     }
@@ -483,8 +405,8 @@ impl Launcher {
         now: Instant,
     ) -> std::io::Result<Started> {
         use crate::wire::tftp::{Mode, Options};
-        let outcome = tftp::OutcomeSlot::default();
-        let progress = Rc::new(Cell::new(0));
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
         let mut options = Options {
             blksize: self.plan.blksize,
             windowsize: self.plan.windowsize,
@@ -520,17 +442,7 @@ impl Launcher {
             )
         }
         .with_progress(progress.clone());
-        let settle: Settle = Box::new(move |run, now, took| match outcome.borrow_mut().take() {
-            Some(tftp::Outcome::Done { bytes, .. }) => transfer_done(run, now, bytes, took),
-            other => settle_failure(
-                run,
-                now,
-                other
-                    .as_ref()
-                    .map(|o| matches!(o, tftp::Outcome::TimedOut(_))),
-                &format!("tftp: {other:?}"),
-            ),
-        });
+        let settle = settle("tftp", outcome);
         let run = self.run.clone();
         let count = Count::Progress(progress);
         let inner: Box<dyn DatagramSession> = Box::new(client);
@@ -547,30 +459,110 @@ impl Launcher {
     }
 }
 
-fn describe<T: core::fmt::Debug>(outcome: Option<&T>) -> String {
-    outcome.map_or_else(
-        || "the session ended without an outcome".into(),
-        |o| format!("{o:?}"),
-    )
+/// How every protocol's finished client is recorded, the same way: a
+/// success report adds its figures ([`Measured`]); a timeout counts as a
+/// timeout; a refusal, any other failure, an answer that is itself a
+/// failure, or no outcome at all counts as an error. `what` names the
+/// protocol in the failure's log line. Returns whether it succeeded.
+fn settle<T: Measured>(what: &'static str, outcome: OutcomeSlot<T>) -> Settle {
+    Box::new(move |run, now, took| {
+        let (timed_out, why) = match outcome.take() {
+            Some(Ok(report)) => match report.record(&mut run.recorder.borrow_mut(), now, took) {
+                Ok(()) => {
+                    run.succeeded(now);
+                    return true;
+                }
+                Err(why) => (false, why),
+            },
+            Some(Err(error)) => (
+                matches!(error, ClientError::TimedOut { .. }),
+                error.to_string(),
+            ),
+            None => (false, "the session ended without an outcome".into()),
+        };
+        let why = format!("{what}: {why}");
+        log::debug!("{why}");
+        if timed_out {
+            run.recorder.borrow_mut().add_timeout(now);
+        } else {
+            run.recorder.borrow_mut().add_error(now);
+        }
+        run.failed(now, &why);
+        false
+    })
 }
 
-fn transfer_done(run: &Run, now: Instant, bytes: u64, took: Duration) -> bool {
-    run.recorder.borrow_mut().add_transfer(now, bytes, took);
-    run.succeeded(now);
-    true
+/// A client's success report, as the bench records it.
+trait Measured: 'static {
+    /// Adds what the exchange measured to `rec` (at `now`, `took` after
+    /// it started); `Err` says why this answer is a failure after all.
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String>;
 }
 
-/// Records a failed transfer: `timed_out` is `Some(true)` for a timeout,
-/// `Some(false)` for another failure, `None` for no outcome at all.
-fn settle_failure(run: &Run, now: Instant, timed_out: Option<bool>, what: &str) -> bool {
-    log::debug!("{what}");
-    if timed_out == Some(true) {
-        run.recorder.borrow_mut().add_timeout(now);
-    } else {
-        run.recorder.borrow_mut().add_error(now);
+/// A registration answered: `OK` or `RESET` is a served request (the IDs
+/// repeat across the run); `ERROR` is not.
+impl Measured for hello::Answer {
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
+        if self.verb == hello::client::Verb::Error {
+            return Err(self.line);
+        }
+        rec.add_request(now, took);
+        rec.add_packets(now, 1);
+        Ok(())
     }
-    run.failed(now, what);
-    false
+}
+
+/// A file counts only whole and intact; a stream adds its losses and
+/// schedule errors, and the bytes of the segments that arrived.
+impl Measured for lab::Report {
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
+        match self {
+            Self::File {
+                expected,
+                received,
+                first_bad: None,
+                complete: true,
+                ..
+            } if received == expected => rec.add_transfer(now, received, took),
+            Self::Stream {
+                expected,
+                size,
+                interval_ns,
+                samples,
+                ..
+            } => {
+                let st = crate::stats::stream_stats(&samples, expected, interval_ns, size);
+                rec.add_stream_counts(now, st.lost, st.reordered, st.duplicated);
+                for late in schedule_errors(&samples) {
+                    rec.add_schedule_error(now, late);
+                }
+                rec.add_transfer(now, st.unique * u64::from(size), took);
+            }
+            other => return Err(format!("{other:?}")),
+        }
+        Ok(())
+    }
+}
+
+impl Measured for tcpfile::Done {
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
+        rec.add_transfer(now, self.bytes, took);
+        Ok(())
+    }
+}
+
+impl Measured for stopwait::Done {
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
+        rec.add_transfer(now, self.bytes, took);
+        Ok(())
+    }
+}
+
+impl Measured for tftp::Done {
+    fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
+        rec.add_transfer(now, self.bytes, took);
+        Ok(())
+    }
 }
 
 /// Each in-order segment's inter-arrival error, in ns: how much later
@@ -599,6 +591,7 @@ pub fn schedule_errors(samples: &[lab::StreamSample]) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::outcome::Outcome;
 
     fn s(seq: u64, sched_ns: u64, rx_ns: u64) -> lab::StreamSample {
         lab::StreamSample {
@@ -620,6 +613,64 @@ mod tests {
         // 1 came 10 ns late after 0; 3 came 20 ns early after 1.
         assert_eq!(schedule_errors(&samples), vec![10, -20]);
         assert!(schedule_errors(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_protocol_settles_the_same_way() {
+        fn settled<T: Measured>(run: &Run, outcome: Option<Outcome<T>>) -> bool {
+            let slot = OutcomeSlot::new();
+            if let Some(o) = outcome {
+                slot.set(o);
+            }
+            settle("test", slot)(run, Instant::from_millis(5), Duration::from_millis(5))
+        }
+        let run = Run::new(
+            Recorder::new(Instant::ZERO, None),
+            Instant::ZERO,
+            None,
+            None,
+            1,
+        );
+        let now = Instant::from_millis(5);
+        let took = Duration::from_millis(5);
+        let done = tcpfile::Done {
+            bytes: 100,
+            elapsed: took,
+        };
+        assert!(settled(&run, Some(Ok(done))));
+        let answer = |verb| hello::Answer {
+            line: "RESET 7".into(),
+            verb,
+            rtt: took,
+            tries: 1,
+        };
+        assert!(settled(&run, Some(Ok(answer(hello::client::Verb::Reset)))));
+        assert!(!settled(&run, Some(Ok(answer(hello::client::Verb::Error)))));
+        let short = lab::Report::File {
+            expected: 10,
+            received: 5,
+            first_bad: None,
+            elapsed: took,
+            datagrams: 0,
+            complete: false,
+        };
+        assert!(!settled(&run, Some(Ok(short))));
+        let timed_out = Err(ClientError::TimedOut { tries: 5 });
+        assert!(!settled::<stopwait::Done>(&run, Some(timed_out)));
+        let refused = Err(ClientError::refused("ERROR not found: f"));
+        assert!(!settled::<tftp::Done>(&run, Some(refused)));
+        assert!(!settled::<tftp::Done>(&run, None));
+        let figures = run.recorder.borrow_mut().finish(now).figures;
+        assert_eq!(
+            (
+                figures.transfers,
+                figures.requests,
+                figures.timeouts,
+                figures.errors
+            ),
+            (1, 1, 1, 4)
+        );
+        assert_eq!(run.successes(), 2);
     }
 
     #[test]

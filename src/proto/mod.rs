@@ -41,6 +41,7 @@ pub mod hello;
 pub mod idle;
 pub mod lab;
 pub mod msg;
+pub mod outcome;
 pub mod proxy;
 pub mod stopwait;
 pub mod tcpfile;

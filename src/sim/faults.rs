@@ -13,6 +13,7 @@
 
 use super::{Config, Report, Server, World};
 use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
+use crate::proto::outcome::{ClientError, OutcomeSlot};
 use crate::proto::proxy::impair::{Counters, ImpairConfig};
 use crate::proto::{CloseReason, DatagramAcceptor, DatagramSession, stopwait, tftp};
 use crate::time::Duration;
@@ -129,8 +130,8 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 
 /// Where each protocol's client leaves its outcome.
 enum Slot {
-    Stopwait(stopwait::OutcomeSlot),
-    Tftp(tftp::OutcomeSlot),
+    Stopwait(OutcomeSlot<stopwait::Done>),
+    Tftp(OutcomeSlot<tftp::Done>),
 }
 
 /// Runs `case` and checks the rule; `Err` says what broke it.
@@ -154,7 +155,7 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
                     tries: case.tries,
                     ..stopwait::StopwaitConfig::DEFAULT
                 };
-                let slot = stopwait::OutcomeSlot::default();
+                let slot = OutcomeSlot::new();
                 let client: Box<dyn DatagramSession> = if case.put {
                     let source = Box::new(source);
                     let c =
@@ -183,7 +184,7 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
                         ..Options::default()
                     }
                 };
-                let slot = tftp::OutcomeSlot::default();
+                let slot = OutcomeSlot::new();
                 let c = if case.put {
                     tftp::TftpClient::put(
                         links.server,
@@ -221,29 +222,29 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
     let report = world.run().map_err(|e| e.to_string())?;
 
     let ending = match slot {
-        Slot::Stopwait(slot) => match slot.borrow().clone() {
-            Some(stopwait::Outcome::Done {
+        Slot::Stopwait(slot) => match slot.take() {
+            Some(Ok(stopwait::Done {
                 bytes,
                 elapsed,
                 retransmissions,
-            }) if bytes == case.len as u64 => Ending::Done {
+            })) if bytes == case.len as u64 => Ending::Done {
                 elapsed,
                 retransmissions,
             },
-            Some(stopwait::Outcome::TimedOut { tries }) => Ending::GaveUp { tries },
+            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
             other => return Err(format!("outcome {other:?}")),
         },
-        Slot::Tftp(slot) => match slot.borrow().clone() {
-            Some(tftp::Outcome::Done {
+        Slot::Tftp(slot) => match slot.take() {
+            Some(Ok(tftp::Done {
                 bytes,
                 elapsed,
                 retransmissions,
                 ..
-            }) if bytes == case.len as u64 => Ending::Done {
+            })) if bytes == case.len as u64 => Ending::Done {
                 elapsed,
                 retransmissions,
             },
-            Some(tftp::Outcome::TimedOut(tries)) => Ending::GaveUp { tries },
+            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
             other => return Err(format!("outcome {other:?}")),
         },
     };

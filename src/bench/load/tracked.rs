@@ -14,14 +14,13 @@ use crate::proto::{
 };
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
-use core::cell::Cell;
 use std::rc::Rc;
 
 /// How a [`Tracked`] session's bytes are counted as they move.
 #[derive(Debug)]
 pub enum Count {
     /// The client's own progress counter (payload bytes moved).
-    Progress(Rc<Cell<u64>>),
+    Progress(crate::proto::outcome::Progress),
     /// What arrives: a datagram is one packet and its bytes, stream input
     /// is bytes (lab streams, whose client keeps samples, not a counter).
     Input,

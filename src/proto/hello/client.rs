@@ -11,6 +11,7 @@
 //! TCP connection and a [`DatagramSession`] on a UDP socket, with one
 //! [`Driven`] (the answer's deadline) for both.
 
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
 use crate::proto::{
     CloseReason, Context, DatagramInput, DatagramSession, Driven, StreamInput, StreamSession,
     Transmit,
@@ -19,9 +20,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::hello::{MAX_REQUEST, Request as HelloRequest, Response};
 use crate::wire::line;
 use bytes::BytesMut;
-use core::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 /// How the client reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,28 +34,19 @@ pub enum Transport {
     },
 }
 
-/// How the exchange ended.
+/// The server's answer: `line` (already checked to be a well-formed `OK`,
+/// `RESET` or `ERROR`) after `rtt`. Every verb is an answer; what a
+/// `RESET` or an `ERROR` means for the exit code is the caller's call.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server answered `line` (already checked to be a well-formed
-    /// `OK`, `RESET` or `ERROR`) after `rtt`.
-    Answered {
-        /// The answer, without terminator.
-        line: String,
-        /// Its verb: decides the exit code.
-        verb: Verb,
-        /// From the last send to the answer.
-        rtt: Duration,
-        /// Requests sent (UDP retries count).
-        tries: u32,
-    },
-    /// No answer within `timeout` after each of `tries` requests.
-    TimedOut {
-        /// Requests sent.
-        tries: u32,
-    },
-    /// The connection failed, closed early, or the answer was malformed.
-    Failed(String),
+pub struct Answer {
+    /// The answer, without terminator.
+    pub line: String,
+    /// Its verb.
+    pub verb: Verb,
+    /// From the last send to the answer.
+    pub rtt: Duration,
+    /// Requests sent (UDP retries count).
+    pub tries: u32,
 }
 
 /// The first word of an answer.
@@ -69,9 +59,6 @@ pub enum Verb {
     /// Refused.
     Error,
 }
-
-/// Where a [`Client`] leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -96,7 +83,7 @@ pub struct Client {
     max_tries: u32,
     state: State,
     partial: Vec<u8>,
-    outcome: OutcomeSlot,
+    outcome: OutcomeSlot<Answer>,
     close: Option<CloseReason>,
 }
 
@@ -108,7 +95,7 @@ impl Client {
         transport: Transport,
         timeout: Duration,
         tries: u32,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Answer>,
     ) -> Self {
         let max_tries = match transport {
             Transport::Tcp => 1,
@@ -126,12 +113,12 @@ impl Client {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Answer>, reason: CloseReason) {
         if matches!(self.state, State::Done) {
             return;
         }
         self.state = State::Done;
-        *self.outcome.borrow_mut() = Some(outcome);
+        self.outcome.set(outcome);
         self.close = Some(reason);
     }
 
@@ -145,7 +132,9 @@ impl Client {
                 // datagram, or a confused server).
                 let shown = String::from_utf8_lossy(line).into_owned();
                 return self.finish(
-                    Outcome::Failed(format!("answer for another ID: {shown:?}")),
+                    Err(ClientError::Protocol(format!(
+                        "answer for another ID: {shown:?}"
+                    ))),
                     CloseReason::Protocol("answer for another ID"),
                 );
             }
@@ -155,18 +144,20 @@ impl Client {
             Err(e) => {
                 let shown = String::from_utf8_lossy(line).into_owned();
                 return self.finish(
-                    Outcome::Failed(format!("malformed answer ({e}): {shown:?}")),
+                    Err(ClientError::Protocol(format!(
+                        "malformed answer ({e}): {shown:?}"
+                    ))),
                     CloseReason::Protocol("malformed answer"),
                 );
             }
         };
         self.finish(
-            Outcome::Answered {
+            Ok(Answer {
                 line: String::from_utf8_lossy(line).into_owned(),
                 verb,
                 rtt: now - sent_at,
                 tries,
-            },
+            }),
             CloseReason::Completed,
         );
     }
@@ -203,10 +194,7 @@ impl Client {
     }
 
     fn failed(&mut self, kind: std::io::ErrorKind) {
-        self.finish(
-            Outcome::Failed(std::io::Error::from(kind).to_string()),
-            CloseReason::Aborted,
-        );
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
     }
 }
 
@@ -224,7 +212,10 @@ impl Driven for Client {
         if tries < self.max_tries {
             self.state = State::Send { tries };
         } else {
-            self.finish(Outcome::TimedOut { tries }, CloseReason::TimedOut { tries });
+            self.finish(
+                Err(ClientError::TimedOut { tries }),
+                CloseReason::TimedOut { tries },
+            );
         }
     }
 
@@ -252,13 +243,15 @@ impl StreamSession for Client {
                     }
                     Ok(None) => {}
                     Err(e) => self.finish(
-                        Outcome::Failed(format!("answer {e}")),
+                        Err(ClientError::Protocol(format!("answer {e}"))),
                         CloseReason::Protocol("answer too long"),
                     ),
                 }
             }
             StreamInput::End => self.finish(
-                Outcome::Failed("connection closed before an answer".into()),
+                Err(ClientError::Protocol(
+                    "connection closed before an answer".into(),
+                )),
                 CloseReason::PeerClosed,
             ),
             StreamInput::Failed(kind) => self.failed(kind),
@@ -308,8 +301,8 @@ mod tests {
         "127.0.0.1:20009".parse().unwrap()
     }
 
-    fn client(transport: Transport, tries: u32) -> (Client, OutcomeSlot) {
-        let slot = OutcomeSlot::default();
+    fn client(transport: Transport, tries: u32) -> (Client, OutcomeSlot<Answer>) {
+        let slot = OutcomeSlot::new();
         let req = HelloRequest {
             id: HelloId::parse(b"0042").unwrap(),
         };
@@ -334,16 +327,16 @@ mod tests {
             server(),
             StreamInput::Bytes(b"OK 0042 127.0."),
         );
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed(&mut c, at(5), server(), StreamInput::Bytes(b"0.1 5000\n"));
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 line: "OK 0042 127.0.0.1 5000".into(),
                 verb: Verb::Ok,
                 rtt: Duration::from_millis(5),
                 tries: 1
-            })
+            }))
         );
         assert_eq!(c.poll_close(), Some(CloseReason::Completed));
     }
@@ -361,7 +354,7 @@ mod tests {
         timeout(&mut c, at(2_000));
         assert_eq!(drain_joined(&mut c, at(2_000)), b"HELLO 0042");
         timeout(&mut c, at(4_000));
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut { tries: 2 }));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 2 })));
         assert_eq!(c.poll_close(), Some(CloseReason::TimedOut { tries: 2 }));
     }
 
@@ -371,14 +364,14 @@ mod tests {
         drain_joined(&mut c, at(0));
         let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
         feed_datagram(&mut c, at(1), stranger, b"OK 42 1.2.3.4 5");
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed_datagram(&mut c, at(1), server(), b"RESET 0042");
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 verb: Verb::Reset,
                 ..
-            })
+            }))
         ));
     }
 
@@ -388,18 +381,18 @@ mod tests {
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"RESET 6\n"));
         assert!(
-            matches!(slot.borrow().clone(), Some(Outcome::Failed(why)) if why.contains("another ID"))
+            matches!(slot.get(), Some(Err(ClientError::Protocol(why))) if why.contains("another ID"))
         );
         // The same ID written differently is the same ID.
         let (mut c, slot) = client(Transport::Tcp, 1);
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"RESET 42\n"));
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Answered {
+            slot.get(),
+            Some(Ok(Answer {
                 verb: Verb::Reset,
                 ..
-            })
+            }))
         ));
     }
 
@@ -408,11 +401,11 @@ mod tests {
         let (mut c, slot) = client(Transport::Tcp, 1);
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"WHAT\n"));
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
 
         let (mut c, slot) = client(Transport::Tcp, 1);
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::End);
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
     }
 }

@@ -13,6 +13,6 @@ pub mod client;
 mod registry;
 mod server;
 
-pub use client::{Client, Outcome, OutcomeSlot, Transport};
+pub use client::{Answer, Client, Transport};
 pub use registry::{Expiry, Refused, Registry, SharedRegistry};
 pub use server::{HelloDatagramAcceptor, HelloStream, HelloStreamAcceptor, acceptors};

@@ -11,6 +11,7 @@
 //! TCP connection and a [`DatagramSession`] on a UDP socket, with one
 //! [`Driven`] (the silence timeout) for both.
 
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
 use crate::proto::{
     CloseReason, Context, DatagramInput, DatagramSession, Driven, StreamInput, StreamSession,
     Transmit,
@@ -21,9 +22,7 @@ use crate::wire::lab::{
 };
 use crate::wire::line;
 use bytes::BytesMut;
-use core::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 /// How the client reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,23 +90,7 @@ pub enum Report {
         /// Whether the stream ended normally (TCP EOF, or every segment).
         complete: bool,
     },
-    /// The server answered `ERROR …`.
-    Refused(String),
 }
-
-/// How the exchange ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The exchange finished; the report says how well.
-    Done(Report),
-    /// Nothing arrived for the idle timeout; what had arrived, if anything.
-    TimedOut(Option<Report>),
-    /// The connection failed.
-    Failed(String),
-}
-
-/// Where a [`Client`] leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 /// Samples kept beyond the expected count (room for duplicates); the
 /// expected count itself is bounded by the caller's `max_count`.
@@ -152,15 +135,15 @@ pub struct Client {
     line: Vec<u8>,
     file: FileProgress,
     stream: StreamProgress,
-    outcome: OutcomeSlot,
-    progress: Option<Rc<core::cell::Cell<u64>>>,
+    outcome: OutcomeSlot<Report>,
+    progress: Option<Progress>,
     close: Option<CloseReason>,
 }
 
 impl Client {
     /// Also counts a file's bytes into `progress` as they arrive.
     #[must_use]
-    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
         self
     }
@@ -173,7 +156,7 @@ impl Client {
         transport: Transport,
         max_count: u64,
         timeout: Duration,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Report>,
     ) -> Self {
         let (kind, expected_count) = match LabRequest::parse(request) {
             Ok(LabRequest::File(n)) => (Kind::File(n), 0),
@@ -202,12 +185,12 @@ impl Client {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Report>, reason: CloseReason) {
         if self.done {
             return;
         }
         self.done = true;
-        *self.outcome.borrow_mut() = Some(outcome);
+        self.outcome.set(outcome);
         self.close = Some(reason);
     }
 
@@ -239,7 +222,7 @@ impl Client {
 
     fn refused(&mut self, line: &[u8]) {
         let text = String::from_utf8_lossy(line).into_owned();
-        self.finish(Outcome::Done(Report::Refused(text)), CloseReason::Completed);
+        self.finish(Err(ClientError::refused(text)), CloseReason::Completed);
     }
 
     fn sample(&mut self, header: &[u8], rx_ns: u64) {
@@ -289,10 +272,10 @@ impl Client {
                 if self.line.len() >= max.max(256) {
                     let line = core::mem::take(&mut self.line);
                     self.finish(
-                        Outcome::Failed(format!(
+                        Err(ClientError::Protocol(format!(
                             "unexpected answer: {:?}",
                             String::from_utf8_lossy(&line[..64.min(line.len())])
-                        )),
+                        ))),
                         CloseReason::Protocol("unexpected answer"),
                     );
                 }
@@ -307,7 +290,7 @@ impl Client {
                     let rtt = now - self.sent_at.unwrap_or(now);
                     let matched = answer == self.request;
                     self.finish(
-                        Outcome::Done(Report::Echo {
+                        Ok(Report::Echo {
                             bytes: self.request.len(),
                             matched,
                             rtt,
@@ -353,7 +336,7 @@ impl Client {
                 let rtt = now - self.sent_at.unwrap_or(now);
                 let matched = payload == self.request.as_slice();
                 self.finish(
-                    Outcome::Done(Report::Echo {
+                    Ok(Report::Echo {
                         bytes: self.request.len(),
                         matched,
                         rtt,
@@ -369,7 +352,7 @@ impl Client {
                     self.file.ready = true;
                 } else if payload == format!("DONE {n}").as_bytes() {
                     let report = self.report(now, true);
-                    self.finish(Outcome::Done(report), CloseReason::Completed);
+                    self.finish(Ok(report), CloseReason::Completed);
                 } else {
                     // A lost datagram leaves no gap in the count, so check
                     // each datagram against the phase of its own first byte.
@@ -398,7 +381,7 @@ impl Client {
                 let unique_enough = self.stream.samples.len() as u64 >= self.expected_count;
                 if unique_enough && self.all_seen() {
                     let report = self.report(now, true);
-                    self.finish(Outcome::Done(report), CloseReason::Completed);
+                    self.finish(Ok(report), CloseReason::Completed);
                 }
             }
         }
@@ -447,7 +430,9 @@ impl Client {
         };
         if matches!(self.kind, Kind::Echo) {
             self.finish(
-                Outcome::Failed("connection closed before the echo".into()),
+                Err(ClientError::Protocol(
+                    "connection closed before the echo".into(),
+                )),
                 CloseReason::PeerClosed,
             );
         } else if !self.line.is_empty() {
@@ -455,15 +440,12 @@ impl Client {
             self.refused(line.strip_suffix(b"\n").unwrap_or(&line));
         } else {
             let report = self.report(now, complete);
-            self.finish(Outcome::Done(report), CloseReason::PeerClosed);
+            self.finish(Ok(report), CloseReason::PeerClosed);
         }
     }
 
     fn failed(&mut self, kind: std::io::ErrorKind) {
-        self.finish(
-            Outcome::Failed(std::io::Error::from(kind).to_string()),
-            CloseReason::Aborted,
-        );
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
     }
 
     /// The request, once: appended to `buf`, with where it goes.
@@ -503,13 +485,17 @@ impl Driven for Client {
         match (self.transport, &self.kind, report) {
             // A UDP stream ends in silence: that is its normal end.
             (Transport::Udp { .. }, Kind::Stream(_), Some(report)) => {
-                self.finish(Outcome::Done(report), CloseReason::Completed);
+                self.finish(Ok(report), CloseReason::Completed);
             }
             (_, _, report) => {
-                self.finish(
-                    Outcome::TimedOut(report),
-                    CloseReason::TimedOut { tries: 1 },
-                );
+                // What had arrived stays with the failure, for the summary.
+                if !self.done {
+                    self.done = true;
+                    let tries = 1;
+                    self.outcome
+                        .fail_after(report, ClientError::TimedOut { tries });
+                    self.close = Some(CloseReason::TimedOut { tries });
+                }
             }
         }
     }
@@ -596,8 +582,8 @@ mod tests {
         "127.0.0.1:8120".parse().unwrap()
     }
 
-    fn client(request: &[u8], transport: Transport) -> (Client, OutcomeSlot) {
-        let slot = OutcomeSlot::default();
+    fn client(request: &[u8], transport: Transport) -> (Client, OutcomeSlot<Report>) {
+        let slot = OutcomeSlot::new();
         (
             Client::new(
                 request,
@@ -638,8 +624,8 @@ mod tests {
         feed(&mut c, at(2), server(), StreamInput::Bytes(b"hel"));
         feed(&mut c, at(3), server(), StreamInput::Bytes(b"lo\n"));
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Done(Report::Echo {
+            slot.get(),
+            Some(Ok(Report::Echo {
                 bytes: 5,
                 matched: true,
                 rtt: Duration::from_millis(3)
@@ -664,15 +650,15 @@ mod tests {
             StreamInput::Bytes(b"KLMNOPQRSTUVWXYZABCX"),
         );
         feed(&mut c, at(4), server(), StreamInput::End);
-        let Some(Outcome::Done(Report::File {
+        let Some(Ok(Report::File {
             received,
             first_bad,
             complete,
             elapsed,
             ..
-        })) = slot.borrow().clone()
+        })) = slot.get()
         else {
-            panic!("{:?}", slot.borrow())
+            panic!("{slot:?}")
         };
         assert_eq!((received, first_bad, complete), (30, Some(29), true));
         assert_eq!(elapsed, Duration::from_millis(4));
@@ -689,9 +675,9 @@ mod tests {
             StreamInput::Bytes(b"ERROR file too large: limit 123456789\n"),
         );
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Done(Report::Refused(
-                "ERROR file too large: limit 123456789".into()
+            slot.get(),
+            Some(Err(ClientError::refused(
+                "ERROR file too large: limit 123456789"
             )))
         );
         assert_eq!(c.poll_close(), Some(CloseReason::Completed));
@@ -709,12 +695,12 @@ mod tests {
             feed(&mut c, at(k as u64), server(), StreamInput::Bytes(chunk));
         }
         feed(&mut c, at(20), server(), StreamInput::End);
-        let Some(Outcome::Done(Report::Stream {
+        let Some(Ok(Report::Stream {
             samples,
             complete,
             kernel_timestamps,
             ..
-        })) = slot.borrow().clone()
+        })) = slot.get()
         else {
             panic!()
         };
@@ -731,15 +717,15 @@ mod tests {
         assert_eq!(drain_joined(&mut c, at(0)), b"stream-0.1-3-64");
         dgram(&mut c, at(1), &segment(0, 0, 64), Some(1_000));
         dgram(&mut c, at(1), &segment(2, 200_000, 64), Some(201_000));
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         dgram(&mut c, at(1), &segment(1, 100_000, 64), Some(202_000));
-        let Some(Outcome::Done(Report::Stream {
+        let Some(Ok(Report::Stream {
             samples,
             complete,
             kernel_timestamps,
             expected,
             ..
-        })) = slot.borrow().clone()
+        })) = slot.get()
         else {
             panic!()
         };
@@ -763,9 +749,9 @@ mod tests {
             "then a second of silence ends it"
         );
         c.handle_timeout(&mut cx(at(1_001), None));
-        let Some(Outcome::Done(Report::Stream {
+        let Some(Ok(Report::Stream {
             samples, complete, ..
-        })) = slot.borrow().clone()
+        })) = slot.get()
         else {
             panic!()
         };
@@ -781,8 +767,8 @@ mod tests {
         dgram(&mut c, at(1), b"AB", None);
         dgram(&mut c, at(2), b"DONE 28", None);
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Done(Report::File {
+            slot.get(),
+            Some(Ok(Report::File {
                 received: 28,
                 first_bad: None,
                 datagrams: 2,
@@ -800,8 +786,8 @@ mod tests {
         dgram(&mut c, at(1), b"EFGHIJKLMX", None);
         dgram(&mut c, at(2), b"DONE 60", None);
         assert!(matches!(
-            slot.borrow().clone(),
-            Some(Outcome::Done(Report::File {
+            slot.get(),
+            Some(Ok(Report::File {
                 received: 30,
                 first_bad: Some(29),
                 ..
@@ -815,9 +801,10 @@ mod tests {
         drain_joined(&mut c, at(0));
         let mut cx = cx(at(4_999), None);
         c.handle_timeout(&mut cx);
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         cx.now = at(5_000);
         c.handle_timeout(&mut cx);
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut(None)));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 1 })));
+        assert_eq!(slot.take_partial(), None, "nothing had arrived");
     }
 }

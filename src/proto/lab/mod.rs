@@ -11,7 +11,7 @@ mod client;
 mod schedule;
 mod server;
 
-pub use client::{Client, Outcome, OutcomeSlot, Report, StreamSample, Transport};
+pub use client::{Client, Report, StreamSample, Transport};
 pub use schedule::Schedule;
 pub use server::{LabDatagramAcceptor, LabDatagrams, LabStream, LabStreamAcceptor};
 

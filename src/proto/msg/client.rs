@@ -6,18 +6,17 @@
 //! L equal to what was sent, or `ERR too large <max>`.
 
 use crate::proto::data::Source;
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
 use crate::proto::{CloseReason, Context, Driven, StreamInput, StreamSession};
 use crate::time::{Duration, Instant};
 use crate::wire::msg::{Answer, FrameHeader, HEADER_LEN};
 use bytes::BytesMut;
-use core::cell::RefCell;
-use std::rc::Rc;
 
-/// How the exchange ended.
+/// The server's receipt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Receipt {
     /// `OK <len>` arrived after `elapsed` (from the first byte sent).
-    Receipt {
+    One {
         /// Payload bytes the server counted.
         len: u64,
         /// From the first byte sent to the receipt.
@@ -25,7 +24,7 @@ pub enum Outcome {
     },
     /// Every one of `frames` receipts arrived, each for the right length
     /// (from [`RepeatClient`]).
-    Receipts {
+    Many {
         /// Frames sent and acknowledged.
         frames: u64,
         /// Payload bytes in all of them.
@@ -33,19 +32,13 @@ pub enum Outcome {
         /// From the first byte sent to the last receipt.
         elapsed: Duration,
     },
-    /// `ERR too large <max>`.
+    /// `ERR too large <max>`: an answer, whose limit the caller reports
+    /// (as a refusal).
     TooLarge {
         /// The server's limit.
         max: u64,
     },
-    /// Nothing moved for the timeout.
-    TimedOut,
-    /// The connection or the source failed, or the answer was wrong.
-    Failed(String),
 }
-
-/// Where a [`Client`] leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 /// The longest answer frame accepted.
 const MAX_ANSWER: usize = 256;
@@ -61,7 +54,7 @@ pub struct Client {
     timeout: Duration,
     answer: Vec<u8>,
     done: bool,
-    outcome: OutcomeSlot,
+    outcome: OutcomeSlot<Receipt>,
     close: Option<CloseReason>,
 }
 
@@ -77,7 +70,12 @@ impl core::fmt::Debug for Client {
 impl Client {
     /// Sends `len` bytes from `source` as one frame; gives up after
     /// `timeout` without progress.
-    pub fn new(source: Box<dyn Source>, len: u32, timeout: Duration, outcome: OutcomeSlot) -> Self {
+    pub fn new(
+        source: Box<dyn Source>,
+        len: u32,
+        timeout: Duration,
+        outcome: OutcomeSlot<Receipt>,
+    ) -> Self {
         Self {
             source,
             len,
@@ -93,10 +91,10 @@ impl Client {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Receipt>, reason: CloseReason) {
         if !self.done {
             self.done = true;
-            *self.outcome.borrow_mut() = Some(outcome);
+            self.outcome.set(outcome);
             self.close = Some(reason);
         }
     }
@@ -105,7 +103,10 @@ impl Client {
 impl Driven for Client {
     fn handle_timeout(&mut self, cx: &mut Context) {
         if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
-            self.finish(Outcome::TimedOut, CloseReason::TimedOut { tries: 1 });
+            self.finish(
+                Err(ClientError::TimedOut { tries: 1 }),
+                CloseReason::TimedOut { tries: 1 },
+            );
         }
     }
 
@@ -133,7 +134,9 @@ impl StreamSession for Client {
                 let len = header.len as usize;
                 if len > MAX_ANSWER {
                     return self.finish(
-                        Outcome::Failed(format!("answer frame of {len} bytes")),
+                        Err(ClientError::Protocol(format!(
+                            "answer frame of {len} bytes"
+                        ))),
                         CloseReason::Protocol("answer too long"),
                     );
                 }
@@ -143,24 +146,26 @@ impl StreamSession for Client {
                 let elapsed = cx.now - self.started.unwrap_or(cx.now);
                 let outcome = match Answer::parse(&self.answer[HEADER_LEN..HEADER_LEN + len]) {
                     Ok(Answer::Ok(n)) if n == u64::from(self.len) => {
-                        Outcome::Receipt { len: n, elapsed }
+                        Ok(Receipt::One { len: n, elapsed })
                     }
-                    Ok(Answer::Ok(n)) => {
-                        Outcome::Failed(format!("receipt for {n} bytes, {} sent", self.len))
-                    }
-                    Ok(Answer::TooLarge(max)) => Outcome::TooLarge { max },
-                    Err(e) => Outcome::Failed(format!("malformed answer: {e}")),
+                    Ok(Answer::Ok(n)) => Err(ClientError::Protocol(format!(
+                        "receipt for {n} bytes, {} sent",
+                        self.len
+                    ))),
+                    Ok(Answer::TooLarge(max)) => Ok(Receipt::TooLarge { max }),
+                    Err(e) => Err(ClientError::Protocol(format!("malformed answer: {e}"))),
                 };
                 self.finish(outcome, CloseReason::Completed);
             }
             StreamInput::End => self.finish(
-                Outcome::Failed("connection closed before the receipt".into()),
+                Err(ClientError::Protocol(
+                    "connection closed before the receipt".into(),
+                )),
                 CloseReason::PeerClosed,
             ),
-            StreamInput::Failed(kind) => self.finish(
-                Outcome::Failed(std::io::Error::from(kind).to_string()),
-                CloseReason::Aborted,
-            ),
+            StreamInput::Failed(kind) => {
+                self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted)
+            }
         }
     }
 
@@ -193,10 +198,10 @@ impl StreamSession for Client {
         match self.source.read_into(buf, max) {
             Ok(0) => {
                 self.finish(
-                    Outcome::Failed(format!(
+                    Err(ClientError::Local(format!(
                         "the input ended after {} of {} bytes",
                         self.sent, self.len
-                    )),
+                    ))),
                     CloseReason::Aborted,
                 );
                 None
@@ -208,7 +213,10 @@ impl StreamSession for Client {
             }
             Err(kind) => {
                 self.finish(
-                    Outcome::Failed(format!("reading the input: {}", std::io::Error::from(kind))),
+                    Err(ClientError::Local(format!(
+                        "reading the input: {}",
+                        std::io::Error::from(kind)
+                    ))),
                     CloseReason::Aborted,
                 );
                 None
@@ -231,7 +239,7 @@ pub struct RepeatClient {
     timeout: Duration,
     answers: Vec<u8>,
     done: bool,
-    outcome: OutcomeSlot,
+    outcome: OutcomeSlot<Receipt>,
     close: Option<CloseReason>,
 }
 
@@ -246,7 +254,12 @@ impl core::fmt::Debug for RepeatClient {
 
 impl RepeatClient {
     /// Sends `payload` as `count` frames (`payload` must fit a u32 length).
-    pub fn new(payload: Vec<u8>, count: u64, timeout: Duration, outcome: OutcomeSlot) -> Self {
+    pub fn new(
+        payload: Vec<u8>,
+        count: u64,
+        timeout: Duration,
+        outcome: OutcomeSlot<Receipt>,
+    ) -> Self {
         let mut frame = BytesMut::with_capacity(HEADER_LEN + payload.len());
         // Callers check the length; an oversize payload fails at the server.
         let _ = crate::wire::msg::emit_frame(&payload, &mut frame);
@@ -266,10 +279,10 @@ impl RepeatClient {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Receipt>, reason: CloseReason) {
         if !self.done {
             self.done = true;
-            *self.outcome.borrow_mut() = Some(outcome);
+            self.outcome.set(outcome);
             self.close = Some(reason);
         }
     }
@@ -278,7 +291,10 @@ impl RepeatClient {
 impl Driven for RepeatClient {
     fn handle_timeout(&mut self, cx: &mut Context) {
         if !self.done && self.poll_timeout().is_some_and(|at| at <= cx.now) {
-            self.finish(Outcome::TimedOut, CloseReason::TimedOut { tries: 1 });
+            self.finish(
+                Err(ClientError::TimedOut { tries: 1 }),
+                CloseReason::TimedOut { tries: 1 },
+            );
         }
     }
 
@@ -304,13 +320,10 @@ impl StreamSession for RepeatClient {
                     "connection closed after {} of {} receipts",
                     self.receipts, self.count
                 );
-                return self.finish(Outcome::Failed(why), CloseReason::PeerClosed);
+                return self.finish(Err(ClientError::Protocol(why)), CloseReason::PeerClosed);
             }
             StreamInput::Failed(kind) => {
-                return self.finish(
-                    Outcome::Failed(std::io::Error::from(kind).to_string()),
-                    CloseReason::Aborted,
-                );
+                return self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
         };
         self.answers.extend_from_slice(bytes);
@@ -320,7 +333,7 @@ impl StreamSession for RepeatClient {
             let len = h.len as usize;
             if len > MAX_ANSWER {
                 return self.finish(
-                    Outcome::Failed("answer too long".into()),
+                    Err(ClientError::Protocol("answer too long".into())),
                     CloseReason::Protocol("answer too long"),
                 );
             }
@@ -330,12 +343,14 @@ impl StreamSession for RepeatClient {
             match Answer::parse(payload) {
                 Ok(Answer::Ok(n)) if n == want => self.receipts += 1,
                 Ok(Answer::TooLarge(max)) => {
-                    return self.finish(Outcome::TooLarge { max }, CloseReason::Completed);
+                    return self.finish(Ok(Receipt::TooLarge { max }), CloseReason::Completed);
                 }
                 other => {
                     let why = format!("unexpected answer {other:?} to a {want}-byte frame");
-                    return self
-                        .finish(Outcome::Failed(why), CloseReason::Protocol("wrong receipt"));
+                    return self.finish(
+                        Err(ClientError::Protocol(why)),
+                        CloseReason::Protocol("wrong receipt"),
+                    );
                 }
             }
             used += HEADER_LEN + len;
@@ -343,12 +358,12 @@ impl StreamSession for RepeatClient {
         self.answers.drain(..used);
         if self.receipts == self.count {
             let elapsed = cx.now - self.started.unwrap_or(cx.now);
-            let outcome = Outcome::Receipts {
+            let receipt = Receipt::Many {
                 frames: self.count,
                 bytes: self.count * want,
                 elapsed,
             };
-            self.finish(outcome, CloseReason::Completed);
+            self.finish(Ok(receipt), CloseReason::Completed);
         }
     }
 
@@ -392,8 +407,8 @@ mod tests {
         "127.0.0.1:7001".parse().unwrap()
     }
 
-    fn client(payload: &[u8]) -> (Client, OutcomeSlot) {
-        let slot = OutcomeSlot::default();
+    fn client(payload: &[u8]) -> (Client, OutcomeSlot<Receipt>) {
+        let slot = OutcomeSlot::new();
         let len = u32::try_from(payload.len()).unwrap();
         let c = Client::new(
             Box::new(MemorySource::new(payload.to_vec())),
@@ -416,14 +431,14 @@ mod tests {
         assert_eq!(drain_tx(&mut c, at(0)), b"\x00\x00\x00\x05hello");
         let a = answer(Answer::Ok(5));
         feed(&mut c, at(2), peer(), StreamInput::Bytes(&a[..3]));
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed(&mut c, at(3), peer(), StreamInput::Bytes(&a[3..]));
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Receipt {
+            slot.get(),
+            Some(Ok(Receipt::One {
                 len: 5,
                 elapsed: Duration::from_millis(3)
-            })
+            }))
         );
     }
 
@@ -437,7 +452,7 @@ mod tests {
             peer(),
             StreamInput::Bytes(&answer(Answer::Ok(4))),
         );
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
         let (mut c, slot) = client(b"abc");
         drain_tx(&mut c, at(0));
         feed(
@@ -446,12 +461,12 @@ mod tests {
             peer(),
             StreamInput::Bytes(&answer(Answer::TooLarge(2))),
         );
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TooLarge { max: 2 }));
+        assert_eq!(slot.get(), Some(Ok(Receipt::TooLarge { max: 2 })));
     }
 
     #[test]
     fn repeat_sends_count_frames_and_checks_every_receipt() {
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let mut c = RepeatClient::new(b"ab".to_vec(), 3, Duration::from_secs(5), slot.clone());
         assert_eq!(
             drain_tx(&mut c, at(0)),
@@ -461,7 +476,7 @@ mod tests {
         receipts.extend(answer(Answer::Ok(2)));
         feed(&mut c, at(1), peer(), StreamInput::Bytes(&receipts[..7]));
         feed(&mut c, at(1), peer(), StreamInput::Bytes(&receipts[7..]));
-        assert!(slot.borrow().is_none());
+        assert!(!slot.is_set());
         feed(
             &mut c,
             at(4),
@@ -469,12 +484,12 @@ mod tests {
             StreamInput::Bytes(&answer(Answer::Ok(2))),
         );
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Receipts {
+            slot.get(),
+            Some(Ok(Receipt::Many {
                 frames: 3,
                 bytes: 6,
                 elapsed: Duration::from_millis(4)
-            })
+            }))
         );
     }
 
@@ -484,6 +499,6 @@ mod tests {
         assert_eq!(drain_tx(&mut c, at(0)), b"\x00\x00\x00\x00");
         assert_eq!(c.poll_timeout(), Some(at(5_000)));
         c.handle_timeout(&mut cx(at(5_000), None));
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 1 })));
     }
 }

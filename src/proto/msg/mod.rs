@@ -8,5 +8,5 @@
 mod client;
 mod server;
 
-pub use client::{Client, Outcome, OutcomeSlot, RepeatClient};
+pub use client::{Client, Receipt, RepeatClient};
 pub use server::{MsgAcceptor, MsgStream};

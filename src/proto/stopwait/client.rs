@@ -20,39 +20,24 @@
 use super::{MAX_FILE, StopwaitConfig};
 use crate::proto::arq::{Acked, Received, Receiver, Sender};
 use crate::proto::data::{Sink, Source};
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
 use crate::proto::{CloseReason, Context, DatagramInput, DatagramSession, Driven, Transmit, Wake};
 use crate::time::{Duration, Instant};
 use crate::wire::stopwait::{Bit, Kind, Packet};
 use bytes::BytesMut;
-use core::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
-/// How a transfer ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every byte moved.
-    Done {
-        /// File size.
-        bytes: u64,
-        /// From the request to the end.
-        elapsed: Duration,
-        /// Packets sent again after a timeout.
-        retransmissions: u64,
-    },
-    /// The server answered `E…` (its text).
-    Refused(String),
-    /// No answer after the retry budget.
-    TimedOut {
-        /// Packets sent without an answer.
-        tries: u32,
-    },
-    /// Something else went wrong (the local file, a bad answer).
-    Failed(String),
+/// A finished transfer: every byte moved. A refusal is the server's `E…`
+/// packet (its text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// File size.
+    pub bytes: u64,
+    /// From the request to the end.
+    pub elapsed: Duration,
+    /// Packets sent again after a timeout.
+    pub retransmissions: u64,
 }
-
-/// Where a client leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 fn datagram(kind: Kind, bit: Bit, block: u32, message: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::new();
@@ -85,8 +70,8 @@ struct Link {
     tries: u32,
     retransmissions: u64,
     done: bool,
-    outcome: OutcomeSlot,
-    progress: Rc<core::cell::Cell<u64>>,
+    outcome: OutcomeSlot<Done>,
+    progress: Progress,
     close: Option<CloseReason>,
 }
 
@@ -95,7 +80,7 @@ impl Link {
         server: SocketAddr,
         config: StopwaitConfig,
         first: Vec<u8>,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         Self {
             server,
@@ -111,7 +96,7 @@ impl Link {
             retransmissions: 0,
             done: false,
             outcome,
-            progress: Rc::default(),
+            progress: Progress::new(),
             close: None,
         }
     }
@@ -135,17 +120,17 @@ impl Link {
         self.sent_at = now;
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Done>, reason: CloseReason) {
         if !self.done {
             self.done = true;
-            *self.outcome.borrow_mut() = Some(outcome);
+            self.outcome.set(outcome);
             self.close = Some(reason);
         }
     }
 
     fn refused(&mut self, p: &Packet<'_>) {
         let text = String::from_utf8_lossy(p.message).into_owned();
-        self.finish(Outcome::Refused(text), CloseReason::Completed);
+        self.finish(Err(ClientError::refused(text)), CloseReason::Completed);
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -154,7 +139,7 @@ impl Link {
         }
         if self.tries >= self.config.tries {
             return self.finish(
-                Outcome::TimedOut { tries: self.tries },
+                Err(ClientError::TimedOut { tries: self.tries }),
                 CloseReason::TimedOut { tries: self.tries },
             );
         }
@@ -201,10 +186,7 @@ impl Link {
 
     /// The socket failed: the transfer cannot go on.
     fn fail(&mut self, kind: std::io::ErrorKind) {
-        self.finish(
-            Outcome::Failed(std::io::Error::from(kind).to_string()),
-            CloseReason::Aborted,
-        );
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
     }
 }
 
@@ -229,7 +211,7 @@ impl GetClient {
         server: SocketAddr,
         sink: Box<dyn Sink>,
         config: StopwaitConfig,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         let first = datagram(Kind::Get, Bit::Zero, 0, name.as_bytes());
         Self {
@@ -240,7 +222,7 @@ impl GetClient {
 
     /// Counts received bytes into `progress`.
     #[must_use]
-    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.link.progress = progress;
         self
     }
@@ -289,10 +271,10 @@ impl DatagramSession for GetClient {
                         }
                         Ok(_) => {}
                         Err(kind) => self.link.finish(
-                            Outcome::Failed(format!(
+                            Err(ClientError::Local(format!(
                                 "writing the output: {}",
                                 std::io::Error::from(kind)
-                            )),
+                            ))),
                             CloseReason::Aborted,
                         ),
                     }
@@ -312,18 +294,18 @@ impl DatagramSession for GetClient {
                 let retransmissions = self.link.retransmissions;
                 match self.receiver.commit() {
                     Ok(bytes) => self.link.finish(
-                        Outcome::Done {
+                        Ok(Done {
                             bytes,
                             elapsed,
                             retransmissions,
-                        },
+                        }),
                         CloseReason::Completed,
                     ),
                     Err(kind) => self.link.finish(
-                        Outcome::Failed(format!(
+                        Err(ClientError::Local(format!(
                             "saving the output: {}",
                             std::io::Error::from(kind)
-                        )),
+                        ))),
                         CloseReason::Aborted,
                     ),
                 }
@@ -375,13 +357,15 @@ impl PutClient {
         server: SocketAddr,
         source: Box<dyn Source>,
         config: StopwaitConfig,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         let first = datagram(Kind::Put, Bit::Zero, 0, name.as_bytes());
         let mut link = Link::new(server, config, first, outcome);
         if source.size().is_some_and(|s| s > MAX_FILE) {
             link.finish(
-                Outcome::Failed(format!("stop-and-wait carries at most {MAX_FILE} bytes")),
+                Err(ClientError::Local(format!(
+                    "stop-and-wait carries at most {MAX_FILE} bytes"
+                ))),
                 CloseReason::Aborted,
             );
         }
@@ -394,7 +378,7 @@ impl PutClient {
 
     /// Counts sent bytes into `progress`.
     #[must_use]
-    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.link.progress = progress;
         self
     }
@@ -420,7 +404,10 @@ impl PutClient {
             }
             Ok(None) => {}
             Err(kind) => self.link.finish(
-                Outcome::Failed(format!("reading the input: {}", std::io::Error::from(kind))),
+                Err(ClientError::Local(format!(
+                    "reading the input: {}",
+                    std::io::Error::from(kind)
+                ))),
                 CloseReason::Aborted,
             ),
         }
@@ -478,12 +465,12 @@ impl DatagramSession for PutClient {
             }
             (Kind::Ack, PutState::Fin { last }) if p.bit == Bit::Fin && p.block == last => {
                 let elapsed = cx.now - self.link.started;
-                let outcome = Outcome::Done {
+                let done = Done {
                     bytes: self.sender.bytes_sent(),
                     elapsed,
                     retransmissions: self.link.retransmissions,
                 };
-                self.link.finish(outcome, CloseReason::Completed);
+                self.link.finish(Ok(done), CloseReason::Completed);
             }
             _ => {}
         }

@@ -20,7 +20,7 @@ mod client;
 mod measure;
 mod server;
 
-pub use client::{GetClient, Outcome, OutcomeSlot, PutClient};
+pub use client::{Done, GetClient, PutClient};
 pub use server::{AMPLIFICATION, StopwaitAcceptor, StopwaitServer};
 
 use crate::proto::arq::{ArqConfig, EndRule};
@@ -90,6 +90,7 @@ impl StopwaitConfig {
 mod tests {
     use super::*;
     use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
+    use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot};
     use crate::proto::proxy::impair::Counters;
     use crate::proto::testing::{cx, drain_datagrams, feed_datagram};
     use crate::proto::{DatagramSession, Driven};
@@ -169,7 +170,7 @@ mod tests {
         files: &MemoryFiles,
         name: &str,
         drop: impl FnMut(bool, usize) -> bool + 'static,
-    ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
+    ) -> (Option<Outcome<Done>>, Option<Vec<u8>>, Run) {
         get_with(files, name, StopwaitConfig::default(), drop)
     }
 
@@ -178,8 +179,8 @@ mod tests {
         name: &str,
         server: StopwaitConfig,
         drop: impl FnMut(bool, usize) -> bool + 'static,
-    ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
-        let slot = OutcomeSlot::default();
+    ) -> (Option<Outcome<Done>>, Option<Vec<u8>>, Run) {
+        let slot = OutcomeSlot::new();
         let (sink, committed) = MemorySink::new();
         let c = GetClient::new(
             name,
@@ -190,7 +191,7 @@ mod tests {
         );
         let pair = simulate(Box::new(c), files, server, sim::Config::default(), drop);
         let got = committed.borrow().clone();
-        (slot.borrow().clone(), got, pair)
+        (slot.get(), got, pair)
     }
 
     fn put(
@@ -198,7 +199,7 @@ mod tests {
         name: &str,
         data: Vec<u8>,
         drop: impl FnMut(bool, usize) -> bool + 'static,
-    ) -> (Option<Outcome>, Run) {
+    ) -> (Option<Outcome<Done>>, Run) {
         put_with(files, name, data, StopwaitConfig::default(), drop)
     }
 
@@ -208,8 +209,8 @@ mod tests {
         data: Vec<u8>,
         server: StopwaitConfig,
         drop: impl FnMut(bool, usize) -> bool + 'static,
-    ) -> (Option<Outcome>, Run) {
-        let slot = OutcomeSlot::default();
+    ) -> (Option<Outcome<Done>>, Run) {
+        let slot = OutcomeSlot::new();
         let c = PutClient::new(
             name,
             server_addr(),
@@ -218,7 +219,7 @@ mod tests {
             slot.clone(),
         );
         let pair = simulate(Box::new(c), files, server, sim::Config::default(), drop);
-        (slot.borrow().clone(), pair)
+        (slot.get(), pair)
     }
 
     /// Retry budgets for the lossy link: with 10 % loss each way a block
@@ -266,14 +267,14 @@ mod tests {
             for len in SIM_SIZES {
                 let files = MemoryFiles::default();
                 files.insert("f", bytes(len));
-                let slot = OutcomeSlot::default();
+                let slot = OutcomeSlot::new();
                 let (sink, committed) = MemorySink::new();
                 let c =
                     GetClient::new("f", server_addr(), Box::new(sink), SIM_CONFIG, slot.clone());
                 let pair = lossy(Box::new(c), &files, seed);
-                let outcome = slot.borrow().clone();
+                let outcome = slot.get();
                 assert!(
-                    matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64),
+                    matches!(outcome, Some(Ok(Done { bytes, .. })) if bytes == len as u64),
                     "GET seed {seed} len {len}: {outcome:?}"
                 );
                 assert!(
@@ -283,7 +284,7 @@ mod tests {
                 late += late_duplicates_with_the_right_bit(&pair.delivered_to_client);
                 faults = add(faults, pair.report.down);
 
-                let slot = OutcomeSlot::default();
+                let slot = OutcomeSlot::new();
                 let c = PutClient::new(
                     "up",
                     server_addr(),
@@ -292,9 +293,9 @@ mod tests {
                     slot.clone(),
                 );
                 let pair = lossy(Box::new(c), &files, seed);
-                let outcome = slot.borrow().clone();
+                let outcome = slot.get();
                 assert!(
-                    matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64),
+                    matches!(outcome, Some(Ok(Done { bytes, .. })) if bytes == len as u64),
                     "PUT seed {seed} len {len}: {outcome:?}"
                 );
                 assert!(
@@ -331,7 +332,7 @@ mod tests {
             files.insert("f", bytes(len));
             let (outcome, got, pair) = get(&files, "f", |_, _| false);
             assert!(
-                matches!(outcome, Some(Outcome::Done { bytes, retransmissions: 0, .. }) if bytes == len as u64),
+                matches!(outcome, Some(Ok(Done { bytes, retransmissions: 0, .. })) if bytes == len as u64),
                 "{len}: {outcome:?}"
             );
             assert_eq!(got.unwrap(), bytes(len), "{len}");
@@ -352,7 +353,7 @@ mod tests {
             let files = MemoryFiles::default();
             let (outcome, pair) = put(&files, "up", bytes(len), |_, _| false);
             assert!(
-                matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64),
+                matches!(outcome, Some(Ok(Done { bytes, .. })) if bytes == len as u64),
                 "{len}: {outcome:?}"
             );
             assert_eq!(files.get("up").unwrap(), bytes(len), "{len}");
@@ -394,13 +395,13 @@ mod tests {
             // Drop every n-th packet in each direction (never the same pattern twice in a row).
             let (outcome, got, _) = get_with(&files, "f", server, move |_, n| n % every == 0);
             assert!(
-                matches!(outcome, Some(Outcome::Done { retransmissions, .. }) if retransmissions > 0),
+                matches!(outcome, Some(Ok(Done { retransmissions, .. })) if retransmissions > 0),
                 "{outcome:?}"
             );
             assert_eq!(got.unwrap(), bytes(len));
             let (outcome, _) =
                 put_with(&files, "g", bytes(len), server, move |_, n| n % every == 0);
-            assert!(matches!(outcome, Some(Outcome::Done { .. })), "{outcome:?}");
+            assert!(matches!(outcome, Some(Ok(Done { .. }))), "{outcome:?}");
             assert_eq!(files.get("g").unwrap(), bytes(len));
         }
     }
@@ -419,10 +420,10 @@ mod tests {
         assert!(
             matches!(
                 outcome,
-                Some(Outcome::Done {
+                Some(Ok(Done {
                     retransmissions: 2,
                     ..
-                })
+                }))
             ),
             "{outcome:?}"
         );
@@ -441,10 +442,10 @@ mod tests {
         assert!(
             matches!(
                 outcome,
-                Some(Outcome::Done {
+                Some(Ok(Done {
                     retransmissions: 2,
                     ..
-                })
+                }))
             ),
             "{outcome:?}"
         );
@@ -463,10 +464,10 @@ mod tests {
         assert!(
             matches!(
                 outcome,
-                Some(Outcome::Done {
+                Some(Ok(Done {
                     retransmissions: 1,
                     ..
-                })
+                }))
             ),
             "{outcome:?}"
         );
@@ -482,7 +483,7 @@ mod tests {
         let len = 1_000;
         let files = MemoryFiles::default();
         files.insert("f", bytes(len));
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let (sink, committed) = MemorySink::new();
         let c = GetClient::new(
             "f",
@@ -506,7 +507,7 @@ mod tests {
             links,
             |_, _| false,
         );
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Done { .. })));
+        assert!(matches!(slot.get(), Some(Ok(Done { .. }))));
         assert_eq!(committed.borrow().clone(), Some(bytes(len)));
         assert_eq!(run.report.down.duplicated, 11, "10 blocks and the FIN");
         // G and one ACK per block; the server answers each once.
@@ -515,7 +516,7 @@ mod tests {
 
     #[test]
     fn a_silent_server_makes_the_client_retry_exactly_at_the_timeout_then_give_up() {
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let (sink, _) = MemorySink::new();
         let mut c = GetClient::new(
             "f",
@@ -534,7 +535,7 @@ mod tests {
             assert_eq!(drain(&mut c, now), vec![b"G000000f".to_vec()], "retry {t}");
         }
         c.handle_timeout(&mut cx(Instant::from_secs(25), None));
-        assert_eq!(slot.borrow().clone(), Some(Outcome::TimedOut { tries: 5 }));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 5 })));
     }
 
     #[test]
@@ -576,9 +577,9 @@ mod tests {
         let files = MemoryFiles::default();
         files.insert("there", b"x".to_vec());
         let (outcome, _, _) = get(&files, "missing", |_, _| false);
-        assert_eq!(outcome, Some(Outcome::Refused("file not found".into())));
+        assert_eq!(outcome, Some(Err(ClientError::refused("file not found"))));
         let (outcome, _) = put(&files, "there", b"y".to_vec(), |_, _| false);
-        assert_eq!(outcome, Some(Outcome::Refused("file exists".into())));
+        assert_eq!(outcome, Some(Err(ClientError::refused("file exists"))));
         assert_eq!(files.get("there").unwrap(), b"x");
         // A client that vanishes mid-PUT: dropped after 5 s × 5 of silence,
         // and nothing is stored.
@@ -604,6 +605,6 @@ mod tests {
         let files = MemoryFiles::default();
         files.insert("big", vec![0; 9_999_901]);
         let (outcome, _, _) = get(&files, "big", |_, _| false);
-        assert_eq!(outcome, Some(Outcome::Refused("file too large".into())));
+        assert_eq!(outcome, Some(Err(ClientError::refused("file too large"))));
     }
 }

@@ -7,37 +7,22 @@
 //! `put` announces its size, streams the source, and waits for `OK <n>`.
 
 use crate::proto::data::{Sink, Source};
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress};
 use crate::proto::{CloseReason, Context, Driven, StreamInput, StreamSession};
 use crate::time::{Duration, Instant};
 use crate::wire::line;
 use crate::wire::tcpfile::{MAX_REQUEST, Request as FileRequest, Response};
 use bytes::BytesMut;
-use core::cell::RefCell;
-use std::rc::Rc;
 
-/// How a transfer ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// All bytes moved: `bytes` in `elapsed` (from the request).
-    Done {
-        /// File size.
-        bytes: u64,
-        /// From sending the request to the end.
-        elapsed: Duration,
-    },
-    /// The server answered `ERROR …` (the line, without `\n`).
-    Refused(String),
-    /// Nothing moved for the timeout.
-    TimedOut,
-    /// The connection failed or the transfer broke off.
-    Failed(String),
+/// A finished transfer: all bytes moved, `bytes` in `elapsed` (from the
+/// request). A refusal is the server's `ERROR …` line, without `\n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// File size.
+    pub bytes: u64,
+    /// From sending the request to the end.
+    pub elapsed: Duration,
 }
-
-/// Where a client leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
-
-/// Transfer progress (bytes so far), for a progress bar.
-pub type Progress = Rc<core::cell::Cell<u64>>;
 
 struct Common {
     request: Vec<u8>,
@@ -47,7 +32,7 @@ struct Common {
     timeout: Duration,
     line: Vec<u8>,
     done: bool,
-    outcome: OutcomeSlot,
+    outcome: OutcomeSlot<Done>,
     progress: Progress,
     close: Option<CloseReason>,
 }
@@ -56,7 +41,7 @@ impl Common {
     fn new(
         request: FileRequest<'_>,
         timeout: Duration,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
         progress: Progress,
     ) -> Self {
         let mut buf = BytesMut::new();
@@ -75,10 +60,10 @@ impl Common {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Done>, reason: CloseReason) {
         if !self.done {
             self.done = true;
-            *self.outcome.borrow_mut() = Some(outcome);
+            self.outcome.set(outcome);
             self.close = Some(reason);
         }
     }
@@ -127,15 +112,15 @@ impl Common {
 
     fn on_timeout(&mut self, now: Instant) {
         if self.timeout().is_some_and(|at| at <= now) {
-            self.finish(Outcome::TimedOut, CloseReason::TimedOut { tries: 1 });
+            self.finish(
+                Err(ClientError::TimedOut { tries: 1 }),
+                CloseReason::TimedOut { tries: 1 },
+            );
         }
     }
 
     fn failed(&mut self, kind: std::io::ErrorKind) {
-        self.finish(
-            Outcome::Failed(std::io::Error::from(kind).to_string()),
-            CloseReason::Aborted,
-        );
+        self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
     }
 }
 
@@ -162,7 +147,7 @@ impl GetClient {
         name: &str,
         sink: Box<dyn Sink>,
         timeout: Duration,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
         progress: Progress,
     ) -> Self {
         Self {
@@ -183,10 +168,10 @@ impl GetClient {
         if let Err(kind) = sink.write_all(&bytes[..take]) {
             self.sink = None;
             return self.common.finish(
-                Outcome::Failed(format!(
+                Err(ClientError::Local(format!(
                     "writing the output: {}",
                     std::io::Error::from(kind)
-                )),
+                ))),
                 CloseReason::Aborted,
             );
         }
@@ -203,9 +188,12 @@ impl GetClient {
         match sink.commit() {
             Ok(bytes) => self
                 .common
-                .finish(Outcome::Done { bytes, elapsed }, CloseReason::Completed),
+                .finish(Ok(Done { bytes, elapsed }), CloseReason::Completed),
             Err(kind) => self.common.finish(
-                Outcome::Failed(format!("saving the output: {}", std::io::Error::from(kind))),
+                Err(ClientError::Local(format!(
+                    "saving the output: {}",
+                    std::io::Error::from(kind)
+                ))),
                 CloseReason::Aborted,
             ),
         }
@@ -246,11 +234,12 @@ impl StreamSession for GetClient {
                     }
                     Some((Err(line), _)) if line.starts_with("ERROR ") => {
                         self.common
-                            .finish(Outcome::Refused(line), CloseReason::Completed);
+                            .finish(Err(ClientError::refused(line)), CloseReason::Completed);
                     }
-                    Some((Err(why), _)) => self
-                        .common
-                        .finish(Outcome::Failed(why), CloseReason::Protocol("bad answer")),
+                    Some((Err(why), _)) => self.common.finish(
+                        Err(ClientError::Protocol(why)),
+                        CloseReason::Protocol("bad answer"),
+                    ),
                 }
             }
             StreamInput::Bytes(bytes) => self.body(cx.now, bytes),
@@ -263,7 +252,7 @@ impl StreamSession for GetClient {
                     None => "the connection closed before an answer".into(),
                 };
                 self.common
-                    .finish(Outcome::Failed(why), CloseReason::PeerClosed);
+                    .finish(Err(ClientError::Protocol(why)), CloseReason::PeerClosed);
             }
             StreamInput::Failed(kind) => self.common.failed(kind),
         }
@@ -303,7 +292,7 @@ impl PutClient {
         source: Box<dyn Source>,
         size: u64,
         timeout: Duration,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
         progress: Progress,
     ) -> Self {
         Self {
@@ -349,22 +338,28 @@ impl StreamSession for PutClient {
                 Some((Ok(n), _)) if n == self.size && self.sent == self.size => {
                     let elapsed = cx.now - self.common.started;
                     self.common
-                        .finish(Outcome::Done { bytes: n, elapsed }, CloseReason::Completed);
+                        .finish(Ok(Done { bytes: n, elapsed }), CloseReason::Completed);
                 }
                 Some((Ok(n), _)) => self.common.finish(
-                    Outcome::Failed(format!("the server stored {n} bytes, {} sent", self.sent)),
+                    Err(ClientError::Protocol(format!(
+                        "the server stored {n} bytes, {} sent",
+                        self.sent
+                    ))),
                     CloseReason::Protocol("wrong count"),
                 ),
                 Some((Err(line), _)) if line.starts_with("ERROR ") => {
                     self.common
-                        .finish(Outcome::Refused(line), CloseReason::Completed);
+                        .finish(Err(ClientError::refused(line)), CloseReason::Completed);
                 }
-                Some((Err(why), _)) => self
-                    .common
-                    .finish(Outcome::Failed(why), CloseReason::Protocol("bad answer")),
+                Some((Err(why), _)) => self.common.finish(
+                    Err(ClientError::Protocol(why)),
+                    CloseReason::Protocol("bad answer"),
+                ),
             },
             StreamInput::End => self.common.finish(
-                Outcome::Failed("the connection closed before an answer".into()),
+                Err(ClientError::Protocol(
+                    "the connection closed before an answer".into(),
+                )),
                 CloseReason::PeerClosed,
             ),
             StreamInput::Failed(kind) => self.common.failed(kind),
@@ -391,10 +386,10 @@ impl StreamSession for PutClient {
         match self.source.read_into(buf, max) {
             Ok(0) => {
                 self.common.finish(
-                    Outcome::Failed(format!(
+                    Err(ClientError::Local(format!(
                         "the input ended after {} of {} bytes",
                         self.sent, self.size
-                    )),
+                    ))),
                     CloseReason::Aborted,
                 );
                 None
@@ -407,7 +402,10 @@ impl StreamSession for PutClient {
             }
             Err(kind) => {
                 self.common.finish(
-                    Outcome::Failed(format!("reading the input: {}", std::io::Error::from(kind))),
+                    Err(ClientError::Local(format!(
+                        "reading the input: {}",
+                        std::io::Error::from(kind)
+                    ))),
                     CloseReason::Aborted,
                 );
                 None
@@ -429,7 +427,7 @@ mod tests {
     #[test]
     fn get_commits_only_when_every_byte_arrived() {
         let (sink, committed) = MemorySink::new();
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
             "f",
             Box::new(sink),
@@ -443,18 +441,18 @@ mod tests {
         feed(&mut c, at(2), peer(), StreamInput::Bytes(b"llo"));
         assert_eq!(committed.borrow().clone(), Some(b"hello".to_vec()));
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Done {
+            slot.get(),
+            Some(Ok(Done {
                 bytes: 5,
                 elapsed: Duration::from_millis(2)
-            })
+            }))
         );
     }
 
     #[test]
     fn get_short_transfer_is_not_committed() {
         let (sink, committed) = MemorySink::new();
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
             "f",
             Box::new(sink),
@@ -466,13 +464,13 @@ mod tests {
         feed(&mut c, at(1), peer(), StreamInput::Bytes(b"OK 5\nhe"));
         feed(&mut c, at(1), peer(), StreamInput::End);
         assert!(committed.borrow().is_none());
-        assert!(matches!(slot.borrow().clone(), Some(Outcome::Failed(_))));
+        assert!(matches!(slot.get(), Some(Err(ClientError::Protocol(_)))));
     }
 
     #[test]
     fn get_refused() {
         let (sink, _) = MemorySink::new();
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let mut c = GetClient::new(
             "f",
             Box::new(sink),
@@ -488,14 +486,14 @@ mod tests {
             StreamInput::Bytes(b"ERROR not found: f\n"),
         );
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Refused("ERROR not found: f".into()))
+            slot.get(),
+            Some(Err(ClientError::refused("ERROR not found: f")))
         );
     }
 
     #[test]
     fn put_sends_size_then_bytes_and_checks_the_count() {
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let src = MemorySource::new(b"hello".to_vec());
         let mut c = PutClient::new(
             "f",
@@ -508,11 +506,11 @@ mod tests {
         assert_eq!(drain_tx(&mut c, at(0)), b"f:PUT:5\nhello");
         feed(&mut c, at(3), peer(), StreamInput::Bytes(b"OK 5\n"));
         assert_eq!(
-            slot.borrow().clone(),
-            Some(Outcome::Done {
+            slot.get(),
+            Some(Ok(Done {
                 bytes: 5,
                 elapsed: Duration::from_millis(3)
-            })
+            }))
         );
     }
 }

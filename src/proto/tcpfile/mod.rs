@@ -9,5 +9,5 @@
 mod client;
 mod server;
 
-pub use client::{GetClient, Outcome, OutcomeSlot, Progress, PutClient};
+pub use client::{Done, GetClient, PutClient};
 pub use server::{TcpFileAcceptor, TcpFileStream};

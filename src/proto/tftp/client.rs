@@ -10,14 +10,13 @@
 use super::engine::{Engine, Event, Phase};
 use super::netascii::{FromNetascii, ToNetascii};
 use crate::proto::data::{Sink, Source};
+use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress, Refusal};
 use crate::proto::{CloseReason, Context, DatagramInput, DatagramSession, Driven, Transmit, Wake};
 use crate::time::{Duration, Instant};
 use crate::wire::tftp::{Block, DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
 use bytes::BytesMut;
-use core::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 /// Which way the file goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,32 +27,21 @@ pub enum Verb {
     Put,
 }
 
-/// How a transfer ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every block is through.
-    Done {
-        /// Bytes moved.
-        bytes: u64,
-        /// From the request to the end.
-        elapsed: Duration,
-        /// Packets sent again after a timeout.
-        retransmissions: u64,
-        /// The block size used.
-        blksize: u16,
-        /// The window used.
-        windowsize: u16,
-    },
-    /// The server sent ERROR (code, text).
-    Refused(u16, String),
-    /// No answer after the retry budget.
-    TimedOut(u32),
-    /// Something else (the local file, a protocol violation).
-    Failed(String),
+/// A finished transfer: every block is through. A refusal is the
+/// server's ERROR packet (its code and text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// From the request to the end.
+    pub elapsed: Duration,
+    /// Packets sent again after a timeout.
+    pub retransmissions: u64,
+    /// The block size used.
+    pub blksize: u16,
+    /// The window used.
+    pub windowsize: u16,
 }
-
-/// Where a client leaves its [`Outcome`].
-pub type OutcomeSlot = Rc<RefCell<Option<Outcome>>>;
 
 enum Local {
     Sink(Box<dyn Sink>),
@@ -74,8 +62,8 @@ pub struct TftpClient {
     started: Option<Instant>,
     strangers: VecDeque<SocketAddr>,
     done: bool,
-    outcome: OutcomeSlot,
-    progress: Rc<core::cell::Cell<u64>>,
+    outcome: OutcomeSlot<Done>,
+    progress: Progress,
     close: Option<CloseReason>,
 }
 
@@ -102,7 +90,7 @@ impl TftpClient {
         sink: Box<dyn Sink>,
         timeout: Duration,
         tries: u32,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         let sink: Box<dyn Sink> = match mode {
             Mode::Octet => sink,
@@ -134,7 +122,7 @@ impl TftpClient {
         source: Box<dyn Source>,
         timeout: Duration,
         tries: u32,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         let source: Box<dyn Source> = match mode {
             Mode::Octet => source,
@@ -166,7 +154,7 @@ impl TftpClient {
         local: Local,
         timeout: Duration,
         tries: u32,
-        outcome: OutcomeSlot,
+        outcome: OutcomeSlot<Done>,
     ) -> Self {
         Self {
             server,
@@ -181,22 +169,22 @@ impl TftpClient {
             strangers: VecDeque::new(),
             done: false,
             outcome,
-            progress: Rc::default(),
+            progress: Progress::new(),
             close: None,
         }
     }
 
     /// Counts moved bytes into `progress`.
     #[must_use]
-    pub fn with_progress(mut self, progress: Rc<core::cell::Cell<u64>>) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
         self
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: CloseReason) {
+    fn finish(&mut self, outcome: Outcome<Done>, reason: CloseReason) {
         if !self.done {
             self.done = true;
-            *self.outcome.borrow_mut() = Some(outcome);
+            self.outcome.set(outcome);
             self.close = Some(reason);
         }
     }
@@ -205,30 +193,32 @@ impl TftpClient {
         match event {
             Event::Nothing => {}
             Event::Complete => {
-                let outcome = Outcome::Done {
+                let done = Done {
                     bytes: self.engine.bytes(),
                     elapsed: now - self.started.unwrap_or(now),
                     retransmissions: self.engine.retransmissions,
                     blksize: u16::try_from(self.engine.blksize).unwrap_or(u16::MAX),
                     windowsize: self.engine.window,
                 };
-                self.finish(outcome, CloseReason::Completed);
+                self.finish(Ok(done), CloseReason::Completed);
             }
-            Event::GiveUp(tries) => {
-                self.finish(Outcome::TimedOut(tries), CloseReason::TimedOut { tries })
-            }
+            Event::GiveUp(tries) => self.finish(
+                Err(ClientError::TimedOut { tries }),
+                CloseReason::TimedOut { tries },
+            ),
             Event::Failed(kind) => {
                 self.engine
                     .out
                     .push_back(error_bytes(ErrorCode::NotDefined, "Client error"));
+                // The local file failed: said as plainly as ever.
                 let why = std::io::Error::from(kind).to_string();
-                self.finish(Outcome::Failed(why), CloseReason::Aborted);
+                self.finish(Err(ClientError::Local(why)), CloseReason::Aborted);
             }
             Event::Violation(why) => {
                 self.engine
                     .out
                     .push_back(error_bytes(ErrorCode::NotDefined, "Client error"));
-                self.finish(Outcome::Failed(why.into()), CloseReason::Aborted);
+                self.finish(Err(ClientError::Protocol(why.into())), CloseReason::Aborted);
             }
         }
         self.progress.set(self.engine.bytes());
@@ -310,10 +300,7 @@ impl DatagramSession for TftpClient {
         let (from, payload) = match input {
             DatagramInput::Datagram { from, payload, .. } => (from, payload),
             DatagramInput::Failed { kind, .. } => {
-                return self.finish(
-                    Outcome::Failed(std::io::Error::from(kind).to_string()),
-                    CloseReason::Aborted,
-                );
+                return self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
         };
         if self.done {
@@ -337,10 +324,11 @@ impl DatagramSession for TftpClient {
         let handshaking = matches!(self.engine.phase, Phase::Handshake { .. });
         let event = match (p, self.verb, handshaking) {
             (Packet::Error { code, message }, _, _) => {
-                return self.finish(
-                    Outcome::Refused(code.into(), message.to_owned()),
-                    CloseReason::Completed,
-                );
+                let refusal = Refusal {
+                    answer: message.to_owned(),
+                    code: Some(code.into()),
+                };
+                return self.finish(Err(ClientError::Refused(refusal)), CloseReason::Completed);
             }
             (Packet::Oack { options }, _, true) => self.begin(Some(&options), cx.now),
             (Packet::Data { block, data }, Verb::Get, true) => {

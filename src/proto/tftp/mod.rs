@@ -14,13 +14,14 @@ mod engine;
 mod netascii;
 mod server;
 
-pub use client::{Outcome, OutcomeSlot, TftpClient, Verb};
+pub use client::{Done, TftpClient, Verb};
 pub use server::{AMPLIFICATION, TftpAcceptor, TftpConfig, TftpServer};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
+    use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Refusal};
     use crate::proto::proxy::impair::{Counters, ImpairConfig};
     use crate::sim::{self, Dir, Report, Server, World};
     use crate::time::{Duration, Instant};
@@ -85,8 +86,8 @@ mod tests {
         options: Options,
         config: TftpConfig,
         drop: impl FnMut(bool, &[u8]) -> bool + 'static,
-    ) -> (Option<Outcome>, Option<Vec<u8>>, Run) {
-        let slot = OutcomeSlot::default();
+    ) -> (Option<Outcome<Done>>, Option<Vec<u8>>, Run) {
+        let slot = OutcomeSlot::new();
         let (sink, committed) = MemorySink::new();
         let c = TftpClient::get(
             listener(),
@@ -100,7 +101,7 @@ mod tests {
         );
         let pair = simulate(c, files, config, sim::Config::default(), drop);
         let got = committed.borrow().clone();
-        (slot.borrow().clone(), got, pair)
+        (slot.get(), got, pair)
     }
 
     fn put(
@@ -109,8 +110,8 @@ mod tests {
         data: Vec<u8>,
         options: Options,
         drop: impl FnMut(bool, &[u8]) -> bool + 'static,
-    ) -> Option<Outcome> {
-        let slot = OutcomeSlot::default();
+    ) -> Option<Outcome<Done>> {
+        let slot = OutcomeSlot::new();
         let c = TftpClient::put(
             listener(),
             name,
@@ -128,7 +129,14 @@ mod tests {
             sim::Config::default(),
             drop,
         );
-        slot.borrow().clone()
+        slot.get()
+    }
+
+    fn refused(code: u16, answer: &str) -> Result<Done, ClientError> {
+        Err(ClientError::Refused(Refusal {
+            answer: answer.into(),
+            code: Some(code),
+        }))
     }
 
     /// Retry budget over the lossy link: 10 % loss each way fails a try
@@ -149,7 +157,7 @@ mod tests {
         seed: u64,
     ) -> Result<Report, String> {
         let files = MemoryFiles::default();
-        let slot = OutcomeSlot::default();
+        let slot = OutcomeSlot::new();
         let timeout = Duration::from_secs(1);
         let (client, committed) = if put {
             let source = Box::new(MemorySource::new(bytes(len)));
@@ -185,8 +193,8 @@ mod tests {
         };
         let links = sim::Config::symmetric(seed, faults);
         let pair = simulate(client, &files, config, links, |_, _| false);
-        let outcome = slot.borrow().clone();
-        if !matches!(outcome, Some(Outcome::Done { bytes, .. }) if bytes == len as u64) {
+        let outcome = slot.get();
+        if !matches!(outcome, Some(Ok(Done { bytes, .. })) if bytes == len as u64) {
             return Err(format!("{outcome:?}"));
         }
         let got = match committed {
@@ -277,7 +285,7 @@ mod tests {
                 |_, _| false,
             );
             assert!(
-                matches!(outcome, Some(Outcome::Done { bytes, blksize: 512, windowsize: 1, .. }) if bytes == len as u64),
+                matches!(outcome, Some(Ok(Done { bytes, blksize: 512, windowsize: 1, .. })) if bytes == len as u64),
                 "{len}: {outcome:?}"
             );
             assert_eq!(got.unwrap(), bytes(len), "{len}");
@@ -323,11 +331,11 @@ mod tests {
         ));
         assert!(matches!(
             outcome,
-            Some(Outcome::Done {
+            Some(Ok(Done {
                 blksize: 1468,
                 windowsize: 64,
                 ..
-            })
+            }))
         ));
         assert_eq!(got.unwrap(), bytes(50_000));
     }
@@ -353,7 +361,7 @@ mod tests {
                 first
             },
         );
-        assert!(matches!(outcome, Some(Outcome::Done { .. })), "{outcome:?}");
+        assert!(matches!(outcome, Some(Ok(Done { .. }))), "{outcome:?}");
         assert_eq!(got.unwrap(), bytes(100));
         let oacks = pair
             .to_client_log
@@ -379,7 +387,7 @@ mod tests {
                 n.is_multiple_of(9)
             });
             assert!(
-                matches!(outcome, Some(Outcome::Done { .. })),
+                matches!(outcome, Some(Ok(Done { .. }))),
                 "window {window}: {outcome:?}"
             );
             assert_eq!(got.unwrap(), bytes(200_000), "window {window}");
@@ -395,7 +403,7 @@ mod tests {
                 },
             );
             assert!(
-                matches!(outcome, Some(Outcome::Done { retransmissions, .. }) if retransmissions > 0),
+                matches!(outcome, Some(Ok(Done { retransmissions, .. })) if retransmissions > 0),
                 "put window {window}: lost blocks went again: {outcome:?}"
             );
             assert_eq!(files.get(&format!("up{window}")).unwrap(), bytes(150_000));
@@ -414,7 +422,7 @@ mod tests {
         };
         let (outcome, got, pair) = get(&files, "f", asked, TftpConfig::default(), |_, _| false);
         assert!(
-            matches!(outcome, Some(Outcome::Done { blksize: 8, .. })),
+            matches!(outcome, Some(Ok(Done { blksize: 8, .. }))),
             "{outcome:?}"
         );
         assert_eq!(got.unwrap(), bytes(600_000));
@@ -439,7 +447,7 @@ mod tests {
                 to_server && d == b"\x00\x04\x00\x02"
             },
         );
-        assert!(matches!(outcome, Some(Outcome::Done { .. })));
+        assert!(matches!(outcome, Some(Ok(Done { .. }))));
         assert_eq!(got.unwrap(), bytes(1_000));
         assert_eq!(
             pair.report.server_sessions_open, 0,
@@ -463,7 +471,7 @@ mod tests {
             TftpConfig::default(),
             |_, _| false,
         );
-        assert_eq!(outcome, Some(Outcome::Refused(1, "File not found".into())));
+        assert_eq!(outcome, Some(refused(1, "File not found")));
         let outcome = put(
             &files,
             "there",
@@ -471,17 +479,11 @@ mod tests {
             Options::default(),
             |_, _| false,
         );
-        assert_eq!(
-            outcome,
-            Some(Outcome::Refused(6, "File already exists".into()))
-        );
+        assert_eq!(outcome, Some(refused(6, "File already exists")));
         let outcome = put(&files, "../x", b"y".to_vec(), Options::default(), |_, _| {
             false
         });
-        assert_eq!(
-            outcome,
-            Some(Outcome::Refused(2, "Access violation".into()))
-        );
+        assert_eq!(outcome, Some(refused(2, "Access violation")));
     }
 
     #[test]

@@ -1,0 +1,145 @@
+//! The client commands: one file per protocol, and what they share.
+//!
+//! Owns, per command, the session it starts, the socket it gets and the
+//! [`View`](super::output::View) its outcome is shown through; here, the
+//! plumbing every client shares: resolving the server, a reactor that
+//! ends with its sessions, the progress bar, and where a download goes.
+//! A client never prints its outcome itself: `output.rs` does.
+
+mod hello;
+mod lab;
+mod msg;
+mod stopwait;
+mod tcpfile;
+mod tftp;
+
+pub use hello::hello_client;
+pub use lab::lab_client;
+pub use msg::msg_client;
+pub use stopwait::stopwait_client;
+pub use tcpfile::{get_client, put_client};
+pub use tftp::tftp_client;
+
+use super::output::{Stream, Timeout, View};
+use super::{Failure, error};
+use crate::files::FileSink;
+use crate::proto::outcome::{OutcomeSlot, Progress};
+use crate::reactor::{Reactor, ReactorConfig};
+use serde_json::json;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// Resolves `host:port` to its first address.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, Failure> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| error(&format!("cannot resolve {host}"), e))?
+        .next()
+        .ok_or_else(|| Failure::Error(format!("{host}: no address")))
+}
+
+/// Resolves `HOST:PORT` (IPv6 as `[::1]:PORT`).
+fn resolve_host_port(text: &str) -> Result<SocketAddr, Failure> {
+    text.to_socket_addrs()
+        .map_err(|e| error(&format!("'{text}' is not HOST:PORT"), e))?
+        .next()
+        .ok_or_else(|| Failure::Error(format!("{text}: no address")))
+}
+
+/// The unspecified address of `server`'s family, port 0: where a client's
+/// own UDP socket binds.
+fn any_local(server: SocketAddr) -> SocketAddr {
+    if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .unwrap_or(server)
+}
+
+/// A client reactor: no signals, exits when its sessions are done.
+fn client_reactor() -> Result<Reactor, Failure> {
+    let config = ReactorConfig {
+        exit_when_no_sessions: true,
+        ..ReactorConfig::default()
+    };
+    Reactor::new(config).map_err(|e| error("reactor", e))
+}
+
+/// A progress bar for a transfer of `total` bytes (if known).
+struct Bar {
+    total: Option<u64>,
+    progress: Progress,
+}
+
+/// Runs a client's reactor until its session has ended, with a progress
+/// bar on standard error when there is a `bar` and standard error is a
+/// terminal.
+fn run_client<T: 'static>(
+    mut reactor: Reactor,
+    bar: Option<Bar>,
+    slot: &OutcomeSlot<T>,
+) -> Result<(), Failure> {
+    if let Some(Bar { total, progress }) = bar {
+        let done = slot.clone();
+        if let Some(t) =
+            crate::progress::Ticker::on_terminal(total, progress, Box::new(move || done.is_set()))
+        {
+            reactor.add_detached(Box::new(t));
+        }
+    }
+    reactor.run().map_err(|e| error("poll", e))?;
+    Ok(())
+}
+
+/// Where a download goes: `-o OUT`, `-o -`, or the name's last component.
+fn local_sink(name: &str, output: Option<&Path>, force: bool) -> Result<FileSink, Failure> {
+    match output {
+        Some(o) if o.as_os_str() == "-" => Ok(FileSink::stdout()),
+        Some(o) => FileSink::create(o, force).map_err(|e| error(&o.display().to_string(), e)),
+        None => {
+            let out = Path::new(name)
+                .file_name()
+                .ok_or_else(|| Failure::Error(format!("'{name}' has no file name: use -o")))?;
+            let out = PathBuf::from(out);
+            FileSink::create(&out, force).map_err(|e| error(&out.display().to_string(), e))
+        }
+    }
+}
+
+/// The name an upload is stored under: `--as NAME`, or the file's own.
+fn upload_name(name: Option<&String>, file: &Path) -> Result<String, Failure> {
+    match name {
+        Some(n) => Ok(n.clone()),
+        None => file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Failure::Error(format!("{}: name it with --as", file.display()))),
+    }
+}
+
+/// How the UDP file transfers (stopwait, TFTP) show an outcome: the
+/// summary on standard error (standard output may be the file), the
+/// server's refusal as `server: …`, and failures, which are the local
+/// file's or the socket's, said plainly.
+fn udp_transfer_view(
+    protocol: &str,
+    verb: &str,
+    name: &str,
+    server: SocketAddr,
+    json: bool,
+) -> View {
+    View {
+        header: json!({
+            "protocol": protocol, "verb": verb, "server": server.to_string(), "name": name,
+        }),
+        json,
+        text: Stream::Stderr,
+        server: None,
+        refusal_prefix: "server: ",
+        title: Some(format!("{verb} {name}")),
+        timeout: Timeout::said(move |tries| format!("{server}: no answer after {tries} tries")),
+    }
+}

@@ -1,0 +1,357 @@
+//! `mioperf serve`: every listener the configuration asks for, on one
+//! reactor.
+//!
+//! Owns the server's wiring: which acceptor listens on which transport and
+//! address, the descriptor budget that caps each protocol's sessions
+//! (`budget.rs`), the one file store the file protocols share, and the
+//! `listening …` / `ready` lines scripts wait for. It never implements a
+//! protocol (that is `proto`) and never runs the event loop itself beyond
+//! `Reactor::run` (that is `reactor`).
+
+use super::budget;
+use super::{Failure, error};
+use crate::cli::ServeArgs;
+use crate::config::{Protocol, ServeConfig};
+use crate::proto::budget::{SharedBudget, shared as udp_budget_of};
+use crate::proto::data::Files;
+use crate::proto::hello;
+use crate::proto::idle::TcpTimeouts;
+use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
+use crate::reactor::{Exit, Reactor, ReactorConfig};
+use crate::store::{Store, StoreConfig};
+use log::{info, warn};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// `mioperf serve`: binds every listener, prints `listening …` and `ready`,
+/// and runs until SIGINT/SIGTERM or idle exit.
+///
+/// # Errors
+/// Bad configuration or a listener that cannot be bound.
+pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let config = args.to_config().map_err(Failure::Error)?;
+    serve_config(&config)
+}
+
+/// Binds every listener `config` asks for on a new reactor (signals not
+/// watched: the caller decides). `mioperf serve` runs it; `mioperf bench`
+/// runs one on a thread of its own.
+///
+/// # Errors
+/// An unimplemented protocol was asked for, or a listener cannot be bound.
+pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
+    let protocols = config.protocols();
+    if let Some(missing) = protocols.iter().find(|p| !p.is_implemented()) {
+        return Err(Failure::Error(format!(
+            "protocol '{missing}' is not implemented in this build yet"
+        )));
+    }
+    if protocols.is_empty() {
+        return Err(Failure::Error("no protocol to serve".into()));
+    }
+    // What the process may send to peers whose address is not validated:
+    // one budget for every UDP service, so together they reflect no more.
+    let udp_budget = udp_budget_of(config.udp_budget);
+    let reactor_config = ReactorConfig {
+        timer: config.timer,
+        idle_exit: config.idle_exit,
+        spin: config.spin,
+        ..ReactorConfig::default()
+    };
+    let mut reactor = Reactor::new(reactor_config).map_err(|e| error("reactor", e))?;
+    let budget = descriptor_budget(config, &protocols);
+    let cap = |p: Protocol| budget.sessions(p).unwrap_or(usize::MAX);
+
+    // The file protocols share one store; the root is created only if one
+    // of them is served.
+    let mut store: Option<Rc<dyn Files>> = None;
+    let mut listeners = Vec::new();
+    // One idle/request rule for every TCP protocol.
+    let timeouts = TcpTimeouts {
+        idle: config.tcp_idle_timeout,
+        request: config.tcp_request_timeout,
+    };
+    for protocol in protocols {
+        let addr = config.addr(protocol);
+        let (tcp, udp) = acceptors(
+            protocol,
+            config,
+            timeouts,
+            &udp_budget,
+            &cap,
+            &mut store,
+            &listeners,
+        )?;
+        if let Some(tcp) = tcp {
+            let tcp = reactor
+                .listen_tcp_capped(addr, tcp, cap(protocol))
+                .map_err(|e| error(&format!("cannot listen on {protocol} tcp {addr}"), e))?;
+            listeners.push(Bound {
+                protocol,
+                transport: "tcp",
+                addr: tcp,
+            });
+        }
+        if let Some(udp) = udp {
+            // Only these protocols' per-peer sessions hold a descriptor
+            // (stopwait: its file; proxy: its upstream socket). TFTP's own
+            // acceptor bounds its transfers; hello and lab hold none.
+            let udp_cap = match protocol {
+                Protocol::Stopwait | Protocol::Proxy => cap(protocol),
+                _ => usize::MAX,
+            };
+            let udp = reactor
+                .bind_udp_capped(addr, udp, udp_cap)
+                .map_err(|e| error(&format!("cannot bind {protocol} udp {addr}"), e))?;
+            listeners.push(Bound {
+                protocol,
+                transport: "udp",
+                addr: udp,
+            });
+        }
+    }
+    Ok(Server { reactor, listeners })
+}
+
+/// A server reactor with every listener bound, not yet running.
+pub struct Server {
+    /// The reactor holding the listeners.
+    pub reactor: Reactor,
+    /// What is bound where, in the order the listeners were opened.
+    pub listeners: Vec<Bound>,
+}
+
+/// One bound listener of a [`Server`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The protocol it serves.
+    pub protocol: Protocol,
+    /// `"tcp"` or `"udp"`.
+    pub transport: &'static str,
+    /// The address it is bound to (with the port the kernel picked for 0).
+    pub addr: SocketAddr,
+}
+
+/// [`serve`] with a ready-made configuration: binds, prints the
+/// `listening …` lines and `ready`, then runs until a signal or idle exit.
+///
+/// # Errors
+/// An unimplemented protocol was asked for, or a listener cannot be bound.
+pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
+    let Server {
+        mut reactor,
+        listeners,
+    } = start_server(config)?;
+    reactor.watch_signals().map_err(|e| error("signals", e))?;
+    // Scripts wait for these lines: print them all at once, then flush.
+    let mut out = io::stdout().lock();
+    for Bound {
+        protocol,
+        transport,
+        addr,
+    } in &listeners
+    {
+        let line = format!("listening {protocol} {transport} {addr}");
+        info!("{line}");
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    drop(out);
+
+    match reactor.run().map_err(|e| error("poll", e))? {
+        Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
+    }
+}
+
+/// A transparent proxy to `upstream` (impairment is `mioperf proxy`'s),
+/// relaying for at most `max_clients` at once.
+fn proxy_acceptor(
+    upstream: SocketAddr,
+    max_clients: usize,
+) -> Result<crate::proto::proxy::ProxyAcceptor, Failure> {
+    let mut proxy = crate::proto::proxy::ProxyConfig::transparent(upstream);
+    proxy.max_clients = max_clients;
+    crate::proto::proxy::ProxyAcceptor::new(proxy)
+        .map_err(|(way, e)| Failure::Error(format!("proxy {way}: {e}")))
+}
+
+/// Assumed when the descriptor limit cannot be read: Linux's usual soft
+/// limit, so the caps err on the small side.
+const FALLBACK_NOFILE: u64 = 1024;
+
+/// Splits the process's descriptor limit between the `protocols` served
+/// (`budget.rs`), logs each cap at info, and warns about every configured
+/// bound lowered to fit.
+fn descriptor_budget(config: &ServeConfig, protocols: &[Protocol]) -> budget::Budget {
+    let limit = crate::reactor::descriptor_limit().unwrap_or_else(|e| {
+        warn!("descriptor limit unknown ({e}); assuming {FALLBACK_NOFILE}");
+        FALLBACK_NOFILE
+    });
+    let mut listeners = 0;
+    let mut claims = Vec::new();
+    for &protocol in protocols {
+        let ceiling = match protocol {
+            Protocol::Tftp => Some(config.tftp.max_sessions),
+            Protocol::Proxy => Some(
+                crate::proto::proxy::ProxyConfig::transparent(config.addr(protocol)).max_clients,
+            ),
+            Protocol::Stopwait => Some(config.stopwait_max_sessions),
+            _ => config.max_connections,
+        };
+        let (sockets, claim) = budget::needs(protocol, ceiling);
+        listeners += sockets;
+        claims.extend(claim);
+    }
+    let budget = budget::split(limit, listeners, &claims);
+    let caps: Vec<String> = budget
+        .grants
+        .iter()
+        .map(|g| match g.fds_each {
+            1 => format!("{} {}", g.protocol, g.sessions),
+            n => format!("{} {} ({n} fds each)", g.protocol, g.sessions),
+        })
+        .collect();
+    info!(
+        "descriptor budget: limit {limit}, reserve {}, listeners {listeners}; sessions: {}",
+        budget::RESERVE_FDS,
+        caps.join(", ")
+    );
+    for g in &budget.grants {
+        if let Some(asked) = g.clamped_from {
+            warn!(
+                "{}: {asked} sessions do not fit the descriptor limit {limit}; using {}",
+                g.protocol, g.sessions
+            );
+        }
+    }
+    budget
+}
+
+/// A protocol's acceptors, one per transport it has.
+type Acceptors = (
+    Option<Box<dyn StreamAcceptor>>,
+    Option<Box<dyn DatagramAcceptor>>,
+);
+
+/// The one store every file protocol shares, opened on first use.
+fn shared_store(
+    store: &mut Option<Rc<dyn Files>>,
+    config: &ServeConfig,
+) -> Result<Rc<dyn Files>, Failure> {
+    if let Some(files) = store {
+        return Ok(files.clone());
+    }
+    let files: Rc<dyn Files> = Rc::new(open_store(config)?);
+    *store = Some(files.clone());
+    Ok(files)
+}
+
+/// The file store at `config.root`, created if missing.
+fn open_store(config: &ServeConfig) -> Result<Store, Failure> {
+    let store_config = StoreConfig {
+        allow_overwrite: config.allow_overwrite,
+        max_file_size: config.max_file_size,
+        durable: config.durable,
+    };
+    let store = Store::open(&config.root, store_config).map_err(|e| {
+        error(
+            &format!("cannot use {} as the file root", config.root.display()),
+            e,
+        )
+    })?;
+    // Before any upload of ours starts, so every temporary file with our
+    // pid is a dead process's (a container restarts with the same pid).
+    store.remove_leftovers();
+    Ok(store)
+}
+
+/// The acceptors of `protocol`'s TCP and UDP listeners, where it has that
+/// transport. `cap` is each protocol's session cap; `bound` what is
+/// already listening (the proxy's default upstream is this process's
+/// stopwait).
+fn acceptors(
+    protocol: Protocol,
+    config: &ServeConfig,
+    timeouts: TcpTimeouts,
+    udp_budget: &SharedBudget,
+    cap: &dyn Fn(Protocol) -> usize,
+    store: &mut Option<Rc<dyn Files>>,
+    bound: &[Bound],
+) -> Result<Acceptors, Failure> {
+    let pair: Acceptors = match protocol {
+        Protocol::Hello => {
+            let (tcp, udp, _) = hello::acceptors(config.id_ttl, config.max_ids, timeouts);
+            (Some(Box::new(tcp)), Some(Box::new(udp)))
+        }
+        Protocol::Lab => (
+            Some(Box::new(
+                lab::LabStreamAcceptor::new(config.lab).with_timeouts(timeouts),
+            )),
+            Some(Box::new(lab::LabDatagramAcceptor::new(
+                config.lab,
+                udp_budget.clone(),
+            ))),
+        ),
+        Protocol::Msg => (
+            Some(Box::new(
+                msg::MsgAcceptor::new(config.msg_max).with_timeouts(timeouts),
+            )),
+            None,
+        ),
+        Protocol::Tcpfile => {
+            let files = shared_store(store, config)?;
+            let acceptor = tcpfile::TcpFileAcceptor::new(files)
+                .with_zero_copy(config.sendfile)
+                .with_timeouts(timeouts);
+            (Some(Box::new(acceptor)), None)
+        }
+        Protocol::Tftp => {
+            let files = shared_store(store, config)?;
+            let mut tftp_config = config.tftp;
+            tftp_config.max_sessions = cap(Protocol::Tftp);
+            tftp_config.max_sessions_per_peer = tftp_config
+                .max_sessions_per_peer
+                .min(tftp_config.max_sessions);
+            (
+                None,
+                Some(Box::new(tftp::TftpAcceptor::new(files, tftp_config))),
+            )
+        }
+        Protocol::Stopwait => {
+            let files = shared_store(store, config)?;
+            let timers = stopwait::StopwaitConfig {
+                timeout: config.stopwait_timeout,
+                tries: config.stopwait_tries,
+                max_sessions: cap(Protocol::Stopwait),
+                max_sessions_per_peer: config
+                    .stopwait_max_sessions_per_peer
+                    .min(cap(Protocol::Stopwait)),
+                unvalidated_lifetime: config.stopwait_unvalidated_lifetime,
+            };
+            (
+                None,
+                Some(Box::new(
+                    stopwait::StopwaitAcceptor::new(files, timers).with_budget(udp_budget.clone()),
+                )),
+            )
+        }
+        Protocol::Proxy => {
+            // The seed's arrangement: the proxy in front of stopwait,
+            // wherever this process bound it.
+            let stopwait = bound
+                .iter()
+                .find(|b: &&Bound| b.protocol == Protocol::Stopwait)
+                .map(|b| b.addr);
+            let upstream = config
+                .proxy_upstream
+                .or(stopwait)
+                .unwrap_or_else(|| config.addr(Protocol::Stopwait));
+            let acceptor = proxy_acceptor(upstream, cap(Protocol::Proxy))?;
+            (None, Some(Box::new(acceptor)))
+        }
+        _ => unreachable!("checked by is_implemented above"),
+    };
+    Ok(pair)
+}
