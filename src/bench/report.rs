@@ -416,7 +416,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    /// Every number in `v` is finite (serde_json can't hold NaN in a
+    /// Every number in `v` is finite (`serde_json` can't hold NaN in a
     /// `Value`, but a text with `NaN` would not parse: both are checked).
     fn all_finite(v: &Value) -> bool {
         match v {

@@ -271,7 +271,7 @@ pub struct LabArgs {
     /// intervals of silence once it has started).
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "5s")]
     pub timeout: Duration,
-    /// Segments a stream is expected to have at most (the server's stream_max_count).
+    /// Segments a stream is expected to have at most (the server's `stream_max_count`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
     /// Print one JSON object instead of the summary.

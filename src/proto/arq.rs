@@ -412,7 +412,7 @@ impl Receiver {
         self.bytes
     }
 
-    /// Whether the last block has arrived (ShortBlock rule).
+    /// Whether the last block has arrived ([`EndRule::ShortBlock`] rule).
     pub fn is_complete(&self) -> bool {
         self.last
     }
