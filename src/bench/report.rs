@@ -312,16 +312,13 @@ pub fn cpu_list_len(list: &str) -> Option<usize> {
         if part.is_empty() {
             continue;
         }
-        n = n.checked_add(match part.split_once('-') {
-            Some((a, b)) => {
-                // "0-31:4" (stride) is not used by Cpus_allowed_list; refuse it.
-                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
-                b.checked_sub(a)?.checked_add(1)?
-            }
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
+        n = n.checked_add(if let Some((a, b)) = part.split_once('-') {
+            // "0-31:4" (stride) is not used by Cpus_allowed_list; refuse it.
+            let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+            b.checked_sub(a)?.checked_add(1)?
+        } else {
+            part.parse::<usize>().ok()?;
+            1
         })?;
     }
     Some(n)

@@ -134,18 +134,14 @@ fn play(r: &mut Reader<'_>, world: &mut World, script: &Script) {
                 };
                 world.peer_reads(n, max);
             }
-            Op::Datagram => {
-                let from = peer(r.below(4));
-                let payload = (script.datagram)(r);
-                world.datagram_to_listener(from, &payload);
-            }
             Op::ToSession if world.has_own_sockets() => {
                 let n = r.below(8);
                 let from = peer(r.below(8) / 7); // mostly the first peer
                 let payload = (script.datagram)(r);
                 world.datagram_to_session(n, from, &payload);
             }
-            Op::ToSession => {
+            // Without sockets of their own, sessions hear only the listener.
+            Op::Datagram | Op::ToSession => {
                 let from = peer(r.below(4));
                 let payload = (script.datagram)(r);
                 world.datagram_to_listener(from, &payload);
@@ -610,6 +606,7 @@ fn tftp_block(r: &mut Reader<'_>) -> u16 {
 }
 
 fn tftp_datagram(r: &mut Reader<'_>) -> Vec<u8> {
+    const MODES: &[&[u8]] = &[b"octet", b"netascii", b"NetAscii", b"mail", b""];
     let op = r.below(9);
     let mut d = Vec::new();
     match op {
@@ -617,7 +614,6 @@ fn tftp_datagram(r: &mut Reader<'_>) -> Vec<u8> {
             d.extend_from_slice(&[0, op as u8 + 1]);
             d.extend(name(r));
             d.push(0);
-            const MODES: &[&[u8]] = &[b"octet", b"netascii", b"NetAscii", b"mail", b""];
             d.extend_from_slice(MODES[r.below(MODES.len())]);
             d.push(0);
             tftp_options(r, &mut d);

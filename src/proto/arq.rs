@@ -140,16 +140,12 @@ impl Sender {
         let short = block.len() < self.config.block_size;
         let first = self.base == 1 && self.unacked.is_empty() && self.bytes_sent == 0;
         match self.config.end {
-            EndRule::ShortBlock => {
-                self.source_done = short;
-                Ok(Some(block.freeze()))
-            }
             EndRule::ExactBlocks if block.is_empty() => {
                 self.source_done = true;
                 // Only an empty file is sent as one empty block.
                 Ok(first.then(Bytes::new))
             }
-            EndRule::ExactBlocks => {
+            EndRule::ShortBlock | EndRule::ExactBlocks => {
                 self.source_done = short;
                 Ok(Some(block.freeze()))
             }

@@ -310,8 +310,9 @@ impl StopwaitServer {
             return;
         };
         match (p.kind, *fin) {
-            // A client that missed the FIN repeats its last ACK.
-            (Kind::Ack, true) => self.repeat(),
+            // A client that missed the FIN repeats its last ACK; the GET
+            // again means our first block was lost.
+            (Kind::Ack, true) | (Kind::Get, _) => self.repeat(),
             (Kind::Ack, false) => {
                 let base = sender.base();
                 let names = |i: u64| u64::from(p.block) == i && p.bit == Bit::of_block(p.block);
@@ -328,8 +329,6 @@ impl StopwaitServer {
                 }
                 // Anything else (a very late ACK) is ignored.
             }
-            // The GET again: our first block was lost.
-            (Kind::Get, _) => self.repeat(),
             _ => {}
         }
     }
@@ -423,31 +422,30 @@ impl StopwaitServer {
             // The same request during its transfer is a retransmission (our
             // first answer was lost); any other request starts afresh.
             if !(same_request && self.busy()) {
-                return if p.kind == Kind::Get {
-                    self.start_get(cx, name)
+                if p.kind == Kind::Get {
+                    self.start_get(cx, name);
                 } else {
-                    self.start_put(cx, name)
-                };
+                    self.start_put(cx, name);
+                }
+                return;
             }
         }
         match self.job {
             Job::Get { .. } => self.on_get_packet(cx, &p),
             // A client that missed the FIN repeats its last ACK.
             Job::Sent if p.kind == Kind::Ack => self.repeat(),
-            Job::Sent => {}
             Job::Put { .. } => self.on_put_packet(cx, &p),
             // After a refusal a retransmission (a FIN whose commit failed,
             // say) gets the refusal again: its first copy may be lost.
             Job::Idle if self.last_answer.first() == Some(&b'E') => self.repeat(),
-            Job::Idle => {}
+            Job::Sent | Job::Idle => {}
         }
     }
 
     fn busy(&self) -> bool {
         match &self.job {
-            Job::Idle => false,
             Job::Get { fin, .. } => !fin,
-            Job::Sent => false,
+            Job::Idle | Job::Sent => false,
             Job::Put { committed, .. } => committed.is_none(),
         }
     }
