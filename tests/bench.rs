@@ -482,7 +482,7 @@ fn sigint_ends_the_run_with_its_report() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(1000));
+    thread::sleep(Duration::from_secs(1));
     common::send_signal(child.id(), 2);
     let status = common::wait_child(&mut child, BENCH_LIMIT).expect("bench exited after SIGINT");
     assert!(status.success());

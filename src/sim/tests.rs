@@ -153,10 +153,18 @@ impl DatagramAcceptor for Admit {
     }
 }
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "an `Admit` factory; `None` replies statelessly"
+)]
 fn echo() -> Option<Box<dyn DatagramSession>> {
     Some(Box::new(Echo::default()))
 }
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "an `Admit` factory; `None` replies statelessly"
+)]
 fn echo_once() -> Option<Box<dyn DatagramSession>> {
     Some(Box::new(Echo {
         close_after: Some(1),

@@ -392,6 +392,10 @@ impl Recorder {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::float_cmp,
+    reason = "each figure is one division of whole numbers, so it is exactly the f64 nearest its value, as the literal is"
+)]
 mod tests {
     use super::*;
 

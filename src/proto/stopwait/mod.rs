@@ -133,15 +133,12 @@ mod tests {
         client: Box<dyn DatagramSession>,
         files: &MemoryFiles,
         server: StopwaitConfig,
-        links: sim::Config,
+        mut links: sim::Config,
         mut drop: impl FnMut(bool, usize) -> bool + 'static,
     ) -> Run {
         let acceptor = StopwaitAcceptor::new(Rc::new(files.clone()), server);
-        let config = sim::Config {
-            trace: true,
-            ..links
-        };
-        let mut world = World::new(config, client, Server::Acceptor(Box::new(acceptor)))
+        links.trace = true;
+        let mut world = World::new(links, client, Server::Acceptor(Box::new(acceptor)))
             .unwrap()
             .with_loss(move |dir, n, _| drop(dir == Dir::Up, n as usize));
         let report = world.run().unwrap_or_else(|e| panic!("{e}"));

@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn put_without_size_ends_at_eof_and_zero_bytes_work() {
         let files = MemoryFiles::default();
-        let (out, _) = run(&files, &[b"a:PUT\n", &[7u8; 300_000]], true);
+        let (out, _) = run(&files, &[b"a:PUT\n", &vec![7u8; 300_000]], true);
         assert_eq!(out, b"OK 300000\n");
         assert_eq!(files.get("a").unwrap().len(), 300_000);
         let (out, _) = run(&files, &[b"zero:PUT:0\n"], false);

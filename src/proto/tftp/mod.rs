@@ -47,14 +47,11 @@ mod tests {
         client: TftpClient,
         files: &MemoryFiles,
         config: TftpConfig,
-        links: sim::Config,
+        mut links: sim::Config,
         mut drop: impl FnMut(bool, &[u8]) -> bool + 'static,
     ) -> Run {
         let acceptor = TftpAcceptor::new(Rc::new(files.clone()), config);
-        let links = sim::Config {
-            trace: true,
-            ..links
-        };
+        links.trace = true;
         let mut world = World::new(
             links,
             Box::new(client),

@@ -966,7 +966,7 @@ mod tests {
                     self.input(key, from, payload, now);
                     Got::Session(key)
                 }
-                other => panic!("{other:?}"),
+                other @ Admission::Start(_) => panic!("{other:?}"),
             }
         }
 
