@@ -59,6 +59,10 @@ pub enum Command {
 
 /// Flags of `mioperf serve`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches: clap maps each flag to a bool of its own"
+)]
 pub struct ServeArgs {
     /// Address every listener binds.
     #[arg(long, value_name = "ADDR")]

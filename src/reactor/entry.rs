@@ -205,6 +205,10 @@ pub(super) struct Pending {
     pub(super) segment: usize,
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about reading and writing, each set and read alone; an enum would encode their product"
+)]
 pub(super) struct Entry {
     pub(super) io: Io,
     pub(super) role: Role,
