@@ -241,6 +241,12 @@ fn cpu_ns() -> u64 {
 }
 
 /// `q`-quantile of sorted samples (same rule as `rr.c`).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "a fraction in [0, 1] of a sample count far below 2^52: the index floors, as `rr.c`'s"
+)]
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     let i = ((sorted.len() as f64) * q) as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -266,7 +272,7 @@ fn cell(values: &[f64]) -> String {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (rounds, single, many, per_many) = if bench {
-        (9, 500, 100, 250)
+        (9u32, 500, 100, 250)
     } else {
         (1, 20, 10, 5)
     };
@@ -314,9 +320,11 @@ fn main() {
             let started = std::time::Instant::now();
             let cpu0 = cpu_ns();
             TURNS.set(0);
-            let late = measure(*run, 0x5eed + round as u64);
+            let late = measure(*run, 0x5eed + u64::from(round));
+            #[expect(clippy::cast_precision_loss, reason = "seconds for a table")]
             let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
             let wall = started.elapsed().as_secs_f64();
+            #[expect(clippy::cast_precision_loss, reason = "microseconds for a table")]
             let us = |ns: u64| ns as f64 / 1e3;
             let row = [
                 us(quantile(&late, 0.50)),

@@ -196,6 +196,10 @@ fn files(r: &mut Reader<'_>) -> MemoryFiles {
     let text = b"line\r\nbare\rlf\n\n\r\r\n\0x";
     for (i, name) in ["f0", "f1", "f2"].into_iter().enumerate() {
         let len = usize::from(r.u16()) % 24_000;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a test pattern: the low byte is the point"
+        )]
         let bytes = (0..len)
             .map(|j| match i {
                 0 => (j * 31 + 7) as u8,
@@ -229,7 +233,11 @@ fn filler(r: &mut Reader<'_>, len: usize) -> Vec<u8> {
 }
 
 fn filled(b: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
+    (0..=u8::MAX)
+        .cycle()
+        .take(len)
+        .map(|i| b.wrapping_add(i))
+        .collect()
 }
 
 // ---- hello ---------------------------------------------------------------
@@ -611,7 +619,8 @@ fn tftp_datagram(r: &mut Reader<'_>) -> Vec<u8> {
     let mut d = Vec::new();
     match op {
         0 | 1 => {
-            d.extend_from_slice(&[0, op as u8 + 1]);
+            let opcode = if op == 0 { 1 } else { 2 }; // RRQ, WRQ
+            d.extend_from_slice(&[0, opcode]);
             d.extend(name(r));
             d.push(0);
             d.extend_from_slice(MODES[r.below(MODES.len())]);

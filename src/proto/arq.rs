@@ -442,6 +442,10 @@ mod tests {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn sender(len: usize, block: usize, window: u16, end: EndRule) -> Sender {
         let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
         Sender::new(

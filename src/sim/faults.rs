@@ -440,14 +440,14 @@ fn a_dead_link_gives_up_after_exactly_the_budget() {
 fn round_trips(protocol: Protocol, put: bool, len: usize) -> u32 {
     match protocol {
         Protocol::Stopwait => {
-            let blocks = len.div_ceil(100).max(1) as u32;
+            let blocks = u32::try_from(len.div_ceil(100).max(1)).unwrap();
             // GET: G, then each ACK fetches the next block or the FIN.
             // PUT: P, each block, then the FIN.
             if put { blocks + 2 } else { blocks + 1 }
         }
         Protocol::Tftp { window } => {
             // A final block always ends short, empty if need be.
-            let blocks = (len / 512 + 1) as u32;
+            let blocks = u32::try_from(len / 512 + 1).unwrap();
             let windows = blocks.div_ceil(u32::from(window));
             // The request's round trip brings the first window (RFC 1350
             // RRQ) or an ACK 0 / OACK.
@@ -562,6 +562,7 @@ fn table(seeds: u64, len: usize, drops: &[f64]) -> String {
                     }
                 }
                 let n = row.done.max(1);
+                #[expect(clippy::cast_precision_loss, reason = "averages for a table")]
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.0} % | {}/{} | {:.2} s | {:.1} | {:.0} |",

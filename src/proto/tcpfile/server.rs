@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn get_sends_ok_size_then_exactly_the_file() {
         let files = MemoryFiles::default();
-        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let body: Vec<u8> = (0..=u8::MAX).cycle().take(200_000).collect();
         files.insert("big.bin", body.clone());
         let (out, req) = run(&files, &[b"big.bin : GET\n"], false);
         assert!(out.starts_with(b"OK 200000\n"));

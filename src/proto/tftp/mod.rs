@@ -72,6 +72,10 @@ mod tests {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 13 + i / 700) as u8).collect()
     }
