@@ -146,107 +146,12 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
         max_steps: 1_000_000,
         ..Config::symmetric(case.seed, case.link)
     };
-    let (client, acceptor, slot): (Box<dyn DatagramSession>, Box<dyn DatagramAcceptor>, Slot) =
-        match case.protocol {
-            Protocol::Stopwait => {
-                let config = stopwait::StopwaitConfig {
-                    timeout: TIMEOUT,
-                    tries: case.tries,
-                    ..stopwait::StopwaitConfig::DEFAULT
-                };
-                let slot = stopwait::OutcomeSlot::default();
-                let client: Box<dyn DatagramSession> = if case.put {
-                    let source = Box::new(source);
-                    let c =
-                        stopwait::PutClient::new("up", links.server, source, config, slot.clone());
-                    Box::new(c)
-                } else {
-                    let sink = Box::new(sink);
-                    Box::new(stopwait::GetClient::new(
-                        "f",
-                        links.server,
-                        sink,
-                        config,
-                        slot.clone(),
-                    ))
-                };
-                let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
-                (client, Box::new(acceptor), Slot::Stopwait(slot))
-            }
-            Protocol::Tftp { window } => {
-                let options = if window == 1 {
-                    Options::default()
-                } else {
-                    Options {
-                        blksize: Some(512),
-                        windowsize: Some(window),
-                        ..Options::default()
-                    }
-                };
-                let slot = tftp::OutcomeSlot::default();
-                let c = if case.put {
-                    tftp::TftpClient::put(
-                        links.server,
-                        "up",
-                        Mode::Octet,
-                        options,
-                        Box::new(source),
-                        TIMEOUT,
-                        case.tries,
-                        slot.clone(),
-                    )
-                } else {
-                    tftp::TftpClient::get(
-                        links.server,
-                        "f",
-                        Mode::Octet,
-                        options,
-                        Box::new(sink),
-                        TIMEOUT,
-                        case.tries,
-                        slot.clone(),
-                    )
-                };
-                let config = tftp::TftpConfig {
-                    timeout: TIMEOUT,
-                    tries: case.tries,
-                    ..tftp::TftpConfig::default()
-                };
-                let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
-                (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
-            }
-        };
+    let (client, acceptor, slot) = parties(case, &files, &links, sink, source);
     let mut world =
         World::new(links, client, Server::Acceptor(acceptor)).map_err(|e| e.to_string())?;
     let report = world.run().map_err(|e| e.to_string())?;
 
-    let ending = match slot {
-        Slot::Stopwait(slot) => match slot.borrow().clone() {
-            Some(stopwait::Outcome::Done {
-                bytes,
-                elapsed,
-                retransmissions,
-            }) if bytes == case.len as u64 => Ending::Done {
-                elapsed,
-                retransmissions,
-            },
-            Some(stopwait::Outcome::TimedOut { tries }) => Ending::GaveUp { tries },
-            other => return Err(format!("outcome {other:?}")),
-        },
-        Slot::Tftp(slot) => match slot.borrow().clone() {
-            Some(tftp::Outcome::Done {
-                bytes,
-                elapsed,
-                retransmissions,
-                ..
-            }) if bytes == case.len as u64 => Ending::Done {
-                elapsed,
-                retransmissions,
-            },
-            Some(tftp::Outcome::TimedOut(tries)) => Ending::GaveUp { tries },
-            other => return Err(format!("outcome {other:?}")),
-        },
-    };
+    let ending = ending(case, slot)?;
     match ending {
         Ending::Done { elapsed, .. } => {
             if report.outcome != CloseReason::Completed || elapsed != report.elapsed {
@@ -291,6 +196,116 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
         ending,
         report,
         stored,
+    })
+}
+
+/// The client of `case`, the acceptor it talks to, and where the client
+/// leaves its outcome.
+fn parties(
+    case: &Case,
+    files: &MemoryFiles,
+    links: &Config,
+    sink: MemorySink,
+    source: MemorySource,
+) -> (Box<dyn DatagramSession>, Box<dyn DatagramAcceptor>, Slot) {
+    match case.protocol {
+        Protocol::Stopwait => {
+            let config = stopwait::StopwaitConfig {
+                timeout: TIMEOUT,
+                tries: case.tries,
+                ..stopwait::StopwaitConfig::DEFAULT
+            };
+            let slot = stopwait::OutcomeSlot::default();
+            let client: Box<dyn DatagramSession> = if case.put {
+                let source = Box::new(source);
+                let c = stopwait::PutClient::new("up", links.server, source, config, slot.clone());
+                Box::new(c)
+            } else {
+                let sink = Box::new(sink);
+                Box::new(stopwait::GetClient::new(
+                    "f",
+                    links.server,
+                    sink,
+                    config,
+                    slot.clone(),
+                ))
+            };
+            let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
+            (client, Box::new(acceptor), Slot::Stopwait(slot))
+        }
+        Protocol::Tftp { window } => {
+            let options = if window == 1 {
+                Options::default()
+            } else {
+                Options {
+                    blksize: Some(512),
+                    windowsize: Some(window),
+                    ..Options::default()
+                }
+            };
+            let slot = tftp::OutcomeSlot::default();
+            let c = if case.put {
+                tftp::TftpClient::put(
+                    links.server,
+                    "up",
+                    Mode::Octet,
+                    options,
+                    Box::new(source),
+                    TIMEOUT,
+                    case.tries,
+                    slot.clone(),
+                )
+            } else {
+                tftp::TftpClient::get(
+                    links.server,
+                    "f",
+                    Mode::Octet,
+                    options,
+                    Box::new(sink),
+                    TIMEOUT,
+                    case.tries,
+                    slot.clone(),
+                )
+            };
+            let config = tftp::TftpConfig {
+                timeout: TIMEOUT,
+                tries: case.tries,
+                ..tftp::TftpConfig::default()
+            };
+            let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
+            (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
+        }
+    }
+}
+
+/// How the client of `case` ended, by its outcome.
+fn ending(case: &Case, slot: Slot) -> Result<Ending, String> {
+    Ok(match slot {
+        Slot::Stopwait(slot) => match slot.borrow().clone() {
+            Some(stopwait::Outcome::Done {
+                bytes,
+                elapsed,
+                retransmissions,
+            }) if bytes == case.len as u64 => Ending::Done {
+                elapsed,
+                retransmissions,
+            },
+            Some(stopwait::Outcome::TimedOut { tries }) => Ending::GaveUp { tries },
+            other => return Err(format!("outcome {other:?}")),
+        },
+        Slot::Tftp(slot) => match slot.borrow().clone() {
+            Some(tftp::Outcome::Done {
+                bytes,
+                elapsed,
+                retransmissions,
+                ..
+            }) if bytes == case.len as u64 => Ending::Done {
+                elapsed,
+                retransmissions,
+            },
+            Some(tftp::Outcome::TimedOut(tries)) => Ending::GaveUp { tries },
+            other => return Err(format!("outcome {other:?}")),
+        },
     })
 }
 
