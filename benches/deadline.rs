@@ -313,7 +313,17 @@ fn main() {
             count: per_many,
         },
     ];
-    // stats[run] = per round (p50, p99, max in µs, CPU busy in %)
+    let stats = measure_rounds(&runs, rounds);
+    if !bench {
+        println!("smoke run without --bench: the figures above are not measurements");
+        return;
+    }
+    summarise(&runs, &stats, rounds);
+}
+
+/// Each run once per round, each round's figures printed as it ends:
+/// `stats[run]` = per round (p50, p99, max in µs, CPU busy in %).
+fn measure_rounds(runs: &[Run], rounds: u32) -> Vec<Vec<[f64; 4]>> {
     let mut stats: Vec<Vec<[f64; 4]>> = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
         for (i, run) in runs.iter().enumerate() {
@@ -346,11 +356,11 @@ fn main() {
             stats[i].push(row);
         }
     }
+    stats
+}
 
-    if !bench {
-        println!("smoke run without --bench: the figures above are not measurements");
-        return;
-    }
+/// The medians over rounds: the table, the FIGURE lines and the goal.
+fn summarise(runs: &[Run], stats: &[Vec<[f64; 4]>], rounds: u32) {
     let col = |i: usize, k: usize| stats[i].iter().map(|r| r[k]).collect::<Vec<f64>>();
     let raw_p99 = median(&mut col(0, 1));
     println!();
