@@ -241,6 +241,12 @@ fn cpu_ns() -> u64 {
 }
 
 /// `q`-quantile of sorted samples (same rule as `rr.c`).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "a fraction in [0, 1] of a sample count far below 2^52: the index floors, as `rr.c`'s"
+)]
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     let i = ((sorted.len() as f64) * q) as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -252,7 +258,7 @@ fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 {
         v[n / 2]
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
     }
 }
 
@@ -266,7 +272,7 @@ fn cell(values: &[f64]) -> String {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (rounds, single, many, per_many) = if bench {
-        (9, 500, 100, 250)
+        (9u32, 500, 100, 250)
     } else {
         (1, 20, 10, 5)
     };
@@ -307,16 +313,28 @@ fn main() {
             count: per_many,
         },
     ];
-    // stats[run] = per round (p50, p99, max in µs, CPU busy in %)
+    let stats = measure_rounds(&runs, rounds);
+    if !bench {
+        println!("smoke run without --bench: the figures above are not measurements");
+        return;
+    }
+    summarise(&runs, &stats, rounds);
+}
+
+/// Each run once per round, each round's figures printed as it ends:
+/// `stats[run]` = per round (p50, p99, max in µs, CPU busy in %).
+fn measure_rounds(runs: &[Run], rounds: u32) -> Vec<Vec<[f64; 4]>> {
     let mut stats: Vec<Vec<[f64; 4]>> = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
         for (i, run) in runs.iter().enumerate() {
             let started = std::time::Instant::now();
             let cpu0 = cpu_ns();
             TURNS.set(0);
-            let late = measure(*run, 0x5eed + round as u64);
+            let late = measure(*run, 0x5eed + u64::from(round));
+            #[expect(clippy::cast_precision_loss, reason = "seconds for a table")]
             let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
             let wall = started.elapsed().as_secs_f64();
+            #[expect(clippy::cast_precision_loss, reason = "microseconds for a table")]
             let us = |ns: u64| ns as f64 / 1e3;
             let row = [
                 us(quantile(&late, 0.50)),
@@ -338,11 +356,11 @@ fn main() {
             stats[i].push(row);
         }
     }
+    stats
+}
 
-    if !bench {
-        println!("smoke run without --bench: the figures above are not measurements");
-        return;
-    }
+/// The medians over rounds: the table, the FIGURE lines and the goal.
+fn summarise(runs: &[Run], stats: &[Vec<[f64; 4]>], rounds: u32) {
     let col = |i: usize, k: usize| stats[i].iter().map(|r| r[k]).collect::<Vec<f64>>();
     let raw_p99 = median(&mut col(0, 1));
     println!();

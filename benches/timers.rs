@@ -32,7 +32,8 @@
 //! size is run, once, so it stays fast in debug builds.
 
 use core::cmp::Reverse;
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use mioperf::reactor::timers::{Owner, TimerSlot, Timers};
 use mioperf::time::Instant;
 use std::collections::BinaryHeap;
@@ -127,7 +128,7 @@ impl Rearm {
 
     fn step(&mut self) {
         let n = self.slots.len() as u64;
-        let k = self.rng.below(n) as usize;
+        let k = usize::try_from(self.rng.below(n)).expect("below the slot count");
         let at = Instant::from_nanos(self.now + 1 + self.rng.below(SPAN_NS));
         self.slots[k].sync(&mut self.timers, Owner::Entry(k), Some(at));
         let Some((owner, stamp, at)) = self.timers.pop_due(Instant::MAX) else {
@@ -284,7 +285,7 @@ fn packed(at: u64, tag: u64) -> u64 {
 
 fn bench_timers(c: &mut Criterion) {
     let quick = !std::env::args().any(|a| a == "--bench");
-    let configure = |g: &mut criterion::BenchmarkGroup<'_, _>| {
+    let configure = |g: &mut BenchmarkGroup<'_, _>| {
         g.throughput(Throughput::Elements(2));
         if !quick {
             g.warm_up_time(Duration::from_millis(500));
@@ -308,10 +309,9 @@ fn bench_timers(c: &mut Criterion) {
         let mut st = Rearm::new(n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| st.step()));
         if !quick && st.pops > 0 {
-            println!(
-                "rearm+pop n={n}: {:.1} % of pops were stale entries",
-                100.0 * st.stale as f64 / st.pops.max(1) as f64
-            );
+            #[expect(clippy::cast_precision_loss, reason = "a percentage for a table")]
+            let stale = 100.0 * st.stale as f64 / st.pops.max(1) as f64;
+            println!("rearm+pop n={n}: {stale:.1} % of pops were stale entries");
         }
     }
     g.finish();
@@ -319,97 +319,102 @@ fn bench_timers(c: &mut Criterion) {
     let mut g = c.benchmark_group("timers-ref/arm+pop");
     configure(&mut g);
     for n in sizes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut heap: BinaryHeap<Reverse<u64>> =
-            (0..n).map(|_| Reverse(rng.below(SPAN_NS))).collect();
-        g.bench_function(BenchmarkId::new("std-u64", n), |b| {
-            b.iter(|| {
-                let Some(Reverse(at)) = heap.pop() else {
-                    unreachable!()
-                };
-                heap.push(Reverse(at + rng.below(SPAN_NS)));
-            });
-        });
-
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut tag = 0u64;
-        let mut heap: BinaryHeap<Reverse<Small>> = (0..n)
-            .map(|_| {
-                tag += 1;
-                Reverse(Small {
-                    at: rng.below(SPAN_NS),
-                    tag,
-                })
-            })
-            .collect();
-        g.bench_function(BenchmarkId::new("std-16B", n), |b| {
-            b.iter(|| {
-                let Some(Reverse(e)) = heap.pop() else {
-                    unreachable!()
-                };
-                tag += 1;
-                heap.push(Reverse(Small {
-                    at: e.at + rng.below(SPAN_NS),
-                    tag,
-                }));
-            });
-        });
-
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut heap = DHeap::<Small, 4>::new();
-        for t in 0..n as u64 {
-            heap.push(Small {
-                at: rng.below(SPAN_NS),
-                tag: t,
-            });
-        }
-        let mut tag = n as u64;
-        g.bench_function(BenchmarkId::new("quad-16B", n), |b| {
-            b.iter(|| {
-                let Some(e) = heap.pop() else { unreachable!() };
-                tag += 1;
-                heap.push(Small {
-                    at: e.at + rng.below(SPAN_NS),
-                    tag,
-                });
-            });
-        });
-
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut cal = Calendar::new();
-        for t in 0..n as u64 {
-            cal.push(Small {
-                at: rng.below(SPAN_NS),
-                tag: t,
-            });
-        }
-        let mut tag = n as u64;
-        g.bench_function(BenchmarkId::new("calendar-16B", n), |b| {
-            b.iter(|| {
-                let Some(e) = cal.pop() else { unreachable!() };
-                tag += 1;
-                cal.push(Small {
-                    at: e.at + rng.below(SPAN_NS),
-                    tag,
-                });
-            });
-        });
-
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut heap = DHeap::<u64, 4>::new();
-        for t in 0..n as u64 {
-            heap.push(packed(rng.below(SPAN_NS), t));
-        }
-        let mut tag = n as u64;
-        g.bench_function(BenchmarkId::new("quad-8B", n), |b| {
-            b.iter(|| {
-                let Some(e) = heap.pop() else { unreachable!() };
-                tag += 1;
-                heap.push(packed((e >> 20) + rng.below(SPAN_NS), tag));
-            });
-        });
+        reference_heaps(&mut g, n);
     }
     g.finish();
+}
+
+/// The reference group at size `n`: std's heap of `u64` and of 16-byte
+/// entries, and the quad-heap and calendar prototypes.
+fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut heap: BinaryHeap<Reverse<u64>> = (0..n).map(|_| Reverse(rng.below(SPAN_NS))).collect();
+    g.bench_function(BenchmarkId::new("std-u64", n), |b| {
+        b.iter(|| {
+            let Some(Reverse(at)) = heap.pop() else {
+                unreachable!()
+            };
+            heap.push(Reverse(at + rng.below(SPAN_NS)));
+        });
+    });
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut tag = 0u64;
+    let mut heap: BinaryHeap<Reverse<Small>> = (0..n)
+        .map(|_| {
+            tag += 1;
+            Reverse(Small {
+                at: rng.below(SPAN_NS),
+                tag,
+            })
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new("std-16B", n), |b| {
+        b.iter(|| {
+            let Some(Reverse(e)) = heap.pop() else {
+                unreachable!()
+            };
+            tag += 1;
+            heap.push(Reverse(Small {
+                at: e.at + rng.below(SPAN_NS),
+                tag,
+            }));
+        });
+    });
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut heap = DHeap::<Small, 4>::new();
+    for t in 0..n as u64 {
+        heap.push(Small {
+            at: rng.below(SPAN_NS),
+            tag: t,
+        });
+    }
+    let mut tag = n as u64;
+    g.bench_function(BenchmarkId::new("quad-16B", n), |b| {
+        b.iter(|| {
+            let Some(e) = heap.pop() else { unreachable!() };
+            tag += 1;
+            heap.push(Small {
+                at: e.at + rng.below(SPAN_NS),
+                tag,
+            });
+        });
+    });
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut cal = Calendar::new();
+    for t in 0..n as u64 {
+        cal.push(Small {
+            at: rng.below(SPAN_NS),
+            tag: t,
+        });
+    }
+    let mut tag = n as u64;
+    g.bench_function(BenchmarkId::new("calendar-16B", n), |b| {
+        b.iter(|| {
+            let Some(e) = cal.pop() else { unreachable!() };
+            tag += 1;
+            cal.push(Small {
+                at: e.at + rng.below(SPAN_NS),
+                tag,
+            });
+        });
+    });
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut heap = DHeap::<u64, 4>::new();
+    for t in 0..n as u64 {
+        heap.push(packed(rng.below(SPAN_NS), t));
+    }
+    let mut tag = n as u64;
+    g.bench_function(BenchmarkId::new("quad-8B", n), |b| {
+        b.iter(|| {
+            let Some(e) = heap.pop() else { unreachable!() };
+            tag += 1;
+            heap.push(packed((e >> 20) + rng.below(SPAN_NS), tag));
+        });
+    });
 }
 
 /// The prototypes must pop in order for their figures to mean anything.

@@ -245,68 +245,90 @@ impl ServeConfig {
     /// A message for the user: a syntax error, an unknown key, a bad value.
     pub fn apply_toml(&mut self, text: &str) -> Result<(), String> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let dur = |key: &str, v: &str| duration::parse(v).map_err(|e| format!("{key}: {e}"));
-        if let Some(v) = file.bind {
+        self.apply_server(&file)?;
+        self.apply_tftp(&file)?;
+        self.apply_lab(&file)?;
+        let b = &mut self.udp_budget;
+        set(&mut b.peer_rate, file.udp_peer_rate);
+        set(&mut b.peer_burst, file.udp_peer_burst);
+        set(&mut b.global_rate, file.udp_global_rate);
+        set(&mut b.global_burst, file.udp_global_burst);
+        set(&mut b.trust_loopback, file.udp_trust_loopback);
+        Ok(())
+    }
+
+    /// The server-wide keys and those of hello, stopwait, msg, tcpfile and
+    /// the proxy.
+    fn apply_server(&mut self, file: &ConfigFile) -> Result<(), String> {
+        if let Some(v) = &file.bind {
             self.bind = v
                 .parse()
                 .map_err(|_| format!("bind: '{v}' is not an IP address"))?;
         }
-        for (name, addr) in file.listen.unwrap_or_default() {
+        for (name, addr) in file.listen.iter().flatten() {
             let protocol: Protocol = name.parse().map_err(|e| format!("listen: {e}"))?;
             let addr: SocketAddr = addr
                 .parse()
                 .map_err(|_| format!("listen.{name}: '{addr}' is not ADDR:PORT"))?;
             self.listen.insert(protocol, addr);
         }
-        if let Some(list) = file.only {
+        if let Some(list) = &file.only {
             let parsed: Result<Vec<Protocol>, String> = list.iter().map(|s| s.parse()).collect();
             self.only = Some(parsed.map_err(|e| format!("only: {e}"))?);
         }
-        if let Some(v) = file.root {
-            self.root = v;
+        if let Some(v) = &file.root {
+            self.root.clone_from(v);
         }
-        if let Some(v) = file.allow_overwrite {
-            self.allow_overwrite = v;
+        set(&mut self.allow_overwrite, file.allow_overwrite);
+        if let Some(v) = &file.id_ttl {
+            self.id_ttl = dur("id_ttl", v)?;
         }
-        if let Some(v) = file.id_ttl {
-            self.id_ttl = dur("id_ttl", &v)?;
+        set(&mut self.max_ids, file.max_ids);
+        if let Some(v) = &file.tcp_idle_timeout {
+            self.tcp_idle_timeout = dur("tcp_idle_timeout", v)?;
         }
-        if let Some(v) = file.max_ids {
-            self.max_ids = v;
+        if let Some(v) = &file.tcp_request_timeout {
+            self.tcp_request_timeout = dur("tcp_request_timeout", v)?;
         }
-        if let Some(v) = file.tcp_idle_timeout {
-            self.tcp_idle_timeout = dur("tcp_idle_timeout", &v)?;
+        if let Some(v) = &file.idle_exit {
+            self.idle_exit = Some(dur("idle_exit", v)?);
         }
-        if let Some(v) = file.tcp_request_timeout {
-            self.tcp_request_timeout = dur("tcp_request_timeout", &v)?;
+        if let Some(v) = &file.stopwait_timeout {
+            self.stopwait_timeout = dur("stopwait_timeout", v)?;
         }
-        if let Some(v) = file.idle_exit {
-            self.idle_exit = Some(dur("idle_exit", &v)?);
-        }
-        if let Some(v) = file.stopwait_timeout {
-            self.stopwait_timeout = dur("stopwait_timeout", &v)?;
-        }
-        if let Some(v) = file.stopwait_tries {
-            self.stopwait_tries = v;
-        }
+        set(&mut self.stopwait_tries, file.stopwait_tries);
         set(&mut self.stopwait_max_sessions, file.stopwait_max_sessions);
         set(
             &mut self.stopwait_max_sessions_per_peer,
             file.stopwait_max_sessions_per_peer,
         );
-        if let Some(v) = file.stopwait_unvalidated_lifetime {
-            self.stopwait_unvalidated_lifetime = dur("stopwait_unvalidated_lifetime", &v)?;
+        if let Some(v) = &file.stopwait_unvalidated_lifetime {
+            self.stopwait_unvalidated_lifetime = dur("stopwait_unvalidated_lifetime", v)?;
         }
-        if let Some(v) = file.timer {
-            self.timer = parse_timer_mode(&v).map_err(|e| format!("timer: {e}"))?;
+        if let Some(v) = &file.timer {
+            self.timer = parse_timer_mode(v).map_err(|e| format!("timer: {e}"))?;
         }
-        if let Some(v) = file.spin {
-            self.spin = dur("spin", &v)?;
+        if let Some(v) = &file.spin {
+            self.spin = dur("spin", v)?;
         }
         set(&mut self.msg_max, file.msg_max);
         set(&mut self.max_file_size, file.max_file_size);
         set(&mut self.durable, file.durable);
         set(&mut self.sendfile, file.sendfile);
+        if let Some(v) = file.max_connections {
+            self.max_connections = Some(v);
+        }
+        if let Some(v) = &file.proxy_upstream {
+            self.proxy_upstream = Some(
+                v.parse()
+                    .map_err(|_| format!("proxy_upstream: '{v}' is not ADDR:PORT"))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The `tftp_*` keys, then their ranges.
+    fn apply_tftp(&mut self, file: &ConfigFile) -> Result<(), String> {
         let t = &mut self.tftp;
         set(&mut t.max_blksize, file.tftp_max_blksize);
         set(&mut t.max_windowsize, file.tftp_max_windowsize);
@@ -317,26 +339,22 @@ impl ServeConfig {
             &mut t.max_sessions_per_peer,
             file.tftp_max_sessions_per_peer,
         );
-        if let Some(v) = file.max_connections {
-            self.max_connections = Some(v);
+        if let Some(v) = &file.tftp_timeout {
+            t.timeout = dur("tftp_timeout", v)?;
         }
-        if let Some(v) = file.proxy_upstream {
-            self.proxy_upstream = Some(
-                v.parse()
-                    .map_err(|_| format!("proxy_upstream: '{v}' is not ADDR:PORT"))?,
-            );
-        }
-        if let Some(v) = file.tftp_timeout {
-            t.timeout = dur("tftp_timeout", &v)?;
-        }
-        if let Some(v) = file.tftp_unvalidated_lifetime {
-            t.unvalidated_lifetime = dur("tftp_unvalidated_lifetime", &v)?;
+        if let Some(v) = &file.tftp_unvalidated_lifetime {
+            t.unvalidated_lifetime = dur("tftp_unvalidated_lifetime", v)?;
         }
         if !(8..=65_464).contains(&t.max_blksize) || t.max_windowsize == 0 {
             return Err(
                 "tftp_max_blksize must be 8..=65464 and tftp_max_windowsize at least 1".into(),
             );
         }
+        Ok(())
+    }
+
+    /// The lab keys, then their ranges.
+    fn apply_lab(&mut self, file: &ConfigFile) -> Result<(), String> {
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
         set(&mut lab.file_max, file.file_max);
@@ -349,14 +367,13 @@ impl ServeConfig {
         if lab.line_max < 2 {
             return Err("line_max: must be at least 2".into());
         }
-        let b = &mut self.udp_budget;
-        set(&mut b.peer_rate, file.udp_peer_rate);
-        set(&mut b.peer_burst, file.udp_peer_burst);
-        set(&mut b.global_rate, file.udp_global_rate);
-        set(&mut b.global_burst, file.udp_global_burst);
-        set(&mut b.trust_loopback, file.udp_trust_loopback);
         Ok(())
     }
+}
+
+/// A duration value of the config file, or an error naming its key.
+fn dur(key: &str, v: &str) -> Result<Duration, String> {
+    duration::parse(v).map_err(|e| format!("{key}: {e}"))
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {

@@ -252,6 +252,7 @@ mod tests {
     /// so a regression cannot touch the real one.
     #[test]
     fn a_device_destination_is_written_in_place() {
+        use std::os::unix::fs::FileTypeExt;
         let d = dir("device");
         let node = d.join("null");
         let made = std::process::Command::new("mknod")
@@ -267,7 +268,6 @@ mod tests {
         let mut s = Box::new(FileSink::create(&node, false).unwrap());
         s.write_all(b"discarded").unwrap();
         assert_eq!(s.commit(), Ok(9));
-        use std::os::unix::fs::FileTypeExt;
         assert!(
             std::fs::metadata(&node)
                 .unwrap()

@@ -548,7 +548,7 @@ fn sweep_dir(dir: BorrowedFd<'_>, rel: &str, depth: usize, budget: &mut usize, s
                 // fails here instead of leading the sweep elsewhere.
                 match sysfs::openat(dir, &name, WALK_DIR_FLAGS, 0) {
                     Ok(sub) => {
-                        sweep_dir(sub.as_fd(), &format!("{path}/"), depth + 1, budget, sweep)
+                        sweep_dir(sub.as_fd(), &format!("{path}/"), depth + 1, budget, sweep);
                     }
                     Err(e) => {
                         sweep.fail(format_args!(

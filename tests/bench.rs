@@ -136,7 +136,10 @@ fn check_document(doc: &Value, expected_intervals: std::ops::RangeInclusive<usiz
     let summary = &doc["summary"];
     check_figures(summary);
     assert!(summary["histograms"].is_object());
-    assert_eq!(u(summary, "intervals") as usize, intervals.len());
+    assert_eq!(
+        usize::try_from(u(summary, "intervals")).unwrap(),
+        intervals.len()
+    );
 }
 
 /// A fresh folder, removed on drop.
@@ -280,7 +283,11 @@ fn hello_requests_equal_the_ids_the_server_registered() {
 fn tcpfile_bytes_equal_files_times_size() {
     let root = Root::new("get");
     let size = 200_000u64;
-    std::fs::write(root.0.join("f.bin"), vec![b'x'; size as usize]).unwrap();
+    std::fs::write(
+        root.0.join("f.bin"),
+        vec![b'x'; usize::try_from(size).unwrap()],
+    )
+    .unwrap();
     let server = Server::spawn(&[
         "--only",
         "tcpfile",
@@ -482,7 +489,7 @@ fn sigint_ends_the_run_with_its_report() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(1000));
+    thread::sleep(Duration::from_secs(1));
     common::send_signal(child.id(), 2);
     let status = common::wait_child(&mut child, BENCH_LIMIT).expect("bench exited after SIGINT");
     assert!(status.success());

@@ -91,6 +91,10 @@ fn empty_garbage_and_largest_datagrams_pass_through_unchanged_both_ways() {
     let mut proxy = proxy_to(&upstream, &["--seed", "1", "--json"]);
     let listen = proxy.udp("proxy");
     let client = udp_socket();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     let garbage: Vec<u8> = (0..1400u32).map(|i| (i * 7 + 0xa5) as u8).collect();
     let largest = vec![0xffu8; 65_507];
     let payloads: [&[u8]; 5] = [
@@ -312,6 +316,14 @@ fn fast_server(root: &str) -> Server {
     ])
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a test pattern: the low byte is the point"
+)]
+fn pattern(size: u32) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + i / 512) as u8).collect()
+}
+
 #[test]
 fn stopwait_and_tftp_transfers_survive_a_bad_network_through_the_proxy() {
     let root = temp_path("proxy-root");
@@ -319,10 +331,7 @@ fn stopwait_and_tftp_transfers_survive_a_bad_network_through_the_proxy() {
     // Stopwait moves 100 bytes a round trip, TFTP 512: sizes that make
     // about 60 round trips of each, a few dozen of them lost.
     let sizes = [("stopwait", 6_000u32), ("tftp", 30_000)];
-    let data = |proto: &str| -> Vec<u8> {
-        let size = sizes.iter().find(|(p, _)| *p == proto).unwrap().1;
-        (0..size).map(|i| (i * 31 + i / 512) as u8).collect()
-    };
+    let data = |proto: &str| pattern(sizes.iter().find(|(p, _)| *p == proto).unwrap().1);
     let mut locals = std::collections::HashMap::new();
     for (proto, _) in sizes {
         std::fs::write(root.join(format!("{proto}.bin")), data(proto)).unwrap();

@@ -98,18 +98,15 @@ fn queued_connections_are_accepted_after_emfile_without_a_new_arrival() {
     // Fill the descriptors; bounded: the limit leaves `spare` of them.
     let mut accepted = Vec::new();
     let mut queued = Vec::new();
-    for id in 1..=spare as u32 + 2 {
+    for id in 1..=u32::try_from(spare).unwrap() + 2 {
         let mut stream = tcp_connect(addr);
         send_hello(&mut stream, id);
-        match answer_within(&stream, UNANSWERED) {
-            Some(answer) => {
-                assert!(answer.starts_with(&format!("OK {id} ")), "{answer:?}");
-                accepted.push(stream);
-            }
-            None => {
-                queued.push((id, stream));
-                break;
-            }
+        if let Some(answer) = answer_within(&stream, UNANSWERED) {
+            assert!(answer.starts_with(&format!("OK {id} ")), "{answer:?}");
+            accepted.push(stream);
+        } else {
+            queued.push((id, stream));
+            break;
         }
     }
     assert!(

@@ -328,7 +328,7 @@ fn id_expires_after_ttl_and_not_before() {
             Some("OK") => {
                 // Registered at or after t0, so it cannot expire before t0 + ttl.
                 assert!(
-                    received >= ttl - Duration::from_millis(50),
+                    received + Duration::from_millis(50) >= ttl,
                     "expired early: OK after {received:?} with a 300ms TTL"
                 );
                 break received;
@@ -441,7 +441,7 @@ fn idle_exit_is_postponed_by_requests() {
         quiet >= Duration::from_millis(350),
         "exited {quiet:?} after the last request with a 400ms idle exit"
     );
-    assert!(start.elapsed() >= Duration::from_millis(1_000));
+    assert!(start.elapsed() >= Duration::from_secs(1));
 }
 
 fn exits_zero_on(signal: i32) {

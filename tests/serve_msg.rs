@@ -23,7 +23,7 @@ fn msg(extra: &[&str]) -> Server {
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u32).to_be_bytes().to_vec();
+    let mut v = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
     v.extend_from_slice(payload);
     v
 }
@@ -51,6 +51,10 @@ fn receipts_for_frames_of_every_size_on_one_connection() {
     );
     let mut s = connect(&server);
     for len in [0usize, 1, 65_536, 10 << 20] {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a test pattern: the low byte is the point"
+        )]
         let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
         s.write_all(&frame(&payload)).unwrap();
         assert_eq!(answer(&mut s), format!("OK {len}"));

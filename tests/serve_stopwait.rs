@@ -41,6 +41,10 @@ fn exchange(u: &UdpSocket, to: SocketAddr, packet: &[u8]) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a test pattern: the low byte is the point"
+)]
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }

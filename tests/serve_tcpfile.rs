@@ -64,6 +64,10 @@ fn serve(root: &Root, extra: &[&str]) -> Server {
 }
 
 /// Pseudo-random bytes (xorshift), so content checks mean something.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a test pattern: the low byte is the point"
+)]
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)

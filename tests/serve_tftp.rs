@@ -31,6 +31,10 @@ fn serve(root: &Dir) -> Server {
     ])
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a test pattern: the low byte is the point"
+)]
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)

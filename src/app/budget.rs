@@ -80,6 +80,10 @@ impl Budget {
 /// Sockets a served protocol listens on, and its claim (`None`: its
 /// sessions hold no descriptor, e.g. hello over UDP answers statelessly).
 /// `ceiling` is the bound its configuration states, if any.
+#[expect(
+    clippy::match_same_arms,
+    reason = "one arm per protocol, each saying why it holds what it holds"
+)]
 pub fn needs(protocol: Protocol, ceiling: Option<usize>) -> (u64, Option<Claim>) {
     let claim = |fds_each| {
         Some(Claim {

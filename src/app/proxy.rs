@@ -101,12 +101,14 @@ pub fn report_table(
     seed: u64,
     totals: &Totals,
 ) -> String {
+    use core::fmt::Write as _;
     let mut s = format!(
         "proxy {listen} -> {upstream}  seed {seed}  mappings {} ({} idled out)  strays {}\n",
         totals.mappings_opened, totals.mappings_idled, totals.strays
     );
-    s.push_str(&format!(
-        "{:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}\n",
+    let _ = writeln!(
+        s,
+        "{:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}",
         "direction",
         "offered",
         "forwarded",
@@ -117,13 +119,14 @@ pub fn report_table(
         "dup",
         "delayed",
         "reordered"
-    ));
+    );
     for (name, c, overflow) in [
         ("to-server", &totals.links[0], totals.overflow[0]),
         ("to-client", &totals.links[1], totals.overflow[1]),
     ] {
-        s.push_str(&format!(
-            "{name:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}\n",
+        let _ = writeln!(
+            s,
+            "{name:<10} {:>10} {:>10} {:>14} {:>8} {:>10} {:>9} {:>8} {:>8} {:>9}",
             c.offered,
             c.forwarded,
             c.bytes_forwarded,
@@ -133,19 +136,20 @@ pub fn report_table(
             c.duplicated,
             c.delayed,
             c.reordered
-        ));
+        );
     }
     if let (Some(p50), Some(p99)) = (
         totals.lateness.quantile_ns(500),
         totals.lateness.quantile_ns(990),
     ) {
-        s.push_str(&format!(
-            "held copies left late by p50 <= {} us, p99 <= {} us, max {} us ({} copies)\n",
+        let _ = writeln!(
+            s,
+            "held copies left late by p50 <= {} us, p99 <= {} us, max {} us ({} copies)",
             p50.div_ceil(1000),
             p99.div_ceil(1000),
             totals.lateness.max_ns.div_ceil(1000),
             totals.lateness.count
-        ));
+        );
     }
     s
 }

@@ -122,7 +122,14 @@ impl EchoExchange {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrtuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
         let mut rng = SplitMix64::new(seed);
         let mut payload: Vec<u8> = (0..len)
-            .map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize])
+            .map(|_| {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "a remainder below the alphabet's length"
+                )]
+                let i = (rng.next_u64() % ALPHABET.len() as u64) as usize;
+                ALPHABET[i]
+            })
             .collect();
         if let Some(first) = payload.first_mut() {
             *first = b'e';

@@ -133,159 +133,20 @@ impl Plan {
     /// # Errors
     /// One message naming the flag that is out of range or does not apply.
     pub fn from_args(args: &BenchArgs) -> Result<Self, String> {
-        use BenchMode as M;
-        use BenchProto as P;
         let proto = args.proto;
-        let mode = args.mode.unwrap_or(match proto {
-            P::Hello | P::Msg => M::Rr,
-            P::Lab => M::Echo,
-            P::Tcpfile | P::Stopwait | P::Tftp => M::Get,
-        });
-        let allowed: &[BenchMode] = match proto {
-            P::Hello => &[M::Rr, M::Connect],
-            P::Lab => &[M::Echo, M::File, M::Stream],
-            P::Msg => &[M::Rr],
-            P::Tcpfile | P::Stopwait | P::Tftp => &[M::Get, M::Put],
-        };
-        if !allowed.contains(&mode) {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|m| format!("{m:?}").to_lowercase())
-                .collect();
-            return Err(format!(
-                "--mode {} does not apply to {}: use one of {}",
-                format!("{mode:?}").to_lowercase(),
-                format!("{proto:?}").to_lowercase(),
-                names.join(", ")
-            ));
-        }
-        let transport = match proto {
-            P::Msg | P::Tcpfile => {
-                if args.udp {
-                    return Err(format!(
-                        "{} runs over TCP only: drop --udp",
-                        flag_name(&proto)
-                    ));
-                }
-                Transport::Tcp
-            }
-            P::Stopwait | P::Tftp => {
-                if args.tcp {
-                    return Err(format!(
-                        "{} runs over UDP only: drop --tcp",
-                        flag_name(&proto)
-                    ));
-                }
-                Transport::Udp
-            }
-            P::Hello if mode == M::Connect => {
-                if args.udp {
-                    return Err("--mode connect measures TCP connections: drop --udp".into());
-                }
-                Transport::Tcp
-            }
-            P::Hello | P::Lab => {
-                if args.tcp {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
-                }
-            }
-        };
+        let mode = mode(proto, args.mode)?;
+        let transport = transport(proto, mode, args)?;
         if args.parallel == 0 || args.parallel > MAX_PARALLEL {
             return Err(format!(
                 "-P {} is out of range: 1..={MAX_PARALLEL}",
                 args.parallel
             ));
         }
-        if let Some(n) = args.count
-            && (n == 0 || n > MAX_COUNT)
-        {
-            return Err(format!("-n {n} is out of range: 1..={MAX_COUNT}"));
-        }
-        if let Some(t) = args.time
-            && (t.is_zero() || t > MAX_TIME)
-        {
-            return Err(format!(
-                "-t {} is out of range: above 0, at most 24h",
-                crate::cli::duration::format(t)
-            ));
-        }
-        let stop = Stop {
-            time: match (args.time, args.count) {
-                (None, None) => Some(DEFAULT_TIME),
-                (t, _) => t,
-            },
-            count: args.count,
-        };
-        let (default_length, min_length, max_length) = match (proto, mode) {
-            (P::Hello, _) => (0, 0, u64::MAX),
-            (P::Lab, M::Echo) => (DEFAULT_RR_LENGTH, 1, MAX_ECHO),
-            (P::Lab, M::Stream) => (DEFAULT_SEGMENT, MIN_SEGMENT, MAX_SEGMENT),
-            (P::Lab, _) => (DEFAULT_FILE, 1, MAX_LAB_FILE),
-            (P::Msg, _) => (DEFAULT_RR_LENGTH, 0, MAX_FRAME),
-            (P::Stopwait, _) => (DEFAULT_STOPWAIT_FILE, 0, MAX_STOPWAIT_FILE),
-            (P::Tcpfile | P::Tftp, _) => (DEFAULT_FILE, 0, MAX_FILE),
-        };
-        let length = args.length.unwrap_or(default_length);
-        if proto != P::Hello && !(min_length..=max_length).contains(&length) {
-            return Err(format!(
-                "-l {length} is out of range for {} {}: {min_length}..={max_length} bytes",
-                flag_name(&proto),
-                flag_name(&mode)
-            ));
-        }
-        let bitrate = if mode == M::Stream {
-            let b = args.bitrate.unwrap_or(DEFAULT_BITRATE);
-            if b == 0 || b > MAX_BITRATE {
-                return Err(format!("-b {b} is out of range: 1..={MAX_BITRATE} bits/s"));
-            }
-            Some(b)
-        } else {
-            if args.bitrate.is_some() {
-                return Err("-b applies to --mode stream only".into());
-            }
-            None
-        };
-        if mode == M::Stream && args.count.is_some_and(|n| n > MAX_STREAM_COUNT) {
-            return Err(format!(
-                "-n of a stream counts its segments: at most {MAX_STREAM_COUNT} (the server's cap)"
-            ));
-        }
-        let interval = if args.interval.is_zero() {
-            None
-        } else if args.interval < MIN_INTERVAL {
-            return Err(format!(
-                "--interval {} is too short: at least 10ms, or 0s for none",
-                crate::cli::duration::format(args.interval)
-            ));
-        } else {
-            Some(args.interval)
-        };
-        let transfer = matches!(mode, M::File | M::Get | M::Put | M::Stream);
-        let timeout = args.timeout.unwrap_or(if transfer {
-            DEFAULT_TRANSFER_TIMEOUT
-        } else {
-            DEFAULT_RR_TIMEOUT
-        });
-        if timeout.is_zero() {
-            return Err("--timeout must be above 0".into());
-        }
-        let is_file = matches!(proto, P::Tcpfile | P::Stopwait | P::Tftp);
-        if !is_file && args.name.is_some() {
-            return Err("--name applies to tcpfile, stopwait and tftp only".into());
-        }
-        if proto != P::Tftp && (args.blksize.is_some() || args.windowsize.is_some()) {
-            return Err("--blksize and --windowsize apply to tftp only".into());
-        }
-        if let Some(b) = args.blksize
-            && !(8..=65_464).contains(&b)
-        {
-            return Err(format!("--blksize {b} is out of range: 8..=65464"));
-        }
-        if args.windowsize == Some(0) {
-            return Err("--windowsize must be at least 1".into());
-        }
+        let stop = stop(args)?;
+        let length = length(proto, mode, args.length)?;
+        let bitrate = bitrate(mode, args)?;
+        let (interval, timeout) = timing(mode, args)?;
+        check_file_options(proto, args)?;
         let name = args
             .name
             .clone()
@@ -346,4 +207,192 @@ impl Plan {
             "seed": self.seed,
         })
     }
+}
+
+/// The mode asked for, or the protocol's default; one the protocol has.
+fn mode(proto: BenchProto, asked: Option<BenchMode>) -> Result<BenchMode, String> {
+    use BenchMode as M;
+    use BenchProto as P;
+    let mode = asked.unwrap_or(match proto {
+        P::Hello | P::Msg => M::Rr,
+        P::Lab => M::Echo,
+        P::Tcpfile | P::Stopwait | P::Tftp => M::Get,
+    });
+    let allowed: &[BenchMode] = match proto {
+        P::Hello => &[M::Rr, M::Connect],
+        P::Lab => &[M::Echo, M::File, M::Stream],
+        P::Msg => &[M::Rr],
+        P::Tcpfile | P::Stopwait | P::Tftp => &[M::Get, M::Put],
+    };
+    if !allowed.contains(&mode) {
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|m| format!("{m:?}").to_lowercase())
+            .collect();
+        return Err(format!(
+            "--mode {} does not apply to {}: use one of {}",
+            format!("{mode:?}").to_lowercase(),
+            format!("{proto:?}").to_lowercase(),
+            names.join(", ")
+        ));
+    }
+    Ok(mode)
+}
+
+/// TCP or UDP: what the protocol and mode run over, and `--tcp`/`--udp`
+/// where there is a choice.
+fn transport(proto: BenchProto, mode: BenchMode, args: &BenchArgs) -> Result<Transport, String> {
+    use BenchProto as P;
+    Ok(match proto {
+        P::Msg | P::Tcpfile => {
+            if args.udp {
+                return Err(format!(
+                    "{} runs over TCP only: drop --udp",
+                    flag_name(&proto)
+                ));
+            }
+            Transport::Tcp
+        }
+        P::Stopwait | P::Tftp => {
+            if args.tcp {
+                return Err(format!(
+                    "{} runs over UDP only: drop --tcp",
+                    flag_name(&proto)
+                ));
+            }
+            Transport::Udp
+        }
+        P::Hello if mode == BenchMode::Connect => {
+            if args.udp {
+                return Err("--mode connect measures TCP connections: drop --udp".into());
+            }
+            Transport::Tcp
+        }
+        P::Hello | P::Lab => {
+            if args.tcp {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            }
+        }
+    })
+}
+
+/// When the run ends: `-t`, `-n`, or the default time.
+fn stop(args: &BenchArgs) -> Result<Stop, String> {
+    if let Some(n) = args.count
+        && (n == 0 || n > MAX_COUNT)
+    {
+        return Err(format!("-n {n} is out of range: 1..={MAX_COUNT}"));
+    }
+    if let Some(t) = args.time
+        && (t.is_zero() || t > MAX_TIME)
+    {
+        return Err(format!(
+            "-t {} is out of range: above 0, at most 24h",
+            crate::cli::duration::format(t)
+        ));
+    }
+    Ok(Stop {
+        time: match (args.time, args.count) {
+            (None, None) => Some(DEFAULT_TIME),
+            (t, _) => t,
+        },
+        count: args.count,
+    })
+}
+
+/// `-l`, or the mode's default, within the mode's range.
+fn length(proto: BenchProto, mode: BenchMode, asked: Option<u64>) -> Result<u64, String> {
+    use BenchMode as M;
+    use BenchProto as P;
+    let (default_length, min_length, max_length) = match (proto, mode) {
+        (P::Hello, _) => (0, 0, u64::MAX),
+        (P::Lab, M::Echo) => (DEFAULT_RR_LENGTH, 1, MAX_ECHO),
+        (P::Lab, M::Stream) => (DEFAULT_SEGMENT, MIN_SEGMENT, MAX_SEGMENT),
+        (P::Lab, _) => (DEFAULT_FILE, 1, MAX_LAB_FILE),
+        (P::Msg, _) => (DEFAULT_RR_LENGTH, 0, MAX_FRAME),
+        (P::Stopwait, _) => (DEFAULT_STOPWAIT_FILE, 0, MAX_STOPWAIT_FILE),
+        (P::Tcpfile | P::Tftp, _) => (DEFAULT_FILE, 0, MAX_FILE),
+    };
+    let length = asked.unwrap_or(default_length);
+    if proto != P::Hello && !(min_length..=max_length).contains(&length) {
+        return Err(format!(
+            "-l {length} is out of range for {} {}: {min_length}..={max_length} bytes",
+            flag_name(&proto),
+            flag_name(&mode)
+        ));
+    }
+    Ok(length)
+}
+
+/// A stream's `-b` (and its segment cap on `-n`); no other mode takes `-b`.
+fn bitrate(mode: BenchMode, args: &BenchArgs) -> Result<Option<u64>, String> {
+    let stream = mode == BenchMode::Stream;
+    let bitrate = if stream {
+        let b = args.bitrate.unwrap_or(DEFAULT_BITRATE);
+        if b == 0 || b > MAX_BITRATE {
+            return Err(format!("-b {b} is out of range: 1..={MAX_BITRATE} bits/s"));
+        }
+        Some(b)
+    } else {
+        if args.bitrate.is_some() {
+            return Err("-b applies to --mode stream only".into());
+        }
+        None
+    };
+    if stream && args.count.is_some_and(|n| n > MAX_STREAM_COUNT) {
+        return Err(format!(
+            "-n of a stream counts its segments: at most {MAX_STREAM_COUNT} (the server's cap)"
+        ));
+    }
+    Ok(bitrate)
+}
+
+/// The report interval (`None` for totals only) and the per-request or
+/// per-transfer timeout.
+fn timing(mode: BenchMode, args: &BenchArgs) -> Result<(Option<Duration>, Duration), String> {
+    use BenchMode as M;
+    let interval = if args.interval.is_zero() {
+        None
+    } else if args.interval < MIN_INTERVAL {
+        return Err(format!(
+            "--interval {} is too short: at least 10ms, or 0s for none",
+            crate::cli::duration::format(args.interval)
+        ));
+    } else {
+        Some(args.interval)
+    };
+    let transfer = matches!(mode, M::File | M::Get | M::Put | M::Stream);
+    let timeout = args.timeout.unwrap_or(if transfer {
+        DEFAULT_TRANSFER_TIMEOUT
+    } else {
+        DEFAULT_RR_TIMEOUT
+    });
+    if timeout.is_zero() {
+        return Err("--timeout must be above 0".into());
+    }
+    Ok((interval, timeout))
+}
+
+/// `--name` for the file protocols only; `--blksize` and `--windowsize`
+/// for tftp only, and in range.
+fn check_file_options(proto: BenchProto, args: &BenchArgs) -> Result<(), String> {
+    use BenchProto as P;
+    let is_file = matches!(proto, P::Tcpfile | P::Stopwait | P::Tftp);
+    if !is_file && args.name.is_some() {
+        return Err("--name applies to tcpfile, stopwait and tftp only".into());
+    }
+    if proto != P::Tftp && (args.blksize.is_some() || args.windowsize.is_some()) {
+        return Err("--blksize and --windowsize apply to tftp only".into());
+    }
+    if let Some(b) = args.blksize
+        && !(8..=65_464).contains(&b)
+    {
+        return Err(format!("--blksize {b} is out of range: 8..=65464"));
+    }
+    if args.windowsize == Some(0) {
+        return Err("--windowsize must be at least 1".into());
+    }
+    Ok(())
 }

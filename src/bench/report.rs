@@ -312,16 +312,13 @@ pub fn cpu_list_len(list: &str) -> Option<usize> {
         if part.is_empty() {
             continue;
         }
-        n = n.checked_add(match part.split_once('-') {
-            Some((a, b)) => {
-                // "0-31:4" (stride) is not used by Cpus_allowed_list; refuse it.
-                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
-                b.checked_sub(a)?.checked_add(1)?
-            }
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
+        n = n.checked_add(if let Some((a, b)) = part.split_once('-') {
+            // "0-31:4" (stride) is not used by Cpus_allowed_list; refuse it.
+            let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+            b.checked_sub(a)?.checked_add(1)?
+        } else {
+            part.parse::<usize>().ok()?;
+            1
         })?;
     }
     Some(n)
@@ -416,7 +413,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    /// Every number in `v` is finite (serde_json can't hold NaN in a
+    /// Every number in `v` is finite (`serde_json` can't hold NaN in a
     /// `Value`, but a text with `NaN` would not parse: both are checked).
     fn all_finite(v: &Value) -> bool {
         match v {
@@ -584,6 +581,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::float_cmp,
+        reason = "the guard returns its input or exactly zero"
+    )]
     fn serde_json_writes_non_finite_floats_as_null() {
         // The guard behind finite_or_zero: should a NaN slip through, serde_json
         // would still write valid JSON (null), never `NaN`.

@@ -48,6 +48,10 @@ pub enum BenchMode {
 
 /// Flags of `mioperf bench`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches: clap maps each flag to a bool of its own"
+)]
 #[command(after_help = "\
 Examples (no server needed: one is started in-process on 127.0.0.1):
   mioperf bench hello -P 16 -t 5s                 UDP HELLO request rate, 16 in flight

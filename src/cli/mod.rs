@@ -59,6 +59,10 @@ pub enum Command {
 
 /// Flags of `mioperf serve`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches: clap maps each flag to a bool of its own"
+)]
 pub struct ServeArgs {
     /// Address every listener binds.
     #[arg(long, value_name = "ADDR")]
@@ -271,7 +275,7 @@ pub struct LabArgs {
     /// intervals of silence once it has started).
     #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "5s")]
     pub timeout: Duration,
-    /// Segments a stream is expected to have at most (the server's stream_max_count).
+    /// Segments a stream is expected to have at most (the server's `stream_max_count`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
     /// Print one JSON object instead of the summary.

@@ -134,18 +134,14 @@ fn play(r: &mut Reader<'_>, world: &mut World, script: &Script) {
                 };
                 world.peer_reads(n, max);
             }
-            Op::Datagram => {
-                let from = peer(r.below(4));
-                let payload = (script.datagram)(r);
-                world.datagram_to_listener(from, &payload);
-            }
             Op::ToSession if world.has_own_sockets() => {
                 let n = r.below(8);
                 let from = peer(r.below(8) / 7); // mostly the first peer
                 let payload = (script.datagram)(r);
                 world.datagram_to_session(n, from, &payload);
             }
-            Op::ToSession => {
+            // Without sockets of their own, sessions hear only the listener.
+            Op::Datagram | Op::ToSession => {
                 let from = peer(r.below(4));
                 let payload = (script.datagram)(r);
                 world.datagram_to_listener(from, &payload);
@@ -200,6 +196,10 @@ fn files(r: &mut Reader<'_>) -> MemoryFiles {
     let text = b"line\r\nbare\rlf\n\n\r\r\n\0x";
     for (i, name) in ["f0", "f1", "f2"].into_iter().enumerate() {
         let len = usize::from(r.u16()) % 24_000;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a test pattern: the low byte is the point"
+        )]
         let bytes = (0..len)
             .map(|j| match i {
                 0 => (j * 31 + 7) as u8,
@@ -233,7 +233,11 @@ fn filler(r: &mut Reader<'_>, len: usize) -> Vec<u8> {
 }
 
 fn filled(b: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
+    (0..=u8::MAX)
+        .cycle()
+        .take(len)
+        .map(|i| b.wrapping_add(i))
+        .collect()
 }
 
 // ---- hello ---------------------------------------------------------------
@@ -610,14 +614,15 @@ fn tftp_block(r: &mut Reader<'_>) -> u16 {
 }
 
 fn tftp_datagram(r: &mut Reader<'_>) -> Vec<u8> {
+    const MODES: &[&[u8]] = &[b"octet", b"netascii", b"NetAscii", b"mail", b""];
     let op = r.below(9);
     let mut d = Vec::new();
     match op {
         0 | 1 => {
-            d.extend_from_slice(&[0, op as u8 + 1]);
+            let opcode = if op == 0 { 1 } else { 2 }; // RRQ, WRQ
+            d.extend_from_slice(&[0, opcode]);
             d.extend(name(r));
             d.push(0);
-            const MODES: &[&[u8]] = &[b"octet", b"netascii", b"NetAscii", b"mail", b""];
             d.extend_from_slice(MODES[r.below(MODES.len())]);
             d.push(0);
             tftp_options(r, &mut d);

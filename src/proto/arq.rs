@@ -140,16 +140,12 @@ impl Sender {
         let short = block.len() < self.config.block_size;
         let first = self.base == 1 && self.unacked.is_empty() && self.bytes_sent == 0;
         match self.config.end {
-            EndRule::ShortBlock => {
-                self.source_done = short;
-                Ok(Some(block.freeze()))
-            }
             EndRule::ExactBlocks if block.is_empty() => {
                 self.source_done = true;
                 // Only an empty file is sent as one empty block.
                 Ok(first.then(Bytes::new))
             }
-            EndRule::ExactBlocks => {
+            EndRule::ShortBlock | EndRule::ExactBlocks => {
                 self.source_done = short;
                 Ok(Some(block.freeze()))
             }
@@ -412,7 +408,7 @@ impl Receiver {
         self.bytes
     }
 
-    /// Whether the last block has arrived (ShortBlock rule).
+    /// Whether the last block has arrived ([`EndRule::ShortBlock`] rule).
     pub fn is_complete(&self) -> bool {
         self.last
     }
@@ -446,6 +442,10 @@ mod tests {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn sender(len: usize, block: usize, window: u16, end: EndRule) -> Sender {
         let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
         Sender::new(

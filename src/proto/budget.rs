@@ -136,6 +136,10 @@ impl UdpBudget {
             return Ok(());
         }
         let c = self.config;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "any bits of the hash pick a slot as well as all of them"
+        )]
         let slot = (self.hasher.hash_one(ip) as usize) % PEER_BUCKETS;
         let peer = &mut self.peers[slot];
         peer.refill(now, c.peer_rate, c.peer_burst);

@@ -864,7 +864,7 @@ mod tests {
     fn expected(list: &[(u8, Option<SocketAddr>, usize)]) -> Vec<(SocketAddr, Vec<u8>)> {
         list.iter()
             .enumerate()
-            .map(|(i, &(_, to, len))| (to.unwrap_or(a()), vec![i as u8; len]))
+            .map(|(i, &(_, to, len))| (to.unwrap_or(a()), vec![u8::try_from(i).unwrap(); len]))
             .collect()
     }
 

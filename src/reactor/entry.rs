@@ -91,7 +91,7 @@ pub(super) struct Listen {
 pub(super) struct Demux {
     pub(super) acceptor: Box<dyn DatagramAcceptor>,
     /// Peer → child entry. Keys are chosen by whoever sends datagrams, so the
-    /// map uses SipHash with a random key rather than a fast fixed hash.
+    /// map uses `SipHash` with a random key rather than a fast fixed hash.
     pub(super) peers: hashbrown::HashMap<SocketAddr, usize, RandomState>,
     /// Children whose datagrams wait for the shared socket to drain.
     pub(super) blocked: Vec<usize>,
@@ -205,6 +205,10 @@ pub(super) struct Pending {
     pub(super) segment: usize,
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about reading and writing, each set and read alone; an enum would encode their product"
+)]
 pub(super) struct Entry {
     pub(super) io: Io,
     pub(super) role: Role,

@@ -922,7 +922,7 @@ mod tests {
 
     /// Bytes waiting to be read on `client` (non-blocking, bounded).
     fn drain(client: &mut StdStream) -> usize {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0;
         for _ in 0..1000 {
             match client.read(&mut buf) {

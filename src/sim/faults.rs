@@ -147,107 +147,12 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
         max_steps: 1_000_000,
         ..Config::symmetric(case.seed, case.link)
     };
-    let (client, acceptor, slot): (Box<dyn DatagramSession>, Box<dyn DatagramAcceptor>, Slot) =
-        match case.protocol {
-            Protocol::Stopwait => {
-                let config = stopwait::StopwaitConfig {
-                    timeout: TIMEOUT,
-                    tries: case.tries,
-                    ..stopwait::StopwaitConfig::DEFAULT
-                };
-                let slot = OutcomeSlot::new();
-                let client: Box<dyn DatagramSession> = if case.put {
-                    let source = Box::new(source);
-                    let c =
-                        stopwait::PutClient::new("up", links.server, source, config, slot.clone());
-                    Box::new(c)
-                } else {
-                    let sink = Box::new(sink);
-                    Box::new(stopwait::GetClient::new(
-                        "f",
-                        links.server,
-                        sink,
-                        config,
-                        slot.clone(),
-                    ))
-                };
-                let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
-                (client, Box::new(acceptor), Slot::Stopwait(slot))
-            }
-            Protocol::Tftp { window } => {
-                let options = if window == 1 {
-                    Options::default()
-                } else {
-                    Options {
-                        blksize: Some(512),
-                        windowsize: Some(window),
-                        ..Options::default()
-                    }
-                };
-                let slot = OutcomeSlot::new();
-                let c = if case.put {
-                    tftp::TftpClient::put(
-                        links.server,
-                        "up",
-                        Mode::Octet,
-                        options,
-                        Box::new(source),
-                        TIMEOUT,
-                        case.tries,
-                        slot.clone(),
-                    )
-                } else {
-                    tftp::TftpClient::get(
-                        links.server,
-                        "f",
-                        Mode::Octet,
-                        options,
-                        Box::new(sink),
-                        TIMEOUT,
-                        case.tries,
-                        slot.clone(),
-                    )
-                };
-                let config = tftp::TftpConfig {
-                    timeout: TIMEOUT,
-                    tries: case.tries,
-                    ..tftp::TftpConfig::default()
-                };
-                let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
-                (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
-            }
-        };
+    let (client, acceptor, slot) = parties(case, &files, &links, sink, source);
     let mut world =
         World::new(links, client, Server::Acceptor(acceptor)).map_err(|e| e.to_string())?;
     let report = world.run().map_err(|e| e.to_string())?;
 
-    let ending = match slot {
-        Slot::Stopwait(slot) => match slot.take() {
-            Some(Ok(stopwait::Done {
-                bytes,
-                elapsed,
-                retransmissions,
-            })) if bytes == case.len as u64 => Ending::Done {
-                elapsed,
-                retransmissions,
-            },
-            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
-            other => return Err(format!("outcome {other:?}")),
-        },
-        Slot::Tftp(slot) => match slot.take() {
-            Some(Ok(tftp::Done {
-                bytes,
-                elapsed,
-                retransmissions,
-                ..
-            })) if bytes == case.len as u64 => Ending::Done {
-                elapsed,
-                retransmissions,
-            },
-            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
-            other => return Err(format!("outcome {other:?}")),
-        },
-    };
+    let ending = ending(case, slot)?;
     match ending {
         Ending::Done { elapsed, .. } => {
             if report.outcome != CloseReason::Completed || elapsed != report.elapsed {
@@ -292,6 +197,116 @@ fn transfer(case: &Case) -> Result<Transfer, String> {
         ending,
         report,
         stored,
+    })
+}
+
+/// The client of `case`, the acceptor it talks to, and where the client
+/// leaves its outcome.
+fn parties(
+    case: &Case,
+    files: &MemoryFiles,
+    links: &Config,
+    sink: MemorySink,
+    source: MemorySource,
+) -> (Box<dyn DatagramSession>, Box<dyn DatagramAcceptor>, Slot) {
+    match case.protocol {
+        Protocol::Stopwait => {
+            let config = stopwait::StopwaitConfig {
+                timeout: TIMEOUT,
+                tries: case.tries,
+                ..stopwait::StopwaitConfig::DEFAULT
+            };
+            let slot = OutcomeSlot::new();
+            let client: Box<dyn DatagramSession> = if case.put {
+                let source = Box::new(source);
+                let c = stopwait::PutClient::new("up", links.server, source, config, slot.clone());
+                Box::new(c)
+            } else {
+                let sink = Box::new(sink);
+                Box::new(stopwait::GetClient::new(
+                    "f",
+                    links.server,
+                    sink,
+                    config,
+                    slot.clone(),
+                ))
+            };
+            let acceptor = stopwait::StopwaitAcceptor::new(Rc::new(files.clone()), config);
+            (client, Box::new(acceptor), Slot::Stopwait(slot))
+        }
+        Protocol::Tftp { window } => {
+            let options = if window == 1 {
+                Options::default()
+            } else {
+                Options {
+                    blksize: Some(512),
+                    windowsize: Some(window),
+                    ..Options::default()
+                }
+            };
+            let slot = OutcomeSlot::new();
+            let c = if case.put {
+                tftp::TftpClient::put(
+                    links.server,
+                    "up",
+                    Mode::Octet,
+                    options,
+                    Box::new(source),
+                    TIMEOUT,
+                    case.tries,
+                    slot.clone(),
+                )
+            } else {
+                tftp::TftpClient::get(
+                    links.server,
+                    "f",
+                    Mode::Octet,
+                    options,
+                    Box::new(sink),
+                    TIMEOUT,
+                    case.tries,
+                    slot.clone(),
+                )
+            };
+            let config = tftp::TftpConfig {
+                timeout: TIMEOUT,
+                tries: case.tries,
+                ..tftp::TftpConfig::default()
+            };
+            let acceptor = tftp::TftpAcceptor::new(Rc::new(files.clone()), config);
+            (Box::new(c), Box::new(acceptor), Slot::Tftp(slot))
+        }
+    }
+}
+
+/// How the client of `case` ended, by its outcome.
+fn ending(case: &Case, slot: Slot) -> Result<Ending, String> {
+    Ok(match slot {
+        Slot::Stopwait(slot) => match slot.take() {
+            Some(Ok(stopwait::Done {
+                bytes,
+                elapsed,
+                retransmissions,
+            })) if bytes == case.len as u64 => Ending::Done {
+                elapsed,
+                retransmissions,
+            },
+            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
+            other => return Err(format!("outcome {other:?}")),
+        },
+        Slot::Tftp(slot) => match slot.take() {
+            Some(Ok(tftp::Done {
+                bytes,
+                elapsed,
+                retransmissions,
+                ..
+            })) if bytes == case.len as u64 => Ending::Done {
+                elapsed,
+                retransmissions,
+            },
+            Some(Err(ClientError::TimedOut { tries })) => Ending::GaveUp { tries },
+            other => return Err(format!("outcome {other:?}")),
+        },
     })
 }
 
@@ -441,14 +456,14 @@ fn a_dead_link_gives_up_after_exactly_the_budget() {
 fn round_trips(protocol: Protocol, put: bool, len: usize) -> u32 {
     match protocol {
         Protocol::Stopwait => {
-            let blocks = len.div_ceil(100).max(1) as u32;
+            let blocks = u32::try_from(len.div_ceil(100).max(1)).unwrap();
             // GET: G, then each ACK fetches the next block or the FIN.
             // PUT: P, each block, then the FIN.
             if put { blocks + 2 } else { blocks + 1 }
         }
         Protocol::Tftp { window } => {
             // A final block always ends short, empty if need be.
-            let blocks = (len / 512 + 1) as u32;
+            let blocks = u32::try_from(len / 512 + 1).unwrap();
             let windows = blocks.div_ceil(u32::from(window));
             // The request's round trip brings the first window (RFC 1350
             // RRQ) or an ACK 0 / OACK.
@@ -563,6 +578,7 @@ fn table(seeds: u64, len: usize, drops: &[f64]) -> String {
                     }
                 }
                 let n = row.done.max(1);
+                #[expect(clippy::cast_precision_loss, reason = "averages for a table")]
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.0} % | {}/{} | {:.2} s | {:.1} | {:.0} |",

@@ -394,7 +394,7 @@ impl World {
         }
         for (dir, d) in due {
             self.step()?;
-            self.release(dir, d)?;
+            self.release(dir, &d)?;
         }
         let mut timers: Vec<(u64, Owner)> = self
             .slots
@@ -495,29 +495,29 @@ impl World {
     }
 
     /// Delivers a datagram `dir`'s link released.
-    fn release(&mut self, dir: Dir, d: Datagram) -> Result<(), SimError> {
+    fn release(&mut self, dir: Dir, d: &Datagram) -> Result<(), SimError> {
         let target = match dir {
             Dir::Down if d.to == self.config.client => self.slots[0].as_ref().map(|_| 0),
             Dir::Down => None,
             Dir::Up => match self.sockets.get(&d.to) {
                 Some(Socket::Session(key)) => Some(*key),
                 Some(Socket::Listener) => {
-                    let delivered = self.at_listener(&d)?;
-                    self.record(dir, &d, delivered);
+                    let delivered = self.at_listener(d)?;
+                    self.record(dir, d, delivered);
                     return Ok(());
                 }
                 None => None,
             },
         };
         let Some(key) = target else {
-            self.record(dir, &d, false);
+            self.record(dir, d, false);
             self.undeliverable += 1;
             return Ok(());
         };
-        let taken = self.take(key, &d);
-        self.record(dir, &d, taken != Taken::Dropped);
+        let taken = self.take(key, d);
+        self.record(dir, d, taken != Taken::Dropped);
         match taken {
-            Taken::Delivered => self.deliver(key, &d),
+            Taken::Delivered => self.deliver(key, d),
             Taken::Held => Ok(()),
             Taken::Dropped => {
                 self.buffer_drops.bump(role(key));

@@ -1090,6 +1090,10 @@ mod tests {
     static OACK_BYTES: [u8; 31] = *b"\x00\x06blksize\x001468\x00tsize\x00104857600\x00";
 
     /// DATA block 1 with 512 bytes `0, 1, …, 255, 0, 1, …`.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the payload wraps at 256 by design"
+    )]
     const fn data_fixture() -> [u8; 516] {
         let mut b = [0u8; 516];
         b[1] = 3;

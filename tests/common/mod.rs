@@ -415,7 +415,12 @@ pub(crate) fn tcp_read_lines(stream: &mut TcpStream, lines: usize) -> TcpRead {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let mut eof = false;
-    while got.iter().filter(|&&b| b == b'\n').count() < lines && Instant::now() < deadline {
+    #[expect(
+        clippy::naive_bytecount,
+        reason = "a few short lines per call; not worth the bytecount crate"
+    )]
+    let have = |got: &[u8]| got.iter().filter(|&&b| b == b'\n').count();
+    while have(&got) < lines && Instant::now() < deadline {
         match stream.read(&mut buf) {
             Ok(0) => {
                 eof = true;

@@ -39,7 +39,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
     let session: Box<dyn crate::proto::StreamSession> = if args.count > 1 {
         let payload = read_all(source, len)?;
         Box::new(msg::RepeatClient::new(
-            payload,
+            &payload,
             args.count,
             args.timeout,
             slot.clone(),

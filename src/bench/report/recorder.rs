@@ -306,7 +306,7 @@ impl Recorder {
     }
 
     /// A stream datagram arrived `late_ns` after its schedule (negative:
-    /// early). |late_ns| goes into the histogram; the sign is kept in the
+    /// early). `|late_ns|` goes into the histogram; the sign is kept in the
     /// signed min/max/mean and the `early` count.
     pub fn add_schedule_error(&mut self, now: Instant, late_ns: i64) {
         self.saw(now);
@@ -392,6 +392,10 @@ impl Recorder {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::float_cmp,
+    reason = "each figure is one division of whole numbers, so it is exactly the f64 nearest its value, as the literal is"
+)]
 mod tests {
     use super::*;
 

@@ -1,8 +1,8 @@
 //! The terminal table: one row per interval, then totals and percentiles,
 //! in the manner of iperf3 and sockperf.
 //!
-//! Pure string building. Units are humanised: bytes in 1024 steps (KBytes,
-//! MBytes, as iperf3), bit rates and counts in 1000 steps (Kbit/s, Mbit/s;
+//! Pure string building. Units are humanised: bytes in 1024 steps (`KBytes`,
+//! `MBytes`, as iperf3), bit rates and counts in 1000 steps (Kbit/s, Mbit/s;
 //! k, M), durations as ns/µs/ms/s with three significant digits. An absent
 //! figure prints as `-`; an empty run prints "no samples" lines.
 

@@ -503,7 +503,8 @@ mod tests {
         let sh = shared(Duration::from_secs(30), 100);
         let mut s = stream(&sh, at(0), TcpTimeouts::default());
         feed(&mut s, at(0), peer(), StreamInput::Bytes(b"HELLO"));
-        feed(&mut s, at(0), peer(), StreamInput::Bytes(&[b'1'; 100_000]));
+        let digits = vec![b'1'; 100_000];
+        feed(&mut s, at(0), peer(), StreamInput::Bytes(&digits));
         assert!(s.partial.len() <= MAX_REQUEST);
         assert_eq!(drain_tx(&mut s, at(0)), b"ERROR line too long\n");
     }

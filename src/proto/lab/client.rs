@@ -300,7 +300,7 @@ impl Client {
                     return;
                 }
                 Kind::File(n) if answer == format!("READY {n}").as_bytes() => {
-                    self.file.ready = true
+                    self.file.ready = true;
                 }
                 _ => return self.refused(&answer),
             }

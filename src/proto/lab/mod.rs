@@ -47,5 +47,6 @@ impl Default for LabConfig {
 
 impl LabConfig {
     /// Largest stream segment over UDP: the IPv4 maximum.
+    #[expect(clippy::cast_possible_truncation, reason = "65 507 fits a u32")]
     pub const UDP_SEGMENT_MAX: u32 = MAX_UDP_PAYLOAD as u32;
 }

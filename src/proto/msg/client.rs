@@ -164,7 +164,7 @@ impl StreamSession for Client {
                 CloseReason::PeerClosed,
             ),
             StreamInput::Failed(kind) => {
-                self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted)
+                self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
         }
     }
@@ -255,14 +255,14 @@ impl core::fmt::Debug for RepeatClient {
 impl RepeatClient {
     /// Sends `payload` as `count` frames (`payload` must fit a u32 length).
     pub fn new(
-        payload: Vec<u8>,
+        payload: &[u8],
         count: u64,
         timeout: Duration,
         outcome: OutcomeSlot<Receipt>,
     ) -> Self {
         let mut frame = BytesMut::with_capacity(HEADER_LEN + payload.len());
         // Callers check the length; an oversize payload fails at the server.
-        let _ = crate::wire::msg::emit_frame(&payload, &mut frame);
+        let _ = crate::wire::msg::emit_frame(payload, &mut frame);
         Self {
             payload: frame.freeze(),
             count,
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn repeat_sends_count_frames_and_checks_every_receipt() {
         let slot = OutcomeSlot::new();
-        let mut c = RepeatClient::new(b"ab".to_vec(), 3, Duration::from_secs(5), slot.clone());
+        let mut c = RepeatClient::new(b"ab", 3, Duration::from_secs(5), slot.clone());
         assert_eq!(
             drain_tx(&mut c, at(0)),
             b"\x00\x00\x00\x02ab\x00\x00\x00\x02ab\x00\x00\x00\x02ab"

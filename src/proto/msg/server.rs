@@ -189,10 +189,10 @@ impl MsgStream {
                     }
                 }
                 State::Body { len, remaining } => {
-                    let take = (*remaining as usize).min(bytes.len());
+                    let take = u32::try_from(bytes.len()).map_or(*remaining, |n| n.min(*remaining));
                     // Counted, not kept.
-                    *remaining -= take as u32;
-                    bytes = &bytes[take..];
+                    *remaining -= take;
+                    bytes = &bytes[take as usize..];
                     if *remaining == 0 {
                         let len = *len;
                         self.frame_done(len);

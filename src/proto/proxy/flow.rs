@@ -392,13 +392,13 @@ mod tests {
     const UPSTREAM: &str = "127.0.0.1:50001";
 
     /// The first datagram from `from` at a fresh acceptor, and its totals.
-    fn admit(config: ProxyConfig, from: SocketAddr) -> (Admission, SharedTotals) {
-        let mut acceptor = ProxyAcceptor::new(config).unwrap();
+    fn admit(config: &ProxyConfig, from: SocketAddr) -> (Admission, SharedTotals) {
+        let mut acceptor = ProxyAcceptor::new(*config).unwrap();
         let admission = acceptor.accept(&mut cx(at(0), None), from, b"x", &mut BytesMut::new());
         (admission, acceptor.totals())
     }
 
-    fn flow(config: ProxyConfig) -> (Box<dyn DatagramSession>, SharedTotals) {
+    fn flow(config: &ProxyConfig) -> (Box<dyn DatagramSession>, SharedTotals) {
         match admit(config, addr(CLIENT)) {
             (
                 Admission::Start(Admit {
@@ -475,10 +475,13 @@ mod tests {
             max_clients: 7,
             ..ProxyConfig::transparent(addr(UPSTREAM))
         };
-        assert!(matches!(admit(config, addr(UPSTREAM)).0, Admission::Ignore));
+        assert!(matches!(
+            admit(&config, addr(UPSTREAM)).0,
+            Admission::Ignore
+        ));
         assert_eq!(ProxyAcceptor::new(config).unwrap().max_sessions(), Some(7));
         let v6 = ProxyConfig::transparent(addr("[::1]:69"));
-        match admit(v6, addr("[::1]:4000")).0 {
+        match admit(&v6, addr("[::1]:4000")).0 {
             Admission::Start(Admit { bind, .. }) => assert_eq!(bind, [addr("[::]:0")]),
             other => panic!("{other:?}"),
         }
@@ -486,7 +489,7 @@ mod tests {
 
     #[test]
     fn datagrams_cross_both_ways_and_follow_the_first_answering_port() {
-        let (mut f, totals) = flow(ProxyConfig::transparent(addr(UPSTREAM)));
+        let (mut f, totals) = flow(&ProxyConfig::transparent(addr(UPSTREAM)));
         send(&mut *f, at(1), CLIENT, b"RRQ");
         assert_eq!(out(&mut *f, at(1)), [(addr(UPSTREAM), b"RRQ".to_vec())]);
         // The server answers from a new port (a TFTP transfer ID) ...
@@ -513,7 +516,7 @@ mod tests {
 
     #[test]
     fn the_endpoint_not_the_address_says_which_way_a_datagram_goes() {
-        let (mut f, totals) = flow(ProxyConfig::transparent(addr(UPSTREAM)));
+        let (mut f, totals) = flow(&ProxyConfig::transparent(addr(UPSTREAM)));
         send(&mut *f, at(1), CLIENT, b"RRQ");
         let _ = out(&mut *f, at(1));
         send(&mut *f, at(2), UPSTREAM, b"DATA1");
@@ -527,7 +530,7 @@ mod tests {
     fn latency_holds_each_datagram_and_is_a_paced_deadline() {
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.to_server.latency = Duration::from_millis(20);
-        let (mut f, totals) = flow(config);
+        let (mut f, totals) = flow(&config);
         send(&mut *f, at(10), CLIENT, b"a");
         assert!(out(&mut *f, at(10)).is_empty());
         assert_eq!(f.poll_timeout(), Some(at(30)));
@@ -553,7 +556,7 @@ mod tests {
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.idle = Duration::from_secs(1);
         config.to_client.latency = Duration::from_secs(5);
-        let (mut f, totals) = flow(config);
+        let (mut f, totals) = flow(&config);
         send(&mut *f, at(0), CLIENT, b"q");
         let _ = out(&mut *f, at(0));
         send(&mut *f, at(100), UPSTREAM, b"slow answer");
@@ -574,7 +577,7 @@ mod tests {
         let mut config = ProxyConfig::transparent(addr(UPSTREAM));
         config.to_server.latency = Duration::from_secs(1);
         config.max_held_bytes = 3_000;
-        let (mut f, totals) = flow(config);
+        let (mut f, totals) = flow(&config);
         for i in 0..5 {
             send(&mut *f, at(i), CLIENT, &[0u8; 1000]);
         }

@@ -46,7 +46,7 @@ fn silent_peer(request: &[u8], repeats: u64) -> (u64, u64, Option<Instant>) {
                 match acceptor.accept(&mut cx, peer, request, &mut reply) {
                     Admission::Start(admit) => session = Some(admit.session),
                     Admission::Reply => sent += reply.len() as u64,
-                    _ => {}
+                    Admission::Ignore => {}
                 }
             }
             if let Some(s) = session.as_mut() {

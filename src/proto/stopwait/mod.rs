@@ -134,17 +134,14 @@ mod tests {
         client: Box<dyn DatagramSession>,
         files: &MemoryFiles,
         server: StopwaitConfig,
-        links: sim::Config,
+        mut links: sim::Config,
         mut drop: impl FnMut(bool, usize) -> bool + 'static,
     ) -> Run {
         let acceptor = StopwaitAcceptor::new(Rc::new(files.clone()), server);
-        let config = sim::Config {
-            trace: true,
-            ..links
-        };
-        let mut world = World::new(config, client, Server::Acceptor(Box::new(acceptor)))
+        links.trace = true;
+        let mut world = World::new(links, client, Server::Acceptor(Box::new(acceptor)))
             .unwrap()
-            .with_loss(move |dir, n, _| drop(dir == Dir::Up, n as usize));
+            .with_loss(move |dir, n, _| drop(dir == Dir::Up, usize::try_from(n).unwrap()));
         let report = world.run().unwrap_or_else(|e| panic!("{e}"));
         let delivered = |dir| -> Vec<Vec<u8>> {
             world
@@ -155,13 +152,17 @@ mod tests {
                 .collect()
         };
         Run {
-            sent: [report.sent.client as usize, report.sent.server as usize],
+            sent: [report.sent.client, report.sent.server].map(|n| usize::try_from(n).unwrap()),
             delivered_to_server: delivered(Dir::Up),
             delivered_to_client: delivered(Dir::Down),
             report,
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 256) as u8).collect()
     }

@@ -310,8 +310,9 @@ impl StopwaitServer {
             return;
         };
         match (p.kind, *fin) {
-            // A client that missed the FIN repeats its last ACK.
-            (Kind::Ack, true) => self.repeat(),
+            // A client that missed the FIN repeats its last ACK; the GET
+            // again means our first block was lost.
+            (Kind::Ack, true) | (Kind::Get, _) => self.repeat(),
             (Kind::Ack, false) => {
                 let base = sender.base();
                 let names = |i: u64| u64::from(p.block) == i && p.bit == Bit::of_block(p.block);
@@ -328,8 +329,6 @@ impl StopwaitServer {
                 }
                 // Anything else (a very late ACK) is ignored.
             }
-            // The GET again: our first block was lost.
-            (Kind::Get, _) => self.repeat(),
             _ => {}
         }
     }
@@ -423,31 +422,30 @@ impl StopwaitServer {
             // The same request during its transfer is a retransmission (our
             // first answer was lost); any other request starts afresh.
             if !(same_request && self.busy()) {
-                return if p.kind == Kind::Get {
-                    self.start_get(cx, name)
+                if p.kind == Kind::Get {
+                    self.start_get(cx, name);
                 } else {
-                    self.start_put(cx, name)
-                };
+                    self.start_put(cx, name);
+                }
+                return;
             }
         }
         match self.job {
             Job::Get { .. } => self.on_get_packet(cx, &p),
             // A client that missed the FIN repeats its last ACK.
             Job::Sent if p.kind == Kind::Ack => self.repeat(),
-            Job::Sent => {}
             Job::Put { .. } => self.on_put_packet(cx, &p),
             // After a refusal a retransmission (a FIN whose commit failed,
             // say) gets the refusal again: its first copy may be lost.
             Job::Idle if self.last_answer.first() == Some(&b'E') => self.repeat(),
-            Job::Idle => {}
+            Job::Sent | Job::Idle => {}
         }
     }
 
     fn busy(&self) -> bool {
         match &self.job {
-            Job::Idle => false,
             Job::Get { fin, .. } => !fin,
-            Job::Sent => false,
+            Job::Idle | Job::Sent => false,
             Job::Put { committed, .. } => committed.is_none(),
         }
     }
@@ -844,67 +842,56 @@ mod tests {
         Instant::from_millis(ms)
     }
 
-    /// A session's calls, with the key the reactor would give it.
-    struct Driver;
+    // A session's calls, with the key the reactor would give it.
 
-    impl Driver {
-        fn new() -> Self {
-            Self
-        }
+    fn cx(now: Instant, key: usize) -> Context {
+        Context::new(now, key, None)
+    }
 
-        fn cx(&mut self, now: Instant, key: usize) -> Context {
-            Context::new(now, key, None)
-        }
+    /// Feeds `d` from `from` and returns what the session sends.
+    fn feed(
+        s: &mut dyn DatagramSession,
+        key: usize,
+        now: Instant,
+        from: SocketAddr,
+        d: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let input = DatagramInput::Datagram {
+            endpoint: crate::proto::EndpointId::HOME,
+            from,
+            payload: d,
+            kernel_ns: None,
+        };
+        s.handle_input(&mut cx(now, key), input);
+        drain(s, key, now)
+    }
 
-        /// Feeds `d` from `from` and returns what the session sends.
-        fn feed(
-            &mut self,
-            s: &mut dyn DatagramSession,
-            key: usize,
-            now: Instant,
-            from: SocketAddr,
-            d: &[u8],
-        ) -> Vec<Vec<u8>> {
-            let input = DatagramInput::Datagram {
-                endpoint: crate::proto::EndpointId::HOME,
-                from,
-                payload: d,
-                kernel_ns: None,
-            };
-            s.handle_input(&mut self.cx(now, key), input);
-            self.drain(s, key, now)
-        }
-
-        fn drain(&mut self, s: &mut dyn DatagramSession, key: usize, now: Instant) -> Vec<Vec<u8>> {
-            let mut out = Vec::new();
-            loop {
-                let mut b = BytesMut::new();
-                if s.poll_transmit(&mut self.cx(now, key), 65_507, &mut b)
-                    .is_none()
-                {
-                    return out;
-                }
-                out.push(b.to_vec());
+    fn drain(s: &mut dyn DatagramSession, key: usize, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut b = BytesMut::new();
+            if s.poll_transmit(&mut cx(now, key), 65_507, &mut b).is_none() {
+                return out;
             }
+            out.push(b.to_vec());
         }
+    }
 
-        /// A first datagram to the acceptor: the session it admits, or the
-        /// stateless reply.
-        fn admit(
-            &mut self,
-            a: &mut StopwaitAcceptor,
-            now: Instant,
-            from: SocketAddr,
-            d: &[u8],
-        ) -> Result<Box<dyn DatagramSession>, Vec<u8>> {
-            let mut reply = BytesMut::new();
-            match a.accept(&mut self.cx(now, usize::MAX), from, d, &mut reply) {
-                Admission::Start(admit) if !admit.own_socket && admit.bind.is_empty() => {
-                    Ok(admit.session)
-                }
-                Admission::Reply => Err(reply.to_vec()),
-                other => panic!("{other:?}"),
+    /// A first datagram to the acceptor: the session it admits, or the
+    /// stateless reply.
+    fn admit(
+        a: &mut StopwaitAcceptor,
+        now: Instant,
+        from: SocketAddr,
+        d: &[u8],
+    ) -> Result<Box<dyn DatagramSession>, Vec<u8>> {
+        let mut reply = BytesMut::new();
+        match a.accept(&mut cx(now, usize::MAX), from, d, &mut reply) {
+            Admission::Start(admit) if !admit.own_socket && admit.bind.is_empty() => {
+                Ok(admit.session)
             }
+            Admission::Reply => Err(reply.to_vec()),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -925,41 +912,28 @@ mod tests {
     fn two_concurrent_uploads_of_one_new_name_store_exactly_one() {
         let files = MemoryFiles::default();
         let mut a = acceptor(&files, StopwaitConfig::default());
-        let mut d = Driver::new();
         let (p1, p2) = (peer(1000), peer(2000));
-        let mut s1 = d.admit(&mut a, at(0), p1, b"P000000new").unwrap();
-        let mut s2 = d.admit(&mut a, at(0), p2, b"P000000new").unwrap();
-        assert_eq!(
-            d.feed(&mut *s1, 1, at(0), p1, b"P000000new"),
-            [b"A000000ack"]
-        );
-        assert_eq!(
-            d.feed(&mut *s2, 2, at(0), p2, b"P000000new"),
-            [b"A000000ack"]
-        );
-        assert_eq!(
-            d.feed(&mut *s1, 1, at(1), p1, b"D100001one"),
-            [b"A100001ack"]
-        );
-        assert_eq!(
-            d.feed(&mut *s2, 2, at(1), p2, b"D100001two"),
-            [b"A100001ack"]
-        );
+        let mut s1 = admit(&mut a, at(0), p1, b"P000000new").unwrap();
+        let mut s2 = admit(&mut a, at(0), p2, b"P000000new").unwrap();
+        assert_eq!(feed(&mut *s1, 1, at(0), p1, b"P000000new"), [b"A000000ack"]);
+        assert_eq!(feed(&mut *s2, 2, at(0), p2, b"P000000new"), [b"A000000ack"]);
+        assert_eq!(feed(&mut *s1, 1, at(1), p1, b"D100001one"), [b"A100001ack"]);
+        assert_eq!(feed(&mut *s2, 2, at(1), p2, b"D100001two"), [b"A100001ack"]);
         // The second FIN arrives first: its upload is stored.
         assert_eq!(
-            d.feed(&mut *s2, 2, at(2), p2, b"FF00001I'm Done"),
+            feed(&mut *s2, 2, at(2), p2, b"FF00001I'm Done"),
             [b"AF00001ack"]
         );
         // The other commit fails, and no `A|F` claims it was stored.
         assert_eq!(
-            d.feed(&mut *s1, 1, at(2), p1, b"FF00001I'm Done"),
+            feed(&mut *s1, 1, at(2), p1, b"FF00001I'm Done"),
             [b"E000000file exists"]
         );
         assert_eq!(files.get("new").unwrap(), b"two");
         // Its client lost that answer and repeats the FIN: it is refused
         // again, not left to time out (exit 2) as if the server vanished.
         assert_eq!(
-            d.feed(&mut *s1, 1, at(3), p1, b"FF00001I'm Done"),
+            feed(&mut *s1, 1, at(3), p1, b"FF00001I'm Done"),
             [b"E000000file exists"]
         );
         assert_eq!(files.get("new").unwrap(), b"two");
@@ -1034,12 +1008,11 @@ mod tests {
                 yields: 0,
             };
             let mut s = server(Rc::new(files));
-            let mut d = Driver::new();
             let p = peer(1);
-            d.feed(&mut s, 1, at(0), p, b"P000000f");
-            assert_eq!(d.feed(&mut s, 1, at(0), p, b"D100001abc"), [b"A100001ack"]);
+            feed(&mut s, 1, at(0), p, b"P000000f");
+            assert_eq!(feed(&mut s, 1, at(0), p, b"D100001abc"), [b"A100001ack"]);
             assert_eq!(
-                d.feed(&mut s, 1, at(0), p, b"FF00001I'm Done"),
+                feed(&mut s, 1, at(0), p, b"FF00001I'm Done"),
                 [text],
                 "{kind:?}"
             );
@@ -1058,14 +1031,13 @@ mod tests {
                 yields,
             };
             let mut s = server(Rc::new(files));
-            let mut d = Driver::new();
             let p = peer(1);
-            let mut answers = d.feed(&mut s, 1, at(0), p, b"G000000f");
+            let mut answers = feed(&mut s, 1, at(0), p, b"G000000f");
             for block in 1..=blocks {
                 let got = answers.pop().unwrap();
                 assert_eq!(got[0], b'D', "{size}/{yields}: block {block}");
                 let ack = format!("A{}{block:05}ack", block % 2);
-                answers = d.feed(&mut s, 1, at(1), p, ack.as_bytes());
+                answers = feed(&mut s, 1, at(1), p, ack.as_bytes());
             }
             assert_eq!(
                 answers,
@@ -1081,32 +1053,31 @@ mod tests {
         // What a lossy decode of both names below would open.
         files.insert("a\u{fffd}", b"wrong file".to_vec());
         let mut a = acceptor(&files, StopwaitConfig::default());
-        let mut d = Driver::new();
         for bad in [&b"G000000a\xff"[..], b"G000000a\xfe", b"P000000a\xff"] {
             assert_eq!(
-                d.admit(&mut a, at(0), peer(1), bad).err().unwrap(),
+                admit(&mut a, at(0), peer(1), bad).err().unwrap(),
                 b"E000000name is not UTF-8"
             );
         }
         let long = [&b"G000000"[..], &[b'n'; 101]].concat();
         assert_eq!(
-            d.admit(&mut a, at(0), peer(1), &long).err().unwrap(),
+            admit(&mut a, at(0), peer(1), &long).err().unwrap(),
             b"E000000name too long"
         );
         // 100 bytes is a name like any other.
         let ok = [&b"G000000"[..], &[b'n'; 100]].concat();
-        let mut s = d.admit(&mut a, at(0), peer(1), &ok).unwrap();
+        let mut s = admit(&mut a, at(0), peer(1), &ok).unwrap();
         assert_eq!(
-            d.feed(&mut *s, 1, at(0), peer(1), &ok),
+            feed(&mut *s, 1, at(0), peer(1), &ok),
             [b"E000000file not found"]
         );
         // The same rules inside a session (a peer that has one already).
         assert_eq!(
-            d.feed(&mut *s, 1, at(1), peer(1), &long),
+            feed(&mut *s, 1, at(1), peer(1), &long),
             [b"E000000name too long"]
         );
         assert_eq!(
-            d.feed(&mut *s, 1, at(2), peer(1), b"G000000a\xff"),
+            feed(&mut *s, 1, at(2), peer(1), b"G000000a\xff"),
             [b"E000000name is not UTF-8"]
         );
     }
@@ -1116,24 +1087,23 @@ mod tests {
         let files = MemoryFiles::default();
         files.insert("f", vec![b'x'; 1000]);
         let mut a = acceptor(&files, StopwaitConfig::default());
-        let mut d = Driver::new();
         let p = peer(1);
-        let mut s = d.admit(&mut a, at(0), p, b"G000000f").unwrap();
-        let first = d.feed(&mut *s, 1, at(0), p, b"G000000f");
+        let mut s = admit(&mut a, at(0), p, b"G000000f").unwrap();
+        let first = feed(&mut *s, 1, at(0), p, b"G000000f");
         assert_eq!(first.len(), 1);
         assert_eq!(&first[0][..7], b"D100001");
         // The "client" repeats its 8-byte request: 3 × 16 bytes is not
         // enough for a second 107-byte block, nor is 3 × 32.
         for t in [500, 1_000, 2_999] {
-            assert!(d.feed(&mut *s, 1, at(t), p, b"G000000f").is_empty(), "{t}");
+            assert!(feed(&mut *s, 1, at(t), p, b"G000000f").is_empty(), "{t}");
         }
         // No timer resends anything, and the session ends at exactly 3 s.
         assert_eq!(s.poll_timeout(), Some(at(3_000)));
-        s.handle_timeout(&mut d.cx(at(2_999), 1));
-        assert!(d.drain(&mut *s, 1, at(2_999)).is_empty());
+        s.handle_timeout(&mut cx(at(2_999), 1));
+        assert!(drain(&mut *s, 1, at(2_999)).is_empty());
         assert_eq!(s.poll_close(), None);
-        s.handle_timeout(&mut d.cx(at(3_000), 1));
-        assert!(d.drain(&mut *s, 1, at(3_000)).is_empty());
+        s.handle_timeout(&mut cx(at(3_000), 1));
+        assert!(drain(&mut *s, 1, at(3_000)).is_empty());
         assert_eq!(s.poll_close(), Some(CloseReason::TimedOut { tries: 1 }));
         assert_eq!(a.sessions(), (0, 0), "its place is free");
     }
@@ -1142,22 +1112,21 @@ mod tests {
     fn enough_repeated_requests_earn_a_repeat_and_a_validated_peer_is_not_limited() {
         let files = MemoryFiles::default();
         files.insert("f", vec![b'x'; 1000]);
-        let mut d = Driver::new();
         let p = peer(1);
         let mut s = server(Rc::new(files));
-        assert_eq!(d.feed(&mut s, 1, at(0), p, b"G000000f").len(), 1);
+        assert_eq!(feed(&mut s, 1, at(0), p, b"G000000f").len(), 1);
         // 107 + 107 bytes need 72 received: the ninth 8-byte request.
         for n in 2..=8 {
-            assert!(d.feed(&mut s, 1, at(0), p, b"G000000f").is_empty(), "{n}");
+            assert!(feed(&mut s, 1, at(0), p, b"G000000f").is_empty(), "{n}");
         }
-        assert_eq!(d.feed(&mut s, 1, at(0), p, b"G000000f").len(), 1);
+        assert_eq!(feed(&mut s, 1, at(0), p, b"G000000f").len(), 1);
         assert!(!s.is_validated());
         // Its ACK validates it: then every repeat is answered, and the
         // lifetime no longer applies (the soft close does).
-        assert_eq!(d.feed(&mut s, 1, at(1), p, b"A100001ack").len(), 1);
+        assert_eq!(feed(&mut s, 1, at(1), p, b"A100001ack").len(), 1);
         assert!(s.is_validated());
         for _ in 0..20 {
-            assert_eq!(d.feed(&mut s, 1, at(1), p, b"A100001ack").len(), 1);
+            assert_eq!(feed(&mut s, 1, at(1), p, b"A100001ack").len(), 1);
         }
         assert_eq!(s.poll_timeout(), Some(at(25_001)));
     }
@@ -1172,48 +1141,47 @@ mod tests {
             ..StopwaitConfig::default()
         };
         let mut a = acceptor(&files, config);
-        let mut d = Driver::new();
         let other = SocketAddr::from(([198, 51, 100, 7], 9));
         // Two from one host, keys 10 and 11.
-        let mut s10 = d.admit(&mut a, at(0), peer(1), b"G000000f").unwrap();
-        d.feed(&mut *s10, 10, at(0), peer(1), b"G000000f");
-        let mut s11 = d.admit(&mut a, at(1), peer(2), b"G000000f").unwrap();
-        d.feed(&mut *s11, 11, at(1), peer(2), b"G000000f");
+        let mut s10 = admit(&mut a, at(0), peer(1), b"G000000f").unwrap();
+        feed(&mut *s10, 10, at(0), peer(1), b"G000000f");
+        let mut s11 = admit(&mut a, at(1), peer(2), b"G000000f").unwrap();
+        feed(&mut *s11, 11, at(1), peer(2), b"G000000f");
         assert!(evictions(&mut a).is_empty());
         // A third from that host: its own oldest unvalidated one goes.
-        let mut s12 = d.admit(&mut a, at(2), peer(3), b"G000000f").unwrap();
+        let mut s12 = admit(&mut a, at(2), peer(3), b"G000000f").unwrap();
         assert_eq!(evictions(&mut a), [10]);
         drop(s10);
-        d.feed(&mut *s12, 12, at(2), peer(3), b"G000000f");
+        feed(&mut *s12, 12, at(2), peer(3), b"G000000f");
         assert_eq!(a.sessions(), (2, 2));
         // Both validate; another host takes the last place.
-        d.feed(&mut *s11, 11, at(3), peer(2), b"A100001ack");
-        d.feed(&mut *s12, 12, at(3), peer(3), b"A100001ack");
-        let mut s20 = d.admit(&mut a, at(4), other, b"G000000f").unwrap();
-        d.feed(&mut *s20, 20, at(4), other, b"G000000f");
+        feed(&mut *s11, 11, at(3), peer(2), b"A100001ack");
+        feed(&mut *s12, 12, at(3), peer(3), b"A100001ack");
+        let mut s20 = admit(&mut a, at(4), other, b"G000000f").unwrap();
+        feed(&mut *s20, 20, at(4), other, b"G000000f");
         assert_eq!(a.sessions(), (3, 1));
         // At the total bound a newcomer evicts the unvalidated one...
         let far = SocketAddr::from(([203, 0, 113, 5], 9));
-        let mut s30 = d.admit(&mut a, at(5), far, b"G000000f").unwrap();
+        let mut s30 = admit(&mut a, at(5), far, b"G000000f").unwrap();
         assert_eq!(evictions(&mut a), [20]);
         drop(s20);
-        d.feed(&mut *s30, 30, at(5), far, b"G000000f");
-        d.feed(&mut *s30, 30, at(5), far, b"A100001ack");
+        feed(&mut *s30, 30, at(5), far, b"G000000f");
+        feed(&mut *s30, 30, at(5), far, b"A100001ack");
         // ...and when every place is validated, it is refused politely.
         let late = SocketAddr::from(([203, 0, 113, 6], 9));
         assert_eq!(
-            d.admit(&mut a, at(6), late, b"G000000f").err().unwrap(),
+            admit(&mut a, at(6), late, b"G000000f").err().unwrap(),
             b"E000000busy"
         );
         assert_eq!(
-            d.admit(&mut a, at(6), peer(4), b"G000000f").err().unwrap(),
+            admit(&mut a, at(6), peer(4), b"G000000f").err().unwrap(),
             b"E000000busy",
             "the full host too"
         );
         assert!(evictions(&mut a).is_empty());
         // A session that ends frees its place at once.
         drop(s11);
-        assert!(d.admit(&mut a, at(7), late, b"G000000f").is_ok());
+        assert!(admit(&mut a, at(7), late, b"G000000f").is_ok());
         assert_eq!(a.max_sessions(), Some(3));
         drop((s12, s30));
     }
@@ -1228,39 +1196,38 @@ mod tests {
             ..StopwaitConfig::default()
         };
         let mut a = acceptor(&files, config);
-        let mut d = Driver::new();
         let p = |n: u8| SocketAddr::from(([198, 51, 100, n], 9));
         // 1 finishes a GET, 2 is in the middle of one, 3 never answers.
-        let mut s1 = d.admit(&mut a, at(0), p(1), b"G000000small").unwrap();
-        d.feed(&mut *s1, 1, at(0), p(1), b"G000000small");
+        let mut s1 = admit(&mut a, at(0), p(1), b"G000000small").unwrap();
+        feed(&mut *s1, 1, at(0), p(1), b"G000000small");
         assert_eq!(
-            d.feed(&mut *s1, 1, at(1), p(1), b"A100001ack"),
+            feed(&mut *s1, 1, at(1), p(1), b"A100001ack"),
             [b"FF00000I'm Done"]
         );
-        let mut s2 = d.admit(&mut a, at(2), p(2), b"G000000big").unwrap();
-        d.feed(&mut *s2, 2, at(2), p(2), b"G000000big");
-        d.feed(&mut *s2, 2, at(3), p(2), b"A100001ack");
-        let mut s3 = d.admit(&mut a, at(4), p(3), b"G000000big").unwrap();
-        d.feed(&mut *s3, 3, at(4), p(3), b"G000000big");
+        let mut s2 = admit(&mut a, at(2), p(2), b"G000000big").unwrap();
+        feed(&mut *s2, 2, at(2), p(2), b"G000000big");
+        feed(&mut *s2, 2, at(3), p(2), b"A100001ack");
+        let mut s3 = admit(&mut a, at(4), p(3), b"G000000big").unwrap();
+        feed(&mut *s3, 3, at(4), p(3), b"G000000big");
         // The unvalidated one goes first, though it is the youngest...
-        let mut s4 = d.admit(&mut a, at(5), p(4), b"G000000big").unwrap();
+        let mut s4 = admit(&mut a, at(5), p(4), b"G000000big").unwrap();
         assert_eq!(evictions(&mut a), [3]);
         drop(s3);
-        d.feed(&mut *s4, 4, at(5), p(4), b"G000000big");
-        d.feed(&mut *s4, 4, at(5), p(4), b"A100001ack");
+        feed(&mut *s4, 4, at(5), p(4), b"G000000big");
+        feed(&mut *s4, 4, at(5), p(4), b"A100001ack");
         // ...then the finished one (it still repeats its FIN until then)...
         assert_eq!(
-            d.feed(&mut *s1, 1, at(5), p(1), b"A100001ack"),
+            feed(&mut *s1, 1, at(5), p(1), b"A100001ack"),
             [b"FF00000I'm Done"]
         );
-        let mut s5 = d.admit(&mut a, at(6), p(5), b"G000000big").unwrap();
+        let mut s5 = admit(&mut a, at(6), p(5), b"G000000big").unwrap();
         assert_eq!(evictions(&mut a), [1]);
         drop(s1);
-        d.feed(&mut *s5, 5, at(6), p(5), b"G000000big");
-        d.feed(&mut *s5, 5, at(6), p(5), b"A100001ack");
+        feed(&mut *s5, 5, at(6), p(5), b"G000000big");
+        feed(&mut *s5, 5, at(6), p(5), b"A100001ack");
         // ...never a transfer in progress.
         assert_eq!(
-            d.admit(&mut a, at(7), p(6), b"G000000big").err().unwrap(),
+            admit(&mut a, at(7), p(6), b"G000000big").err().unwrap(),
             b"E000000busy"
         );
         assert!(evictions(&mut a).is_empty());

@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn get_sends_ok_size_then_exactly_the_file() {
         let files = MemoryFiles::default();
-        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let body: Vec<u8> = (0..=u8::MAX).cycle().take(200_000).collect();
         files.insert("big.bin", body.clone());
         let (out, req) = run(&files, &[b"big.bin : GET\n"], false);
         assert!(out.starts_with(b"OK 200000\n"));
@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn put_without_size_ends_at_eof_and_zero_bytes_work() {
         let files = MemoryFiles::default();
-        let (out, _) = run(&files, &[b"a:PUT\n", &[7u8; 300_000]], true);
+        let (out, _) = run(&files, &[b"a:PUT\n", &vec![7u8; 300_000]], true);
         assert_eq!(out, b"OK 300000\n");
         assert_eq!(files.get("a").unwrap().len(), 300_000);
         let (out, _) = run(&files, &[b"zero:PUT:0\n"], false);

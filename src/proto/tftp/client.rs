@@ -333,10 +333,10 @@ impl DatagramSession for TftpClient {
             (Packet::Oack { options }, _, true) => self.begin(Some(&options), cx.now),
             (Packet::Data { block, data }, Verb::Get, true) => {
                 let e = self.begin(None, cx.now);
-                if e != Event::Nothing {
-                    e
-                } else {
+                if e == Event::Nothing {
                     self.engine.on_data(block, data, cx.now)
+                } else {
+                    e
                 }
             }
             (Packet::Ack { block: Block(0) }, Verb::Put, true) => self.begin(None, cx.now),

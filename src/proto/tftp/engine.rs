@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use std::collections::VecDeque;
 
 /// What happened to the transfer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Event {
     /// Nothing to report.
     Nothing,

@@ -48,14 +48,11 @@ mod tests {
         client: TftpClient,
         files: &MemoryFiles,
         config: TftpConfig,
-        links: sim::Config,
+        mut links: sim::Config,
         mut drop: impl FnMut(bool, &[u8]) -> bool + 'static,
     ) -> Run {
         let acceptor = TftpAcceptor::new(Rc::new(files.clone()), config);
-        let links = sim::Config {
-            trace: true,
-            ..links
-        };
+        links.trace = true;
         let mut world = World::new(
             links,
             Box::new(client),
@@ -76,6 +73,10 @@ mod tests {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 13 + i / 700) as u8).collect()
     }

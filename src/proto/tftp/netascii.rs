@@ -38,7 +38,7 @@ impl Source for ToNetascii {
             if self.inner.read_into(&mut self.raw, max.max(1))? == 0 {
                 return Ok(0);
             }
-            for &b in self.raw.iter() {
+            for &b in &self.raw {
                 match b {
                     b'\n' => self.pending.extend_from_slice(b"\r\n"),
                     b'\r' => self.pending.extend_from_slice(b"\r\0"),

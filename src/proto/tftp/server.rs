@@ -765,7 +765,8 @@ impl TftpAcceptor {
 /// Appends an ERROR of `code` to `reply`, its message cut so the datagram
 /// is at most [`AMPLIFICATION`] times the `asked` bytes it answers.
 fn small_error(reply: &mut BytesMut, code: ErrorCode, message: &str, asked: usize) {
-    let room = (asked * AMPLIFICATION as usize).saturating_sub(5);
+    let factor = usize::try_from(AMPLIFICATION).unwrap_or(usize::MAX);
+    let room = asked.saturating_mul(factor).saturating_sub(5);
     let mut end = message.len().min(room);
     while !message.is_char_boundary(end) {
         end -= 1;
@@ -966,7 +967,7 @@ mod tests {
                     self.input(key, from, payload, now);
                     Got::Session(key)
                 }
-                other => panic!("{other:?}"),
+                other @ Admission::Start(_) => panic!("{other:?}"),
             }
         }
 
@@ -1039,6 +1040,10 @@ mod tests {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test pattern: the low byte is the point"
+    )]
     fn bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 300) as u8).collect()
     }

@@ -12,6 +12,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// C constants in the narrower types the kernel's structures take: libc
+/// declares the families as `c_int`, and `size_of` answers in `usize`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "small constants (a family number, a C type's size) that fit each type"
+)]
+mod narrow {
+    pub(super) const AF_INET: libc::sa_family_t = libc::AF_INET as libc::sa_family_t;
+    pub(super) const AF_INET6: libc::sa_family_t = libc::AF_INET6 as libc::sa_family_t;
+    pub(super) const U16_LEN: libc::c_uint = size_of::<u16>() as libc::c_uint;
+    pub(super) const INT_LEN: libc::socklen_t = size_of::<libc::c_int>() as libc::socklen_t;
+    pub(super) const STORAGE_LEN: libc::socklen_t =
+        size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock as `std::time::Instant`
 /// on Linux, and the one a `timerfd` is armed against.
 pub(crate) fn monotonic_ns() -> u64 {
@@ -156,7 +171,7 @@ impl RawAddr {
         let len = match addr {
             SocketAddr::V4(a) => {
                 let sin = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_family: narrow::AF_INET,
                     sin_port: a.port().to_be(),
                     sin_addr: libc::in_addr {
                         s_addr: u32::from_ne_bytes(a.ip().octets()),
@@ -169,7 +184,7 @@ impl RawAddr {
             }
             SocketAddr::V6(a) => {
                 let sin6 = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_family: narrow::AF_INET6,
                     sin6_port: a.port().to_be(),
                     sin6_flowinfo: a.flowinfo(),
                     sin6_addr: libc::in6_addr {
@@ -218,14 +233,14 @@ pub(crate) fn send_gso(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(narrow::U16_LEN) } as usize;
     // SAFETY: msg_control points at `control`, which is large enough for one
     // cmsg of a u16 (checked by CMSG_SPACE above), so FIRSTHDR is non-null.
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
         (*cmsg).cmsg_level = libc::SOL_UDP;
         (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(narrow::U16_LEN) as usize;
         core::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
     }
     // SAFETY: msg is fully initialised and its buffers live across the call.
@@ -250,14 +265,12 @@ pub(crate) fn sendfile(
     loop {
         // SAFETY: plain syscall on descriptors the caller holds; `off` is a valid off_t.
         let n = unsafe { libc::sendfile(out_fd, in_fd, &raw mut off, count) };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
@@ -294,7 +307,7 @@ fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Res
             libc::SOL_SOCKET,
             option,
             (&raw const value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            narrow::INT_LEN,
         )
     };
     if rc < 0 {
@@ -335,14 +348,12 @@ pub(crate) fn send_many(fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> io::Res
     loop {
         // SAFETY: every header points into vectors that live across the call.
         let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), vlen, libc::MSG_DONTWAIT) };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
@@ -397,7 +408,7 @@ impl RecvBatch {
             self.iovs[i].iov_len = self.slot;
             let hdr = &mut self.hdrs[i].msg_hdr;
             hdr.msg_name = (&raw mut self.names[i]).cast();
-            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_namelen = narrow::STORAGE_LEN;
             hdr.msg_iov = &raw mut self.iovs[i];
             hdr.msg_iovlen = 1;
             hdr.msg_control = self.controls[i].as_mut_ptr().cast();
