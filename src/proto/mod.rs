@@ -248,6 +248,14 @@ pub enum DatagramInput<'a> {
         /// between two stamps are meaningful.
         kernel_ns: Option<u64>,
     },
+    /// One packet arrived on a device endpoint (a TUN device: a whole IP
+    /// datagram; the addresses are inside it, there is none outside).
+    Packet {
+        /// The endpoint it arrived on.
+        endpoint: EndpointId,
+        /// Its bytes.
+        payload: &'a [u8],
+    },
     /// The endpoint reported an error for an earlier send: an ICMP port
     /// unreachable on a connected client socket. The session decides
     /// whether that ends it.

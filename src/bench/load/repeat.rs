@@ -267,6 +267,8 @@ impl<E: Exchange> DatagramSession for Repeat<E> {
         match input {
             DatagramInput::Datagram { payload, .. } => self.on_datagram(cx.now, payload),
             DatagramInput::Failed { kind, .. } => self.on_failed(cx.now, kind),
+            // A UDP client has no device endpoint.
+            DatagramInput::Packet { .. } => {}
         }
     }
 

@@ -277,7 +277,7 @@ impl DatagramSession for Tracked<dyn DatagramSession> {
     fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
         let moved = match input {
             DatagramInput::Datagram { payload, .. } => Some((1, payload.len() as u64)),
-            DatagramInput::Failed { .. } => None,
+            DatagramInput::Failed { .. } | DatagramInput::Packet { .. } => None,
         };
         let failed = matches!(input, DatagramInput::Failed { .. });
         self.input(cx, moved, failed, |inner, cx| inner.handle_input(cx, input));

@@ -559,6 +559,8 @@ impl DatagramSession for Client {
                 }
             }
             DatagramInput::Failed { kind, .. } => self.failed(kind),
+            // A UDP client has no device endpoint.
+            DatagramInput::Packet { .. } => {}
         }
     }
 

@@ -302,6 +302,8 @@ impl DatagramSession for TftpClient {
             DatagramInput::Failed { kind, .. } => {
                 return self.finish(Err(ClientError::Io(kind)), CloseReason::Aborted);
             }
+            // A UDP client has no device endpoint.
+            DatagramInput::Packet { .. } => return,
         };
         if self.done {
             return;
