@@ -89,7 +89,7 @@ impl Reactor {
                     return None;
                 };
                 let udp = entry.udp.get_or_insert_with(Box::default);
-                let UdpState { pending, more } = &mut **udp;
+                let UdpState { pending, more, .. } = &mut **udp;
                 let sockets = (home, more.as_slice());
                 let mut out = UdpOut {
                     sockets: &sockets,
@@ -272,9 +272,15 @@ impl Reactor {
             return;
         };
         let front = udp.pending.front().map(|p| p.endpoint);
+        let waits_on_more = front.is_some_and(|e| e != EndpointId::HOME);
+        if !waits_on_more && !udp.more_writable {
+            return;
+        }
+        udp.more_writable = false;
         for (i, ep) in udp.more.iter_mut().enumerate() {
             let endpoint = EndpointId(u8::try_from(i + 1).unwrap_or(u8::MAX));
             let want = interest(front == Some(endpoint));
+            udp.more_writable |= want != Interest::READABLE;
             if want == ep.interest {
                 continue;
             }
