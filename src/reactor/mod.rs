@@ -27,8 +27,10 @@
 //! * `WRITABLE` interest is registered only while output is pending.
 //! * A session's deadline is on the heap iff its `TimerSlot` holds it.
 
+mod capture;
 mod clock;
 mod datagram;
+mod device;
 mod entry;
 mod flush;
 mod idle;
@@ -37,8 +39,11 @@ pub(crate) mod sys;
 pub mod timers;
 pub mod wait;
 
+pub use capture::{Capture, Direction as CaptureDirection};
 pub use clock::Clock;
+pub use device::{CAPTURE_INBOUND, CAPTURE_OUTBOUND};
 pub use idle::IdleExit;
+pub use sys::tun::{TunDevice, TunError, TunSetup};
 pub use wait::TimerMode;
 
 use crate::proto::{
@@ -274,6 +279,9 @@ pub struct Stats {
     pub stale_timers: u64,
     /// Heap compactions.
     pub compactions: u64,
+    /// Datagrams (or device packets) dropped because a session's queue of
+    /// output waiting for room was at its bound.
+    pub queue_dropped: u64,
 }
 
 impl Reactor {
@@ -663,6 +671,12 @@ impl Reactor {
             // Still ready after a send budget ran out.
             (Io::SharedUdp, _) => self.flush(key),
             (Io::Stream(_), _) => self.stream_ready(r),
+            (Io::Tun(_), _) => {
+                if r.readable {
+                    self.receive_packets(key);
+                }
+                self.flush(key);
+            }
             (Io::Timer, _) => self.waiter.on_ready(),
             (Io::Signals(_), _) => self.signals(key),
             (Io::Detached, _) => {}
