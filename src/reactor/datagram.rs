@@ -1071,6 +1071,29 @@ mod tests {
     }
 
     #[test]
+    fn the_pending_queue_drops_and_counts_beyond_its_bound() {
+        let (mut pending, mut dropped) = (VecDeque::new(), 0);
+        let train = Train {
+            endpoint: EndpointId::HOME,
+            to: a(),
+            segment: 1000,
+        };
+        queue(
+            &mut pending,
+            train,
+            &vec![1; PENDING_MAX_BYTES],
+            &mut dropped,
+        );
+        assert_eq!((pending.len(), dropped), (1, 0), "up to the bound: kept");
+        queue(&mut pending, train, &[2; 2500], &mut dropped);
+        assert_eq!(
+            (pending.len(), dropped),
+            (1, 3),
+            "beyond: three datagrams dropped"
+        );
+    }
+
+    #[test]
     fn a_step_pulls_at_most_its_budget_of_datagrams() {
         let list = vec![(0, None, 10); 20];
         let sockets = [Fake::new(1000)];
