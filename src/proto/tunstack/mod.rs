@@ -125,3 +125,6 @@ impl StackConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
