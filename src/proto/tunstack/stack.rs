@@ -16,9 +16,11 @@ use crate::time::Instant;
 use crate::wire::ipv4::{self, Protocol};
 use crate::wire::{icmp, udp};
 use bytes::{Bytes, BytesMut};
+use core::cell::Cell;
 use core::fmt;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::rc::Rc;
 
 /// Most datagrams (capture copies included) waiting for the reactor to
 /// write them. One input makes at most 45 fragments (a 65 535-byte
@@ -32,8 +34,8 @@ pub const MAX_QUEUED: usize = 4_096;
 pub struct Counters {
     /// Datagrams read from the device (after inbound impairment).
     pub datagrams_in: u64,
-    /// Datagrams written to the device (before outbound impairment;
-    /// fragments each count).
+    /// Datagrams written to the device (after outbound impairment, so
+    /// duplicates count twice; fragments each count).
     pub datagrams_out: u64,
     /// Bad IPv4 header, ICMP or UDP checksums.
     pub bad_checksum: u64,
@@ -126,7 +128,14 @@ pub struct Stack {
     /// Datagrams for the reactor, with the endpoint each leaves by.
     queue: VecDeque<(EndpointId, Bytes)>,
     counters: Counters,
+    /// A copy of [`Stack::counters`] for whoever reports them once the
+    /// stack is boxed away in the reactor; refreshed after every call.
+    shared: SharedCounters,
 }
+
+/// The [`Counters`] of a [`Stack`], readable by its owner (the serve
+/// command's report on exit) while the reactor holds the stack.
+pub type SharedCounters = Rc<Cell<Counters>>;
 
 impl Stack {
     /// A stack with `config`, or why it is wrong.
@@ -150,7 +159,18 @@ impl Stack {
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
             queue: VecDeque::new(),
             counters: Counters::default(),
+            shared: SharedCounters::default(),
         })
+    }
+
+    /// A handle on the counters that stays valid while the reactor holds
+    /// the stack: up to date after every call into it.
+    pub fn shared_counters(&self) -> SharedCounters {
+        Rc::clone(&self.shared)
+    }
+
+    fn publish(&self) {
+        self.shared.set(self.counters());
     }
 
     /// The configuration in force.
@@ -217,7 +237,6 @@ impl Stack {
     /// One datagram from the IP layer towards the device: through the
     /// outbound impairment, if any, then queued.
     fn device_out(&mut self, now: Instant, datagram: Bytes) {
-        self.counters.datagrams_out += 1;
         match &mut self.outbound {
             Some(link) => {
                 let len = datagram.len();
@@ -235,6 +254,7 @@ impl Stack {
     }
 
     fn queue_out(&mut self, datagram: Bytes) {
+        self.counters.datagrams_out += 1;
         if self.config.capture {
             self.enqueue(CAPTURE_OUT, datagram.clone());
         }
@@ -529,6 +549,7 @@ impl Driven for Stack {
         self.reassembler.handle_timeout(cx.now);
         self.answer_expired(cx.now);
         self.release_outbound(cx.now);
+        self.publish();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -564,6 +585,7 @@ impl DatagramSession for Stack {
             }
             None => self.device_in(cx.now, payload),
         }
+        self.publish();
     }
 
     fn poll_transmit(
@@ -574,7 +596,10 @@ impl DatagramSession for Stack {
     ) -> Option<Transmit> {
         self.release_outbound(cx.now);
         loop {
-            let (endpoint, datagram) = self.queue.pop_front()?;
+            let Some((endpoint, datagram)) = self.queue.pop_front() else {
+                self.publish();
+                return None;
+            };
             if datagram.len() > limit {
                 // The reactor's buffer is smaller than the MTU it set up;
                 // nothing better to do than count it.
