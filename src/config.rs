@@ -94,6 +94,7 @@ impl Protocol {
                 | Self::Stopwait
                 | Self::Tftp
                 | Self::Proxy
+                | Self::Tunstack
         )
     }
 }
@@ -438,6 +439,13 @@ pub const DEFAULT_TUN_MTU: u16 = 1500;
 /// The smallest MTU IPv4 allows (RFC 791: every host must forward a
 /// 68-byte datagram without fragmenting it).
 pub const MIN_TUN_MTU: u16 = 68;
+/// Shortest hold-back of a packet `--tun-reorder` reorders: the proxy's
+/// default, long enough for the next packets of a burst to overtake it.
+pub const TUN_REORDER_MIN: Duration = Duration::from_millis(1);
+/// Longest hold-back of a reordered packet: the proxy's default, well
+/// below a TCP retransmission timeout, so reordering is not mistaken for
+/// loss more often than a real path would make it.
+pub const TUN_REORDER_MAX: Duration = Duration::from_millis(10);
 /// Longest prefix a device's net may have: it needs two host addresses,
 /// the stack's (the first) and the kernel side's (the second).
 pub const MAX_TUN_PREFIX: u8 = 30;
