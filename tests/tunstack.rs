@@ -79,10 +79,12 @@ impl Stack {
         let mut args = vec!["--only", "tunstack"];
         args.extend_from_slice(extra);
         let server = Server::spawn_via(&ns.launcher(), "serve", &args);
-        let (device, addr) = server.device("tunstack");
-        assert_eq!(device, "mio0", "{:?}", server.stdout_lines());
-        assert_eq!(addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
         Some(Self { server, ns })
+    }
+
+    /// The `listening tunstack tun NAME ADDR` line's name and address.
+    fn device(&self) -> (String, IpAddr) {
+        self.server.device("tunstack")
     }
 
     /// Runs `program args...` in the namespace; fails the test (with the
@@ -132,6 +134,11 @@ fn ping_is_answered_small_and_fragmented_both_ways() {
     ) else {
         return;
     };
+    assert_eq!(
+        s.device(),
+        ("mio0".to_owned(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        "the defaults"
+    );
     let small = s.tool("ping", &["-n", "-c", "3", "-i", "0.2", "-W", "2", STACK]);
     assert_all_answered(&small, 3);
     // 4000 bytes of payload: the kernel fragments the request, the stack
@@ -463,4 +470,77 @@ fn sigterm_ends_the_server_and_the_device_goes_with_it() {
     assert!(status.is_some_and(|st| st.success()), "{status:?}");
     let gone = s.ns.run_default("ip", &["link", "show", "dev", "mio0"]);
     assert!(!gone.status.success(), "the device outlived its server");
+}
+
+#[test]
+fn the_device_name_net_and_mtu_follow_the_flags() {
+    let Some(mut s) = Stack::start_with(
+        "the_device_name_net_and_mtu_follow_the_flags",
+        &["ip", "ping"],
+        &[
+            "--tun",
+            "mt9",
+            "--tun-net",
+            "10.7.0.0/24",
+            "--tun-mtu",
+            "576",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        s.device(),
+        ("mt9".to_owned(), IpAddr::V4(Ipv4Addr::new(10, 7, 0, 1)))
+    );
+    let addr = s.tool("ip", &["-o", "addr", "show", "dev", "mt9"]);
+    assert!(addr.contains("inet 10.7.0.2/24"), "{addr}");
+    let link = s.tool("ip", &["-o", "link", "show", "dev", "mt9"]);
+    assert!(link.contains("mtu 576"), "{link}");
+    // 1000 bytes do not fit 576 either way: fragmented by the kernel, and
+    // by the stack at the MTU it was given.
+    let out = s.tool(
+        "ping",
+        &[
+            "-n", "-c", "2", "-i", "0.2", "-W", "2", "-s", "1000", "10.7.0.1",
+        ],
+    );
+    assert_all_answered(&out, 2);
+}
+
+#[test]
+fn impairment_flags_reach_the_device() {
+    let Some(lossy) = Stack::start_with(
+        "impairment_flags_reach_the_device",
+        &["ip", "ping"],
+        &["--tun-drop", "1", "--tun-seed", "7"],
+    ) else {
+        return;
+    };
+    // Everything lost: ping exits 1, with 0 received.
+    let out = lossy.ns.run(
+        "ping",
+        &["-n", "-c", "2", "-i", "0.2", "-W", "1", STACK],
+        TOOL_TIMEOUT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 packets transmitted, 0 received"), "{text}");
+    drop(lossy);
+    let Some(mut doubled) = Stack::start_with(
+        "impairment_flags_reach_the_device",
+        &["ip", "ping"],
+        &["--tun-dup", "1", "--tun-seed", "7"],
+    ) else {
+        return;
+    };
+    // Every packet twice each way: each request is answered four times.
+    // ping stops at the second answer of its second request, so it sees
+    // the three copies of the first answer at least.
+    let out = doubled.tool("ping", &["-n", "-c", "2", "-i", "0.3", "-W", "2", STACK]);
+    let dups: u32 = out
+        .split(", +")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(dups >= 3, "want at least +3 duplicates:\n{out}");
 }
