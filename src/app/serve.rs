@@ -2,7 +2,8 @@
 //! reactor.
 //!
 //! Owns the server's wiring: which acceptor listens on which transport and
-//! address, the descriptor budget that caps each protocol's sessions
+//! address, the TUN device tunstack's stack answers on (its net, MTU,
+//! impairment seed and capture file), the descriptor budget that caps each protocol's sessions
 //! (`budget.rs`), the one file store the file protocols share, and the
 //! `listening …` / `ready` lines scripts wait for. It never implements a
 //! protocol (that is `proto`) and never runs the event loop itself beyond
@@ -58,6 +59,9 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     }
     if protocols.is_empty() {
         return Err(Failure::Error("no protocol to serve".into()));
+    }
+    if !protocols.contains(&Protocol::Tunstack) && config.tun != TunConfig::default() {
+        warn!("the --tun settings are ignored: tunstack is not served (add --only tunstack)");
     }
     // What the process may send to peers whose address is not validated:
     // one budget for every UDP service, so together they reflect no more.

@@ -21,6 +21,13 @@
 //! 5. **Reap**: free every entry closed this turn, only now, so no key is
 //!    reused while the same batch of events is being walked.
 //!
+//! # Endpoints
+//! A session's home endpoint is a TCP stream, a UDP socket (its own or
+//! its acceptor's) or a TUN device (`device.rs`: whole IP packets in as
+//! `DatagramInput::Packet`, one `write` per packet out); a datagram
+//! session may have extra UDP sockets, and a device session a capture file
+//! as its write-only endpoints 1 and 2 (`capture.rs`, pcapng).
+//!
 //! # Invariants
 //! * An entry's mio token is its slab key, with the endpoint index in the
 //!   top bits for a session's extra endpoints (`entry::EventKey`).
