@@ -398,15 +398,14 @@ mod tests {
 
     // ---- A real TUN device, in a network namespace of this test's own.
 
-    /// Whether this thread could get a namespace and a device; `false`
-    /// (after a note) skips the test, except under `CI`, which fails.
-    fn privileged(test: &str, what: &str, e: &dyn std::fmt::Display) -> bool {
+    /// Notes why a test that needs a namespace and a device skips; under
+    /// `CI` it fails instead.
+    fn privileged(test: &str, what: &str, e: &dyn std::fmt::Display) {
         assert!(
             std::env::var_os("CI").is_none(),
             "{test}: {what}: {e}; CI is set, so this must run as root"
         );
         eprintln!("{test}: skipped: {what}: {e} (needs root)");
-        false
     }
 
     /// Wakes the reactor every 10 ms, so a loop of turns is bounded in time.
@@ -426,7 +425,10 @@ mod tests {
     /// records what it read (endpoint 1) and wrote (endpoint 2).
     struct Mirror {
         out: VecDeque<(EndpointId, Vec<u8>)>,
+        /// IPv4/UDP packets answered.
         seen: std::rc::Rc<Cell<usize>>,
+        /// Every packet read (IPv6 router solicitations too).
+        read: std::rc::Rc<Cell<usize>>,
     }
 
     impl Driven for Mirror {}
@@ -437,6 +439,7 @@ mod tests {
                 return;
             };
             assert_eq!(endpoint, EndpointId::HOME);
+            self.read.set(self.read.get() + 1);
             let ihl = usize::from(payload.first().copied().unwrap_or(0) & 0x0F) * 4;
             if payload.len() < ihl + 8 || payload[0] >> 4 != 4 || payload[9] != 17 {
                 return; // not IPv4/UDP (IPv6 router solicitations, say)
@@ -467,23 +470,86 @@ mod tests {
     /// the device, the reactor hands it to the session as a packet, the
     /// session's answer is written back, and the kernel delivers it to the
     /// socket that sent the question; the capture holds both.
+    /// In a new network namespace (this thread's), a device `name` with
+    /// the kernel side 192.0.2.2/24; `None` after a note when the test
+    /// may not (not root, and no `CI`).
+    fn namespaced_device(test: &str, name: &str) -> Option<TunDevice> {
+        if let Err(e) = super::super::sys::unshare_net_namespace() {
+            privileged(test, "unshare(CLONE_NEWNET)", &e);
+            return None;
+        }
+        let setup = TunSetup {
+            name: name.into(),
+            kernel_addr: std::net::Ipv4Addr::new(192, 0, 2, 2),
+            prefix_len: 24,
+            mtu: 1500,
+        };
+        match TunDevice::open(&setup) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                privileged(test, "TUN device", &e);
+                None
+            }
+        }
+    }
+
+    /// The read pump takes at most the turn's datagram budget from the
+    /// device, and the rest on later turns (the device stays "still
+    /// ready": its readiness edge is spent).
+    #[test]
+    fn the_device_is_read_within_the_turns_budget() {
+        const TEST: &str = "the_device_is_read_within_the_turns_budget";
+        std::thread::spawn(|| {
+            let Some(device) = namespaced_device(TEST, "miot1") else {
+                return;
+            };
+            let config = ReactorConfig {
+                datagram_budget: 4,
+                ..ReactorConfig::default()
+            };
+            let mut reactor = Reactor::new(config).unwrap();
+            reactor.add_detached(Box::new(Tick(Some(Instant::ZERO))));
+            let (seen, read) = (
+                std::rc::Rc::default(),
+                std::rc::Rc::<Cell<usize>>::default(),
+            );
+            let session = Mirror {
+                out: VecDeque::new(),
+                seen: std::rc::Rc::clone(&seen),
+                read: std::rc::Rc::clone(&read),
+            };
+            reactor
+                .add_device_session(device, None, Box::new(session))
+                .unwrap();
+            let socket = std::net::UdpSocket::bind("192.0.2.2:0").unwrap();
+            for i in 0..10u8 {
+                socket.send_to(&[i], "192.0.2.1:7007").unwrap();
+            }
+            let mut per_turn = Vec::new();
+            // Bounded: at most 100 turns of at most 10 ms each.
+            for _ in 0..100 {
+                let before = read.get();
+                reactor.turn().unwrap();
+                per_turn.push(read.get() - before);
+                if seen.get() == 10 {
+                    break;
+                }
+            }
+            assert_eq!(seen.get(), 10, "every datagram read: {per_turn:?}");
+            assert!(per_turn.iter().all(|&n| n <= 4), "{per_turn:?}");
+            assert_eq!(per_turn[0], 4, "the first turn used its whole budget");
+        })
+        .join()
+        .expect("the namespace thread");
+    }
+
     #[test]
     fn a_packet_round_trips_through_a_real_tun_device() {
         const TEST: &str = "a_packet_round_trips_through_a_real_tun_device";
         // A thread of our own: the namespace is the thread's, and goes with it.
-        let ran = std::thread::spawn(|| {
-            if let Err(e) = super::super::sys::unshare_net_namespace() {
-                return privileged(TEST, "unshare(CLONE_NEWNET)", &e);
-            }
-            let setup = TunSetup {
-                name: "miot0".into(),
-                kernel_addr: std::net::Ipv4Addr::new(192, 0, 2, 2),
-                prefix_len: 24,
-                mtu: 1500,
-            };
-            let device = match TunDevice::open(&setup) {
-                Ok(d) => d,
-                Err(e) => return privileged(TEST, "TUN device", &e),
+        std::thread::spawn(|| {
+            let Some(device) = namespaced_device(TEST, "miot0") else {
+                return;
             };
             assert_eq!(device.name(), "miot0");
             let path = temp_path("real.pcapng");
@@ -494,6 +560,7 @@ mod tests {
             let session = Mirror {
                 out: VecDeque::new(),
                 seen: seen.clone(),
+                read: std::rc::Rc::default(),
             };
             reactor
                 .add_device_session(device, Some(capture), Box::new(session))
@@ -523,10 +590,8 @@ mod tests {
             // Header, then two blocks of a 46-byte packet (20 + 8 + 18) padded to 48.
             assert_eq!(pcap.len(), 60 + 2 * (28 + 48 + 16));
             std::fs::remove_file(&path).unwrap();
-            true
         })
         .join()
         .expect("the namespace thread");
-        let _ = ran;
     }
 }
