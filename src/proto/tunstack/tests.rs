@@ -353,6 +353,14 @@ fn bad_datagrams_are_dropped_and_counted() {
     );
     *udp_sum.last_mut().unwrap() ^= 1;
     let tcp = ip(KERNEL, US, 6, 7, (false, 0), &[0; 20]);
+    let multicast = ip(
+        [224, 0, 0, 1],
+        US,
+        1,
+        8,
+        (false, 0),
+        &echo(8, 1, 1, b"abcd"),
+    );
     for p in [
         &bad_sum,
         &version,
@@ -364,14 +372,15 @@ fn bad_datagrams_are_dropped_and_counted() {
         &udp_sum,
         &tcp,
         &vec![],
+        &multicast,
     ] {
         feed(&mut s, at(1), p);
     }
     assert_eq!(device(&mut s, at(1)), Vec::<Vec<u8>>::new());
     let c = s.counters();
-    assert_eq!(c.datagrams_in, 10);
+    assert_eq!(c.datagrams_in, 11);
     assert_eq!(c.bad_checksum, 3, "{c}");
-    assert_eq!(c.bad_header, 5, "{c}");
+    assert_eq!(c.bad_header, 6, "{c}");
     assert_eq!(c.not_ours, 1, "{c}");
     assert_eq!(c.tcp_dropped, 1, "{c}");
     assert_eq!(c.datagrams_out, 0);
