@@ -792,6 +792,23 @@ mod tests {
         assert_eq!(check(&|b| b.truncate(20 + 4)), Error::Truncated);
         assert_eq!(check(&|b| b[3] = 19), Error::TotalLen);
         assert_eq!(check(&|b| b[2] = 0x01), Error::Truncated);
+        // The boundaries: the buffer ends one byte before total_len, or
+        // exactly at the end of the header.
+        assert_eq!(check(&|b| b.truncate(83)), Error::Truncated);
+        let header_only = |b: &mut Vec<u8>| {
+            b.truncate(20);
+            b[2..4].copy_from_slice(&[0, 20]);
+            b[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::internet(b);
+            b[10..12].copy_from_slice(&c.to_be_bytes());
+        };
+        let mut empty = good.clone();
+        header_only(&mut empty);
+        let p = Packet::new_checked(&empty[..]).unwrap();
+        assert_eq!(
+            (Repr::parse(&p).unwrap().payload_len, p.payload()),
+            (0, &[][..])
+        );
         assert_eq!(check(&|b| b[8] = 63), Error::Checksum);
         let mut long_header = good.clone();
         long_header[0] = 0x4f; // 60-byte header in a 20..84 buffer: fine...

@@ -431,6 +431,7 @@ mod tests {
         assert_eq!(check(&|b| b.truncate(7)), Error::Truncated);
         assert_eq!(check(&|b| b[5] = 7), Error::Length);
         assert_eq!(check(&|b| b[5] = 23), Error::Truncated);
+        assert_eq!(check(&|b| b.truncate(21)), Error::Truncated);
         assert_eq!(check(&|b| b[5] = 21), Error::Checksum);
         assert_eq!(check(&|b| b[9] ^= 0x20), Error::Checksum);
     }
