@@ -817,6 +817,14 @@ mod tests {
             Packet::new_checked(&long_header[..]).err(),
             Some(Error::Truncated)
         );
+        // A header that ends 4 bytes past the buffer is truncated, whatever
+        // the total length says.
+        long_header.resize(56, 0);
+        long_header[2..4].copy_from_slice(&[0, 56]);
+        assert_eq!(
+            Packet::new_checked(&long_header[..]).err(),
+            Some(Error::Truncated)
+        );
     }
 
     /// Arbitrary bytes, but with a plausible first byte and total length
