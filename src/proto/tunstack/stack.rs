@@ -29,6 +29,13 @@ use std::rc::Rc;
 /// reading ([`Driven::wants_input`]) and drops what it still makes.
 pub const MAX_QUEUED: usize = 4_096;
 
+/// Most datagrams an impairment may hold back at once, per direction.
+/// Its own bounds are optional (no rate, no queue limit: only a delay), so
+/// without this a flood under `--tun-reorder` would grow the held set with
+/// the input rate; 4 096 is ten milliseconds of a 400 000-packet/s flood.
+/// Past it, datagrams are dropped and counted as queue drops.
+pub const MAX_HELD: usize = 4_096;
+
 /// What the stack did, for the log on exit and `-v`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -70,7 +77,8 @@ pub struct Counters {
     pub impair_dropped_in: u64,
     /// Datagrams dropped by the outbound impairment.
     pub impair_dropped_out: u64,
-    /// Datagrams dropped because [`MAX_QUEUED`] were waiting.
+    /// Datagrams dropped because [`MAX_QUEUED`] were waiting, or an
+    /// impairment held [`MAX_HELD`].
     pub queue_dropped: u64,
 }
 
@@ -276,6 +284,7 @@ impl Stack {
     /// outbound impairment, if any, then queued.
     fn device_out(&mut self, now: Instant, datagram: Bytes) {
         match &mut self.outbound {
+            Some(link) if link.in_flight() >= MAX_HELD => self.counters.queue_dropped += 1,
             Some(link) => {
                 let len = datagram.len();
                 link.push(now, datagram, len);
@@ -622,6 +631,7 @@ impl DatagramSession for Stack {
             return;
         };
         match &mut self.inbound {
+            Some(link) if link.in_flight() >= MAX_HELD => self.counters.queue_dropped += 1,
             Some(link) => {
                 if let Verdict::Accepted { .. } =
                     link.push(cx.now, Bytes::copy_from_slice(payload), payload.len())

@@ -643,3 +643,32 @@ fn real_captures_get_the_linux_kernels_answers() {
         )]
     );
 }
+
+#[test]
+fn what_waits_is_bounded() {
+    // An inbound impairment that holds everything for a second.
+    let slow = ImpairConfig {
+        latency: Duration::from_secs(1),
+        ..ImpairConfig::default()
+    };
+    let mut s = stack(&StackConfig {
+        impair_in: Some(slow),
+        ..StackConfig::default()
+    });
+    let ping = ip(KERNEL, US, 1, 1, (false, 0), &echo(8, 1, 1, b"x"));
+    for _ in 0..MAX_HELD + 10 {
+        feed(&mut s, at(0), &ping);
+    }
+    assert_eq!(s.counters().queue_dropped, 10);
+    // Replies nobody collects stop at MAX_QUEUED, and reading pauses.
+    let mut s = stack(&StackConfig::default());
+    for _ in 0..MAX_QUEUED {
+        assert!(s.wants_input());
+        feed(&mut s, at(0), &ping);
+    }
+    assert!(!s.wants_input());
+    feed(&mut s, at(0), &ping);
+    assert_eq!(s.counters().queue_dropped, 1);
+    assert_eq!(device(&mut s, at(0)).len(), MAX_QUEUED);
+    assert!(s.wants_input());
+}
