@@ -489,7 +489,7 @@ impl Reactor {
     ///
     /// # Errors
     /// Creating the socket or registering it failed (a refused connection
-    /// arrives later, as [`Input::Failed`]).
+    /// arrives later, as [`StreamInput::Failed`](crate::proto::StreamInput::Failed)).
     pub fn connect_tcp(
         &mut self,
         addr: SocketAddr,
