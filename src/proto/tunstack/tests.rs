@@ -660,6 +660,16 @@ fn what_waits_is_bounded() {
         feed(&mut s, at(0), &ping);
     }
     assert_eq!(s.counters().queue_dropped, 10);
+    // And an outbound one: the replies wait.
+    let mut s = stack(&StackConfig {
+        impair_out: Some(slow),
+        ..StackConfig::default()
+    });
+    for _ in 0..MAX_HELD + 10 {
+        feed(&mut s, at(0), &ping);
+    }
+    assert_eq!(s.counters().queue_dropped, 10);
+    assert_eq!(s.counters().echo_replies, MAX_HELD as u64 + 10);
     // Replies nobody collects stop at MAX_QUEUED, and reading pauses.
     let mut s = stack(&StackConfig::default());
     for _ in 0..MAX_QUEUED {
