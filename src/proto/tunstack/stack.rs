@@ -552,12 +552,15 @@ impl Stack {
         while let Some(Expired { key, first }) = self.reassembler.poll_expired() {
             let Some(first) = first else { continue };
             let protocol = Protocol::from(key.protocol);
-            if protocol == Protocol::Icmp
+            // Never about an ICMP error (RFC 1122 §3.2.2); an echo request
+            // is no error, and `ping -s` deserves to hear why it failed.
+            let icmp_error = protocol == Protocol::Icmp
+                && first.first() != Some(&u8::from(icmp::Message::EchoRequest));
+            if icmp_error
                 || key.src.is_unspecified()
                 || key.src.is_broadcast()
                 || key.src.is_multicast()
             {
-                // Not for an ICMP message (which may itself be an error).
                 continue;
             }
             let repr = ipv4::Repr {

@@ -422,6 +422,29 @@ fn a_datagram_missing_a_fragment_times_out_at_thirty_seconds_with_one_icmp_error
     s.handle_timeout(&mut cx(at(230_000), None));
     assert_eq!(device(&mut s, at(230_000)).len(), 0);
     assert_eq!(s.counters().reassembly_timeouts, 2);
+    // A large ping that lost its tail hears why; an ICMP error that lost
+    // its tail (here a port unreachable) does not.
+    let ping = fragments(1, 1, &echo(8, 1, 1, &[0; 3_000]), 1_500);
+    let error = fragments(
+        1,
+        2,
+        &[&[3u8, 3, 0, 0, 0, 0, 0, 0][..], &[0; 3_000]].concat(),
+        1_500,
+    );
+    feed(&mut s, at(300_000), &ping[0]);
+    feed(&mut s, at(300_000), &error[0]);
+    s.handle_timeout(&mut cx(at(330_000), None));
+    let sent = device(&mut s, at(330_000));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0][20], sent[0][21]),
+        (11, icmp::REASSEMBLY_TIME_EXCEEDED)
+    );
+    assert_eq!(
+        u16::from_be_bytes([sent[0][32], sent[0][33]]),
+        1,
+        "quotes the ping's ident"
+    );
 }
 
 #[test]
@@ -660,6 +683,16 @@ fn what_waits_is_bounded() {
         feed(&mut s, at(0), &ping);
     }
     assert_eq!(s.counters().queue_dropped, 10);
+    // And an outbound one: the replies wait.
+    let mut s = stack(&StackConfig {
+        impair_out: Some(slow),
+        ..StackConfig::default()
+    });
+    for _ in 0..MAX_HELD + 10 {
+        feed(&mut s, at(0), &ping);
+    }
+    assert_eq!(s.counters().queue_dropped, 10);
+    assert_eq!(s.counters().echo_replies, MAX_HELD as u64 + 10);
     // Replies nobody collects stop at MAX_QUEUED, and reading pauses.
     let mut s = stack(&StackConfig::default());
     for _ in 0..MAX_QUEUED {
