@@ -94,6 +94,7 @@ impl Protocol {
                 | Self::Stopwait
                 | Self::Tftp
                 | Self::Proxy
+                | Self::Tunstack
         )
     }
 }
@@ -179,6 +180,9 @@ pub struct ServeConfig {
     /// listens (the seed's arrangement). `serve` relays without impairing;
     /// `mioperf proxy` is the one with impairment flags.
     pub proxy_upstream: Option<SocketAddr>,
+    /// tunstack: the TUN device, its net and MTU, its impairment and
+    /// capture.
+    pub tun: TunConfig,
 }
 
 impl Default for ServeConfig {
@@ -212,6 +216,7 @@ impl Default for ServeConfig {
             udp_budget: BudgetConfig::default(),
             proxy_upstream: None,
             max_connections: None,
+            tun: TunConfig::default(),
         }
     }
 }
@@ -248,6 +253,7 @@ impl ServeConfig {
         self.apply_server(&file)?;
         self.apply_tftp(&file)?;
         self.apply_lab(&file)?;
+        self.apply_tun(&file)?;
         let b = &mut self.udp_budget;
         set(&mut b.peer_rate, file.udp_peer_rate);
         set(&mut b.peer_burst, file.udp_peer_burst);
@@ -353,6 +359,38 @@ impl ServeConfig {
         Ok(())
     }
 
+    /// The tunstack keys (`tun`, `tun_net`, `tun_mtu`, `tun_drop`,
+    /// `tun_dup`, `tun_reorder`, `tun_seed`, `pcap`), each checked as its
+    /// flag is.
+    fn apply_tun(&mut self, file: &ConfigFile) -> Result<(), String> {
+        let t = &mut self.tun;
+        if let Some(v) = &file.tun {
+            t.name = parse_tun_name(v).map_err(|e| format!("tun: {e}"))?;
+        }
+        if let Some(v) = &file.tun_net {
+            t.net = v.parse().map_err(|e| format!("tun_net: {e}"))?;
+        }
+        if let Some(v) = file.tun_mtu {
+            t.mtu = check_tun_mtu(v).map_err(|e| format!("tun_mtu: {e}"))?;
+        }
+        for (key, slot, value) in [
+            ("tun_drop", &mut t.drop, file.tun_drop),
+            ("tun_dup", &mut t.dup, file.tun_dup),
+            ("tun_reorder", &mut t.reorder, file.tun_reorder),
+        ] {
+            if let Some(v) = value {
+                *slot = Probability::new(v).map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
+        if let Some(v) = file.tun_seed {
+            t.seed = Some(v);
+        }
+        if let Some(v) = &file.pcap {
+            t.pcap = Some(v.clone());
+        }
+        Ok(())
+    }
+
     /// The lab keys, then their ranges.
     fn apply_lab(&mut self, file: &ConfigFile) -> Result<(), String> {
         let lab = &mut self.lab;
@@ -392,6 +430,223 @@ pub fn parse_timer_mode(s: &str) -> Result<TimerMode, String> {
         "poll" => Ok(TimerMode::Poll),
         _ => Err(format!("'{s}': use timerfd or poll")),
     }
+}
+
+/// The TUN device's name when `--tun` is not given.
+pub const DEFAULT_TUN_NAME: &str = "mio0";
+/// The TUN device's MTU when `--tun-mtu` is not given: Ethernet's.
+pub const DEFAULT_TUN_MTU: u16 = 1500;
+/// The smallest MTU IPv4 allows (RFC 791: every host must forward a
+/// 68-byte datagram without fragmenting it).
+pub const MIN_TUN_MTU: u16 = 68;
+/// Shortest hold-back of a packet `--tun-reorder` reorders: the proxy's
+/// default, long enough for the next packets of a burst to overtake it.
+pub const TUN_REORDER_MIN: Duration = Duration::from_millis(1);
+/// Longest hold-back of a reordered packet: the proxy's default, well
+/// below a TCP retransmission timeout, so reordering is not mistaken for
+/// loss more often than a real path would make it.
+pub const TUN_REORDER_MAX: Duration = Duration::from_millis(10);
+/// Longest prefix a device's net may have: it needs two host addresses,
+/// the stack's (the first) and the kernel side's (the second).
+pub const MAX_TUN_PREFIX: u8 = 30;
+
+/// tunstack's settings: the device, its net and MTU, the impairment on it
+/// (both directions, the proxy's model) and where to capture it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunConfig {
+    /// The interface to create or attach (`--tun`).
+    pub name: String,
+    /// The device's net: the stack answers as its first address, the
+    /// kernel side gets the second (`--tun-net`).
+    pub net: Ipv4Net,
+    /// The device's MTU, at least [`MIN_TUN_MTU`] (`--tun-mtu`).
+    pub mtu: u16,
+    /// Probability that a packet is lost, each way (`--tun-drop`).
+    pub drop: Probability,
+    /// Probability that a packet is delivered twice, each way (`--tun-dup`).
+    pub dup: Probability,
+    /// Probability that a packet is held back so later ones overtake it,
+    /// each way (`--tun-reorder`).
+    pub reorder: Probability,
+    /// Seed of the impairment's random choices; `None`: a random one,
+    /// logged (`--tun-seed`).
+    pub seed: Option<u64>,
+    /// Record every packet read from and written to the device here, as
+    /// pcapng (`--pcap`).
+    pub pcap: Option<PathBuf>,
+}
+
+impl Default for TunConfig {
+    fn default() -> Self {
+        Self {
+            name: DEFAULT_TUN_NAME.to_owned(),
+            net: Ipv4Net::DEFAULT_TUN,
+            mtu: DEFAULT_TUN_MTU,
+            drop: Probability::ZERO,
+            dup: Probability::ZERO,
+            reorder: Probability::ZERO,
+            seed: None,
+            pcap: None,
+        }
+    }
+}
+
+impl TunConfig {
+    /// Whether any impairment is asked for.
+    pub fn impaired(&self) -> bool {
+        [self.drop, self.dup, self.reorder]
+            .iter()
+            .any(|p| p.get() > 0.0)
+    }
+}
+
+/// An IPv4 net, `ADDR/PREFIX` with no host bits set, with room for the
+/// two addresses a device needs (at most `/30`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Net {
+    network: Ipv4Addr,
+    prefix_len: u8,
+}
+
+impl Ipv4Net {
+    /// `192.0.2.0/24` (TEST-NET-1, RFC 5737: never routed on the Internet).
+    pub const DEFAULT_TUN: Self = Self {
+        network: Ipv4Addr::new(192, 0, 2, 0),
+        prefix_len: 24,
+    };
+
+    /// The net's own address (host bits zero).
+    pub fn network(self) -> Ipv4Addr {
+        self.network
+    }
+
+    /// The prefix length.
+    pub fn prefix_len(self) -> u8 {
+        self.prefix_len
+    }
+
+    /// The first address: the stack's.
+    pub fn stack_addr(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// The second address: the kernel side's.
+    pub fn kernel_addr(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 2)
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix_len)
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not ADDR/PREFIX, e.g. 192.0.2.0/24"))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
+        let prefix_len: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|&p| p <= 32)
+            .ok_or_else(|| format!("'{prefix}' is not a prefix length (0 to 32)"))?;
+        if prefix_len > MAX_TUN_PREFIX {
+            return Err(format!(
+                "'{s}' is too small: the stack and the kernel need two addresses (at most /{MAX_TUN_PREFIX})"
+            ));
+        }
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(prefix_len))
+            .unwrap_or(0);
+        let network = Ipv4Addr::from(u32::from(addr) & mask);
+        if network != addr {
+            return Err(format!(
+                "'{s}' has host bits set: the net is {network}/{prefix_len}"
+            ));
+        }
+        Ok(Self {
+            network,
+            prefix_len,
+        })
+    }
+}
+
+/// A probability: a number within 0 and 1 (never NaN, hence `Eq`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Probability(f64);
+
+// Lawful: `new` refuses NaN, the one value not equal to itself.
+impl Eq for Probability {}
+
+impl Probability {
+    /// Never.
+    pub const ZERO: Self = Self(0.0);
+
+    /// `p` if it is within 0 and 1.
+    ///
+    /// # Errors
+    /// A number outside (or NaN).
+    pub fn new(p: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&p) {
+            Ok(Self(p))
+        } else {
+            Err(format!("{p} is not a probability (0 to 1)"))
+        }
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl FromStr for Probability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let p: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a probability (0 to 1)"))?;
+        Self::new(p)
+    }
+}
+
+/// A TUN interface name the kernel can take: 1 to 15 bytes, none of them
+/// a NUL, `/` or white space.
+///
+/// # Errors
+/// Any other name.
+pub fn parse_tun_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && !s
+            .bytes()
+            .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace());
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{}' is not an interface name (1 to 15 bytes, no '/' or spaces)",
+            s.escape_debug()
+        ))
+    }
+}
+
+/// An MTU from [`MIN_TUN_MTU`] to 65535.
+///
+/// # Errors
+/// Any other number.
+pub fn check_tun_mtu(mtu: u32) -> Result<u16, String> {
+    u16::try_from(mtu)
+        .ok()
+        .filter(|&m| m >= MIN_TUN_MTU)
+        .ok_or_else(|| format!("{mtu} is not an MTU ({MIN_TUN_MTU} to 65535)"))
 }
 
 /// The TOML file: the same keys as the flags, with `_` for `-`.
@@ -439,6 +694,14 @@ struct ConfigFile {
     udp_trust_loopback: Option<bool>,
     proxy_upstream: Option<String>,
     max_connections: Option<usize>,
+    tun: Option<String>,
+    tun_net: Option<String>,
+    tun_mtu: Option<u32>,
+    tun_drop: Option<f64>,
+    tun_dup: Option<f64>,
+    tun_reorder: Option<f64>,
+    tun_seed: Option<u64>,
+    pcap: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -545,6 +808,85 @@ mod tests {
         assert_eq!(c.max_connections, None);
         c.apply_toml("max_connections = 500").unwrap();
         assert_eq!(c.max_connections, Some(500));
+    }
+
+    #[test]
+    fn tun_defaults_follow_the_spec() {
+        let t = ServeConfig::default().tun;
+        assert_eq!(t.name, "mio0");
+        assert_eq!(t.net.to_string(), "192.0.2.0/24");
+        assert_eq!(t.net.stack_addr(), Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(t.net.kernel_addr(), Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(t.mtu, 1500);
+        assert!(!t.impaired());
+        assert_eq!((t.seed, t.pcap), (None, None));
+    }
+
+    #[test]
+    fn tun_nets_need_two_addresses_and_no_host_bits() {
+        let net: Ipv4Net = "10.9.8.0/30".parse().unwrap();
+        assert_eq!(
+            (net.stack_addr(), net.kernel_addr(), net.prefix_len()),
+            (Ipv4Addr::new(10, 9, 8, 1), Ipv4Addr::new(10, 9, 8, 2), 30)
+        );
+        for (bad, why) in [
+            ("192.0.2.0", "ADDR/PREFIX"),
+            ("192.0.2.0/31", "two addresses"),
+            ("192.0.2.0/33", "prefix length"),
+            ("192.0.2.0/x", "prefix length"),
+            ("192.0.2/24", "IPv4 address"),
+            ("192.0.2.5/24", "host bits set: the net is 192.0.2.0/24"),
+        ] {
+            let e = bad.parse::<Ipv4Net>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tun_values_are_checked() {
+        assert_eq!(check_tun_mtu(68), Ok(68));
+        assert_eq!(check_tun_mtu(65_535), Ok(65_535));
+        assert!(check_tun_mtu(67).unwrap_err().contains("68 to 65535"));
+        assert!(check_tun_mtu(65_536).is_err());
+        assert!("0.5".parse::<Probability>().is_ok());
+        for bad in ["1.5", "-0.1", "NaN", "often"] {
+            assert!(bad.parse::<Probability>().is_err(), "{bad}");
+        }
+        assert!(parse_tun_name("mio0").is_ok());
+        for bad in ["", "sixteen-bytes-xx", "a/b", "a b"] {
+            assert!(parse_tun_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn toml_sets_the_tun_keys() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            "tun = \"mt7\"\ntun_net = \"10.1.0.0/16\"\ntun_mtu = 9000\n\
+             tun_drop = 0.1\ntun_dup = 0.2\ntun_reorder = 0.3\ntun_seed = 42\n\
+             pcap = \"/tmp/t.pcapng\"",
+        )
+        .unwrap();
+        let t = &c.tun;
+        assert_eq!(t.name, "mt7");
+        assert_eq!(t.net.kernel_addr(), Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(t.mtu, 9000);
+        assert_eq!(
+            (t.drop.get(), t.dup.get(), t.reorder.get()),
+            (0.1, 0.2, 0.3)
+        );
+        assert!(t.impaired());
+        assert_eq!(t.seed, Some(42));
+        assert_eq!(t.pcap, Some(PathBuf::from("/tmp/t.pcapng")));
+        for (bad, key) in [
+            ("tun_mtu = 20", "tun_mtu"),
+            ("tun_drop = 2.0", "tun_drop"),
+            ("tun_net = \"1.2.3.4/24\"", "tun_net"),
+            ("tun = \"\"", "tun"),
+        ] {
+            let e = ServeConfig::default().apply_toml(bad).unwrap_err();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
     }
 
     #[test]

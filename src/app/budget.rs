@@ -105,7 +105,9 @@ pub fn needs(protocol: Protocol, ceiling: Option<usize>) -> (u64, Option<Claim>)
         Protocol::Tftp => (1, claim(2)),
         // Each client's flow has its own upstream socket.
         Protocol::Proxy => (1, claim(1)),
-        Protocol::Window | Protocol::Tunstack => (0, None),
+        // The device and its capture file; its sessions hold none.
+        Protocol::Tunstack => (2, None),
+        Protocol::Window => (0, None),
     }
 }
 

@@ -2,7 +2,8 @@
 //! reactor.
 //!
 //! Owns the server's wiring: which acceptor listens on which transport and
-//! address, the descriptor budget that caps each protocol's sessions
+//! address, the TUN device tunstack's stack answers on (its net, MTU,
+//! impairment seed and capture file), the descriptor budget that caps each protocol's sessions
 //! (`budget.rs`), the one file store the file protocols share, and the
 //! `listening …` / `ready` lines scripts wait for. It never implements a
 //! protocol (that is `proto`) and never runs the event loop itself beyond
@@ -11,15 +12,19 @@
 use super::budget;
 use super::{Failure, error};
 use crate::cli::ServeArgs;
-use crate::config::{Protocol, ServeConfig};
+use crate::config::{Protocol, ServeConfig, TUN_REORDER_MAX, TUN_REORDER_MIN, TunConfig};
 use crate::proto::budget::{SharedBudget, shared as udp_budget_of};
 use crate::proto::data::Files;
 use crate::proto::hello;
 use crate::proto::idle::TcpTimeouts;
+use crate::proto::proxy::impair::ImpairConfig;
+use crate::proto::tunstack::{SharedCounters, Stack, StackConfig};
 use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
+use crate::reactor::{Capture, TunDevice, TunSetup};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
 use log::{info, warn};
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -41,6 +46,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
 /// # Errors
 /// An unimplemented protocol was asked for, or a listener cannot be bound.
 pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
+    start(config).map(|(server, _)| server)
+}
+
+/// [`start_server`], with what `serve` reports when the reactor stops.
+fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     let protocols = config.protocols();
     if let Some(missing) = protocols.iter().find(|p| !p.is_implemented()) {
         return Err(Failure::Error(format!(
@@ -49,6 +59,9 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
     }
     if protocols.is_empty() {
         return Err(Failure::Error("no protocol to serve".into()));
+    }
+    if !protocols.contains(&Protocol::Tunstack) && config.tun != TunConfig::default() {
+        warn!("the --tun settings are ignored: tunstack is not served (add --only tunstack)");
     }
     // What the process may send to peers whose address is not validated:
     // one budget for every UDP service, so together they reflect no more.
@@ -72,7 +85,14 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
         idle: config.tcp_idle_timeout,
         request: config.tcp_request_timeout,
     };
+    let mut reports = Vec::new();
     for protocol in protocols {
+        if protocol == Protocol::Tunstack {
+            let (bound, counters) = start_tunstack(&mut reactor, &config.tun)?;
+            listeners.push(bound);
+            reports.push(Report::Tunstack(counters));
+            continue;
+        }
         let addr = config.addr(protocol);
         let (tcp, udp) = acceptors(
             protocol,
@@ -91,6 +111,7 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                 protocol,
                 transport: "tcp",
                 addr: tcp,
+                device: None,
             });
         }
         if let Some(udp) = udp {
@@ -108,10 +129,110 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
                 protocol,
                 transport: "udp",
                 addr: udp,
+                device: None,
             });
         }
     }
-    Ok(Server { reactor, listeners })
+    Ok((Server { reactor, listeners }, reports))
+}
+
+/// What a protocol reports when the server stops.
+enum Report {
+    /// tunstack's counters, read through the handle its stack publishes.
+    Tunstack(SharedCounters),
+}
+
+impl Report {
+    fn log(&self) {
+        match self {
+            Self::Tunstack(counters) => info!("tunstack: {}", counters.get()),
+        }
+    }
+}
+
+/// Opens the TUN device `tun` names, configures it, and puts the stack on
+/// it as a device session (with the capture as its endpoints 1 and 2 when
+/// `--pcap` is given). Returns its `listening` entry and its counters.
+fn start_tunstack(
+    reactor: &mut Reactor,
+    tun: &TunConfig,
+) -> Result<(Bound, SharedCounters), Failure> {
+    let setup = TunSetup {
+        name: tun.name.clone(),
+        kernel_addr: tun.net.kernel_addr(),
+        prefix_len: tun.net.prefix_len(),
+        mtu: tun.mtu,
+    };
+    // The error is the whole line (which privilege, which call).
+    let device = TunDevice::open(&setup).map_err(|e| Failure::Error(e.to_string()))?;
+    let capture = tun
+        .pcap
+        .as_deref()
+        .map(|path| {
+            Capture::create(path)
+                .map_err(|e| error(&format!("cannot create capture {}", path.display()), e))
+        })
+        .transpose()?;
+    let (impair_in, impair_out) = tun_impairment(tun);
+    let stack = Stack::new(StackConfig {
+        addr: tun.net.stack_addr(),
+        mtu: usize::from(tun.mtu),
+        impair_in,
+        impair_out,
+        capture: capture.is_some(),
+    })
+    .map_err(|e| Failure::Error(format!("tunstack: {e}")))?;
+    let counters = stack.shared_counters();
+    let name = device.name().to_owned();
+    reactor
+        .add_device_session(device, capture, Box::new(stack))
+        .map_err(|e| error(&format!("cannot register TUN device {name}"), e))?;
+    info!(
+        "tunstack: device {name}, kernel side {}/{}, MTU {}",
+        setup.kernel_addr, setup.prefix_len, setup.mtu
+    );
+    let bound = Bound {
+        protocol: Protocol::Tunstack,
+        transport: "tun",
+        addr: SocketAddr::new(tun.net.stack_addr().into(), 0),
+        device: Some(name),
+    };
+    Ok((bound, counters))
+}
+
+/// The impairment of each direction of the device: the proxy's model
+/// (drop, duplicate, reorder), seeded from `--tun-seed` or a random seed
+/// that is logged so the run can be repeated; `None` when nothing is
+/// impaired.
+fn tun_impairment(tun: &TunConfig) -> (Option<ImpairConfig>, Option<ImpairConfig>) {
+    if !tun.impaired() {
+        return (None, None);
+    }
+    // No clock outside the reactor: a randomly keyed hash is a fine source
+    // for a seed that only has to differ between runs (as the proxy's).
+    let seed = tun
+        .seed
+        .unwrap_or_else(|| RandomState::new().hash_one(std::process::id()));
+    info!(
+        "tunstack: impairment drop {} dup {} reorder {} seed {seed}",
+        tun.drop.get(),
+        tun.dup.get(),
+        tun.reorder.get()
+    );
+    let way = |seed| ImpairConfig {
+        drop: tun.drop.get(),
+        duplicate: tun.dup.get(),
+        reorder: tun.reorder.get(),
+        reorder_min: TUN_REORDER_MIN,
+        reorder_max: TUN_REORDER_MAX,
+        seed,
+        ..ImpairConfig::default()
+    };
+    // The two directions draw from different streams of the one seed.
+    (
+        Some(way(seed)),
+        Some(way(crate::rng::finalise(seed ^ (1 << 63)))),
+    )
 }
 
 /// A server reactor with every listener bound, not yet running.
@@ -123,14 +244,17 @@ pub struct Server {
 }
 
 /// One bound listener of a [`Server`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bound {
     /// The protocol it serves.
     pub protocol: Protocol,
-    /// `"tcp"` or `"udp"`.
+    /// `"tcp"`, `"udp"` or `"tun"` (a device).
     pub transport: &'static str,
-    /// The address it is bound to (with the port the kernel picked for 0).
+    /// The address it is bound to (with the port the kernel picked for 0);
+    /// on a device, the address it answers as (port 0).
     pub addr: SocketAddr,
+    /// The device's name, for a protocol on a device.
+    pub device: Option<String>,
 }
 
 /// [`serve`] with a ready-made configuration: binds, prints the
@@ -139,10 +263,13 @@ pub struct Bound {
 /// # Errors
 /// An unimplemented protocol was asked for, or a listener cannot be bound.
 pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
-    let Server {
-        mut reactor,
-        listeners,
-    } = start_server(config)?;
+    let (
+        Server {
+            mut reactor,
+            listeners,
+        },
+        reports,
+    ) = start(config)?;
     reactor.watch_signals().map_err(|e| error("signals", e))?;
     // Scripts wait for these lines: print them all at once, then flush.
     let mut out = io::stdout().lock();
@@ -150,9 +277,14 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
         protocol,
         transport,
         addr,
+        device,
     } in &listeners
     {
-        let line = format!("listening {protocol} {transport} {addr}");
+        let line = match device {
+            // `listening tunstack tun mio0 192.0.2.1`
+            Some(name) => format!("listening {protocol} {transport} {name} {}", addr.ip()),
+            None => format!("listening {protocol} {transport} {addr}"),
+        };
         info!("{line}");
         let _ = writeln!(out, "{line}");
     }
@@ -160,7 +292,11 @@ pub fn serve_config(config: &ServeConfig) -> Result<(), Failure> {
     let _ = out.flush();
     drop(out);
 
-    match reactor.run().map_err(|e| error("poll", e))? {
+    let exit = reactor.run().map_err(|e| error("poll", e));
+    for report in &reports {
+        report.log();
+    }
+    match exit? {
         Exit::Signal(_) | Exit::Idle | Exit::SessionsDone => Ok(()),
     }
 }

@@ -9,7 +9,7 @@ pub mod bench;
 pub mod duration;
 pub mod proxy;
 
-use crate::config::{self, Protocol, ServeConfig};
+use crate::config::{self, Ipv4Net, Probability, Protocol, ServeConfig};
 use crate::reactor::TimerMode;
 use crate::time::Duration;
 use crate::wire::hello::HelloId;
@@ -139,6 +139,30 @@ pub struct ServeArgs {
     /// Most open connections per TCP listener; lowered (with a warning) if it does not fit the descriptor budget [default: derived from the descriptor limit].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// tunstack: the TUN interface to create (or attach) [default: mio0].
+    #[arg(long, value_name = "NAME", value_parser = config::parse_tun_name)]
+    pub tun: Option<String>,
+    /// tunstack: the device's net; the stack answers as its first address, the kernel side gets the second [default: 192.0.2.0/24].
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub tun_net: Option<Ipv4Net>,
+    /// tunstack: the device's MTU, 68 to 65535; larger datagrams are fragmented [default: 1500].
+    #[arg(long, value_name = "N", value_parser = parse_mtu)]
+    pub tun_mtu: Option<u16>,
+    /// tunstack: probability that a packet is lost, each way, 0 to 1 (the proxy's seeded model) [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub tun_drop: Option<Probability>,
+    /// tunstack: probability that a packet is delivered twice, each way [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub tun_dup: Option<Probability>,
+    /// tunstack: probability that a packet is held back 1-10 ms so later ones overtake it, each way [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub tun_reorder: Option<Probability>,
+    /// tunstack: seed of the impairment's random choices; the same seed and traffic repeat a run [default: random, logged].
+    #[arg(long, value_name = "N")]
+    pub tun_seed: Option<u64>,
+    /// tunstack: record every packet read from and written to the device (after impairment, marked by direction) in FILE, pcapng with raw IPv4, for Wireshark or `tshark -r`.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -224,7 +248,36 @@ impl ServeArgs {
         if let Some(v) = self.max_connections {
             c.max_connections = Some(v);
         }
+        self.apply_tun(&mut c.tun);
         Ok(c)
+    }
+
+    /// The tunstack flags over `t`.
+    fn apply_tun(&self, t: &mut config::TunConfig) {
+        if let Some(v) = &self.tun {
+            t.name.clone_from(v);
+        }
+        if let Some(v) = self.tun_net {
+            t.net = v;
+        }
+        if let Some(v) = self.tun_mtu {
+            t.mtu = v;
+        }
+        if let Some(v) = self.tun_drop {
+            t.drop = v;
+        }
+        if let Some(v) = self.tun_dup {
+            t.dup = v;
+        }
+        if let Some(v) = self.tun_reorder {
+            t.reorder = v;
+        }
+        if let Some(v) = self.tun_seed {
+            t.seed = Some(v);
+        }
+        if let Some(v) = &self.pcap {
+            t.pcap = Some(v.clone());
+        }
     }
 }
 
@@ -432,6 +485,22 @@ fn parse_id(s: &str) -> Result<HelloId, String> {
     HelloId::parse(s.as_bytes()).map_err(|_| format!("'{s}' is not an ID: 1 to 4 decimal digits"))
 }
 
+fn parse_net(s: &str) -> Result<Ipv4Net, String> {
+    s.trim().parse()
+}
+
+fn parse_mtu(s: &str) -> Result<u16, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an MTU (68 to 65535)"))?;
+    config::check_tun_mtu(n)
+}
+
+fn parse_probability(s: &str) -> Result<Probability, String> {
+    s.parse()
+}
+
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.trim().parse()
 }
@@ -496,6 +565,67 @@ mod tests {
         assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));
         assert_eq!(c.max_ids, 7);
         assert_eq!(c.timer, TimerMode::Poll);
+    }
+
+    #[test]
+    fn tun_flags_reach_the_config() {
+        let Command::Serve(args) = parse(&[
+            "serve",
+            "--only",
+            "tunstack",
+            "--tun",
+            "mt1",
+            "--tun-net",
+            "10.0.0.0/29",
+            "--tun-mtu",
+            "576",
+            "--tun-drop",
+            "0.25",
+            "--tun-dup",
+            "0.5",
+            "--tun-reorder",
+            "1",
+            "--tun-seed",
+            "9",
+            "--pcap",
+            "/tmp/x.pcapng",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!(c.only, Some(vec![Protocol::Tunstack]));
+        let t = c.tun;
+        assert_eq!(t.name, "mt1");
+        assert_eq!(t.net.to_string(), "10.0.0.0/29");
+        assert_eq!(t.mtu, 576);
+        assert_eq!(
+            (t.drop.get(), t.dup.get(), t.reorder.get()),
+            (0.25, 0.5, 1.0)
+        );
+        assert_eq!(t.seed, Some(9));
+        assert_eq!(t.pcap, Some(PathBuf::from("/tmp/x.pcapng")));
+    }
+
+    #[test]
+    fn bad_tun_values_are_one_line_usage_errors() {
+        for (args, says) in [
+            (&["serve", "--tun-mtu", "67"][..], "68 to 65535"),
+            (&["serve", "--tun-mtu", "big"], "not an MTU"),
+            (&["serve", "--tun-net", "192.0.2.1/24"], "host bits"),
+            (&["serve", "--tun-net", "192.0.2.0/31"], "two addresses"),
+            (&["serve", "--tun-drop", "1.01"], "not a probability"),
+            (&["serve", "--tun-dup", "x"], "not a probability"),
+            (&["serve", "--tun", "much-too-long-name"], "interface name"),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            assert!(first.contains(says), "{args:?}: {first}");
+        }
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod proxy;
 pub mod stopwait;
 pub mod tcpfile;
 pub mod tftp;
+pub mod tunstack;
 
 use crate::time::Instant;
 use bytes::BytesMut;

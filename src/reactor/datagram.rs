@@ -260,6 +260,7 @@ impl Reactor {
             pending: VecDeque::new(),
             more,
             more_writable: false,
+            capture: None,
         }));
         entry.insert(e);
         if let Err(e) = self.register_endpoints(key) {
@@ -483,11 +484,23 @@ fn transfer_ip(local: Option<SocketAddr>, from: SocketAddr) -> std::net::IpAddr 
 /// trait so that unit tests can stand a fake socket in for the kernel's
 /// (one that fills up after N datagrams, or refuses GSO).
 pub(super) trait DatagramSocket {
-    /// One datagram (`sendto`).
+    /// One datagram (`sendto`; a device: one `write`).
     fn send_one(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize>;
     /// Datagrams of `segment` bytes each (the last may be shorter) in one
-    /// call (`sendmsg` with `UDP_SEGMENT`).
+    /// call (`sendmsg` with `UDP_SEGMENT`). Called only if [`gso`](Self::gso).
     fn send_gso(&self, bytes: &[u8], segment: u16, to: SocketAddr) -> std::io::Result<usize>;
+    /// Whether this endpoint can take a train in one call. A device cannot:
+    /// its trains are written one packet at a time, and that says nothing
+    /// about the kernel's UDP GSO (the reactor-wide switch stays as it is).
+    fn gso(&self) -> bool {
+        true
+    }
+    /// Whether a datagram needs a destination here. A device's packets
+    /// carry their addresses inside, so a transmit with none (and a
+    /// session with no peer) is still sent.
+    fn addressed(&self) -> bool {
+        true
+    }
 }
 
 impl DatagramSocket for UdpSocket {
@@ -504,6 +517,18 @@ impl DatagramSocket for UdpSocket {
 pub(super) trait Endpoints {
     fn socket(&self, endpoint: EndpointId) -> Option<&dyn DatagramSocket>;
 }
+
+/// Where a datagram with no destination goes through an endpoint that
+/// needs none (a device, a capture): the address is never used.
+const NO_ADDRESS: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+
+/// Most bytes a session's `pending` queue may hold. A transmit step pulls
+/// nothing new while anything waits, so the queue holds at most the train
+/// that met the full socket and the datagram that broke it (two GSO trains'
+/// worth); this bound is the backstop should that ever change, and a
+/// datagram beyond it is dropped and counted (`Stats::queue_dropped`).
+pub(super) const PENDING_MAX_BYTES: usize = 4 * GSO_MAX_BYTES;
 
 /// The reactor's: a home socket (the acceptor's, for a shared session) and
 /// the session's extra endpoints, 1, 2, … in order.
@@ -523,6 +548,8 @@ pub(super) struct UdpOut<'a> {
     pub(super) gso: &'a mut bool,
     /// Datagrams sent so far.
     pub(super) sent: u64,
+    /// Datagrams dropped because the `pending` queue was at its bound.
+    pub(super) dropped: u64,
 }
 
 impl UdpOut<'_> {
@@ -550,7 +577,7 @@ impl UdpOut<'_> {
         }
         while offset < bytes.len() {
             let rest = &bytes[offset..];
-            if rest.len() > segment && *self.gso {
+            if rest.len() > segment && *self.gso && socket.gso() {
                 let seg = u16::try_from(segment).unwrap_or(u16::MAX);
                 match socket.send_gso(rest, seg, to) {
                     Ok(_) => {
@@ -643,7 +670,10 @@ pub(super) fn transmit_udp(
             break;
         };
         let len = batch.len() - before;
-        let Some(to) = t.to.or(peer) else {
+        let Some(to) = t.to.or(peer).or_else(|| {
+            let socket = out.sockets.socket(t.endpoint)?;
+            (!socket.addressed()).then_some(NO_ADDRESS)
+        }) else {
             debug!("{} datagram with no destination dropped", cx.tag);
             batch.truncate(before);
             continue;
@@ -659,8 +689,8 @@ pub(super) fn transmit_udp(
         if !joins && let Some(tr) = train {
             // The new datagram cannot ride this train: send the train first.
             if let Err(offset) = out.send(tr.endpoint, tr.to, &batch[..before], tr.segment) {
-                queue(pending, tr, &batch[offset..before]);
-                queue(pending, next, &batch[before..]);
+                queue(pending, tr, &batch[offset..before], &mut out.dropped);
+                queue(pending, next, &batch[before..], &mut out.dropped);
                 full = true;
                 break;
             }
@@ -675,7 +705,7 @@ pub(super) fn transmit_udp(
                 ..tr
             };
             if let Err(offset) = out.send(tr.endpoint, tr.to, batch, tr.segment) {
-                queue(pending, tr, &batch[offset..]);
+                queue(pending, tr, &batch[offset..], &mut out.dropped);
                 full = true;
                 break;
             }
@@ -687,14 +717,22 @@ pub(super) fn transmit_udp(
         && let Some(tr) = train
         && let Err(offset) = out.send(tr.endpoint, tr.to, batch, tr.segment)
     {
-        queue(pending, tr, &batch[offset..]);
+        queue(pending, tr, &batch[offset..], &mut out.dropped);
         full = true;
     }
     batch.clear();
     if full { Sent::SocketFull } else { result }
 }
 
-fn queue(pending: &mut VecDeque<Pending>, train: Train, bytes: &[u8]) {
+/// Keeps what a full socket did not take, in order, within
+/// [`PENDING_MAX_BYTES`]; beyond it the datagrams are dropped and counted
+/// in `dropped`.
+fn queue(pending: &mut VecDeque<Pending>, train: Train, bytes: &[u8], dropped: &mut u64) {
+    let held: usize = pending.iter().map(|p| p.bytes.len()).sum();
+    if held + bytes.len() > PENDING_MAX_BYTES {
+        *dropped += bytes.len().div_ceil(train.segment.max(1)).max(1) as u64;
+        return;
+    }
     if !bytes.is_empty() || train.segment == 0 {
         pending.push_back(Pending {
             endpoint: train.endpoint,
@@ -846,6 +884,7 @@ mod tests {
             sockets,
             gso,
             sent: 0,
+            dropped: 0,
         };
         let mut cx = Context::new(Instant::ZERO, 0, Some(a()));
         let mut scratch = BytesMut::new();
@@ -1030,6 +1069,29 @@ mod tests {
         let other: Vec<Vec<u8>> = sockets[1].datagrams().into_iter().map(|d| d.1).collect();
         assert_eq!(home, [vec![0; 100], vec![3; 100]]);
         assert_eq!(other, [vec![1; 100], vec![2; 100]]);
+    }
+
+    #[test]
+    fn the_pending_queue_drops_and_counts_beyond_its_bound() {
+        let (mut pending, mut dropped) = (VecDeque::new(), 0);
+        let train = Train {
+            endpoint: EndpointId::HOME,
+            to: a(),
+            segment: 1000,
+        };
+        queue(
+            &mut pending,
+            train,
+            &vec![1; PENDING_MAX_BYTES],
+            &mut dropped,
+        );
+        assert_eq!((pending.len(), dropped), (1, 0), "up to the bound: kept");
+        queue(&mut pending, train, &[2; 2500], &mut dropped);
+        assert_eq!(
+            (pending.len(), dropped),
+            (1, 3),
+            "beyond: three datagrams dropped"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! interest and the close protocol. It never calls into a session on its
 //! own; the reactor does, through these fields.
 
+use super::capture::Capture;
+use super::sys::tun::TunDevice;
 use super::timers::TimerSlot;
 use crate::proto::{
     CloseReason, DatagramAcceptor, DatagramSession, Driven, EndpointId, StreamAcceptor,
@@ -70,6 +72,9 @@ pub(super) enum Io {
     /// Boxed: one per process, and inline it would make every entry's `Io`
     /// 72 bytes instead of 24.
     Signals(Box<Signals>),
+    /// A device session's TUN device (boxed: it carries its name, and
+    /// inline it would grow every entry's `Io`).
+    Tun(Box<TunDevice>),
     /// A session with no socket (timer-only jobs; benches and tests).
     Detached,
 }
@@ -197,6 +202,9 @@ pub(super) struct UdpState {
     /// nothing waits for one, updating interest skips them all (the proxy
     /// flushes its flows several times per datagram).
     pub(super) more_writable: bool,
+    /// A device session's capture file: its endpoints 1 (inbound) and 2
+    /// (outbound), write-only, never registered for readiness.
+    pub(super) capture: Option<Capture>,
 }
 
 /// UDP payload that met `WouldBlock`: one datagram, or several of

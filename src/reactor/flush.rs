@@ -8,7 +8,8 @@
 //! trains) and acts on what the session said afterwards. It never reads
 //! from a socket: input arrives through `stream.rs` and `datagram.rs`.
 
-use super::datagram::{UdpOut, transmit_udp};
+use super::datagram::{Endpoints, UdpOut, transmit_udp};
+use super::device::DeviceOut;
 use super::entry::{Entry, EventKey, Io, Phase, Role, UdpState};
 use super::stream::transmit_stream;
 use super::timers::{Owner, Wake};
@@ -17,7 +18,9 @@ use crate::proto::drive::{After, after_call};
 use crate::proto::{Context, Driven, EndpointId};
 use log::{debug, warn};
 use mio::Interest;
+use mio::unix::SourceFd;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 
 impl Reactor {
     /// After any call into the session at `key`: transmit, arm its deadline,
@@ -83,18 +86,34 @@ impl Reactor {
                 }
             }
             Role::Datagram(session) => {
-                let ((Io::Udp(home), _) | (Io::SharedUdp, Some(Io::Udp(home)))) =
-                    (&entry.io, parent_entry.map(|p| &p.io))
-                else {
-                    return None;
-                };
                 let udp = entry.udp.get_or_insert_with(Box::default);
-                let UdpState { pending, more, .. } = &mut **udp;
-                let sockets = (home, more.as_slice());
+                let UdpState {
+                    pending,
+                    more,
+                    capture,
+                    ..
+                } = &mut **udp;
+                // The endpoints: a UDP socket (the session's own or its
+                // acceptor's) and its extra sockets, or a device and its
+                // capture.
+                let (on_udp, on_device);
+                let sockets: &dyn Endpoints = match (&entry.io, parent_entry.map(|p| &p.io)) {
+                    (Io::Udp(s), _) | (Io::SharedUdp, Some(Io::Udp(s))) => {
+                        on_udp = (s, more.as_slice());
+                        &on_udp
+                    }
+                    (Io::Tun(device), _) => {
+                        let at = self.clock.to_monotonic_ns(self.now);
+                        on_device = DeviceOut::new(&**device, capture.as_ref(), at);
+                        &on_device
+                    }
+                    _ => return None,
+                };
                 let mut out = UdpOut {
-                    sockets: &sockets,
+                    sockets,
                     gso: &mut self.gso,
                     sent: 0,
+                    dropped: 0,
                 };
                 let peer = entry.peer;
                 let (budget, scratch) = (self.config.send_budget, &mut self.dgram_buf);
@@ -102,6 +121,7 @@ impl Reactor {
                     transmit_udp(&mut out, peer, pending, s, cx, scratch, budget)
                 });
                 self.stats.datagrams_out += out.sent;
+                self.stats.queue_dropped += out.dropped;
                 result
             }
             Role::Job(job) => after_call(&mut **job, &mut cx, |_, _| Sent::All),
@@ -260,6 +280,11 @@ impl Reactor {
             let result = match &mut entry.io {
                 Io::Stream(s) => Some(self.poll.registry().reregister(s, token, want)),
                 Io::Udp(s) => Some(self.poll.registry().reregister(s, token, want)),
+                Io::Tun(d) => Some(self.poll.registry().reregister(
+                    &mut SourceFd(&d.as_raw_fd()),
+                    token,
+                    want,
+                )),
                 _ => None,
             };
             match result {

@@ -21,14 +21,23 @@
 //! 5. **Reap**: free every entry closed this turn, only now, so no key is
 //!    reused while the same batch of events is being walked.
 //!
+//! # Endpoints
+//! A session's home endpoint is a TCP stream, a UDP socket (its own or
+//! its acceptor's) or a TUN device (`device.rs`: whole IP packets in as
+//! `DatagramInput::Packet`, one `write` per packet out); a datagram
+//! session may have extra UDP sockets, and a device session a capture file
+//! as its write-only endpoints 1 and 2 (`capture.rs`, pcapng).
+//!
 //! # Invariants
 //! * An entry's mio token is its slab key, with the endpoint index in the
 //!   top bits for a session's extra endpoints (`entry::EventKey`).
 //! * `WRITABLE` interest is registered only while output is pending.
 //! * A session's deadline is on the heap iff its `TimerSlot` holds it.
 
+mod capture;
 mod clock;
 mod datagram;
+mod device;
 mod entry;
 mod flush;
 mod idle;
@@ -37,8 +46,11 @@ pub(crate) mod sys;
 pub mod timers;
 pub mod wait;
 
+pub use capture::{Capture, Direction as CaptureDirection};
 pub use clock::Clock;
+pub use device::{CAPTURE_INBOUND, CAPTURE_OUTBOUND};
 pub use idle::IdleExit;
+pub use sys::tun::{TunDevice, TunError, TunSetup};
 pub use wait::TimerMode;
 
 use crate::proto::{
@@ -262,7 +274,7 @@ pub struct Stats {
     pub accepted: u64,
     /// Datagrams received.
     pub datagrams_in: u64,
-    /// Datagrams sent.
+    /// Datagrams sent (a device's packets and capture records included).
     pub datagrams_out: u64,
     /// Stateless UDP replies dropped because the socket buffer was full.
     pub replies_dropped: u64,
@@ -274,6 +286,9 @@ pub struct Stats {
     pub stale_timers: u64,
     /// Heap compactions.
     pub compactions: u64,
+    /// Datagrams (or device packets) dropped because a session's queue of
+    /// output waiting for room was at its bound.
+    pub queue_dropped: u64,
 }
 
 impl Reactor {
@@ -474,7 +489,7 @@ impl Reactor {
     ///
     /// # Errors
     /// Creating the socket or registering it failed (a refused connection
-    /// arrives later, as [`Input::Failed`]).
+    /// arrives later, as [`StreamInput::Failed`](crate::proto::StreamInput::Failed)).
     pub fn connect_tcp(
         &mut self,
         addr: SocketAddr,
@@ -663,6 +678,12 @@ impl Reactor {
             // Still ready after a send budget ran out.
             (Io::SharedUdp, _) => self.flush(key),
             (Io::Stream(_), _) => self.stream_ready(r),
+            (Io::Tun(_), _) => {
+                if r.readable {
+                    self.receive_packets(key);
+                }
+                self.flush(key);
+            }
             (Io::Timer, _) => self.waiter.on_ready(),
             (Io::Signals(_), _) => self.signals(key),
             (Io::Detached, _) => {}

@@ -6,13 +6,19 @@
 //! of panicking, whatever the input: property tests in each module feed them
 //! arbitrary bytes.
 
+#[cfg(test)]
+pub(crate) mod captures;
+pub mod checksum;
 pub mod hello;
+pub mod icmp;
+pub mod ipv4;
 pub mod lab;
 pub mod line;
 pub mod msg;
 pub mod stopwait;
 pub mod tcpfile;
 pub mod tftp;
+pub mod udp;
 
 use core::fmt;
 

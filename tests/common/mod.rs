@@ -13,9 +13,11 @@
     reason = "tests measure real time and pace real sockets against a real process"
 )]
 
+pub(crate) mod netns;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -75,6 +77,8 @@ impl Captured {
 pub(crate) struct Server {
     child: Child,
     listeners: HashMap<(String, String), SocketAddr>,
+    /// `listening PROTO tun NAME ADDR` lines: protocol → (device, address).
+    devices: HashMap<String, (String, IpAddr)>,
     stdout_lines: Vec<String>,
     stderr: Captured,
     started: Instant,
@@ -107,8 +111,23 @@ impl Server {
     /// `mioperf COMMAND ARGS...` for a command that prints `listening …`
     /// lines and `ready`, waiting (bounded) for `ready`.
     pub(crate) fn spawn_command(command: &str, args: &[&str]) -> Self {
+        Self::spawn_via(&[], command, args)
+    }
+
+    /// `LAUNCHER... mioperf COMMAND ARGS...` (e.g. `ip netns exec NS`, which
+    /// execs the binary, so the child is still mioperf itself), waiting
+    /// (bounded) for `ready`.
+    pub(crate) fn spawn_via(launcher: &[&str], command: &str, args: &[&str]) -> Self {
         let started = Instant::now();
-        let mut child = Command::new(bin())
+        let mut cmd = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .arg(command)
             .args(args)
             .stdin(Stdio::null())
@@ -121,6 +140,7 @@ impl Server {
         let mut server = Self {
             child,
             listeners: HashMap::new(),
+            devices: HashMap::new(),
             stdout_lines: Vec::new(),
             stderr,
             started,
@@ -178,6 +198,14 @@ impl Server {
                     self.listeners
                         .insert(((*proto).to_owned(), (*transport).to_owned()), addr);
                 }
+                // A protocol on a device (tunstack): its name and address.
+                ["listening", proto, "tun", name, addr] => {
+                    let addr: IpAddr = addr.parse().unwrap_or_else(|_| {
+                        self.fail_start(args, &format!("bad address in {line:?}"))
+                    });
+                    self.devices
+                        .insert((*proto).to_owned(), ((*name).to_owned(), addr));
+                }
                 // The proxy names its upstream and its seed.
                 ["upstream", _, "seed", _] => {}
                 _ => self.fail_start(args, &format!("unexpected stdout line {line:?}")),
@@ -206,6 +234,15 @@ impl Server {
                     self.stdout_lines
                 )
             })
+    }
+
+    /// The device `proto` answers on and its address there, from its
+    /// `listening PROTO tun NAME ADDR` line.
+    pub(crate) fn device(&self, proto: &str) -> (String, IpAddr) {
+        self.devices
+            .get(proto)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `listening {proto} tun` line in {:?}", self.stdout_lines))
     }
 
     /// `proto`'s TCP listener.

@@ -7,6 +7,7 @@
 #![allow(unsafe_code, reason = "the one module that calls libc directly")]
 
 pub(crate) mod fs;
+pub(crate) mod tun;
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +37,22 @@ pub(crate) fn monotonic_ns() -> u64 {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    debug_assert_eq!(rc, 0);
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000) + nanos
+}
+
+/// `CLOCK_REALTIME` in nanoseconds since 1970: read once, when a capture
+/// file is opened, to turn the reactor's monotonic time into wall-clock
+/// time.
+pub(crate) fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &raw mut ts) };
     debug_assert_eq!(rc, 0);
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
@@ -156,6 +173,21 @@ pub(crate) fn nofile_soft_limit() -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(limit.rlim_cur)
+}
+
+/// Moves the calling thread into a network namespace of its own (tests
+/// that create a TUN device: whatever they configure and send stays in a
+/// namespace nothing else shares, and vanishes with the thread).
+///
+/// # Errors
+/// `EPERM` without `CAP_SYS_ADMIN`; any other error of `unshare(2)`.
+#[cfg(test)]
+pub(crate) fn unshare_net_namespace() -> io::Result<()> {
+    // SAFETY: plain syscall; it changes only this thread's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A socket address in the C layout `sendmsg` wants.
