@@ -2,9 +2,9 @@
 # benches/tunstack_compare.sh - the figures of issue 13 (tunstack, part 1),
 # each beside the kernel doing the same job, in ONE script run.
 #
-#   sudo benches/tunstack_compare.sh             # RUNS=3, about 3 minutes
-#   RUNS=5 SECS=3 sudo benches/tunstack_compare.sh
-#   PROFILE=1 sudo benches/tunstack_compare.sh   # + a callgrind profile of the
+#   sudo benches/tunstack_compare.sh             # RUNS=3, about 4 minutes
+#   sudo RUNS=5 SECS=3 benches/tunstack_compare.sh
+#   sudo PROFILE=1 benches/tunstack_compare.sh   # + 20 s: a callgrind profile of the
 #                                                #   server on the UDP echo path
 #
 # What: three network namespaces this script creates (names carry its pid,
