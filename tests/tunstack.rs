@@ -391,13 +391,14 @@ fn tshark(args: &[&str]) -> String {
 
 /// Runs `mioperf serve --only tunstack` through `launcher` in the
 /// namespace and returns its exit status and standard error.
-fn failing_serve(ns: &Netns, launcher: &[&str]) -> (Option<i32>, String) {
+fn failing_serve(ns: &Netns, launcher: &[&str], extra: &[&str]) -> (Option<i32>, String) {
     let bin = env!("CARGO_BIN_EXE_mioperf");
     let out = run_command(
         Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .args(launcher)
-            .args([bin, "serve", "--only", "tunstack"]),
+            .args([bin, "serve", "--only", "tunstack"])
+            .args(extra),
         TOOL_TIMEOUT,
     );
     (
@@ -417,7 +418,7 @@ fn without_cap_net_admin_the_error_says_so_in_one_line() {
     };
     // Still root, but without the capability: opening the clone device
     // works, creating the interface does not.
-    let (code, stderr) = failing_serve(&ns, &["setpriv", "--bounding-set=-net_admin", "--"]);
+    let (code, stderr) = failing_serve(&ns, &["setpriv", "--bounding-set=-net_admin", "--"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(
         stderr.trim_end().lines().last(),
@@ -446,6 +447,7 @@ fn without_dev_net_tun_the_error_says_so_in_one_line() {
             "mount -t tmpfs none /dev/net && exec \"$@\"",
             "sh",
         ],
+        &[],
     );
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(
@@ -543,4 +545,22 @@ fn impairment_flags_reach_the_device() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(dups >= 3, "want at least +3 duplicates:\n{out}");
+}
+
+#[test]
+fn a_capture_file_that_cannot_be_created_is_one_line_and_exit_2() {
+    const TEST: &str = "a_capture_file_that_cannot_be_created_is_one_line_and_exit_2";
+    if !have(TEST, &["ip"]) {
+        return;
+    }
+    let Some(ns) = Netns::new(TEST) else {
+        return;
+    };
+    let (code, stderr) = failing_serve(&ns, &[], &["--pcap", "/nonexistent/dir/t.pcapng"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("mioperf: cannot create capture /nonexistent/dir/t.pcapng: "),
+        "{stderr}"
+    );
 }

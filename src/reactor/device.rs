@@ -363,10 +363,9 @@ mod tests {
         }
     }
 
+    /// A file name in the temporary directory no other test uses.
     fn temp_path(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mioperf-device-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+        std::env::temp_dir().join(format!("mioperf-device-{}-{name}", std::process::id()))
     }
 
     #[test]

@@ -274,7 +274,7 @@ pub struct Stats {
     pub accepted: u64,
     /// Datagrams received.
     pub datagrams_in: u64,
-    /// Datagrams sent.
+    /// Datagrams sent (a device's packets and capture records included).
     pub datagrams_out: u64,
     /// Stateless UDP replies dropped because the socket buffer was full.
     pub replies_dropped: u64,
@@ -489,7 +489,7 @@ impl Reactor {
     ///
     /// # Errors
     /// Creating the socket or registering it failed (a refused connection
-    /// arrives later, as [`Input::Failed`]).
+    /// arrives later, as [`StreamInput::Failed`](crate::proto::StreamInput::Failed)).
     pub fn connect_tcp(
         &mut self,
         addr: SocketAddr,

@@ -6,6 +6,8 @@
 //! of panicking, whatever the input: property tests in each module feed them
 //! arbitrary bytes.
 
+#[cfg(test)]
+pub(crate) mod captures;
 pub mod checksum;
 pub mod hello;
 pub mod icmp;

@@ -295,3 +295,183 @@ impl fmt::Display for Repr {
         write!(f, "UDP {} > {}", self.src_port, self.dst_port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{captures, ipv4};
+    use proptest::prelude::*;
+
+    fn a1() -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, 1)
+    }
+
+    fn a2() -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, 2)
+    }
+
+    /// The UDP bytes of the captured datagram (192.0.2.2 > 192.0.2.1).
+    fn captured() -> Vec<u8> {
+        let ip = captures::bytes(captures::UDP_TO_CLOSED_PORT);
+        ipv4::Packet::new_checked(&ip[..])
+            .unwrap()
+            .payload()
+            .to_vec()
+    }
+
+    #[test]
+    fn captured_datagram() {
+        let bytes = captured();
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!((p.src_port(), p.dst_port(), p.len()), (40000, 7007, 22));
+        assert_eq!(p.payload(), b"hello tunstack");
+        assert_ne!(p.checksum(), 0, "Linux fills UDP checksums");
+        assert!(p.verify_checksum(a2(), a1()));
+        assert_eq!(
+            Repr::parse(&p, a2(), a1()),
+            Ok(Repr {
+                src_port: 40000,
+                dst_port: 7007
+            })
+        );
+        assert_eq!(p.to_string(), "UDP 40000 > 7007 len 14");
+    }
+
+    /// The pseudo-header is covered: the same bytes between other
+    /// addresses fail.
+    #[test]
+    fn the_checksum_covers_the_addresses() {
+        let bytes = captured();
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(!p.verify_checksum(a1(), Ipv4Addr::new(192, 0, 2, 3)));
+        assert_eq!(
+            Repr::parse(&p, Ipv4Addr::new(192, 0, 2, 3), a1()),
+            Err(Error::Checksum)
+        );
+    }
+
+    #[test]
+    fn emit_matches_the_kernels_datagram() {
+        let bytes = captured();
+        let mut out = vec![0u8; bytes.len()];
+        out[HEADER_LEN..].copy_from_slice(b"hello tunstack");
+        let repr = Repr {
+            src_port: 40000,
+            dst_port: 7007,
+        };
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]), a2(), a1(), 14);
+        assert_eq!(out, bytes);
+    }
+
+    /// Writing the payload after emit needs `fill_checksum` again, as the
+    /// emit docs say.
+    #[test]
+    fn payload_written_after_emit() {
+        let bytes = captured();
+        let mut out = vec![0u8; bytes.len()];
+        let mut p = Packet::new_unchecked(&mut out[..]);
+        Repr {
+            src_port: 40000,
+            dst_port: 7007,
+        }
+        .emit(&mut p, a2(), a1(), 14);
+        p.payload_mut().copy_from_slice(b"hello tunstack");
+        assert!(!p.verify_checksum(a2(), a1()));
+        p.fill_checksum(a2(), a1());
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn zero_checksum_means_none() {
+        let mut bytes = captured();
+        bytes[6..8].copy_from_slice(&[0, 0]);
+        bytes[HEADER_LEN] = b'J'; // would fail any real checksum
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(p.verify_checksum(a2(), a1()));
+        assert!(Repr::parse(&p, a2(), a1()).is_ok());
+    }
+
+    #[test]
+    fn a_computed_zero_is_sent_as_ffff() {
+        let mut bytes = [0u8; HEADER_LEN + 2];
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_src_port(1);
+        p.set_dst_port(2);
+        p.set_len(10);
+        // Choose the last data word so the whole sum folds to 0xffff, whose
+        // complement (the checksum) is 0.
+        let rest = checksum::fold(p.sum(a1(), a2()));
+        p.payload_mut().copy_from_slice(&(!rest).to_be_bytes());
+        assert_eq!(checksum::fold(p.sum(a1(), a2())), 0xffff);
+        p.fill_checksum(a1(), a2());
+        assert_eq!(p.checksum(), 0xffff);
+        assert!(p.verify_checksum(a1(), a2()));
+    }
+
+    #[test]
+    fn padding_after_len_is_not_data() {
+        let mut bytes = captured();
+        bytes.extend_from_slice(b"pad");
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(p.payload(), b"hello tunstack");
+        assert!(Repr::parse(&p, a2(), a1()).is_ok(), "padding is not summed");
+    }
+
+    #[test]
+    fn errors() {
+        let good = captured();
+        let check = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            edit(&mut b);
+            let err = Repr::parse(&Packet::new_unchecked(&b[..]), a2(), a1()).unwrap_err();
+            assert_eq!(Packet::new_checked(&b[..]).err().unwrap_or(err), err);
+            err
+        };
+        assert!(Repr::parse(&Packet::new_unchecked(&good[..]), a2(), a1()).is_ok());
+        assert_eq!(check(&|b| b.truncate(7)), Error::Truncated);
+        assert_eq!(check(&|b| b[5] = 7), Error::Length);
+        assert_eq!(check(&|b| b[5] = 23), Error::Truncated);
+        assert_eq!(check(&|b| b.truncate(21)), Error::Truncated);
+        assert_eq!(check(&|b| b[5] = 21), Error::Checksum);
+        assert_eq!(check(&|b| b[9] ^= 0x20), Error::Checksum);
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80), s: u32, d: u32, fit: bool) {
+            let mut bytes = bytes;
+            if fit && bytes.len() >= HEADER_LEN {
+                // The right length half of the time, to reach the checksum.
+                let len = u16::try_from(bytes.len()).unwrap();
+                bytes[4..6].copy_from_slice(&len.to_be_bytes());
+            }
+            let (s, d) = (Ipv4Addr::from(s), Ipv4Addr::from(d));
+            let unchecked = Packet::new_unchecked(&bytes[..]);
+            let _ = unchecked.to_string();
+            let parsed = Repr::parse(&unchecked, s, d);
+            if let Ok(p) = Packet::new_checked(&bytes[..]) {
+                prop_assert!(HEADER_LEN + p.payload().len() <= bytes.len());
+                prop_assert_eq!(parsed.is_ok(), p.verify_checksum(s, d));
+            }
+        }
+
+        #[test]
+        fn emit_then_parse(
+            src_port: u16,
+            dst_port: u16,
+            s: u32,
+            d: u32,
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (s, d) = (Ipv4Addr::from(s), Ipv4Addr::from(d));
+            let repr = Repr { src_port, dst_port };
+            let mut buf = vec![0u8; repr.buffer_len(payload.len())];
+            buf[HEADER_LEN..].copy_from_slice(&payload);
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), s, d, payload.len());
+            let p = Packet::new_checked(&buf[..]).unwrap();
+            prop_assert_ne!(p.checksum(), 0);
+            prop_assert_eq!(Repr::parse(&p, s, d), Ok(repr));
+            prop_assert_eq!(p.payload(), &payload[..]);
+        }
+    }
+}

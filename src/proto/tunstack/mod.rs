@@ -26,7 +26,7 @@ pub mod reassembly;
 mod stack;
 
 pub use ratelimit::{ICMP_ERROR_BURST, ICMP_ERRORS_PER_SEC};
-pub use stack::{Counters, MAX_QUEUED, SharedCounters, Stack};
+pub use stack::{Counters, MAX_HELD, MAX_QUEUED, SharedCounters, Stack};
 
 use crate::proto::EndpointId;
 use crate::proto::proxy::impair::{self, ImpairConfig};

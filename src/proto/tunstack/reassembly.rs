@@ -14,8 +14,9 @@
 //!   the Teardrop family of attacks);
 //! - a datagram whose payload would pass [`MAX_PAYLOAD`] is discarded the
 //!   same way (the "ping of death");
-//! - at most [`MAX_DATAGRAMS`] keys and [`MAX_BYTES`] payload bytes are
-//!   held; making room evicts the oldest datagram first;
+//! - at most [`MAX_DATAGRAMS`] keys and [`MAX_BYTES`] bytes (payload plus
+//!   [`FRAGMENT_COST`] per fragment) are held; making room evicts the
+//!   oldest datagram first;
 //! - every datagram has [`REASSEMBLY_TIMEOUT`] from its first fragment,
 //!   reported by [`Reassembler::poll_timeout`] and fired by
 //!   [`Reassembler::handle_timeout`] exactly once.
@@ -37,10 +38,17 @@ pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// and keeps the per-fragment bookkeeping small.
 pub const MAX_DATAGRAMS: usize = 256;
 
-/// Most payload bytes held under reassembly at once: 4 MiB, Linux's
-/// `ipfrag_high_thresh`. It holds 64 maximum-size datagrams, and bounds
-/// what a flood of never-completed fragments can make us keep.
+/// Most bytes held under reassembly at once, payload and [`FRAGMENT_COST`]
+/// per fragment: 4 MiB, Linux's `ipfrag_high_thresh`. It holds 64
+/// maximum-size datagrams, and bounds what a flood of never-completed
+/// fragments can make us keep.
 pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one fragment is charged against [`MAX_BYTES`] besides its payload:
+/// about its bookkeeping (a tree node and a vector header). Without it, a
+/// flood of 8-byte fragments would hold ten times its payload count in
+/// memory unseen, as Linux charges an skb's `truesize` for the same reason.
+pub const FRAGMENT_COST: usize = 64;
 
 /// Largest payload a reassembled datagram may have: the 16-bit total
 /// length (65 535) minus the smallest header (20 bytes). Fragments whose
@@ -145,6 +153,8 @@ struct Partial {
     pieces: BTreeMap<usize, Vec<u8>>,
     /// Sum of the pieces' lengths.
     held: usize,
+    /// What the pieces are charged against [`MAX_BYTES`].
+    charged: usize,
     /// The payload length, once the last fragment (MF clear) is in.
     total: Option<usize>,
 }
@@ -199,7 +209,8 @@ impl Reassembler {
         self.entries.is_empty()
     }
 
-    /// Payload bytes held.
+    /// Bytes charged against [`MAX_BYTES`] (payload and
+    /// [`FRAGMENT_COST`] per fragment).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -242,6 +253,7 @@ impl Reassembler {
             let partial = Partial {
                 pieces: BTreeMap::new(),
                 held: 0,
+                charged: 0,
                 total: None,
             };
             self.entries.insert(
@@ -282,7 +294,8 @@ impl Reassembler {
             }
         }
 
-        self.make_room_for_bytes(key, payload.len());
+        let cost = payload.len() + FRAGMENT_COST;
+        self.make_room_for_bytes(key, cost);
         let Some(Entry {
             slot: Slot::Assembling(p),
             ..
@@ -292,10 +305,11 @@ impl Reassembler {
         };
         p.pieces.insert(offset, payload.to_vec());
         p.held += payload.len();
+        p.charged += cost;
         if !more {
             p.total = Some(end);
         }
-        self.bytes += payload.len();
+        self.bytes += cost;
         // Without overlaps, holding `total` bytes all below `total` means
         // holding every byte.
         if p.total != Some(p.held) {
@@ -345,7 +359,7 @@ impl Reassembler {
         let entry = self.entries.remove(&key)?;
         self.order.remove(&entry.order);
         if let Slot::Assembling(p) = &entry.slot {
-            self.bytes -= p.held;
+            self.bytes -= p.charged;
         }
         Some(entry.slot)
     }
@@ -385,8 +399,9 @@ impl Reassembler {
     }
 
     /// Evicts the oldest datagrams other than `keep` until `len` more bytes
-    /// fit under [`MAX_BYTES`]. Always succeeds: one datagram never holds
-    /// more than [`MAX_PAYLOAD`], well under the bound.
+    /// fit under [`MAX_BYTES`]. Always succeeds: one datagram is never
+    /// charged more than [`MAX_PAYLOAD`] plus 8 190 fragments' cost (8-byte
+    /// pieces), well under the bound.
     fn make_room_for_bytes(&mut self, keep: FragKey, len: usize) {
         while self.bytes + len > MAX_BYTES {
             let victim = self.order.values().copied().find(|&k| {
@@ -394,7 +409,7 @@ impl Reassembler {
                     && self
                         .entries
                         .get(&k)
-                        .is_some_and(|e| matches!(&e.slot, Slot::Assembling(p) if p.held > 0))
+                        .is_some_and(|e| matches!(&e.slot, Slot::Assembling(p) if p.charged > 0))
             });
             let Some(victim) = victim else { break };
             self.evict(victim);
@@ -696,7 +711,7 @@ mod tests {
             max_bytes = max_bytes.max(r.bytes());
             assert!(r.len() <= MAX_DATAGRAMS && r.bytes() <= MAX_BYTES);
         }
-        let limit = MAX_DATAGRAMS.min(MAX_BYTES / piece.len());
+        let limit = MAX_DATAGRAMS.min(MAX_BYTES / (piece.len() + FRAGMENT_COST));
         assert_eq!(max_len, limit);
         assert_eq!(r.counters().evicted, 10_000 - limit as u64);
         // The survivors are the newest: the oldest went first.
@@ -721,6 +736,17 @@ mod tests {
             r.handle_fragment(at(0), key(i), 0, true, &big);
             assert!(r.len() <= MAX_DATAGRAMS && r.bytes() <= MAX_BYTES);
         }
-        assert_eq!(r.len(), MAX_BYTES / big.len());
+        assert_eq!(r.len(), MAX_BYTES / (big.len() + FRAGMENT_COST));
+        // So do floods of the smallest fragments, each datagram full of
+        // holes: their bookkeeping is charged too.
+        let mut r = Reassembler::new();
+        for i in 0..300u16 {
+            for k in 0..1_000 {
+                r.handle_fragment(at(0), key(i), 16 * k, true, &[0; 8]);
+            }
+            assert!(r.len() <= MAX_DATAGRAMS && r.bytes() <= MAX_BYTES);
+        }
+        assert_eq!(r.len(), MAX_BYTES / (1_000 * (8 + FRAGMENT_COST)));
+        assert!(r.counters().evicted > 200);
     }
 }

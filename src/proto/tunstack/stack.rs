@@ -29,6 +29,13 @@ use std::rc::Rc;
 /// reading ([`Driven::wants_input`]) and drops what it still makes.
 pub const MAX_QUEUED: usize = 4_096;
 
+/// Most datagrams an impairment may hold back at once, per direction.
+/// Its own bounds are optional (no rate, no queue limit: only a delay), so
+/// without this a flood under `--tun-reorder` would grow the held set with
+/// the input rate; 4 096 is ten milliseconds of a 400 000-packet/s flood.
+/// Past it, datagrams are dropped and counted as queue drops.
+pub const MAX_HELD: usize = 4_096;
+
 /// What the stack did, for the log on exit and `-v`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -39,8 +46,8 @@ pub struct Counters {
     pub datagrams_out: u64,
     /// Bad IPv4 header, ICMP or UDP checksums.
     pub bad_checksum: u64,
-    /// Malformed headers: version, header or total length, TTL 0, a short
-    /// ICMP or UDP header.
+    /// Malformed headers: version, header or total length, TTL 0, a
+    /// source that cannot be answered, a short ICMP or UDP header.
     pub bad_header: u64,
     /// Datagrams for another address.
     pub not_ours: u64,
@@ -70,7 +77,8 @@ pub struct Counters {
     pub impair_dropped_in: u64,
     /// Datagrams dropped by the outbound impairment.
     pub impair_dropped_out: u64,
-    /// Datagrams dropped because [`MAX_QUEUED`] were waiting.
+    /// Datagrams dropped because [`MAX_QUEUED`] were waiting, or an
+    /// impairment held [`MAX_HELD`].
     pub queue_dropped: u64,
 }
 
@@ -202,34 +210,72 @@ impl Stack {
     /// the protocols above the IP layer (and the TCP engine to come) answer.
     /// A payload over [`ipv4::MAX_PAYLOAD_LEN`] is dropped.
     pub fn send_ip(&mut self, now: Instant, dst: Ipv4Addr, protocol: Protocol, payload: &[u8]) {
-        if payload.len() > ipv4::MAX_PAYLOAD_LEN {
+        self.send_ip_with(now, dst, protocol, payload.len(), |buf| {
+            buf.copy_from_slice(payload);
+        });
+    }
+
+    /// As [`send_ip`](Self::send_ip), with the `payload_len` bytes of the
+    /// payload written by `fill` (into zeroed bytes): a datagram that fits
+    /// the MTU is then built in place, in the buffer that goes to the
+    /// device, with no copy of its payload.
+    pub fn send_ip_with(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        protocol: Protocol,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        if payload_len > ipv4::MAX_PAYLOAD_LEN {
             return;
         }
+        if ipv4::HEADER_LEN + payload_len > self.config.mtu {
+            let mut payload = vec![0; payload_len];
+            fill(&mut payload);
+            self.send_fragments(now, dst, protocol, &payload);
+            return;
+        }
+        let repr = self.repr(dst, protocol, payload_len);
+        let mut buf = BytesMut::zeroed(repr.buffer_len());
+        fill(&mut buf[ipv4::HEADER_LEN..]);
+        repr.emit(
+            &mut ipv4::Packet::new_unchecked(&mut buf[..]),
+            self.idents.next_ident(),
+        );
+        self.device_out(now, buf.freeze());
+    }
+
+    /// The header of a datagram from the stack to `dst`.
+    fn repr(&self, dst: Ipv4Addr, protocol: Protocol, payload_len: usize) -> ipv4::Repr {
+        ipv4::Repr {
+            src_addr: self.config.addr,
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl: DEFAULT_TTL,
+        }
+    }
+
+    /// Sends a payload too large for the MTU as fragments sharing one
+    /// identification.
+    fn send_fragments(&mut self, now: Instant, dst: Ipv4Addr, protocol: Protocol, payload: &[u8]) {
         let ident = self.idents.next_ident();
-        let fragmented = ipv4::HEADER_LEN + payload.len() > self.config.mtu;
         for piece in fragment::pieces(payload.len(), ipv4::HEADER_LEN, self.config.mtu) {
-            let repr = ipv4::Repr {
-                src_addr: self.config.addr,
-                dst_addr: dst,
-                protocol,
-                payload_len: piece.len,
-                ttl: DEFAULT_TTL,
+            // Offsets stay under MAX_PAYLOAD_LEN, checked by the caller.
+            let Ok(offset) = u16::try_from(piece.offset) else {
+                return;
             };
+            let repr = self.repr(dst, protocol, piece.len);
             let mut buf = BytesMut::zeroed(repr.buffer_len());
             let mut packet = ipv4::Packet::new_unchecked(&mut buf[..]);
             repr.emit(&mut packet, ident);
-            if fragmented {
-                // Offsets stay under MAX_PAYLOAD_LEN, checked above.
-                let Ok(offset) = u16::try_from(piece.offset) else {
-                    return;
-                };
-                packet.set_flags_and_offset(false, piece.more, offset);
-                packet.fill_checksum();
-                self.counters.fragments_sent += 1;
-            }
+            packet.set_flags_and_offset(false, piece.more, offset);
+            packet.fill_checksum();
             packet
                 .payload_mut()
                 .copy_from_slice(&payload[piece.offset..piece.offset + piece.len]);
+            self.counters.fragments_sent += 1;
             self.device_out(now, buf.freeze());
         }
     }
@@ -238,6 +284,7 @@ impl Stack {
     /// outbound impairment, if any, then queued.
     fn device_out(&mut self, now: Instant, datagram: Bytes) {
         match &mut self.outbound {
+            Some(link) if link.in_flight() >= MAX_HELD => self.counters.queue_dropped += 1,
             Some(link) => {
                 let len = datagram.len();
                 link.push(now, datagram, len);
@@ -303,6 +350,13 @@ impl Stack {
         }
         if repr.dst_addr != self.config.addr {
             self.counters.not_ours += 1;
+            return;
+        }
+        // RFC 1122 §3.2.1.3: a datagram from a broadcast, multicast or
+        // loopback source is silently discarded (it cannot be answered).
+        let src = repr.src_addr;
+        if src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+            self.counters.bad_header += 1;
             return;
         }
         let ident = packet.ident();
@@ -392,10 +446,11 @@ impl Stack {
                     seq_no,
                     data,
                 };
-                let mut buf = vec![0; reply.buffer_len()];
-                reply.emit(&mut icmp::Packet::new_unchecked(&mut buf[..]));
                 self.counters.echo_replies += 1;
-                self.send_ip(now, d.repr.src_addr, Protocol::Icmp, &buf);
+                let to = d.repr.src_addr;
+                self.send_ip_with(now, to, Protocol::Icmp, reply.buffer_len(), |buf| {
+                    reply.emit(&mut icmp::Packet::new_unchecked(buf));
+                });
             }
             Err(icmp::Error::Checksum) => self.counters.bad_checksum += 1,
             // Replies and errors need no answer, and unknown types are
@@ -497,12 +552,15 @@ impl Stack {
         while let Some(Expired { key, first }) = self.reassembler.poll_expired() {
             let Some(first) = first else { continue };
             let protocol = Protocol::from(key.protocol);
-            if protocol == Protocol::Icmp
+            // Never about an ICMP error (RFC 1122 §3.2.2); an echo request
+            // is no error, and `ping -s` deserves to hear why it failed.
+            let icmp_error = protocol == Protocol::Icmp
+                && first.first() != Some(&u8::from(icmp::Message::EchoRequest));
+            if icmp_error
                 || key.src.is_unspecified()
                 || key.src.is_broadcast()
                 || key.src.is_multicast()
             {
-                // Not for an ICMP message (which may itself be an error).
                 continue;
             }
             let repr = ipv4::Repr {
@@ -576,6 +634,7 @@ impl DatagramSession for Stack {
             return;
         };
         match &mut self.inbound {
+            Some(link) if link.in_flight() >= MAX_HELD => self.counters.queue_dropped += 1,
             Some(link) => {
                 if let Verdict::Accepted { .. } =
                     link.push(cx.now, Bytes::copy_from_slice(payload), payload.len())

@@ -353,6 +353,14 @@ fn bad_datagrams_are_dropped_and_counted() {
     );
     *udp_sum.last_mut().unwrap() ^= 1;
     let tcp = ip(KERNEL, US, 6, 7, (false, 0), &[0; 20]);
+    let multicast = ip(
+        [224, 0, 0, 1],
+        US,
+        1,
+        8,
+        (false, 0),
+        &echo(8, 1, 1, b"abcd"),
+    );
     for p in [
         &bad_sum,
         &version,
@@ -364,14 +372,15 @@ fn bad_datagrams_are_dropped_and_counted() {
         &udp_sum,
         &tcp,
         &vec![],
+        &multicast,
     ] {
         feed(&mut s, at(1), p);
     }
     assert_eq!(device(&mut s, at(1)), Vec::<Vec<u8>>::new());
     let c = s.counters();
-    assert_eq!(c.datagrams_in, 10);
+    assert_eq!(c.datagrams_in, 11);
     assert_eq!(c.bad_checksum, 3, "{c}");
-    assert_eq!(c.bad_header, 5, "{c}");
+    assert_eq!(c.bad_header, 6, "{c}");
     assert_eq!(c.not_ours, 1, "{c}");
     assert_eq!(c.tcp_dropped, 1, "{c}");
     assert_eq!(c.datagrams_out, 0);
@@ -413,6 +422,29 @@ fn a_datagram_missing_a_fragment_times_out_at_thirty_seconds_with_one_icmp_error
     s.handle_timeout(&mut cx(at(230_000), None));
     assert_eq!(device(&mut s, at(230_000)).len(), 0);
     assert_eq!(s.counters().reassembly_timeouts, 2);
+    // A large ping that lost its tail hears why; an ICMP error that lost
+    // its tail (here a port unreachable) does not.
+    let ping = fragments(1, 1, &echo(8, 1, 1, &[0; 3_000]), 1_500);
+    let error = fragments(
+        1,
+        2,
+        &[&[3u8, 3, 0, 0, 0, 0, 0, 0][..], &[0; 3_000]].concat(),
+        1_500,
+    );
+    feed(&mut s, at(300_000), &ping[0]);
+    feed(&mut s, at(300_000), &error[0]);
+    s.handle_timeout(&mut cx(at(330_000), None));
+    let sent = device(&mut s, at(330_000));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0][20], sent[0][21]),
+        (11, icmp::REASSEMBLY_TIME_EXCEEDED)
+    );
+    assert_eq!(
+        u16::from_be_bytes([sent[0][32], sent[0][33]]),
+        1,
+        "quotes the ping's ident"
+    );
 }
 
 #[test]
@@ -581,4 +613,95 @@ fn no_input_panics_the_stack() {
             },
         )
         .unwrap();
+}
+
+/// `packet` with its identification and header checksum zeroed: the two
+/// fields in which two correct stacks may differ.
+fn masked(packet: &[u8]) -> Vec<u8> {
+    let mut p = packet.to_vec();
+    p[4..6].copy_from_slice(&[0, 0]);
+    p[10..12].copy_from_slice(&[0, 0]);
+    p
+}
+
+#[test]
+fn real_captures_get_the_linux_kernels_answers() {
+    use crate::wire::captures::{self as cap, bytes};
+    let mut s = stack(&StackConfig::default());
+    feed(&mut s, at(0), &bytes(cap::PING_REQUEST));
+    let sent = device(&mut s, at(0));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(csum(&sent[0][..20]), [0, 0]);
+    assert_eq!(masked(&sent[0]), masked(&bytes(cap::PING_REPLY)));
+
+    // `ping -s 4000`: its fragments in a scrambled order; our reply is
+    // fragmented exactly as the kernel's was.
+    for f in [
+        cap::FRAG_REQUEST_3,
+        cap::FRAG_REQUEST_1,
+        cap::FRAG_REQUEST_2,
+    ] {
+        feed(&mut s, at(1), &bytes(f));
+    }
+    let sent = device(&mut s, at(1));
+    let kernel = [cap::FRAG_REPLY_1, cap::FRAG_REPLY_2, cap::FRAG_REPLY_3];
+    assert_eq!(sent.len(), kernel.len());
+    for (ours, theirs) in sent.iter().zip(kernel) {
+        assert_eq!(csum(&ours[..20]), [0, 0]);
+        assert_eq!(masked(ours), masked(&bytes(theirs)));
+    }
+
+    // The Python datagram to 7007 comes back to its port.
+    feed(&mut s, at(2), &bytes(cap::UDP_TO_CLOSED_PORT));
+    let sent = device(&mut s, at(2));
+    assert_eq!(
+        sent,
+        [ip(
+            US,
+            KERNEL,
+            17,
+            3,
+            (false, 0),
+            &udp_bytes(US, KERNEL, ECHO_PORT, 40_000, b"hello tunstack")
+        )]
+    );
+}
+
+#[test]
+fn what_waits_is_bounded() {
+    // An inbound impairment that holds everything for a second.
+    let slow = ImpairConfig {
+        latency: Duration::from_secs(1),
+        ..ImpairConfig::default()
+    };
+    let mut s = stack(&StackConfig {
+        impair_in: Some(slow),
+        ..StackConfig::default()
+    });
+    let ping = ip(KERNEL, US, 1, 1, (false, 0), &echo(8, 1, 1, b"x"));
+    for _ in 0..MAX_HELD + 10 {
+        feed(&mut s, at(0), &ping);
+    }
+    assert_eq!(s.counters().queue_dropped, 10);
+    // And an outbound one: the replies wait.
+    let mut s = stack(&StackConfig {
+        impair_out: Some(slow),
+        ..StackConfig::default()
+    });
+    for _ in 0..MAX_HELD + 10 {
+        feed(&mut s, at(0), &ping);
+    }
+    assert_eq!(s.counters().queue_dropped, 10);
+    assert_eq!(s.counters().echo_replies, MAX_HELD as u64 + 10);
+    // Replies nobody collects stop at MAX_QUEUED, and reading pauses.
+    let mut s = stack(&StackConfig::default());
+    for _ in 0..MAX_QUEUED {
+        assert!(s.wants_input());
+        feed(&mut s, at(0), &ping);
+    }
+    assert!(!s.wants_input());
+    feed(&mut s, at(0), &ping);
+    assert_eq!(s.counters().queue_dropped, 1);
+    assert_eq!(device(&mut s, at(0)).len(), MAX_QUEUED);
+    assert!(s.wants_input());
 }
