@@ -259,6 +259,7 @@ impl Reactor {
         e.udp = Some(Box::new(UdpState {
             pending: VecDeque::new(),
             more,
+            more_writable: false,
         }));
         entry.insert(e);
         if let Err(e) = self.register_endpoints(key) {

@@ -193,6 +193,10 @@ pub(super) struct UdpState {
     pub(super) pending: VecDeque<Pending>,
     /// Endpoints beyond the home one.
     pub(super) more: Vec<Endpoint>,
+    /// Some endpoint in `more` has `WRITABLE` registered: when none has and
+    /// nothing waits for one, updating interest skips them all (the proxy
+    /// flushes its flows several times per datagram).
+    pub(super) more_writable: bool,
 }
 
 /// UDP payload that met `WouldBlock`: one datagram, or several of

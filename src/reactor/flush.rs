@@ -22,13 +22,17 @@ use std::io::ErrorKind;
 impl Reactor {
     /// After any call into the session at `key`: transmit, arm its deadline,
     /// carry out its end, update interest (the fixed order of `proto`).
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one pass in the seam's order over an entry and its parent borrowed once; \
-                  the numbered steps share those borrows, and splitting them would look the \
-                  entry up again on the hottest path"
-    )]
     pub(super) fn flush(&mut self, key: usize) {
+        if let Some(done) = self.transmit(key) {
+            self.wait_for_room(key, &done);
+            self.act_on(key, done);
+        }
+    }
+
+    /// Step 1: the transport's transmit step, then what the session says
+    /// (the order of `drive::after_call`). `None`: nothing to act on (a
+    /// dead or socketless entry, or the stream failed and is being freed).
+    fn transmit(&mut self, key: usize) -> Option<Transmitted> {
         let go_written = core::mem::take(&mut self.go_written);
         let (home_parent, acceptor) = match self.entries.get(key) {
             Some(e) if e.phase != Phase::Dead => (
@@ -37,24 +41,22 @@ impl Reactor {
                     .flatten(),
                 e.acceptor_key().filter(|_| e.moves_acceptor),
             ),
-            _ => return,
+            _ => return None,
         };
         // A shared UDP session sends through its acceptor's socket.
         let (entry, parent_entry) = match home_parent {
-            Some(p) => match self.entries.get2_mut(key, p) {
-                Some((e, pe)) => (e, Some(pe)),
-                None => return,
-            },
+            Some(p) => {
+                let (e, pe) = self.entries.get2_mut(key, p)?;
+                (e, Some(pe))
+            }
             None => (&mut self.entries[key], None),
         };
         let mut cx = Context::new(self.now, key, entry.peer);
-
-        // 1. Transmit; then what the session says (the order of `drive`).
         let mut wrote = 0;
         let (sent, after) = match &mut entry.role {
             Role::Stream(session) => {
                 let Io::Stream(stream) = &mut entry.io else {
-                    return;
+                    return None;
                 };
                 let writable = entry.phase != Phase::Connecting;
                 let allowance = if entry.write_queued {
@@ -74,23 +76,20 @@ impl Reactor {
                         wrote = written;
                         (sent, after)
                     }
-                    Err(kind) => return self.fail(key, kind),
+                    Err(kind) => {
+                        self.fail(key, kind);
+                        return None;
+                    }
                 }
             }
             Role::Datagram(session) => {
-                let home = match (&entry.io, &parent_entry) {
-                    (Io::Udp(s), _) => Some(s),
-                    (Io::SharedUdp, Some(p)) => match &p.io {
-                        Io::Udp(s) => Some(s),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let Some(home) = home else {
-                    return;
+                let ((Io::Udp(home), _) | (Io::SharedUdp, Some(Io::Udp(home)))) =
+                    (&entry.io, parent_entry.map(|p| &p.io))
+                else {
+                    return None;
                 };
                 let udp = entry.udp.get_or_insert_with(Box::default);
-                let UdpState { pending, more } = &mut **udp;
+                let UdpState { pending, more, .. } = &mut **udp;
                 let sockets = (home, more.as_slice());
                 let mut out = UdpOut {
                     sockets: &sockets,
@@ -106,20 +105,32 @@ impl Reactor {
                 result
             }
             Role::Job(job) => after_call(&mut **job, &mut cx, |_, _| Sent::All),
-            _ => return,
+            _ => return None,
         };
+        Some(Transmitted {
+            sent,
+            wrote,
+            after,
+            home_parent,
+            acceptor,
+        })
+    }
 
-        // 2. Room: what the transport could not take now.
-        entry.write_blocked = matches!(sent, Sent::SocketFull) && matches!(entry.io, Io::Stream(_));
-        match sent {
+    /// Step 2: output the transport could not take now waits for its turn
+    /// (the write budget) or for room (`WRITABLE`).
+    fn wait_for_room(&mut self, key: usize, done: &Transmitted) {
+        let entry = &mut self.entries[key];
+        let stream = matches!(entry.io, Io::Stream(_));
+        entry.write_blocked = done.sent == Sent::SocketFull && stream;
+        match done.sent {
             Sent::All => {}
             // A stream waits for its next share: behind the other writers
             // if it wrote this turn, ahead of them if the budget ran out
             // before its go.
-            Sent::BudgetSpent if matches!(entry.io, Io::Stream(_)) => {
+            Sent::BudgetSpent if stream => {
                 if !entry.write_queued {
                     entry.write_queued = true;
-                    if wrote == 0 {
+                    if done.wrote == 0 {
                         self.starved.push(key);
                     } else {
                         self.deferred.push(key);
@@ -133,30 +144,38 @@ impl Reactor {
                     .pending_front()
                     .is_none_or(|p| p.endpoint == EndpointId::HOME);
                 if home_full
+                    && let Some(parent) = done.home_parent
                     && let Some(Entry {
                         role: Role::DatagramAcceptor(demux),
                         ..
-                    }) = parent_entry
+                    }) = self.entries.get_mut(parent)
                     && !demux.blocked.contains(&key)
                 {
                     demux.blocked.push(key);
                 }
             }
         }
+    }
 
-        // 3. The end, then the deadline (a closing entry waits for its
-        //    linger time instead).
+    /// Steps 3–5: the end, the deadline (a closing entry waits for its
+    /// linger time instead), the half-close, resumed reading, interest,
+    /// and the acceptor's deadline if the session shares state with it.
+    fn act_on(&mut self, key: usize, done: Transmitted) {
         let After {
             deadline,
             wake,
             close,
             wants_input,
-        } = after;
+        } = done.after;
+        let entry = &mut self.entries[key];
         if let Some(reason) = close {
-            debug!("{} closing: {reason:?}", cx.tag);
+            debug!(
+                "[#{key}{}] closing: {reason:?}",
+                super::fmt_peer(entry.peer)
+            );
             if entry.begin_close(&reason, self.now + self.config.linger) {
                 self.reap.push(key);
-                self.sync_acceptor_of(acceptor);
+                self.sync_acceptor_of(done.acceptor);
                 return;
             }
         }
@@ -167,14 +186,12 @@ impl Reactor {
         entry
             .slot
             .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
-
-        // 4. Half-close a closing stream once its output is out; resume
-        //    reading a session that wants input again.
+        // Half-close a closing stream once its output is out.
         if entry.shut_write_if_flushed() {
             if entry.read_closed {
                 entry.phase = Phase::Dead;
                 self.reap.push(key);
-                self.sync_acceptor_of(acceptor);
+                self.sync_acceptor_of(done.acceptor);
                 return;
             }
             // Discard whatever the peer still sends until its EOF.
@@ -188,15 +205,12 @@ impl Reactor {
                 self.still_ready.push(EventKey { key, endpoint }.token().0);
             }
         }
-        self.update_interest(home_parent.unwrap_or(key));
-        if home_parent.is_some() && !self.entries[key].more().is_empty() {
+        self.update_interest(done.home_parent.unwrap_or(key));
+        if done.home_parent.is_some() && !self.entries[key].more().is_empty() {
             // Its own endpoints need WRITABLE while their datagrams wait.
             self.update_interest(key);
         }
-
-        // 5. The session shares state with its acceptor (hello's ID
-        //    registry): the acceptor's deadline may have moved.
-        self.sync_acceptor_of(acceptor);
+        self.sync_acceptor_of(done.acceptor);
     }
 
     /// Reads the deadline of the acceptor at `key` (and its accept retry)
@@ -258,9 +272,15 @@ impl Reactor {
             return;
         };
         let front = udp.pending.front().map(|p| p.endpoint);
+        let waits_on_more = front.is_some_and(|e| e != EndpointId::HOME);
+        if !waits_on_more && !udp.more_writable {
+            return;
+        }
+        udp.more_writable = false;
         for (i, ep) in udp.more.iter_mut().enumerate() {
             let endpoint = EndpointId(u8::try_from(i + 1).unwrap_or(u8::MAX));
             let want = interest(front == Some(endpoint));
+            udp.more_writable |= want != Interest::READABLE;
             if want == ep.interest {
                 continue;
             }
@@ -299,4 +319,16 @@ fn interest(write: bool) -> Interest {
     } else {
         Interest::READABLE
     }
+}
+
+/// What a session's transmit step left to act on.
+struct Transmitted {
+    sent: Sent,
+    /// Stream bytes written in this go.
+    wrote: usize,
+    after: After,
+    /// The acceptor whose socket is a shared session's home.
+    home_parent: Option<usize>,
+    /// The acceptor whose deadline the session may move.
+    acceptor: Option<usize>,
 }

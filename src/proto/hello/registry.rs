@@ -6,7 +6,11 @@
 //! hello acceptors report the FIFO's head as their deadline
 //! ([`Registry::next_expiry`]); when it pops, [`Registry::expire_due`] ends
 //! every registration that is due. One heap deadline per acceptor for the
-//! whole registry, not one push and pop per request.
+//! whole registry, not one push and pop per request. The acceptors re-read
+//! that deadline only after their own calls (an accept, a UDP request), not
+//! after every call into a TCP session: `register` ends what came due
+//! itself, so a deadline armed late only delays bookkeeping, never frees an
+//! ID late (see the invariants) nor lets the queue grow past the live IDs.
 //!
 //! Invariants:
 //! * Every registration gets a generation from a counter that never repeats,
@@ -16,7 +20,9 @@
 //!   that arrives at or after the expiry instant registers afresh even if
 //!   the reactor has not popped the deadline yet (it was late). Either way
 //!   the old registration ends exactly once.
-//! * At most `max_ids` IDs are live.
+//! * At most `max_ids` IDs are live, and the queue holds at most the live
+//!   IDs' expiries plus those that came due since the last `register` or
+//!   `expire_due`.
 
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{HelloId, ID_SPACE};
@@ -110,6 +116,11 @@ impl Registry {
     /// [`Refused::Taken`] while the ID is registered, [`Refused::Full`] when
     /// `max_ids` other IDs are.
     pub fn register(&mut self, id: HelloId, now: Instant) -> Result<Expiry, Refused> {
+        // Registrations made on a TCP connection arm no deadline of their
+        // own (the acceptors re-arm only after their own calls), so what
+        // came due is ended here: the queue then never holds more than the
+        // live IDs' expiries plus those due since the last call.
+        self.expire_due(now);
         let index = usize::from(id.value());
         if let Some(reg) = self.slots[index] {
             if now < reg.expires_at {
@@ -239,15 +250,35 @@ mod tests {
         assert!(r.register(id(7), e.at).is_ok());
     }
 
+    /// IDs registered on one long TCP connection, with no timer popping in
+    /// between (the acceptors arm none for a session's registrations): each
+    /// registration ends what came due, so the queue follows the live IDs.
+    #[test]
+    fn registering_ends_what_came_due_without_a_timer() {
+        let mut r = Registry::new(TTL, 100);
+        for i in 0..1_000u16 {
+            let now = Instant::from_millis(u64::from(i) * 40_000);
+            r.register(id(i % 50 + 1), now).unwrap();
+            assert_eq!(r.len(), 1, "the previous one ended at {now:?}");
+        }
+        assert_eq!(r.expired_count(), 999);
+        assert_eq!(
+            r.next_expiry(),
+            Some(Instant::from_millis(999 * 40_000) + TTL)
+        );
+    }
+
     #[test]
     fn the_queue_expires_in_order_and_skips_ended_registrations() {
         let mut r = Registry::new(TTL, 100);
         let a = r.register(id(1), Instant::from_millis(0)).unwrap();
         let b = r.register(id(2), Instant::from_millis(10)).unwrap();
-        // ID 1 comes back at its expiry, before the queue pops: its first
-        // registration ends then, and the queued entry must not end the second.
+        // ID 1 comes back at its expiry, before any timer popped: the
+        // registration ends its first registration (once) through the queue,
+        // and nothing queued may end the second.
         let a2 = r.register(id(1), a.at).unwrap();
-        assert_eq!(r.next_expiry(), Some(a.at));
+        assert_eq!(r.expired_count(), 1);
+        assert_eq!(r.next_expiry(), Some(b.at));
         assert_eq!(r.expire_due(b.at), 1, "only ID 2's registration ends here");
         assert!(r.is_registered(1, b.at));
         assert_eq!(r.next_expiry(), Some(a2.at));

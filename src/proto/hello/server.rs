@@ -121,12 +121,6 @@ impl StreamAcceptor for HelloStreamAcceptor {
             self.timeouts,
         )))
     }
-
-    /// A HELLO on a connection registers its ID, which may give an empty
-    /// registry its first (and so earliest) expiry.
-    fn sessions_move_deadline(&self) -> bool {
-        true
-    }
 }
 
 /// The acceptor on hello's UDP socket. UDP is one request per datagram and
