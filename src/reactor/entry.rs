@@ -255,6 +255,7 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    #[inline]
     pub(super) fn new(io: Io, role: Role, peer: Option<SocketAddr>, interest: Interest) -> Self {
         Self {
             io,

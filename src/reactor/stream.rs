@@ -145,16 +145,21 @@ impl Reactor {
             }
             trace!("[#{new_key} {peer}] accepted");
             listen.accept.open += 1;
-            let mut new_entry = Entry::new(
-                Io::Stream(stream),
-                Role::Stream(session),
-                Some(peer),
-                Interest::READABLE,
-            );
-            new_entry.acceptor = u32::try_from(key).ok();
-            new_entry.moves_acceptor = listen.acceptor.sessions_move_deadline();
-            let inserted = self.entries.insert(new_entry);
-            debug_assert_eq!(inserted, new_key);
+            let moves_acceptor = listen.acceptor.sessions_move_deadline();
+            // Built in the slot's own expression: an `Entry` built first and
+            // inserted after is one more 184-byte copy per connection.
+            let slot = self.entries.vacant_entry();
+            debug_assert_eq!(slot.key(), new_key);
+            slot.insert(Entry {
+                acceptor: u32::try_from(key).ok(),
+                moves_acceptor,
+                ..Entry::new(
+                    Io::Stream(stream),
+                    Role::Stream(session),
+                    Some(peer),
+                    Interest::READABLE,
+                )
+            });
             // No read here: EPOLL_CTL_ADD reports data that is already
             // queued, so the first request arrives as an ordinary event.
             self.sessions += 1;

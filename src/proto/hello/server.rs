@@ -16,7 +16,7 @@ use crate::proto::{
 use crate::time::{Duration, Instant};
 use crate::wire::hello::{MAX_REQUEST, Refusal, Request as HelloRequest, Response};
 use crate::wire::line;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use log::{debug, trace};
 use std::net::SocketAddr;
 
@@ -337,10 +337,29 @@ impl StreamSession for HelloStream {
         if self.out.is_empty() || limit == 0 {
             return None;
         }
+        Some(self.hand_over(cx.now, limit, buf))
+    }
+}
+
+impl HelloStream {
+    /// Moves up to `limit` bytes of answers into `buf`. Out of line: most
+    /// polls find nothing to send, and inlined this would make each of them
+    /// save and restore the registers it needs.
+    #[inline(never)]
+    fn hand_over(&mut self, now: Instant, limit: usize, buf: &mut BytesMut) -> usize {
         let len = self.out.len().min(limit);
-        buf.extend_from_slice(&self.out.split_to(len));
-        self.timer.touch(cx.now);
-        Some(len)
+        if len == self.out.len() && buf.is_empty() {
+            // All of it fits and nothing is ahead of it: hand the buffer
+            // over instead of copying it into a new allocation.
+            core::mem::swap(buf, &mut self.out);
+        } else {
+            // `advance`, not `split_to`: splitting would turn the buffer
+            // into a shared one, an allocation per answer.
+            buf.extend_from_slice(&self.out[..len]);
+            self.out.advance(len);
+        }
+        self.timer.touch(now);
+        len
     }
 }
 
