@@ -27,6 +27,7 @@ pub struct After {
 /// After any call into `session`: `transmit` (which pulls its output and
 /// returns how far it got), then the deadline, the end and the input
 /// wish, in the order of the seam.
+#[inline]
 pub fn after_call<S: Driven + ?Sized, T>(
     session: &mut S,
     cx: &mut Context,
