@@ -5,22 +5,23 @@
 //! Each layer may import only the ones below it:
 //!
 //! ```text
-//! cli/, app.rs          parse commands, build acceptors and sessions, print reports
+//! cli/, app/           parse commands, build acceptors and sessions, print reports
 //! reactor/              the ONLY code that touches mio, sockets, fds and the clock
-//! proto/                sans-IO sessions: bytes/datagrams + `now` in; bytes, deadlines, requests out
+//! proto/                sans-IO sessions: bytes/datagrams + `now` in; bytes, deadlines, an end out
 //! wire/                 pure codecs: bytes <-> values; no I/O, no time, no logging
 //! ```
 //!
 //! * [`wire`] turns bytes into values and back, and never panics on input.
 //! * [`proto`] holds one state machine per conversation. It is handed
 //!   input and the current [`time::Instant`], and reports what to send,
-//!   when it next needs to be woken, and what it needs the reactor to do.
+//!   when it next needs to be woken, and when it is done.
 //!   Every timeout is therefore testable in virtual time.
-//! * [`reactor`] owns one `mio::Poll`, every socket in one slab (the slab key
-//!   is the mio token), one deadline heap, and the clock. It reads the clock
+//! * [`reactor`] owns one `mio::Poll`, every socket and device in one slab
+//!   (the slab key is the mio token), one deadline heap, and the clock. It reads the clock
 //!   once per turn and drives every session with that `now`.
 //! * [`app`] and [`cli`] wire it together for `mioperf serve` and the clients.
-//! * [`sim`] drives sessions the way the reactor does, over seeded impaired
+//! * [`sim`] drives sessions the way the reactor does (the same
+//!   `proto::drive::after_call`), over seeded impaired
 //!   links in virtual time, for deterministic tests of whole exchanges.
 //!
 //! A test at the bottom of this file keeps `wire`, `proto`, `sim` and the
