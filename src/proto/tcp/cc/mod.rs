@@ -22,13 +22,35 @@
 //!   (it inflates the window in recovery, and is ignored otherwise).
 //! - A retransmission-timer expiry: [`CongestionControl::on_rto`].
 
+pub mod cubic;
 pub mod newreno;
 
 use super::rtt::RttEstimator;
 use crate::time::Instant;
 use core::fmt;
 
+pub use cubic::Cubic;
 pub use newreno::NewReno;
+
+/// The algorithms a connection may be given, for a command-line flag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// [`NewReno`], the default: RFC 5681 + RFC 6582.
+    #[default]
+    NewReno,
+    /// [`Cubic`]: RFC 9438.
+    Cubic,
+}
+
+impl Algorithm {
+    /// A controller of this kind for a sender MSS of `mss` bytes.
+    pub fn build(self, mss: usize) -> Box<dyn CongestionControl> {
+        match self {
+            Self::NewReno => Box::new(NewReno::new(mss)),
+            Self::Cubic => Box::new(Cubic::new(mss)),
+        }
+    }
+}
 
 /// The slow-start threshold before any loss: RFC 5681 §3.1, "SHOULD be set
 /// arbitrarily high (e.g., to the size of the largest possible advertised
@@ -111,4 +133,24 @@ pub trait CongestionControl: fmt::Debug {
 
     /// Whether the connection is in fast recovery.
     fn in_recovery(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_picks_the_algorithm() {
+        assert_eq!(Algorithm::default().build(1460).name(), "newreno");
+        let cubic = Algorithm::Cubic.build(1460);
+        assert_eq!(cubic.name(), "cubic");
+        assert_eq!(cubic.window(), 14_600);
+        assert_eq!(cubic.ssthresh(), INITIAL_SSTHRESH);
+    }
+
+    #[test]
+    fn loss_ssthresh_is_half_the_flight_at_least_two_segments() {
+        assert_eq!(loss_ssthresh(10_000, 1000), 5_000);
+        assert_eq!(loss_ssthresh(3_000, 1000), 2_000);
+    }
 }
