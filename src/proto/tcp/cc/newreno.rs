@@ -296,6 +296,9 @@ mod tests {
         cc.on_ack(now, ack(3 * MSS, 17 * MSS, false), &rtt);
         assert!(cc.in_recovery());
         assert_eq!(cc.window(), 15 * MSS);
+        // Exactly one SMSS still earns the add-back: 15 - 1 + 1.
+        cc.on_ack(now, ack(MSS, 16 * MSS, false), &rtt);
+        assert_eq!(cc.window(), 15 * MSS);
         // A partial ACK of less than one SMSS: no add-back.
         cc.on_ack(now, ack(500, 16 * MSS, false), &rtt);
         assert_eq!(cc.window(), 15 * MSS - 500);
