@@ -44,6 +44,7 @@ pub mod msg;
 pub mod outcome;
 pub mod proxy;
 pub mod stopwait;
+pub mod tcp;
 pub mod tcpfile;
 pub mod tftp;
 pub mod tunstack;
