@@ -7,7 +7,7 @@
 //! state machine will stand on, each module complete and tested on its own:
 //! - [`rtt`]: RFC 6298 round-trip estimation and the retransmission timeout
 //!   (Karn's rule, backoff, named floor and ceiling);
-//! - [`cc`]: congestion control behind one trait, NewReno (RFC 5681/6582)
+//! - [`cc`]: congestion control behind one trait, `NewReno` (RFC 5681/6582)
 //!   and CUBIC (RFC 9438);
 //! - [`isn`]: initial sequence numbers no outsider can guess (RFC 6528,
 //!   SipHash-2-4 keyed by a secret the caller supplies);
