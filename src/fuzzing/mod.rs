@@ -31,8 +31,8 @@ pub use servers::{
     server_hello, server_lab, server_msg, server_stopwait, server_tcpfile, server_tftp,
 };
 pub use wire::{
-    wire_hello, wire_icmp, wire_ipv4, wire_lab, wire_line, wire_msg, wire_stopwait, wire_tcpfile,
-    wire_tftp, wire_udp,
+    wire_hello, wire_icmp, wire_ipv4, wire_lab, wire_line, wire_msg, wire_stopwait, wire_tcp,
+    wire_tcpfile, wire_tftp, wire_udp,
 };
 
 /// A harness: the fuzzer's bytes in, a panic out when a check fails.
@@ -51,6 +51,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_ipv4", wire_ipv4),
     ("wire_icmp", wire_icmp),
     ("wire_udp", wire_udp),
+    ("wire_tcp", wire_tcp),
     ("server_hello", server_hello),
     ("server_lab", server_lab),
     ("server_msg", server_msg),

@@ -16,6 +16,7 @@ pub mod lab;
 pub mod line;
 pub mod msg;
 pub mod stopwait;
+pub mod tcp;
 pub mod tcpfile;
 pub mod tftp;
 pub mod udp;
