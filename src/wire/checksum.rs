@@ -32,16 +32,26 @@ use std::net::Ipv4Addr;
 /// modulo 2^16 - 1), so even a buffer far larger than an IP datagram cannot
 /// overflow it.
 pub fn sum(data: &[u8]) -> u32 {
+    // Eight bytes per step, as two big-endian 32-bit words: a 32-bit word
+    // is congruent to the sum of its two 16-bit halves modulo 0xffff
+    // (2^16 is 1), so this is the same sum in a quarter of the steps. On a
+    // 60 000-byte datagram the 16-bit loop was close to half the stack's
+    // instructions (docs/performance.md §11).
     let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(2);
+    let mut quads = data.chunks_exact(8);
+    for q in &mut quads {
+        let v = u64::from_be_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]);
+        acc += (v >> 32) + (v & u64::from(u32::MAX));
+    }
+    let mut words = quads.remainder().chunks_exact(2);
     for w in &mut words {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
     if let [last] = words.remainder() {
         acc += u64::from(*last) << 8;
     }
-    // Each word is below 2^16, so `acc` stays below 2^48 for any slice a
-    // machine can hold; two folds bring it under 2^32 + 2^16, three below 2^32.
+    // Each step adds less than 2^33, so `acc` cannot overflow for any slice
+    // a machine can hold; folding 32 bits at a time brings it below 2^32.
     while acc > u64::from(u32::MAX) {
         acc = (acc & u64::from(u32::MAX)) + (acc >> 32);
     }
@@ -114,7 +124,9 @@ mod tests {
         // RFC 1071 section 3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to 2ddf0,
         // which folds to ddf2.
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(sum(&data), 0x2_ddf0);
+        // `sum` promises the RFC's sum only modulo 0xffff (it adds 32-bit
+        // words); folded, it is the RFC's exactly.
+        assert_eq!(sum(&data) % 0xffff, 0x2_ddf0 % 0xffff);
         assert_eq!(fold(sum(&data)), 0xddf2);
         assert_eq!(internet(&data), 0x220d);
     }
