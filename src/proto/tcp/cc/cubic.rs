@@ -11,7 +11,10 @@
 //! is not implemented). Time comes from the `now` of each call and the
 //! RTT from the engine's [`RttEstimator`]; no clock is read.
 
-use super::{Ack, CongestionControl, INITIAL_SSTHRESH, initial_window};
+use super::{
+    Ack, CongestionControl, INITIAL_SSTHRESH, initial_window, recovery_ack, recovery_window,
+    slow_start,
+};
 use crate::proto::tcp::rtt::RttEstimator;
 use crate::time::Instant;
 
@@ -167,23 +170,13 @@ impl CongestionControl for Cubic {
         self.fresh = false;
         self.after_rto = false;
         if self.recovering {
-            // The same deflation as NewReno (RFC 6582 §3.2 step 3).
-            if ack.covers_recover {
-                self.cwnd = self
-                    .ssthresh
-                    .min(ack.flight.max(self.mss).saturating_add(self.mss));
-                self.recovering = false;
-            } else {
-                self.cwnd = self.cwnd.saturating_sub(ack.bytes_acked);
-                if ack.bytes_acked >= self.mss {
-                    self.cwnd = self.cwnd.saturating_add(self.mss);
-                }
-                self.cwnd = self.cwnd.max(self.mss);
-            }
+            let (cwnd, ended) = recovery_ack(self.cwnd, self.ssthresh, self.mss, ack);
+            self.cwnd = cwnd;
+            self.recovering = !ended;
             return;
         }
         if self.cwnd < self.ssthresh {
-            self.cwnd = self.cwnd.saturating_add(ack.bytes_acked.min(self.mss));
+            self.cwnd = slow_start(self.cwnd, ack.bytes_acked, self.mss);
         } else {
             self.congestion_avoidance(now, ack.bytes_acked, rtt);
         }
@@ -201,9 +194,7 @@ impl CongestionControl for Cubic {
         }
         self.fresh = false;
         self.ssthresh = self.reduce(flight);
-        self.cwnd = self
-            .ssthresh
-            .saturating_add(3usize.saturating_mul(self.mss));
+        self.cwnd = recovery_window(self.ssthresh, self.mss);
         self.recovering = true;
     }
 

@@ -75,6 +75,39 @@ pub fn loss_ssthresh(flight: usize, mss: usize) -> usize {
     (flight / 2).max(2usize.saturating_mul(mss))
 }
 
+/// The window on entering fast recovery, RFC 5681 §3.2 step 3: the new
+/// ssthresh plus the three segments the duplicate ACKs say have left.
+pub fn recovery_window(ssthresh: usize, mss: usize) -> usize {
+    ssthresh.saturating_add(3usize.saturating_mul(mss))
+}
+
+/// The window after an ACK of new data during fast recovery, RFC 6582
+/// §3.2 step 3, and whether recovery ends. Shared by every algorithm here:
+/// they differ in how they grow and how far they cut, not in recovery.
+/// - A full ACK (`covers_recover`) deflates to
+///   min(ssthresh, max(FlightSize, SMSS) + SMSS), option (1), which avoids
+///   a burst when little is in flight, and ends recovery.
+/// - A partial ACK deflates by the data it acknowledged and adds back one
+///   SMSS if that was at least one SMSS, so about ssthresh stays in flight
+///   when recovery ends.
+pub fn recovery_ack(cwnd: usize, ssthresh: usize, mss: usize, ack: Ack) -> (usize, bool) {
+    if ack.covers_recover {
+        let cwnd = ssthresh.min(ack.flight.max(mss).saturating_add(mss));
+        return (cwnd, true);
+    }
+    let mut cwnd = cwnd.saturating_sub(ack.bytes_acked);
+    if ack.bytes_acked >= mss {
+        cwnd = cwnd.saturating_add(mss);
+    }
+    (cwnd.max(mss), false)
+}
+
+/// Slow start, RFC 5681 equation (2) with RFC 3465's L = 1 SMSS: the
+/// window grows by what was acknowledged, at most one SMSS per ACK.
+pub fn slow_start(cwnd: usize, bytes_acked: usize, mss: usize) -> usize {
+    cwnd.saturating_add(bytes_acked.min(mss))
+}
+
 /// One acknowledgment of new data, as the engine saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ack {

@@ -13,7 +13,10 @@
 //! Not implemented: restart after idle (RFC 5681 §4.1) and the
 //! application-limited rules of RFC 7661; the engine may add them.
 
-use super::{Ack, CongestionControl, INITIAL_SSTHRESH, initial_window, loss_ssthresh};
+use super::{
+    Ack, CongestionControl, INITIAL_SSTHRESH, initial_window, loss_ssthresh, recovery_ack,
+    recovery_window, slow_start,
+};
 use crate::proto::tcp::rtt::RttEstimator;
 use crate::time::Instant;
 
@@ -64,30 +67,16 @@ impl CongestionControl for NewReno {
         self.fresh = false;
         self.after_rto = false;
         if self.recovering {
-            if ack.covers_recover {
-                // RFC 6582 §3.2 step 3, full ACK, option (1): deflate to
-                // min(ssthresh, max(FlightSize, SMSS) + SMSS), which
-                // avoids a burst when little is in flight.
-                self.cwnd = self
-                    .ssthresh
-                    .min(ack.flight.max(self.mss).saturating_add(self.mss));
+            let (cwnd, ended) = recovery_ack(self.cwnd, self.ssthresh, self.mss, ack);
+            self.cwnd = cwnd;
+            if ended {
                 self.recovering = false;
                 self.acked_in_ca = 0;
-            } else {
-                // Partial ACK: deflate by the data it acknowledged, add
-                // back one SMSS if that was at least one SMSS, so about
-                // ssthresh stays in flight when recovery ends.
-                self.cwnd = self.cwnd.saturating_sub(ack.bytes_acked);
-                if ack.bytes_acked >= self.mss {
-                    self.cwnd = self.cwnd.saturating_add(self.mss);
-                }
-                self.cwnd = self.cwnd.max(self.mss);
             }
             return;
         }
         if self.cwnd < self.ssthresh {
-            // Slow start, RFC 5681 equation 2.
-            self.cwnd = self.cwnd.saturating_add(ack.bytes_acked.min(self.mss));
+            self.cwnd = slow_start(self.cwnd, ack.bytes_acked, self.mss);
         } else {
             // Congestion avoidance, byte counting.
             self.acked_in_ca = self.acked_in_ca.saturating_add(ack.bytes_acked);
@@ -115,9 +104,7 @@ impl CongestionControl for NewReno {
         self.fresh = false;
         // RFC 5681 §3.2 steps 2 and 3.
         self.ssthresh = loss_ssthresh(flight, self.mss);
-        self.cwnd = self
-            .ssthresh
-            .saturating_add(3usize.saturating_mul(self.mss));
+        self.cwnd = recovery_window(self.ssthresh, self.mss);
         self.recovering = true;
         self.acked_in_ca = 0;
     }
