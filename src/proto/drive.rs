@@ -8,7 +8,7 @@
 //! simulator's links differ. Keeping the order here means a simulated run
 //! exercises the same protocol calls, in the same order, as a real one.
 
-use super::{CloseReason, Context, Driven, Wake};
+use super::{CloseReason, Context, Driven, PartId, Wake};
 use crate::time::Instant;
 
 /// What a session said after a call, besides its output.
@@ -49,6 +49,20 @@ pub fn after_call<S: Driven + ?Sized, T>(
             wants_input,
         },
     )
+}
+
+/// Step 5 of the order, after [`after_call`]: hands every change to the
+/// deadlines of `session`'s parts to `arm` (see
+/// [`Driven::poll_part_timeout`]). Bounded by what the session reports:
+/// it reports each part whose deadline moved, once.
+#[inline]
+pub fn drain_parts<S: Driven + ?Sized>(
+    session: &mut S,
+    mut arm: impl FnMut(PartId, Option<Instant>),
+) {
+    while let Some((part, at)) = session.poll_part_timeout() {
+        arm(part, at);
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@
 //! 2. [`Driven::poll_timeout`] and [`Driven::wake`], and arms the deadline
 //!    heap if it changed;
 //! 3. [`Driven::poll_close`];
-//! 4. `wants_input`, to pause or resume reading.
+//! 4. `wants_input`, to pause or resume reading;
+//! 5. [`Driven::poll_part_timeout`] until `None` ([`drive::drain_parts`]),
+//!    for the objects that multiplex parts with deadlines of their own.
 
 pub mod arq;
 pub mod budget;
@@ -168,7 +170,30 @@ pub trait Driven {
     fn wants_input(&self) -> bool {
         true
     }
+
+    /// The next change to the deadline of one of the object's *parts*:
+    /// things it multiplexes that each need a timer of their own on the
+    /// reactor's one heap (a TUN stack's TCP connections). `(part,
+    /// Some(at))` arms `part` at `at`, replacing its previous arming;
+    /// `(part, None)` forgets the part (it is gone). Drained after every
+    /// call, after [`wants_input`](Self::wants_input). An arming may be
+    /// early (a part may keep an earlier wake-up rather than re-arm on
+    /// every change): [`handle_part_timeout`](Self::handle_part_timeout)
+    /// with nothing due is a no-op.
+    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+        None
+    }
+
+    /// The deadline armed for `part` came. Only the current arming of a
+    /// part is delivered, never a replaced one.
+    fn handle_part_timeout(&mut self, _cx: &mut Context, _part: PartId) {}
 }
+
+/// Names one part of a session whose deadline is its own heap entry (see
+/// [`Driven::poll_part_timeout`]). A part's number may be reused once the
+/// session reported it gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartId(pub u32);
 
 /// One unit of input on a TCP stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

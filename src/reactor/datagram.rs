@@ -257,10 +257,8 @@ impl Reactor {
         e.acceptor = u32::try_from(acceptor).ok();
         e.moves_acceptor = moves_acceptor;
         e.udp = Some(Box::new(UdpState {
-            pending: VecDeque::new(),
             more,
-            more_writable: false,
-            capture: None,
+            ..UdpState::default()
         }));
         entry.insert(e);
         if let Err(e) = self.register_endpoints(key) {

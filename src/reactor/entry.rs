@@ -7,9 +7,9 @@
 
 use super::capture::Capture;
 use super::sys::tun::TunDevice;
-use super::timers::TimerSlot;
+use super::timers::{Stamp, TimerSlot};
 use crate::proto::{
-    CloseReason, DatagramAcceptor, DatagramSession, Driven, EndpointId, StreamAcceptor,
+    CloseReason, DatagramAcceptor, DatagramSession, Driven, EndpointId, PartId, StreamAcceptor,
     StreamSession,
 };
 use crate::time::{Duration, Instant};
@@ -205,6 +205,10 @@ pub(super) struct UdpState {
     /// A device session's capture file: its endpoints 1 (inbound) and 2
     /// (outbound), write-only, never registered for readiness.
     pub(super) capture: Option<Capture>,
+    /// The live heap arming of each part the session reported
+    /// ([`Driven::poll_part_timeout`](crate::proto::Driven::poll_part_timeout)):
+    /// a popped part deadline is delivered only if its stamp is here.
+    pub(super) parts: hashbrown::HashMap<PartId, Stamp>,
 }
 
 /// UDP payload that met `WouldBlock`: one datagram, or several of

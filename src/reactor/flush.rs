@@ -14,7 +14,7 @@ use super::entry::{Entry, EventKey, Io, Phase, Role, UdpState};
 use super::stream::transmit_stream;
 use super::timers::{Owner, Wake};
 use super::{Reactor, Sent};
-use crate::proto::drive::{After, after_call};
+use crate::proto::drive::{After, after_call, drain_parts};
 use crate::proto::{Context, Driven, EndpointId};
 use log::{debug, warn};
 use mio::Interest;
@@ -198,6 +198,18 @@ impl Reactor {
                 self.sync_acceptor_of(done.acceptor);
                 return;
             }
+        }
+        if let (Some(udp), Some(session)) = (entry.udp.as_deref_mut(), entry.role.driven()) {
+            let timers = &mut self.timers;
+            drain_parts(session, |part, at| match at {
+                Some(at) => {
+                    let stamp = timers.arm(Owner::Part(key, part), at);
+                    udp.parts.insert(part, stamp);
+                }
+                None => {
+                    udp.parts.remove(&part);
+                }
+            });
         }
         let (want, wake) = match entry.phase {
             Phase::Closing { until } => (Some(until), Wake::Coarse),

@@ -742,6 +742,29 @@ impl Reactor {
                         Phase::Open | Phase::Connecting => self.on_timer(key),
                     }
                 }
+                Owner::Part(key, part) => {
+                    let Some(entry) = self.entries.get_mut(key) else {
+                        self.stats.stale_timers += 1;
+                        continue;
+                    };
+                    // Only the live arming fires; it is spent once popped.
+                    let current = entry.udp.as_deref_mut().is_some_and(|udp| {
+                        let live = udp.parts.get(&part) == Some(&stamp);
+                        if live {
+                            udp.parts.remove(&part);
+                        }
+                        live
+                    });
+                    if !current || !matches!(entry.phase, Phase::Open) {
+                        self.stats.stale_timers += 1;
+                        continue;
+                    }
+                    let mut cx = Context::new(self.now, key, entry.peer);
+                    if let Some(session) = entry.role.driven() {
+                        session.handle_part_timeout(&mut cx, part);
+                    }
+                    self.flush(key);
+                }
                 Owner::IdleExit => {
                     let Some((idle, slot)) = &mut self.idle else {
                         continue;
@@ -849,6 +872,11 @@ impl Reactor {
         let idle = self.idle.as_ref().map(|(_, slot)| *slot);
         self.timers.compact(|owner, stamp| match owner {
             Owner::Entry(key) => entries.get(key).is_some_and(|e| e.slot.is_current(stamp)),
+            Owner::Part(key, part) => entries
+                .get(key)
+                .and_then(|e| e.udp.as_deref())
+                .and_then(|udp| udp.parts.get(&part))
+                .is_some_and(|s| *s == stamp),
             Owner::IdleExit => idle.is_some_and(|s| s.is_current(stamp)),
         });
         self.stats.compactions += 1;

@@ -22,6 +22,7 @@
 //! millisecond, so that a stream of them re-arms the timerfd at most once
 //! per millisecond.
 
+use crate::proto::PartId;
 use crate::time::Instant;
 use core::cmp::Ordering;
 use core::fmt;
@@ -38,6 +39,9 @@ pub use crate::proto::Wake;
 pub enum Owner {
     /// The session, acceptor or job in this slab entry.
     Entry(usize),
+    /// One part of the session in this slab entry (a TUN stack's TCP
+    /// connection): see `Driven::poll_part_timeout`.
+    Part(usize, PartId),
     /// The reactor's idle-exit check.
     IdleExit,
 }

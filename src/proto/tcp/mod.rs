@@ -16,5 +16,6 @@
 
 pub mod assembler;
 pub mod cc;
+pub mod conn;
 pub mod isn;
 pub mod rtt;
