@@ -200,14 +200,18 @@ impl Reactor {
             }
         }
         if let (Some(udp), Some(session)) = (entry.udp.as_deref_mut(), entry.role.driven()) {
-            let timers = &mut self.timers;
+            let (timers, armed) = (&mut self.timers, &mut self.parts_armed);
             drain_parts(session, |part, at| match at {
                 Some(at) => {
                     let stamp = timers.arm(Owner::Part(key, part), at);
-                    udp.parts.insert(part, stamp);
+                    if udp.parts.insert(part, stamp).is_none() {
+                        *armed += 1;
+                    }
                 }
                 None => {
-                    udp.parts.remove(&part);
+                    if udp.parts.remove(&part).is_some() {
+                        *armed -= 1;
+                    }
                 }
             });
         }

@@ -230,6 +230,9 @@ pub struct Reactor {
     ready: Vec<Ready>,
     entries: Slab<Entry>,
     timers: Timers,
+    /// Part deadlines armed across all entries (`UdpState::parts`): live
+    /// heap owners besides one per entry, so compaction counts them.
+    parts_armed: usize,
     clock: Clock,
     waiter: Waiter,
     config: ReactorConfig,
@@ -311,6 +314,7 @@ impl Reactor {
             ready: Vec::with_capacity(1024),
             entries: Slab::new(),
             timers: Timers::new(),
+            parts_armed: 0,
             clock,
             waiter,
             now,
@@ -752,6 +756,7 @@ impl Reactor {
                         let live = udp.parts.get(&part) == Some(&stamp);
                         if live {
                             udp.parts.remove(&part);
+                            self.parts_armed -= 1;
                         }
                         live
                     });
@@ -834,6 +839,7 @@ impl Reactor {
             if entry.is_session() {
                 self.sessions -= 1;
             }
+            self.parts_armed -= entry.udp.as_ref().map_or(0, |udp| udp.parts.len());
             if let Some(acceptor) = entry.acceptor_key() {
                 self.detach_child(acceptor, key, entry.peer);
                 self.release_connection(acceptor);
@@ -864,7 +870,7 @@ impl Reactor {
 
     /// Rebuilds the heap when stale entries outnumber live owners.
     fn maybe_compact(&mut self) {
-        let live = self.entries.len() + 1;
+        let live = self.entries.len() + 1 + self.parts_armed;
         if self.timers.len() <= 2 * live + 1024 {
             return;
         }
