@@ -196,6 +196,10 @@ const SCOREBOARD: usize = 8;
 /// of the buffer (or by two segments, whichever is less).
 const WINDOW_UPDATE_DIVISOR: usize = 2;
 
+/// The most duplicate ACKs owed at once (see `Tcb::acks_owed`): three
+/// is what triggers a fast retransmit; more would only burst.
+const MAX_ACKS_OWED: u8 = 3;
+
 /// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
 pub const DEFAULT_MSS: u16 = 536;
 
@@ -296,6 +300,10 @@ pub struct Tcb {
 
     // ---- what to send besides data ----
     ack_now: bool,
+    /// Duplicate ACKs owed for out-of-order segments that arrived in one
+    /// batch (before the carrier polled): each is one ACK, so the sender
+    /// counts them (RFC 5681 §4.2 "immediately").
+    acks_owed: u8,
     /// In-order bytes received since our last ACK (delayed ACK).
     unacked_bytes: usize,
     probe: Option<Probe>,
@@ -382,6 +390,7 @@ impl Tcb {
             rexmit: false,
             syn_sent: 0,
             ack_now: false,
+            acks_owed: 0,
             unacked_bytes: 0,
             probe: None,
             reset: None,
@@ -499,6 +508,7 @@ impl Tcb {
         self.time_wait_at = None;
         self.user_at = None;
         self.ack_now = false;
+        self.acks_owed = 0;
         self.rexmit = false;
         self.probe = None;
     }
@@ -704,20 +714,18 @@ impl Tcb {
             return false;
         }
         let window = usize::from(seg.window_len) << self.snd_shift;
-        if self.sack_ok {
-            self.take_sack(seg);
-        }
+        let new_sack = self.sack_ok && self.take_sack(seg);
         let flight = self.snd_max - self.snd_una;
         if ack > self.snd_una {
             self.new_ack(now, seg, ack);
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && seg.control.is_empty()
-            && window == self.snd_wnd
-            && flight > 0
-            && self.snd_nxt > self.snd_una
-        {
-            self.duplicate_ack(now);
+        } else if ack == self.snd_una && flight > 0 && self.snd_nxt > self.snd_una {
+            // RFC 5681 §2's duplicate ACK, or RFC 6675 §2's: one that
+            // SACKs something new, which counts even when it carries data
+            // (as it does when both sides send at once).
+            let plain = seg.payload.is_empty() && seg.control.is_empty() && window == self.snd_wnd;
+            if plain || new_sack {
+                self.duplicate_ack(now);
+            }
         }
         // The window (§3.10.7.4 step 5, SND.WL1/WL2 guard old segments).
         if self.snd_wl1 < seg.seq_number
@@ -826,8 +834,13 @@ impl Tcb {
         }
     }
 
-    /// Merges the peer's SACK blocks that lie in flight into the scoreboard.
-    fn take_sack(&mut self, seg: &Repr<'_>) {
+    /// Merges the peer's SACK blocks that lie in flight into the scoreboard;
+    /// whether they SACKed anything new.
+    fn take_sack(&mut self, seg: &Repr<'_>) -> bool {
+        if seg.sack_ranges[0].is_none() {
+            return false;
+        }
+        let before = self.sacked_bytes();
         for &(left, right) in seg.sack_ranges.iter().flatten() {
             let (left, right) = (SeqNumber(left), SeqNumber(right));
             if left >= right || left < self.snd_una || right > self.snd_max {
@@ -835,6 +848,14 @@ impl Tcb {
             }
             self.add_sacked(left, right);
         }
+        self.sacked_bytes() != before
+    }
+
+    fn sacked_bytes(&self) -> usize {
+        self.sacked[..self.sacked_len]
+            .iter()
+            .map(|&(l, r)| r - l)
+            .sum()
     }
 
     fn add_sacked(&mut self, mut left: SeqNumber, mut right: SeqNumber) {
@@ -937,6 +958,7 @@ impl Tcb {
                     } else {
                         self.counters.out_of_order += 1;
                         self.ack_now = true;
+                        self.acks_owed = (self.acks_owed + 1).min(MAX_ACKS_OWED);
                     }
                 } else {
                     self.ack_now = true;
@@ -1134,7 +1156,7 @@ impl Tcb {
             self.counters.segments_out += 1;
             return Some(n);
         }
-        if self.ack_now {
+        if self.ack_now || self.acks_owed > 0 {
             let seq = self.snd_nxt;
             let n = self.emit(now, out, seq, Control::None, 0, 0);
             if n.is_some() {
@@ -1370,6 +1392,7 @@ impl Tcb {
         }
         if ack {
             self.ack_now = false;
+            self.acks_owed = self.acks_owed.saturating_sub(1);
             self.unacked_bytes = 0;
             self.delack_at = None;
             self.last_ack_sent = self.rcv_nxt;
@@ -1471,8 +1494,11 @@ impl Tcb {
     /// queued bytes.
     pub fn close(&mut self) {
         match self.state {
-            State::SynSent => self.enter_closed(None),
-            State::SynReceived => self.fin_queued = true,
+            // Not RFC 9293's "delete the TCB": bytes queued before the
+            // handshake completes are the application's request, and a
+            // carrier closes right after queuing them. The FIN waits for
+            // ESTABLISHED; `abort` is how to give up.
+            State::SynSent | State::SynReceived => self.fin_queued = true,
             State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
