@@ -552,7 +552,10 @@ impl Tcb {
         if let Some(ack) = seg.ack_number {
             if ack <= self.iss || ack > self.snd_max {
                 if seg.control != Control::Rst {
-                    self.reset = Some(Reset { seq: ack, ack: None });
+                    self.reset = Some(Reset {
+                        seq: ack,
+                        ack: None,
+                    });
                 }
                 return;
             }
@@ -667,7 +670,10 @@ impl Tcb {
                 self.snd_wl2 = ack;
                 self.arm_keepalive(now);
             } else {
-                self.reset = Some(Reset { seq: ack, ack: None });
+                self.reset = Some(Reset {
+                    seq: ack,
+                    ack: None,
+                });
                 return;
             }
         }
@@ -728,8 +734,7 @@ impl Tcb {
             }
         }
         // The window (§3.10.7.4 step 5, SND.WL1/WL2 guard old segments).
-        if self.snd_wl1 < seg.seq_number
-            || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
+        if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
         {
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
@@ -943,11 +948,15 @@ impl Tcb {
             // Offsets from the first unconsumed byte; trim to the buffer.
             let offset = seq - self.rcv_base;
             let room = self.config.recv_buffer.saturating_sub(offset);
+            if payload.len() > room {
+                // Beyond the window (a zero-window probe, say): the ACK
+                // tells the sender where the window is.
+                self.ack_now = true;
+            }
             let payload = &payload[..payload.len().min(room)];
             if !payload.is_empty() {
                 if let Ok(grown) = self.assembler.add(offset, payload.len()) {
-                    self.recv
-                        .write(offset, payload, self.config.recv_buffer);
+                    self.recv.write(offset, payload, self.config.recv_buffer);
                     if grown > 0 {
                         self.rcv_nxt += grown;
                         self.unacked_bytes += grown;
@@ -1107,7 +1116,11 @@ impl Tcb {
     fn update_persist(&mut self, now: Instant) {
         let waiting = matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::LastAck | State::Closing
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
         ) && self.snd_wnd == 0
             && self.snd_nxt == self.snd_una
             && self.rto_at.is_none()
@@ -1222,7 +1235,11 @@ impl Tcb {
     fn poll_data(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if !matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
         ) {
             return None;
         }
@@ -1363,8 +1380,16 @@ impl Tcb {
                 let shift = shift_for(self.config.recv_buffer);
                 repr.window_scale = Some(shift);
             }
-            repr.sack_permitted = if opening { self.config.sack } else { self.sack_ok };
-            let ts = if opening { self.config.timestamps } else { self.ts_ok };
+            repr.sack_permitted = if opening {
+                self.config.sack
+            } else {
+                self.sack_ok
+            };
+            let ts = if opening {
+                self.config.timestamps
+            } else {
+                self.ts_ok
+            };
             if ts {
                 repr.timestamp = Some((ts_clock(now), if opening { 0 } else { self.ts_recent }));
             }
@@ -1396,7 +1421,8 @@ impl Tcb {
             self.unacked_bytes = 0;
             self.delack_at = None;
             self.last_ack_sent = self.rcv_nxt;
-            let adv = self.rcv_nxt + (usize::from(repr.window_len) << if syn { 0 } else { self.rcv_shift });
+            let adv = self.rcv_nxt
+                + (usize::from(repr.window_len) << if syn { 0 } else { self.rcv_shift });
             self.rcv_adv = self.rcv_adv.max(adv);
             if self.rcv_adv < self.rcv_nxt {
                 self.rcv_adv = adv;

@@ -96,7 +96,13 @@ fn poll(t: &mut Tcb, now: Instant) -> Option<Out> {
 #[track_caller]
 fn expect(t: &mut Tcb, now: Instant, want: Repr<'static>, data: &[u8]) {
     let got = poll(t, now).unwrap_or_else(|| panic!("expected {want}, got nothing"));
-    assert_eq!(got.repr, Repr { payload: &[], ..want });
+    assert_eq!(
+        got.repr,
+        Repr {
+            payload: &[],
+            ..want
+        }
+    );
     assert_eq!(got.data, data, "payload");
 }
 
@@ -583,14 +589,23 @@ fn delayed_ack_waits_then_fires_or_acks_every_second_segment() {
     );
     assert_eq!(t.poll_timeout(), None);
     // Two full segments: ACK at once.
-    t.handle_segment(ms(200), &with_data(seg(IRS + 1001, Some(ISS + 1)), &[1; 1000]));
+    t.handle_segment(
+        ms(200),
+        &with_data(seg(IRS + 1001, Some(ISS + 1)), &[1; 1000]),
+    );
     silence(&mut t, ms(200));
-    t.handle_segment(ms(201), &with_data(seg(IRS + 2001, Some(ISS + 1)), &[1; 1000]));
+    t.handle_segment(
+        ms(201),
+        &with_data(seg(IRS + 2001, Some(ISS + 1)), &[1; 1000]),
+    );
     let o = poll(&mut t, ms(201)).expect("ACK every second segment");
     assert_eq!(o.repr.ack_number, Some(SeqNumber(IRS + 3001)));
     assert_eq!(t.poll_timeout(), None, "the delayed ACK went with it");
     // Out of order: at once.
-    t.handle_segment(ms(300), &with_data(seg(IRS + 5001, Some(ISS + 1)), &[1; 10]));
+    t.handle_segment(
+        ms(300),
+        &with_data(seg(IRS + 5001, Some(ISS + 1)), &[1; 10]),
+    );
     assert!(poll(&mut t, ms(300)).is_some());
 }
 
@@ -727,7 +742,11 @@ fn passive_close_through_close_wait_and_last_ack() {
         b"ok",
     );
     t.handle_segment(ms(7), &seg(IRS + 5, Some(ISS + 3)));
-    assert_eq!(t.state(), State::LastAck, "the data, not the FIN, acknowledged");
+    assert_eq!(
+        t.state(),
+        State::LastAck,
+        "the data, not the FIN, acknowledged"
+    );
     t.handle_segment(ms(8), &seg(IRS + 5, Some(ISS + 4)));
     assert_eq!(t.state(), State::Closed);
     assert_eq!(t.error(), None);
@@ -976,17 +995,35 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
             None => break,
         }
     }
-    eprintln!("end {now} step {step} states {:?} {:?} got {} {} c0 {:?} c1 {:?}", tcbs[0].state(), tcbs[1].state(), got[0].len(), got[1].len(), tcbs[0].counters(), tcbs[1].counters());
-    Run { got, tcbs, end: now }
+    Run {
+        got,
+        tcbs,
+        end: now,
+    }
 }
 
 #[test]
 fn back_to_back_moves_a_mebibyte_each_way() {
     let up = pattern(1 << 20, 0x11);
     let down = pattern(1 << 20, 0x77);
-    let run = back_to_back(&Config::default(), [&up, &down], 0, Duration::from_millis(1));
-    assert!(run.got[1] == up, "A → B byte-exact ({} of {})", run.got[1].len(), up.len());
-    assert!(run.got[0] == down, "B → A byte-exact ({} of {})", run.got[0].len(), down.len());
+    let run = back_to_back(
+        &Config::default(),
+        [&up, &down],
+        0,
+        Duration::from_millis(1),
+    );
+    assert!(
+        run.got[1] == up,
+        "A → B byte-exact ({} of {})",
+        run.got[1].len(),
+        up.len()
+    );
+    assert!(
+        run.got[0] == down,
+        "B → A byte-exact ({} of {})",
+        run.got[0].len(),
+        down.len()
+    );
     for t in &run.tcbs {
         assert_eq!(t.state(), State::Closed);
         assert_eq!(t.error(), None);
@@ -1022,8 +1059,18 @@ fn back_to_back_survives_a_drop_every_nth_segment() {
         ),
     ] {
         let run = back_to_back(&config, [&up, &down], every, Duration::from_millis(5));
-        assert!(run.got[1] == up, "A → B ({} of {}) every {every}", run.got[1].len(), up.len());
-        assert!(run.got[0] == down, "B → A ({} of {}) every {every}", run.got[0].len(), down.len());
+        assert!(
+            run.got[1] == up,
+            "A → B ({} of {}) every {every}",
+            run.got[1].len(),
+            up.len()
+        );
+        assert!(
+            run.got[0] == down,
+            "B → A ({} of {}) every {every}",
+            run.got[0].len(),
+            down.len()
+        );
         for t in &run.tcbs {
             assert_eq!(t.state(), State::Closed);
             assert!(t.counters().retransmits > 0);
@@ -1038,6 +1085,433 @@ fn back_to_back_survives_a_drop_every_nth_segment() {
             // At 1 loss in 11 the window rarely holds four segments, and
             // timeouts take over; at lighter loss they are the exception.
             assert!(c.rto_expiries < c.fast_retransmits, "{c:?}");
+        }
+    }
+}
+
+// ---- retransmission and congestion control ----
+
+/// `n` full segments of data queued and sent at `at`; returns them.
+#[track_caller]
+fn send_segments(t: &mut Tcb, at: Instant, n: usize) -> Vec<Out> {
+    assert_eq!(t.send(&vec![0xab; n * 1000]), n * 1000);
+    let out: Vec<Out> = (0..n).map(|_| poll(t, at).expect("a segment")).collect();
+    silence(t, at);
+    out
+}
+
+#[test]
+fn rto_fires_at_the_computed_instant_and_backs_off() {
+    let mut t = established(&plain());
+    // The handshake's 0 ms sample put the RTO at its 200 ms floor.
+    send_segments(&mut t, ms(10), 3);
+    assert_eq!(t.poll_timeout(), Some(ms(210)));
+    t.handle_timeout(ms(209));
+    silence(&mut t, ms(209));
+    let mut at = 210;
+    for backoff in [400, 800, 1600] {
+        t.handle_timeout(ms(at));
+        // Go-back-N with the loss window: one segment, the first.
+        let o = poll(&mut t, ms(at)).expect("retransmission");
+        assert_eq!(o.repr.seq_number, SeqNumber(ISS + 1));
+        assert_eq!(o.data.len(), 1000);
+        silence(&mut t, ms(at));
+        at += backoff;
+        assert_eq!(t.poll_timeout(), Some(ms(at)));
+    }
+    let c = t.counters();
+    assert_eq!((c.rto_expiries, c.retransmits), (3, 3));
+    assert_eq!(c.cwnd, 1000);
+    assert_eq!(c.ssthresh, 2000, "half the 3000 in flight, at least 2 MSS");
+    // An ACK of new data restores the computed RTO (Karn: no sample from
+    // the retransmitted segment, and the backoff ends).
+    t.handle_segment(ms(at + 5), &seg(IRS + 1, Some(ISS + 1001)));
+    assert_eq!(t.counters().srtt_us, 0);
+    assert_eq!(t.poll_timeout(), Some(ms(at + 5 + 200)));
+    // Slow start from one segment: two go now.
+    assert_eq!(
+        poll(&mut t, ms(at + 5)).unwrap().repr.seq_number,
+        SeqNumber(ISS + 1001)
+    );
+    assert_eq!(
+        poll(&mut t, ms(at + 5)).unwrap().repr.seq_number,
+        SeqNumber(ISS + 2001)
+    );
+    silence(&mut t, ms(at + 5));
+}
+
+#[test]
+fn initial_rto_is_one_second_without_a_sample() {
+    let syn = Repr {
+        control: Control::Syn,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&plain(), local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    assert_eq!(t.poll_timeout(), Some(ms(1000)));
+    t.handle_timeout(ms(1000));
+    let o = poll(&mut t, ms(1000)).expect("SYN-ACK again");
+    assert_eq!(o.repr.control, Control::Syn);
+    assert_eq!(t.poll_timeout(), Some(ms(3000)));
+    // The ACK of the retransmitted SYN-ACK gives no sample (Karn).
+    t.handle_segment(ms(1100), &seg(IRS + 1, Some(ISS + 1)));
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.counters().srtt_us, 0);
+    send_segments(&mut t, ms(1100), 1);
+    assert_eq!(t.poll_timeout(), Some(ms(2100)), "1 s, the backoff over");
+}
+
+#[test]
+fn fast_retransmit_on_exactly_the_third_duplicate_ack_then_newreno() {
+    let mut t = established(&plain());
+    send_segments(&mut t, ms(10), 6);
+    t.handle_segment(ms(20), &seg(IRS + 1, Some(ISS + 1001)));
+    let dup = seg(IRS + 1, Some(ISS + 1001));
+    t.handle_segment(ms(21), &dup);
+    silence(&mut t, ms(21));
+    t.handle_segment(ms(22), &dup);
+    silence(&mut t, ms(22));
+    t.handle_segment(ms(23), &dup);
+    let o = poll(&mut t, ms(23)).expect("fast retransmit");
+    assert_eq!(o.repr.seq_number, SeqNumber(ISS + 1001));
+    assert_eq!(o.data.len(), 1000);
+    silence(&mut t, ms(23));
+    let c = t.counters();
+    assert_eq!(c.fast_retransmits, 1);
+    // FlightSize 5000: ssthresh 2500, cwnd 2500 + 3 · 1000.
+    assert_eq!((c.ssthresh, c.cwnd), (2500, 5500));
+    // A fourth duplicate inflates the window by one segment.
+    t.handle_segment(ms(24), &dup);
+    assert_eq!(t.counters().cwnd, 6500);
+    // A partial ACK (below `recover` = ISS + 6001): the next hole goes.
+    t.handle_segment(ms(30), &seg(IRS + 1, Some(ISS + 3001)));
+    let o = poll(&mut t, ms(30)).expect("the next hole");
+    assert_eq!(o.repr.seq_number, SeqNumber(ISS + 3001));
+    assert_eq!(t.counters().fast_retransmits, 1, "still one recovery");
+    assert_eq!(t.counters().retransmits, 2);
+    // The full ACK ends recovery: min(ssthresh, max(flight, MSS) + MSS).
+    t.handle_segment(ms(40), &seg(IRS + 1, Some(ISS + 6001)));
+    assert_eq!(t.counters().cwnd, 2000);
+    assert_eq!(t.poll_timeout(), None);
+}
+
+#[test]
+fn duplicates_of_an_old_window_do_not_fast_retransmit_again() {
+    let mut t = established(&plain());
+    send_segments(&mut t, ms(10), 5);
+    let dup = seg(IRS + 1, Some(ISS + 1));
+    for i in 0..3 {
+        t.handle_segment(ms(11 + i), &dup);
+    }
+    poll(&mut t, ms(13)).expect("fast retransmit");
+    // The RTO fires anyway; recover = SND.MAX, so three more duplicates
+    // of the same ACK are leftovers, not a new loss (RFC 6582 §4).
+    let rto = t.poll_timeout().unwrap();
+    t.handle_timeout(rto);
+    poll(&mut t, rto).expect("timeout retransmission");
+    for i in 0..3 {
+        t.handle_segment(rto + Duration::from_millis(i), &dup);
+    }
+    assert_eq!(t.counters().fast_retransmits, 1);
+}
+
+#[test]
+fn sacked_data_is_not_retransmitted() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    send_segments(&mut t, ms(10), 4);
+    // The peer has segments 3 and 4, not 1 and 2.
+    t.handle_segment(
+        ms(20),
+        &Repr {
+            sack_ranges: [Some((ISS + 2001, ISS + 4001)), None, None],
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    t.handle_timeout(ms(210));
+    assert_eq!(
+        poll(&mut t, ms(210)).unwrap().repr.seq_number,
+        SeqNumber(ISS + 1)
+    );
+    silence(&mut t, ms(210));
+    t.handle_segment(ms(220), &seg(IRS + 1, Some(ISS + 1001)));
+    let o = poll(&mut t, ms(220)).expect("segment 2");
+    assert_eq!(o.repr.seq_number, SeqNumber(ISS + 1001));
+    silence(&mut t, ms(220));
+    t.handle_segment(ms(230), &seg(IRS + 1, Some(ISS + 4001)));
+    assert_eq!(t.counters().bytes_out, 4000);
+    assert_eq!(t.counters().retransmits, 2);
+}
+
+#[test]
+fn timestamps_give_samples_even_for_retransmissions() {
+    let config = Config {
+        timestamps: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        max_seg_size: Some(1000),
+        timestamp: Some((9, 0)),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_timeout(ms(1000));
+    let o = poll(&mut t, ms(1000)).unwrap();
+    assert_eq!(o.repr.timestamp, Some((1000, 9)));
+    // The echo names the retransmission: RTT 30 ms, not 1030.
+    t.handle_segment(
+        ms(1030),
+        &Repr {
+            timestamp: Some((10, 1000)),
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.counters().srtt_us, 30_000);
+    // Payload shrinks by the 12 bytes of the option.
+    assert_eq!(t.send(&[1; 3000]), 3000);
+    let o = poll(&mut t, ms(1030)).unwrap();
+    assert_eq!(o.data.len(), 988);
+    assert_eq!(o.repr.timestamp, Some((1030, 10)));
+}
+
+#[test]
+fn zero_window_probes_back_off_until_the_window_opens() {
+    let mut t = established(&plain());
+    t.handle_segment(
+        ms(1),
+        &Repr {
+            window_len: 0,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.send(b"abc"), 3);
+    silence(&mut t, ms(2));
+    // The persist timer: the RTO (200 ms), doubling per probe.
+    assert_eq!(t.poll_timeout(), Some(ms(202)));
+    t.handle_timeout(ms(202));
+    expect(&mut t, ms(202), ours(ISS + 1, Some(IRS + 1)), b"a");
+    assert_eq!(t.poll_timeout(), Some(ms(602)));
+    // The peer's answer: still closed.
+    t.handle_segment(
+        ms(203),
+        &Repr {
+            window_len: 0,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.poll_timeout(), Some(ms(602)));
+    t.handle_timeout(ms(602));
+    expect(&mut t, ms(602), ours(ISS + 1, Some(IRS + 1)), b"a");
+    assert_eq!(t.poll_timeout(), Some(ms(1402)));
+    assert_eq!(t.counters().window_probes, 2);
+    // It opens: the data goes, the persist timer stops.
+    t.handle_segment(
+        ms(700),
+        &Repr {
+            window_len: 1000,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    expect(
+        &mut t,
+        ms(700),
+        Repr {
+            control: Control::Psh,
+            ..ours(ISS + 1, Some(IRS + 1))
+        },
+        b"abc",
+    );
+    assert_eq!(
+        t.poll_timeout(),
+        Some(ms(900)),
+        "the RTO, not the persist timer"
+    );
+}
+
+#[test]
+fn our_zero_window_and_the_update_after_consume() {
+    let config = Config {
+        recv_buffer: 3000,
+        ..plain()
+    };
+    let mut t = established(&config);
+    for i in 0..3 {
+        t.handle_segment(
+            ms(1),
+            &with_data(seg(IRS + 1 + i * 1000, Some(ISS + 1)), &[5; 1000]),
+        );
+    }
+    let o = poll(&mut t, ms(1)).unwrap();
+    assert_eq!(
+        (o.repr.ack_number, o.repr.window_len),
+        (Some(SeqNumber(IRS + 3001)), 0)
+    );
+    // A probe beyond the zero window is answered, its byte dropped.
+    t.handle_segment(ms(2), &with_data(seg(IRS + 3001, Some(ISS + 1)), &[6]));
+    let o = poll(&mut t, ms(2)).unwrap();
+    assert_eq!(
+        (o.repr.ack_number, o.repr.window_len),
+        (Some(SeqNumber(IRS + 3001)), 0)
+    );
+    // Consuming under half the buffer: no update yet; past it: one.
+    t.consume(1000);
+    silence(&mut t, ms(3));
+    t.consume(1000);
+    let o = poll(&mut t, ms(3)).expect("window update");
+    assert_eq!(o.repr.window_len, 2000);
+}
+
+#[test]
+fn keepalive_probes_then_gives_up() {
+    let config = Config {
+        keepalive: Some(Duration::from_secs(10)),
+        keepalive_interval: Duration::from_secs(1),
+        keepalive_probes: 2,
+        ..plain()
+    };
+    let mut t = established(&config);
+    assert_eq!(t.poll_timeout(), Some(ms(10_000)));
+    t.handle_timeout(ms(10_000));
+    expect(&mut t, ms(10_000), ours(ISS, Some(IRS + 1)), &[]);
+    // An answer restarts the idle time.
+    t.handle_segment(ms(10_010), &seg(IRS + 1, Some(ISS + 1)));
+    assert_eq!(t.poll_timeout(), Some(ms(20_010)));
+    t.handle_timeout(ms(20_010));
+    expect(&mut t, ms(20_010), ours(ISS, Some(IRS + 1)), &[]);
+    t.handle_timeout(ms(21_010));
+    expect(&mut t, ms(21_010), ours(ISS, Some(IRS + 1)), &[]);
+    assert_eq!(t.poll_timeout(), Some(ms(22_010)));
+    t.handle_timeout(ms(22_010));
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn user_timeout_aborts_unacknowledged_data() {
+    let config = Config {
+        user_timeout: Duration::from_secs(1),
+        ..plain()
+    };
+    let mut t = established(&config);
+    send_segments(&mut t, ms(0), 1);
+    // RTOs at 200 and 600 ms; the user timeout at exactly 1 s.
+    for at in [200, 600] {
+        assert_eq!(t.poll_timeout(), Some(ms(at)));
+        t.handle_timeout(ms(at));
+        poll(&mut t, ms(at)).unwrap();
+    }
+    assert_eq!(t.poll_timeout(), Some(ms(1000)));
+    t.handle_timeout(ms(1000));
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.error(), Some(Error::TimedOut));
+    silence(&mut t, ms(1000));
+}
+
+#[test]
+fn an_idle_connection_costs_under_4_kib() {
+    let t = established(&Config::default());
+    let held = core::mem::size_of::<Tcb>() + t.send.capacity() + t.recv.capacity();
+    assert!(held < 4096, "{held} bytes");
+    let mut t = t;
+    t.send(b"x");
+    assert!(t.send.capacity() <= 4096, "the first allocation is small");
+}
+
+#[test]
+fn counters_count_segments_both_ways() {
+    let mut t = established(&plain());
+    t.handle_segment(ms(1), &with_data(seg(IRS + 1, Some(ISS + 1)), b"abc"));
+    poll(&mut t, ms(1)).unwrap();
+    let c = t.counters();
+    // In: SYN, ACK, data. Out: SYN-ACK, ACK.
+    assert_eq!((c.segments_in, c.segments_out), (3, 2));
+}
+
+// ---- never panics ----
+
+fn any_segment()
+-> impl Strategy<Value = (u8, u32, Option<u32>, u16, usize, Option<(u32, u32)>, u64)> {
+    (
+        0u8..5,
+        prop_oneof![IRS - 10..IRS + 70_000, any::<u32>()],
+        prop_oneof![
+            Just(None),
+            (ISS - 10..ISS + 70_000).prop_map(Some),
+            any::<u32>().prop_map(Some)
+        ],
+        any::<u16>(),
+        0usize..1500,
+        prop_oneof![
+            Just(None),
+            (ISS..ISS + 70_000, 0u32..5000).prop_map(|(l, n)| Some((l, l.wrapping_add(n))))
+        ],
+        0u64..3000,
+    )
+}
+
+proptest! {
+    #[test]
+    fn random_segments_never_panic(
+        opening in 0u8..3,
+        segments in proptest::collection::vec(any_segment(), 1..40),
+        writes in proptest::collection::vec(0usize..5000, 0..5),
+    ) {
+        let data = vec![1u8; 1500];
+        let config = Config { recv_buffer: 20_000, ..Config::default() };
+        let mut t = match opening {
+            0 => Tcb::connect(&config, local(), remote(), ISS, ms(0)),
+            1 => established(&config),
+            _ => {
+                let syn = Repr { control: Control::Syn, window_scale: Some(14), sack_permitted: true, timestamp: Some((1, 0)), ..seg(IRS, None) };
+                Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0))
+            }
+        };
+        let mut now = ms(0);
+        let mut buf = [0u8; BUF];
+        for (i, (flags, seq, ack, window, len, sack, dt)) in segments.into_iter().enumerate() {
+            now += Duration::from_millis(dt);
+            let control = [Control::None, Control::Psh, Control::Syn, Control::Fin, Control::Rst][usize::from(flags)];
+            let repr = Repr {
+                control,
+                seq_number: SeqNumber(seq),
+                ack_number: ack.map(SeqNumber),
+                window_len: window,
+                sack_ranges: [sack, None, None],
+                timestamp: (i % 2 == 0).then_some((i as u32, 5)),
+                payload: &data[..len],
+                ..seg(0, None)
+            };
+            t.handle_segment(now, &repr);
+            if let Some(&w) = writes.get(i) {
+                t.send(&vec![2; w]);
+            }
+            if i == 20 { t.close(); }
+            if let Some(at) = t.poll_timeout() {
+                if at <= now { t.handle_timeout(now); }
+            }
+            t.handle_timeout(now);
+            let mut n = 0;
+            while t.poll_segment(now, &mut buf).is_some() {
+                n += 1;
+                prop_assert!(n < 1000, "poll_segment must run dry");
+            }
+            let r = t.received().len();
+            t.consume(r / 2);
+            let _ = t.counters();
         }
     }
 }
