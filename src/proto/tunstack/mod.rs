@@ -45,6 +45,10 @@ use std::net::Ipv4Addr;
 /// [`echo`].
 pub const ECHO_PORT: u16 = 7007;
 
+/// What [`Stack::with_tcp`] serves: each port and the acceptor that
+/// makes the session above each of its connections.
+pub type TcpListeners = Vec<(u16, Box<dyn crate::proto::StreamAcceptor>)>;
+
 /// The TTL of every datagram the stack originates: RFC 1700's default, and
 /// Linux's `ip_default_ttl`.
 pub const DEFAULT_TTL: u8 = 64;
