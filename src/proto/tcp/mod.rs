@@ -19,3 +19,4 @@ pub mod cc;
 pub mod conn;
 pub mod isn;
 pub mod rtt;
+pub mod session;

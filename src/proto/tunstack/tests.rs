@@ -352,7 +352,12 @@ fn bad_datagrams_are_dropped_and_counted() {
         &udp_bytes(KERNEL, US, 1, ECHO_PORT, b"x"),
     );
     *udp_sum.last_mut().unwrap() ^= 1;
-    let tcp = ip(KERNEL, US, 6, 7, (false, 0), &[0; 20]);
+    // A SYN to 7000 whose checksum (zero) is wrong.
+    let mut syn = [0; 20];
+    syn[2..4].copy_from_slice(&7000u16.to_be_bytes());
+    syn[12] = 0x50;
+    syn[13] = 0x02;
+    let tcp = ip(KERNEL, US, 6, 7, (false, 0), &syn);
     let multicast = ip(
         [224, 0, 0, 1],
         US,
@@ -382,7 +387,7 @@ fn bad_datagrams_are_dropped_and_counted() {
     assert_eq!(c.bad_checksum, 3, "{c}");
     assert_eq!(c.bad_header, 6, "{c}");
     assert_eq!(c.not_ours, 1, "{c}");
-    assert_eq!(c.tcp_dropped, 1, "{c}");
+    assert_eq!(c.tcp_bad_checksum, 1, "{c}");
     assert_eq!(c.datagrams_out, 0);
     // The same ping, intact, is answered.
     feed(&mut s, at(1), &ping);

@@ -1,0 +1,1 @@
+//! Connection tests: a scripted peer against the real engine.
