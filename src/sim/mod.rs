@@ -21,6 +21,8 @@
 //!   sockets, admission, the driver's transmit step.
 //! * `report.rs`: what a run tells: [`Report`], [`SimError`], the trace
 //!   ([`Delivery`]).
+//! * `tcp.rs`: a second, smaller world in which two TCP engines
+//!   ([`crate::proto::tcp::conn::Tcb`]) talk over the same seeded links.
 //! * `tests.rs`: the simulator's own tests; `faults.rs`: the fault suite
 //!   of the file-transfer protocols.
 //!
@@ -67,6 +69,7 @@
 #[cfg(test)]
 mod faults;
 mod report;
+pub mod tcp;
 #[cfg(test)]
 mod tests;
 mod world;

@@ -1,0 +1,350 @@
+//! Engine ↔ engine in the deterministic simulator (issue 14): two
+//! [`mioperf::proto::tcp::conn::Tcb`]s over seeded impaired links
+//! ([`mioperf::sim::tcp`]), every transfer byte-exact, nothing stuck; and
+//! goodput under random loss against the Mathis et al. bound.
+//!
+//! The sweep: 0 / 1 / 5 / 20 % loss, each with 2 % duplication and 5 %
+//! reordering (held back up to 30 ms, so up to 1.5 RTTs) both ways, over a
+//! 20 ms RTT through a 100 Mbit/s bottleneck with a 64 KiB tail-drop queue
+//! (so slow start overflows it and congestion control has something to
+//! find). Sizes 0, 1, 1 MSS + 1, 100 KB and 1 MiB; each seed picks the
+//! congestion controller (even `NewReno`, odd CUBIC), the direction (client
+//! to server, server to client, or both at once) and, every fifth seed,
+//! initial sequence numbers just below 2^32 so the sequence space wraps
+//! mid-transfer. Seeds per size: 100, except 1 MiB (20, and 8 at 20 %
+//! loss) and 100 KB at 20 % loss (50), to keep the file under a minute in
+//! a debug build on two cores.
+//!
+//! A failing case prints its loss, size and seed: `tcp::run` of the same
+//! [`Config`] replays it exactly (set `trace` to see every segment).
+//!
+//! The figure for docs/performance.md:
+//! `cargo test --test sim_tcp mathis_table -- --ignored --nocapture`.
+
+use mioperf::proto::proxy::impair::ImpairConfig;
+use mioperf::proto::tcp::cc::Algorithm;
+use mioperf::proto::tcp::conn;
+use mioperf::sim::Role;
+use mioperf::sim::tcp::{self, Config, Outcome, Report, mathis_bound};
+use mioperf::time::Duration;
+
+/// The engine's default MSS, which the Mathis bound is computed with.
+const MSS: u16 = 1460;
+
+/// One-way propagation delay: a 20 ms RTT.
+const ONE_WAY: Duration = Duration::from_millis(10);
+
+/// One maximum segment and one byte: the smallest transfer of two segments.
+const MSS_PLUS_ONE: u64 = MSS as u64 + 1;
+
+/// Virtual time a sweep run may take: at 20 % loss both ways a 1 MiB
+/// transfer spends most of its time in backed-off retransmission timeouts,
+/// so the simulator's default hour is too short; steps, not virtual time,
+/// cost wall time, and a livelock still ends at the step bound.
+const SWEEP_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The sweep's link: `loss` random loss, plus duplication and reordering,
+/// over a bottleneck that binds.
+fn impaired(loss: f64) -> ImpairConfig {
+    ImpairConfig {
+        // 100 Mbit/s: a 250 KB bandwidth-delay product, which 1 MiB
+        // buffers overrun, so the queue overflows.
+        rate_bytes_per_sec: Some(12_500_000),
+        queue_bytes: Some(64 * 1024),
+        latency: ONE_WAY,
+        drop: loss,
+        duplicate: 0.02,
+        reorder: 0.05,
+        reorder_max: Duration::from_millis(30),
+        ..ImpairConfig::default()
+    }
+}
+
+/// Which way the bytes go.
+#[derive(Clone, Copy, Debug)]
+enum Direction {
+    Upload,
+    Download,
+    Both,
+}
+
+/// The case seed `seed` of the sweep picks.
+fn case(loss: f64, size: u64, seed: u64) -> Config {
+    let cc = if seed.is_multiple_of(2) {
+        Algorithm::NewReno
+    } else {
+        Algorithm::Cubic
+    };
+    let tcp = conn::Config {
+        cc,
+        ..conn::Config::default()
+    };
+    let mut config = Config::new(seed, impaired(loss), &tcp);
+    config.time_limit = SWEEP_TIME_LIMIT;
+    let direction = match (seed / 2) % 3 {
+        0 => Direction::Upload,
+        1 => Direction::Download,
+        _ => Direction::Both,
+    };
+    (config.upload, config.download) = match direction {
+        Direction::Upload => (size, 0),
+        Direction::Download => (0, size),
+        Direction::Both => (size, size),
+    };
+    if seed % 5 == 4 {
+        // Half the transfer below 2^32, half above.
+        let half = u32::try_from(size / 2).expect("sizes are small");
+        config.iss = Some((half.wrapping_neg(), half.wrapping_neg() ^ 0x55));
+    }
+    config
+}
+
+/// Runs `seeds` seeds of every size at `loss`; fails listing every case
+/// that was not byte-exact or did not end cleanly.
+fn sweep(loss: f64, plan: &[(u64, u64)]) {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for &(size, seeds) in plan {
+        for seed in 0..seeds {
+            let config = case(loss, size, seed);
+            let report = tcp::run(&config).expect("the links are valid");
+            runs += 1;
+            if !report.ok() {
+                failures.push(format!("loss {loss} size {size}: {report}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed at {loss} loss:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+const SIZES_SMALL: [u64; 3] = [0, 1, MSS_PLUS_ONE];
+
+#[test]
+fn no_loss_with_duplicates_and_reordering_is_exact() {
+    let plan: Vec<_> = SIZES_SMALL
+        .iter()
+        .map(|&s| (s, 100))
+        .chain([(100_000, 100), (1 << 20, 20)])
+        .collect();
+    sweep(0.0, &plan);
+}
+
+#[test]
+fn one_percent_loss_is_exact() {
+    let plan: Vec<_> = SIZES_SMALL
+        .iter()
+        .map(|&s| (s, 100))
+        .chain([(100_000, 100), (1 << 20, 20)])
+        .collect();
+    sweep(0.01, &plan);
+}
+
+#[test]
+fn five_percent_loss_is_exact() {
+    let plan: Vec<_> = SIZES_SMALL
+        .iter()
+        .map(|&s| (s, 100))
+        .chain([(100_000, 100), (1 << 20, 20)])
+        .collect();
+    sweep(0.05, &plan);
+}
+
+#[test]
+fn twenty_percent_loss_is_exact() {
+    let plan: Vec<_> = SIZES_SMALL
+        .iter()
+        .map(|&s| (s, 100))
+        .chain([(100_000, 50), (1 << 20, 8)])
+        .collect();
+    sweep(0.20, &plan);
+}
+
+/// A clean path, no bottleneck: 1 MiB each way at once with no
+/// retransmission at all, and the window scaled past 64 KiB (a 64 KiB
+/// window over 20 ms caps goodput at 3.2 MB/s).
+#[test]
+fn a_clean_path_needs_no_retransmission() {
+    let link = ImpairConfig {
+        latency: ONE_WAY,
+        ..ImpairConfig::default()
+    };
+    for cc in [Algorithm::NewReno, Algorithm::Cubic] {
+        let tcp = conn::Config {
+            cc,
+            ..conn::Config::default()
+        };
+        let mut config = Config::new(1, link, &tcp);
+        config.upload = 4 << 20;
+        config.download = 4 << 20;
+        let report = tcp::run(&config).unwrap();
+        assert!(report.ok(), "{report}");
+        for c in [report.client, report.server] {
+            assert_eq!(c.retransmits, 0, "{cc:?}: {report}");
+            assert_eq!(c.rto_expiries, 0, "{cc:?}: {report}");
+        }
+        for t in [report.upload, report.download] {
+            let goodput = t.goodput().unwrap();
+            assert!(goodput > 4e6, "{cc:?}: {goodput} B/s: {report}");
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let config = case(0.05, 100_000, 7);
+    let a = tcp::run(&config).unwrap();
+    let b = tcp::run(&config).unwrap();
+    assert!(a.ok(), "{a}");
+    assert_eq!(a, b);
+    let other = tcp::run(&case(0.05, 100_000, 9)).unwrap();
+    assert_ne!(a.up, other.up, "another seed, other decisions");
+}
+
+/// The simulator's failure paths: a dead link is the engine's timeout, and
+/// a run cut short is a time limit, never a hang and never `ok`.
+#[test]
+fn a_dead_link_ends_in_a_timeout_not_a_hang() {
+    let dead = ImpairConfig {
+        drop: 1.0,
+        ..ImpairConfig::default()
+    };
+    let mut config = Config::new(3, dead, &conn::Config::default());
+    config.upload = 10;
+    let report = tcp::run(&config).unwrap();
+    assert_eq!(
+        report.outcome,
+        Outcome::Failed {
+            role: Role::Client,
+            error: conn::Error::TimedOut
+        },
+        "{report}"
+    );
+    assert!(!report.ok());
+    assert_eq!(report.server_state, None, "no SYN got through");
+
+    config.time_limit = Duration::from_secs(5);
+    let report = tcp::run(&config).unwrap();
+    assert_eq!(report.outcome, Outcome::TimeLimit, "{report}");
+    assert!(!report.ok());
+}
+
+/// The Mathis figure's link: random loss `p` on the data direction only
+/// (the bound is about data segments), a 20 ms RTT, and no rate limit so
+/// only congestion control sets the pace.
+fn mathis_case(p: f64, seed: u64, cc: Algorithm, size: u64) -> Config {
+    let tcp = conn::Config {
+        cc,
+        ..conn::Config::default()
+    };
+    let data = ImpairConfig {
+        latency: ONE_WAY,
+        drop: p,
+        ..ImpairConfig::default()
+    };
+    let mut config = Config::new(seed, data, &tcp);
+    config.up = ImpairConfig {
+        latency: ONE_WAY,
+        ..ImpairConfig::default()
+    };
+    config.download = size;
+    config
+}
+
+/// Goodput of `seeds` runs together: all bytes over all time, so one lucky
+/// seed does not carry the others.
+fn mathis_ratio(p: f64, cc: Algorithm, seeds: u64, size: u64) -> (f64, Vec<Report>) {
+    let reports: Vec<Report> = (0..seeds)
+        .map(|seed| tcp::run(&mathis_case(p, seed, cc, size)).unwrap())
+        .collect();
+    let mut bytes = 0.0;
+    let mut secs = 0.0;
+    for r in &reports {
+        assert!(r.ok(), "{r}");
+        let t = r.download;
+        #[expect(clippy::cast_precision_loss, reason = "sizes under 2^53")]
+        let len = t.len as f64;
+        bytes += len;
+        secs += len / t.goodput().unwrap();
+    }
+    let bound = mathis_bound(MSS, 2 * ONE_WAY, p);
+    (bytes / secs / bound, reports)
+}
+
+/// A broken congestion control (one that never leaves slow start's
+/// ssthresh, halves too much, or waits for timeouts) falls well below the
+/// bound; a working one with SACK sits above it.
+#[test]
+fn goodput_at_one_percent_loss_is_at_least_0_8_of_mathis() {
+    for cc in [Algorithm::NewReno, Algorithm::Cubic] {
+        let (ratio, reports) = mathis_ratio(0.01, cc, 3, 4 << 20);
+        assert!(
+            ratio >= 0.8,
+            "{cc:?}: {ratio:.2} x Mathis:\n{}",
+            reports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// The figure: goodput at 0.1 / 1 / 5 % loss against the bound, as a table
+/// and as JSON lines.
+#[test]
+#[ignore = "a report for docs/performance.md; run with --ignored --nocapture"]
+fn mathis_table() {
+    const SEEDS: u64 = 5;
+    println!(
+        "| loss | cc | Mathis bound (Mbit/s) | goodput (Mbit/s) | ratio | retransmits/run | RTOs/run |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut json = Vec::new();
+    for p in [0.001, 0.01, 0.05] {
+        let bound = mathis_bound(MSS, 2 * ONE_WAY, p);
+        // About 10 s of transfer at the bound (500 RTTs): 15 to 50 loss
+        // events per run.
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a few tens of MB"
+        )]
+        let size = (bound * 10.0) as u64;
+        for cc in [Algorithm::NewReno, Algorithm::Cubic] {
+            let (ratio, reports) = mathis_ratio(p, cc, SEEDS, size);
+            #[expect(clippy::cast_precision_loss, reason = "small counts")]
+            let per_run =
+                |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>() as f64 / SEEDS as f64;
+            let rtx = per_run(|r| r.server.retransmits);
+            let rto = per_run(|r| r.server.rto_expiries);
+            let mbit = |b: f64| b * 8.0 / 1e6;
+            println!(
+                "| {:.1} % | {cc:?} | {:.2} | {:.2} | {ratio:.2} | {rtx:.0} | {rto:.1} |",
+                p * 100.0,
+                mbit(bound),
+                mbit(bound * ratio),
+            );
+            json.push(serde_json::json!({
+                "loss": p,
+                "cc": format!("{cc:?}"),
+                "rtt_ms": 20,
+                "mss": MSS,
+                "bytes_per_run": size,
+                "seeds": SEEDS,
+                "bound_bytes_per_sec": bound,
+                "goodput_bytes_per_sec": bound * ratio,
+                "ratio": ratio,
+                "retransmits_per_run": rtx,
+                "rto_per_run": rto,
+            }));
+        }
+    }
+    for j in json {
+        println!("{j}");
+    }
+}
