@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Tftp(args) => app::tftp_client(args),
         Command::Proxy(args) => app::proxy::run(args),
         Command::Bench(args) => mioperf::bench::run(args),
+        Command::Tunstack(args) => app::tunstack_client(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

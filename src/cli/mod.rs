@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod duration;
 pub mod proxy;
+pub mod tunstack;
 
 use crate::config::{self, Ipv4Net, Probability, Protocol, ServeConfig};
 use crate::reactor::TimerMode;
@@ -55,6 +56,8 @@ pub enum Command {
     Proxy(proxy::ProxyArgs),
     /// Load generator: many sessions of one protocol on one reactor; tables, JSON and SVG.
     Bench(bench::BenchArgs),
+    /// The userspace TCP as a client over a TUN device: `tunstack get http://192.0.2.2:PORT/PATH`.
+    Tunstack(tunstack::TunstackArgs),
 }
 
 /// Flags of `mioperf serve`.

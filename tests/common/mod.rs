@@ -14,6 +14,7 @@
 )]
 
 pub(crate) mod netns;
+pub(crate) mod tunserve;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

@@ -12,6 +12,7 @@ mod msg;
 mod stopwait;
 mod tcpfile;
 mod tftp;
+mod tunstack;
 
 pub use hello::hello_client;
 pub use lab::lab_client;
@@ -19,6 +20,7 @@ pub use msg::msg_client;
 pub use stopwait::stopwait_client;
 pub use tcpfile::{get_client, put_client};
 pub use tftp::tftp_client;
+pub use tunstack::tunstack_client;
 
 use super::output::{Stream, Timeout, View};
 use super::{Failure, error};
