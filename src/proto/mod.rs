@@ -51,6 +51,7 @@ pub mod tcp;
 pub mod tcpfile;
 pub mod tftp;
 pub mod tunstack;
+pub mod window;
 
 use crate::time::Instant;
 use bytes::BytesMut;
