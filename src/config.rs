@@ -94,6 +94,7 @@ impl Protocol {
                 | Self::Stopwait
                 | Self::Tftp
                 | Self::Proxy
+                | Self::Window
                 | Self::Tunstack
         )
     }

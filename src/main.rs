@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Put(args) => app::put_client(args),
         Command::Stopwait(args) => app::stopwait_client(args),
         Command::Tftp(args) => app::tftp_client(args),
+        Command::Window(args) => app::window_client(args),
         Command::Proxy(args) => app::proxy::run(args),
         Command::Bench(args) => mioperf::bench::run(args),
         Command::Tunstack(args) => app::tunstack_client(args),

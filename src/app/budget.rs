@@ -107,7 +107,8 @@ pub fn needs(protocol: Protocol, ceiling: Option<usize>) -> (u64, Option<Claim>)
         Protocol::Proxy => (1, claim(1)),
         // The device and its capture file; its sessions hold none.
         Protocol::Tunstack => (2, None),
-        Protocol::Window => (0, None),
+        // Connections share the server socket; each holds its open file.
+        Protocol::Window => (1, claim(1)),
     }
 }
 

@@ -21,9 +21,9 @@ pub mod output;
 pub mod proxy;
 mod serve;
 
-pub use client::tunstack_client;
 pub use client::{
     get_client, hello_client, lab_client, msg_client, put_client, stopwait_client, tftp_client,
+    tunstack_client, window_client,
 };
 pub use serve::{Bound, Server, serve, serve_config, start_server};
 

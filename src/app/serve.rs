@@ -21,7 +21,7 @@ use crate::proto::proxy::impair::ImpairConfig;
 use crate::proto::tcp::conn;
 use crate::proto::tunstack::echo::EchoAcceptor;
 use crate::proto::tunstack::{ECHO_PORT, SharedCounters, Stack, StackConfig, TcpListeners};
-use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp, window};
 use crate::reactor::{Capture, TunDevice, TunSetup};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
 use crate::store::{Store, StoreConfig};
@@ -253,8 +253,14 @@ fn tunstack_listeners(
             ),
         ),
         (ECHO_PORT, Box::new(EchoAcceptor)),
-        // HTTP on 7000 (helper HTTP's `proto::http`): enable at merge.
-        // (port(Protocol::Tunstack), Box::new(crate::proto::http::HttpAcceptor::new(files))),
+        (
+            crate::proto::http::PORT,
+            Box::new(
+                crate::proto::http::HttpAcceptor::new(files.clone())
+                    .with_zero_copy(false)
+                    .with_timeouts(timeouts),
+            ),
+        ),
     ];
     drop(files);
     Ok(listeners)
@@ -559,6 +565,24 @@ fn acceptors(
                 .or(stopwait)
                 .unwrap_or_else(|| config.addr(Protocol::Stopwait));
             let acceptor = proxy_acceptor(upstream, cap(Protocol::Proxy))?;
+            (None, Some(Box::new(acceptor)))
+        }
+        Protocol::Window => {
+            let files = shared_store(store, config)?;
+            let app = tcpfile::TcpFileAcceptor::new(files)
+                .with_zero_copy(false)
+                .with_timeouts(timeouts);
+            let mut window_config = window::WindowConfig {
+                max_connections: cap(Protocol::Window),
+                ..window::WindowConfig::default()
+            };
+            window_config.tcp.cc = config.tcp_cc;
+            let acceptor = window::WindowAcceptor::new(
+                config.addr(Protocol::Window),
+                Box::new(app),
+                window_config,
+                crate::proto::tcp::isn::random_key(),
+            );
             (None, Some(Box::new(acceptor)))
         }
         _ => unreachable!("checked by is_implemented above"),

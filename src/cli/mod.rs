@@ -52,6 +52,8 @@ pub enum Command {
     Stopwait(StopwaitArgs),
     /// TFTP: `tftp get HOST:PORT NAME` or `tftp put HOST:PORT FILE`, with options.
     Tftp(TftpArgs),
+    /// tcpfile over the userspace TCP engine carried in UDP (no privilege): `window get HOST:PORT NAME` or `window put HOST:PORT FILE`.
+    Window(WindowArgs),
     /// UDP impairment proxy: relays between clients and one server, losing, copying, delaying and reordering datagrams.
     Proxy(proxy::ProxyArgs),
     /// Load generator: many sessions of one protocol on one reactor; tables, JSON and SVG.
@@ -439,6 +441,35 @@ pub struct StopwaitArgs {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub tries: u32,
     /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `mioperf window`.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// `get` or `put`.
+    pub verb: StopwaitVerb,
+    /// The server, `HOST:PORT` (window listens on UDP 50003).
+    pub server: String,
+    /// get: the name on the server; put: the local file to send.
+    pub target: String,
+    /// get: where to write it (`-` for standard output) [default: the name's last component].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// get: replace OUT if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// put: the name to store it under [default: the file's name].
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// The engine's congestion control: newreno (RFC 5681/6582) or cubic (RFC 9438).
+    #[arg(long, value_name = "ALGORITHM", value_parser = config::parse_tcp_cc, default_value = "newreno")]
+    pub cc: crate::proto::tcp::cc::Algorithm,
+    /// Give up after this long without progress.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print one JSON object (with the engine's counters under "tcp") instead of the summary.
     #[arg(long)]
     pub json: bool,
 }

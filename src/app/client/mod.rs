@@ -13,6 +13,7 @@ mod stopwait;
 mod tcpfile;
 mod tftp;
 mod tunstack;
+mod window;
 
 pub use hello::hello_client;
 pub use lab::lab_client;
@@ -21,6 +22,7 @@ pub use stopwait::stopwait_client;
 pub use tcpfile::{get_client, put_client};
 pub use tftp::tftp_client;
 pub use tunstack::tunstack_client;
+pub use window::window_client;
 
 use super::output::{Stream, Timeout, View};
 use super::{Failure, error};

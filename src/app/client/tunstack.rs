@@ -169,7 +169,6 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
 /// Opens the device as `serve` does, puts a stack on it whose one
 /// connection carries the HTTP client, and returns a reader of the
 /// stack's counters for the report.
-#[cfg(any())] // MERGE(i14-stack, i14-http): compiles once `Stack::with_tcp`, `Stack::connect` and `http::client::Get` exist; then delete the stub below.
 fn start(
     reactor: &mut crate::reactor::Reactor,
     tun: &crate::config::TunConfig,
@@ -211,22 +210,6 @@ fn start(
         .add_device_session(device, None, Box::new(stack))
         .map_err(|e| error(&format!("cannot register TUN device {name}"), e))?;
     Ok(Box::new(move || counters.get().to_string()))
-}
-
-/// Until the TCP engine, the stack's TCP and the HTTP client are merged:
-/// says so (exit 2) after the URL has been checked.
-#[cfg(not(any()))] // MERGE(i14-stack, i14-http): delete with the `cfg(any())` above.
-fn start(
-    _reactor: &mut crate::reactor::Reactor,
-    _tun: &crate::config::TunConfig,
-    _target: &Target,
-    _sink: Box<dyn Sink>,
-    _slot: &OutcomeSlot<()>,
-) -> Result<Box<dyn Fn() -> String>, Failure> {
-    let _ = IPV4_TCP_HEADERS;
-    Err(Failure::Error(
-        "tunstack get: this build has no TCP engine yet".into(),
-    ))
 }
 
 /// A sink that counts what passes through it into a [`Progress`]: the

@@ -52,8 +52,8 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
             }
             StopwaitVerb::Put => {
                 let path = Path::new(&args.target);
-                let source = crate::files::FileSource::open(path)
-                    .map_err(|e| error(&args.target, e))?;
+                let source =
+                    crate::files::FileSource::open(path).map_err(|e| error(&args.target, e))?;
                 let size = source.size().unwrap_or(0);
                 let name = upload_name(args.name.as_ref(), path)?;
                 let c = tcpfile::PutClient::new(
@@ -76,12 +76,22 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     let counters = Rc::new(Cell::new(None));
-    let session = Carried::connect(config.tcp, local, server, isn_key(), app)
-        .with_counters(counters.clone());
+    let session = Carried::connect(
+        config.tcp,
+        local,
+        server,
+        crate::proto::tcp::isn::random_key(),
+        app,
+    )
+    .with_counters(counters.clone());
     reactor
         .add_udp_session(socket, Some(server), Box::new(session))
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    run_client(reactor, (!args.json).then_some(Bar { total, progress }), &slot)?;
+    run_client(
+        reactor,
+        (!args.json).then_some(Bar { total, progress }),
+        &slot,
+    )?;
 
     let engine = counters.get();
     let view = View {
@@ -103,7 +113,7 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
 
 /// The engine's counters as the `--json` object's `"tcp"` member.
 #[must_use]
-pub fn engine_json(c: &Counters) -> Value {
+pub(super) fn engine_json(c: &Counters) -> Value {
     json!({
         "segments_in": c.segments_in,
         "segments_out": c.segments_out,
@@ -117,21 +127,6 @@ pub fn engine_json(c: &Counters) -> Value {
         "cwnd": c.cwnd,
         "ssthresh": c.ssthresh,
     })
-}
-
-/// A fresh secret for this process's initial sequence numbers (RFC 6528):
-/// std's `RandomState` keys come from the operating system's random
-/// source, so two of them give 128 bits nobody outside can predict.
-#[must_use]
-pub fn isn_key() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut key = [0; 16];
-    for half in key.chunks_mut(8) {
-        let mut h = std::hash::RandomState::new().build_hasher();
-        h.write_u64(0x6d69_6f70_6572_6621);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    key
 }
 
 /// A tcpfile outcome with the engine's counters (`--json`'s `"tcp"`).

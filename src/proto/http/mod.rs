@@ -11,3 +11,6 @@ pub mod client;
 mod server;
 
 pub use server::{HttpAcceptor, HttpStream, MAX_INDEX_ENTRIES};
+
+/// The port HTTP answers on at the TUN stack's address.
+pub const PORT: u16 = 7000;

@@ -118,6 +118,20 @@ fn tuple(local: SocketAddr, remote: SocketAddr) -> Tuple {
 
 /// SipHash-2-4 (Aumasson and Bernstein, 2012) of `msg` under `key`, as the
 /// reference implementation's 64-bit output read little-endian. A keyed
+/// A fresh secret key for [`IsnGenerator::new`]: std's `RandomState` keys
+/// come from the operating system's random source once per thread and
+/// differ per instance, so two of them give 128 bits no outsider can
+/// predict (RFC 6528 asks for a secret, not a cryptographic generator).
+#[must_use]
+pub fn random_key() -> [u8; 16] {
+    use std::hash::{BuildHasher, RandomState};
+    let mut key = [0; 16];
+    for (half, tag) in key.chunks_mut(8).zip([0x6528_u64, 0x9293]) {
+        half.copy_from_slice(&RandomState::new().hash_one(tag).to_le_bytes());
+    }
+    key
+}
+
 /// PRF, fast on short inputs, which is what RFC 6528's `F` asks for.
 pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
     let k0 = u64_le(&key[..8]);

@@ -119,7 +119,11 @@ fn a_put_over_a_lossy_link_is_committed_exact() {
         )
         .unwrap();
         let report = world.run().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert_eq!(files.get("up").as_deref(), Some(&data[..]), "seed {seed}: {report:?}");
+        assert_eq!(
+            files.get("up").as_deref(),
+            Some(&data[..]),
+            "seed {seed}: {report:?}"
+        );
         assert!(slot.take().is_some_and(|o| o.is_ok()), "seed {seed}");
     }
 }
@@ -148,7 +152,10 @@ fn a_stranger_gets_a_reset_and_garbage_gets_nothing() {
     };
     let mut seg = vec![0; ack.buffer_len()];
     ack.emit(&mut Packet::new_unchecked(&mut seg[..]));
-    assert!(matches!(a.accept(&mut cx, from, &seg, &mut reply), Admission::Reply));
+    assert!(matches!(
+        a.accept(&mut cx, from, &seg, &mut reply),
+        Admission::Reply
+    ));
     let rst = Repr::parse(&Packet::new_checked(&reply[..]).unwrap()).unwrap();
     assert_eq!(rst.control, Control::Rst);
     assert_eq!(rst.seq_number, crate::wire::tcp::SeqNumber(200));
@@ -160,6 +167,12 @@ fn a_stranger_gets_a_reset_and_garbage_gets_nothing() {
     r.control = Control::Rst;
     let mut seg = vec![0; r.buffer_len()];
     r.emit(&mut Packet::new_unchecked(&mut seg[..]));
-    assert!(matches!(a.accept(&mut cx, from, &seg, &mut reply), Admission::Ignore));
-    assert!(matches!(a.accept(&mut cx, from, b"hello", &mut reply), Admission::Ignore));
+    assert!(matches!(
+        a.accept(&mut cx, from, &seg, &mut reply),
+        Admission::Ignore
+    ));
+    assert!(matches!(
+        a.accept(&mut cx, from, b"hello", &mut reply),
+        Admission::Ignore
+    ));
 }
