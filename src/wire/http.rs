@@ -434,10 +434,11 @@ fn parse_decimal(s: &[u8]) -> Result<u64, HeadError> {
 /// broken `%` escape, or a path that is not UTF-8 once decoded.
 pub fn request_path(target: &str) -> Result<String, HeadError> {
     let path = match split_scheme(target) {
-        Some(rest) => match rest.find('/') {
-            Some(slash) => &rest[slash..],
-            // `http://host` alone names the root.
-            None => "/",
+        // The authority ends at the path, the query or the fragment;
+        // `http://host` alone (or with a query) names the root.
+        Some(rest) => match rest.find(['/', '?', '#']) {
+            Some(end) if rest[end..].starts_with('/') => &rest[end..],
+            _ => "/",
         },
         None => target,
     };
@@ -854,6 +855,8 @@ mod tests {
         assert_eq!(request_path("/a%20b%2Fc?q=1#f").unwrap(), "/a b/c");
         assert_eq!(request_path("http://h:7000/x").unwrap(), "/x");
         assert_eq!(request_path("HTTP://h").unwrap(), "/");
+        assert_eq!(request_path("http://h?q=/x").unwrap(), "/");
+        assert_eq!(request_path("https://h:1/a?b/c").unwrap(), "/a");
         assert_eq!(request_path("/%C3%A9").unwrap(), "/é");
         for bad in ["*", "x", "/%", "/%4", "/%zz", "/%ff"] {
             assert!(request_path(bad).is_err(), "{bad}");
