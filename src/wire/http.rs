@@ -104,27 +104,34 @@ pub struct HeadBuffer {
     max: usize,
     line_done: bool,
     complete: bool,
+    /// Skip empty lines before the first line (requests only).
+    skip_leading_blank: bool,
 }
 
 impl HeadBuffer {
     /// A request head: bounded by [`MAX_REQUEST_LINE`] and
     /// [`MAX_REQUEST_BYTES`].
+    /// Empty lines before the request line are skipped, as RFC 9112 §2.2
+    /// asks of a server (a client may end a previous body with a stray
+    /// CRLF); they count toward no bound, and the request timeout limits
+    /// how long a peer may send them.
     pub fn request() -> Self {
-        Self::new(MAX_REQUEST_LINE, MAX_REQUEST_BYTES)
+        Self::new(MAX_REQUEST_LINE, MAX_REQUEST_BYTES, true)
     }
 
     /// A response head: bounded by [`MAX_RESPONSE_HEAD`] only.
     pub fn response() -> Self {
-        Self::new(MAX_RESPONSE_HEAD, MAX_RESPONSE_HEAD)
+        Self::new(MAX_RESPONSE_HEAD, MAX_RESPONSE_HEAD, false)
     }
 
-    fn new(max_line: usize, max: usize) -> Self {
+    fn new(max_line: usize, max: usize, skip_leading_blank: bool) -> Self {
         Self {
             buf: Vec::new(),
             max_line: max_line.min(max),
             max,
             line_done: false,
             complete: false,
+            skip_leading_blank,
         }
     }
 
@@ -141,6 +148,9 @@ impl HeadBuffer {
             return Ok(Some(0));
         }
         for (i, &b) in bytes.iter().enumerate() {
+            if self.skip_leading_blank && self.buf.is_empty() && (b == b'\r' || b == b'\n') {
+                continue;
+            }
             self.buf.push(b);
             if b == b'\n' {
                 self.line_done = true;
@@ -434,10 +444,11 @@ fn parse_decimal(s: &[u8]) -> Result<u64, HeadError> {
 /// broken `%` escape, or a path that is not UTF-8 once decoded.
 pub fn request_path(target: &str) -> Result<String, HeadError> {
     let path = match split_scheme(target) {
-        Some(rest) => match rest.find('/') {
-            Some(slash) => &rest[slash..],
-            // `http://host` alone names the root.
-            None => "/",
+        // The authority ends at the path, the query or the fragment;
+        // `http://host` alone (or with a query) names the root.
+        Some(rest) => match rest.find(['/', '?', '#']) {
+            Some(end) if rest[end..].starts_with('/') => &rest[end..],
+            _ => "/",
         },
         None => target,
     };
@@ -780,6 +791,12 @@ mod tests {
         assert_eq!(head(req), Ok(Some(req.len() - 4)));
         assert_eq!(head(b"GET / HTTP/1.0\n\nx"), Ok(Some(16)));
         assert_eq!(head(b"GET / HTTP/1.0\r\nHost: a\r\n"), Ok(None));
+        // Empty lines before a request are skipped, not before a response.
+        let mut h = HeadBuffer::request();
+        assert_eq!(h.push(b"\r\n\r\n\n"), Ok(None));
+        assert_eq!(h.push(b"GET / HTTP/1.0\n\n"), Ok(Some(16)));
+        assert_eq!(h.head(), b"GET / HTTP/1.0\n\n");
+        assert_eq!(HeadBuffer::response().push(b"\r\n\r\n"), Ok(Some(4)));
     }
 
     #[test]
@@ -854,6 +871,8 @@ mod tests {
         assert_eq!(request_path("/a%20b%2Fc?q=1#f").unwrap(), "/a b/c");
         assert_eq!(request_path("http://h:7000/x").unwrap(), "/x");
         assert_eq!(request_path("HTTP://h").unwrap(), "/");
+        assert_eq!(request_path("http://h?q=/x").unwrap(), "/");
+        assert_eq!(request_path("https://h:1/a?b/c").unwrap(), "/a");
         assert_eq!(request_path("/%C3%A9").unwrap(), "/é");
         for bad in ["*", "x", "/%", "/%4", "/%zz", "/%ff"] {
             assert!(request_path(bad).is_err(), "{bad}");

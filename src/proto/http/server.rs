@@ -116,11 +116,13 @@ impl HttpStream {
         matches!(self.job, Job::Done) && self.out.is_empty()
     }
 
-    /// Ends now, dropping whatever was not handed over yet.
+    /// Ends now, dropping whatever was not handed over yet: the reason
+    /// replaces that of an answer still going out (a reader that stopped
+    /// halfway through the index timed out; it did not complete).
     fn abort(&mut self, reason: CloseReason) {
         self.out.clear();
         self.job = Job::Done;
-        self.close.get_or_insert(reason);
+        self.close = Some(reason);
     }
 
     /// Queues a complete answer; the session closes once it is out.
@@ -941,6 +943,27 @@ mod tests {
         }
         assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(3_800)));
         assert_eq!(s.poll_file(), None);
+    }
+
+    #[test]
+    fn an_index_whose_reader_stops_is_dropped_one_idle_limit_later() {
+        let files = MemoryFiles::default();
+        for i in 0..200 {
+            files.insert(&format!("file-{i}"), Vec::new());
+        }
+        let mut s = limited(&files, 1_000, 10_000);
+        feed(
+            &mut s,
+            ms(0),
+            peer(),
+            StreamInput::Bytes(b"GET / HTTP/1.0\r\n\r\n"),
+        );
+        let mut buf = BytesMut::new();
+        assert!(
+            s.poll_transmit(&mut cx(ms(500), None), 100, &mut buf)
+                .is_some()
+        );
+        assert_eq!(timed_out_by(&mut s, ms(60_000)), Some(ms(1_500)));
     }
 
     #[test]
