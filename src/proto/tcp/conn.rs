@@ -18,7 +18,7 @@
 //! never allocates per segment, and never panics on what a peer sends.
 //!
 //! Loss recovery is RFC 6298 (RTO, Karn's rule, backoff) with go-back-N
-//! after a timeout, RFC 5681/6582 fast retransmit and NewReno partial
+//! after a timeout, RFC 5681/6582 fast retransmit and `NewReno` partial
 //! ACKs, and a small SACK scoreboard (RFC 2018) that retransmissions skip.
 
 mod ring;
@@ -225,6 +225,10 @@ struct Reset {
 
 /// One connection.
 #[derive(Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC 9293 flags (FIN queued, FIN in, options agreed, ACK due); a state enum per flag would not read better"
+)]
 pub struct Tcb {
     config: Config,
     local: SocketAddr,
@@ -276,7 +280,7 @@ pub struct Tcb {
     ws_ok: bool,
     sack_ok: bool,
     ts_ok: bool,
-    /// TS.Recent (RFC 7323 §4.3): echoed in our TSecr.
+    /// `TS.Recent` (RFC 7323 §4.3): echoed in our `TSecr`.
     ts_recent: u32,
     /// RCV.NXT as of our last ACK (RFC 7323's Last.ACK.sent).
     last_ack_sent: SeqNumber,
@@ -549,16 +553,16 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.3.
     fn syn_sent_input(&mut self, now: Instant, seg: &Repr<'_>) {
-        if let Some(ack) = seg.ack_number {
-            if ack <= self.iss || ack > self.snd_max {
-                if seg.control != Control::Rst {
-                    self.reset = Some(Reset {
-                        seq: ack,
-                        ack: None,
-                    });
-                }
-                return;
+        if let Some(ack) = seg.ack_number
+            && (ack <= self.iss || ack > self.snd_max)
+        {
+            if seg.control != Control::Rst {
+                self.reset = Some(Reset {
+                    seq: ack,
+                    ack: None,
+                });
             }
+            return;
         }
         if seg.control == Control::Rst {
             if seg.ack_number.is_some() {
@@ -574,10 +578,10 @@ impl Tcb {
         if let Some(ack) = seg.ack_number {
             self.snd_una = ack;
             self.snd_nxt = self.snd_nxt.max(ack);
-            if let Some((end, at)) = self.timed.take() {
-                if ack >= end {
-                    self.rtt.on_sample(now - at);
-                }
+            if let Some((end, at)) = self.timed.take()
+                && ack >= end
+            {
+                self.rtt.on_sample(now - at);
             }
             self.rtt.on_ack_of_new_data();
             self.rto_at = None;
@@ -680,10 +684,11 @@ impl Tcb {
         if self.config.keepalive.is_some() {
             self.arm_keepalive(now);
         }
-        if let Some((val, _)) = seg.timestamp {
-            if self.ts_ok && seq <= self.last_ack_sent {
-                self.ts_recent = val;
-            }
+        if let Some((val, _)) = seg.timestamp
+            && self.ts_ok
+            && seq <= self.last_ack_sent
+        {
+            self.ts_recent = val;
         }
         if !self.ack_input(now, seg, ack) {
             return;
@@ -775,21 +780,22 @@ impl Tcb {
         // RTT: the timed segment if it was never retransmitted (Karn),
         // else the echoed timestamp (RFC 7323 §4.1).
         let mut sampled = false;
-        if let Some((end, at)) = self.timed {
-            if ack >= end {
-                self.rtt.on_sample(now - at);
-                self.timed = None;
-                sampled = true;
-            }
+        if let Some((end, at)) = self.timed
+            && ack >= end
+        {
+            self.rtt.on_sample(now - at);
+            self.timed = None;
+            sampled = true;
         }
-        if !sampled && self.ts_ok {
-            if let Some((_, ecr)) = seg.timestamp {
-                if ecr != 0 {
-                    let ms = ts_clock(now).wrapping_sub(ecr);
-                    if ms < 1 << 31 {
-                        self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
-                    }
-                }
+        if !sampled
+            && self.ts_ok
+            && let Some((_, ecr)) = seg.timestamp
+            && ecr != 0
+        {
+            // An echo older than half the clock's range is not ours.
+            let ms = ts_clock(now).wrapping_sub(ecr);
+            if ms < 1 << 31 {
+                self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
             }
         }
         self.rtt.on_ack_of_new_data();
@@ -840,7 +846,7 @@ impl Tcb {
     }
 
     /// Merges the peer's SACK blocks that lie in flight into the scoreboard;
-    /// whether they SACKed anything new.
+    /// whether they acknowledged anything new selectively.
     fn take_sack(&mut self, seg: &Repr<'_>) -> bool {
         if seg.sack_ranges[0].is_none() {
             return false;
@@ -881,16 +887,12 @@ impl Tcb {
             self.sacked_len += 1;
         } else {
             // Full: keep the lowest ranges, which retransmission meets first.
-            let (hi, _) = self
-                .sacked
-                .iter()
-                .enumerate()
-                .max_by(|a, b| {
-                    a.1.0
-                        .partial_cmp(&b.1.0)
-                        .unwrap_or(core::cmp::Ordering::Equal)
-                })
-                .map_or((0, ()), |(i, _)| (i, ()));
+            let mut hi = 0;
+            for (i, &(l, _)) in self.sacked.iter().enumerate() {
+                if l > self.sacked[hi].0 {
+                    hi = i;
+                }
+            }
             if left < self.sacked[hi].0 {
                 self.sacked[hi] = (left, right);
             }
@@ -912,8 +914,9 @@ impl Tcb {
         }
     }
 
-    /// The first sequence number at or after `seq` the peer has not SACKed,
-    /// and where the next SACKed range starts after it (if any).
+    /// The first sequence number at or after `seq` the peer has not
+    /// acknowledged selectively, and where the next such range starts
+    /// after it (if any).
     fn skip_sacked(&self, mut seq: SeqNumber) -> (SeqNumber, Option<SeqNumber>) {
         let mut moved = true;
         while moved {
@@ -973,7 +976,7 @@ impl Tcb {
                     self.ack_now = true;
                 }
             }
-        } else if seg.payload.len() > 0 {
+        } else if !seg.payload.is_empty() {
             self.counters.duplicate_segments += 1;
             self.ack_now = true;
         }
@@ -986,24 +989,20 @@ impl Tcb {
                 self.fin_later = Some(fin_seq);
             }
         }
-        if let Some(fin_seq) = self.fin_later {
-            if fin_seq == self.rcv_nxt && !self.fin_in {
-                self.fin_in = true;
-                self.fin_later = None;
-                self.rcv_nxt += 1;
-                self.ack_now = true;
-                match self.state {
-                    State::Established => self.state = State::CloseWait,
-                    State::FinWait1 => {
-                        if self.fin_acked() {
-                            self.enter_time_wait(now);
-                        } else {
-                            self.state = State::Closing;
-                        }
-                    }
-                    State::FinWait2 => self.enter_time_wait(now),
-                    _ => {}
-                }
+        if let Some(fin_seq) = self.fin_later
+            && fin_seq == self.rcv_nxt
+            && !self.fin_in
+        {
+            self.fin_in = true;
+            self.fin_later = None;
+            self.rcv_nxt += 1;
+            self.ack_now = true;
+            match self.state {
+                State::Established => self.state = State::CloseWait,
+                State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
+                State::FinWait1 => self.state = State::Closing,
+                State::FinWait2 => self.enter_time_wait(now),
+                _ => {}
             }
         }
         if self.unacked_bytes > 0 && !self.ack_now {
@@ -1160,9 +1159,8 @@ impl Tcb {
             return self.emit_reset(reset, out);
         }
         let sent = match self.state {
-            State::Closed => None,
+            State::Closed | State::TimeWait => None,
             State::SynSent | State::SynReceived => self.poll_opening(now, out),
-            State::TimeWait => None,
             _ => self.poll_synchronized(now, out),
         };
         if let Some(n) = sent {
