@@ -29,7 +29,9 @@ use super::assembler::Assembler;
 use super::cc::{Ack, Algorithm, CongestionControl};
 use super::rtt::{RttConfig, RttEstimator};
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::{Control, MAX_WINDOW_SCALE, Packet, REPR_SACK_BLOCKS, Repr, SeqNumber};
+use crate::wire::tcp::{
+    Control, HEADER_LEN, MAX_WINDOW_SCALE, Packet, REPR_SACK_BLOCKS, Repr, SeqNumber,
+};
 use ring::{RecvRing, SendRing};
 use std::net::SocketAddr;
 
@@ -1266,7 +1268,7 @@ impl Tcb {
         if len < queued && queued > 0 && !retransmission {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): only full
             // segments, or half the largest window the peer offered.
-            let cap = self.payload_cap(false);
+            let cap = self.payload_cap();
             if len < cap && len < self.max_snd_wnd / 2 || len == 0 {
                 return None;
             }
@@ -1277,17 +1279,25 @@ impl Tcb {
         self.send_from(now, out, seq, len, retransmission)
     }
 
-    /// The most payload a segment may carry: the MSS less the options.
-    fn payload_cap(&self, with_sack: bool) -> usize {
+    /// The options of a data segment sent now, in bytes, padded: what
+    /// [`emit`](Self::emit) will write (timestamps, SACK blocks).
+    fn data_options_len(&self) -> usize {
         let mut options = 0;
         if self.ts_ok {
-            options += 12;
+            options += 10;
         }
-        if with_sack && self.sack_ok && !self.assembler.is_empty() {
+        if self.sack_ok && !self.assembler.is_empty() {
             let blocks = self.assembler.ranges().count().min(REPR_SACK_BLOCKS);
-            options += (2 + 8 * blocks).next_multiple_of(4);
+            options += 2 + 8 * blocks;
         }
-        self.smss.saturating_sub(options).max(1)
+        options.next_multiple_of(4)
+    }
+
+    /// The most payload a segment may carry: the MSS less the options
+    /// (RFC 9293 §3.7.1: the MSS counts data only, and the IP packet must
+    /// still fit the MTU it was derived from).
+    fn payload_cap(&self) -> usize {
+        self.smss.saturating_sub(self.data_options_len()).max(1)
     }
 
     /// Sends up to `len` bytes from `seq` (which is at or after SND.UNA),
@@ -1303,10 +1313,10 @@ impl Tcb {
     ) -> Option<usize> {
         let end = self.buf_end();
         let start = seq.max(self.buf_seq);
-        let len = len
-            .min(self.payload_cap(true))
-            .min(end - start.min(end))
-            .min(out.len().saturating_sub(MAX_SEGMENT_OVERHEAD));
+        let len = len.min(self.payload_cap()).min(end - start.min(end)).min(
+            out.len()
+                .saturating_sub(HEADER_LEN + self.data_options_len()),
+        );
         let with_fin = self.fin_queued && start + len == end;
         let control = if with_fin {
             Control::Fin
