@@ -20,6 +20,19 @@
 //! Loss recovery is RFC 6298 (RTO, Karn's rule, backoff) with go-back-N
 //! after a timeout, RFC 5681/6582 fast retransmit and `NewReno` partial
 //! ACKs, and a small SACK scoreboard (RFC 2018) that retransmissions skip.
+//! A duplicate ACK is RFC 5681's (no data, same window) or RFC 6675's (it
+//! SACKs something new), so losses are found while both sides send.
+//!
+//! # Choices and omissions
+//! - `close` before the handshake completes queues the FIN behind it
+//!   (RFC 9293 would delete the TCB in SYN-SENT); `abort` gives up.
+//! - A FIN beyond a hole is remembered and takes effect when the hole
+//!   fills; data beyond the receive buffer is cut and answered with an ACK.
+//! - The persist timer probes with one byte at SND.UNA without advancing
+//!   SND.NXT (SND.MAX covers it, so an ACK of it is acceptable).
+//! - Not done: Nagle's algorithm (segments go as soon as written), PAWS
+//!   (RFC 7323 §5), challenge-ACK rate limiting (RFC 5961 §7), RFC 6675's
+//!   pipe-based recovery (SACK only skips data here), urgent data.
 
 mod ring;
 #[cfg(test)]
