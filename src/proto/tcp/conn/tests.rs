@@ -1515,3 +1515,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn two_engines_open_simultaneously_and_close_simultaneously() {
+    let config = Config::default();
+    let mut a = Tcb::connect(&config, local(), remote(), ISS, ms(0));
+    let mut b = Tcb::connect(&config, remote(), local(), IRS, ms(0));
+    let mut buf_a = [0u8; BUF];
+    let mut buf_b = [0u8; BUF];
+    let mut now = ms(0);
+    for _ in 0..10 {
+        // Both send whatever they have at once, so the SYNs (and later
+        // the FINs) cross.
+        let from_a = a.poll_segment(now, &mut buf_a);
+        let from_b = b.poll_segment(now, &mut buf_b);
+        now += Duration::from_millis(1);
+        if let Some(n) = from_a {
+            b.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_a[..n]).unwrap()).unwrap(),
+            );
+        }
+        if let Some(n) = from_b {
+            a.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_b[..n]).unwrap()).unwrap(),
+            );
+        }
+        if a.state() == State::Established && b.state() == State::Established {
+            break;
+        }
+    }
+    assert_eq!(
+        (a.state(), b.state()),
+        (State::Established, State::Established)
+    );
+    assert_eq!(a.mss(), 1460);
+    a.close();
+    b.close();
+    for _ in 0..10 {
+        let from_a = a.poll_segment(now, &mut buf_a);
+        let from_b = b.poll_segment(now, &mut buf_b);
+        now += Duration::from_millis(1);
+        if let Some(n) = from_a {
+            b.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_a[..n]).unwrap()).unwrap(),
+            );
+        }
+        if let Some(n) = from_b {
+            a.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_b[..n]).unwrap()).unwrap(),
+            );
+        }
+        if from_a.is_none() && from_b.is_none() {
+            break;
+        }
+    }
+    // Both went through CLOSING to TIME-WAIT.
+    assert_eq!((a.state(), b.state()), (State::TimeWait, State::TimeWait));
+}
