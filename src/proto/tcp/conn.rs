@@ -325,6 +325,9 @@ pub struct Tcb {
     acks_owed: u8,
     /// In-order bytes received since our last ACK (delayed ACK).
     unacked_bytes: usize,
+    /// The largest payload the peer sent so far: its full-sized segment,
+    /// which is its MSS less the options it sends (Linux's `rcv_mss`).
+    rcv_mss: usize,
     probe: Option<Probe>,
     reset: Option<Reset>,
 
@@ -411,6 +414,7 @@ impl Tcb {
             ack_now: false,
             acks_owed: 0,
             unacked_bytes: 0,
+            rcv_mss: 0,
             probe: None,
             reset: None,
             rto_at: None,
@@ -962,6 +966,9 @@ impl Tcb {
             seq = self.rcv_nxt;
         }
         let had_holes = !self.assembler.is_empty();
+        self.rcv_mss = self
+            .rcv_mss
+            .max(seg.payload.len().min(usize::from(self.config.mss)));
         if !payload.is_empty() {
             // Offsets from the first unconsumed byte; trim to the buffer.
             let offset = seq - self.rcv_base;
@@ -1023,7 +1030,7 @@ impl Tcb {
         if self.unacked_bytes > 0 && !self.ack_now {
             // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: at least every second
             // full-sized segment, else within the delayed-ACK timeout.
-            if self.config.delayed_ack.is_zero() || self.unacked_bytes >= 2 * self.smss {
+            if self.config.delayed_ack.is_zero() || self.unacked_bytes >= 2 * self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.config.delayed_ack);

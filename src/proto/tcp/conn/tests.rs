@@ -601,6 +601,17 @@ fn delayed_ack_waits_then_fires_or_acks_every_second_segment() {
     let o = poll(&mut t, ms(201)).expect("ACK every second segment");
     assert_eq!(o.repr.ack_number, Some(SeqNumber(IRS + 3001)));
     assert_eq!(t.poll_timeout(), None, "the delayed ACK went with it");
+    // Full-sized is what the peer sends (its MSS less its options), not
+    // our MSS: two 900-byte segments are acknowledged at once too.
+    let mut t = established(&config);
+    t.handle_segment(ms(250), &with_data(seg(IRS + 1, Some(ISS + 1)), &[1; 900]));
+    silence(&mut t, ms(250));
+    t.handle_segment(
+        ms(251),
+        &with_data(seg(IRS + 901, Some(ISS + 1)), &[1; 900]),
+    );
+    let o = poll(&mut t, ms(251)).expect("ACK every second segment");
+    assert_eq!(o.repr.ack_number, Some(SeqNumber(IRS + 1801)));
     // Out of order: at once.
     t.handle_segment(
         ms(300),
