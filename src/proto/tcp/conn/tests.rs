@@ -990,7 +990,15 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
                 if drop_every > 0 && count.is_multiple_of(drop_every) {
                     continue;
                 }
-                link.push((now + delay, 1 - side, buf[..n].to_vec()));
+                // Reordering and duplication, for `back_to_back_disorder`:
+                // every 7th segment (when asked) arrives 3 delays late, and
+                // every 13th twice.
+                let late = REORDER.with(std::cell::Cell::get) && count.is_multiple_of(7);
+                let at = now + if late { delay * 4 } else { delay };
+                if REORDER.with(std::cell::Cell::get) && count.is_multiple_of(13) {
+                    link.push((at + delay, 1 - side, buf[..n].to_vec()));
+                }
+                link.push((at, 1 - side, buf[..n].to_vec()));
             }
         }
         if tcbs.iter().all(|t| t.state() == State::Closed) && link.is_empty() {
@@ -1010,6 +1018,44 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
         got,
         tcbs,
         end: now,
+    }
+}
+
+thread_local! {
+    /// Whether [`back_to_back`] also reorders and duplicates segments.
+    static REORDER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[test]
+fn back_to_back_disorder_reordered_and_duplicated_segments() {
+    REORDER.with(|r| r.set(true));
+    let up = pattern(1 << 20, 0x33);
+    let down = pattern(300_000, 0x44);
+    for config in [
+        Config::default(),
+        Config {
+            sack: false,
+            timestamps: false,
+            ..Config::default()
+        },
+    ] {
+        let run = back_to_back(&config, [&up, &down], 29, Duration::from_millis(2));
+        assert!(
+            run.got[1] == up,
+            "A → B ({} of {})",
+            run.got[1].len(),
+            up.len()
+        );
+        assert!(
+            run.got[0] == down,
+            "B → A ({} of {})",
+            run.got[0].len(),
+            down.len()
+        );
+        for t in &run.tcbs {
+            assert_eq!(t.state(), State::Closed);
+            assert!(t.counters().duplicate_segments > 0);
+        }
     }
 }
 
