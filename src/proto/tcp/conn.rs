@@ -211,6 +211,17 @@ const SCOREBOARD: usize = 8;
 /// of the buffer (or by two segments, whichever is less).
 const WINDOW_UPDATE_DIVISOR: usize = 2;
 
+/// RFC 5961 §7 asks that challenge ACKs be rate-limited, so that a flood
+/// of forged RSTs or SYNs does not become a flood of ACKs: at most this
+/// many per [`CHALLENGE_ACK_PERIOD`] per connection. Ten because a real
+/// peer needs one to recover (its state is stale), an attacker gains
+/// nothing from more, and Linux's global default (1000/s) is shared by
+/// all connections.
+pub const CHALLENGE_ACK_BURST: u32 = 10;
+
+/// The period of [`CHALLENGE_ACK_BURST`].
+pub const CHALLENGE_ACK_PERIOD: Duration = Duration::from_secs(1);
+
 /// The most duplicate ACKs owed at once (see `Tcb::acks_owed`): three
 /// is what triggers a fast retransmit; more would only burst.
 const MAX_ACKS_OWED: u8 = 3;
@@ -331,6 +342,11 @@ pub struct Tcb {
     probe: Option<Probe>,
     reset: Option<Reset>,
 
+    /// When the current challenge-ACK period began, and how many were
+    /// sent in it.
+    challenge_since: Instant,
+    challenges: u32,
+
     // ---- timers ----
     rto_at: Option<Instant>,
     delack_at: Option<Instant>,
@@ -417,6 +433,8 @@ impl Tcb {
             rcv_mss: 0,
             probe: None,
             reset: None,
+            challenge_since: Instant::ZERO,
+            challenges: 0,
             rto_at: None,
             delack_at: None,
             persist_at: None,
@@ -552,9 +570,18 @@ impl Tcb {
         self.keepalive_at = self.config.keepalive.map(|idle| now + idle);
     }
 
-    fn challenge_ack(&mut self) {
-        self.counters.challenge_acks += 1;
-        self.ack_now = true;
+    /// An ACK that makes a blind attacker's guess useless (RFC 5961),
+    /// at most [`CHALLENGE_ACK_BURST`] per [`CHALLENGE_ACK_PERIOD`] (§7).
+    fn challenge_ack(&mut self, now: Instant) {
+        if now >= self.challenge_since + CHALLENGE_ACK_PERIOD {
+            self.challenge_since = now;
+            self.challenges = 0;
+        }
+        if self.challenges < CHALLENGE_ACK_BURST {
+            self.challenges += 1;
+            self.counters.challenge_acks += 1;
+            self.ack_now = true;
+        }
     }
 
     /// Processes one segment of this connection (the carrier has checked
@@ -667,13 +694,13 @@ impl Tcb {
                 };
                 self.enter_closed(error);
             } else {
-                self.challenge_ack();
+                self.challenge_ack(now);
             }
             return;
         }
         // Step 4: SYN in a synchronized state (RFC 5961 §4.2).
         if seg.control == Control::Syn {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
         // Step 5: the ACK field.
@@ -740,7 +767,7 @@ impl Tcb {
         let oldest = self.snd_una - self.max_snd_wnd.min(1 << 30);
         if ack < oldest {
             // RFC 5961 §5.2: older than any window we could have sent.
-            self.challenge_ack();
+            self.challenge_ack(now);
             return false;
         }
         let window = usize::from(seg.window_len) << self.snd_shift;

@@ -865,6 +865,24 @@ fn syn_in_established_gets_a_challenge_ack() {
 }
 
 #[test]
+fn challenge_acks_are_rate_limited() {
+    let mut t = established(&plain());
+    let syn = Repr {
+        control: Control::Syn,
+        ..seg(IRS + 1, None)
+    };
+    for i in 0..25 {
+        t.handle_segment(ms(1000 + i), &syn);
+        let answered = poll(&mut t, ms(1000 + i)).is_some();
+        assert_eq!(answered, i < 10, "SYN {i}");
+    }
+    assert_eq!(t.counters().challenge_acks, 10);
+    // A new period, a new allowance.
+    t.handle_segment(ms(2000), &syn);
+    assert!(poll(&mut t, ms(2000)).is_some());
+}
+
+#[test]
 fn ack_of_unsent_data_is_answered_and_dropped() {
     let mut t = established(&plain());
     t.handle_segment(ms(1), &with_data(seg(IRS + 1, Some(ISS + 500)), b"zz"));
