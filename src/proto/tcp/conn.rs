@@ -31,8 +31,8 @@
 //! - The persist timer probes with one byte at SND.UNA without advancing
 //!   SND.NXT (SND.MAX covers it, so an ACK of it is acceptable).
 //! - Not done: Nagle's algorithm (segments go as soon as written), PAWS
-//!   (RFC 7323 §5), challenge-ACK rate limiting (RFC 5961 §7), RFC 6675's
-//!   pipe-based recovery (SACK only skips data here), urgent data.
+//!   (RFC 7323 §5), RFC 6675's pipe (recovery with SACK is `NewReno`'s,
+//!   plus one hole repaired per duplicate ACK), urgent data.
 
 mod ring;
 #[cfg(test)]
@@ -325,6 +325,11 @@ pub struct Tcb {
     /// Retransmit the first unacknowledged, un-SACKed segment now (fast
     /// retransmit, partial ACK).
     rexmit: bool,
+    /// With SACK, in recovery: where the next hole to retransmit is looked
+    /// for (holes below it were retransmitted in this recovery already).
+    rexmit_from: SeqNumber,
+    /// Where the last segment [`send_from`](Self::send_from) wrote ends.
+    sent_end: SeqNumber,
     /// SYN (or SYN-ACK) transmissions so far.
     syn_sent: u32,
 
@@ -426,6 +431,8 @@ impl Tcb {
             dup_acks: 0,
             recover: iss,
             rexmit: false,
+            rexmit_from: iss,
+            sent_end: iss,
             syn_sent: 0,
             ack_now: false,
             acks_owed: 0,
@@ -886,9 +893,37 @@ impl Tcb {
             self.cc.on_fast_retransmit(now, flight);
             self.counters.fast_retransmits += 1;
             self.rexmit = true;
+            self.rexmit_from = self.snd_una;
         } else if self.dup_acks > 3 || self.cc.in_recovery() {
             self.cc.on_duplicate_ack(now);
+            // SACK-assisted recovery: each duplicate ACK (a segment that
+            // left the network) may repair one more hole the scoreboard
+            // shows, instead of waiting a round trip per hole for the
+            // partial ACKs of RFC 6582.
+            if self.sack_ok && self.cc.in_recovery() && self.hole_below_sacked() {
+                self.rexmit = true;
+            }
         }
+    }
+
+    /// Where the next retransmission starts: SND.UNA, or with SACK in
+    /// recovery the first hole not yet retransmitted.
+    fn rexmit_start(&self) -> SeqNumber {
+        if self.sack_ok && self.cc.in_recovery() {
+            self.rexmit_from.max(self.snd_una)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// Whether data neither selectively acknowledged nor retransmitted yet
+    /// lies below data the peer did acknowledge selectively: a hole that
+    /// is lost, not merely in flight.
+    fn hole_below_sacked(&self) -> bool {
+        let (seq, _) = self.skip_sacked(self.rexmit_start());
+        self.sacked[..self.sacked_len]
+            .iter()
+            .any(|&(_, right)| seq < right)
     }
 
     /// Merges the peer's SACK blocks that lie in flight into the scoreboard;
@@ -1250,10 +1285,11 @@ impl Tcb {
     fn poll_synchronized(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if self.rexmit {
             self.rexmit = false;
-            let (seq, next_sacked) = self.skip_sacked(self.snd_una);
+            let (seq, next_sacked) = self.skip_sacked(self.rexmit_start());
             if seq < self.snd_max {
                 let limit = next_sacked.unwrap_or(self.snd_max).min(self.snd_max);
                 if let Some(n) = self.send_from(now, out, seq, limit - seq, true) {
+                    self.rexmit_from = self.sent_end;
                     return Some(n);
                 }
             }
@@ -1377,6 +1413,7 @@ impl Tcb {
         }
         let n = self.emit(now, out, start, control, start - self.buf_seq, len)?;
         let seg_end = start + len + usize::from(with_fin);
+        self.sent_end = seg_end;
         if retransmission {
             self.counters.retransmits += 1;
             if self.timed.is_some_and(|(e, _)| start < e) {

@@ -1651,3 +1651,58 @@ fn two_engines_open_simultaneously_and_close_simultaneously() {
     // Both went through CLOSING to TIME-WAIT.
     assert_eq!((a.state(), b.state()), (State::TimeWait, State::TimeWait));
 }
+
+#[test]
+fn sack_recovery_repairs_a_second_hole_without_waiting_for_a_partial_ack() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    send_segments(&mut t, ms(10), 8);
+    // Segments 1 and 3 are lost; 2, 4, 5, 6 arrive.
+    let sacks = [
+        [Some((ISS + 1001, ISS + 2001)), None, None],
+        [
+            Some((ISS + 3001, ISS + 4001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+        [
+            Some((ISS + 3001, ISS + 5001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+        [
+            Some((ISS + 3001, ISS + 6001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+    ];
+    let mut sent = Vec::new();
+    for (i, sack_ranges) in sacks.into_iter().enumerate() {
+        let at = ms(20 + i as u64);
+        t.handle_segment(
+            at,
+            &Repr {
+                sack_ranges,
+                ..seg(IRS + 1, Some(ISS + 1))
+            },
+        );
+        while let Some(o) = poll(&mut t, at) {
+            sent.push((i, o.repr.seq_number.0 - ISS));
+        }
+    }
+    // The third duplicate repairs segment 1, the fourth segment 3.
+    assert_eq!(sent, [(2, 1), (3, 2001)]);
+    assert_eq!(t.counters().fast_retransmits, 1);
+    assert_eq!(t.counters().retransmits, 2);
+}
