@@ -1706,3 +1706,71 @@ fn sack_recovery_repairs_a_second_hole_without_waiting_for_a_partial_ack() {
     assert_eq!(t.counters().fast_retransmits, 1);
     assert_eq!(t.counters().retransmits, 2);
 }
+
+#[test]
+fn an_ack_older_than_any_window_gets_a_challenge_ack() {
+    let mut t = established(&plain());
+    // MAX.SND.WND is 64 000: an ACK further back is forged or ancient.
+    t.handle_segment(
+        ms(1),
+        &with_data(seg(IRS + 1, Some(ISS.wrapping_sub(70_000))), b"zz"),
+    );
+    expect(&mut t, ms(1), ours(ISS + 1, Some(IRS + 1)), &[]);
+    assert_eq!(t.counters().challenge_acks, 1);
+    assert_eq!(t.received(), b"", "its data is dropped");
+    // Within the window behind SND.UNA: an old duplicate, accepted.
+    t.handle_segment(ms(2), &with_data(seg(IRS + 1, Some(ISS - 100)), b"ok"));
+    assert_eq!(t.received(), b"ok");
+}
+
+#[test]
+fn an_old_segment_does_not_move_the_window() {
+    let mut t = established(&plain());
+    t.handle_segment(ms(1), &with_data(seg(IRS + 1, Some(ISS + 1)), b"abc"));
+    // A reordered earlier ACK with a stale window is behind RCV.NXT:
+    // dropped (and answered), its window ignored.
+    t.handle_segment(
+        ms(2),
+        &Repr {
+            window_len: 10,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.peer_window(), 64_000);
+    t.handle_segment(
+        ms(3),
+        &Repr {
+            window_len: 10,
+            ..seg(IRS + 4, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.peer_window(), 10);
+}
+
+#[test]
+fn a_fin_beyond_a_hole_waits_for_the_hole() {
+    let mut t = established(&plain());
+    t.handle_segment(
+        ms(1),
+        &Repr {
+            control: Control::Fin,
+            ..with_data(seg(IRS + 4, Some(ISS + 1)), b"def")
+        },
+    );
+    assert_eq!(t.state(), State::Established);
+    expect(&mut t, ms(1), ours(ISS + 1, Some(IRS + 1)), &[]);
+    t.handle_segment(ms(2), &with_data(seg(IRS + 1, Some(ISS + 1)), b"abc"));
+    assert_eq!(t.state(), State::CloseWait);
+    assert_eq!(t.received(), b"abcdef");
+    expect(
+        &mut t,
+        ms(2),
+        Repr {
+            window_len: 64_000 - 6,
+            ..ours(ISS + 1, Some(IRS + 8))
+        },
+        &[],
+    );
+    t.consume(6);
+    assert!(t.fin_received());
+}
