@@ -1350,9 +1350,12 @@ impl Tcb {
         let retransmission = seq < self.snd_max;
         if len < queued && queued > 0 && !retransmission {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): only full
-            // segments, or half the largest window the peer offered.
+            // segments, or half the largest window the peer offered —
+            // while an ACK is still to come. With nothing in flight no ACK
+            // will open the window further, so what fits goes (the
+            // override the RFC gives a timer for).
             let cap = self.payload_cap();
-            if len < cap && len < self.max_snd_wnd / 2 || len == 0 {
+            if len == 0 || (len < cap && len < self.max_snd_wnd / 2 && flight > 0) {
                 return None;
             }
         }

@@ -497,6 +497,18 @@ fn sender_respects_peer_window_and_cwnd() {
         n += o.data.len();
     }
     assert_eq!(n, 8000);
+    // Everything acknowledged, a 300-byte window: with no ACK to wait
+    // for, the small segment goes.
+    assert_eq!(t.send(&[2; 1000]), 1000);
+    t.handle_segment(
+        ms(3),
+        &Repr {
+            window_len: 300,
+            ..seg(IRS + 1, Some(ISS + 10_001))
+        },
+    );
+    assert_eq!(poll(&mut t, ms(3)).unwrap().data.len(), 300);
+    silence(&mut t, ms(3));
 }
 
 #[test]
