@@ -544,8 +544,28 @@ impl Tcb {
             .saturating_sub(self.assembler.contiguous())
     }
 
+    /// Gives back buffer memory the connection can no longer use: a
+    /// connection in TIME-WAIT (60 s) or FIN-WAIT-2 must not hold a
+    /// mebibyte it will never fill again.
+    fn release_buffers(&mut self) {
+        if matches!(
+            self.state,
+            State::FinWait2 | State::TimeWait | State::Closed
+        ) {
+            self.send.release();
+        }
+        let receiving = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2 | State::SynReceived
+        );
+        if !receiving && self.assembler.contiguous() == 0 && self.assembler.is_empty() {
+            self.recv.release();
+        }
+    }
+
     fn enter_closed(&mut self, error: Option<Error>) {
         self.state = State::Closed;
+        self.release_buffers();
         if error.is_some() && self.error.is_none() {
             self.error = error;
         }
@@ -563,6 +583,7 @@ impl Tcb {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        self.release_buffers();
         self.rto_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -802,7 +823,10 @@ impl Tcb {
         // Our FIN acknowledged.
         if self.fin_acked() {
             match self.state {
-                State::FinWait1 => self.state = State::FinWait2,
+                State::FinWait1 => {
+                    self.state = State::FinWait2;
+                    self.release_buffers();
+                }
                 State::Closing => self.enter_time_wait(now),
                 State::LastAck => {
                     self.enter_closed(None);
@@ -1588,6 +1612,9 @@ impl Tcb {
         }
         self.recv.consume(n);
         self.assembler.advance(n);
+        if self.assembler.contiguous() == 0 {
+            self.release_buffers();
+        }
         self.rcv_base += n;
         self.counters.bytes_in += n as u64;
         // A window update once the window grew enough (receiver SWS

@@ -1786,3 +1786,45 @@ fn a_fin_beyond_a_hole_waits_for_the_hole() {
     t.consume(6);
     assert!(t.fin_received());
 }
+
+#[test]
+fn time_wait_gives_the_buffers_back() {
+    let mut t = established(&plain());
+    assert_eq!(t.send(&[3; 20_000]), 20_000);
+    while poll(&mut t, ms(1)).is_some() {}
+    t.handle_segment(ms(2), &seg(IRS + 1, Some(ISS + 10_001)));
+    while poll(&mut t, ms(2)).is_some() {}
+    assert!(t.send.capacity() >= 20_000);
+    t.handle_segment(ms(3), &seg(IRS + 1, Some(ISS + 20_001)));
+    static DATA: [u8; 1000] = [4; 1000];
+    for i in 0..20 {
+        t.handle_segment(
+            ms(4),
+            &with_data(seg(IRS + 1 + i * 1000, Some(ISS + 20_001)), &DATA),
+        );
+    }
+    assert!(t.recv.capacity() >= 20_000);
+    t.close();
+    while poll(&mut t, ms(5)).is_some() {}
+    t.handle_segment(ms(6), &seg(IRS + 20_001, Some(ISS + 20_002)));
+    assert_eq!(t.state(), State::FinWait2);
+    assert_eq!(t.send.capacity(), 0, "nothing more to send");
+    t.handle_segment(
+        ms(7),
+        &Repr {
+            control: Control::Fin,
+            ..seg(IRS + 20_001, Some(ISS + 20_002))
+        },
+    );
+    assert_eq!(t.state(), State::TimeWait);
+    assert!(t.recv.capacity() > 0, "20 000 bytes still to be read");
+    let mut read = 0;
+    while !t.received().is_empty() {
+        let n = t.received().len();
+        read += n;
+        t.consume(n);
+    }
+    assert_eq!(read, 20_000);
+    assert!(t.fin_received());
+    assert_eq!(t.recv.capacity(), 0);
+}
