@@ -1789,14 +1789,14 @@ fn a_fin_beyond_a_hole_waits_for_the_hole() {
 
 #[test]
 fn time_wait_gives_the_buffers_back() {
+    static DATA: [u8; 1000] = [4; 1000];
     let mut t = established(&plain());
-    assert_eq!(t.send(&[3; 20_000]), 20_000);
+    assert_eq!(t.send(&vec![3; 20_000]), 20_000);
     while poll(&mut t, ms(1)).is_some() {}
     t.handle_segment(ms(2), &seg(IRS + 1, Some(ISS + 10_001)));
     while poll(&mut t, ms(2)).is_some() {}
     assert!(t.send.capacity() >= 20_000);
     t.handle_segment(ms(3), &seg(IRS + 1, Some(ISS + 20_001)));
-    static DATA: [u8; 1000] = [4; 1000];
     for i in 0..20 {
         t.handle_segment(
             ms(4),
