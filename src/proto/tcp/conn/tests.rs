@@ -1116,7 +1116,9 @@ fn back_to_back_moves_a_mebibyte_each_way() {
         assert_eq!(t.error(), None);
         assert_eq!(t.counters().retransmits, 0);
     }
-    assert!(run.end < Instant::from_secs(70), "took {}", run.end);
+    // TIME-WAIT's 60 s, and about 60 ms (30 round trips: slow start, a
+    // delayed ACK at the end, the closes) for the transfer itself.
+    assert!(run.end < Instant::from_millis(60_100), "took {}", run.end);
 }
 
 #[test]
