@@ -284,7 +284,6 @@ impl Stack {
         let t = &self.tcp.counters;
         c.tcp_segments_in = t.segments_in;
         c.tcp_segments_out = t.segments_out;
-        c.tcp_resets = t.resets_sent;
         c.tcp_half_open_dropped = t.half_open_dropped;
         c.tcp_accepted = t.accepted;
         c.tcp_closed = t.closed;

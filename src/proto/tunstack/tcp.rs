@@ -71,7 +71,6 @@ struct Slot {
 pub(super) struct TcpCounters {
     pub segments_in: u64,
     pub segments_out: u64,
-    pub resets_sent: u64,
     pub half_open_dropped: u64,
     pub accepted: u64,
     pub closed: u64,
