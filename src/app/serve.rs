@@ -253,10 +253,15 @@ fn tunstack_listeners(
             ),
         ),
         (ECHO_PORT, Box::new(EchoAcceptor)),
-        // HTTP on 7000 (helper HTTP's `proto::http`): enable at merge.
-        // (port(Protocol::Tunstack), Box::new(crate::proto::http::HttpAcceptor::new(files))),
+        (
+            port(Protocol::Tunstack),
+            Box::new(
+                crate::proto::http::HttpAcceptor::new(files)
+                    .with_zero_copy(false)
+                    .with_timeouts(timeouts),
+            ),
+        ),
     ];
-    drop(files);
     Ok(listeners)
 }
 
