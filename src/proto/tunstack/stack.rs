@@ -249,6 +249,12 @@ impl Stack {
         r
     }
 
+    /// Lowers [`super::MAX_CONNECTIONS`] for a test.
+    #[cfg(test)]
+    pub(super) fn set_max_connections(&mut self, n: usize) {
+        self.tcp.set_max_connections(n);
+    }
+
     /// TCP connections open now (any state), and of those half-open.
     pub fn tcp_connections(&self) -> (usize, usize) {
         (self.tcp.len(), self.tcp.half_open())

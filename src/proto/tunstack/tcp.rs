@@ -137,6 +137,8 @@ pub(super) struct Tcp {
     pub(super) counters: TcpCounters,
     /// The reactor's key of the stack's entry, for the connections' tags.
     entry: usize,
+    /// [`MAX_CONNECTIONS`], lowered by tests.
+    max_connections: usize,
 }
 
 impl fmt::Debug for Tcp {
@@ -175,6 +177,7 @@ impl Tcp {
             next_port: EPHEMERAL_PORTS.start() + start % span,
             counters: TcpCounters::default(),
             entry: 0,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 
@@ -184,6 +187,11 @@ impl Tcp {
 
     pub(super) fn set_config(&mut self, config: Config) {
         self.config = config;
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_max_connections(&mut self, n: usize) {
+        self.max_connections = n;
     }
 
     pub(super) fn set_isn_key(&mut self, key: [u8; 16]) {
@@ -230,7 +238,7 @@ impl Tcp {
         let Some(listener) = self.listeners.iter().position(|l| l.0 == segment.dst_port) else {
             return Input::Reset;
         };
-        if self.slots.len() >= MAX_CONNECTIONS && !self.reclaim_time_wait() {
+        if self.slots.len() >= self.max_connections && !self.reclaim_time_wait() {
             return Input::Reset;
         }
         if self.half_open_count >= MAX_HALF_OPEN {
@@ -257,7 +265,7 @@ impl Tcp {
         remote: SocketAddrV4,
         app: Box<dyn StreamSession>,
     ) -> Result<(), ConnectError> {
-        if self.slots.len() >= MAX_CONNECTIONS && !self.reclaim_time_wait() {
+        if self.slots.len() >= self.max_connections && !self.reclaim_time_wait() {
             return Err(ConnectError::TooManyConnections);
         }
         let port = self.ephemeral_port(remote)?;

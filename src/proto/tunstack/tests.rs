@@ -1082,3 +1082,85 @@ fn connect_opens_from_an_ephemeral_port_and_the_session_runs() {
     let data: Vec<u8> = sent.iter().flat_map(|s| s.data.clone()).collect();
     assert_eq!(data, b"hi", "the client session echoes");
 }
+
+/// Closes as soon as it is accepted, as an HTTP server does after its
+/// answer: the stack closes first and so ends in TIME-WAIT.
+struct Hangup;
+
+impl Driven for Hangup {
+    fn poll_close(&mut self) -> Option<crate::proto::CloseReason> {
+        Some(crate::proto::CloseReason::Completed)
+    }
+}
+
+impl crate::proto::StreamSession for Hangup {
+    fn handle_input(&mut self, _: &mut crate::proto::Context, _: crate::proto::StreamInput<'_>) {}
+    fn poll_transmit(
+        &mut self,
+        _: &mut crate::proto::Context,
+        _: usize,
+        _: &mut bytes::BytesMut,
+    ) -> Option<usize> {
+        None
+    }
+}
+
+struct HangupAcceptor;
+
+impl Driven for HangupAcceptor {}
+
+impl crate::proto::StreamAcceptor for HangupAcceptor {
+    fn accept(
+        &mut self,
+        _: &mut crate::proto::Context,
+        _: std::net::SocketAddr,
+    ) -> Option<Box<dyn crate::proto::StreamSession>> {
+        Some(Box::new(Hangup))
+    }
+}
+
+#[test]
+fn at_the_connection_bound_the_oldest_time_wait_makes_room_and_nothing_else_does() {
+    let mut s = stack(&StackConfig::default())
+        .with_tcp(
+            vec![
+                (80, Box::new(HangupAcceptor)),
+                (ECHO_PORT, Box::new(echo::EchoAcceptor)),
+            ],
+            crate::proto::tcp::conn::Config::default(),
+        )
+        .with_isn_key([7; 16]);
+    s.set_max_connections(2);
+    let mut rig = Rig::new(s);
+    // Two connections to the hanging-up server, each closed by us first
+    // and in TIME-WAIT after the peer's FIN.
+    for port in [1_000, 1_001] {
+        let x = 10;
+        let y = rig.feed(at(0), &kernel_syn(port, 80, x))[0].seq;
+        let fin = rig.feed(at(1), &kernel_seg((port, 80), (x + 1, y + 1), ACK, &[]));
+        assert!(fin.iter().any(|s| s.flags & FIN != 0), "{fin:?}");
+        rig.feed(
+            at(2),
+            &kernel_seg((port, 80), (x + 1, y + 2), FIN | ACK, &[]),
+        );
+    }
+    assert_eq!(rig.s.tcp_connections(), (2, 0));
+    // A third takes the oldest TIME-WAIT's place.
+    let synack = rig.feed(at(3), &kernel_syn(2_000, ECHO_PORT, 50));
+    assert_eq!(synack.len(), 1);
+    assert_eq!(synack[0].flags, SYN | ACK);
+    assert_eq!(rig.s.counters().tcp_time_wait_reclaimed, 1);
+    assert_eq!(rig.s.tcp_connections(), (2, 1));
+    // The oldest is gone: its port meets no connection (RST).
+    let gone = rig.feed(at(4), &kernel_seg((1_000, 80), (12, 0), ACK, &[]));
+    assert_eq!(gone[0].flags & RST, RST, "{gone:?}");
+    // A fourth takes the second; a fifth finds no TIME-WAIT and is refused.
+    assert_eq!(
+        rig.feed(at(5), &kernel_syn(2_001, ECHO_PORT, 50))[0].flags,
+        SYN | ACK
+    );
+    let refused = rig.feed(at(5), &kernel_syn(2_002, ECHO_PORT, 50));
+    assert_eq!(refused[0].flags, RST | ACK);
+    let c = rig.s.counters();
+    assert_eq!(c.tcp_time_wait_reclaimed, 2, "{c}");
+}
