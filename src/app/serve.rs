@@ -254,7 +254,7 @@ fn tunstack_listeners(
                     .with_timeouts(timeouts),
             ),
         ),
-        (ECHO_PORT, Box::new(EchoAcceptor)),
+        (ECHO_PORT, Box::new(EchoAcceptor::new(timeouts))),
         (
             port(Protocol::Tunstack),
             Box::new(

@@ -874,8 +874,8 @@ fn tcp_stack() -> Stack {
     stack(&StackConfig::default())
         .with_tcp(
             vec![
-                (7_000, Box::new(echo::EchoAcceptor)),
-                (ECHO_PORT, Box::new(echo::EchoAcceptor)),
+                (7_000, Box::new(echo::EchoAcceptor::default())),
+                (ECHO_PORT, Box::new(echo::EchoAcceptor::default())),
             ],
             crate::proto::tcp::conn::Config::default(),
         )
@@ -1053,7 +1053,14 @@ fn connect_opens_from_an_ephemeral_port_and_the_session_runs() {
     let mut rig = Rig::new(tcp_stack());
     let server = std::net::SocketAddrV4::new(KERNEL.into(), 8_080);
     rig.s
-        .connect(at(0), server, Box::new(echo::EchoSession::default()))
+        .connect(
+            at(0),
+            server,
+            Box::new(echo::EchoSession::new(
+                at(0),
+                crate::proto::idle::TcpTimeouts::default(),
+            )),
+        )
         .unwrap();
     rig.parts();
     let syn = rig.drain(at(0));
@@ -1125,7 +1132,7 @@ fn at_the_connection_bound_the_oldest_time_wait_makes_room_and_nothing_else_does
         .with_tcp(
             vec![
                 (80, Box::new(HangupAcceptor)),
-                (ECHO_PORT, Box::new(echo::EchoAcceptor)),
+                (ECHO_PORT, Box::new(echo::EchoAcceptor::default())),
             ],
             crate::proto::tcp::conn::Config::default(),
         )
