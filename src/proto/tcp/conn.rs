@@ -18,8 +18,21 @@
 //! never allocates per segment, and never panics on what a peer sends.
 //!
 //! Loss recovery is RFC 6298 (RTO, Karn's rule, backoff) with go-back-N
-//! after a timeout, RFC 5681/6582 fast retransmit and NewReno partial
+//! after a timeout, RFC 5681/6582 fast retransmit and `NewReno` partial
 //! ACKs, and a small SACK scoreboard (RFC 2018) that retransmissions skip.
+//! A duplicate ACK is RFC 5681's (no data, same window) or RFC 6675's (it
+//! SACKs something new), so losses are found while both sides send.
+//!
+//! # Choices and omissions
+//! - `close` before the handshake completes queues the FIN behind it
+//!   (RFC 9293 would delete the TCB in SYN-SENT); `abort` gives up.
+//! - A FIN beyond a hole is remembered and takes effect when the hole
+//!   fills; data beyond the receive buffer is cut and answered with an ACK.
+//! - The persist timer probes with one byte at SND.UNA without advancing
+//!   SND.NXT (SND.MAX covers it, so an ACK of it is acceptable).
+//! - Not done: Nagle's algorithm (segments go as soon as written), PAWS
+//!   (RFC 7323 §5), RFC 6675's pipe (recovery with SACK is `NewReno`'s,
+//!   plus one hole repaired per duplicate ACK), urgent data.
 
 mod ring;
 #[cfg(test)]
@@ -29,7 +42,9 @@ use super::assembler::Assembler;
 use super::cc::{Ack, Algorithm, CongestionControl};
 use super::rtt::{RttConfig, RttEstimator};
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::{Control, MAX_WINDOW_SCALE, Packet, REPR_SACK_BLOCKS, Repr, SeqNumber};
+use crate::wire::tcp::{
+    Control, HEADER_LEN, MAX_WINDOW_SCALE, Packet, REPR_SACK_BLOCKS, Repr, SeqNumber,
+};
 use ring::{RecvRing, SendRing};
 use std::net::SocketAddr;
 
@@ -196,6 +211,17 @@ const SCOREBOARD: usize = 8;
 /// of the buffer (or by two segments, whichever is less).
 const WINDOW_UPDATE_DIVISOR: usize = 2;
 
+/// RFC 5961 §7 asks that challenge ACKs be rate-limited, so that a flood
+/// of forged RSTs or SYNs does not become a flood of ACKs: at most this
+/// many per [`CHALLENGE_ACK_PERIOD`] per connection. Ten because a real
+/// peer needs one to recover (its state is stale), an attacker gains
+/// nothing from more, and Linux's global default (1000/s) is shared by
+/// all connections.
+pub const CHALLENGE_ACK_BURST: u32 = 10;
+
+/// The period of [`CHALLENGE_ACK_BURST`].
+pub const CHALLENGE_ACK_PERIOD: Duration = Duration::from_secs(1);
+
 /// The most duplicate ACKs owed at once (see `Tcb::acks_owed`): three
 /// is what triggers a fast retransmit; more would only burst.
 const MAX_ACKS_OWED: u8 = 3;
@@ -225,6 +251,10 @@ struct Reset {
 
 /// One connection.
 #[derive(Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC 9293 flags (FIN queued, FIN in, options agreed, ACK due); a state enum per flag would not read better"
+)]
 pub struct Tcb {
     config: Config,
     local: SocketAddr,
@@ -276,7 +306,7 @@ pub struct Tcb {
     ws_ok: bool,
     sack_ok: bool,
     ts_ok: bool,
-    /// TS.Recent (RFC 7323 §4.3): echoed in our TSecr.
+    /// `TS.Recent` (RFC 7323 §4.3): echoed in our `TSecr`.
     ts_recent: u32,
     /// RCV.NXT as of our last ACK (RFC 7323's Last.ACK.sent).
     last_ack_sent: SeqNumber,
@@ -295,6 +325,11 @@ pub struct Tcb {
     /// Retransmit the first unacknowledged, un-SACKed segment now (fast
     /// retransmit, partial ACK).
     rexmit: bool,
+    /// With SACK, in recovery: where the next hole to retransmit is looked
+    /// for (holes below it were retransmitted in this recovery already).
+    rexmit_from: SeqNumber,
+    /// Where the last segment [`send_from`](Self::send_from) wrote ends.
+    sent_end: SeqNumber,
     /// SYN (or SYN-ACK) transmissions so far.
     syn_sent: u32,
 
@@ -306,8 +341,16 @@ pub struct Tcb {
     acks_owed: u8,
     /// In-order bytes received since our last ACK (delayed ACK).
     unacked_bytes: usize,
+    /// The largest payload the peer sent so far: its full-sized segment,
+    /// which is its MSS less the options it sends (Linux's `rcv_mss`).
+    rcv_mss: usize,
     probe: Option<Probe>,
     reset: Option<Reset>,
+
+    /// When the current challenge-ACK period began, and how many were
+    /// sent in it.
+    challenge_since: Instant,
+    challenges: u32,
 
     // ---- timers ----
     rto_at: Option<Instant>,
@@ -388,12 +431,17 @@ impl Tcb {
             dup_acks: 0,
             recover: iss,
             rexmit: false,
+            rexmit_from: iss,
+            sent_end: iss,
             syn_sent: 0,
             ack_now: false,
             acks_owed: 0,
             unacked_bytes: 0,
+            rcv_mss: 0,
             probe: None,
             reset: None,
+            challenge_since: Instant::ZERO,
+            challenges: 0,
             rto_at: None,
             delack_at: None,
             persist_at: None,
@@ -496,8 +544,28 @@ impl Tcb {
             .saturating_sub(self.assembler.contiguous())
     }
 
+    /// Gives back buffer memory the connection can no longer use: a
+    /// connection in TIME-WAIT (60 s) or FIN-WAIT-2 must not hold a
+    /// mebibyte it will never fill again.
+    fn release_buffers(&mut self) {
+        if matches!(
+            self.state,
+            State::FinWait2 | State::TimeWait | State::Closed
+        ) {
+            self.send.release();
+        }
+        let receiving = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2 | State::SynReceived
+        );
+        if !receiving && self.assembler.contiguous() == 0 && self.assembler.is_empty() {
+            self.recv.release();
+        }
+    }
+
     fn enter_closed(&mut self, error: Option<Error>) {
         self.state = State::Closed;
+        self.release_buffers();
         if error.is_some() && self.error.is_none() {
             self.error = error;
         }
@@ -515,6 +583,7 @@ impl Tcb {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        self.release_buffers();
         self.rto_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -529,9 +598,18 @@ impl Tcb {
         self.keepalive_at = self.config.keepalive.map(|idle| now + idle);
     }
 
-    fn challenge_ack(&mut self) {
-        self.counters.challenge_acks += 1;
-        self.ack_now = true;
+    /// An ACK that makes a blind attacker's guess useless (RFC 5961),
+    /// at most [`CHALLENGE_ACK_BURST`] per [`CHALLENGE_ACK_PERIOD`] (§7).
+    fn challenge_ack(&mut self, now: Instant) {
+        if now >= self.challenge_since + CHALLENGE_ACK_PERIOD {
+            self.challenge_since = now;
+            self.challenges = 0;
+        }
+        if self.challenges < CHALLENGE_ACK_BURST {
+            self.challenges += 1;
+            self.counters.challenge_acks += 1;
+            self.ack_now = true;
+        }
     }
 
     /// Processes one segment of this connection (the carrier has checked
@@ -549,16 +627,16 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.3.
     fn syn_sent_input(&mut self, now: Instant, seg: &Repr<'_>) {
-        if let Some(ack) = seg.ack_number {
-            if ack <= self.iss || ack > self.snd_max {
-                if seg.control != Control::Rst {
-                    self.reset = Some(Reset {
-                        seq: ack,
-                        ack: None,
-                    });
-                }
-                return;
+        if let Some(ack) = seg.ack_number
+            && (ack <= self.iss || ack > self.snd_max)
+        {
+            if seg.control != Control::Rst {
+                self.reset = Some(Reset {
+                    seq: ack,
+                    ack: None,
+                });
             }
+            return;
         }
         if seg.control == Control::Rst {
             if seg.ack_number.is_some() {
@@ -574,10 +652,10 @@ impl Tcb {
         if let Some(ack) = seg.ack_number {
             self.snd_una = ack;
             self.snd_nxt = self.snd_nxt.max(ack);
-            if let Some((end, at)) = self.timed.take() {
-                if ack >= end {
-                    self.rtt.on_sample(now - at);
-                }
+            if let Some((end, at)) = self.timed.take()
+                && ack >= end
+            {
+                self.rtt.on_sample(now - at);
             }
             self.rtt.on_ack_of_new_data();
             self.rto_at = None;
@@ -644,13 +722,13 @@ impl Tcb {
                 };
                 self.enter_closed(error);
             } else {
-                self.challenge_ack();
+                self.challenge_ack(now);
             }
             return;
         }
         // Step 4: SYN in a synchronized state (RFC 5961 §4.2).
         if seg.control == Control::Syn {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
         // Step 5: the ACK field.
@@ -680,10 +758,11 @@ impl Tcb {
         if self.config.keepalive.is_some() {
             self.arm_keepalive(now);
         }
-        if let Some((val, _)) = seg.timestamp {
-            if self.ts_ok && seq <= self.last_ack_sent {
-                self.ts_recent = val;
-            }
+        if let Some((val, _)) = seg.timestamp
+            && self.ts_ok
+            && seq <= self.last_ack_sent
+        {
+            self.ts_recent = val;
         }
         if !self.ack_input(now, seg, ack) {
             return;
@@ -716,7 +795,7 @@ impl Tcb {
         let oldest = self.snd_una - self.max_snd_wnd.min(1 << 30);
         if ack < oldest {
             // RFC 5961 §5.2: older than any window we could have sent.
-            self.challenge_ack();
+            self.challenge_ack(now);
             return false;
         }
         let window = usize::from(seg.window_len) << self.snd_shift;
@@ -744,7 +823,10 @@ impl Tcb {
         // Our FIN acknowledged.
         if self.fin_acked() {
             match self.state {
-                State::FinWait1 => self.state = State::FinWait2,
+                State::FinWait1 => {
+                    self.state = State::FinWait2;
+                    self.release_buffers();
+                }
                 State::Closing => self.enter_time_wait(now),
                 State::LastAck => {
                     self.enter_closed(None);
@@ -775,21 +857,22 @@ impl Tcb {
         // RTT: the timed segment if it was never retransmitted (Karn),
         // else the echoed timestamp (RFC 7323 §4.1).
         let mut sampled = false;
-        if let Some((end, at)) = self.timed {
-            if ack >= end {
-                self.rtt.on_sample(now - at);
-                self.timed = None;
-                sampled = true;
-            }
+        if let Some((end, at)) = self.timed
+            && ack >= end
+        {
+            self.rtt.on_sample(now - at);
+            self.timed = None;
+            sampled = true;
         }
-        if !sampled && self.ts_ok {
-            if let Some((_, ecr)) = seg.timestamp {
-                if ecr != 0 {
-                    let ms = ts_clock(now).wrapping_sub(ecr);
-                    if ms < 1 << 31 {
-                        self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
-                    }
-                }
+        if !sampled
+            && self.ts_ok
+            && let Some((_, ecr)) = seg.timestamp
+            && ecr != 0
+        {
+            // An echo older than half the clock's range is not ours.
+            let ms = ts_clock(now).wrapping_sub(ecr);
+            if ms < 1 << 31 {
+                self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
             }
         }
         self.rtt.on_ack_of_new_data();
@@ -834,13 +917,41 @@ impl Tcb {
             self.cc.on_fast_retransmit(now, flight);
             self.counters.fast_retransmits += 1;
             self.rexmit = true;
+            self.rexmit_from = self.snd_una;
         } else if self.dup_acks > 3 || self.cc.in_recovery() {
             self.cc.on_duplicate_ack(now);
+            // SACK-assisted recovery: each duplicate ACK (a segment that
+            // left the network) may repair one more hole the scoreboard
+            // shows, instead of waiting a round trip per hole for the
+            // partial ACKs of RFC 6582.
+            if self.sack_ok && self.cc.in_recovery() && self.hole_below_sacked() {
+                self.rexmit = true;
+            }
         }
     }
 
+    /// Where the next retransmission starts: SND.UNA, or with SACK in
+    /// recovery the first hole not yet retransmitted.
+    fn rexmit_start(&self) -> SeqNumber {
+        if self.sack_ok && self.cc.in_recovery() {
+            self.rexmit_from.max(self.snd_una)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// Whether data neither selectively acknowledged nor retransmitted yet
+    /// lies below data the peer did acknowledge selectively: a hole that
+    /// is lost, not merely in flight.
+    fn hole_below_sacked(&self) -> bool {
+        let (seq, _) = self.skip_sacked(self.rexmit_start());
+        self.sacked[..self.sacked_len]
+            .iter()
+            .any(|&(_, right)| seq < right)
+    }
+
     /// Merges the peer's SACK blocks that lie in flight into the scoreboard;
-    /// whether they SACKed anything new.
+    /// whether they acknowledged anything new selectively.
     fn take_sack(&mut self, seg: &Repr<'_>) -> bool {
         if seg.sack_ranges[0].is_none() {
             return false;
@@ -881,16 +992,12 @@ impl Tcb {
             self.sacked_len += 1;
         } else {
             // Full: keep the lowest ranges, which retransmission meets first.
-            let (hi, _) = self
-                .sacked
-                .iter()
-                .enumerate()
-                .max_by(|a, b| {
-                    a.1.0
-                        .partial_cmp(&b.1.0)
-                        .unwrap_or(core::cmp::Ordering::Equal)
-                })
-                .map_or((0, ()), |(i, _)| (i, ()));
+            let mut hi = 0;
+            for (i, &(l, _)) in self.sacked.iter().enumerate() {
+                if l > self.sacked[hi].0 {
+                    hi = i;
+                }
+            }
             if left < self.sacked[hi].0 {
                 self.sacked[hi] = (left, right);
             }
@@ -912,8 +1019,9 @@ impl Tcb {
         }
     }
 
-    /// The first sequence number at or after `seq` the peer has not SACKed,
-    /// and where the next SACKed range starts after it (if any).
+    /// The first sequence number at or after `seq` the peer has not
+    /// acknowledged selectively, and where the next such range starts
+    /// after it (if any).
     fn skip_sacked(&self, mut seq: SeqNumber) -> (SeqNumber, Option<SeqNumber>) {
         let mut moved = true;
         while moved {
@@ -944,6 +1052,9 @@ impl Tcb {
             seq = self.rcv_nxt;
         }
         let had_holes = !self.assembler.is_empty();
+        self.rcv_mss = self
+            .rcv_mss
+            .max(seg.payload.len().min(usize::from(self.config.mss)));
         if !payload.is_empty() {
             // Offsets from the first unconsumed byte; trim to the buffer.
             let offset = seq - self.rcv_base;
@@ -973,7 +1084,7 @@ impl Tcb {
                     self.ack_now = true;
                 }
             }
-        } else if seg.payload.len() > 0 {
+        } else if !seg.payload.is_empty() {
             self.counters.duplicate_segments += 1;
             self.ack_now = true;
         }
@@ -986,30 +1097,26 @@ impl Tcb {
                 self.fin_later = Some(fin_seq);
             }
         }
-        if let Some(fin_seq) = self.fin_later {
-            if fin_seq == self.rcv_nxt && !self.fin_in {
-                self.fin_in = true;
-                self.fin_later = None;
-                self.rcv_nxt += 1;
-                self.ack_now = true;
-                match self.state {
-                    State::Established => self.state = State::CloseWait,
-                    State::FinWait1 => {
-                        if self.fin_acked() {
-                            self.enter_time_wait(now);
-                        } else {
-                            self.state = State::Closing;
-                        }
-                    }
-                    State::FinWait2 => self.enter_time_wait(now),
-                    _ => {}
-                }
+        if let Some(fin_seq) = self.fin_later
+            && fin_seq == self.rcv_nxt
+            && !self.fin_in
+        {
+            self.fin_in = true;
+            self.fin_later = None;
+            self.rcv_nxt += 1;
+            self.ack_now = true;
+            match self.state {
+                State::Established => self.state = State::CloseWait,
+                State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
+                State::FinWait1 => self.state = State::Closing,
+                State::FinWait2 => self.enter_time_wait(now),
+                _ => {}
             }
         }
         if self.unacked_bytes > 0 && !self.ack_now {
             // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: at least every second
             // full-sized segment, else within the delayed-ACK timeout.
-            if self.config.delayed_ack.is_zero() || self.unacked_bytes >= 2 * self.smss {
+            if self.config.delayed_ack.is_zero() || self.unacked_bytes >= 2 * self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.config.delayed_ack);
@@ -1160,9 +1267,8 @@ impl Tcb {
             return self.emit_reset(reset, out);
         }
         let sent = match self.state {
-            State::Closed => None,
+            State::Closed | State::TimeWait => None,
             State::SynSent | State::SynReceived => self.poll_opening(now, out),
-            State::TimeWait => None,
             _ => self.poll_synchronized(now, out),
         };
         if let Some(n) = sent {
@@ -1203,10 +1309,11 @@ impl Tcb {
     fn poll_synchronized(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if self.rexmit {
             self.rexmit = false;
-            let (seq, next_sacked) = self.skip_sacked(self.snd_una);
+            let (seq, next_sacked) = self.skip_sacked(self.rexmit_start());
             if seq < self.snd_max {
                 let limit = next_sacked.unwrap_or(self.snd_max).min(self.snd_max);
                 if let Some(n) = self.send_from(now, out, seq, limit - seq, true) {
+                    self.rexmit_from = self.sent_end;
                     return Some(n);
                 }
             }
@@ -1267,9 +1374,12 @@ impl Tcb {
         let retransmission = seq < self.snd_max;
         if len < queued && queued > 0 && !retransmission {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): only full
-            // segments, or half the largest window the peer offered.
-            let cap = self.payload_cap(false);
-            if len < cap && len < self.max_snd_wnd / 2 || len == 0 {
+            // segments, or half the largest window the peer offered —
+            // while an ACK is still to come. With nothing in flight no ACK
+            // will open the window further, so what fits goes (the
+            // override the RFC gives a timer for).
+            let cap = self.payload_cap();
+            if len == 0 || (len < cap && len < self.max_snd_wnd / 2 && flight > 0) {
                 return None;
             }
         }
@@ -1279,17 +1389,25 @@ impl Tcb {
         self.send_from(now, out, seq, len, retransmission)
     }
 
-    /// The most payload a segment may carry: the MSS less the options.
-    fn payload_cap(&self, with_sack: bool) -> usize {
+    /// The options of a data segment sent now, in bytes, padded: what
+    /// [`emit`](Self::emit) will write (timestamps, SACK blocks).
+    fn data_options_len(&self) -> usize {
         let mut options = 0;
         if self.ts_ok {
-            options += 12;
+            options += 10;
         }
-        if with_sack && self.sack_ok && !self.assembler.is_empty() {
+        if self.sack_ok && !self.assembler.is_empty() {
             let blocks = self.assembler.ranges().count().min(REPR_SACK_BLOCKS);
-            options += (2 + 8 * blocks).next_multiple_of(4);
+            options += 2 + 8 * blocks;
         }
-        self.smss.saturating_sub(options).max(1)
+        options.next_multiple_of(4)
+    }
+
+    /// The most payload a segment may carry: the MSS less the options
+    /// (RFC 9293 §3.7.1: the MSS counts data only, and the IP packet must
+    /// still fit the MTU it was derived from).
+    fn payload_cap(&self) -> usize {
+        self.smss.saturating_sub(self.data_options_len()).max(1)
     }
 
     /// Sends up to `len` bytes from `seq` (which is at or after SND.UNA),
@@ -1305,10 +1423,10 @@ impl Tcb {
     ) -> Option<usize> {
         let end = self.buf_end();
         let start = seq.max(self.buf_seq);
-        let len = len
-            .min(self.payload_cap(true))
-            .min(end - start.min(end))
-            .min(out.len().saturating_sub(MAX_SEGMENT_OVERHEAD));
+        let len = len.min(self.payload_cap()).min(end - start.min(end)).min(
+            out.len()
+                .saturating_sub(HEADER_LEN + self.data_options_len()),
+        );
         let with_fin = self.fin_queued && start + len == end;
         let control = if with_fin {
             Control::Fin
@@ -1322,6 +1440,7 @@ impl Tcb {
         }
         let n = self.emit(now, out, start, control, start - self.buf_seq, len)?;
         let seg_end = start + len + usize::from(with_fin);
+        self.sent_end = seg_end;
         if retransmission {
             self.counters.retransmits += 1;
             if self.timed.is_some_and(|(e, _)| start < e) {
@@ -1493,6 +1612,9 @@ impl Tcb {
         }
         self.recv.consume(n);
         self.assembler.advance(n);
+        if self.assembler.contiguous() == 0 {
+            self.release_buffers();
+        }
         self.rcv_base += n;
         self.counters.bytes_in += n as u64;
         // A window update once the window grew enough (receiver SWS

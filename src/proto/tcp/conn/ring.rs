@@ -46,6 +46,13 @@ impl SendRing {
         n
     }
 
+    /// Gives the memory back when nothing is held (no more will be sent).
+    pub(super) fn release(&mut self) {
+        if self.bytes.is_empty() {
+            self.bytes = VecDeque::new();
+        }
+    }
+
     /// Forgets the oldest `n` bytes (acknowledged).
     pub(super) fn drop_front(&mut self, n: usize) {
         let n = n.min(self.bytes.len());
@@ -135,6 +142,13 @@ impl RecvRing {
         &self.buf[self.head..self.head + n]
     }
 
+    /// Gives the memory back; the engine calls it only when no byte is
+    /// held (none unconsumed, none out of order) and none can come.
+    pub(super) fn release(&mut self) {
+        self.buf = Vec::new();
+        self.head = 0;
+    }
+
     /// The application took `n` bytes: offsets shift down by `n`.
     pub(super) fn consume(&mut self, n: usize) {
         let size = self.buf.len();
@@ -146,7 +160,7 @@ impl RecvRing {
     /// Bytes of memory held (for the idle-cost test).
     #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
     }
 }
 

@@ -497,6 +497,18 @@ fn sender_respects_peer_window_and_cwnd() {
         n += o.data.len();
     }
     assert_eq!(n, 8000);
+    // Everything acknowledged, a 300-byte window: with no ACK to wait
+    // for, the small segment goes.
+    assert_eq!(t.send(&[2; 1000]), 1000);
+    t.handle_segment(
+        ms(3),
+        &Repr {
+            window_len: 300,
+            ..seg(IRS + 1, Some(ISS + 10_001))
+        },
+    );
+    assert_eq!(poll(&mut t, ms(3)).unwrap().data.len(), 300);
+    silence(&mut t, ms(3));
 }
 
 #[test]
@@ -601,6 +613,17 @@ fn delayed_ack_waits_then_fires_or_acks_every_second_segment() {
     let o = poll(&mut t, ms(201)).expect("ACK every second segment");
     assert_eq!(o.repr.ack_number, Some(SeqNumber(IRS + 3001)));
     assert_eq!(t.poll_timeout(), None, "the delayed ACK went with it");
+    // Full-sized is what the peer sends (its MSS less its options), not
+    // our MSS: two 900-byte segments are acknowledged at once too.
+    let mut t = established(&config);
+    t.handle_segment(ms(250), &with_data(seg(IRS + 1, Some(ISS + 1)), &[1; 900]));
+    silence(&mut t, ms(250));
+    t.handle_segment(
+        ms(251),
+        &with_data(seg(IRS + 901, Some(ISS + 1)), &[1; 900]),
+    );
+    let o = poll(&mut t, ms(251)).expect("ACK every second segment");
+    assert_eq!(o.repr.ack_number, Some(SeqNumber(IRS + 1801)));
     // Out of order: at once.
     t.handle_segment(
         ms(300),
@@ -854,6 +877,24 @@ fn syn_in_established_gets_a_challenge_ack() {
 }
 
 #[test]
+fn challenge_acks_are_rate_limited() {
+    let mut t = established(&plain());
+    let syn = Repr {
+        control: Control::Syn,
+        ..seg(IRS + 1, None)
+    };
+    for i in 0..25 {
+        t.handle_segment(ms(1000 + i), &syn);
+        let answered = poll(&mut t, ms(1000 + i)).is_some();
+        assert_eq!(answered, i < 10, "SYN {i}");
+    }
+    assert_eq!(t.counters().challenge_acks, 10);
+    // A new period, a new allowance.
+    t.handle_segment(ms(2000), &syn);
+    assert!(poll(&mut t, ms(2000)).is_some());
+}
+
+#[test]
 fn ack_of_unsent_data_is_answered_and_dropped() {
     let mut t = established(&plain());
     t.handle_segment(ms(1), &with_data(seg(IRS + 1, Some(ISS + 500)), b"zz"));
@@ -924,13 +965,13 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
     const MAX_STEPS: usize = 2_000_000;
     let deadline = Instant::from_secs(3600);
     let mut now = Instant::ZERO;
-    let mut a = Tcb::connect(config, remote(), local(), ISS, now);
+    let mut client = Tcb::connect(config, remote(), local(), ISS, now);
     let mut buf = vec![0u8; MAX_SEGMENT_OVERHEAD + usize::from(config.mss)];
-    let n = a.poll_segment(now, &mut buf).expect("SYN");
-    let syn_bytes = buf[..n].to_vec();
+    let len = client.poll_segment(now, &mut buf).expect("SYN");
+    let syn_bytes = buf[..len].to_vec();
     let syn = Repr::parse(&Packet::new_checked(&syn_bytes[..]).unwrap()).unwrap();
-    let b = Tcb::accept(config, local(), remote(), &syn, IRS, now + delay);
-    let mut tcbs = [a, b];
+    let server = Tcb::accept(config, local(), remote(), &syn, IRS, now + delay);
+    let mut tcbs = [client, server];
     let mut got = [Vec::new(), Vec::new()];
     let mut sent = [0usize; 2];
     let mut closed = [false; 2];
@@ -976,10 +1017,18 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
             }
             while let Some(n) = t.poll_segment(now, &mut buf) {
                 count += 1;
-                if drop_every > 0 && count % drop_every == 0 {
+                if drop_every > 0 && count.is_multiple_of(drop_every) {
                     continue;
                 }
-                link.push((now + delay, 1 - side, buf[..n].to_vec()));
+                // Reordering and duplication, for `back_to_back_disorder`:
+                // every 7th segment (when asked) arrives 3 delays late, and
+                // every 13th twice.
+                let late = REORDER.with(std::cell::Cell::get) && count.is_multiple_of(7);
+                let at = now + if late { delay * 4 } else { delay };
+                if REORDER.with(std::cell::Cell::get) && count.is_multiple_of(13) {
+                    link.push((at + delay, 1 - side, buf[..n].to_vec()));
+                }
+                link.push((at, 1 - side, buf[..n].to_vec()));
             }
         }
         if tcbs.iter().all(|t| t.state() == State::Closed) && link.is_empty() {
@@ -999,6 +1048,44 @@ fn back_to_back(config: &Config, data: [&[u8]; 2], drop_every: usize, delay: Dur
         got,
         tcbs,
         end: now,
+    }
+}
+
+thread_local! {
+    /// Whether [`back_to_back`] also reorders and duplicates segments.
+    static REORDER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[test]
+fn back_to_back_disorder_reordered_and_duplicated_segments() {
+    REORDER.with(|r| r.set(true));
+    let up = pattern(1 << 20, 0x33);
+    let down = pattern(300_000, 0x44);
+    for config in [
+        Config::default(),
+        Config {
+            sack: false,
+            timestamps: false,
+            ..Config::default()
+        },
+    ] {
+        let run = back_to_back(&config, [&up, &down], 29, Duration::from_millis(2));
+        assert!(
+            run.got[1] == up,
+            "A → B ({} of {})",
+            run.got[1].len(),
+            up.len()
+        );
+        assert!(
+            run.got[0] == down,
+            "B → A ({} of {})",
+            run.got[0].len(),
+            down.len()
+        );
+        for t in &run.tcbs {
+            assert_eq!(t.state(), State::Closed);
+            assert!(t.counters().duplicate_segments > 0);
+        }
     }
 }
 
@@ -1424,7 +1511,7 @@ fn user_timeout_aborts_unacknowledged_data() {
 #[test]
 fn an_idle_connection_costs_under_4_kib() {
     let t = established(&Config::default());
-    let held = core::mem::size_of::<Tcb>() + t.send.capacity() + t.recv.capacity();
+    let held = size_of::<Tcb>() + t.send.capacity() + t.recv.capacity();
     assert!(held < 4096, "{held} bytes");
     let mut t = t;
     t.send(b"x");
@@ -1443,8 +1530,10 @@ fn counters_count_segments_both_ways() {
 
 // ---- never panics ----
 
-fn any_segment()
--> impl Strategy<Value = (u8, u32, Option<u32>, u16, usize, Option<(u32, u32)>, u64)> {
+/// (control, seq, ack, window, payload length, one SACK block, ms later)
+type Fuzzed = (u8, u32, Option<u32>, u16, usize, Option<(u32, u32)>, u64);
+
+fn any_segment() -> impl Strategy<Value = Fuzzed> {
     (
         0u8..5,
         prop_oneof![IRS - 10..IRS + 70_000, any::<u32>()],
@@ -1491,7 +1580,7 @@ proptest! {
                 ack_number: ack.map(SeqNumber),
                 window_len: window,
                 sack_ranges: [sack, None, None],
-                timestamp: (i % 2 == 0).then_some((i as u32, 5)),
+                timestamp: (i % 2 == 0).then_some((u32::try_from(i).unwrap_or(0), 5)),
                 payload: &data[..len],
                 ..seg(0, None)
             };
@@ -1500,9 +1589,7 @@ proptest! {
                 t.send(&vec![2; w]);
             }
             if i == 20 { t.close(); }
-            if let Some(at) = t.poll_timeout() {
-                if at <= now { t.handle_timeout(now); }
-            }
+            // Spurious calls are no-ops; due ones fire.
             t.handle_timeout(now);
             let mut n = 0;
             while t.poll_segment(now, &mut buf).is_some() {
@@ -1514,4 +1601,230 @@ proptest! {
             let _ = t.counters();
         }
     }
+}
+
+#[test]
+fn two_engines_open_simultaneously_and_close_simultaneously() {
+    let config = Config::default();
+    let mut a = Tcb::connect(&config, local(), remote(), ISS, ms(0));
+    let mut b = Tcb::connect(&config, remote(), local(), IRS, ms(0));
+    let mut buf_a = [0u8; BUF];
+    let mut buf_b = [0u8; BUF];
+    let mut now = ms(0);
+    for _ in 0..10 {
+        // Both send whatever they have at once, so the SYNs (and later
+        // the FINs) cross.
+        let from_a = a.poll_segment(now, &mut buf_a);
+        let from_b = b.poll_segment(now, &mut buf_b);
+        now += Duration::from_millis(1);
+        if let Some(n) = from_a {
+            b.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_a[..n]).unwrap()).unwrap(),
+            );
+        }
+        if let Some(n) = from_b {
+            a.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_b[..n]).unwrap()).unwrap(),
+            );
+        }
+        if a.state() == State::Established && b.state() == State::Established {
+            break;
+        }
+    }
+    assert_eq!(
+        (a.state(), b.state()),
+        (State::Established, State::Established)
+    );
+    assert_eq!(a.mss(), 1460);
+    a.close();
+    b.close();
+    for _ in 0..10 {
+        let from_a = a.poll_segment(now, &mut buf_a);
+        let from_b = b.poll_segment(now, &mut buf_b);
+        now += Duration::from_millis(1);
+        if let Some(n) = from_a {
+            b.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_a[..n]).unwrap()).unwrap(),
+            );
+        }
+        if let Some(n) = from_b {
+            a.handle_segment(
+                now,
+                &Repr::parse(&Packet::new_checked(&buf_b[..n]).unwrap()).unwrap(),
+            );
+        }
+        if from_a.is_none() && from_b.is_none() {
+            break;
+        }
+    }
+    // Both went through CLOSING to TIME-WAIT.
+    assert_eq!((a.state(), b.state()), (State::TimeWait, State::TimeWait));
+}
+
+#[test]
+fn sack_recovery_repairs_a_second_hole_without_waiting_for_a_partial_ack() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    send_segments(&mut t, ms(10), 8);
+    // Segments 1 and 3 are lost; 2, 4, 5, 6 arrive.
+    let sacks = [
+        [Some((ISS + 1001, ISS + 2001)), None, None],
+        [
+            Some((ISS + 3001, ISS + 4001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+        [
+            Some((ISS + 3001, ISS + 5001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+        [
+            Some((ISS + 3001, ISS + 6001)),
+            Some((ISS + 1001, ISS + 2001)),
+            None,
+        ],
+    ];
+    let mut sent = Vec::new();
+    for (i, sack_ranges) in sacks.into_iter().enumerate() {
+        let at = ms(20 + i as u64);
+        t.handle_segment(
+            at,
+            &Repr {
+                sack_ranges,
+                ..seg(IRS + 1, Some(ISS + 1))
+            },
+        );
+        while let Some(o) = poll(&mut t, at) {
+            sent.push((i, o.repr.seq_number.0 - ISS));
+        }
+    }
+    // The third duplicate repairs segment 1, the fourth segment 3.
+    assert_eq!(sent, [(2, 1), (3, 2001)]);
+    assert_eq!(t.counters().fast_retransmits, 1);
+    assert_eq!(t.counters().retransmits, 2);
+}
+
+#[test]
+fn an_ack_older_than_any_window_gets_a_challenge_ack() {
+    let mut t = established(&plain());
+    // MAX.SND.WND is 64 000: an ACK further back is forged or ancient.
+    t.handle_segment(
+        ms(1),
+        &with_data(seg(IRS + 1, Some(ISS.wrapping_sub(70_000))), b"zz"),
+    );
+    expect(&mut t, ms(1), ours(ISS + 1, Some(IRS + 1)), &[]);
+    assert_eq!(t.counters().challenge_acks, 1);
+    assert_eq!(t.received(), b"", "its data is dropped");
+    // Within the window behind SND.UNA: an old duplicate, accepted.
+    t.handle_segment(ms(2), &with_data(seg(IRS + 1, Some(ISS - 100)), b"ok"));
+    assert_eq!(t.received(), b"ok");
+}
+
+#[test]
+fn an_old_segment_does_not_move_the_window() {
+    let mut t = established(&plain());
+    t.handle_segment(ms(1), &with_data(seg(IRS + 1, Some(ISS + 1)), b"abc"));
+    // A reordered earlier ACK with a stale window is behind RCV.NXT:
+    // dropped (and answered), its window ignored.
+    t.handle_segment(
+        ms(2),
+        &Repr {
+            window_len: 10,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.peer_window(), 64_000);
+    t.handle_segment(
+        ms(3),
+        &Repr {
+            window_len: 10,
+            ..seg(IRS + 4, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.peer_window(), 10);
+}
+
+#[test]
+fn a_fin_beyond_a_hole_waits_for_the_hole() {
+    let mut t = established(&plain());
+    t.handle_segment(
+        ms(1),
+        &Repr {
+            control: Control::Fin,
+            ..with_data(seg(IRS + 4, Some(ISS + 1)), b"def")
+        },
+    );
+    assert_eq!(t.state(), State::Established);
+    expect(&mut t, ms(1), ours(ISS + 1, Some(IRS + 1)), &[]);
+    t.handle_segment(ms(2), &with_data(seg(IRS + 1, Some(ISS + 1)), b"abc"));
+    assert_eq!(t.state(), State::CloseWait);
+    assert_eq!(t.received(), b"abcdef");
+    expect(
+        &mut t,
+        ms(2),
+        Repr {
+            window_len: 64_000 - 6,
+            ..ours(ISS + 1, Some(IRS + 8))
+        },
+        &[],
+    );
+    t.consume(6);
+    assert!(t.fin_received());
+}
+
+#[test]
+fn time_wait_gives_the_buffers_back() {
+    static DATA: [u8; 1000] = [4; 1000];
+    let mut t = established(&plain());
+    assert_eq!(t.send(&vec![3; 20_000]), 20_000);
+    while poll(&mut t, ms(1)).is_some() {}
+    t.handle_segment(ms(2), &seg(IRS + 1, Some(ISS + 10_001)));
+    while poll(&mut t, ms(2)).is_some() {}
+    assert!(t.send.capacity() >= 20_000);
+    t.handle_segment(ms(3), &seg(IRS + 1, Some(ISS + 20_001)));
+    for i in 0..20 {
+        t.handle_segment(
+            ms(4),
+            &with_data(seg(IRS + 1 + i * 1000, Some(ISS + 20_001)), &DATA),
+        );
+    }
+    assert!(t.recv.capacity() >= 20_000);
+    t.close();
+    while poll(&mut t, ms(5)).is_some() {}
+    t.handle_segment(ms(6), &seg(IRS + 20_001, Some(ISS + 20_002)));
+    assert_eq!(t.state(), State::FinWait2);
+    assert_eq!(t.send.capacity(), 0, "nothing more to send");
+    t.handle_segment(
+        ms(7),
+        &Repr {
+            control: Control::Fin,
+            ..seg(IRS + 20_001, Some(ISS + 20_002))
+        },
+    );
+    assert_eq!(t.state(), State::TimeWait);
+    assert!(t.recv.capacity() > 0, "20 000 bytes still to be read");
+    let mut read = 0;
+    while !t.received().is_empty() {
+        let n = t.received().len();
+        read += n;
+        t.consume(n);
+    }
+    assert_eq!(read, 20_000);
+    assert!(t.fin_received());
+    assert_eq!(t.recv.capacity(), 0);
 }
