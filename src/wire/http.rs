@@ -104,27 +104,34 @@ pub struct HeadBuffer {
     max: usize,
     line_done: bool,
     complete: bool,
+    /// Skip empty lines before the first line (requests only).
+    skip_leading_blank: bool,
 }
 
 impl HeadBuffer {
     /// A request head: bounded by [`MAX_REQUEST_LINE`] and
     /// [`MAX_REQUEST_BYTES`].
+    /// Empty lines before the request line are skipped, as RFC 9112 §2.2
+    /// asks of a server (a client may end a previous body with a stray
+    /// CRLF); they count toward no bound, and the request timeout limits
+    /// how long a peer may send them.
     pub fn request() -> Self {
-        Self::new(MAX_REQUEST_LINE, MAX_REQUEST_BYTES)
+        Self::new(MAX_REQUEST_LINE, MAX_REQUEST_BYTES, true)
     }
 
     /// A response head: bounded by [`MAX_RESPONSE_HEAD`] only.
     pub fn response() -> Self {
-        Self::new(MAX_RESPONSE_HEAD, MAX_RESPONSE_HEAD)
+        Self::new(MAX_RESPONSE_HEAD, MAX_RESPONSE_HEAD, false)
     }
 
-    fn new(max_line: usize, max: usize) -> Self {
+    fn new(max_line: usize, max: usize, skip_leading_blank: bool) -> Self {
         Self {
             buf: Vec::new(),
             max_line: max_line.min(max),
             max,
             line_done: false,
             complete: false,
+            skip_leading_blank,
         }
     }
 
@@ -141,6 +148,9 @@ impl HeadBuffer {
             return Ok(Some(0));
         }
         for (i, &b) in bytes.iter().enumerate() {
+            if self.skip_leading_blank && self.buf.is_empty() && (b == b'\r' || b == b'\n') {
+                continue;
+            }
             self.buf.push(b);
             if b == b'\n' {
                 self.line_done = true;
@@ -781,6 +791,12 @@ mod tests {
         assert_eq!(head(req), Ok(Some(req.len() - 4)));
         assert_eq!(head(b"GET / HTTP/1.0\n\nx"), Ok(Some(16)));
         assert_eq!(head(b"GET / HTTP/1.0\r\nHost: a\r\n"), Ok(None));
+        // Empty lines before a request are skipped, not before a response.
+        let mut h = HeadBuffer::request();
+        assert_eq!(h.push(b"\r\n\r\n\n"), Ok(None));
+        assert_eq!(h.push(b"GET / HTTP/1.0\n\n"), Ok(Some(16)));
+        assert_eq!(h.head(), b"GET / HTTP/1.0\n\n");
+        assert_eq!(HeadBuffer::response().push(b"\r\n\r\n"), Ok(Some(4)));
     }
 
     #[test]

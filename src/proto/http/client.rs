@@ -76,14 +76,16 @@ impl core::fmt::Debug for Get {
 }
 
 /// Appends `path` as a request target: bytes that may not appear in one
-/// (controls, space, non-ASCII, and ``"<>\^`{|}``) percent-encoded, `%` kept (the
-/// caller's own escapes), and a `/` in front if missing.
+/// (controls, space, non-ASCII, and ``"#<>\^`{|}``: `#` too, since a
+/// fragment is never sent, so it can only be part of a name)
+/// percent-encoded, `%` and `?` kept (the caller's own escapes and query),
+/// and a `/` in front if missing.
 fn target(path: &str, out: &mut String) {
     if !path.starts_with('/') {
         out.push('/');
     }
     for &b in path.as_bytes() {
-        if b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b) {
+        if b.is_ascii_graphic() && !b"\"#<>\\^`{|}".contains(&b) {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -408,12 +410,12 @@ mod tests {
 
     #[test]
     fn the_request_is_exact() {
-        let (mut get, _, _) = client("/a b/ü?x=%41");
+        let (mut get, _, _) = client("/a b/ü#1?x=%41");
         let sent = drain_tx(&mut get, at(0));
         assert_eq!(
             String::from_utf8(sent).unwrap(),
             format!(
-                "GET /a%20b/%C3%BC?x=%41 HTTP/1.1\r\nHost: 192.0.2.1:7000\r\n\
+                "GET /a%20b/%C3%BC%231?x=%41 HTTP/1.1\r\nHost: 192.0.2.1:7000\r\n\
                  Connection: close\r\nUser-Agent: mioperf/{}\r\n\r\n",
                 env!("CARGO_PKG_VERSION")
             )
