@@ -94,8 +94,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     let mut reports = Vec::new();
     for protocol in protocols {
         if protocol == Protocol::Tunstack {
-            let tcp = tunstack_listeners(config, timeouts, &mut shared)?;
-            let (bound, counters) = start_tunstack(&mut reactor, config, tcp)?;
+            let (bound, counters) = start_tunstack(&mut reactor, config, timeouts, &mut shared)?;
             listeners.push(bound);
             reports.push(Report::Tunstack(counters));
             continue;
@@ -163,7 +162,8 @@ impl Report {
 fn start_tunstack(
     reactor: &mut Reactor,
     config: &ServeConfig,
-    listeners: TcpListeners,
+    timeouts: TcpTimeouts,
+    shared: &mut Shared,
 ) -> Result<(Bound, SharedCounters), Failure> {
     let tun = &config.tun;
     let setup = TunSetup {
@@ -174,6 +174,8 @@ fn start_tunstack(
     };
     // The error is the whole line (which privilege, which call).
     let device = TunDevice::open(&setup).map_err(|e| Failure::Error(e.to_string()))?;
+    // After the device: without the privilege, that is the one error.
+    let listeners = tunstack_listeners(config, timeouts, shared)?;
     let capture = tun
         .pcap
         .as_deref()
@@ -252,17 +254,16 @@ fn tunstack_listeners(
                     .with_timeouts(timeouts),
             ),
         ),
-        (ECHO_PORT, Box::new(EchoAcceptor)),
+        (ECHO_PORT, Box::new(EchoAcceptor::new(timeouts))),
         (
             crate::proto::http::PORT,
             Box::new(
-                crate::proto::http::HttpAcceptor::new(files.clone())
+                crate::proto::http::HttpAcceptor::new(files)
                     .with_zero_copy(false)
                     .with_timeouts(timeouts),
             ),
         ),
     ];
-    drop(files);
     Ok(listeners)
 }
 

@@ -14,7 +14,9 @@
 //! - [`assembler`]: which out-of-order byte ranges have arrived, bounded,
 //!   with SACK blocks (RFC 2018) most recent first;
 //! - [`conn`]: one connection's RFC 9293 state machine, the `Tcb`, built
-//!   on all of the above.
+//!   on all of the above;
+//! - [`session`]: a connection as a carrier holds it, the `Tcb` with an
+//!   ordinary stream session above it.
 
 pub mod assembler;
 pub mod cc;

@@ -106,9 +106,10 @@ impl Connection {
     /// the start of `out`, and its length; `None` when nothing may go now.
     /// `out` holds at least the engine's `MAX_SEGMENT_OVERHEAD` + MSS.
     pub fn poll_segment(&mut self, cx: &mut Context, out: &mut [u8]) -> Option<usize> {
-        // Acknowledgements freed send room since the last call: let the
-        // session fill it before the engine cuts segments.
-        self.pump_output(cx);
+        // Acknowledgements freed send room since the last call, and a
+        // session that sent may read again: let it, before the engine cuts
+        // segments.
+        self.pump(cx);
         self.tcb.poll_segment(cx.now, out)
     }
 

@@ -89,6 +89,9 @@ pub struct Counters {
     pub tcp_resets: u64,
     /// Half-open connections dropped for a new SYN ([`super::MAX_HALF_OPEN`]).
     pub tcp_half_open_dropped: u64,
+    /// Connections in TIME-WAIT freed early for a new one
+    /// ([`super::MAX_CONNECTIONS`]).
+    pub tcp_time_wait_reclaimed: u64,
     /// Connections accepted (a SYN to a listening port).
     pub tcp_accepted: u64,
     /// Connections forgotten (closed, reset, timed out or dropped).
@@ -109,7 +112,7 @@ impl fmt::Display for Counters {
             "in {} out {} bad-checksum {} bad-header {} not-ours {} fragments-in {} \
              reassembled {} reassembly-timeouts {} overlaps {} evicted {} fragments-sent {} \
              echo {} udp-echo {} icmp-errors {} icmp-rate-limited {} tcp-in {} tcp-out {} \
-             tcp-bad-checksum {} tcp-resets {} tcp-half-open-dropped {} tcp-accepted {} \
+             tcp-bad-checksum {} tcp-resets {} tcp-half-open-dropped {} tcp-time-wait-reclaimed {} tcp-accepted {} \
              tcp-closed {} impair-dropped {}/{} queue-dropped {}",
             self.datagrams_in,
             self.datagrams_out,
@@ -131,6 +134,7 @@ impl fmt::Display for Counters {
             self.tcp_bad_checksum,
             self.tcp_resets,
             self.tcp_half_open_dropped,
+            self.tcp_time_wait_reclaimed,
             self.tcp_accepted,
             self.tcp_closed,
             self.impair_dropped_in,
@@ -245,6 +249,12 @@ impl Stack {
         r
     }
 
+    /// Lowers [`super::MAX_CONNECTIONS`] for a test.
+    #[cfg(test)]
+    pub(super) fn set_max_connections(&mut self, n: usize) {
+        self.tcp.set_max_connections(n);
+    }
+
     /// TCP connections open now (any state), and of those half-open.
     pub fn tcp_connections(&self) -> (usize, usize) {
         (self.tcp.len(), self.tcp.half_open())
@@ -284,8 +294,8 @@ impl Stack {
         let t = &self.tcp.counters;
         c.tcp_segments_in = t.segments_in;
         c.tcp_segments_out = t.segments_out;
-        c.tcp_resets = t.resets_sent;
         c.tcp_half_open_dropped = t.half_open_dropped;
+        c.tcp_time_wait_reclaimed = t.time_wait_reclaimed;
         c.tcp_accepted = t.accepted;
         c.tcp_closed = t.closed;
         c

@@ -40,7 +40,10 @@ pub const MAX_HALF_OPEN: usize = 1_024;
 
 /// Most connections of any state at once (TIME-WAIT included): above the
 /// contract's 10 000 concurrent idle connections, so that bound is the
-/// machine's memory, not ours. Past it, a SYN is answered with RST.
+/// machine's memory, not ours. At it, a SYN takes the place of the oldest
+/// connection in TIME-WAIT (which only guards against old duplicates, as
+/// Linux recycles its TIME-WAIT buckets); with none, it is answered with
+/// RST.
 pub const MAX_CONNECTIONS: usize = 16_384;
 
 /// The ephemeral ports of active opens: IANA's dynamic range (RFC 6335).
@@ -64,6 +67,8 @@ struct Slot {
     queued: bool,
     /// In SYN-RECEIVED and counted in [`Tcp::half_open_count`].
     half_open: bool,
+    /// Entered TIME-WAIT (and was queued in [`Tcp::time_wait`]).
+    time_wait: bool,
 }
 
 /// What the TCP layer did, merged into the stack's counters.
@@ -71,8 +76,8 @@ struct Slot {
 pub(super) struct TcpCounters {
     pub segments_in: u64,
     pub segments_out: u64,
-    pub resets_sent: u64,
     pub half_open_dropped: u64,
+    pub time_wait_reclaimed: u64,
     pub accepted: u64,
     pub closed: u64,
 }
@@ -119,6 +124,9 @@ pub(super) struct Tcp {
     /// left SYN-RECEIVED stay until they reach the front (or a compaction).
     half_open: VecDeque<(usize, u32)>,
     half_open_count: usize,
+    /// Connections in TIME-WAIT, oldest first (entries of freed ones stay
+    /// until they reach the front).
+    time_wait: VecDeque<(usize, u32)>,
     /// Connections that may have a segment to send, in the order they
     /// became so.
     ready: VecDeque<(usize, u32)>,
@@ -129,6 +137,8 @@ pub(super) struct Tcp {
     pub(super) counters: TcpCounters,
     /// The reactor's key of the stack's entry, for the connections' tags.
     entry: usize,
+    /// [`MAX_CONNECTIONS`], lowered by tests.
+    max_connections: usize,
 }
 
 impl fmt::Debug for Tcp {
@@ -158,6 +168,7 @@ impl Tcp {
             demux: HashMap::with_hasher(RandomState::new()),
             half_open: VecDeque::new(),
             half_open_count: 0,
+            time_wait: VecDeque::new(),
             ready: VecDeque::new(),
             parts: VecDeque::new(),
             next_generation: 0,
@@ -166,6 +177,7 @@ impl Tcp {
             next_port: EPHEMERAL_PORTS.start() + start % span,
             counters: TcpCounters::default(),
             entry: 0,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 
@@ -175,6 +187,11 @@ impl Tcp {
 
     pub(super) fn set_config(&mut self, config: Config) {
         self.config = config;
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_max_connections(&mut self, n: usize) {
+        self.max_connections = n;
     }
 
     pub(super) fn set_isn_key(&mut self, key: [u8; 16]) {
@@ -221,7 +238,7 @@ impl Tcp {
         let Some(listener) = self.listeners.iter().position(|l| l.0 == segment.dst_port) else {
             return Input::Reset;
         };
-        if self.slots.len() >= MAX_CONNECTIONS {
+        if self.slots.len() >= self.max_connections && !self.reclaim_time_wait() {
             return Input::Reset;
         }
         if self.half_open_count >= MAX_HALF_OPEN {
@@ -248,7 +265,7 @@ impl Tcp {
         remote: SocketAddrV4,
         app: Box<dyn StreamSession>,
     ) -> Result<(), ConnectError> {
-        if self.slots.len() >= MAX_CONNECTIONS {
+        if self.slots.len() >= self.max_connections && !self.reclaim_time_wait() {
             return Err(ConnectError::TooManyConnections);
         }
         let port = self.ephemeral_port(remote)?;
@@ -292,6 +309,7 @@ impl Tcp {
             armed: None,
             queued: false,
             half_open,
+            time_wait: false,
         });
         self.demux.insert(key, i);
         if half_open {
@@ -318,29 +336,54 @@ impl Tcp {
         }
     }
 
+    /// Frees the oldest connection in TIME-WAIT, if there is one.
+    fn reclaim_time_wait(&mut self) -> bool {
+        while let Some((i, generation)) = self.time_wait.pop_front() {
+            if self.slots.get(i).is_some_and(|s| {
+                s.generation == generation
+                    && s.conn.tcb().state() == crate::proto::tcp::conn::State::TimeWait
+            }) {
+                self.counters.time_wait_reclaimed += 1;
+                self.free(i);
+                return true;
+            }
+        }
+        false
+    }
+
     /// After any call into connection `i`: it may have something to send,
     /// may have left SYN-RECEIVED, and its deadline may be earlier than
     /// the one armed.
     fn touched(&mut self, i: usize) {
+        use crate::proto::tcp::conn::State;
         let slot = &mut self.slots[i];
         if !slot.queued {
             slot.queued = true;
             self.ready.push_back((i, slot.generation));
         }
-        if slot.half_open && slot.conn.tcb().state() != crate::proto::tcp::conn::State::SynReceived
-        {
+        let state = slot.conn.tcb().state();
+        if !slot.time_wait && state == State::TimeWait {
+            slot.time_wait = true;
+            self.time_wait.push_back((i, slot.generation));
+        }
+        if slot.half_open && state != State::SynReceived {
             slot.half_open = false;
             self.half_open_count -= 1;
-            // Stale entries reach the front in time; a compaction keeps a
-            // flood of handshakes that complete from growing the queue.
-            if self.half_open.len() > 2 * MAX_HALF_OPEN {
-                let slots = &self.slots;
-                self.half_open.retain(|&(j, g)| {
-                    slots
-                        .get(j)
-                        .is_some_and(|s| s.generation == g && s.half_open)
-                });
-            }
+        }
+        // Stale entries reach the front in time; a compaction keeps a
+        // flood of handshakes that complete (or of TIME-WAITs that end)
+        // from growing the queues past twice their bound.
+        let slots = &self.slots;
+        if self.half_open.len() > 2 * MAX_HALF_OPEN {
+            self.half_open.retain(|&(j, g)| {
+                slots
+                    .get(j)
+                    .is_some_and(|s| s.generation == g && s.half_open)
+            });
+        }
+        if self.time_wait.len() > 2 * MAX_CONNECTIONS {
+            self.time_wait
+                .retain(|&(j, g)| slots.get(j).is_some_and(|s| s.generation == g));
         }
         self.rearm(i);
     }
