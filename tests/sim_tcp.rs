@@ -26,7 +26,7 @@ use mioperf::proto::tcp::cc::Algorithm;
 use mioperf::proto::tcp::conn;
 use mioperf::sim::Role;
 use mioperf::sim::tcp::{self, Config, Outcome, Report, mathis_bound};
-use mioperf::time::Duration;
+use mioperf::time::{Duration, Instant};
 
 /// The engine's default MSS, which the Mathis bound is computed with.
 const MSS: u16 = 1460;
@@ -192,6 +192,46 @@ fn a_clean_path_needs_no_retransmission() {
             assert!(goodput > 4e6, "{cc:?}: {goodput} B/s: {report}");
         }
     }
+}
+
+/// Bytes the slow reader's transfer carries, and the reader's rate.
+const SLOW_LEN: u64 = 200_000;
+const SLOW_RATE: u64 = 50_000;
+
+/// A slow reader behind a small receive buffer: the window closes and
+/// reopens over and over (window updates, zero-window probes when they are
+/// lost), and the transfer still arrives whole, at the reader's pace.
+#[test]
+fn a_slow_reader_closes_the_window_and_everything_still_arrives() {
+    let mut probes = 0;
+    for (loss, seed) in [(0.0, 1), (0.05, 2), (0.05, 3), (0.2, 4), (0.2, 5)] {
+        let tcp = conn::Config {
+            recv_buffer: 8 * 1024,
+            cc: if seed % 2 == 0 {
+                Algorithm::NewReno
+            } else {
+                Algorithm::Cubic
+            },
+            ..conn::Config::default()
+        };
+        let mut config = Config::new(seed, impaired(loss), &tcp);
+        config.time_limit = SWEEP_TIME_LIMIT;
+        config.download = SLOW_LEN;
+        config.read_rate = Some(SLOW_RATE);
+        let report = tcp::run(&config).unwrap();
+        assert!(report.ok(), "loss {loss}: {report}");
+        // Nothing beats the reader: all of it at its rate, less what its
+        // first burst and the buffer hold.
+        let done = report.download.done.unwrap();
+        #[expect(clippy::cast_precision_loss, reason = "small numbers")]
+        let least = (SLOW_LEN - 4096 - 8192) as f64 / SLOW_RATE as f64;
+        assert!(
+            done.saturating_since(Instant::ZERO).as_secs_f64() >= least,
+            "loss {loss}: {report}"
+        );
+        probes += report.server.window_probes;
+    }
+    println!("zero-window probes: {probes}");
 }
 
 #[test]
