@@ -65,13 +65,14 @@ pub const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 
 pub const IP_HEADER_LEN: usize = 20;
 
 /// Segments one side may emit after one event before it is called a flood:
-/// far above any window (a 1 GiB window of 1460-byte segments is ~735 000
-/// segments only with window scaling at its maximum, which no test uses),
-/// so only a `poll_segment` that never returns `None` reaches it.
+/// a thousand times what the default 1 MiB buffers allow in flight (about
+/// 720 full segments), so only a `poll_segment` that never returns `None`
+/// reaches it.
 pub const MAX_SEGMENTS_PER_EVENT: usize = 1 << 20;
 
-/// The default bound on events: a 1 MiB transfer at 20 % loss takes about
-/// 10^4; a livelock reaches this in seconds of wall time.
+/// The default bound on events: a 4 MiB transfer takes about 4 000 (one
+/// per segment each way, ACKs being delayed); a livelock reaches this in
+/// tens of seconds of wall time in a debug build, rather than never.
 pub const DEFAULT_MAX_STEPS: u64 = 10_000_000;
 
 /// The default bound on virtual time: longer than the engine's default
