@@ -9,11 +9,12 @@
 //! (so slow start overflows it and congestion control has something to
 //! find). Sizes 0, 1, 1 MSS + 1, 100 KB and 1 MiB; each seed picks the
 //! congestion controller (even `NewReno`, odd CUBIC), the direction (client
-//! to server, server to client, or both at once) and, every fifth seed,
-//! initial sequence numbers just below 2^32 so the sequence space wraps
-//! mid-transfer. Seeds per size: 100, except 1 MiB (20, and 8 at 20 %
-//! loss) and 100 KB at 20 % loss (50), to keep the file under a minute in
-//! a debug build on two cores.
+//! to server, server to client, or both at once), whether the link also
+//! duplicates and reorders (three blocks of six seeds in four) and, every
+//! fifth seed, initial sequence numbers just below 2^32 so the sequence
+//! space wraps mid-transfer. Seeds per size: 100, except 1 MiB (20, and 8
+//! at 20 % loss) and 100 KB at 20 % loss (50), to keep the file under a
+//! minute in a debug build on two cores.
 //!
 //! A failing case prints its loss, size and seed: `tcp::run` of the same
 //! [`Config`] replays it exactly (set `trace` to see every segment).
@@ -79,7 +80,13 @@ fn case(loss: f64, size: u64, seed: u64) -> Config {
         cc,
         ..conn::Config::default()
     };
-    let mut config = Config::new(seed, impaired(loss), &tcp);
+    let mut link = impaired(loss);
+    if (seed / 6) % 4 == 3 {
+        // Every fourth block of six seeds: loss alone, in order.
+        link.duplicate = 0.0;
+        link.reorder = 0.0;
+    }
+    let mut config = Config::new(seed, link, &tcp);
     config.time_limit = SWEEP_TIME_LIMIT;
     let direction = match (seed / 2) % 3 {
         0 => Direction::Upload,
