@@ -17,7 +17,8 @@
 //! minute in a debug build on two cores.
 //!
 //! A failing case prints its loss, size and seed: `tcp::run` of the same
-//! [`Config`] replays it exactly (set `trace` to see every segment).
+//! [`Config`] replays it exactly, and the `replay` test below prints every
+//! segment of it.
 //!
 //! The figure for docs/performance.md:
 //! `cargo test --test sim_tcp mathis_table -- --ignored --nocapture`.
@@ -434,4 +435,23 @@ fn mathis_table() {
     for j in json {
         println!("{j}");
     }
+}
+
+/// Replays one case of the sweep with every segment printed:
+/// `LOSS=0.2 SIZE=100000 SEED=43 cargo test --test sim_tcp replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "a debugging aid: set LOSS, SIZE and SEED"]
+fn replay() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+    let loss: f64 = var("LOSS").parse().expect("LOSS: a probability");
+    let size: u64 = var("SIZE").parse().expect("SIZE: bytes");
+    let seed: u64 = var("SEED").parse().expect("SEED: a number");
+    let mut config = case(loss, size, seed);
+    config.trace = true;
+    let report = tcp::run(&config).unwrap();
+    for line in &report.trace {
+        println!("{line}");
+    }
+    println!("{report}");
+    println!("client {:?}\nserver {:?}", report.client, report.server);
 }
