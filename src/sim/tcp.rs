@@ -31,14 +31,14 @@
 //! reads what arrived, writes what fits ([`Tcb::send_room`]) and closes
 //! once it has written everything and the connection is synchronized; then
 //! [`Tcb::poll_segment`] runs until `None` and each segment is pushed onto
-//! its link. The run ends when both `Tcb`s are Closed or in TIME-WAIT
-//! ([`Outcome::Done`]), or when one fails.
+//! its link. A slow reader ([`Config::read_rate`]) also wakes on its own
+//! to read. The run ends when both `Tcb`s are Closed or in TIME-WAIT with
+//! nothing left to read ([`Outcome::Done`]), or when one fails.
 //!
 //! # What it does not model
 //! No IP layer (no fragmentation, no ICMP), no corruption (a checksum
 //! failure would be the engine's or the codec's bug, and ends the run), and
-//! an application that reads everything at once (the receive window closes
-//! only while data is out of order).
+//! no application that stops reading altogether.
 
 use super::report::{Dir, Role};
 use crate::proto::proxy::impair::{
@@ -48,7 +48,7 @@ use crate::proto::tcp::conn::{
     self, Counters, Error as TcpError, MAX_SEGMENT_OVERHEAD, State, Tcb, reset_for,
 };
 use crate::rng::{GAMMA, finalise, mix};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, duration_nanos};
 use crate::wire::tcp::{Control, Packet, Repr};
 use bytes::Bytes;
 use core::fmt;
@@ -65,13 +65,14 @@ pub const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 
 pub const IP_HEADER_LEN: usize = 20;
 
 /// Segments one side may emit after one event before it is called a flood:
-/// far above any window (a 1 GiB window of 1460-byte segments is ~735 000
-/// segments only with window scaling at its maximum, which no test uses),
-/// so only a `poll_segment` that never returns `None` reaches it.
+/// a thousand times what the default 1 MiB buffers allow in flight (about
+/// 720 full segments), so only a `poll_segment` that never returns `None`
+/// reaches it.
 pub const MAX_SEGMENTS_PER_EVENT: usize = 1 << 20;
 
-/// The default bound on events: a 1 MiB transfer at 20 % loss takes about
-/// 10^4; a livelock reaches this in seconds of wall time.
+/// The default bound on events: a 4 MiB transfer takes about 4 000 (one
+/// per segment each way, ACKs being delayed); a livelock reaches this in
+/// tens of seconds of wall time in a debug build, rather than never.
 pub const DEFAULT_MAX_STEPS: u64 = 10_000_000;
 
 /// The default bound on virtual time: longer than the engine's default
@@ -82,6 +83,11 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(3600);
 /// Largest chunk the application writes per `send` call: what a reader of
 /// a file would hand over at once.
 const APP_CHUNK: usize = 64 * 1024;
+
+/// Bytes a slow reader may save up and read at once: small against any
+/// receive buffer a test gives, so the window closes, and the reader wakes
+/// once per this many bytes (when the data is there).
+const READ_BURST: u64 = 4096;
 
 /// The room `poll_segment` is given: any header and the largest MSS a
 /// 16-bit option can carry.
@@ -115,6 +121,10 @@ pub struct Config {
     pub max_steps: u64,
     /// Virtual time after which the run ends as [`Outcome::TimeLimit`].
     pub time_limit: Duration,
+    /// Bytes per second each application reads at most (a slow reader, as
+    /// `curl --limit-rate`, so the receive window can close); `None` reads
+    /// everything as soon as it arrives.
+    pub read_rate: Option<u64>,
     /// Keep one line per segment a link releases in [`Report::trace`].
     pub trace: bool,
 }
@@ -134,6 +144,7 @@ impl Config {
             iss: None,
             max_steps: DEFAULT_MAX_STEPS,
             time_limit: DEFAULT_TIME_LIMIT,
+            read_rate: None,
             trace: false,
         }
     }
@@ -142,7 +153,8 @@ impl Config {
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Both connections reached Closed or TIME-WAIT without an error.
+    /// Both connections reached Closed or TIME-WAIT without an error, and
+    /// both applications read all they were given.
     Done,
     /// A connection failed (reset, refused, timed out).
     Failed {
@@ -332,6 +344,53 @@ fn check_pattern(key: u64, offset: u64, data: &[u8]) -> Option<u64> {
     None
 }
 
+/// A slow reader's allowance: a token bucket of [`READ_BURST`] bytes
+/// filling at `rate` bytes per second.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    rate: u64,
+    tokens: u64,
+    /// The instant the tokens were counted up to.
+    at: Instant,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Self {
+        Self {
+            rate: rate.max(1),
+            tokens: READ_BURST,
+            at: Instant::ZERO,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = u128::from(duration_nanos(now.saturating_since(self.at)));
+        let add = elapsed * u128::from(self.rate) / 1_000_000_000;
+        let add = u64::try_from(add).unwrap_or(u64::MAX);
+        if add == 0 {
+            return;
+        }
+        self.tokens = self.tokens.saturating_add(add).min(READ_BURST);
+        self.at = if self.tokens == READ_BURST {
+            now
+        } else {
+            self.at + self.time_for(add)
+        };
+    }
+
+    /// How long `n` tokens take to come.
+    fn time_for(&self, n: u64) -> Duration {
+        let ns = (u128::from(n) * 1_000_000_000).div_ceil(u128::from(self.rate));
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// When `want` tokens (at most a burst) will be there.
+    fn ready_at(&self, want: u64) -> Instant {
+        let missing = want.min(READ_BURST).saturating_sub(self.tokens);
+        self.at + self.time_for(missing)
+    }
+}
+
 /// One side: its engine (the server's appears with the first SYN), its
 /// application's progress, and the pattern keys of what it sends and
 /// receives.
@@ -351,24 +410,45 @@ struct Side {
     /// What this side receives.
     recv: Transfer,
     recv_key: u64,
+    /// A slow reader's allowance; `None` reads everything.
+    pace: Option<Pace>,
+    /// When a slow reader, with data waiting, reads next.
+    wake: Option<Instant>,
 }
 
 impl Side {
-    /// The application's turn: read everything, write what fits, close
-    /// when all is written and the connection is synchronized (a close in
-    /// SYN-SENT would, by RFC 9293, delete the connection).
+    /// The application's turn: read everything (a slow reader: what its
+    /// allowance lets it), write what fits, close when all is written and
+    /// the connection is synchronized (a close in SYN-SENT would, by RFC
+    /// 9293, delete the connection).
     fn app(&mut self, now: Instant, chunk: &mut [u8]) {
         let Some(tcb) = self.tcb.as_mut() else {
             return;
         };
+        if let Some(p) = self.pace.as_mut() {
+            p.refill(now);
+        }
+        self.wake = None;
         // Each `received` is one contiguous run; a wrapped buffer has two.
         // The bound only stops an engine that never empties it.
         for _ in 0..1024 {
             let data = tcb.received();
+            let allowed = self.pace.map_or(usize::MAX, |p| {
+                usize::try_from(p.tokens).unwrap_or(usize::MAX)
+            });
             if data.is_empty() {
                 break;
             }
+            if allowed == 0 {
+                let waiting = data.len() as u64;
+                self.wake = self.pace.map(|p| p.ready_at(waiting));
+                break;
+            }
+            let data = &data[..data.len().min(allowed)];
             let n = data.len();
+            if let Some(p) = self.pace.as_mut() {
+                p.tokens -= n as u64;
+            }
             if self.recv.first_mismatch.is_none() {
                 let in_range = self.recv.len.saturating_sub(self.recv.delivered);
                 let checked = &data[..n.min(usize::try_from(in_range).unwrap_or(usize::MAX))];
@@ -414,10 +494,12 @@ impl Side {
         }
     }
 
+    /// The connection is over and the application has read all of it (a
+    /// slow reader may still be reading in TIME-WAIT).
     fn ended(&self) -> bool {
-        self.tcb
-            .as_ref()
-            .is_some_and(|t| matches!(t.state(), State::Closed | State::TimeWait))
+        self.tcb.as_ref().is_some_and(|t| {
+            matches!(t.state(), State::Closed | State::TimeWait) && t.received().is_empty()
+        })
     }
 }
 
@@ -451,6 +533,8 @@ struct Sim<'c> {
 enum Event {
     Release(Dir),
     Timer(Role),
+    /// A slow reader's next read.
+    Read(Role),
 }
 
 impl<'c> Sim<'c> {
@@ -492,6 +576,8 @@ impl<'c> Sim<'c> {
                 closed: false,
                 recv: Transfer::new(config.download),
                 recv_key: down_key,
+                pace: config.read_rate.map(Pace::new),
+                wake: None,
             },
             server: Side {
                 role: Role::Server,
@@ -505,6 +591,8 @@ impl<'c> Sim<'c> {
                 closed: false,
                 recv: Transfer::new(config.upload),
                 recv_key: up_key,
+                pace: config.read_rate.map(Pace::new),
+                wake: None,
             },
             server_iss,
             stray_resets: 0,
@@ -552,6 +640,11 @@ impl<'c> Sim<'c> {
                     }
                     None
                 }
+                // The read itself happens in `pump`, as every turn's.
+                Event::Read(role) => {
+                    self.side(role).wake = None;
+                    None
+                }
             };
             if let Some(o) = delivered.or_else(|| self.pump()) {
                 return o;
@@ -560,7 +653,7 @@ impl<'c> Sim<'c> {
     }
 
     /// The earliest event: a link release (up first on a tie), else a
-    /// deadline (the client's first on a tie).
+    /// deadline (the client's first on a tie), else a slow reader's read.
     fn next_event(&self) -> Option<(Instant, Event)> {
         let candidates = [
             (self.up.next_release(), Event::Release(Dir::Up)),
@@ -573,6 +666,8 @@ impl<'c> Sim<'c> {
                 self.server.tcb.as_ref().and_then(Tcb::poll_timeout),
                 Event::Timer(Role::Server),
             ),
+            (self.client.wake, Event::Read(Role::Client)),
+            (self.server.wake, Event::Read(Role::Server)),
         ];
         let mut best: Option<(Instant, Event)> = None;
         for (at, event) in candidates {
@@ -628,7 +723,13 @@ impl<'c> Sim<'c> {
             return Some(Outcome::Malformed { dir });
         };
         if self.config.trace {
-            self.trace.push(format!("{now} {dir:?} {repr}"));
+            // The options the engine's recovery and RTT rest on, which
+            // `Repr`'s one line leaves out.
+            let sack: Vec<_> = repr.sack_ranges.iter().flatten().collect();
+            self.trace.push(format!(
+                "{now} {dir:?} {repr} ts {:?} sack {sack:?}",
+                repr.timestamp
+            ));
         }
         if repr.src_port != side.peer.port() || repr.dst_port != side.addr.port() {
             return Some(Outcome::Malformed { dir });
@@ -772,6 +873,26 @@ mod tests {
         let b = mathis_bound(1460, Duration::from_millis(20), 0.01);
         // 1460 / 0.02 * 1.2247 / 0.1 = 894 000 bytes/s.
         assert!((b - 894_064.0).abs() < 100.0, "{b}");
+    }
+
+    #[test]
+    fn a_slow_reader_gets_its_rate_in_bursts() {
+        let mut p = Pace::new(1000);
+        assert_eq!(p.tokens, READ_BURST, "it starts with a burst");
+        p.tokens = 0;
+        assert_eq!(p.ready_at(500), Instant::from_millis(500));
+        assert_eq!(
+            p.ready_at(1 << 20),
+            Instant::from_millis(4096),
+            "a burst at most"
+        );
+        p.refill(Instant::from_micros(1500));
+        assert_eq!(p.tokens, 1);
+        // The half token left over is not lost.
+        p.refill(Instant::from_micros(2500));
+        assert_eq!(p.tokens, 2);
+        p.refill(Instant::from_secs(100));
+        assert_eq!(p.tokens, READ_BURST, "saved up to a burst, no more");
     }
 
     #[test]
