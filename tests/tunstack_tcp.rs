@@ -44,6 +44,9 @@ const BULK_TIMEOUT: Duration = Duration::from_secs(120);
 const BULK_CURL_MAX_TIME: &str = "110";
 /// curl's own limit for a small transfer, under [`TOOL_TIMEOUT`].
 const CURL_MAX_TIME: &str = "25";
+/// curl's limit on connecting: three SYNs from the kernel (1 + 2 + 4 s),
+/// so a lost SYN is retried but a stack that never answers fails fast.
+const CURL_CONNECT_TIME: &str = "15";
 /// One MiB.
 const MIB: usize = 1 << 20;
 
@@ -85,7 +88,16 @@ fn assert_file(what: &str, got: &Path, want: &[u8]) {
 /// `curl -sS --fail --max-time MAX -o OUT URL EXTRA...` in the namespace.
 fn curl(s: &mut TunServe, url: &str, out: &Path, max_time: &str, extra: &[&str], limit: Duration) {
     let out = out.to_str().expect("a UTF-8 temporary path");
-    let mut args = vec!["-sS", "--fail", "--max-time", max_time, "-o", out];
+    let mut args = vec![
+        "-sS",
+        "--fail",
+        "--connect-timeout",
+        CURL_CONNECT_TIME,
+        "--max-time",
+        max_time,
+        "-o",
+        out,
+    ];
     args.extend_from_slice(extra);
     args.push(url);
     s.tool("curl", &args, limit);
@@ -161,6 +173,8 @@ fn curl_fetches_files_of_0_b_1_b_1_mib_and_64_mib_exactly() {
         "curl",
         &[
             "-s",
+            "--connect-timeout",
+            CURL_CONNECT_TIME,
             "--max-time",
             CURL_MAX_TIME,
             "-o",
@@ -225,7 +239,10 @@ fn fifty_parallel_curls_of_1_mib_are_all_exact() {
     // without waiting for the first).
     let mut args = vec![
         "-sS",
+        "--no-progress-meter",
         "--fail",
+        "--connect-timeout",
+        CURL_CONNECT_TIME,
         "--parallel",
         "--parallel-immediate",
         "--parallel-max",
