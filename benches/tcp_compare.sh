@@ -224,8 +224,10 @@ except ValueError: print("nan")' "${1:-nan}"; }
 # `--json` of mioperf get/put on stdin -> Gbit/s
 json_gbit() { python3 -c 'import json, sys
 try:
-    d = json.load(sys.stdin); print(f"{d[\"bits_per_second\"] / 1e9:.3f}" if d.get("outcome") == "ok" else "nan")
-except Exception: print("nan")'; }
+    d = json.load(sys.stdin)
+    print("%.3f" % (d["bits_per_second"] / 1e9) if d.get("outcome") == "ok" else "nan")
+except Exception:
+    print("nan")'; }
 
 # wait_line FILE PATTERN: up to 10 s for PATTERN in FILE
 wait_line() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -274,6 +276,10 @@ if [ "$SKIP_OURS" != 1 ]; then
   ip netns exec "$NT" curl -sS --max-time 10 -o /dev/null http://192.0.2.1:7000/ || { echo "no HTTP through tunstack"; cat "$WORK/serve.err"; exit 1; }
 fi
 ip netns exec "$NA" curl -sS --max-time 10 -o /dev/null http://192.0.2.1:7000/ || { echo "no HTTP over veth"; exit 1; }
+for port in 20009 50002; do
+  ip netns exec "$NA" python3 -c 'import socket, sys; socket.create_connection(("192.0.2.1", int(sys.argv[1])), 5).close()' "$port" \
+    || { echo "kernel-side mioperf does not answer on $port over veth:"; cat "$WORK/kserve.err"; exit 1; }
+done
 
 # smoltcp's build (release, once; cached in its WORK) before any figure.
 if [ -n "$SMOLTCP" ]; then

@@ -260,8 +260,8 @@ fn fifty_parallel_curls_of_1_mib_are_all_exact() {
 }
 
 #[test]
-fn a_slow_reader_drives_the_window_to_zero_and_still_gets_every_byte() {
-    const TEST: &str = "a_slow_reader_drives_the_window_to_zero_and_still_gets_every_byte";
+fn a_slow_reader_closes_the_window_and_still_gets_every_byte() {
+    const TEST: &str = "a_slow_reader_closes_the_window_and_still_gets_every_byte";
     let root = Dir::new("slow-root");
     let pcap = temp_path("slow.pcapng");
     let pcap_s = pcap.to_str().unwrap().to_owned();
@@ -299,11 +299,17 @@ fn a_slow_reader_drives_the_window_to_zero_and_still_gets_every_byte() {
     s.server.signal(15);
     let status = s.server.wait_exit(Duration::from_secs(5));
     assert!(status.is_some_and(|st| st.success()), "{status:?}");
-    let zero = run_tshark(&[
+    // The kernel's window closed: under one MSS (and not in a handshake,
+    // a reset or a FIN). A Linux sender drives it to exactly 0; ours, which
+    // avoids the silly window syndrome (RFC 9293 section 3.8.6.2.1), does
+    // not send into less than an MSS, so Linux's window stops at a few
+    // scaled units: either way the sender had to wait for it to open.
+    let closed = run_tshark(&[
         "-r",
         &pcap_s,
         "-Y",
-        "ip.src == 192.0.2.2 && tcp.window_size == 0 && !(tcp.flags.reset == 1)",
+        "ip.src == 192.0.2.2 && tcp.window_size < 1460 \
+         && tcp.flags.syn == 0 && tcp.flags.reset == 0 && tcp.flags.fin == 0",
         "-T",
         "fields",
         "-e",
@@ -311,8 +317,8 @@ fn a_slow_reader_drives_the_window_to_zero_and_still_gets_every_byte() {
     ]);
     let _ = std::fs::remove_file(&pcap);
     assert!(
-        zero.lines().count() >= 1,
-        "the kernel never advertised a zero window: the test did not test it"
+        closed.lines().count() >= 1,
+        "the kernel's window never closed: the test did not test it"
     );
 }
 
@@ -446,8 +452,10 @@ fn a_16_mib_curl_through_5_percent_loss_and_reordering_is_exact() {
 /// allows it). Prints `ready` once listening.
 const KERNEL_HTTP: &str = r#"
 import functools, http.server, sys
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-handler.log_message = lambda *a: None
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+handler = functools.partial(Quiet, directory=sys.argv[1])
 srv = http.server.ThreadingHTTPServer(("192.0.2.2", int(sys.argv[2])), handler)
 print("ready", flush=True)
 srv.serve_forever()
