@@ -300,11 +300,17 @@ declare -A V   # V[key] = space-separated samples
 add() { V[$1]="${V[$1]:-} $2"; }
 NOTES=""
 
+# Packets the kernel dropped at the TUN device's queue (qlen, 500 by
+# default) because the stack did not read them in time: each one costs the
+# kernel's sender a retransmission.
+tun_drops() { ip -n "$NT" -s link show mio0 2>/dev/null | awk '/TX:/ {getline; print $4; exit}'; }
+
 # One side's figures into V[FIG SIDE PIN]. SIDE: ours (NT) or kon/koff (NA).
 measure() {
   local side=$1 pin=$2 ns=$NA r=$3
   [ "$side" = ours ] && ns=$NT
-  local g
+  local g drops0
+  drops0=$(tun_drops)
   g=$(run "$ns" "$pin" timeout 120 curl -s --max-time 110 -o /dev/null -w '%{speed_download}' http://192.0.2.1:7000/big)
   add "send-http $side $pin" "$(gbit "$g")"
   g=$(run "$ns" "$pin" timeout 120 "$MIOPERF" get 192.0.2.1:50002 big -o /dev/null --json | json_gbit)
@@ -319,6 +325,7 @@ measure() {
   add "conn-http $side $pin" "$rate"; [ "${err:-1}" = 0 ] || NOTES+=" conn-http:$side:r$r:errors=${err:-?}"
   read -r rate err < <(run "$ns" "$pin" timeout 300 python3 "$WORK/connrate.py" 192.0.2.1 20009 "$CONNS" hello)
   add "conn-hello $side $pin" "$rate"; [ "${err:-1}" = 0 ] || NOTES+=" conn-hello:$side:r$r:errors=${err:-?}"
+  if [ "$side" = ours ] && [ -n "$drops0" ]; then add "tundrops $pin" "$(( $(tun_drops) - drops0 ))"; fi
 }
 
 # Idle connections over TUN against a fresh server: RSS delta / connections.
@@ -385,6 +392,9 @@ for P in $PLACES; do
     [ -n "${V["$f ours $PIN"]:-}" ] || rs="-"
     echo "| $f ($unit) | $(cell "$f ours $PIN") | $(cell "$f kon $PIN") | $(cell "$f koff $PIN") | $smol | $(ratio "$(m "$f ours $PIN")" "$(m "$f kon $PIN")") | $(ratio "$(m "$f ours $PIN")" "$(m "$f koff $PIN")") | $rs |"
   done
+  if [ -n "${V["tundrops $PIN"]:-}" ]; then
+    echo "| TUN queue drops (kernel side, qlen 500) during ours' figures, per run | $(cell "tundrops $PIN") | | | | | | |"
+  fi
   if [ -n "${V["idle-bytes $PIN"]:-}" ]; then
     echo "| idle: bytes of RSS per connection ($IDLE wanted; open $(rg "idle-open $PIN")) | $(cell "idle-bytes $PIN") | | | | | | (goal <= 4096 + buffers) |"
   fi
