@@ -549,6 +549,20 @@ fn tunstack_get_fetches_1_mib_from_a_kernel_http_server() {
     assert_eq!(doc["outcome"], "ok", "{doc}");
     assert_eq!(doc["bytes"], MIB, "{doc}");
 
+    // To standard output (`-o -`): the body, and nothing else, there.
+    let out_dash = ns.run(bin(), &["tunstack", "get", &url, "-o", "-"], TOOL_TIMEOUT);
+    assert_eq!(
+        out_dash.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out_dash.stderr)
+    );
+    assert!(
+        out_dash.stdout == want,
+        "-o - wrote {} bytes",
+        out_dash.stdout.len()
+    );
+
     // A missing file: the server's 404 is a refusal (exit 1), and no
     // partial file is left behind.
     let missing = out.path("missing.bin");
