@@ -82,22 +82,6 @@ impl Protocol {
             Self::Tunstack => 7000,
         }
     }
-
-    /// Whether this build serves it yet. Protocols land one issue at a time.
-    pub const fn is_implemented(self) -> bool {
-        matches!(
-            self,
-            Self::Hello
-                | Self::Lab
-                | Self::Msg
-                | Self::Tcpfile
-                | Self::Stopwait
-                | Self::Tftp
-                | Self::Proxy
-                | Self::Window
-                | Self::Tunstack
-        )
-    }
 }
 
 impl fmt::Display for Protocol {
@@ -235,7 +219,7 @@ impl ServeConfig {
                 .collect(),
             None => Protocol::ALL
                 .into_iter()
-                .filter(|p| *p != Protocol::Tunstack && p.is_implemented())
+                .filter(|p| *p != Protocol::Tunstack)
                 .collect(),
         }
     }

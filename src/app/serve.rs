@@ -54,11 +54,6 @@ pub fn start_server(config: &ServeConfig) -> Result<Server, Failure> {
 /// [`start_server`], with what `serve` reports when the reactor stops.
 fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     let protocols = config.protocols();
-    if let Some(missing) = protocols.iter().find(|p| !p.is_implemented()) {
-        return Err(Failure::Error(format!(
-            "protocol '{missing}' is not implemented in this build yet"
-        )));
-    }
     if protocols.is_empty() {
         return Err(Failure::Error("no protocol to serve".into()));
     }
@@ -586,7 +581,7 @@ fn acceptors(
             );
             (None, Some(Box::new(acceptor)))
         }
-        _ => unreachable!("checked by is_implemented above"),
+        Protocol::Tunstack => unreachable!("tunstack is served on its device, not on sockets"),
     };
     Ok(pair)
 }
