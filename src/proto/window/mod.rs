@@ -41,8 +41,10 @@ pub const PORT: u16 = 50_003;
 /// once, and each costs a few hundred bytes until it times out.
 pub const MAX_HALF_OPEN: usize = 256;
 
-/// Most connections at once on one server socket; past it a SYN is
-/// answered with RST (refused politely, nobody else disturbed).
+/// Most connections at once on one server socket, TIME-WAIT included; at
+/// it a SYN takes the place of the oldest connection in TIME-WAIT (or the
+/// oldest half-open one), and with neither it is answered with RST
+/// (refused politely, no established transfer disturbed).
 pub const MAX_CONNECTIONS: usize = 4_096;
 
 /// The largest UDP payload the carrier sends: a segment of the engine's
@@ -83,15 +85,56 @@ pub fn mss_for(datagram: usize) -> u16 {
     u16::try_from(datagram.saturating_sub(crate::wire::tcp::HEADER_LEN)).unwrap_or(u16::MAX)
 }
 
-/// What the acceptor and its sessions share: which sessions are half
-/// open, oldest first, and how many are open at all.
+/// Sessions of one kind (half-open, or in TIME-WAIT), oldest first.
+#[derive(Debug, Default)]
+struct Aged {
+    /// Slab keys, oldest first. A key may be stale (its session moved on
+    /// or ended): `members` tells.
+    order: VecDeque<usize>,
+    members: hashbrown::HashSet<usize>,
+}
+
+impl Aged {
+    fn insert(&mut self, key: usize) {
+        if self.members.insert(key) {
+            self.order.push_back(key);
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        self.members.remove(&key);
+        // Stale keys are dropped as they reach the front, so the queue
+        // stays within twice the members.
+        if self.order.len() > 2 * self.members.len() + 16 {
+            let members = &self.members;
+            self.order.retain(|k| members.contains(k));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    fn pop_oldest(&mut self) -> Option<usize> {
+        while let Some(key) = self.order.pop_front() {
+            if self.members.remove(&key) {
+                return Some(key);
+            }
+        }
+        None
+    }
+}
+
+/// What the acceptor and its sessions share: which sessions are half open
+/// or in TIME-WAIT, oldest first, and how many are open at all.
 #[derive(Debug, Default)]
 struct Table {
-    /// Slab keys of half-open sessions, oldest first. A key may be stale
-    /// (its session completed or ended): `half_open` tells.
-    order: VecDeque<usize>,
-    /// Keys of sessions still in SYN-RECEIVED.
-    half_open: hashbrown::HashSet<usize>,
+    /// Sessions still in SYN-RECEIVED.
+    half_open: Aged,
+    /// Sessions in TIME-WAIT: they only guard against old duplicates, so
+    /// at the connection cap the oldest gives way to a new SYN (as Linux
+    /// recycles its TIME-WAIT buckets).
+    time_wait: Aged,
     /// Sessions alive.
     open: usize,
     /// Keys the acceptor asks the reactor to close now.
@@ -99,13 +142,33 @@ struct Table {
 }
 
 impl Table {
-    fn validated(&mut self, key: usize) {
-        self.half_open.remove(&key);
+    fn ended(&mut self, key: usize) {
+        self.half_open.remove(key);
+        self.time_wait.remove(key);
+        self.open = self.open.saturating_sub(1);
     }
 
-    fn ended(&mut self, key: usize) {
-        self.half_open.remove(&key);
-        self.open = self.open.saturating_sub(1);
+    /// Makes room for one more connection, if it takes an eviction: the
+    /// oldest half-open one when they are at their bound; at the
+    /// connection cap, the oldest in TIME-WAIT, else the oldest half-open.
+    /// `false`: no room (every connection is established).
+    fn make_room(&mut self, max_half_open: usize, max_connections: usize) -> bool {
+        let victim = if self.open >= max_connections {
+            self.time_wait
+                .pop_oldest()
+                .or_else(|| self.half_open.pop_oldest())
+        } else if self.half_open.len() >= max_half_open {
+            self.half_open.pop_oldest()
+        } else {
+            return true;
+        };
+        match victim {
+            Some(key) => {
+                self.evicted.push(key);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -169,20 +232,9 @@ impl DatagramAcceptor for WindowAcceptor {
             return reset(&segment, reply);
         }
         let mut table = self.table.borrow_mut();
-        if table.open >= self.config.max_connections && table.half_open.is_empty() {
+        if !table.make_room(self.config.max_half_open, self.config.max_connections) {
             log::debug!("{} window SYN refused: {} connections", cx.tag, table.open);
             return reset(&segment, reply);
-        }
-        if table.half_open.len() >= self.config.max_half_open
-            || table.open >= self.config.max_connections
-        {
-            // Make room: the oldest half-open session goes.
-            while let Some(key) = table.order.pop_front() {
-                if table.half_open.remove(&key) {
-                    table.evicted.push(key);
-                    break;
-                }
-            }
         }
         let Some(app) = self.app.accept(cx, from) else {
             return reset(&segment, reply);
@@ -239,6 +291,8 @@ pub struct Carried {
     key: Option<usize>,
     /// Whether it left SYN-RECEIVED (reported to the table once).
     validated: bool,
+    /// Whether it entered TIME-WAIT (reported to the table once).
+    timing_out: bool,
     /// Datagrams that were not TCP segments.
     malformed: u64,
     /// Where the final counters go, for a client's `--json`.
@@ -277,6 +331,7 @@ impl Carried {
             table: Some(table),
             key: None,
             validated: false,
+            timing_out: false,
             malformed: 0,
             skip_syn: true,
             counters: None,
@@ -309,6 +364,7 @@ impl Carried {
             table: None,
             key: None,
             validated: true,
+            timing_out: false,
             malformed: 0,
             skip_syn: false,
             counters: None,
@@ -361,13 +417,15 @@ impl Carried {
         let mut table = table.borrow_mut();
         if !self.validated {
             if state == State::SynReceived {
-                if table.half_open.insert(key) {
-                    table.order.push_back(key);
-                }
+                table.half_open.insert(key);
             } else {
                 self.validated = true;
-                table.validated(key);
+                table.half_open.remove(key);
             }
+        }
+        if state == State::TimeWait && !self.timing_out {
+            self.timing_out = true;
+            table.time_wait.insert(key);
         }
         if conn.is_closed() && !self.ended {
             self.ended = true;

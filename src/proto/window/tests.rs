@@ -176,3 +176,28 @@ fn a_stranger_gets_a_reset_and_garbage_gets_nothing() {
         Admission::Ignore
     ));
 }
+
+#[test]
+fn room_is_made_from_the_oldest_half_open_or_time_wait_never_established() {
+    let mut t = Table::default();
+    // Three half-open (1, 2, 3) at a bound of 3: the oldest goes.
+    for key in 1..=3 {
+        t.half_open.insert(key);
+        t.open += 1;
+    }
+    assert!(t.make_room(3, 100));
+    assert_eq!(t.evicted, [1]);
+    // Key 2 completed its handshake: never a victim.
+    t.half_open.remove(2);
+    t.ended(1);
+    // At the connection cap, TIME-WAIT goes before half-open.
+    t.time_wait.insert(7);
+    t.open = 10;
+    assert!(t.make_room(3, 10));
+    assert_eq!(t.evicted, [1, 7]);
+    assert!(t.make_room(3, 10));
+    assert_eq!(t.evicted, [1, 7, 3]);
+    // Only established connections left: no room.
+    assert!(!t.make_room(3, 10));
+    assert_eq!(t.evicted, [1, 7, 3]);
+}
