@@ -289,10 +289,8 @@ pub struct Carried {
     table: Option<Rc<RefCell<Table>>>,
     /// This session's slab key, learnt on its first call.
     key: Option<usize>,
-    /// Whether it left SYN-RECEIVED (reported to the table once).
-    validated: bool,
-    /// Whether it entered TIME-WAIT (reported to the table once).
-    timing_out: bool,
+    /// What the table knows of it.
+    stage: Stage,
     /// Datagrams that were not TCP segments.
     malformed: u64,
     /// Where the final counters go, for a client's `--json`.
@@ -300,7 +298,22 @@ pub struct Carried {
     /// The reactor delivers the admitting SYN to the new session too; the
     /// engine already has it.
     skip_syn: bool,
-    ended: bool,
+}
+
+/// Where a server session stands in its acceptor's [`Table`], so each move
+/// is reported once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not reported yet.
+    New,
+    /// In SYN-RECEIVED: one of the half-open.
+    HalfOpen,
+    /// Past the handshake.
+    Open,
+    /// In TIME-WAIT.
+    TimeWait,
+    /// Gone from the table.
+    Ended,
 }
 
 /// What an active open needs once it knows the time.
@@ -330,12 +343,10 @@ impl Carried {
             segment_max: MAX_SEGMENT_OVERHEAD + usize::from(mss),
             table: Some(table),
             key: None,
-            validated: false,
-            timing_out: false,
+            stage: Stage::New,
             malformed: 0,
             skip_syn: true,
             counters: None,
-            ended: false,
         }
     }
 
@@ -363,12 +374,10 @@ impl Carried {
             segment_max,
             table: None,
             key: None,
-            validated: true,
-            timing_out: false,
+            stage: Stage::New,
             malformed: 0,
             skip_syn: false,
             counters: None,
-            ended: false,
         }
     }
 
@@ -413,24 +422,27 @@ impl Carried {
             return;
         };
         let key = *self.key.get_or_insert(cx.tag.key);
-        let state = conn.tcb().state();
+        let now = match conn.tcb().state() {
+            _ if conn.is_closed() => Stage::Ended,
+            State::SynReceived => Stage::HalfOpen,
+            State::TimeWait => Stage::TimeWait,
+            _ => Stage::Open,
+        };
+        if now == self.stage || self.stage == Stage::Ended {
+            return;
+        }
         let mut table = table.borrow_mut();
-        if !self.validated {
-            if state == State::SynReceived {
-                table.half_open.insert(key);
-            } else {
-                self.validated = true;
+        match now {
+            Stage::HalfOpen => table.half_open.insert(key),
+            Stage::Open => table.half_open.remove(key),
+            Stage::TimeWait => {
                 table.half_open.remove(key);
+                table.time_wait.insert(key);
             }
+            Stage::Ended => table.ended(key),
+            Stage::New => {}
         }
-        if state == State::TimeWait && !self.timing_out {
-            self.timing_out = true;
-            table.time_wait.insert(key);
-        }
-        if conn.is_closed() && !self.ended {
-            self.ended = true;
-            table.ended(key);
-        }
+        self.stage = now;
     }
 }
 
@@ -440,7 +452,7 @@ impl Drop for Carried {
         // reported its end.
         // (A session the reactor refused before its first call has no
         // key, and was never half-open in the table.)
-        if !self.ended
+        if self.stage != Stage::Ended
             && let Some(table) = &self.table
         {
             table.borrow_mut().ended(self.key.unwrap_or(usize::MAX));
