@@ -1372,9 +1372,11 @@ mod tests {
     }
 
     /// Parts (a TUN stack's connections): on its first datagram it arms
-    /// part 1 at +40 ms, part 2 at +30 ms and part 3 at +20 ms; on its
-    /// second it re-arms part 1 earlier, at +10 ms, and forgets part 2.
-    /// Every firing is recorded with its time.
+    /// part 1 at +400 ms, part 2 at +300 ms and part 3 at +200 ms; on its
+    /// second it re-arms part 1 earlier, 10 ms after that datagram, and
+    /// forgets part 2. (The margins keep the order whatever the load on
+    /// the machine running the test.) Every firing is recorded with its
+    /// time.
     struct Parted {
         base: Option<Instant>,
         datagrams: u32,
@@ -1398,13 +1400,14 @@ mod tests {
             self.datagrams += 1;
             match self.datagrams {
                 1 => self.reports.extend([
-                    (PartId(1), ms(40)),
-                    (PartId(2), ms(30)),
-                    (PartId(3), ms(20)),
+                    (PartId(1), ms(400)),
+                    (PartId(2), ms(300)),
+                    (PartId(3), ms(200)),
                 ]),
-                2 => self
-                    .reports
-                    .extend([(PartId(1), ms(10)), (PartId(2), None)]),
+                2 => self.reports.extend([
+                    (PartId(1), Some(cx.now + Duration::from_millis(10))),
+                    (PartId(2), None),
+                ]),
                 _ => {}
             }
         }
@@ -1466,9 +1469,10 @@ mod tests {
             }
         }
         assert_eq!(reactor.stats().datagrams_in, 2);
-        // Past every deadline ever armed (+40 ms), with a margin.
+        // Past every deadline ever armed (+400 ms), with a margin; the
+        // turns are bounded by Tick's 50 ms wake-ups.
         let start = reactor.now;
-        while reactor.now < start + Duration::from_millis(100) {
+        while reactor.now < start + Duration::from_millis(500) {
             reactor.turn().unwrap();
         }
         let parts: Vec<PartId> = fired.borrow().iter().map(|f| f.0).collect();

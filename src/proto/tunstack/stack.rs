@@ -42,6 +42,12 @@ pub const MAX_QUEUED: usize = 4_096;
 /// Past it, datagrams are dropped and counted as queue drops.
 pub const MAX_HELD: usize = 4_096;
 
+/// Bytes reserved at once for the datagrams of TCP segments, which are
+/// cut from it one by one: one allocation per 40-odd full-sized segments
+/// instead of one each (the block is freed when the last of them is
+/// written).
+const TX_ARENA: usize = 64 * 1024;
+
 /// What the stack did, for the log on exit and `-v`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -169,6 +175,9 @@ pub struct Stack {
     counters: Counters,
     /// TCP: listeners and connections.
     tcp: Tcp,
+    /// Where outgoing TCP datagrams are built, each cut off as it is
+    /// made ([`TX_ARENA`]).
+    tx: BytesMut,
     /// A copy of [`Stack::counters`] for whoever reports them once the
     /// stack is boxed away in the reactor; refreshed after every call.
     shared: SharedCounters,
@@ -201,6 +210,7 @@ impl Stack {
                 tcp_config(conn::Config::default(), config.mtu),
                 isn_key(),
             ),
+            tx: BytesMut::new(),
             idents: Identifier::new(1),
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
             queue: VecDeque::new(),
@@ -587,19 +597,23 @@ impl Stack {
         {
             return false;
         }
-        let room = MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss);
-        let mut buf = BytesMut::zeroed(ipv4::HEADER_LEN + room);
-        let Some((dst, n)) = self.tcp.poll_segment(now, &mut buf[ipv4::HEADER_LEN..]) else {
+        let room = ipv4::HEADER_LEN + MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss);
+        if self.tx.capacity() < room {
+            self.tx.reserve(TX_ARENA.max(room));
+        }
+        self.tx.clear();
+        self.tx.resize(room, 0);
+        let Some((dst, n)) = self.tcp.poll_segment(now, &mut self.tx[ipv4::HEADER_LEN..]) else {
             return false;
         };
         let len = ipv4::HEADER_LEN + n;
+        self.tx.truncate(len);
+        let mut buf = self.tx.split();
         if len > self.config.mtu {
             let mut segment = buf.split_off(ipv4::HEADER_LEN);
-            segment.truncate(n);
             self.send_segment(now, dst, &mut segment);
             return true;
         }
-        buf.truncate(len);
         let src = self.config.addr;
         tcp::Packet::new_unchecked(&mut buf[ipv4::HEADER_LEN..]).fill_checksum(src, dst);
         let repr = self.repr(dst, Protocol::Tcp, n);

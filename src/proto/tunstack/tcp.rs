@@ -225,6 +225,15 @@ impl Tcp {
     pub(super) fn input(&mut self, now: Instant, src: Ipv4Addr, segment: &Repr<'_>) -> Input {
         self.counters.segments_in += 1;
         let key = (src, segment.src_port, segment.dst_port);
+        let is_syn = segment.control == Control::Syn && segment.ack_number.is_none();
+        if let Some(&i) = self.demux.get(&key)
+            && is_syn
+            && self.slots[i].conn.is_closed()
+        {
+            // A new incarnation of a 4-tuple whose connection is over but
+            // not yet collected: collect it now, and take the SYN afresh.
+            self.free(i);
+        }
         if let Some(&i) = self.demux.get(&key) {
             let remote = SocketAddr::new(src.into(), segment.src_port);
             let mut cx = self.cx(now, remote);
@@ -232,7 +241,7 @@ impl Tcp {
             self.touched(i);
             return Input::Done;
         }
-        if segment.control != Control::Syn || segment.ack_number.is_some() {
+        if !is_syn {
             return Input::Reset;
         }
         let Some(listener) = self.listeners.iter().position(|l| l.0 == segment.dst_port) else {

@@ -1171,3 +1171,21 @@ fn at_the_connection_bound_the_oldest_time_wait_makes_room_and_nothing_else_does
     let c = rig.s.counters();
     assert_eq!(c.tcp_time_wait_reclaimed, 2, "{c}");
 }
+
+#[test]
+fn a_syn_for_a_connection_over_but_not_yet_collected_opens_a_new_one() {
+    let mut rig = Rig::new(tcp_stack());
+    let ports = (40_002, ECHO_PORT);
+    let y = rig.feed(at(0), &kernel_syn(ports.0, ports.1, 100))[0].seq;
+    rig.feed(at(1), &kernel_seg(ports, (101, y + 1), ACK, &[]));
+    // The peer resets it, and at once opens again from the same port,
+    // before the stack wrote anything (so before it collected the first).
+    feed(&mut rig.s, at(2), &kernel_seg(ports, (101, 0), RST, &[]));
+    feed(&mut rig.s, at(2), &kernel_syn(ports.0, ports.1, 5_000));
+    let sent = rig.drain(at(2));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].flags, sent[0].ack), (SYN | ACK, 5_001));
+    assert_eq!(rig.s.tcp_connections(), (1, 1));
+    let c = rig.s.counters();
+    assert_eq!((c.tcp_accepted, c.tcp_closed), (2, 1), "{c}");
+}
