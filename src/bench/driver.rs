@@ -472,9 +472,7 @@ impl Launcher {
         reactor.add_udp_session(socket, Some(self.server), session)?;
         Ok(Started::Yes)
     }
-}
 
-impl Launcher {
     /// tcpfile over the engine carried in UDP, on a connected socket of
     /// its own (the UDP 4-tuple names the connection); the engine's
     /// counters are recorded when the session ends, success or not.
