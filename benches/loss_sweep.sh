@@ -25,7 +25,7 @@
 # window's MSS (1452 - 12 bytes of timestamps option) and RTT = 2 * LAT_MS.
 #
 # Env: LAT_MS (5), LOSSES ("0 0.1 1 2 5 10 20", percent), SEEDS ("1 2 3"),
-#      PROTOS ("stopwait tftp-1 tftp-16 window"), LIMIT_S (60), SCALE (1: a
+#      PROTOS ("stopwait tftp-1 tftp-16 window"; also window-cubic), LIMIT_S (60), SCALE (1: a
 #      factor on every file size), OUT (docs/loss: writes OUT.json, OUT.svg),
 #      WORK (/tmp/mioperf-loss-sweep), MIOPERF (a built binary; default:
 #      `cargo build --release` and target/release/mioperf), DRAW_ONLY.
@@ -82,8 +82,12 @@ PROTOCOLS = {
                 "args": ["tftp", "get", "{addr}", "{name}", "--windowsize", "16", "--timeout", TIMER, "--tries", TRIES]},
     "window": {"label": "window (TCP engine, NewReno)", "color": "#1f77b4",
                "args": ["window", "get", "{addr}", "{name}"]},
+    # Not in the default PROTOS: for a look at the other controller.
+    "window-cubic": {"label": "window (TCP engine, CUBIC)", "color": "#9467bd",
+                     "args": ["window", "get", "{addr}", "{name}", "--cc", "cubic"]},
 }
-SERVED = {"stopwait": "stopwait", "tftp-1": "tftp", "tftp-16": "tftp", "window": "window"}
+SERVED = {"stopwait": "stopwait", "tftp-1": "tftp", "tftp-16": "tftp", "window": "window",
+          "window-cubic": "window"}
 
 # File sizes in bytes by protocol and loss (%): about 2-3 s each on the
 # reference machine at LAT_MS 5 (a GET's goodput there, from a calibration
@@ -95,6 +99,7 @@ SIZES = {
     "stopwait": {0: 20_000, 2: 20_000, 5: 15_000, 10: 10_000, 20: 6_000},
     "tftp-1": {0: 100_000, 2: 100_000, 5: 75_000, 10: 50_000, 20: 30_000},
     "tftp-16": {0: 1_500_000, 1: 1_500_000, 2: 1_000_000, 5: 700_000, 10: 400_000, 20: 200_000},
+    "window-cubic": {0: 20_000_000, 0.1: 8_000_000, 1: 1_500_000, 2: 1_000_000, 5: 400_000, 10: 150_000, 20: 30_000},
     "window": {0: 20_000_000, 0.1: 8_000_000, 1: 1_500_000, 2: 1_000_000, 5: 400_000, 10: 150_000, 20: 30_000},
 }
 
@@ -371,7 +376,7 @@ def table(doc):
             cells.append(f"{human(r['median_Bps']) + ' (' + human(r['min_Bps']) + '-' + human(r['max_Bps']) + ')' + t:>24}")
         m = f"{human(mathis(loss)):>10}" if loss > 0 else f"{'-':>10}"
         lines.append(f"{loss:>7g} " + " ".join(cells) + " " + m)
-    if ("window", 1.0) in rows or ("window", 5.0) in rows:
+    if any(("window", l) in rows and ("tftp-16", l) in rows for l in (1.0, 5.0)):
         lines.append("")
         lines.append("window / TFTP-16 and window / Mathis (medians):")
         for loss in (1.0, 5.0):
