@@ -17,10 +17,11 @@ use super::report::Recorder;
 use crate::cli::bench::{BenchMode, BenchProto};
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
-use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp};
+use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp, window};
 use crate::reactor::{Reactor, udp_client_socket};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
+use core::cell::Cell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -225,6 +226,7 @@ impl Launcher {
             (BenchProto::Tcpfile, mode) => self.tcpfile(mode, slot, now),
             (BenchProto::Stopwait, mode) => self.stopwait(mode, slot, now),
             (BenchProto::Tftp, mode) => return self.tftp(reactor, mode, slot, now),
+            (BenchProto::Window, mode) => return self.window(reactor, mode, slot, now),
         };
         self.add(reactor, session)?;
         Ok(Started::Yes)
@@ -322,10 +324,17 @@ impl Launcher {
         Some(self.tracked(inner, slot, now, Count::Input, settle))
     }
 
-    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
-        let outcome = OutcomeSlot::new();
-        let progress = Progress::new();
-        let inner: Box<dyn StreamSession> = if mode == BenchMode::Put {
+    /// A tcpfile client of `mode` reporting to `outcome` and `progress`:
+    /// on a kernel TCP connection (`bench tcpfile`) or above the engine
+    /// (`bench window`).
+    fn tcpfile_app(
+        &self,
+        mode: BenchMode,
+        slot: usize,
+        outcome: &OutcomeSlot<tcpfile::Done>,
+        progress: &Progress,
+    ) -> Box<dyn StreamSession> {
+        if mode == BenchMode::Put {
             let source = Box::new(Pattern {
                 size: self.plan.length,
                 pos: 0,
@@ -346,7 +355,13 @@ impl Launcher {
                 outcome.clone(),
                 progress.clone(),
             ))
-        };
+        }
+    }
+
+    fn tcpfile(&self, mode: BenchMode, slot: usize, now: Instant) -> Client {
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
+        let inner = self.tcpfile_app(mode, slot, &outcome, &progress);
         let settle = settle("tcpfile", outcome);
         self.tracked(
             Client::Stream(inner),
@@ -455,6 +470,46 @@ impl Launcher {
         };
         let socket = mio::net::UdpSocket::bind(local)?;
         reactor.add_udp_session(socket, Some(self.server), session)?;
+        Ok(Started::Yes)
+    }
+
+    /// tcpfile over the engine carried in UDP, on a connected socket of
+    /// its own (the UDP 4-tuple names the connection); the engine's
+    /// counters are recorded when the session ends, success or not.
+    fn window(
+        &self,
+        reactor: &mut Reactor,
+        mode: BenchMode,
+        slot: usize,
+        now: Instant,
+    ) -> std::io::Result<Started> {
+        let outcome = OutcomeSlot::new();
+        let progress = Progress::new();
+        let app = self.tcpfile_app(mode, slot, &outcome, &progress);
+        let socket = udp_client_socket(self.server)?;
+        let local = socket.local_addr()?;
+        let mut config = window::WindowConfig::default();
+        config.tcp.cc = self.plan.cc;
+        let counters = Rc::new(Cell::new(None));
+        let carried = window::Carried::connect(
+            config.tcp,
+            local,
+            self.server,
+            crate::proto::tcp::isn::random_key(),
+            app,
+        )
+        .with_counters(counters.clone());
+        let inner = settle("window", outcome);
+        let settle: Settle = Box::new(move |run, now, took| {
+            if let Some(c) = counters.get() {
+                run.recorder.borrow_mut().add_tcp(now, &c);
+            }
+            inner(run, now, took)
+        });
+        let count = Count::Progress(progress);
+        let inner: Box<dyn DatagramSession> = Box::new(carried);
+        let session = Tracked::new(inner, self.run.clone(), slot, now, count, settle);
+        reactor.add_udp_session(socket, Some(self.server), Box::new(session))?;
         Ok(Started::Yes)
     }
 }

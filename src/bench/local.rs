@@ -69,6 +69,7 @@ fn protocol(proto: BenchProto) -> Protocol {
         BenchProto::Tcpfile => Protocol::Tcpfile,
         BenchProto::Stopwait => Protocol::Stopwait,
         BenchProto::Tftp => Protocol::Tftp,
+        BenchProto::Window => Protocol::Window,
     }
 }
 
@@ -119,11 +120,7 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         root,
     };
-    let file_proto = matches!(
-        plan.proto,
-        BenchProto::Tcpfile | BenchProto::Stopwait | BenchProto::Tftp
-    );
-    if file_proto && plan.mode == BenchMode::Get {
+    if plan.proto.is_file() && plan.mode == BenchMode::Get {
         let path = server.root.join(&plan.name);
         generate(&path, plan.length)
             .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;

@@ -119,6 +119,8 @@ pub struct Plan {
     pub blksize: Option<u16>,
     /// tftp options.
     pub windowsize: Option<u16>,
+    /// window: the engine's congestion control.
+    pub cc: crate::proto::tcp::cc::Algorithm,
     /// The run's seed.
     pub seed: u64,
     /// What goes to standard output.
@@ -165,6 +167,7 @@ impl Plan {
             name,
             blksize: args.blksize,
             windowsize: args.windowsize,
+            cc: args.cc.unwrap_or_default(),
             seed: args.seed,
             output: if args.json {
                 Output::Json
@@ -200,10 +203,13 @@ impl Plan {
             "timeout_s": self.timeout.as_secs_f64(),
             "server": server,
             "in_process_server": self.server.is_none(),
-            "name": matches!(self.proto, BenchProto::Tcpfile | BenchProto::Stopwait | BenchProto::Tftp)
-                .then_some(&self.name),
+            "name": self.proto.is_file().then_some(&self.name),
             "blksize": self.blksize,
             "windowsize": self.windowsize,
+            "cc": (self.proto == BenchProto::Window).then_some(match self.cc {
+                crate::proto::tcp::cc::Algorithm::NewReno => "newreno",
+                crate::proto::tcp::cc::Algorithm::Cubic => "cubic",
+            }),
             "seed": self.seed,
         })
     }
@@ -216,13 +222,13 @@ fn mode(proto: BenchProto, asked: Option<BenchMode>) -> Result<BenchMode, String
     let mode = asked.unwrap_or(match proto {
         P::Hello | P::Msg => M::Rr,
         P::Lab => M::Echo,
-        P::Tcpfile | P::Stopwait | P::Tftp => M::Get,
+        P::Tcpfile | P::Stopwait | P::Tftp | P::Window => M::Get,
     });
     let allowed: &[BenchMode] = match proto {
         P::Hello => &[M::Rr, M::Connect],
         P::Lab => &[M::Echo, M::File, M::Stream],
         P::Msg => &[M::Rr],
-        P::Tcpfile | P::Stopwait | P::Tftp => &[M::Get, M::Put],
+        P::Tcpfile | P::Stopwait | P::Tftp | P::Window => &[M::Get, M::Put],
     };
     if !allowed.contains(&mode) {
         let names: Vec<String> = allowed
@@ -253,7 +259,7 @@ fn transport(proto: BenchProto, mode: BenchMode, args: &BenchArgs) -> Result<Tra
             }
             Transport::Tcp
         }
-        P::Stopwait | P::Tftp => {
+        P::Stopwait | P::Tftp | P::Window => {
             if args.tcp {
                 return Err(format!(
                     "{} runs over UDP only: drop --tcp",
@@ -313,7 +319,7 @@ fn length(proto: BenchProto, mode: BenchMode, asked: Option<u64>) -> Result<u64,
         (P::Lab, _) => (DEFAULT_FILE, 1, MAX_LAB_FILE),
         (P::Msg, _) => (DEFAULT_RR_LENGTH, 0, MAX_FRAME),
         (P::Stopwait, _) => (DEFAULT_STOPWAIT_FILE, 0, MAX_STOPWAIT_FILE),
-        (P::Tcpfile | P::Tftp, _) => (DEFAULT_FILE, 0, MAX_FILE),
+        (P::Tcpfile | P::Tftp | P::Window, _) => (DEFAULT_FILE, 0, MAX_FILE),
     };
     let length = asked.unwrap_or(default_length);
     if proto != P::Hello && !(min_length..=max_length).contains(&length) {
@@ -379,9 +385,13 @@ fn timing(mode: BenchMode, args: &BenchArgs) -> Result<(Option<Duration>, Durati
 /// for tftp only, and in range.
 fn check_file_options(proto: BenchProto, args: &BenchArgs) -> Result<(), String> {
     use BenchProto as P;
-    let is_file = matches!(proto, P::Tcpfile | P::Stopwait | P::Tftp);
-    if !is_file && args.name.is_some() {
-        return Err("--name applies to tcpfile, stopwait and tftp only".into());
+    if !proto.is_file() && args.name.is_some() {
+        return Err(
+            "--name applies to the file protocols only (tcpfile, stopwait, tftp, window)".into(),
+        );
+    }
+    if proto != P::Window && args.cc.is_some() {
+        return Err("--cc applies to window only".into());
     }
     if proto != P::Tftp && (args.blksize.is_some() || args.windowsize.is_some()) {
         return Err("--blksize and --windowsize apply to tftp only".into());

@@ -36,7 +36,8 @@
 //!   "intervals": [ INTERVAL, ... ],
 //!   "summary": FIGURES + { "intervals": <count closed>,
 //!                          "histograms": { "latency_ns": [BUCKET], "transfer_ns": [BUCKET],
-//!                                          "schedule_error_abs_ns": [BUCKET] } } }
+//!                                          "schedule_error_abs_ns": [BUCKET] },
+//!                          "tcp": TCP|null } }
 //! INTERVAL = { "index" } + FIGURES
 //! FIGURES  = { "start_s", "end_s", "seconds", "start_ns", "end_ns",
 //!              "bytes", "packets", "requests", "transfers", "transfer_bytes",
@@ -48,6 +49,11 @@
 //! DIST     = { "count", "min", "mean", "p50", "p90", "p99", "p999", "max", "clamped" }  (ns)
 //! SCHED    = { "count", "early", "min_ns", "max_ns", "mean_ns", "abs_ns": DIST }  (signed ns)
 //! BUCKET   = { "lo_ns", "hi_ns", "count" }   (samples in [lo_ns, hi_ns), ≤ 60, log-spaced)
+//! TCP      = { "connections", "segments_in", "segments_out", "retransmits",
+//!              "fast_retransmits", "rto_expiries", "duplicate_segments",
+//!              "out_of_order", "srtt_us_mean" }
+//!            (window only: the client engines' counters summed over every
+//!             connection that ended; null for the other protocols)
 //! ```
 //! Times `*_s` are seconds since the run's start; `*_ns` integers are
 //! nanoseconds. [`json_line`] writes `{"event":"interval","data":INTERVAL}`
@@ -227,6 +233,34 @@ pub struct Summary {
     pub intervals: u64,
     /// Buckets for plots.
     pub histograms: Histograms,
+    /// The engines' counters (window), else `None`.
+    pub tcp: Option<TcpTotals>,
+}
+
+/// The client engines' counters summed over a run's connections (`bench
+/// window`): on a GET the client is the receiver, so its retransmits are
+/// few and its out-of-order and duplicate segments tell the path's losses;
+/// on a PUT it is the sender and its retransmits are the transfer's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TcpTotals {
+    /// Connections whose counters are summed.
+    pub connections: u64,
+    /// Segments received.
+    pub segments_in: u64,
+    /// Segments sent, retransmissions included.
+    pub segments_out: u64,
+    /// Segments retransmitted, for any reason.
+    pub retransmits: u64,
+    /// Of which fast retransmits.
+    pub fast_retransmits: u64,
+    /// Retransmission timer expiries.
+    pub rto_expiries: u64,
+    /// Duplicate segments received.
+    pub duplicate_segments: u64,
+    /// Out-of-order segments received and kept.
+    pub out_of_order: u64,
+    /// Mean of the connections' final smoothed RTTs, microseconds.
+    pub srtt_us_mean: f64,
 }
 
 /// Where the run happened: kernel, CPU count, pinning, seed.
@@ -553,7 +587,10 @@ mod tests {
             )
         );
         let s = &v["summary"];
-        assert_eq!(keys(s), sorted(&["intervals", "histograms"], FIGURE_KEYS));
+        assert_eq!(
+            keys(s),
+            sorted(&["intervals", "histograms", "tcp"], FIGURE_KEYS)
+        );
         assert_eq!(
             keys(&s["histograms"]),
             ["latency_ns", "schedule_error_abs_ns", "transfer_ns"]

@@ -25,6 +25,19 @@ pub enum BenchProto {
     Stopwait,
     /// tftp: whole-file `get` or `put` transfers (RFC 1350 with options).
     Tftp,
+    /// window: whole-file `get` or `put` transfers (tcpfile over the userspace TCP engine in UDP).
+    Window,
+}
+
+impl BenchProto {
+    /// Whether sessions move whole files (`get`, `put`, `--name`).
+    #[must_use]
+    pub fn is_file(self) -> bool {
+        matches!(
+            self,
+            Self::Tcpfile | Self::Stopwait | Self::Tftp | Self::Window
+        )
+    }
 }
 
 /// What each session does, over and over.
@@ -59,6 +72,7 @@ Examples (no server needed: one is started in-process on 127.0.0.1):
   mioperf bench lab --mode stream -b 10M -l 1400  paced UDP stream, schedule error
   mioperf bench tcpfile -l 100M -n 10 --json      ten 100 MB downloads, one JSON document
   mioperf bench tftp --mode put -P 4 --windowsize 16 --svg tftp.svg
+  mioperf bench window -l 10M -P 4 --json         TCP-engine transfers, its counters in the JSON
 
 Exit status: 0 when the run completed and at least one request or transfer
 succeeded; 2 on a usage error, an unreachable server, or a run where nothing
@@ -67,13 +81,13 @@ pub struct BenchArgs {
     /// Protocol to drive.
     #[arg(value_enum)]
     pub proto: BenchProto,
-    /// What each session does [default: hello rr, lab echo, msg rr, tcpfile/stopwait/tftp get].
+    /// What each session does [default: hello rr, lab echo, msg rr, file protocols get].
     #[arg(long, value_enum)]
     pub mode: Option<BenchMode>,
     /// Use TCP (hello, lab; msg and tcpfile always do) [default: UDP for hello and lab].
     #[arg(long, conflicts_with = "udp")]
     pub tcp: bool,
-    /// Use UDP (hello, lab; stopwait and tftp always do).
+    /// Use UDP (hello, lab; stopwait, tftp and window always do).
     #[arg(long)]
     pub udp: bool,
     /// Sessions running at once, all on one reactor (at most 10000, and no more
@@ -91,7 +105,7 @@ pub struct BenchArgs {
     pub count: Option<u64>,
     /// Bytes per request, frame, segment or file, e.g. 64, 1400, 10K, 100M
     /// (K/M/G are powers of 1000, Ki/Mi/Gi of 1024) [default: lab echo 64, msg 64,
-    /// stream 1400, lab file and tcpfile/tftp 1M, stopwait 100K; hello ignores it].
+    /// stream 1400, lab file and tcpfile/tftp/window 1M, stopwait 100K; hello ignores it].
     #[arg(short = 'l', long, value_name = "BYTES", value_parser = parse_size)]
     pub length: Option<u64>,
     /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
@@ -132,6 +146,9 @@ pub struct BenchArgs {
     /// tftp: window size to ask for (RFC 7440, 1..=65535) [default: 1].
     #[arg(long, value_name = "N")]
     pub windowsize: Option<u16>,
+    /// window: the engine's congestion control, newreno or cubic [default: newreno].
+    #[arg(long, value_name = "ALGORITHM", value_parser = crate::config::parse_tcp_cc)]
+    pub cc: Option<crate::proto::tcp::cc::Algorithm>,
 }
 
 /// A duration, where a bare number means seconds (iperf3's `-t 10`,

@@ -157,14 +157,43 @@ impl<S: Driven + ?Sized> Tracked<S> {
         }
     }
 
-    /// `poll_transmit` on either transport, through `pull`.
+    /// `poll_transmit` on either transport, through `pull`. Once the
+    /// inner session has nothing more to send, its end is asked for here:
+    /// the driver reads the deadline before the end (`proto::drive`), so
+    /// a failure's backoff must exist before `poll_timeout` is asked, or a
+    /// session with no timer left would hold its slot forever.
     fn transmit<T>(&mut self, now: Instant, pull: impl FnOnce(&mut S) -> Option<T>) -> Option<T> {
         if self.done {
             return None;
         }
         let t = pull(&mut self.inner);
         self.sync_progress(now);
+        if t.is_none()
+            && let Some(reason) = self.inner.poll_close()
+        {
+            self.end(reason);
+        }
         t
+    }
+
+    /// The inner session ended for `reason`: settle it, then close at
+    /// once, or hold the slot for [`RETRY_BACKOFF`] after a failure.
+    fn end(&mut self, reason: CloseReason) {
+        self.done = true;
+        let now = self.now;
+        let succeeded = match self.settle.take() {
+            Some(settle) if !self.run.over(now) => {
+                settle(&self.run, now, now.saturating_since(self.started))
+            }
+            _ => true,
+        };
+        if succeeded {
+            self.run.release_slot(self.slot);
+            self.close = Some(reason);
+        } else {
+            // Keep the slot (and the socket) a moment; see RETRY_BACKOFF.
+            self.backoff = Some((now + RETRY_BACKOFF, reason));
+        }
     }
 }
 
@@ -215,22 +244,11 @@ impl<S: Driven + ?Sized> Driven for Tracked<S> {
         if self.done {
             return None;
         }
+        // Reached when the transmit step stopped early (backpressure):
+        // the end is asked for here instead.
         let reason = self.inner.poll_close()?;
-        self.done = true;
-        let now = self.now;
-        let succeeded = match self.settle.take() {
-            Some(settle) if !self.run.over(now) => {
-                settle(&self.run, now, now.saturating_since(self.started))
-            }
-            _ => true,
-        };
-        if !succeeded {
-            // Keep the slot (and the socket) a moment; see RETRY_BACKOFF.
-            self.backoff = Some((now + RETRY_BACKOFF, reason));
-            return None;
-        }
-        self.run.release_slot(self.slot);
-        Some(reason)
+        self.end(reason);
+        self.close.take()
     }
 
     fn wants_input(&self) -> bool {
@@ -350,5 +368,54 @@ mod tests {
         assert_eq!(closes(&mut s), vec![CloseReason::Completed]);
         assert_eq!(r.active(), 0);
         assert_eq!(r.recorder.borrow_mut().finish(at(11)).figures.errors, 1);
+    }
+
+    /// In the driver's own order (deadline before end), a failed session
+    /// with no timer of its own still wakes for its backoff: without it, a
+    /// `-n` run (no end time) waited forever for the slot.
+    #[test]
+    fn the_backoff_is_armed_in_the_drivers_order() {
+        let r = run(None, None);
+        let slot = r.claim_slot().unwrap();
+        let mut s = Tracked::<dyn DatagramSession>::new(
+            Box::new(Refused::default()),
+            r.clone(),
+            slot,
+            at(0),
+            Count::Input,
+            Box::new(|_, _, _| false),
+        );
+        let mut c = crate::proto::testing::cx(at(1), None);
+        s.handle_timeout(&mut c);
+        let mut buf = BytesMut::new();
+        let ((), after) = crate::proto::drive::after_call(&mut s, &mut c, |s, c| {
+            while s.poll_transmit(c, 1500, &mut buf).is_some() {}
+        });
+        assert_eq!(after.deadline, Some(at(1) + RETRY_BACKOFF));
+        assert_eq!(after.close, None, "held for the backoff");
+        timeout(&mut s, 11);
+        assert_eq!(closes(&mut s), vec![CloseReason::Completed]);
+        assert_eq!(r.active(), 0);
+    }
+
+    /// A success closes in the same pass, its slot given back at once.
+    #[test]
+    fn a_success_closes_in_the_drivers_order() {
+        let r = run(None, None);
+        let slot = r.claim_slot().unwrap();
+        let mut s = Tracked::<dyn DatagramSession>::new(
+            Box::new(Refused::default()),
+            r.clone(),
+            slot,
+            at(0),
+            Count::Input,
+            Box::new(|_, _, _| true),
+        );
+        let mut c = crate::proto::testing::cx(at(1), None);
+        let ((), after) = crate::proto::drive::after_call(&mut s, &mut c, |s, c| {
+            while s.poll_transmit(c, 1500, &mut BytesMut::new()).is_some() {}
+        });
+        assert_eq!(after.close, Some(CloseReason::Completed));
+        assert_eq!(r.active(), 0);
     }
 }

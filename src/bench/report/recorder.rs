@@ -19,7 +19,9 @@
 //! `[interval start, close)`.
 
 use super::hist::Hist;
-use super::{Figures, Histograms, IntervalReport, ScheduleError, Summary, finite_or_zero};
+use super::{
+    Figures, Histograms, IntervalReport, ScheduleError, Summary, TcpTotals, finite_or_zero,
+};
 use crate::time::{Duration, Instant, duration_nanos};
 
 /// Everything counted over one span (an interval, or the whole run).
@@ -205,6 +207,10 @@ pub struct Recorder {
     latest: Instant,
     current: Tally,
     total: Tally,
+    /// The engines' counters, run totals only; `None` until one is added.
+    tcp: Option<TcpTotals>,
+    /// Sum of the final smoothed RTTs, for the mean.
+    srtt_us_sum: u128,
 }
 
 impl Recorder {
@@ -221,6 +227,8 @@ impl Recorder {
             latest: start,
             current: Tally::default(),
             total: Tally::default(),
+            tcp: None,
+            srtt_us_sum: 0,
         }
     }
 
@@ -341,6 +349,32 @@ impl Recorder {
         }
     }
 
+    /// A connection of the userspace TCP engine ended with counters `c`
+    /// (run totals only: a connection's counters are known once, at its end).
+    pub fn add_tcp(&mut self, now: Instant, c: &crate::proto::tcp::conn::Counters) {
+        self.saw(now);
+        let t = self.tcp.get_or_insert_with(TcpTotals::default);
+        t.connections = t.connections.saturating_add(1);
+        for (sum, n) in [
+            (&mut t.segments_in, c.segments_in),
+            (&mut t.segments_out, c.segments_out),
+            (&mut t.retransmits, c.retransmits),
+            (&mut t.fast_retransmits, c.fast_retransmits),
+            (&mut t.rto_expiries, c.rto_expiries),
+            (&mut t.duplicate_segments, c.duplicate_segments),
+            (&mut t.out_of_order, c.out_of_order),
+        ] {
+            *sum = sum.saturating_add(n);
+        }
+        self.srtt_us_sum = self.srtt_us_sum.saturating_add(u128::from(c.srtt_us));
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "the mean is reported as floating point"
+        )]
+        let mean = self.srtt_us_sum as f64 / t.connections as f64;
+        t.srtt_us_mean = finite_or_zero(mean);
+    }
+
     /// When the current interval ends, if intervals are kept: a point of the
     /// grid `start + k·interval`. Changes only in
     /// [`Recorder::close_interval`].
@@ -387,6 +421,7 @@ impl Recorder {
                 transfer_ns: self.total.transfer.buckets(),
                 schedule_error_abs_ns: self.total.schedule.abs.buckets(),
             },
+            tcp: self.tcp.clone(),
         }
     }
 }
@@ -554,6 +589,37 @@ mod tests {
         assert_eq!(
             (t.min, t.max, t.mean),
             (10_000_000, 20_000_000, 15_000_000.0)
+        );
+    }
+
+    #[test]
+    fn engine_counters_are_summed_over_connections() {
+        use crate::proto::tcp::conn::Counters;
+        let mut r = Recorder::new(ms(0), Some(Duration::from_secs(1)));
+        assert_eq!(r.finish(ms(1)).tcp, None, "none without a connection");
+        let c = |retransmits, srtt_us| Counters {
+            retransmits,
+            fast_retransmits: 1,
+            out_of_order: 3,
+            srtt_us,
+            ..Counters::default()
+        };
+        r.add_tcp(ms(10), &c(4, 10_000));
+        r.add_tcp(ms(20), &c(2, 20_000));
+        let t = r.finish(ms(30)).tcp.unwrap();
+        assert_eq!(
+            (
+                t.connections,
+                t.retransmits,
+                t.fast_retransmits,
+                t.out_of_order
+            ),
+            (2, 6, 2, 6)
+        );
+        assert_eq!(t.srtt_us_mean, 15_000.0);
+        assert!(
+            !r.interval_has_data(),
+            "run totals only: intervals do not see them"
         );
     }
 

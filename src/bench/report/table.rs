@@ -254,6 +254,21 @@ pub fn render_table(doc: &Document) -> String {
             "Stream", s.lost, s.reordered, s.duplicates
         );
     }
+    if let Some(t) = &doc.summary.tcp {
+        let _ = writeln!(
+            out,
+            "{:<15} {} connections: {} retransmits ({} fast, {} timeouts), \
+             {} out of order, {} duplicates in, srtt {}",
+            "TCP (client)",
+            t.connections,
+            t.retransmits,
+            t.fast_retransmits,
+            t.rto_expiries,
+            t.out_of_order,
+            t.duplicate_segments,
+            human_mean(t.srtt_us_mean * 1e3),
+        );
+    }
     out
 }
 
