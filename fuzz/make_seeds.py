@@ -112,6 +112,22 @@ tcpfile("put-eof", tcp("connect", u8(1)) + tcp("chunk", u8(0), u8(2), u8(4)) + t
 tcpfile("two", tcp("connect", u8(0)) + tcp("connect", u8(1)) + tf_put(3, 10) + tcp("chunk", u8(1)) + u8(3) + u8(3) + u16(10)
         + tf_bytes(10) + tcp("chunk", u8(1), u8(4), u8(0x42), u16(10)) + READ_ALL + tcp("read", u8(1), u8(0)))
 
+# ---- http ----------------------------------------------------------------
+def http(name, body):
+    write("server_http", name, START + u8(3) + SHARED + files() + u16(60000) + u16(10000) + u8(0) + body)
+
+# method index, name index (9: ""), percent-encoded?, HTTP/1.1?, blank line?
+def http_req(method, name_index, encoded=0, v11=1): return tcp("chunk", u8(0), u8(0), u8(method), u8(name_index), u8(encoded), u8(v11), u8(1))
+def http_raw(data): return tcp("chunk", u8(0), u8(6), u8(len(data))) + data
+
+http("get", tcp("connect", u8(0)) + http_req(0, 0) + READ_ALL + tcp("end", u8(0)))
+http("head-index", tcp("connect", u8(0)) + http_req(1, 9, 0, 0) + READ_ALL)
+http("missing", tcp("connect", u8(0)) + http_req(0, 3, 1, 0) + READ_ALL)
+http("forbidden", tcp("connect", u8(0)) + http_req(0, 6, 1) + READ_ALL)
+http("post", tcp("connect", u8(0)) + http_req(2, 1) + READ_ALL)
+http("split", tcp("connect", u8(0)) + http_raw(b"GET /f") + http_raw(b"1 HTTP/1.0\r") + http_raw(b"\n\r\n") + READ_ALL)
+http("long", tcp("connect", u8(0)) + tcp("chunk", u8(0), u8(4), u8(0x41), u16(5000)) + READ_ALL)
+
 # ---- msg -----------------------------------------------------------------
 def msg_frame(n, body): return tcp("chunk", u8(0), u8(0), u8(0), u8(n), u8(body), u8(0x41))
 

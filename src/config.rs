@@ -183,6 +183,8 @@ pub struct ServeConfig {
     /// tunstack: the TUN device, its net and MTU, its impairment and
     /// capture.
     pub tun: TunConfig,
+    /// The userspace TCP engine's congestion control (`--tcp-cc`).
+    pub tcp_cc: crate::proto::tcp::cc::Algorithm,
 }
 
 impl Default for ServeConfig {
@@ -217,6 +219,7 @@ impl Default for ServeConfig {
             proxy_upstream: None,
             max_connections: None,
             tun: TunConfig::default(),
+            tcp_cc: crate::proto::tcp::cc::Algorithm::default(),
         }
     }
 }
@@ -323,6 +326,9 @@ impl ServeConfig {
         set(&mut self.sendfile, file.sendfile);
         if let Some(v) = file.max_connections {
             self.max_connections = Some(v);
+        }
+        if let Some(v) = &file.tcp_cc {
+            self.tcp_cc = parse_tcp_cc(v).map_err(|e| format!("tcp_cc: {e}"))?;
         }
         if let Some(v) = &file.proxy_upstream {
             self.proxy_upstream = Some(
@@ -449,6 +455,21 @@ pub const TUN_REORDER_MAX: Duration = Duration::from_millis(10);
 /// Longest prefix a device's net may have: it needs two host addresses,
 /// the stack's (the first) and the kernel side's (the second).
 pub const MAX_TUN_PREFIX: u8 = 30;
+
+/// The congestion control named `s`: `newreno` or `cubic`.
+///
+/// # Errors
+/// Any other name, in a one-line message.
+pub fn parse_tcp_cc(s: &str) -> Result<crate::proto::tcp::cc::Algorithm, String> {
+    use crate::proto::tcp::cc::Algorithm;
+    match s.to_ascii_lowercase().as_str() {
+        "newreno" => Ok(Algorithm::NewReno),
+        "cubic" => Ok(Algorithm::Cubic),
+        _ => Err(format!(
+            "'{s}' is not a congestion control (newreno or cubic)"
+        )),
+    }
+}
 
 /// tunstack's settings: the device, its net and MTU, the impairment on it
 /// (both directions, the proxy's model) and where to capture it.
@@ -702,6 +723,7 @@ struct ConfigFile {
     tun_reorder: Option<f64>,
     tun_seed: Option<u64>,
     pcap: Option<PathBuf>,
+    tcp_cc: Option<String>,
 }
 
 #[cfg(test)]

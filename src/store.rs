@@ -802,6 +802,27 @@ impl Files for Store {
     fn create(&self, name: &str, size: Option<u64>) -> Result<Box<dyn Sink>, FileError> {
         Ok(Box::new(self.create_upload(name, size)?))
     }
+
+    /// Regular files only, by names [`open`](Files::open) accepts: no
+    /// temporary files, no folders, and no symbolic links (whether a link
+    /// stays inside the root is only known by opening it, which a listing
+    /// does not do). At most `max` directory entries are read, whatever
+    /// their kind, so a root full of folders lists fewer files and says so.
+    fn list(&self, max: usize) -> Result<(Vec<String>, bool), FileError> {
+        let (entries, more) =
+            sysfs::list_dir(self.root.as_fd(), max).map_err(|e| FileError::Io(e.kind()))?;
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter(|(name, kind)| {
+                let kind = kind.or_else(|| sysfs::fstatat_kind(self.root.as_fd(), name).ok());
+                kind == Some(FileKind::Regular)
+            })
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| check_store_name(name).is_ok())
+            .collect();
+        names.sort_unstable();
+        Ok((names, more))
+    }
 }
 
 #[cfg(test)]
@@ -1505,5 +1526,25 @@ mod tests {
         assert!(buf[8..].iter().all(|&b| b == 0));
         let n = source.read_into(&mut buf, 10).unwrap();
         assert_eq!(n, 10);
+    }
+
+    #[test]
+    fn the_listing_names_regular_files_in_the_root_only() {
+        let scratch = Scratch::new();
+        let store = scratch.store(StoreConfig::default());
+        for name in ["b.txt", "a <&>.bin", ".hidden"] {
+            std::fs::write(scratch.root.join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(scratch.root.join("dir")).unwrap();
+        std::fs::write(scratch.root.join("dir/inner"), b"x").unwrap();
+        std::fs::write(scratch.root.join(".a.mioperf-part-1-0"), b"x").unwrap();
+        std::os::unix::fs::symlink(scratch.outside.join("secret"), scratch.root.join("link"))
+            .unwrap();
+        let (names, more) = store.list(100).unwrap();
+        assert_eq!(names, [".hidden", "a <&>.bin", "b.txt"]);
+        assert!(!more);
+        // Six entries, read at most three: fewer names, and it says so.
+        let (names, more) = store.list(3).unwrap();
+        assert!(names.len() <= 3 && more, "{names:?}");
     }
 }

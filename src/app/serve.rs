@@ -18,7 +18,9 @@ use crate::proto::data::Files;
 use crate::proto::hello;
 use crate::proto::idle::TcpTimeouts;
 use crate::proto::proxy::impair::ImpairConfig;
-use crate::proto::tunstack::{SharedCounters, Stack, StackConfig};
+use crate::proto::tcp::conn;
+use crate::proto::tunstack::echo::EchoAcceptor;
+use crate::proto::tunstack::{ECHO_PORT, SharedCounters, Stack, StackConfig, TcpListeners};
 use crate::proto::{DatagramAcceptor, StreamAcceptor, lab, msg, stopwait, tcpfile, tftp};
 use crate::reactor::{Capture, TunDevice, TunSetup};
 use crate::reactor::{Exit, Reactor, ReactorConfig};
@@ -76,9 +78,13 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     let budget = descriptor_budget(config, &protocols);
     let cap = |p: Protocol| budget.sessions(p).unwrap_or(usize::MAX);
 
-    // The file protocols share one store; the root is created only if one
-    // of them is served.
-    let mut store: Option<Rc<dyn Files>> = None;
+    // The file protocols share one store (the root is created only if one
+    // of them is served), and hello's two transports, kernel and
+    // userspace TCP alike, one ID registry.
+    let mut shared = Shared {
+        store: None,
+        hello: hello::Registry::shared(config.id_ttl, config.max_ids),
+    };
     let mut listeners = Vec::new();
     // One idle/request rule for every TCP protocol.
     let timeouts = TcpTimeouts {
@@ -88,7 +94,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
     let mut reports = Vec::new();
     for protocol in protocols {
         if protocol == Protocol::Tunstack {
-            let (bound, counters) = start_tunstack(&mut reactor, &config.tun)?;
+            let (bound, counters) = start_tunstack(&mut reactor, config, timeouts, &mut shared)?;
             listeners.push(bound);
             reports.push(Report::Tunstack(counters));
             continue;
@@ -100,7 +106,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
             timeouts,
             &udp_budget,
             &cap,
-            &mut store,
+            &mut shared,
             &listeners,
         )?;
         if let Some(tcp) = tcp {
@@ -155,8 +161,11 @@ impl Report {
 /// `--pcap` is given). Returns its `listening` entry and its counters.
 fn start_tunstack(
     reactor: &mut Reactor,
-    tun: &TunConfig,
+    config: &ServeConfig,
+    timeouts: TcpTimeouts,
+    shared: &mut Shared,
 ) -> Result<(Bound, SharedCounters), Failure> {
+    let tun = &config.tun;
     let setup = TunSetup {
         name: tun.name.clone(),
         kernel_addr: tun.net.kernel_addr(),
@@ -165,6 +174,8 @@ fn start_tunstack(
     };
     // The error is the whole line (which privilege, which call).
     let device = TunDevice::open(&setup).map_err(|e| Failure::Error(e.to_string()))?;
+    // After the device: without the privilege, that is the one error.
+    let listeners = tunstack_listeners(config, timeouts, shared)?;
     let capture = tun
         .pcap
         .as_deref()
@@ -181,7 +192,14 @@ fn start_tunstack(
         impair_out,
         capture: capture.is_some(),
     })
-    .map_err(|e| Failure::Error(format!("tunstack: {e}")))?;
+    .map_err(|e| Failure::Error(format!("tunstack: {e}")))?
+    .with_tcp(
+        listeners,
+        conn::Config {
+            cc: config.tcp_cc,
+            ..conn::Config::default()
+        },
+    );
     let counters = stack.shared_counters();
     let name = device.name().to_owned();
     reactor
@@ -198,6 +216,55 @@ fn start_tunstack(
         device: Some(name),
     };
     Ok((bound, counters))
+}
+
+/// What tunstack serves over its userspace TCP at its address: the stream
+/// protocols on their usual ports, built as their kernel listeners are
+/// (the same root, limits, timeouts and hello registry), TCP echo and
+/// HTTP. tcpfile without zero-copy: the engine keeps its own copy of
+/// every byte in flight, so there is no socket to `sendfile` into.
+fn tunstack_listeners(
+    config: &ServeConfig,
+    timeouts: TcpTimeouts,
+    shared: &mut Shared,
+) -> Result<TcpListeners, Failure> {
+    let files = shared_store(&mut shared.store, config)?;
+    let port = Protocol::default_port;
+    let listeners: TcpListeners = vec![
+        (
+            port(Protocol::Hello),
+            Box::new(hello::HelloStreamAcceptor::new(
+                shared.hello.clone(),
+                timeouts,
+            )),
+        ),
+        (
+            port(Protocol::Lab),
+            Box::new(lab::LabStreamAcceptor::new(config.lab).with_timeouts(timeouts)),
+        ),
+        (
+            port(Protocol::Msg),
+            Box::new(msg::MsgAcceptor::new(config.msg_max).with_timeouts(timeouts)),
+        ),
+        (
+            port(Protocol::Tcpfile),
+            Box::new(
+                tcpfile::TcpFileAcceptor::new(files.clone())
+                    .with_zero_copy(false)
+                    .with_timeouts(timeouts),
+            ),
+        ),
+        (ECHO_PORT, Box::new(EchoAcceptor::new(timeouts))),
+        (
+            port(Protocol::Tunstack),
+            Box::new(
+                crate::proto::http::HttpAcceptor::new(files)
+                    .with_zero_copy(false)
+                    .with_timeouts(timeouts),
+            ),
+        ),
+    ];
+    Ok(listeners)
 }
 
 /// The impairment of each direction of the device: the proxy's model
@@ -371,6 +438,14 @@ type Acceptors = (
     Option<Box<dyn DatagramAcceptor>>,
 );
 
+/// What several listeners share: the file store, opened on first use,
+/// and hello's ID registry (its TCP and UDP listeners, on the kernel and
+/// on tunstack).
+struct Shared {
+    store: Option<Rc<dyn Files>>,
+    hello: hello::SharedRegistry,
+}
+
 /// The one store every file protocol shares, opened on first use.
 fn shared_store(
     store: &mut Option<Rc<dyn Files>>,
@@ -413,14 +488,20 @@ fn acceptors(
     timeouts: TcpTimeouts,
     udp_budget: &SharedBudget,
     cap: &dyn Fn(Protocol) -> usize,
-    store: &mut Option<Rc<dyn Files>>,
+    shared: &mut Shared,
     bound: &[Bound],
 ) -> Result<Acceptors, Failure> {
+    let store = &mut shared.store;
     let pair: Acceptors = match protocol {
-        Protocol::Hello => {
-            let (tcp, udp, _) = hello::acceptors(config.id_ttl, config.max_ids, timeouts);
-            (Some(Box::new(tcp)), Some(Box::new(udp)))
-        }
+        Protocol::Hello => (
+            Some(Box::new(hello::HelloStreamAcceptor::new(
+                shared.hello.clone(),
+                timeouts,
+            ))),
+            Some(Box::new(hello::HelloDatagramAcceptor::new(
+                shared.hello.clone(),
+            ))),
+        ),
         Protocol::Lab => (
             Some(Box::new(
                 lab::LabStreamAcceptor::new(config.lab).with_timeouts(timeouts),

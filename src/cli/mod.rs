@@ -166,6 +166,9 @@ pub struct ServeArgs {
     /// tunstack: record every packet read from and written to the device (after impairment, marked by direction) in FILE, pcapng with raw IPv4, for Wireshark or `tshark -r`.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// The userspace TCP's congestion control (tunstack): newreno or cubic [default: newreno].
+    #[arg(long, value_name = "ALGORITHM", value_parser = config::parse_tcp_cc)]
+    pub tcp_cc: Option<crate::proto::tcp::cc::Algorithm>,
     /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -252,6 +255,9 @@ impl ServeArgs {
             c.max_connections = Some(v);
         }
         self.apply_tun(&mut c.tun);
+        if let Some(v) = self.tcp_cc {
+            c.tcp_cc = v;
+        }
         Ok(c)
     }
 
@@ -592,6 +598,8 @@ mod tests {
             "9",
             "--pcap",
             "/tmp/x.pcapng",
+            "--tcp-cc",
+            "cubic",
         ])
         .unwrap()
         .command
@@ -610,12 +618,14 @@ mod tests {
         );
         assert_eq!(t.seed, Some(9));
         assert_eq!(t.pcap, Some(PathBuf::from("/tmp/x.pcapng")));
+        assert_eq!(c.tcp_cc, crate::proto::tcp::cc::Algorithm::Cubic);
     }
 
     #[test]
     fn bad_tun_values_are_one_line_usage_errors() {
         for (args, says) in [
             (&["serve", "--tun-mtu", "67"][..], "68 to 65535"),
+            (&["serve", "--tcp-cc", "vegas"][..], "newreno or cubic"),
             (&["serve", "--tun-mtu", "big"], "not an MTU"),
             (&["serve", "--tun-net", "192.0.2.1/24"], "host bits"),
             (&["serve", "--tun-net", "192.0.2.0/31"], "two addresses"),

@@ -28,11 +28,11 @@ mod wire;
 mod world;
 
 pub use servers::{
-    server_hello, server_lab, server_msg, server_stopwait, server_tcpfile, server_tftp,
+    server_hello, server_http, server_lab, server_msg, server_stopwait, server_tcpfile, server_tftp,
 };
 pub use wire::{
-    wire_hello, wire_icmp, wire_ipv4, wire_lab, wire_line, wire_msg, wire_stopwait, wire_tcp,
-    wire_tcpfile, wire_tftp, wire_udp,
+    wire_hello, wire_http, wire_icmp, wire_ipv4, wire_lab, wire_line, wire_msg, wire_stopwait,
+    wire_tcp, wire_tcpfile, wire_tftp, wire_udp,
 };
 
 /// A harness: the fuzzer's bytes in, a panic out when a check fails.
@@ -52,12 +52,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_icmp", wire_icmp),
     ("wire_udp", wire_udp),
     ("wire_tcp", wire_tcp),
+    ("wire_http", wire_http),
     ("server_hello", server_hello),
     ("server_lab", server_lab),
     ("server_msg", server_msg),
     ("server_stopwait", server_stopwait),
     ("server_tcpfile", server_tcpfile),
     ("server_tftp", server_tftp),
+    ("server_http", server_http),
 ];
 
 /// Reads values off the front of the fuzzer's bytes; past the end every

@@ -12,6 +12,7 @@ use super::world::{Checks, Server, World, nothing, peer};
 use crate::proto::budget::{self, BudgetConfig, SharedBudget};
 use crate::proto::data::MemoryFiles;
 use crate::proto::hello::{HelloDatagramAcceptor, HelloStreamAcceptor, Registry, SharedRegistry};
+use crate::proto::http::HttpAcceptor;
 use crate::proto::idle::TcpTimeouts;
 use crate::proto::lab::{LabConfig, LabDatagramAcceptor, LabStreamAcceptor};
 use crate::proto::msg::MsgAcceptor;
@@ -495,6 +496,93 @@ pub fn server_tcpfile(data: &[u8]) {
     let script = Script {
         ops: TCP_OPS,
         chunk: tcpfile_chunk,
+        datagram: none,
+    };
+    play(&mut r, &mut world, &script);
+    world.finish();
+}
+
+// ---- http ----------------------------------------------------------------
+
+fn http_chunk(r: &mut Reader<'_>) -> Vec<u8> {
+    const METHODS: &[&[u8]] = &[b"GET", b"HEAD", b"POST", b"get", b"G"];
+    let mut req = match r.below(7) {
+        0..=2 => {
+            let mut l = METHODS[r.below(METHODS.len())].to_vec();
+            l.extend_from_slice(b" /");
+            let name = name(r);
+            let mut encoded = String::new();
+            wire::http::percent_encode(&String::from_utf8_lossy(&name), &mut encoded);
+            l.extend_from_slice(if r.bool() { encoded.as_bytes() } else { &name });
+            l.extend_from_slice(if r.bool() {
+                b" HTTP/1.1\r\nHost: h\r\n"
+            } else {
+                b" HTTP/1.0\n"
+            });
+            l
+        }
+        3 => b"X-A: b\r\n".to_vec(),
+        4 => return filled(r.u8(), usize::from(r.u16() % 9000)),
+        5 => return b"\r\n".to_vec(),
+        _ => return r.short_bytes().to_vec(),
+    };
+    if r.bool() {
+        req.extend_from_slice(b"\r\n");
+    }
+    req
+}
+
+/// Whatever a connection sent starts with one well-formed response head
+/// that closes the connection, and a body no longer than it announced.
+fn http_answer(transcript: &[u8]) {
+    let mut head = wire::http::HeadBuffer::response();
+    let Ok(Some(n)) = head.push(transcript) else {
+        assert!(
+            // A reader may have taken only the first bytes.
+            transcript.starts_with(b"HTTP/1.1 ") || b"HTTP/1.1 ".starts_with(transcript),
+            "not an HTTP answer: {:?}",
+            String::from_utf8_lossy(&transcript[..transcript.len().min(64)])
+        );
+        return;
+    };
+    let response = wire::http::Response::parse(head.head()).expect("the server's head parses");
+    assert!(
+        head.head()
+            .windows(19)
+            .any(|w| w == b"Connection: close\r\n"),
+        "every answer closes"
+    );
+    if let Some(len) = response.content_length {
+        assert!(
+            (transcript.len() - n) as u64 <= len,
+            "a body beyond its length"
+        );
+    }
+}
+
+/// The HTTP server over the in-memory store.
+pub fn server_http(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let start = start(&mut r);
+    let hw = high_water(&mut r);
+    let _ = shared(&mut r);
+    let files = files(&mut r);
+    let timeouts = TcpTimeouts {
+        idle: Duration::from_millis(u64::from(r.u16()) + 1),
+        request: Duration::from_millis(u64::from(r.u16()) + 1),
+    };
+    let acceptor = HttpAcceptor::new(Rc::new(files))
+        .with_zero_copy(r.bool())
+        .with_timeouts(timeouts);
+    let checks = Checks {
+        datagram: nothing,
+        stream: http_answer,
+        udp_sessions_end: false,
+    };
+    let mut world = World::new(Server::stream(acceptor), start, hw, checks);
+    let script = Script {
+        ops: TCP_OPS,
+        chunk: http_chunk,
         datagram: none,
     };
     play(&mut r, &mut world, &script);

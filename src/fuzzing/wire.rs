@@ -5,7 +5,9 @@
 //! each decoder documents.
 
 use super::Reader;
-use crate::wire::{self, hello, icmp, ipv4, lab, line, msg, stopwait, tcp, tcpfile, tftp, udp};
+use crate::wire::{
+    self, hello, http, icmp, ipv4, lab, line, msg, stopwait, tcp, tcpfile, tftp, udp,
+};
 use bytes::BytesMut;
 use std::net::Ipv4Addr;
 
@@ -440,6 +442,56 @@ pub fn wire_tcp(data: &[u8]) {
         repr,
         "tcp round trip"
     );
+}
+
+/// `wire::http`: heads split anywhere frame alike, the parsers never
+/// panic, chunked decoding consumes and ends within its input, and decoded
+/// paths re-encode to themselves.
+pub fn wire_http(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let cut = usize::from(r.u16());
+    let bytes = r.rest();
+    let whole = http::HeadBuffer::request().push(bytes);
+    let cut = cut.min(bytes.len());
+    let mut split = http::HeadBuffer::request();
+    let joined = match split.push(&bytes[..cut]) {
+        Ok(None) => split.push(&bytes[cut..]).map(|n| n.map(|n| n + cut)),
+        other => other,
+    };
+    assert_eq!(whole, joined, "framing depends on the split");
+    if let Ok(Some(n)) = whole {
+        assert!(n <= http::MAX_REQUEST_BYTES);
+        if let Ok(req) = http::Request::parse(&bytes[..n])
+            && let Ok(path) = http::request_path(req.target)
+        {
+            let mut encoded = String::new();
+            http::percent_encode(&path, &mut encoded);
+            let back = http::request_path(&format!("/{encoded}"));
+            assert_eq!(
+                back.as_deref().ok(),
+                Some(&*format!("/{path}")),
+                "path round trip"
+            );
+        }
+    }
+    let _ = http::Response::parse(bytes);
+    let mut decoder = http::ChunkedDecoder::new();
+    let mut input = bytes;
+    for _ in 0..=bytes.len() {
+        let before = input.len();
+        match decoder.next(&mut input) {
+            Ok(http::Chunk::Data(d)) => assert!(!d.is_empty() && input.len() < before),
+            Ok(http::Chunk::Need) => {
+                assert!(input.is_empty());
+                break;
+            }
+            Ok(http::Chunk::End) => {
+                assert!(decoder.is_done());
+                break;
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 #[cfg(test)]

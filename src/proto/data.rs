@@ -144,6 +144,17 @@ pub trait Files {
     /// [`FileError::Forbidden`], [`FileError::Exists`],
     /// [`FileError::TooLarge`], or I/O.
     fn create(&self, name: &str, size: Option<u64>) -> Result<Box<dyn Sink>, FileError>;
+
+    /// The names of the files directly in the root (not in folders below
+    /// it) that [`open`](Self::open) serves, sorted: at most `max` of
+    /// them, and whether more were left out. For an index page. The
+    /// default lists nothing (a store that cannot list).
+    ///
+    /// # Errors
+    /// I/O, when the root cannot be read.
+    fn list(&self, _max: usize) -> Result<(Vec<String>, bool), FileError> {
+        Ok((Vec::new(), false))
+    }
 }
 
 /// [`Files`] in memory, for tests and simulations: a map from name to
@@ -224,5 +235,12 @@ impl Files for MemoryFiles {
             name: name.to_owned(),
             bytes: Vec::new(),
         }))
+    }
+
+    fn list(&self, max: usize) -> Result<(Vec<String>, bool), FileError> {
+        let files = self.files.borrow();
+        let mut top = files.keys().filter(|n| !n.contains('/'));
+        let names: Vec<String> = top.by_ref().take(max).cloned().collect();
+        Ok((names, top.next().is_some()))
     }
 }

@@ -40,6 +40,7 @@ pub mod budget;
 pub mod data;
 pub mod drive;
 pub mod hello;
+pub mod http;
 pub mod idle;
 pub mod lab;
 pub mod msg;

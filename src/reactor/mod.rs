@@ -920,6 +920,7 @@ fn fmt_peer(peer: Option<SocketAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::PartId;
     use crate::proto::{Driven, StreamInput};
     use std::io::{Read, Write};
     use std::net::TcpStream as StdStream;
@@ -1362,5 +1363,119 @@ mod tests {
             Some(None),
             "disarmed after it fired: no second pop"
         );
+    }
+
+    /// Parts (a TUN stack's connections): on its first datagram it arms
+    /// part 1 at +400 ms, part 2 at +300 ms and part 3 at +200 ms; on its
+    /// second it re-arms part 1 earlier, 10 ms after that datagram, and
+    /// forgets part 2. (The margins keep the order whatever the load on
+    /// the machine running the test.) Every firing is recorded with its
+    /// time.
+    struct Parted {
+        base: Option<Instant>,
+        datagrams: u32,
+        reports: std::collections::VecDeque<(PartId, Option<Instant>)>,
+        fired: Rc<core::cell::RefCell<Vec<(PartId, Instant)>>>,
+    }
+
+    impl Driven for Parted {
+        fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+            self.reports.pop_front()
+        }
+        fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
+            self.fired.borrow_mut().push((part, cx.now));
+        }
+    }
+
+    impl DatagramSession for Parted {
+        fn handle_input(&mut self, cx: &mut Context, _: DatagramInput<'_>) {
+            let base = *self.base.get_or_insert(cx.now);
+            let ms = |n| Some(base + Duration::from_millis(n));
+            self.datagrams += 1;
+            match self.datagrams {
+                1 => self.reports.extend([
+                    (PartId(1), ms(400)),
+                    (PartId(2), ms(300)),
+                    (PartId(3), ms(200)),
+                ]),
+                2 => self.reports.extend([
+                    (PartId(1), Some(cx.now + Duration::from_millis(10))),
+                    (PartId(2), None),
+                ]),
+                _ => {}
+            }
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+    }
+
+    struct PartedAcceptor(Rc<core::cell::RefCell<Vec<(PartId, Instant)>>>);
+
+    impl Driven for PartedAcceptor {}
+
+    impl DatagramAcceptor for PartedAcceptor {
+        fn accept(
+            &mut self,
+            _: &mut Context,
+            _: SocketAddr,
+            _: &[u8],
+            _: &mut BytesMut,
+        ) -> Admission {
+            Admission::shared(Box::new(Parted {
+                base: None,
+                datagrams: 0,
+                reports: std::collections::VecDeque::new(),
+                fired: self.0.clone(),
+            }))
+        }
+    }
+
+    #[test]
+    fn only_the_current_arming_of_each_part_fires_in_order_and_none_after_forget() {
+        let mut reactor = test_reactor();
+        let fired = Rc::new(core::cell::RefCell::new(Vec::new()));
+        let addr = reactor
+            .bind_udp(
+                "127.0.0.1:0".parse().unwrap(),
+                Box::new(PartedAcceptor(fired.clone())),
+            )
+            .unwrap();
+        let c = client();
+        c.send_to(b"arm", addr).unwrap();
+        // Both datagrams in (turns are bounded: Tick wakes every 50 ms).
+        for _ in 0..20 {
+            reactor.turn().unwrap();
+            if reactor.stats().datagrams_in >= 1 {
+                break;
+            }
+        }
+        c.send_to(b"rearm", addr).unwrap();
+        for _ in 0..20 {
+            reactor.turn().unwrap();
+            if reactor.stats().datagrams_in >= 2 {
+                break;
+            }
+        }
+        assert_eq!(reactor.stats().datagrams_in, 2);
+        // Past every deadline ever armed (+400 ms), with a margin; the
+        // turns are bounded by Tick's 50 ms wake-ups.
+        let start = reactor.now;
+        while reactor.now < start + Duration::from_millis(500) {
+            reactor.turn().unwrap();
+        }
+        let parts: Vec<PartId> = fired.borrow().iter().map(|f| f.0).collect();
+        assert_eq!(
+            parts,
+            [PartId(1), PartId(3)],
+            "part 1 once (at its new, earlier arming), part 3 after it, part 2 never"
+        );
+        let times: Vec<Instant> = fired.borrow().iter().map(|f| f.1).collect();
+        assert!(times[0] <= times[1], "{times:?}");
     }
 }

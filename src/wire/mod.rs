@@ -10,6 +10,7 @@
 pub(crate) mod captures;
 pub mod checksum;
 pub mod hello;
+pub mod http;
 pub mod icmp;
 pub mod ipv4;
 pub mod lab;

@@ -12,10 +12,15 @@
 //! - [`isn`]: initial sequence numbers no outsider can guess (RFC 6528,
 //!   SipHash-2-4 keyed by a secret the caller supplies);
 //! - [`assembler`]: which out-of-order byte ranges have arrived, bounded,
-//!   with SACK blocks (RFC 2018) most recent first.
+//!   with SACK blocks (RFC 2018) most recent first;
+//! - [`conn`]: one connection's RFC 9293 state machine, the `Tcb`, built
+//!   on all of the above;
+//! - [`session`]: a connection as a carrier holds it, the `Tcb` with an
+//!   ordinary stream session above it.
 
 pub mod assembler;
 pub mod cc;
 pub mod conn;
 pub mod isn;
 pub mod rtt;
+pub mod session;

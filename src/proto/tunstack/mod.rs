@@ -16,25 +16,38 @@
 //! on what the device hands it: every datagram is checked by the `wire`
 //! codecs first, and everything it holds is bounded by a named constant.
 //!
-//! TCP is dispatched but not served yet: segments are counted and dropped
-//! in one place ([`Stack`]'s TCP hook), where the engine of the next issue
-//! plugs in, sending through [`Stack::send_ip`].
+//! TCP: segments whose checksum holds go to their connection (the
+//! engine with an ordinary stream session above it), a SYN to a listening
+//! port ([`Stack::with_tcp`]) opens one, anything else gets a RST; the
+//! stack also opens connections itself ([`Stack::connect`]). Each
+//! connection's deadline is a *part* of the stack session, an entry of its
+//! own on the reactor's heap; segments are pulled from the engine only when
+//! the device can take them ([`MAX_QUEUED`]). [`echo`] serves TCP on
+//! [`ECHO_PORT`].
 
+pub mod echo;
 pub mod fragment;
 mod ratelimit;
 pub mod reassembly;
 mod stack;
+mod tcp;
 
 pub use ratelimit::{ICMP_ERROR_BURST, ICMP_ERRORS_PER_SEC};
 pub use stack::{Counters, MAX_HELD, MAX_QUEUED, SharedCounters, Stack};
+pub use tcp::{ConnectError, EPHEMERAL_PORTS, MAX_CONNECTIONS, MAX_HALF_OPEN};
 
 use crate::proto::EndpointId;
 use crate::proto::proxy::impair::{self, ImpairConfig};
 use core::fmt;
 use std::net::Ipv4Addr;
 
-/// The UDP port whose datagrams are echoed back.
+/// The UDP port whose datagrams are echoed back, and the TCP port of
+/// [`echo`].
 pub const ECHO_PORT: u16 = 7007;
+
+/// What [`Stack::with_tcp`] serves: each port and the acceptor that
+/// makes the session above each of its connections.
+pub type TcpListeners = Vec<(u16, Box<dyn crate::proto::StreamAcceptor>)>;
 
 /// The TTL of every datagram the stack originates: RFC 1700's default, and
 /// Linux's `ip_default_ttl`.

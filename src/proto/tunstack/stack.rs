@@ -9,17 +9,23 @@
 use super::fragment::{self, Identifier};
 use super::ratelimit::{ICMP_ERROR_BURST, ICMP_ERRORS_PER_SEC, RateLimit};
 use super::reassembly::{Assembly, Expired, FragKey, Reassembler};
+use super::tcp::{ConnectError, Input, Tcp};
 use super::{CAPTURE_IN, CAPTURE_OUT, ConfigError, DEFAULT_TTL, ECHO_PORT, StackConfig};
 use crate::proto::proxy::impair::{self, Impairment, Verdict};
-use crate::proto::{Context, DatagramInput, DatagramSession, Driven, EndpointId, Transmit};
+use crate::proto::tcp::conn::{self, MAX_SEGMENT_OVERHEAD, reset_for};
+use crate::proto::{
+    Context, DatagramInput, DatagramSession, Driven, EndpointId, PartId, StreamAcceptor,
+    StreamSession, Transmit,
+};
 use crate::time::Instant;
 use crate::wire::ipv4::{self, Protocol};
-use crate::wire::{icmp, udp};
+use crate::wire::{icmp, tcp, udp};
 use bytes::{Bytes, BytesMut};
 use core::cell::Cell;
 use core::fmt;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 
 /// Most datagrams (capture copies included) waiting for the reactor to
@@ -35,6 +41,12 @@ pub const MAX_QUEUED: usize = 4_096;
 /// the input rate; 4 096 is ten milliseconds of a 400 000-packet/s flood.
 /// Past it, datagrams are dropped and counted as queue drops.
 pub const MAX_HELD: usize = 4_096;
+
+/// Bytes reserved at once for the datagrams of TCP segments, which are
+/// cut from it one by one: one allocation per 40-odd full-sized segments
+/// instead of one each (the block is freed when the last of them is
+/// written).
+const TX_ARENA: usize = 64 * 1024;
 
 /// What the stack did, for the log on exit and `-v`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,8 +83,25 @@ pub struct Counters {
     pub icmp_errors: u64,
     /// ICMP errors not sent because of the rate limit.
     pub icmp_rate_limited: u64,
-    /// TCP segments, dropped until the TCP engine lands.
-    pub tcp_dropped: u64,
+    /// TCP segments for our address with a correct checksum.
+    pub tcp_segments_in: u64,
+    /// TCP segments sent by connections (not counting RSTs for segments
+    /// that matched none).
+    pub tcp_segments_out: u64,
+    /// TCP segments with a bad checksum (pseudo-header included).
+    pub tcp_bad_checksum: u64,
+    /// RSTs sent for segments that matched no connection (a closed port,
+    /// a refused SYN).
+    pub tcp_resets: u64,
+    /// Half-open connections dropped for a new SYN ([`super::MAX_HALF_OPEN`]).
+    pub tcp_half_open_dropped: u64,
+    /// Connections in TIME-WAIT freed early for a new one
+    /// ([`super::MAX_CONNECTIONS`]).
+    pub tcp_time_wait_reclaimed: u64,
+    /// Connections accepted (a SYN to a listening port).
+    pub tcp_accepted: u64,
+    /// Connections forgotten (closed, reset, timed out or dropped).
+    pub tcp_closed: u64,
     /// Datagrams dropped by the inbound impairment.
     pub impair_dropped_in: u64,
     /// Datagrams dropped by the outbound impairment.
@@ -88,8 +117,9 @@ impl fmt::Display for Counters {
             f,
             "in {} out {} bad-checksum {} bad-header {} not-ours {} fragments-in {} \
              reassembled {} reassembly-timeouts {} overlaps {} evicted {} fragments-sent {} \
-             echo {} udp-echo {} icmp-errors {} icmp-rate-limited {} tcp-dropped {} \
-             impair-dropped {}/{} queue-dropped {}",
+             echo {} udp-echo {} icmp-errors {} icmp-rate-limited {} tcp-in {} tcp-out {} \
+             tcp-bad-checksum {} tcp-resets {} tcp-half-open-dropped {} tcp-time-wait-reclaimed {} tcp-accepted {} \
+             tcp-closed {} impair-dropped {}/{} queue-dropped {}",
             self.datagrams_in,
             self.datagrams_out,
             self.bad_checksum,
@@ -105,7 +135,14 @@ impl fmt::Display for Counters {
             self.udp_echoed,
             self.icmp_errors,
             self.icmp_rate_limited,
-            self.tcp_dropped,
+            self.tcp_segments_in,
+            self.tcp_segments_out,
+            self.tcp_bad_checksum,
+            self.tcp_resets,
+            self.tcp_half_open_dropped,
+            self.tcp_time_wait_reclaimed,
+            self.tcp_accepted,
+            self.tcp_closed,
             self.impair_dropped_in,
             self.impair_dropped_out,
             self.queue_dropped,
@@ -136,6 +173,11 @@ pub struct Stack {
     /// Datagrams for the reactor, with the endpoint each leaves by.
     queue: VecDeque<(EndpointId, Bytes)>,
     counters: Counters,
+    /// TCP: listeners and connections.
+    tcp: Tcp,
+    /// Where outgoing TCP datagrams are built, each cut off as it is
+    /// made ([`TX_ARENA`]).
+    tx: BytesMut,
     /// A copy of [`Stack::counters`] for whoever reports them once the
     /// stack is boxed away in the reactor; refreshed after every call.
     shared: SharedCounters,
@@ -163,12 +205,69 @@ impl Stack {
             outbound: link(config.impair_out, false)?,
             config,
             reassembler: Reassembler::new(),
+            tcp: Tcp::new(
+                config.addr,
+                tcp_config(conn::Config::default(), config.mtu),
+                isn_key(),
+            ),
+            tx: BytesMut::new(),
             idents: Identifier::new(1),
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
             queue: VecDeque::new(),
             counters: Counters::default(),
             shared: SharedCounters::default(),
         })
+    }
+
+    /// The stack serving TCP on `listeners` (port, acceptor of the
+    /// sessions above each connection) with the engine configured by
+    /// `tcp` (its MSS is set from the MTU: MTU - 40). A SYN to any other
+    /// port is answered with RST, as it is without this.
+    #[must_use]
+    pub fn with_tcp(
+        mut self,
+        listeners: Vec<(u16, Box<dyn StreamAcceptor>)>,
+        tcp: conn::Config,
+    ) -> Self {
+        self.tcp.set_listeners(listeners);
+        self.tcp.set_config(tcp_config(tcp, self.config.mtu));
+        self
+    }
+
+    /// The stack with ISNs keyed by `key` instead of a random key (tests,
+    /// and runs that must repeat).
+    #[must_use]
+    pub fn with_isn_key(mut self, key: [u8; 16]) -> Self {
+        self.tcp.set_isn_key(key);
+        self
+    }
+
+    /// Opens a TCP connection from the stack's address (an ephemeral port)
+    /// to `remote`, with `app` above it; its SYN goes at the next
+    /// `poll_transmit`.
+    ///
+    /// # Errors
+    /// Too many connections, or no free port towards `remote`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        app: Box<dyn StreamSession>,
+    ) -> Result<(), ConnectError> {
+        let r = self.tcp.connect(now, remote, app);
+        self.publish();
+        r
+    }
+
+    /// Lowers [`super::MAX_CONNECTIONS`] for a test.
+    #[cfg(test)]
+    pub(super) fn set_max_connections(&mut self, n: usize) {
+        self.tcp.set_max_connections(n);
+    }
+
+    /// TCP connections open now (any state), and of those half-open.
+    pub fn tcp_connections(&self) -> (usize, usize) {
+        (self.tcp.len(), self.tcp.half_open())
     }
 
     /// A handle on the counters that stays valid while the reactor holds
@@ -202,6 +301,13 @@ impl Stack {
         };
         c.impair_dropped_in = drops(&self.inbound);
         c.impair_dropped_out = drops(&self.outbound);
+        let t = &self.tcp.counters;
+        c.tcp_segments_in = t.segments_in;
+        c.tcp_segments_out = t.segments_out;
+        c.tcp_half_open_dropped = t.half_open_dropped;
+        c.tcp_time_wait_reclaimed = t.time_wait_reclaimed;
+        c.tcp_accepted = t.accepted;
+        c.tcp_closed = t.closed;
         c
     }
 
@@ -423,11 +529,100 @@ impl Stack {
         }
     }
 
-    /// The TCP hook: where the TCP engine of the next issue plugs in (it
-    /// answers through [`send_ip`](Self::send_ip)). Until then, counted and
-    /// dropped.
-    fn tcp_input(&mut self, _now: Instant, _d: &Datagram<'_>) {
-        self.counters.tcp_dropped += 1;
+    /// A TCP segment: checksum (over the pseudo-header), then its
+    /// connection, a listener, or a RST.
+    fn tcp_input(&mut self, now: Instant, d: &Datagram<'_>) {
+        let (src, dst) = (d.repr.src_addr, d.repr.dst_addr);
+        let Ok(packet) = tcp::Packet::new_checked(d.payload) else {
+            self.counters.bad_header += 1;
+            return;
+        };
+        if !packet.verify_checksum(src, dst) {
+            self.counters.tcp_bad_checksum += 1;
+            return;
+        }
+        let Ok(segment) = tcp::Repr::parse(&packet) else {
+            self.counters.bad_header += 1;
+            return;
+        };
+        if let Input::Reset = self.tcp.input(now, src, &segment) {
+            let mut buf = [0; tcp::MAX_HEADER_LEN];
+            if let Some(n) = reset_for(&segment, &mut buf) {
+                self.counters.tcp_resets += 1;
+                self.send_segment(now, src, &mut buf[..n]);
+            }
+        }
+    }
+
+    /// Sends one segment the engine wrote (checksum zero) to `dst`, its
+    /// checksum filled: as a datagram built in place, DF set (the engine's
+    /// MSS fits the MTU).
+    fn send_segment(&mut self, now: Instant, dst: Ipv4Addr, segment: &mut [u8]) {
+        tcp::Packet::new_unchecked(&mut *segment).fill_checksum(self.config.addr, dst);
+        self.send_tcp_datagram(now, dst, segment.len(), |buf| buf.copy_from_slice(segment));
+    }
+
+    /// A TCP datagram to `dst` whose `len` payload bytes (a segment with
+    /// its checksum filled) `fill` writes: DF set when it fits the MTU, as
+    /// fragments otherwise (an engine configured past the MTU).
+    fn send_tcp_datagram(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        if ipv4::HEADER_LEN + len > self.config.mtu {
+            self.send_ip_with(now, dst, Protocol::Tcp, len, fill);
+            return;
+        }
+        let repr = self.repr(dst, Protocol::Tcp, len);
+        let mut buf = BytesMut::zeroed(repr.buffer_len());
+        fill(&mut buf[ipv4::HEADER_LEN..]);
+        let mut packet = ipv4::Packet::new_unchecked(&mut buf[..]);
+        repr.emit(&mut packet, self.idents.next_ident());
+        packet.set_flags_and_offset(true, false, 0);
+        packet.fill_checksum();
+        self.device_out(now, buf.freeze());
+    }
+
+    /// Pulls one segment from a connection with something to send into a
+    /// datagram on its way to the device. `false`: none had anything, or
+    /// the outbound impairment holds all it may.
+    fn pull_segment(&mut self, now: Instant) -> bool {
+        if self
+            .outbound
+            .as_ref()
+            .is_some_and(|l| l.in_flight() >= MAX_HELD)
+        {
+            return false;
+        }
+        let room = ipv4::HEADER_LEN + MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss);
+        if self.tx.capacity() < room {
+            self.tx.reserve(TX_ARENA.max(room));
+        }
+        self.tx.clear();
+        self.tx.resize(room, 0);
+        let Some((dst, n)) = self.tcp.poll_segment(now, &mut self.tx[ipv4::HEADER_LEN..]) else {
+            return false;
+        };
+        let len = ipv4::HEADER_LEN + n;
+        self.tx.truncate(len);
+        let mut buf = self.tx.split();
+        if len > self.config.mtu {
+            let mut segment = buf.split_off(ipv4::HEADER_LEN);
+            self.send_segment(now, dst, &mut segment);
+            return true;
+        }
+        let src = self.config.addr;
+        tcp::Packet::new_unchecked(&mut buf[ipv4::HEADER_LEN..]).fill_checksum(src, dst);
+        let repr = self.repr(dst, Protocol::Tcp, n);
+        let mut packet = ipv4::Packet::new_unchecked(&mut buf[..]);
+        repr.emit(&mut packet, self.idents.next_ident());
+        packet.set_flags_and_offset(true, false, 0);
+        packet.fill_checksum();
+        self.device_out(now, buf.freeze());
+        true
     }
 
     fn icmp_input(&mut self, now: Instant, d: &Datagram<'_>) {
@@ -603,6 +798,8 @@ fn rebuilt_header(repr: &ipv4::Repr, ident: u16, more_frags: bool) -> Vec<u8> {
 
 impl Driven for Stack {
     fn handle_timeout(&mut self, cx: &mut Context) {
+        self.tcp.set_entry(cx.tag.key);
+        self.tcp.handle_timeout(cx.now);
         self.release_inbound(cx.now);
         self.reassembler.handle_timeout(cx.now);
         self.answer_expired(cx.now);
@@ -616,11 +813,22 @@ impl Driven for Stack {
             .into_iter()
             .filter_map(|l| l.as_ref().and_then(Impairment::next_release))
             .chain(self.reassembler.poll_timeout())
+            .chain(self.tcp.poll_timeout())
             .min()
     }
 
     fn wants_input(&self) -> bool {
         self.queue.len() < MAX_QUEUED
+    }
+
+    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+        self.tcp.poll_part()
+    }
+
+    fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
+        self.tcp.set_entry(cx.tag.key);
+        self.tcp.part_timeout(cx.now, part);
+        self.publish();
     }
 }
 
@@ -633,6 +841,7 @@ impl DatagramSession for Stack {
         else {
             return;
         };
+        self.tcp.set_entry(cx.tag.key);
         match &mut self.inbound {
             Some(link) if link.in_flight() >= MAX_HELD => self.counters.queue_dropped += 1,
             Some(link) => {
@@ -654,10 +863,17 @@ impl DatagramSession for Stack {
         buf: &mut BytesMut,
     ) -> Option<Transmit> {
         self.release_outbound(cx.now);
+        self.tcp.set_entry(cx.tag.key);
         loop {
-            let Some((endpoint, datagram)) = self.queue.pop_front() else {
+            // Segments are pulled from the connections only when nothing
+            // else waits, so the queue never holds more than one
+            // segment's datagrams (and their copies).
+            if self.queue.is_empty() && !self.pull_segment(cx.now) {
                 self.publish();
                 return None;
+            }
+            let Some((endpoint, datagram)) = self.queue.pop_front() else {
+                continue;
             };
             if datagram.len() > limit {
                 // The reactor's buffer is smaller than the MTU it set up;
@@ -675,4 +891,24 @@ impl Drop for Stack {
     fn drop(&mut self) {
         log::debug!("tunstack counters: {}", self.counters());
     }
+}
+
+/// `tcp` with the MSS the MTU allows: MTU - 40 (the IPv4 and TCP headers
+/// without options), as Linux computes it.
+fn tcp_config(mut tcp: conn::Config, mtu: usize) -> conn::Config {
+    let mss = mtu.saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
+    tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
+    tcp
+}
+
+/// A key for the ISN generator no outsider can guess, without reading
+/// the OS here: std's randomly keyed hasher (its keys come from the OS
+/// once per thread, then each `RandomState` differs) hashing a constant.
+fn isn_key() -> [u8; 16] {
+    let a = RandomState::new().hash_one(0x6528_u64);
+    let b = RandomState::new().hash_one(0x9293_u64);
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&a.to_le_bytes());
+    key[8..].copy_from_slice(&b.to_le_bytes());
+    key
 }

@@ -352,7 +352,12 @@ fn bad_datagrams_are_dropped_and_counted() {
         &udp_bytes(KERNEL, US, 1, ECHO_PORT, b"x"),
     );
     *udp_sum.last_mut().unwrap() ^= 1;
-    let tcp = ip(KERNEL, US, 6, 7, (false, 0), &[0; 20]);
+    // A SYN to 7000 whose checksum (zero) is wrong.
+    let mut syn = [0; 20];
+    syn[2..4].copy_from_slice(&7000u16.to_be_bytes());
+    syn[12] = 0x50;
+    syn[13] = 0x02;
+    let tcp = ip(KERNEL, US, 6, 7, (false, 0), &syn);
     let multicast = ip(
         [224, 0, 0, 1],
         US,
@@ -382,7 +387,7 @@ fn bad_datagrams_are_dropped_and_counted() {
     assert_eq!(c.bad_checksum, 3, "{c}");
     assert_eq!(c.bad_header, 6, "{c}");
     assert_eq!(c.not_ours, 1, "{c}");
-    assert_eq!(c.tcp_dropped, 1, "{c}");
+    assert_eq!(c.tcp_bad_checksum, 1, "{c}");
     assert_eq!(c.datagrams_out, 0);
     // The same ping, intact, is answered.
     feed(&mut s, at(1), &ping);
@@ -704,4 +709,483 @@ fn what_waits_is_bounded() {
     assert_eq!(s.counters().queue_dropped, 1);
     assert_eq!(device(&mut s, at(0)).len(), MAX_QUEUED);
     assert!(s.wants_input());
+}
+
+// ---- TCP ----------------------------------------------------------------
+
+/// TCP flag bits, as on the wire.
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+
+/// The options of a Linux SYN: MSS 1460, SACK permitted, timestamps
+/// (value `0x0001_e240`, echo 0), NOP, window scale 7.
+const LINUX_SYN_OPTIONS: [u8; 20] = [
+    0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0xe2, 0x40, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x03, 0x03, 0x07,
+];
+
+/// SYN options without timestamps (so the later segments of a script
+/// need none): MSS 1460, SACK permitted, window scale 7.
+const SYN_OPTIONS: [u8; 12] = [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+
+/// A TCP segment from the kernel's side, byte by byte, with its checksum
+/// over the pseudo-header.
+fn tcp_bytes(
+    (sport, dport): (u16, u16),
+    (seq, ack): (u32, u32),
+    flags: u8,
+    options: &[u8],
+    data: &[u8],
+) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0);
+    let mut t = Vec::new();
+    t.extend(sport.to_be_bytes());
+    t.extend(dport.to_be_bytes());
+    t.extend(seq.to_be_bytes());
+    t.extend(ack.to_be_bytes());
+    t.push(u8::try_from((20 + options.len()) / 4).unwrap() << 4);
+    t.push(flags);
+    t.extend(64_240u16.to_be_bytes());
+    t.extend([0, 0, 0, 0]);
+    t.extend_from_slice(options);
+    t.extend_from_slice(data);
+    let c = csum(&[pseudo(KERNEL, US, t.len()), t.clone()].concat());
+    t[16..18].copy_from_slice(&c);
+    t
+}
+
+fn pseudo(src: [u8; 4], dst: [u8; 4], len: usize) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend(src);
+    p.extend(dst);
+    p.extend([0, 6]);
+    p.extend(u16::try_from(len).unwrap().to_be_bytes());
+    p
+}
+
+/// What the stack sent, as the test reads it: every header byte it
+/// checks itself.
+#[derive(Debug)]
+struct Seg {
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    options: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// Checks a datagram from the stack (IPv4 header: checksum, DF, TTL 64,
+/// protocol 6, addresses; TCP checksum over the pseudo-header) and reads
+/// its segment.
+fn seg(datagram: &[u8]) -> Seg {
+    assert_eq!(datagram[0], 0x45);
+    assert_eq!(csum(&datagram[..20]), [0, 0], "IPv4 header checksum");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([datagram[2], datagram[3]])),
+        datagram.len()
+    );
+    assert_eq!(datagram[6] & 0x40, 0x40, "DF set");
+    assert_eq!((datagram[8], datagram[9]), (64, 6), "TTL 64, TCP");
+    assert_eq!(&datagram[12..20], [US, KERNEL].concat());
+    let t = &datagram[20..];
+    assert_eq!(
+        csum(&[pseudo(US, KERNEL, t.len()), t.to_vec()].concat()),
+        [0, 0],
+        "TCP checksum"
+    );
+    let off = usize::from(t[12] >> 4) * 4;
+    let u32_at = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    Seg {
+        sport: u16::from_be_bytes([t[0], t[1]]),
+        dport: u16::from_be_bytes([t[2], t[3]]),
+        seq: u32_at(4),
+        ack: u32_at(8),
+        flags: t[13],
+        options: t[20..off].to_vec(),
+        data: t[off..].to_vec(),
+    }
+}
+
+/// The reactor's part of a test: the armed part deadlines, fired in
+/// order as virtual time advances.
+struct Rig {
+    s: Stack,
+    armed: std::collections::BTreeMap<crate::proto::PartId, Instant>,
+}
+
+impl Rig {
+    fn new(s: Stack) -> Self {
+        let mut rig = Self {
+            s,
+            armed: std::collections::BTreeMap::new(),
+        };
+        rig.parts();
+        rig
+    }
+
+    fn parts(&mut self) {
+        while let Some((part, at)) = self.s.poll_part_timeout() {
+            match at {
+                Some(at) => self.armed.insert(part, at),
+                None => self.armed.remove(&part),
+            };
+        }
+    }
+
+    /// Feeds one datagram at `now` and returns what the stack answers.
+    fn feed(&mut self, now: Instant, datagram: &[u8]) -> Vec<Seg> {
+        feed(&mut self.s, now, datagram);
+        self.drain(now)
+    }
+
+    fn drain(&mut self, now: Instant) -> Vec<Seg> {
+        let sent = device(&mut self.s, now);
+        self.parts();
+        sent.iter().map(|d| seg(d)).collect()
+    }
+
+    /// Fires every part deadline up to `to`, earliest first, and returns
+    /// what the stack sent.
+    fn advance(&mut self, to: Instant) -> Vec<Seg> {
+        let mut out = Vec::new();
+        for _ in 0..1_000 {
+            let Some((&part, &at)) = self.armed.iter().min_by_key(|(_, at)| **at) else {
+                break;
+            };
+            if at > to {
+                break;
+            }
+            self.armed.remove(&part);
+            self.s.handle_part_timeout(&mut cx(at, None), part);
+            out.extend(self.drain(at));
+        }
+        out
+    }
+}
+
+/// A stack serving TCP echo on 7007 and 7000 (HTTP's port: any listener
+/// does for the handshake), ISNs keyed by a fixed key.
+fn tcp_stack() -> Stack {
+    stack(&StackConfig::default())
+        .with_tcp(
+            vec![
+                (7_000, Box::new(echo::EchoAcceptor::default())),
+                (ECHO_PORT, Box::new(echo::EchoAcceptor::default())),
+            ],
+            crate::proto::tcp::conn::Config::default(),
+        )
+        .with_isn_key([7; 16])
+}
+
+/// The kernel's SYN from `port` to `to` with ISN `isn` ([`SYN_OPTIONS`]).
+fn kernel_syn(port: u16, to: u16, isn: u32) -> Vec<u8> {
+    ip(
+        KERNEL,
+        US,
+        6,
+        1,
+        (false, 0),
+        &tcp_bytes((port, to), (isn, 0), SYN, &SYN_OPTIONS, &[]),
+    )
+}
+
+fn kernel_seg(ports: (u16, u16), seq_ack: (u32, u32), flags: u8, data: &[u8]) -> Vec<u8> {
+    ip(
+        KERNEL,
+        US,
+        6,
+        1,
+        (false, 0),
+        &tcp_bytes(ports, seq_ack, flags, &[], data),
+    )
+}
+
+#[test]
+fn a_kernel_syn_to_7000_gets_a_syn_ack_with_correct_checksums() {
+    let mut rig = Rig::new(tcp_stack());
+    // As Linux 6 sends it (timestamps included).
+    let syn = ip(
+        KERNEL,
+        US,
+        6,
+        0x9d3a,
+        (false, 0),
+        &tcp_bytes(
+            (40_000, 7_000),
+            (0x1234_5678, 0),
+            SYN,
+            &LINUX_SYN_OPTIONS,
+            &[],
+        ),
+    );
+    let sent = rig.feed(at(1), &syn);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let s = &sent[0];
+    assert_eq!((s.sport, s.dport), (7_000, 40_000));
+    assert_eq!(s.flags, SYN | ACK);
+    assert_eq!(s.ack, 0x1234_5679);
+    // MSS from the MTU: 1500 - 40.
+    assert_eq!(&s.options[..4], [2, 4, 0x05, 0xb4], "{:?}", s.options);
+    assert!(s.data.is_empty());
+    let c = rig.s.counters();
+    assert_eq!((c.tcp_segments_in, c.tcp_accepted), (1, 1), "{c}");
+    assert_eq!(rig.s.tcp_connections(), (1, 1));
+    assert!(
+        !rig.armed.is_empty(),
+        "the SYN-ACK's retransmission is armed"
+    );
+}
+
+#[test]
+fn a_syn_to_a_closed_port_gets_a_reset() {
+    let mut rig = Rig::new(tcp_stack());
+    let sent = rig.feed(at(1), &kernel_syn(40_000, 9, 1_000));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let s = &sent[0];
+    assert_eq!((s.sport, s.dport), (9, 40_000));
+    assert_eq!(s.flags, RST | ACK);
+    assert_eq!((s.seq, s.ack), (0, 1_001));
+    assert_eq!(rig.s.counters().tcp_resets, 1);
+    assert_eq!(rig.s.tcp_connections(), (0, 0));
+    // A RST is never answered.
+    assert!(
+        rig.feed(at(2), &kernel_seg((40_000, 9), (1_001, 0), RST, &[]))
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_segment_with_a_bad_checksum_is_counted_and_ignored() {
+    let mut rig = Rig::new(tcp_stack());
+    let mut bad = kernel_syn(40_000, 7_000, 5);
+    *bad.last_mut().unwrap() ^= 0x10;
+    assert!(rig.feed(at(1), &bad).is_empty());
+    let c = rig.s.counters();
+    assert_eq!((c.tcp_bad_checksum, c.tcp_segments_in), (1, 0), "{c}");
+    assert_eq!(rig.s.tcp_connections(), (0, 0));
+    // The same SYN intact opens a connection.
+    assert_eq!(rig.feed(at(1), &kernel_syn(40_000, 7_000, 5)).len(), 1);
+}
+
+#[test]
+fn a_handshake_an_echo_and_a_half_close_on_7007() {
+    let mut rig = Rig::new(tcp_stack());
+    let ports = (40_001, ECHO_PORT);
+    let x = 0x8000_0000_u32;
+    let synack = rig.feed(at(0), &kernel_syn(ports.0, ports.1, x));
+    let y = synack[0].seq;
+    assert!(
+        rig.feed(at(1), &kernel_seg(ports, (x + 1, y + 1), ACK, &[]))
+            .is_empty(),
+        "nothing to say to a bare ACK"
+    );
+    assert_eq!(rig.s.tcp_connections(), (1, 0), "established");
+    let sent = rig.feed(
+        at(2),
+        &kernel_seg(ports, (x + 1, y + 1), PSH | ACK, b"hello"),
+    );
+    let data: Vec<u8> = sent.iter().flat_map(|s| s.data.clone()).collect();
+    assert_eq!(data, b"hello", "{sent:?}");
+    assert_eq!(sent[0].seq, y + 1);
+    assert_eq!(sent.last().unwrap().ack, x + 6);
+    // Our echo acknowledged; then the kernel shuts its side down.
+    assert!(
+        rig.feed(at(3), &kernel_seg(ports, (x + 6, y + 6), ACK, &[]))
+            .is_empty()
+    );
+    let mut sent = rig.feed(at(4), &kernel_seg(ports, (x + 6, y + 6), FIN | ACK, &[]));
+    sent.extend(rig.advance(at(200)));
+    let fin = sent
+        .iter()
+        .find(|s| s.flags & FIN != 0)
+        .expect("our FIN after the echo");
+    assert_eq!((fin.seq, fin.ack), (y + 6, x + 7), "{sent:?}");
+    // Its ACK ends the connection (LAST-ACK → CLOSED), and the stack
+    // forgets it and its part.
+    let after = rig.feed(at(210), &kernel_seg(ports, (x + 7, y + 7), ACK, &[]));
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(rig.s.tcp_connections(), (0, 0));
+    assert!(rig.armed.is_empty(), "{:?}", rig.armed);
+    let c = rig.s.counters();
+    assert_eq!((c.tcp_accepted, c.tcp_closed), (1, 1), "{c}");
+}
+
+#[test]
+fn the_half_open_bound_drops_the_oldest() {
+    let mut rig = Rig::new(tcp_stack());
+    let first = 10_000u16;
+    let mut synacks = Vec::new();
+    for i in 0..=u16::try_from(MAX_HALF_OPEN).unwrap() {
+        let sent = rig.feed(at(1), &kernel_syn(first + i, 7_000, 1));
+        assert_eq!(sent.len(), 1);
+        synacks.push(sent[0].seq);
+    }
+    let c = rig.s.counters();
+    assert_eq!(c.tcp_half_open_dropped, 1, "{c}");
+    assert_eq!(
+        rig.s.tcp_connections(),
+        (MAX_HALF_OPEN, MAX_HALF_OPEN),
+        "the bound holds"
+    );
+    // The oldest is gone: its ACK meets no connection and gets a RST.
+    let rst = rig.feed(
+        at(2),
+        &kernel_seg((first, 7_000), (2, synacks[0] + 1), ACK, &[]),
+    );
+    assert_eq!(rst.len(), 1);
+    assert_eq!(rst[0].flags & RST, RST);
+    // The second oldest is still there: its ACK completes the handshake.
+    let ok = rig.feed(
+        at(2),
+        &kernel_seg((first + 1, 7_000), (2, synacks[1] + 1), ACK, &[]),
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+    assert_eq!(rig.s.tcp_connections(), (MAX_HALF_OPEN, MAX_HALF_OPEN - 1));
+}
+
+#[test]
+fn connect_opens_from_an_ephemeral_port_and_the_session_runs() {
+    let mut rig = Rig::new(tcp_stack());
+    let server = std::net::SocketAddrV4::new(KERNEL.into(), 8_080);
+    rig.s
+        .connect(
+            at(0),
+            server,
+            Box::new(echo::EchoSession::new(
+                at(0),
+                crate::proto::idle::TcpTimeouts::default(),
+            )),
+        )
+        .unwrap();
+    rig.parts();
+    let syn = rig.drain(at(0));
+    assert_eq!(syn.len(), 1, "{syn:?}");
+    let (port, x) = (syn[0].sport, syn[0].seq);
+    assert!(EPHEMERAL_PORTS.contains(&port));
+    assert_eq!((syn[0].dport, syn[0].flags), (8_080, SYN));
+    let y = 0x4000_0000_u32;
+    let sent = rig.feed(
+        at(1),
+        &ip(
+            KERNEL,
+            US,
+            6,
+            1,
+            (false, 0),
+            &tcp_bytes((8_080, port), (y, x + 1), SYN | ACK, &SYN_OPTIONS, &[]),
+        ),
+    );
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].flags, sent[0].ack), (ACK, y + 1));
+    let sent = rig.feed(
+        at(2),
+        &kernel_seg((8_080, port), (y + 1, x + 1), PSH | ACK, b"hi"),
+    );
+    let data: Vec<u8> = sent.iter().flat_map(|s| s.data.clone()).collect();
+    assert_eq!(data, b"hi", "the client session echoes");
+}
+
+/// Closes as soon as it is accepted, as an HTTP server does after its
+/// answer: the stack closes first and so ends in TIME-WAIT.
+struct Hangup;
+
+impl Driven for Hangup {
+    fn poll_close(&mut self) -> Option<crate::proto::CloseReason> {
+        Some(crate::proto::CloseReason::Completed)
+    }
+}
+
+impl crate::proto::StreamSession for Hangup {
+    fn handle_input(&mut self, _: &mut crate::proto::Context, _: crate::proto::StreamInput<'_>) {}
+    fn poll_transmit(
+        &mut self,
+        _: &mut crate::proto::Context,
+        _: usize,
+        _: &mut bytes::BytesMut,
+    ) -> Option<usize> {
+        None
+    }
+}
+
+struct HangupAcceptor;
+
+impl Driven for HangupAcceptor {}
+
+impl crate::proto::StreamAcceptor for HangupAcceptor {
+    fn accept(
+        &mut self,
+        _: &mut crate::proto::Context,
+        _: std::net::SocketAddr,
+    ) -> Option<Box<dyn crate::proto::StreamSession>> {
+        Some(Box::new(Hangup))
+    }
+}
+
+#[test]
+fn at_the_connection_bound_the_oldest_time_wait_makes_room_and_nothing_else_does() {
+    let mut s = stack(&StackConfig::default())
+        .with_tcp(
+            vec![
+                (80, Box::new(HangupAcceptor)),
+                (ECHO_PORT, Box::new(echo::EchoAcceptor::default())),
+            ],
+            crate::proto::tcp::conn::Config::default(),
+        )
+        .with_isn_key([7; 16]);
+    s.set_max_connections(2);
+    let mut rig = Rig::new(s);
+    // Two connections to the hanging-up server, each closed by us first
+    // and in TIME-WAIT after the peer's FIN.
+    for port in [1_000, 1_001] {
+        let x = 10;
+        let y = rig.feed(at(0), &kernel_syn(port, 80, x))[0].seq;
+        let fin = rig.feed(at(1), &kernel_seg((port, 80), (x + 1, y + 1), ACK, &[]));
+        assert!(fin.iter().any(|s| s.flags & FIN != 0), "{fin:?}");
+        rig.feed(
+            at(2),
+            &kernel_seg((port, 80), (x + 1, y + 2), FIN | ACK, &[]),
+        );
+    }
+    assert_eq!(rig.s.tcp_connections(), (2, 0));
+    // A third takes the oldest TIME-WAIT's place.
+    let synack = rig.feed(at(3), &kernel_syn(2_000, ECHO_PORT, 50));
+    assert_eq!(synack.len(), 1);
+    assert_eq!(synack[0].flags, SYN | ACK);
+    assert_eq!(rig.s.counters().tcp_time_wait_reclaimed, 1);
+    assert_eq!(rig.s.tcp_connections(), (2, 1));
+    // The oldest is gone: its port meets no connection (RST).
+    let gone = rig.feed(at(4), &kernel_seg((1_000, 80), (12, 0), ACK, &[]));
+    assert_eq!(gone[0].flags & RST, RST, "{gone:?}");
+    // A fourth takes the second; a fifth finds no TIME-WAIT and is refused.
+    assert_eq!(
+        rig.feed(at(5), &kernel_syn(2_001, ECHO_PORT, 50))[0].flags,
+        SYN | ACK
+    );
+    let refused = rig.feed(at(5), &kernel_syn(2_002, ECHO_PORT, 50));
+    assert_eq!(refused[0].flags, RST | ACK);
+    let c = rig.s.counters();
+    assert_eq!(c.tcp_time_wait_reclaimed, 2, "{c}");
+}
+
+#[test]
+fn a_syn_for_a_connection_over_but_not_yet_collected_opens_a_new_one() {
+    let mut rig = Rig::new(tcp_stack());
+    let ports = (40_002, ECHO_PORT);
+    let y = rig.feed(at(0), &kernel_syn(ports.0, ports.1, 100))[0].seq;
+    rig.feed(at(1), &kernel_seg(ports, (101, y + 1), ACK, &[]));
+    // The peer resets it, and at once opens again from the same port,
+    // before the stack wrote anything (so before it collected the first).
+    feed(&mut rig.s, at(2), &kernel_seg(ports, (101, 0), RST, &[]));
+    feed(&mut rig.s, at(2), &kernel_syn(ports.0, ports.1, 5_000));
+    let sent = rig.drain(at(2));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].flags, sent[0].ack), (SYN | ACK, 5_001));
+    assert_eq!(rig.s.tcp_connections(), (1, 1));
+    let c = rig.s.counters();
+    assert_eq!((c.tcp_accepted, c.tcp_closed), (2, 1), "{c}");
 }
