@@ -311,6 +311,9 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # run NS PIN CMD...: inside namespace NS, on CPU 0 when PIN=1
 run() { local ns=$1 pin=$2; shift 2; if [ "$pin" = 1 ]; then ip netns exec "$ns" taskset -c 0 "$@"; else ip netns exec "$ns" "$@"; fi; }
+# run_bg NS PIN CMD... &: as run, but the background job IS the command
+# (exec: `$!` is its pid, so killing it ends the command, not a subshell).
+run_bg() { local ns=$1 pin=$2; shift 2; if [ "$pin" = 1 ]; then exec ip netns exec "$ns" taskset -c 0 "$@"; else exec ip netns exec "$ns" "$@"; fi; }
 place() { # PIN: move every server
   local cpus=0; [ "$1" = 1 ] || cpus=0-$(($(nproc)-1))
   for p in $SERVER "$KSERVER" "$KHTTP"; do [ -n "$p" ] && taskset -apc "$cpus" "$p" >/dev/null; done
@@ -356,7 +359,7 @@ idle() {
   stop_ours; start_ours; place "$pin"
   local before after
   before=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status")
-  run "$NT" "$pin" python3 "$WORK/idle.py" 192.0.2.1 7007 "$IDLE" > "$WORK/idle.out" 2>&1 &
+  run_bg "$NT" "$pin" python3 "$WORK/idle.py" 192.0.2.1 7007 "$IDLE" > "$WORK/idle.out" 2>&1 &
   local ip=$!
   for _ in $(seq 1200); do grep -q '^open' "$WORK/idle.out" && break; kill -0 "$ip" 2>/dev/null || break; sleep 0.1; done
   local open fails
