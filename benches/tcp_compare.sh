@@ -145,13 +145,17 @@ while True:
         c.close()
 EOF
 # N sequential connections: http (GET /, read to EOF: the server closes) or
-# hello (HELLO id, read the answer line, close). Prints "RATE ERRORS".
+# hello (HELLO id, read the answer line, close). Prints "RATE ERRORS
+# SLOW MAX_MS": SLOW = connections that took over 200 ms (a lost SYN or a
+# handshake stall costs the kernel's 1 s initial RTO; a few dominate).
 cat > "$WORK/connrate.py" <<'EOF'
 import socket, sys, time
 host, port, n, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-errors = 0
+errors = slow = 0
+worst = 0.0
 t0 = time.monotonic()
 for i in range(n):
+    t1 = time.monotonic()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(5)
     try:
@@ -180,18 +184,24 @@ for i in range(n):
         errors += 1
     finally:
         s.close()
+    took = time.monotonic() - t1
+    worst = max(worst, took)
+    slow += took > 0.2
 el = time.monotonic() - t0
-print(f"{n / el:.1f} {errors}")
+print(f"{n / el:.1f} {errors} {slow} {worst * 1000:.0f}")
 EOF
 # N concurrent idle connections: prints "open K" when done (K established),
 # then holds them until killed.
 cat > "$WORK/idle.py" <<'EOF'
-import resource, socket, sys, time
+import resource, socket, struct, sys, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
 socks, fails = [], 0
 for i in range(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Killed, the process's sockets then end with a RST instead of 10 000
+    # orphans in FIN-WAIT holding ephemeral ports for a minute.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.settimeout(5)
     try:
         s.connect((host, port))
@@ -246,6 +256,11 @@ head -c $((RECV_MIB << 20)) /dev/zero > "$FS/src/up"
 # ---- namespaces ------------------------------------------------------------
 ip netns add "$NT" && ip netns add "$NA" && ip netns add "$NB" || exit 1
 for n in "$NT" "$NA" "$NB"; do ip -n "$n" link set lo up; done
+# The clients' namespaces: CONNS connections a figure and IDLE at once, run
+# after run, must not run out of ephemeral ports (TIME-WAIT holds them 60 s).
+for n in "$NT" "$NA"; do
+  ip netns exec "$n" sh -c 'echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range; echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse'
+done
 ip link add "$VA" netns "$NA" type veth peer name "$VB" netns "$NB" || exit 1
 ip -n "$NA" addr add 192.0.2.2/24 dev "$VA"
 ip -n "$NB" addr add 192.0.2.1/24 dev "$VB"
@@ -296,6 +311,9 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # run NS PIN CMD...: inside namespace NS, on CPU 0 when PIN=1
 run() { local ns=$1 pin=$2; shift 2; if [ "$pin" = 1 ]; then ip netns exec "$ns" taskset -c 0 "$@"; else ip netns exec "$ns" "$@"; fi; }
+# run_bg NS PIN CMD... &: as run, but the background job IS the command
+# (exec: `$!` is its pid, so killing it ends the command, not a subshell).
+run_bg() { local ns=$1 pin=$2; shift 2; if [ "$pin" = 1 ]; then exec ip netns exec "$ns" taskset -c 0 "$@"; else exec ip netns exec "$ns" "$@"; fi; }
 place() { # PIN: move every server
   local cpus=0; [ "$1" = 1 ] || cpus=0-$(($(nproc)-1))
   for p in $SERVER "$KSERVER" "$KHTTP"; do [ -n "$p" ] && taskset -apc "$cpus" "$p" >/dev/null; done
@@ -325,11 +343,13 @@ measure() {
   add "recv-put $side $pin" "$g"
   [ "$(stat -c %s "$FS/root/$name" 2>/dev/null)" = $((RECV_MIB << 20)) ] || NOTES+=" recv-put:$side:r$r:size"
   rm -f "$FS/root/$name"
-  local rate err
-  read -r rate err < <(run "$ns" "$pin" timeout 300 python3 "$WORK/connrate.py" 192.0.2.1 7000 "$CONNS" http)
+  local rate err slow worst
+  read -r rate err slow worst < <(run "$ns" "$pin" timeout 300 python3 "$WORK/connrate.py" 192.0.2.1 7000 "$CONNS" http)
   add "conn-http $side $pin" "$rate"; [ "${err:-1}" = 0 ] || NOTES+=" conn-http:$side:r$r:errors=${err:-?}"
-  read -r rate err < <(run "$ns" "$pin" timeout 300 python3 "$WORK/connrate.py" 192.0.2.1 20009 "$CONNS" hello)
+  add "slow-http $side $pin" "${slow:-nan}"; add "worst-http $side $pin" "${worst:-nan}"
+  read -r rate err slow worst < <(run "$ns" "$pin" timeout 300 python3 "$WORK/connrate.py" 192.0.2.1 20009 "$CONNS" hello)
   add "conn-hello $side $pin" "$rate"; [ "${err:-1}" = 0 ] || NOTES+=" conn-hello:$side:r$r:errors=${err:-?}"
+  add "slow-hello $side $pin" "${slow:-nan}"; add "worst-hello $side $pin" "${worst:-nan}"
   if [ "$side" = ours ] && [ -n "$drops0" ]; then add "tundrops $pin" "$(( $(tun_drops) - drops0 ))"; fi
 }
 
@@ -339,7 +359,7 @@ idle() {
   stop_ours; start_ours; place "$pin"
   local before after
   before=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status")
-  run "$NT" "$pin" python3 "$WORK/idle.py" 192.0.2.1 7007 "$IDLE" > "$WORK/idle.out" 2>&1 &
+  run_bg "$NT" "$pin" python3 "$WORK/idle.py" 192.0.2.1 7007 "$IDLE" > "$WORK/idle.out" 2>&1 &
   local ip=$!
   for _ in $(seq 1200); do grep -q '^open' "$WORK/idle.out" && break; kill -0 "$ip" 2>/dev/null || break; sleep 0.1; done
   local open fails
@@ -396,6 +416,9 @@ for P in $PLACES; do
     esac
     [ -n "${V["$f ours $PIN"]:-}" ] || rs="-"
     echo "| $f ($unit) | $(cell "$f ours $PIN") | $(cell "$f kon $PIN") | $(cell "$f koff $PIN") | $smol | $(ratio "$(m "$f ours $PIN")" "$(m "$f kon $PIN")") | $(ratio "$(m "$f ours $PIN")" "$(m "$f koff $PIN")") | $rs |"
+  done
+  for f in http hello; do
+    echo "| conn-$f: connections over 200 ms / slowest (ms), per run | $(cell "slow-$f ours $PIN") / $(cell "worst-$f ours $PIN") | $(cell "slow-$f kon $PIN") / $(cell "worst-$f kon $PIN") | $(cell "slow-$f koff $PIN") / $(cell "worst-$f koff $PIN") | | | | |"
   done
   if [ -n "${V["tundrops $PIN"]:-}" ]; then
     echo "| TUN queue drops (kernel side, qlen ${QLEN:-500}) during ours' figures, per run | $(cell "tundrops $PIN") | | | | | | |"

@@ -19,9 +19,14 @@ use crate::app::output::{Report, Stream, Timeout, View, rate};
 use crate::app::{Failure, error};
 use crate::cli::tunstack::{TunstackArgs, TunstackCommand, TunstackGetArgs};
 use crate::config::Ipv4Net;
+use crate::config::TunConfig;
 use crate::proto::data::Sink;
+use crate::proto::http::client::{Get, GetReport};
 use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
-use crate::proto::{CloseReason, Context, Driven};
+use crate::proto::tcp::conn;
+use crate::proto::tunstack::{Counters, SharedCounters, Stack, StackConfig};
+use crate::proto::{CloseReason, Context, Driven, StreamSession};
+use crate::reactor::{Reactor, TunDevice, TunSetup};
 use crate::time::{Duration, Instant};
 use core::cell::Cell;
 use serde_json::{Value, json};
@@ -32,9 +37,11 @@ use std::rc::Rc;
 /// The port of an `http://` URL that names none (RFC 9110 section 4.2.1).
 const HTTP_PORT: u16 = 80;
 
-/// The IPv4 and TCP headers without options: what the MTU leaves for a
-/// segment's payload is the MSS we advertise (RFC 9293 section 3.7.1).
-const IPV4_TCP_HEADERS: u16 = 40;
+/// How long, at most, the fetch waits after its outcome for the
+/// connection to finish closing (our FIN acknowledged: one round trip
+/// over the device, well under a millisecond; generous for a loaded
+/// machine, and short enough not to be noticed).
+const LINGER: Duration = Duration::from_millis(200);
 
 /// `mioperf tunstack ...`.
 ///
@@ -127,7 +134,9 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     };
     let slot = OutcomeSlot::new();
     let mut reactor = client_reactor()?;
-    let counters = start(&mut reactor, &tun, &target, Box::new(sink), &slot)?;
+    let session = Get::new(&target.host, &target.path, Box::new(sink), slot.clone())
+        .with_timeout(args.timeout);
+    let counters = start(&mut reactor, &tun, target.remote, Box::new(session))?;
     if !args.json
         && let Some(t) = crate::progress::Ticker::on_terminal(None, progress.clone(), {
             let done = slot.clone();
@@ -136,25 +145,27 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     {
         reactor.add_detached(Box::new(t));
     }
-    let started = reactor.now();
+    // The session's own timeout runs once the connection is up; the
+    // watchdog also bounds the opening (SYN retries would take minutes).
     let stalled = Watchdog::arm(&mut reactor, args.timeout, progress.clone());
     // Bounded by the watchdog: a turn returns at the latest at its deadline.
     while !slot.is_set() && !stalled.get() {
         reactor.turn().map_err(|e| error("poll", e))?;
     }
-    let elapsed = reactor.now().saturating_since(started);
+    // Let the close finish (our FIN out and acknowledged), so the kernel's
+    // side ends cleanly and `-v` logs the engine's counters; bounded.
+    let linger = Watchdog::arm(&mut reactor, LINGER, Progress::new());
+    while counters.get().tcp_closed == 0 && !linger.get() {
+        reactor.turn().map_err(|e| error("poll", e))?;
+    }
     let outcome = slot
         .take()
-        .unwrap_or(Err(ClientError::TimedOut { tries: 1 }))
-        .map(|_report| Fetched {
-            bytes: progress.get(),
-            elapsed,
-        });
+        .unwrap_or(Err(ClientError::TimedOut { tries: 1 }));
     let remote = target.remote;
     let view = View {
         header: json!({
             "protocol": "http", "transport": "tunstack", "verb": "get", "url": args.url,
-            "server": remote.to_string(), "stack": counters(),
+            "server": remote.to_string(), "stack": stack_json(&counters.get()),
         }),
         json: args.json,
         text: Stream::Stderr,
@@ -166,20 +177,15 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     view.show(Some(outcome), None)
 }
 
-/// Opens the device as `serve` does, puts a stack on it whose one
-/// connection carries the HTTP client, and returns a reader of the
-/// stack's counters for the report.
+/// Opens the device as `serve` does and puts a stack on it (no listeners)
+/// whose one connection, to `remote`, carries `session`. Returns the
+/// stack's counters.
 fn start(
-    reactor: &mut crate::reactor::Reactor,
-    tun: &crate::config::TunConfig,
-    target: &Target,
-    sink: Box<dyn Sink>,
-    slot: &OutcomeSlot<crate::proto::http::client::GetReport>,
-) -> Result<Box<dyn Fn() -> String>, Failure> {
-    use crate::proto::http::client::Get;
-    use crate::proto::tcp::conn;
-    use crate::proto::tunstack::{Stack, StackConfig};
-    use crate::reactor::{TunDevice, TunSetup};
+    reactor: &mut Reactor,
+    tun: &TunConfig,
+    remote: SocketAddrV4,
+    session: Box<dyn StreamSession>,
+) -> Result<SharedCounters, Failure> {
     let setup = TunSetup {
         name: tun.name.clone(),
         kernel_addr: tun.net.kernel_addr(),
@@ -188,28 +194,35 @@ fn start(
     };
     // The error is the whole line (which privilege, which call).
     let device = TunDevice::open(&setup).map_err(|e| Failure::Error(e.to_string()))?;
-    let tcp = conn::Config {
-        mss: tun.mtu.saturating_sub(IPV4_TCP_HEADERS),
-        ..conn::Config::default()
-    };
     let mut stack = Stack::new(StackConfig {
         addr: tun.net.stack_addr(),
         mtu: usize::from(tun.mtu),
         ..StackConfig::default()
     })
     .map_err(|e| Failure::Error(format!("tunstack: {e}")))?
-    .with_tcp(Vec::new(), tcp);
+    // The MSS follows the MTU (the stack derives it).
+    .with_tcp(Vec::new(), conn::Config::default());
     let counters = stack.shared_counters();
-    let session = Box::new(Get::new(&target.host, &target.path, sink, slot.clone()));
     let now = reactor.now();
     stack
-        .connect(now, target.remote, session)
-        .map_err(|e| Failure::Error(format!("{}: {e:?}", target.remote)))?;
+        .connect(now, remote, session)
+        .map_err(|e| Failure::Error(format!("{remote}: {e}")))?;
     let name = device.name().to_owned();
     reactor
         .add_device_session(device, None, Box::new(stack))
         .map_err(|e| error(&format!("cannot register TUN device {name}"), e))?;
-    Ok(Box::new(move || counters.get().to_string()))
+    Ok(counters)
+}
+
+/// The stack's TCP counters for `--json` (the engine's own, per
+/// connection, are logged at close with `-v`).
+fn stack_json(c: &Counters) -> Value {
+    json!({
+        "datagrams_in": c.datagrams_in, "datagrams_out": c.datagrams_out,
+        "tcp_segments_in": c.tcp_segments_in, "tcp_segments_out": c.tcp_segments_out,
+        "tcp_bad_checksum": c.tcp_bad_checksum, "tcp_resets": c.tcp_resets,
+        "tcp_closed": c.tcp_closed, "queue_dropped": c.queue_dropped,
+    })
 }
 
 /// A sink that counts what passes through it into a [`Progress`]: the
@@ -246,11 +259,7 @@ struct Watchdog {
 
 impl Watchdog {
     /// Adds the watchdog to `reactor`; the flag it raises.
-    fn arm(
-        reactor: &mut crate::reactor::Reactor,
-        timeout: Duration,
-        progress: Progress,
-    ) -> Rc<Cell<bool>> {
+    fn arm(reactor: &mut Reactor, timeout: Duration, progress: Progress) -> Rc<Cell<bool>> {
         let stalled = Rc::new(Cell::new(false));
         let next = reactor.now().saturating_add(timeout);
         reactor.add_detached(Box::new(Self {
@@ -289,13 +298,7 @@ impl Driven for Watchdog {
     }
 }
 
-/// What a fetch moved.
-struct Fetched {
-    bytes: u64,
-    elapsed: Duration,
-}
-
-impl Report for Fetched {
+impl Report for GetReport {
     fn text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
@@ -308,6 +311,7 @@ impl Report for Fetched {
     fn json(&self, doc: &mut Value) {
         let secs = self.elapsed.as_secs_f64();
         doc["outcome"] = json!("ok");
+        doc["status"] = json!(self.status);
         doc["bytes"] = json!(self.bytes);
         doc["seconds"] = json!(secs);
         doc["bits_per_second"] = json!(rate(self.bytes.saturating_mul(8), secs));
@@ -418,7 +422,8 @@ mod tests {
 
     #[test]
     fn a_fetch_in_gigabits() {
-        let f = Fetched {
+        let f = GetReport {
+            status: 200,
             bytes: 1_000_000,
             elapsed: Duration::from_millis(4),
         };
@@ -427,5 +432,6 @@ mod tests {
         f.json(&mut doc);
         assert_eq!(doc["outcome"], "ok");
         assert_eq!(doc["bytes"], 1_000_000);
+        assert_eq!(doc["status"], 200);
     }
 }
