@@ -548,6 +548,12 @@ fn tunstack_get_fetches_1_mib_from_a_kernel_http_server() {
         .unwrap_or_else(|e| panic!("--json printed {stdout:?}: {e}"));
     assert_eq!(doc["outcome"], "ok", "{doc}");
     assert_eq!(doc["bytes"], MIB, "{doc}");
+    // The engine's own counters: the body arrived in segments.
+    assert!(
+        doc["tcp"]["segments_in"].as_u64().is_some_and(|n| n > 700),
+        "{doc}"
+    );
+    assert!(doc["tcp"]["srtt_us"].is_u64(), "{doc}");
 
     // To standard output (`-o -`): the body, and nothing else, there.
     let out_dash = ns.run(bin(), &["tunstack", "get", &url, "-o", "-"], TOOL_TIMEOUT);

@@ -147,3 +147,21 @@ fn udp_transfer_view(
         timeout: Timeout::said(move |tries| format!("{server}: no answer after {tries} tries")),
     }
 }
+
+/// The engine's counters as the `--json` object's `"tcp"` member.
+#[must_use]
+fn engine_json(c: &crate::proto::tcp::conn::Counters) -> serde_json::Value {
+    serde_json::json!({
+        "segments_in": c.segments_in,
+        "segments_out": c.segments_out,
+        "retransmits": c.retransmits,
+        "fast_retransmits": c.fast_retransmits,
+        "rto_expiries": c.rto_expiries,
+        "duplicate_segments": c.duplicate_segments,
+        "out_of_order": c.out_of_order,
+        "srtt_us": c.srtt_us,
+        "rttvar_us": c.rttvar_us,
+        "cwnd": c.cwnd,
+        "ssthresh": c.ssthresh,
+    })
+}

@@ -24,6 +24,7 @@ use crate::proto::data::Sink;
 use crate::proto::http::client::{Get, GetReport};
 use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
 use crate::proto::tcp::conn;
+use crate::proto::tcp::session::CounterCell;
 use crate::proto::tunstack::{Counters, SharedCounters, Stack, StackConfig};
 use crate::proto::{CloseReason, Context, Driven, StreamSession};
 use crate::reactor::{Reactor, TunDevice, TunSetup};
@@ -136,7 +137,7 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     let mut reactor = client_reactor()?;
     let session = Get::new(&target.host, &target.path, Box::new(sink), slot.clone())
         .with_timeout(args.timeout);
-    let counters = start(&mut reactor, &tun, target.remote, Box::new(session))?;
+    let (counters, engine) = start(&mut reactor, &tun, target.remote, Box::new(session))?;
     if !args.json
         && let Some(t) = crate::progress::Ticker::on_terminal(None, progress.clone(), {
             let done = slot.clone();
@@ -166,6 +167,7 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
         header: json!({
             "protocol": "http", "transport": "tunstack", "verb": "get", "url": args.url,
             "server": remote.to_string(), "stack": stack_json(&counters.get()),
+            "tcp": engine.get().map(|c| super::engine_json(&c)),
         }),
         json: args.json,
         text: Stream::Stderr,
@@ -179,13 +181,13 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
 
 /// Opens the device as `serve` does and puts a stack on it (no listeners)
 /// whose one connection, to `remote`, carries `session`. Returns the
-/// stack's counters.
+/// stack's counters and the connection's engine counters.
 fn start(
     reactor: &mut Reactor,
     tun: &TunConfig,
     remote: SocketAddrV4,
     session: Box<dyn StreamSession>,
-) -> Result<SharedCounters, Failure> {
+) -> Result<(SharedCounters, CounterCell), Failure> {
     let setup = TunSetup {
         name: tun.name.clone(),
         kernel_addr: tun.net.kernel_addr(),
@@ -204,18 +206,18 @@ fn start(
     .with_tcp(Vec::new(), conn::Config::default());
     let counters = stack.shared_counters();
     let now = reactor.now();
-    stack
+    let engine = stack
         .connect(now, remote, session)
         .map_err(|e| Failure::Error(format!("{remote}: {e}")))?;
     let name = device.name().to_owned();
     reactor
         .add_device_session(device, None, Box::new(stack))
         .map_err(|e| error(&format!("cannot register TUN device {name}"), e))?;
-    Ok(counters)
+    Ok((counters, engine))
 }
 
-/// The stack's TCP counters for `--json` (the engine's own, per
-/// connection, are logged at close with `-v`).
+/// The stack's TCP counters for `--json` (the connection's own are under
+/// `"tcp"`).
 fn stack_json(c: &Counters) -> Value {
     json!({
         "datagrams_in": c.datagrams_in, "datagrams_out": c.datagrams_out,

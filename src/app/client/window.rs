@@ -6,7 +6,9 @@
 //! error: standard output may be the file (`-o -`). `--json` adds the
 //! engine's counters.
 
-use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
+use super::{
+    Bar, client_reactor, engine_json, local_sink, resolve_host_port, run_client, upload_name,
+};
 use crate::app::output::{Report, Stream, Timeout, View};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, WindowArgs};
@@ -14,12 +16,11 @@ use crate::proto::StreamSession;
 use crate::proto::data::Source;
 use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::proto::tcp::conn::Counters;
+use crate::proto::tcp::session::CounterCell;
 use crate::proto::tcpfile;
 use crate::proto::window::{Carried, WindowConfig};
-use core::cell::Cell;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::rc::Rc;
 use std::time::Duration;
 
 /// `mioperf window`.
@@ -75,7 +76,7 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
     let local = socket
         .local_addr()
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    let counters = Rc::new(Cell::new(None));
+    let counters = CounterCell::default();
     let session = Carried::connect(
         config.tcp,
         local,
@@ -109,24 +110,6 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
         .take()
         .map(|o| o.map(|done| WithEngine { done, engine }));
     view.show(outcome, None)
-}
-
-/// The engine's counters as the `--json` object's `"tcp"` member.
-#[must_use]
-pub(super) fn engine_json(c: &Counters) -> Value {
-    json!({
-        "segments_in": c.segments_in,
-        "segments_out": c.segments_out,
-        "retransmits": c.retransmits,
-        "fast_retransmits": c.fast_retransmits,
-        "rto_expiries": c.rto_expiries,
-        "duplicate_segments": c.duplicate_segments,
-        "out_of_order": c.out_of_order,
-        "srtt_us": c.srtt_us,
-        "rttvar_us": c.rttvar_us,
-        "cwnd": c.cwnd,
-        "ssthresh": c.ssthresh,
-    })
 }
 
 /// A tcpfile outcome with the engine's counters (`--json`'s `"tcp"`).

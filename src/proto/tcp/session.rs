@@ -58,7 +58,14 @@ pub struct Connection {
     failed: bool,
     /// The counters were logged (at the first sight of CLOSED).
     logged: bool,
+    /// Where a client's report reads the engine's counters.
+    report: Option<CounterCell>,
 }
+
+/// The engine's counters as of the last call into a [`Connection`], for a
+/// client's `--json`: the reactor owns (and drops) the connection, so the
+/// client keeps this handle instead.
+pub type CounterCell = std::rc::Rc<core::cell::Cell<Option<super::conn::Counters>>>;
 
 impl core::fmt::Debug for Connection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -80,7 +87,16 @@ impl Connection {
             end_delivered: false,
             failed: false,
             logged: false,
+            report: None,
         }
+    }
+
+    /// Keeps `cell` up to date with the engine's counters after every call.
+    #[must_use]
+    pub fn with_counters(mut self, cell: CounterCell) -> Self {
+        cell.set(Some(self.tcb.counters()));
+        self.report = Some(cell);
+        self
     }
 
     /// One segment of this connection (checksum checked, addresses and
@@ -238,6 +254,9 @@ impl Connection {
     /// Logs the engine's counters the first time the connection is seen
     /// CLOSED (`-v`), with the session's tag.
     fn log_close(&mut self, cx: &Context) {
+        if let Some(cell) = &self.report {
+            cell.set(Some(self.tcb.counters()));
+        }
         if self.logged || !self.is_closed() {
             return;
         }

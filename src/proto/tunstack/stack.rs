@@ -13,6 +13,7 @@ use super::tcp::{ConnectError, Input, Tcp};
 use super::{CAPTURE_IN, CAPTURE_OUT, ConfigError, DEFAULT_TTL, ECHO_PORT, StackConfig};
 use crate::proto::proxy::impair::{self, Impairment, Verdict};
 use crate::proto::tcp::conn::{self, MAX_SEGMENT_OVERHEAD, reset_for};
+use crate::proto::tcp::session::CounterCell;
 use crate::proto::{
     Context, DatagramInput, DatagramSession, Driven, EndpointId, PartId, StreamAcceptor,
     StreamSession, Transmit,
@@ -244,7 +245,8 @@ impl Stack {
 
     /// Opens a TCP connection from the stack's address (an ephemeral port)
     /// to `remote`, with `app` above it; its SYN goes at the next
-    /// `poll_transmit`.
+    /// `poll_transmit`. Returns where the connection's engine counters
+    /// can be read (a client's `--json`).
     ///
     /// # Errors
     /// Too many connections, or no free port towards `remote`.
@@ -253,7 +255,7 @@ impl Stack {
         now: Instant,
         remote: SocketAddrV4,
         app: Box<dyn StreamSession>,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<CounterCell, ConnectError> {
         let r = self.tcp.connect(now, remote, app);
         self.publish();
         r

@@ -19,7 +19,7 @@
 
 use crate::proto::tcp::conn::{Config, Tcb};
 use crate::proto::tcp::isn::IsnGenerator;
-use crate::proto::tcp::session::Connection;
+use crate::proto::tcp::session::{Connection, CounterCell};
 use crate::proto::{Context, PartId, StreamAcceptor, StreamSession};
 use crate::time::Instant;
 use crate::wire::tcp::{Control, Repr};
@@ -273,7 +273,7 @@ impl Tcp {
         now: Instant,
         remote: SocketAddrV4,
         app: Box<dyn StreamSession>,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<CounterCell, ConnectError> {
         if self.slots.len() >= self.max_connections && !self.reclaim_time_wait() {
             return Err(ConnectError::TooManyConnections);
         }
@@ -283,9 +283,11 @@ impl Tcp {
         let iss = self.isn.isn(local, remote_addr, now);
         let tcb = Tcb::connect(&self.config, local, remote_addr, iss, now);
         let key = (*remote.ip(), remote.port(), port);
-        let i = self.insert(key, Connection::new(tcb, app), false);
+        let counters = CounterCell::default();
+        let conn = Connection::new(tcb, app).with_counters(counters.clone());
+        let i = self.insert(key, conn, false);
         self.touched(i);
-        Ok(())
+        Ok(counters)
     }
 
     /// The next free port towards `remote`, round robin over the range.

@@ -17,7 +17,7 @@
 
 use crate::proto::tcp::conn::{self, MAX_SEGMENT_OVERHEAD, State, Tcb};
 use crate::proto::tcp::isn::IsnGenerator;
-use crate::proto::tcp::session::Connection;
+use crate::proto::tcp::session::{Connection, CounterCell};
 use crate::proto::{
     Admission, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession, Driven,
     EndpointId, StreamAcceptor, StreamSession, Transmit,
@@ -25,7 +25,7 @@ use crate::proto::{
 use crate::time::Instant;
 use crate::wire::tcp::{Control, Packet, Repr};
 use bytes::BytesMut;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -293,8 +293,9 @@ pub struct Carried {
     stage: Stage,
     /// Datagrams that were not TCP segments.
     malformed: u64,
-    /// Where the final counters go, for a client's `--json`.
-    counters: Option<Rc<Cell<Option<conn::Counters>>>>,
+    /// Where a client's engine counters go (given to its connection once
+    /// it opens).
+    counters: Option<CounterCell>,
     /// The reactor delivers the admitting SYN to the new session too; the
     /// engine already has it.
     skip_syn: bool,
@@ -384,7 +385,7 @@ impl Carried {
     /// Leaves the connection's counters in `cell` as it goes (the last
     /// are the final ones).
     #[must_use]
-    pub fn with_counters(mut self, cell: Rc<Cell<Option<conn::Counters>>>) -> Self {
+    pub fn with_counters(mut self, cell: CounterCell) -> Self {
         self.counters = Some(cell);
         self
     }
@@ -405,7 +406,11 @@ impl Carried {
         if let Some(o) = self.opening.take() {
             let iss = IsnGenerator::new(o.isn_key).isn(o.local, self.peer, now);
             let tcb = Tcb::connect(&o.config, o.local, self.peer, iss, now);
-            self.conn = Some(Connection::new(tcb, o.app));
+            let conn = Connection::new(tcb, o.app);
+            self.conn = Some(match self.counters.take() {
+                Some(cell) => conn.with_counters(cell),
+                None => conn,
+            });
         }
         self.conn
             .as_mut()
@@ -415,9 +420,6 @@ impl Carried {
     /// Keeps the acceptor's table (or the client's counters) in step with
     /// the connection.
     fn note(&mut self, cx: &Context) {
-        if let (Some(cell), Some(conn)) = (&self.counters, &self.conn) {
-            cell.set(Some(conn.tcb().counters()));
-        }
         let (Some(table), Some(conn)) = (&self.table, &self.conn) else {
             return;
         };
