@@ -703,6 +703,11 @@ impl Tcb {
             if seg.control != Control::Rst {
                 if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
                     self.counters.duplicate_segments += 1;
+                    // A retransmission of data we hold (our ACK of it was
+                    // lost): the ACK it draws echoes its TSval, a fresh
+                    // measurement, not that of the segment that once
+                    // filled the hole, which may be many RTOs old.
+                    self.take_ts_recent(seg);
                 }
                 if self.state == State::TimeWait && seg.control == Control::Fin {
                     // A retransmitted FIN: our ACK was lost (§3.10.7.4).
@@ -758,12 +763,7 @@ impl Tcb {
         if self.config.keepalive.is_some() {
             self.arm_keepalive(now);
         }
-        if let Some((val, _)) = seg.timestamp
-            && self.ts_ok
-            && seq <= self.last_ack_sent
-        {
-            self.ts_recent = val;
-        }
+        self.take_ts_recent(seg);
         if !self.ack_input(now, seg, ack) {
             return;
         }
@@ -780,6 +780,21 @@ impl Tcb {
         } else if self.state == State::TimeWait && seg.control == Control::Fin {
             self.ack_now = true;
             self.time_wait_at = Some(now + self.config.time_wait);
+        }
+    }
+
+    /// RFC 7323 §4.3 (2): `TS.Recent` takes `SEG.TSval` when it is not older
+    /// (modulo 2^32) and the segment reaches back to the left edge of our
+    /// last ACK (`SEG.SEQ <= Last.ACK.sent`): an out-of-order segment does
+    /// not, so its ACK echoes the segment before the hole; the one that
+    /// fills the hole does, so the ACK echoes the retransmission.
+    fn take_ts_recent(&mut self, seg: &Repr<'_>) {
+        if let Some((val, _)) = seg.timestamp
+            && self.ts_ok
+            && seg.seq_number <= self.last_ack_sent
+            && val.wrapping_sub(self.ts_recent) < 1 << 31
+        {
+            self.ts_recent = val;
         }
     }
 
@@ -869,10 +884,14 @@ impl Tcb {
             && let Some((_, ecr)) = seg.timestamp
             && ecr != 0
         {
-            // An echo older than half the clock's range is not ours.
+            // An echo older than half the clock's range is not ours; one
+            // older than the RTO ceiling names a transmission that has
+            // since been retransmitted (the timer would have fired), so
+            // it measures the peer's stale TS.Recent, not the path.
             let ms = ts_clock(now).wrapping_sub(ecr);
-            if ms < 1 << 31 {
-                self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
+            let sample = Duration::from_millis(u64::from(ms));
+            if ms < 1 << 31 && sample <= self.config.rtt.max_rto {
+                self.rtt.on_sample(sample);
             }
         }
         self.rtt.on_ack_of_new_data();

@@ -1430,6 +1430,105 @@ fn timestamps_give_samples_even_for_retransmissions() {
     assert_eq!(o.repr.timestamp, Some((1030, 10)));
 }
 
+/// A connection with timestamps agreed, the peer's clock at 9 in its SYN
+/// and at 10 in the ACK that completes the handshake.
+fn established_with_timestamps() -> Tcb {
+    let config = Config {
+        timestamps: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        max_seg_size: Some(1000),
+        timestamp: Some((9, 0)),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(
+        ms(0),
+        &Repr {
+            timestamp: Some((10, 0)),
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.state(), State::Established);
+    t
+}
+
+/// The `TSecr` of the ACK `t` sends now.
+#[track_caller]
+fn echoed(t: &mut Tcb, now: Instant) -> u32 {
+    let o = poll(t, now).expect("an ACK");
+    o.repr.timestamp.expect("a timestamp").1
+}
+
+/// RFC 7323 §4.3: the ACK of an out-of-order segment echoes the segment
+/// before the hole; the ACK of the retransmission that fills it echoes the
+/// retransmission, and so does the ACK of a retransmission of data already
+/// held (our first ACK of it lost) — never the 32 s old segment that first
+/// filled the hole, which the sender would take as its RTT.
+#[test]
+fn the_ack_of_a_retransmission_echoes_the_retransmission() {
+    let mut t = established_with_timestamps();
+    let data = |seq: u32, ts: u32, bytes: &'static [u8]| Repr {
+        timestamp: Some((ts, 0)),
+        ..with_data(seg(seq, Some(ISS + 1)), bytes)
+    };
+    t.handle_segment(ms(1), &data(IRS + 1, 100, b"abc"));
+    assert_eq!(echoed(&mut t, ms(1)), 100);
+    // "def" is lost; "ghi" arrives out of order.
+    t.handle_segment(ms(2), &data(IRS + 7, 120, b"ghi"));
+    assert_eq!(echoed(&mut t, ms(2)), 100);
+    // The retransmission fills the hole.
+    t.handle_segment(ms(500), &data(IRS + 4, 500, b"def"));
+    assert_eq!(t.received(), b"abcdefghi");
+    assert_eq!(echoed(&mut t, ms(500)), 500);
+    // That ACK was lost; the sender retransmits "def" 32 s later.
+    t.handle_segment(ms(32_500), &data(IRS + 4, 32_500, b"def"));
+    assert_eq!(t.counters().duplicate_segments, 1);
+    assert_eq!(echoed(&mut t, ms(32_500)), 32_500);
+    // An old duplicate from the network (older TSval) changes nothing.
+    t.handle_segment(ms(32_501), &data(IRS + 1, 100, b"abc"));
+    assert_eq!(echoed(&mut t, ms(32_501)), 32_500);
+    // Out of order again: the echo stays with the in-order segment.
+    t.handle_segment(ms(32_502), &data(IRS + 13, 32_502, b"mno"));
+    assert_eq!(echoed(&mut t, ms(32_502)), 32_500);
+}
+
+/// An echo older than the RTO ceiling names a transmission retransmitted
+/// since: it is no RTT sample (it would pin the RTO at the ceiling).
+#[test]
+fn an_echo_older_than_the_rto_ceiling_is_no_sample() {
+    let mut t = established_with_timestamps();
+    assert_eq!(t.send(&[1; 500]), 500);
+    poll(&mut t, ms(10)).expect("data");
+    t.handle_segment(
+        ms(40),
+        &Repr {
+            timestamp: Some((11, 10)),
+            ..seg(IRS + 1, Some(ISS + 501))
+        },
+    );
+    // The handshake's 0 ms sample, then 30 ms: 3.75 ms.
+    assert_eq!(t.counters().srtt_us, 3_750);
+    assert_eq!(t.send(&[1; 500]), 500);
+    poll(&mut t, ms(100_000)).expect("data");
+    // Retransmitted (Karn: no timed segment), then acknowledged with an
+    // echo of 30 s.
+    let rto = t.poll_timeout().expect("the RTO");
+    t.handle_timeout(rto);
+    poll(&mut t, rto).expect("retransmission");
+    t.handle_segment(
+        rto + Duration::from_millis(30),
+        &Repr {
+            timestamp: Some((12, 30_000)),
+            ..seg(IRS + 1, Some(ISS + 1001))
+        },
+    );
+    assert_eq!(t.counters().srtt_us, 3_750, "70 s is not an RTT");
+}
+
 #[test]
 fn zero_window_probes_back_off_until_the_window_opens() {
     let mut t = established(&plain());
