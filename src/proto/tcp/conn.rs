@@ -229,6 +229,10 @@ const MAX_ACKS_OWED: u8 = 3;
 /// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
 pub const DEFAULT_MSS: u16 = 536;
 
+/// The timestamp option padded as every segment carries it (RFC 7323
+/// appendix A: two NOPs and the 10-byte option).
+const TIMESTAMP_OPTION_LEN: usize = 12;
+
 /// The least a timestamp clock may tick per second is 1 (RFC 7323 §5.4);
 /// we tick every millisecond, as Linux does.
 const TS_TICK_NANOS: u64 = 1_000_000;
@@ -494,7 +498,6 @@ impl Tcb {
         self.rcv_adv = self.rcv_nxt;
         let peer_mss = syn.max_seg_size.unwrap_or(DEFAULT_MSS).max(1);
         self.smss = usize::from(peer_mss.min(self.config.mss)).max(1);
-        self.cc.set_mss(self.smss);
         match syn.window_scale {
             Some(shift) if self.config.window_scale => {
                 self.ws_ok = true;
@@ -509,6 +512,11 @@ impl Tcb {
         }
         self.sack_ok = self.config.sack && syn.sack_permitted;
         self.ts_ok = self.config.timestamps && syn.timestamp.is_some();
+        // RFC 5681's SMSS is what a segment carries, options excluded: with
+        // timestamps on every segment, the window counts segments of that
+        // size, so a window of n segments is n full segments, never n full
+        // ones plus a runt of the option's 12 bytes each.
+        self.cc.set_mss(self.full_payload());
         if let Some((val, _)) = syn.timestamp {
             self.ts_recent = val;
         }
@@ -1420,6 +1428,14 @@ impl Tcb {
             options += 2 + 8 * blocks;
         }
         options.next_multiple_of(4)
+    }
+
+    /// The payload of a full-sized segment: the MSS less the options every
+    /// segment carries (timestamps); SACK blocks come and go and are not
+    /// counted, as Linux's `mss_cache` does not count them.
+    fn full_payload(&self) -> usize {
+        let ts = if self.ts_ok { TIMESTAMP_OPTION_LEN } else { 0 };
+        self.smss.saturating_sub(ts).max(1)
     }
 
     /// The most payload a segment may carry: the MSS less the options

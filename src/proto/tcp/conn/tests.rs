@@ -1529,6 +1529,24 @@ fn an_echo_older_than_the_rto_ceiling_is_no_sample() {
     assert_eq!(t.counters().srtt_us, 3_750, "70 s is not an RTT");
 }
 
+/// With timestamps a full segment carries the MSS less 12 bytes, and the
+/// congestion window counts such segments: the one-segment window after an
+/// RTO retransmits one full segment, not a full one and a 12-byte runt.
+#[test]
+fn a_retransmission_after_an_rto_is_one_full_segment_with_timestamps() {
+    let mut t = established_with_timestamps();
+    assert_eq!(t.send(&[1; 3000]), 3000);
+    let sizes: Vec<usize> = std::iter::from_fn(|| poll(&mut t, ms(10)))
+        .map(|o| o.data.len())
+        .collect();
+    assert_eq!(sizes, [988, 988, 988, 36]);
+    let rto = t.poll_timeout().expect("the RTO");
+    t.handle_timeout(rto);
+    let o = poll(&mut t, rto).expect("retransmission");
+    assert_eq!((o.repr.seq_number, o.data.len()), (SeqNumber(ISS + 1), 988));
+    silence(&mut t, rto);
+}
+
 #[test]
 fn zero_window_probes_back_off_until_the_window_opens() {
     let mut t = established(&plain());
