@@ -1891,6 +1891,87 @@ fn sack_recovery_repairs_a_second_hole_without_waiting_for_a_partial_ack() {
     assert_eq!(t.counters().retransmits, 2);
 }
 
+/// RFC 3042 limited transmit: the first two duplicate ACKs each send one
+/// new segment beyond the window (so a small window still gets its third
+/// duplicate); the third retransmits.
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicates() {
+    let mut t = established(&plain());
+    assert_eq!(t.send(&[7; 12_000]), 12_000);
+    for _ in 0..10 {
+        poll(&mut t, ms(10)).expect("the initial window");
+    }
+    silence(&mut t, ms(10));
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let at = ms(20 + i);
+        t.handle_segment(at, &seg(IRS + 1, Some(ISS + 1)));
+        while let Some(o) = poll(&mut t, at) {
+            sent.push((i, o.repr.seq_number.0 - ISS));
+        }
+    }
+    assert_eq!(sent, [(0, 10_001), (1, 11_001), (2, 1)]);
+    assert_eq!(t.counters().fast_retransmits, 1);
+}
+
+/// A retransmission lost again is seen without a timeout: data sent after
+/// it arrives (selectively acknowledged three segments deep) while its
+/// hole stays, so the
+/// hole goes again in a new round (RFC 8985's idea, by sequence number).
+#[test]
+fn a_lost_fast_retransmission_is_repaired_without_an_rto() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    assert_eq!(t.send(&vec![7; 40_000]), 40_000);
+    let mut high = ISS + 1;
+    while let Some(o) = poll(&mut t, ms(10)) {
+        high = o.repr.seq_number.0 + 1000;
+    }
+    // Segment 1 is lost, and so is every retransmission of it but the
+    // second; all else arrives and is SACKed one segment per ACK.
+    let mut sacked_to = ISS + 1001;
+    let mut rexmits_of_1 = 0;
+    for i in 0..40 {
+        if sacked_to >= high {
+            break;
+        }
+        sacked_to += 1000;
+        let at = ms(20 + i);
+        t.handle_segment(
+            at,
+            &Repr {
+                sack_ranges: [Some((ISS + 1001, sacked_to)), None, None],
+                ..seg(IRS + 1, Some(ISS + 1))
+            },
+        );
+        while let Some(o) = poll(&mut t, at) {
+            let seq = o.repr.seq_number.0;
+            if seq == ISS + 1 {
+                rexmits_of_1 += 1;
+            } else {
+                high = high.max(seq + 1000);
+            }
+        }
+        if rexmits_of_1 == 2 {
+            break;
+        }
+    }
+    assert_eq!(rexmits_of_1, 2, "the lost retransmission went again");
+    assert_eq!(t.counters().rto_expiries, 0);
+    assert_eq!(t.counters().fast_retransmits, 1);
+}
+
 #[test]
 fn an_ack_older_than_any_window_gets_a_challenge_ack() {
     let mut t = established(&plain());
