@@ -1397,6 +1397,57 @@ fn sacked_data_is_not_retransmitted() {
     assert_eq!(t.counters().retransmits, 2);
 }
 
+/// After an RTO the window is slow start's from SND.UNA, and data the
+/// peer acknowledged selectively is neither resent nor counted in flight
+/// (RFC 6675 §5.1): two segments of window repair two holes around one
+/// the peer holds.
+#[test]
+fn after_an_rto_sacked_data_is_not_counted_in_flight() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    send_segments(&mut t, ms(10), 5);
+    // The peer has segments 2 and 4; 1, 3 and 5 are lost.
+    t.handle_segment(
+        ms(20),
+        &Repr {
+            sack_ranges: [
+                Some((ISS + 3001, ISS + 4001)),
+                Some((ISS + 1001, ISS + 2001)),
+                None,
+            ],
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    t.handle_timeout(ms(210));
+    assert_eq!(
+        poll(&mut t, ms(210)).unwrap().repr.seq_number,
+        SeqNumber(ISS + 1)
+    );
+    silence(&mut t, ms(210));
+    t.handle_segment(
+        ms(220),
+        &Repr {
+            sack_ranges: [Some((ISS + 3001, ISS + 4001)), None, None],
+            ..seg(IRS + 1, Some(ISS + 2001))
+        },
+    );
+    let sent: Vec<u32> = std::iter::from_fn(|| poll(&mut t, ms(220)))
+        .map(|o| o.repr.seq_number.0 - ISS)
+        .collect();
+    assert_eq!(sent, [2001, 4001]);
+}
+
 #[test]
 fn timestamps_give_samples_even_for_retransmissions() {
     let config = Config {
