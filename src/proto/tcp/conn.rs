@@ -18,10 +18,19 @@
 //! never allocates per segment, and never panics on what a peer sends.
 //!
 //! Loss recovery is RFC 6298 (RTO, Karn's rule, backoff) with go-back-N
-//! after a timeout, RFC 5681/6582 fast retransmit and `NewReno` partial
-//! ACKs, and a small SACK scoreboard (RFC 2018) that retransmissions skip.
-//! A duplicate ACK is RFC 5681's (no data, same window) or RFC 6675's (it
-//! SACKs something new), so losses are found while both sides send.
+//! after a timeout that skips what the peer holds and counts only the rest
+//! in flight, RFC 5681/6582 fast retransmit and `NewReno` partial ACKs,
+//! RFC 3042 limited transmit, and a small SACK scoreboard (RFC 2018). With
+//! SACK, recovery is RFC 6675's: the pipe (un-SACKed, not-lost data plus
+//! this round's retransmissions) against ssthresh, each lost hole
+//! (`IsLost`: three segments acknowledged above it) retransmitted once
+//! per round, new data when none is left; a hole whose retransmission is
+//! still missing once data sent after it is acknowledged three segments
+//! deep starts a new round (RFC 8985's lost-retransmission idea, by
+//! sequence number, not time). A duplicate ACK is RFC 5681's (no data, same window) or RFC
+//! 6675's (it SACKs something new), so losses are found while both sides
+//! send. Timestamps (RFC 7323) give RTT samples for ACKs that advance
+//! SND.UNA; an echo older than the RTO ceiling is none.
 //!
 //! # Choices and omissions
 //! - `close` before the handshake completes queues the FIN behind it
@@ -31,8 +40,8 @@
 //! - The persist timer probes with one byte at SND.UNA without advancing
 //!   SND.NXT (SND.MAX covers it, so an ACK of it is acceptable).
 //! - Not done: Nagle's algorithm (segments go as soon as written), PAWS
-//!   (RFC 7323 §5), RFC 6675's pipe (recovery with SACK is `NewReno`'s,
-//!   plus one hole repaired per duplicate ACK), urgent data.
+//!   (RFC 7323 §5), time-based RACK-TLP (RFC 8985: no per-segment send
+//!   times, no tail-loss probe), PRR (RFC 6937), D-SACK, urgent data.
 
 mod ring;
 #[cfg(test)]
