@@ -18,10 +18,19 @@
 //! never allocates per segment, and never panics on what a peer sends.
 //!
 //! Loss recovery is RFC 6298 (RTO, Karn's rule, backoff) with go-back-N
-//! after a timeout, RFC 5681/6582 fast retransmit and `NewReno` partial
-//! ACKs, and a small SACK scoreboard (RFC 2018) that retransmissions skip.
-//! A duplicate ACK is RFC 5681's (no data, same window) or RFC 6675's (it
-//! SACKs something new), so losses are found while both sides send.
+//! after a timeout that skips what the peer holds and counts only the rest
+//! in flight, RFC 5681/6582 fast retransmit and `NewReno` partial ACKs,
+//! RFC 3042 limited transmit, and a small SACK scoreboard (RFC 2018). With
+//! SACK, recovery is RFC 6675's: the pipe (un-SACKed, not-lost data plus
+//! this round's retransmissions) against ssthresh, each lost hole
+//! (`IsLost`: three segments acknowledged above it) retransmitted once
+//! per round, new data when none is left; a hole whose retransmission is
+//! still missing once data sent after it is acknowledged three segments
+//! deep starts a new round (RFC 8985's lost-retransmission idea, by
+//! sequence number, not time). A duplicate ACK is RFC 5681's (no data, same window) or RFC
+//! 6675's (it SACKs something new), so losses are found while both sides
+//! send. Timestamps (RFC 7323) give RTT samples for ACKs that advance
+//! SND.UNA; an echo older than the RTO ceiling is none.
 //!
 //! # Choices and omissions
 //! - `close` before the handshake completes queues the FIN behind it
@@ -31,8 +40,8 @@
 //! - The persist timer probes with one byte at SND.UNA without advancing
 //!   SND.NXT (SND.MAX covers it, so an ACK of it is acceptable).
 //! - Not done: Nagle's algorithm (segments go as soon as written), PAWS
-//!   (RFC 7323 §5), RFC 6675's pipe (recovery with SACK is `NewReno`'s,
-//!   plus one hole repaired per duplicate ACK), urgent data.
+//!   (RFC 7323 §5), time-based RACK-TLP (RFC 8985: no per-segment send
+//!   times, no tail-loss probe), PRR (RFC 6937), D-SACK, urgent data.
 
 mod ring;
 #[cfg(test)]
@@ -229,6 +238,19 @@ const MAX_ACKS_OWED: u8 = 3;
 /// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
 pub const DEFAULT_MSS: u16 = 536;
 
+/// RFC 6675's `DupThresh`: a hole is lost once this many segments' worth
+/// of data above it was selectively acknowledged (RFC 5681's three
+/// duplicate ACKs).
+const DUP_THRESH: usize = 3;
+
+/// RFC 3042 limited transmit: new segments the first duplicate ACKs may
+/// each release beyond the congestion window.
+const LIMITED_TRANSMIT: u32 = 2;
+
+/// The timestamp option padded as every segment carries it (RFC 7323
+/// appendix A: two NOPs and the 10-byte option).
+const TIMESTAMP_OPTION_LEN: usize = 12;
+
 /// The least a timestamp clock may tick per second is 1 (RFC 7323 §5.4);
 /// we tick every millisecond, as Linux does.
 const TS_TICK_NANOS: u64 = 1_000_000;
@@ -328,6 +350,13 @@ pub struct Tcb {
     /// With SACK, in recovery: where the next hole to retransmit is looked
     /// for (holes below it were retransmitted in this recovery already).
     rexmit_from: SeqNumber,
+    /// SND.MAX when the current round of SACK retransmissions began: data
+    /// selectively acknowledged above it was sent after those
+    /// retransmissions, so a hole
+    /// retransmitted in this round and still missing when that data is
+    /// acknowledged [`DUP_THRESH`] segments deep was lost again (RFC 8985's
+    /// idea, by sequence rather than by time).
+    rexmit_round_end: SeqNumber,
     /// Where the last segment [`send_from`](Self::send_from) wrote ends.
     sent_end: SeqNumber,
     /// SYN (or SYN-ACK) transmissions so far.
@@ -432,6 +461,7 @@ impl Tcb {
             recover: iss,
             rexmit: false,
             rexmit_from: iss,
+            rexmit_round_end: iss,
             sent_end: iss,
             syn_sent: 0,
             ack_now: false,
@@ -494,7 +524,6 @@ impl Tcb {
         self.rcv_adv = self.rcv_nxt;
         let peer_mss = syn.max_seg_size.unwrap_or(DEFAULT_MSS).max(1);
         self.smss = usize::from(peer_mss.min(self.config.mss)).max(1);
-        self.cc.set_mss(self.smss);
         match syn.window_scale {
             Some(shift) if self.config.window_scale => {
                 self.ws_ok = true;
@@ -509,6 +538,11 @@ impl Tcb {
         }
         self.sack_ok = self.config.sack && syn.sack_permitted;
         self.ts_ok = self.config.timestamps && syn.timestamp.is_some();
+        // RFC 5681's SMSS is what a segment carries, options excluded: with
+        // timestamps on every segment, the window counts segments of that
+        // size, so a window of n segments is n full segments, never n full
+        // ones plus a runt of the option's 12 bytes each.
+        self.cc.set_mss(self.full_payload());
         if let Some((val, _)) = syn.timestamp {
             self.ts_recent = val;
         }
@@ -703,6 +737,11 @@ impl Tcb {
             if seg.control != Control::Rst {
                 if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
                     self.counters.duplicate_segments += 1;
+                    // A retransmission of data we hold (our ACK of it was
+                    // lost): the ACK it draws echoes its TSval, a fresh
+                    // measurement, not that of the segment that once
+                    // filled the hole, which may be many RTOs old.
+                    self.take_ts_recent(seg);
                 }
                 if self.state == State::TimeWait && seg.control == Control::Fin {
                     // A retransmitted FIN: our ACK was lost (§3.10.7.4).
@@ -758,12 +797,7 @@ impl Tcb {
         if self.config.keepalive.is_some() {
             self.arm_keepalive(now);
         }
-        if let Some((val, _)) = seg.timestamp
-            && self.ts_ok
-            && seq <= self.last_ack_sent
-        {
-            self.ts_recent = val;
-        }
+        self.take_ts_recent(seg);
         if !self.ack_input(now, seg, ack) {
             return;
         }
@@ -780,6 +814,21 @@ impl Tcb {
         } else if self.state == State::TimeWait && seg.control == Control::Fin {
             self.ack_now = true;
             self.time_wait_at = Some(now + self.config.time_wait);
+        }
+    }
+
+    /// RFC 7323 §4.3 (2): `TS.Recent` takes `SEG.TSval` when it is not older
+    /// (modulo 2^32) and the segment reaches back to the left edge of our
+    /// last ACK (`SEG.SEQ <= Last.ACK.sent`): an out-of-order segment does
+    /// not, so its ACK echoes the segment before the hole; the one that
+    /// fills the hole does, so the ACK echoes the retransmission.
+    fn take_ts_recent(&mut self, seg: &Repr<'_>) {
+        if let Some((val, _)) = seg.timestamp
+            && self.ts_ok
+            && seg.seq_number <= self.last_ack_sent
+            && val.wrapping_sub(self.ts_recent) < 1 << 31
+        {
+            self.ts_recent = val;
         }
     }
 
@@ -801,6 +850,9 @@ impl Tcb {
         let window = usize::from(seg.window_len) << self.snd_shift;
         let new_sack = self.sack_ok && self.take_sack(seg);
         let flight = self.snd_max - self.snd_una;
+        if new_sack {
+            self.detect_lost_retransmission();
+        }
         if ack > self.snd_una {
             self.new_ack(now, seg, ack);
         } else if ack == self.snd_una && flight > 0 && self.snd_nxt > self.snd_una {
@@ -839,6 +891,12 @@ impl Tcb {
     }
 
     fn new_ack(&mut self, now: Instant, seg: &Repr<'_>, ack: SeqNumber) {
+        // What SACK recovery had in flight before this ACK: a stretch ACK
+        // that ends recovery may leave nothing outstanding, and RFC 6582's
+        // deflation to FlightSize + SMSS would then restart from one
+        // segment; the pipe is the flight recovery actually kept (Linux
+        // likewise ends recovery at ssthresh).
+        let pipe_before = self.sack_recovery().then(|| self.pipe());
         let data_end = self.buf_end();
         let acked_to = ack.min(data_end);
         let data = if acked_to > self.buf_seq {
@@ -869,10 +927,14 @@ impl Tcb {
             && let Some((_, ecr)) = seg.timestamp
             && ecr != 0
         {
-            // An echo older than half the clock's range is not ours.
+            // An echo older than half the clock's range is not ours; one
+            // older than the RTO ceiling names a transmission that has
+            // since been retransmitted (the timer would have fired), so
+            // it measures the peer's stale TS.Recent, not the path.
             let ms = ts_clock(now).wrapping_sub(ecr);
-            if ms < 1 << 31 {
-                self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
+            let sample = Duration::from_millis(u64::from(ms));
+            if ms < 1 << 31 && sample <= self.config.rtt.max_rto {
+                self.rtt.on_sample(sample);
             }
         }
         self.rtt.on_ack_of_new_data();
@@ -883,14 +945,16 @@ impl Tcb {
             now,
             Ack {
                 bytes_acked: data,
-                flight,
+                flight: pipe_before.map_or(flight, |p| p.max(flight)),
                 covers_recover,
             },
             &self.rtt,
         );
         if in_recovery && !covers_recover {
             // RFC 6582 §3.2 step 3: a partial ACK; the next hole goes now.
-            self.rexmit = true;
+            // With SACK only if this round has not retransmitted it yet:
+            // the pipe (RFC 6675) paces the others.
+            self.rexmit = !self.sack_ok || self.rexmit_from <= self.snd_una;
         } else {
             self.dup_acks = 0;
         }
@@ -910,23 +974,30 @@ impl Tcb {
 
     fn duplicate_ack(&mut self, now: Instant) {
         self.dup_acks += 1;
-        if self.dup_acks == 3 && !self.cc.in_recovery() && self.snd_una > self.recover {
-            // RFC 6582 §3.2 step 2: a new loss, not a leftover of the last.
+        // RFC 6582 §3.2 step 2: a new loss, not a leftover of the last —
+        // unless SACK shows data sent after the last recovery point
+        // arriving while the hole stays: a retransmission (of an RTO,
+        // say) was lost again (RFC 6582 §4.2's ambiguity, resolved).
+        let new_loss = self.snd_una > self.recover
+            || (self.sack_ok
+                && self.sacked_in(self.recover, self.snd_max)
+                    > (DUP_THRESH - 1) * self.full_payload());
+        if usize::try_from(self.dup_acks).unwrap_or(usize::MAX) >= DUP_THRESH
+            && !self.cc.in_recovery()
+            && new_loss
+        {
             let flight = self.snd_max - self.snd_una;
             self.recover = self.snd_max;
             self.cc.on_fast_retransmit(now, flight);
             self.counters.fast_retransmits += 1;
             self.rexmit = true;
             self.rexmit_from = self.snd_una;
+            self.rexmit_round_end = self.snd_max;
         } else if self.dup_acks > 3 || self.cc.in_recovery() {
+            // With SACK the window in recovery is RFC 6675's, against the
+            // pipe, and needs no inflation; the call still tells the
+            // controller (NewReno without SACK inflates).
             self.cc.on_duplicate_ack(now);
-            // SACK-assisted recovery: each duplicate ACK (a segment that
-            // left the network) may repair one more hole the scoreboard
-            // shows, instead of waiting a round trip per hole for the
-            // partial ACKs of RFC 6582.
-            if self.sack_ok && self.cc.in_recovery() && self.hole_below_sacked() {
-                self.rexmit = true;
-            }
         }
     }
 
@@ -938,16 +1009,6 @@ impl Tcb {
         } else {
             self.snd_una
         }
-    }
-
-    /// Whether data neither selectively acknowledged nor retransmitted yet
-    /// lies below data the peer did acknowledge selectively: a hole that
-    /// is lost, not merely in flight.
-    fn hole_below_sacked(&self) -> bool {
-        let (seq, _) = self.skip_sacked(self.rexmit_start());
-        self.sacked[..self.sacked_len]
-            .iter()
-            .any(|&(_, right)| seq < right)
     }
 
     /// Merges the peer's SACK blocks that lie in flight into the scoreboard;
@@ -1039,6 +1100,108 @@ impl Tcb {
             .filter(|&l| l > seq)
             .reduce(SeqNumber::min);
         (seq, next)
+    }
+
+    /// Bytes of `[from, to)` the peer acknowledged selectively.
+    fn sacked_in(&self, from: SeqNumber, to: SeqNumber) -> usize {
+        self.sacked[..self.sacked_len]
+            .iter()
+            .map(|&(l, r)| {
+                let (l, r) = (l.max(from), r.min(to));
+                if r > l { r - l } else { 0 }
+            })
+            .sum()
+    }
+
+    /// Bytes of `[from, to)` the peer holds no SACK for.
+    fn unsacked_in(&self, from: SeqNumber, to: SeqNumber) -> usize {
+        if to <= from {
+            return 0;
+        }
+        (to - from) - self.sacked_in(from, to)
+    }
+
+    /// RFC 6675 `IsLost`: an un-SACKed byte below the returned sequence
+    /// number has more than `DupThresh − 1` segments selectively acknowledged above it.
+    fn lost_end(&self) -> SeqNumber {
+        let deep = (DUP_THRESH - 1) * self.full_payload();
+        let mut ranges = self.sacked;
+        let ranges = &mut ranges[..self.sacked_len];
+        ranges.sort_unstable_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(core::cmp::Ordering::Equal));
+        let mut above = 0;
+        for &(l, r) in ranges.iter() {
+            if above + (r - l) > deep {
+                return r - (deep - above);
+            }
+            above += r - l;
+        }
+        self.snd_una
+    }
+
+    /// Whether RFC 6675 recovery is on: SACK agreed and in fast recovery.
+    fn sack_recovery(&self) -> bool {
+        self.sack_ok && self.cc.in_recovery()
+    }
+
+    /// RFC 6675 `SetPipe`: the bytes in flight. Each un-SACKed byte counts
+    /// once unless it is lost, and once more if retransmitted in this
+    /// round (`[SND.UNA, rexmit_from)`).
+    fn pipe(&self) -> usize {
+        let lost_end = self.lost_end();
+        let rtx_end = self.rexmit_from.max(self.snd_una);
+        let mut pipe = self.unsacked_in(self.snd_una, self.snd_max);
+        if rtx_end < lost_end {
+            pipe -= self.unsacked_in(rtx_end, lost_end);
+        } else {
+            pipe += self.unsacked_in(lost_end, rtx_end);
+        }
+        pipe
+    }
+
+    /// A retransmission of this round lost again: data sent after the
+    /// round began is acknowledged `DupThresh` segments deep while a hole the
+    /// round retransmitted is still missing. The round starts over from
+    /// SND.UNA, so a lost retransmission costs a round trip, not an RTO.
+    fn detect_lost_retransmission(&mut self) {
+        if !self.sack_recovery() || self.rexmit_from <= self.snd_una {
+            return;
+        }
+        let deep = (DUP_THRESH - 1) * self.full_payload();
+        if self.sacked_in(self.rexmit_round_end, self.snd_max) > deep
+            && self.unsacked_in(self.snd_una, self.rexmit_from) > 0
+        {
+            self.rexmit_from = self.snd_una;
+            self.rexmit_round_end = self.snd_max;
+        }
+    }
+
+    /// RFC 6675 §5 step (C): in SACK recovery, while the pipe leaves a
+    /// segment's room in the window, the next lost hole not yet
+    /// retransmitted in this round (`NextSeg` rule 1); new data (rule 2)
+    /// is [`poll_data`](Self::poll_data)'s.
+    fn poll_sack_rexmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        if !self.sack_recovery() {
+            return None;
+        }
+        let lost_end = self.lost_end();
+        let (seq, next_sacked) = self.skip_sacked(self.rexmit_start());
+        if seq >= lost_end || seq >= self.snd_max {
+            return None;
+        }
+        let mss = self.full_payload();
+        if self.pipe() + mss > self.recovery_window() {
+            return None;
+        }
+        let limit = next_sacked.unwrap_or(self.snd_max).min(self.snd_max);
+        let n = self.send_from(now, out, seq, limit - seq, true)?;
+        self.rexmit_from = self.sent_end;
+        Some(n)
+    }
+
+    /// The window in SACK recovery: RFC 6675 §5 sets cwnd to ssthresh on
+    /// entering it and paces against the pipe, not an inflated window.
+    fn recovery_window(&self) -> usize {
+        self.cc.ssthresh().max(self.full_payload())
     }
 
     /// Steps 7 and 8: the segment's data and FIN.
@@ -1318,6 +1481,9 @@ impl Tcb {
                 }
             }
         }
+        if let Some(n) = self.poll_sack_rexmit(now, out) {
+            return Some(n);
+        }
         if let Some(n) = self.poll_data(now, out) {
             return Some(n);
         }
@@ -1364,14 +1530,32 @@ impl Tcb {
             return None;
         }
         let queued = end - seq;
-        let flight = seq - self.snd_una;
-        let window = self.cc.window().min(self.snd_wnd);
-        let room = window.saturating_sub(flight);
+        let retransmission = seq < self.snd_max;
+        // What is in flight: SACKed data is not (RFC 6675), and after an
+        // RTO neither is what lies beyond SND.NXT (presumed lost).
+        let (flight, cwnd) = if self.sack_recovery() {
+            if retransmission {
+                // Beyond the holes NextSeg rule 1 repairs: not now.
+                return None;
+            }
+            (self.pipe(), self.recovery_window())
+        } else {
+            let mut cwnd = self.cc.window();
+            if !self.cc.in_recovery() && !retransmission {
+                // RFC 3042: each of the first two duplicate ACKs may send
+                // one new segment beyond the window.
+                cwnd += self.dup_acks.min(LIMITED_TRANSMIT) as usize * self.full_payload();
+            }
+            (self.unsacked_in(self.snd_una, seq), cwnd)
+        };
+        // The peer's window bounds the sequence space, SACKed or not.
+        let room = cwnd
+            .saturating_sub(flight)
+            .min(self.snd_wnd.saturating_sub(seq - self.snd_una));
         let mut len = queued.min(room);
         if let Some(next) = next_sacked {
             len = len.min(next - seq);
         }
-        let retransmission = seq < self.snd_max;
         if len < queued && queued > 0 && !retransmission {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): only full
             // segments, or half the largest window the peer offered —
@@ -1401,6 +1585,14 @@ impl Tcb {
             options += 2 + 8 * blocks;
         }
         options.next_multiple_of(4)
+    }
+
+    /// The payload of a full-sized segment: the MSS less the options every
+    /// segment carries (timestamps); SACK blocks come and go and are not
+    /// counted, as Linux's `mss_cache` does not count them.
+    fn full_payload(&self) -> usize {
+        let ts = if self.ts_ok { TIMESTAMP_OPTION_LEN } else { 0 };
+        self.smss.saturating_sub(ts).max(1)
     }
 
     /// The most payload a segment may carry: the MSS less the options

@@ -1397,6 +1397,57 @@ fn sacked_data_is_not_retransmitted() {
     assert_eq!(t.counters().retransmits, 2);
 }
 
+/// After an RTO the window is slow start's from SND.UNA, and data the
+/// peer acknowledged selectively is neither resent nor counted in flight
+/// (RFC 6675 §5.1): two segments of window repair two holes around one
+/// the peer holds.
+#[test]
+fn after_an_rto_sacked_data_is_not_counted_in_flight() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    send_segments(&mut t, ms(10), 5);
+    // The peer has segments 2 and 4; 1, 3 and 5 are lost.
+    t.handle_segment(
+        ms(20),
+        &Repr {
+            sack_ranges: [
+                Some((ISS + 3001, ISS + 4001)),
+                Some((ISS + 1001, ISS + 2001)),
+                None,
+            ],
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    t.handle_timeout(ms(210));
+    assert_eq!(
+        poll(&mut t, ms(210)).unwrap().repr.seq_number,
+        SeqNumber(ISS + 1)
+    );
+    silence(&mut t, ms(210));
+    t.handle_segment(
+        ms(220),
+        &Repr {
+            sack_ranges: [Some((ISS + 3001, ISS + 4001)), None, None],
+            ..seg(IRS + 1, Some(ISS + 2001))
+        },
+    );
+    let sent: Vec<u32> = std::iter::from_fn(|| poll(&mut t, ms(220)))
+        .map(|o| o.repr.seq_number.0 - ISS)
+        .collect();
+    assert_eq!(sent, [2001, 4001]);
+}
+
 #[test]
 fn timestamps_give_samples_even_for_retransmissions() {
     let config = Config {
@@ -1428,6 +1479,123 @@ fn timestamps_give_samples_even_for_retransmissions() {
     let o = poll(&mut t, ms(1030)).unwrap();
     assert_eq!(o.data.len(), 988);
     assert_eq!(o.repr.timestamp, Some((1030, 10)));
+}
+
+/// A connection with timestamps agreed, the peer's clock at 9 in its SYN
+/// and at 10 in the ACK that completes the handshake.
+fn established_with_timestamps() -> Tcb {
+    let config = Config {
+        timestamps: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        max_seg_size: Some(1000),
+        timestamp: Some((9, 0)),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(
+        ms(0),
+        &Repr {
+            timestamp: Some((10, 0)),
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.state(), State::Established);
+    t
+}
+
+/// The `TSecr` of the ACK `t` sends now.
+#[track_caller]
+fn echoed(t: &mut Tcb, now: Instant) -> u32 {
+    let o = poll(t, now).expect("an ACK");
+    o.repr.timestamp.expect("a timestamp").1
+}
+
+/// RFC 7323 §4.3: the ACK of an out-of-order segment echoes the segment
+/// before the hole; the ACK of the retransmission that fills it echoes the
+/// retransmission, and so does the ACK of a retransmission of data already
+/// held (our first ACK of it lost) — never the 32 s old segment that first
+/// filled the hole, which the sender would take as its RTT.
+#[test]
+fn the_ack_of_a_retransmission_echoes_the_retransmission() {
+    let mut t = established_with_timestamps();
+    let data = |seq: u32, ts: u32, bytes: &'static [u8]| Repr {
+        timestamp: Some((ts, 0)),
+        ..with_data(seg(seq, Some(ISS + 1)), bytes)
+    };
+    t.handle_segment(ms(1), &data(IRS + 1, 100, b"abc"));
+    assert_eq!(echoed(&mut t, ms(1)), 100);
+    // "def" is lost; "ghi" arrives out of order.
+    t.handle_segment(ms(2), &data(IRS + 7, 120, b"ghi"));
+    assert_eq!(echoed(&mut t, ms(2)), 100);
+    // The retransmission fills the hole.
+    t.handle_segment(ms(500), &data(IRS + 4, 500, b"def"));
+    assert_eq!(t.received(), b"abcdefghi");
+    assert_eq!(echoed(&mut t, ms(500)), 500);
+    // That ACK was lost; the sender retransmits "def" 32 s later.
+    t.handle_segment(ms(32_500), &data(IRS + 4, 32_500, b"def"));
+    assert_eq!(t.counters().duplicate_segments, 1);
+    assert_eq!(echoed(&mut t, ms(32_500)), 32_500);
+    // An old duplicate from the network (older TSval) changes nothing.
+    t.handle_segment(ms(32_501), &data(IRS + 1, 100, b"abc"));
+    assert_eq!(echoed(&mut t, ms(32_501)), 32_500);
+    // Out of order again: the echo stays with the in-order segment.
+    t.handle_segment(ms(32_502), &data(IRS + 13, 32_502, b"mno"));
+    assert_eq!(echoed(&mut t, ms(32_502)), 32_500);
+}
+
+/// An echo older than the RTO ceiling names a transmission retransmitted
+/// since: it is no RTT sample (it would pin the RTO at the ceiling).
+#[test]
+fn an_echo_older_than_the_rto_ceiling_is_no_sample() {
+    let mut t = established_with_timestamps();
+    assert_eq!(t.send(&[1; 500]), 500);
+    poll(&mut t, ms(10)).expect("data");
+    t.handle_segment(
+        ms(40),
+        &Repr {
+            timestamp: Some((11, 10)),
+            ..seg(IRS + 1, Some(ISS + 501))
+        },
+    );
+    // The handshake's 0 ms sample, then 30 ms: 3.75 ms.
+    assert_eq!(t.counters().srtt_us, 3_750);
+    assert_eq!(t.send(&[1; 500]), 500);
+    poll(&mut t, ms(100_000)).expect("data");
+    // Retransmitted (Karn: no timed segment), then acknowledged with an
+    // echo of 30 s.
+    let rto = t.poll_timeout().expect("the RTO");
+    t.handle_timeout(rto);
+    poll(&mut t, rto).expect("retransmission");
+    t.handle_segment(
+        rto + Duration::from_millis(30),
+        &Repr {
+            timestamp: Some((12, 30_000)),
+            ..seg(IRS + 1, Some(ISS + 1001))
+        },
+    );
+    assert_eq!(t.counters().srtt_us, 3_750, "70 s is not an RTT");
+}
+
+/// With timestamps a full segment carries the MSS less 12 bytes, and the
+/// congestion window counts such segments: the one-segment window after an
+/// RTO retransmits one full segment, not a full one and a 12-byte runt.
+#[test]
+fn a_retransmission_after_an_rto_is_one_full_segment_with_timestamps() {
+    let mut t = established_with_timestamps();
+    assert_eq!(t.send(&[1; 3000]), 3000);
+    let sizes: Vec<usize> = std::iter::from_fn(|| poll(&mut t, ms(10)))
+        .map(|o| o.data.len())
+        .collect();
+    assert_eq!(sizes, [988, 988, 988, 36]);
+    let rto = t.poll_timeout().expect("the RTO");
+    t.handle_timeout(rto);
+    let o = poll(&mut t, rto).expect("retransmission");
+    assert_eq!((o.repr.seq_number, o.data.len()), (SeqNumber(ISS + 1), 988));
+    silence(&mut t, rto);
 }
 
 #[test]
@@ -1772,6 +1940,87 @@ fn sack_recovery_repairs_a_second_hole_without_waiting_for_a_partial_ack() {
     assert_eq!(sent, [(2, 1), (3, 2001)]);
     assert_eq!(t.counters().fast_retransmits, 1);
     assert_eq!(t.counters().retransmits, 2);
+}
+
+/// RFC 3042 limited transmit: the first two duplicate ACKs each send one
+/// new segment beyond the window (so a small window still gets its third
+/// duplicate); the third retransmits.
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicates() {
+    let mut t = established(&plain());
+    assert_eq!(t.send(&[7; 12_000]), 12_000);
+    for _ in 0..10 {
+        poll(&mut t, ms(10)).expect("the initial window");
+    }
+    silence(&mut t, ms(10));
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let at = ms(20 + i);
+        t.handle_segment(at, &seg(IRS + 1, Some(ISS + 1)));
+        while let Some(o) = poll(&mut t, at) {
+            sent.push((i, o.repr.seq_number.0 - ISS));
+        }
+    }
+    assert_eq!(sent, [(0, 10_001), (1, 11_001), (2, 1)]);
+    assert_eq!(t.counters().fast_retransmits, 1);
+}
+
+/// A retransmission lost again is seen without a timeout: data sent after
+/// it arrives (selectively acknowledged three segments deep) while its
+/// hole stays, so the
+/// hole goes again in a new round (RFC 8985's idea, by sequence number).
+#[test]
+fn a_lost_fast_retransmission_is_repaired_without_an_rto() {
+    let config = Config {
+        sack: true,
+        ..plain()
+    };
+    let syn = Repr {
+        control: Control::Syn,
+        sack_permitted: true,
+        max_seg_size: Some(1000),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    poll(&mut t, ms(0)).unwrap();
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    assert_eq!(t.send(&vec![7; 40_000]), 40_000);
+    let mut high = ISS + 1;
+    while let Some(o) = poll(&mut t, ms(10)) {
+        high = o.repr.seq_number.0 + 1000;
+    }
+    // Segment 1 is lost, and so is every retransmission of it but the
+    // second; all else arrives and is SACKed one segment per ACK.
+    let mut sacked_to = ISS + 1001;
+    let mut rexmits_of_1 = 0;
+    for i in 0..40 {
+        if sacked_to >= high {
+            break;
+        }
+        sacked_to += 1000;
+        let at = ms(20 + i);
+        t.handle_segment(
+            at,
+            &Repr {
+                sack_ranges: [Some((ISS + 1001, sacked_to)), None, None],
+                ..seg(IRS + 1, Some(ISS + 1))
+            },
+        );
+        while let Some(o) = poll(&mut t, at) {
+            let seq = o.repr.seq_number.0;
+            if seq == ISS + 1 {
+                rexmits_of_1 += 1;
+            } else {
+                high = high.max(seq + 1000);
+            }
+        }
+        if rexmits_of_1 == 2 {
+            break;
+        }
+    }
+    assert_eq!(rexmits_of_1, 2, "the lost retransmission went again");
+    assert_eq!(t.counters().rto_expiries, 0);
+    assert_eq!(t.counters().fast_retransmits, 1);
 }
 
 #[test]
