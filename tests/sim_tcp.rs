@@ -357,20 +357,25 @@ fn mathis_ratio(p: f64, variant: (Algorithm, bool), seeds: u64, size: u64) -> (f
 
 /// A broken congestion control (one that never leaves slow start's
 /// ssthresh, halves too much, or waits for timeouts) falls well below the
-/// bound; a working one with SACK sits above it.
+/// bound; a working one with SACK (RFC 6675 recovery, limited transmit,
+/// lost retransmissions found by SACK) sits above it — the goal
+/// is 1.0× at 0.1, 1 and 5 %.
 #[test]
-fn goodput_at_one_percent_loss_is_at_least_0_8_of_mathis() {
-    for cc in [Algorithm::NewReno, Algorithm::Cubic] {
-        let (ratio, reports) = mathis_ratio(0.01, (cc, true), 3, 4 << 20);
-        assert!(
-            ratio >= 0.8,
-            "{cc:?}: {ratio:.2} x Mathis:\n{}",
-            reports
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+fn goodput_with_sack_at_1_and_5_percent_loss_is_at_least_the_mathis_bound() {
+    for p in [0.01, 0.05] {
+        for cc in [Algorithm::NewReno, Algorithm::Cubic] {
+            let (ratio, reports) = mathis_ratio(p, (cc, true), 3, 4 << 20);
+            println!("{p} {cc:?}: {ratio:.3} x Mathis");
+            assert!(
+                ratio >= 1.0,
+                "{p} {cc:?}: {ratio:.2} x Mathis:\n{}",
+                reports
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
     }
 }
 
