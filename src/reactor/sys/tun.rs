@@ -15,7 +15,7 @@
 use std::ffi::CStr;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -105,7 +105,17 @@ impl TunError {
 pub struct TunDevice {
     file: File,
     name: String,
+    /// Opened with `IFF_VNET_HDR`: every read and write carries a
+    /// [`vnet::Header`] before the packet, and the kernel may hand us
+    /// TCP super-segments (up to 64 KiB, `TUN_F_TSO4`) with a partial
+    /// checksum (`TUN_F_CSUM`) instead of MTU-sized packets.
+    vnet: bool,
 }
+
+/// Environment switch: `MIOPERF_TUN_OFFLOAD=0` opens the device without
+/// `IFF_VNET_HDR` (one MTU-sized packet per read, as before), to measure
+/// what the offload buys or to work around a kernel that mishandles it.
+pub(crate) const OFFLOAD_ENV: &str = "MIOPERF_TUN_OFFLOAD";
 
 impl TunDevice {
     /// Opens `/dev/net/tun`, creates or attaches the interface, configures
@@ -133,24 +143,56 @@ impl TunDevice {
             })?;
         // TUNSETIFF: IFF_TUN (IP packets, no Ethernet header), IFF_NO_PI (no
         // 4-byte flags/protocol prefix: a read is exactly one IP packet).
+        // IFF_VNET_HDR unless switched off, falling back to without it
+        // when the kernel refuses it (EINVAL).
+        let want_vnet = std::env::var_os(OFFLOAD_ENV).is_none_or(|v| v != "0");
+        let mut vnet = want_vnet;
         let mut req = ifreq(ifname);
-        req.ifr_ifru.ifru_flags = narrow::TUN_FLAGS;
-        // SAFETY: `req` is a valid, initialised ifreq the kernel reads and
-        // writes (it fills in the final name); the descriptor is open.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
-        if rc < 0 {
-            return Err(TunError::sort(
-                "TUNSETIFF",
-                name,
-                io::Error::last_os_error(),
-            ));
+        loop {
+            req.ifr_ifru.ifru_flags = if vnet {
+                narrow::TUN_FLAGS | narrow::VNET_HDR
+            } else {
+                narrow::TUN_FLAGS
+            };
+            // SAFETY: `req` is a valid, initialised ifreq the kernel reads
+            // and writes (it fills in the final name); the descriptor is open.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
+            if rc >= 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if vnet && e.raw_os_error() == Some(libc::EINVAL) {
+                vnet = false;
+                req = ifreq(ifname);
+                continue;
+            }
+            return Err(TunError::sort("TUNSETIFF", name, e));
+        }
+        if vnet {
+            // What we can take from the kernel: packets with a partial
+            // checksum (we complete it on reading) and TCPv4 super-segments
+            // (the stack takes any segment the window allows). The kernel
+            // refusing it is no failure: the headers then say "no offload".
+            let offload = libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4);
+            // SAFETY: TUNSETOFFLOAD takes its flags by value.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETOFFLOAD, offload) };
+            if rc < 0 {
+                log::debug!(
+                    "TUN device {name}: TUNSETOFFLOAD: {}",
+                    io::Error::last_os_error()
+                );
+            }
         }
         // SAFETY: the kernel wrote a NUL-terminated name of at most IFNAMSIZ.
         let actual = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
         configure(ifname_of(&req), &actual, setup)?;
-        Ok(Self { file, name: actual })
+        Ok(Self {
+            file,
+            name: actual,
+            vnet,
+        })
     }
 
     /// The interface's name, as the kernel gave it.
@@ -163,7 +205,26 @@ impl TunDevice {
     /// # Errors
     /// `WouldBlock` when none is queued; any other error of `read(2)`.
     pub(crate) fn read_packet(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.file).read(buf)
+        if !self.vnet {
+            return (&self.file).read(buf);
+        }
+        let mut hdr = [0; vnet::HEADER_LEN];
+        let n =
+            (&self.file).read_vectored(&mut [IoSliceMut::new(&mut hdr), IoSliceMut::new(buf)])?;
+        let Some(len) = n.checked_sub(vnet::HEADER_LEN) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a read shorter than the virtio-net header",
+            ));
+        };
+        let header = vnet::Header::decode(&hdr);
+        if header.flags & vnet::F_NEEDS_CSUM != 0 && !header.complete_checksum(&mut buf[..len]) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a partial checksum outside the packet",
+            ));
+        }
+        Ok(len)
     }
 
     /// Writes one whole packet.
@@ -173,7 +234,12 @@ impl TunDevice {
     /// `write(2)` (`EINVAL` for a malformed packet, `EIO` when the link is
     /// down).
     pub(crate) fn write_packet(&self, packet: &[u8]) -> io::Result<usize> {
-        (&self.file).write(packet)
+        if !self.vnet {
+            return (&self.file).write(packet);
+        }
+        let hdr = vnet::Header::default().encode();
+        let n = (&self.file).write_vectored(&[IoSlice::new(&hdr), IoSlice::new(packet)])?;
+        Ok(n.saturating_sub(vnet::HEADER_LEN))
     }
 }
 
@@ -200,8 +266,92 @@ pub(crate) const TX_QUEUE_LEN: libc::c_int = 4096;
 mod narrow {
     /// `ifr_flags` for `TUNSETIFF`.
     pub(super) const TUN_FLAGS: libc::c_short = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    /// `IFF_VNET_HDR` as `ifr_flags` holds it.
+    pub(super) const VNET_HDR: libc::c_short = libc::IFF_VNET_HDR as libc::c_short;
     /// `IFF_UP | IFF_RUNNING` as `ifr_flags` holds them.
     pub(super) const UP: libc::c_short = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+}
+
+/// The `struct virtio_net_hdr` (legacy layout, 10 bytes, the host's byte
+/// order: a TUN device that was not told `TUNSETVNETLE`/`BE`) that leads
+/// every packet on a device opened with `IFF_VNET_HDR`.
+pub(crate) mod vnet {
+    use crate::wire::checksum;
+
+    /// Bytes of the header (`TUNSETVNETHDRSZ` left at its default).
+    pub(crate) const HEADER_LEN: usize = 10;
+    /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start +
+    /// csum_offset` holds only the pseudo-header's sum; the bytes from
+    /// `csum_start` to the end must still be added.
+    pub(crate) const F_NEEDS_CSUM: u8 = 1;
+    /// `VIRTIO_NET_HDR_GSO_NONE`: one ordinary packet.
+    #[cfg(test)]
+    pub(crate) const GSO_NONE: u8 = 0;
+    /// `VIRTIO_NET_HDR_GSO_TCPV4`: a TCP/IPv4 super-segment to be cut into
+    /// segments of `gso_size` payload bytes.
+    #[cfg(test)]
+    pub(crate) const GSO_TCPV4: u8 = 1;
+
+    /// The header's fields.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(crate) struct Header {
+        /// `F_NEEDS_CSUM` or 0 (`DATA_VALID`, 2, needs nothing from us).
+        pub(crate) flags: u8,
+        /// `GSO_NONE`, `GSO_TCPV4`, … (high bit: ECN).
+        pub(crate) gso_type: u8,
+        /// Bytes of the headers (IP and TCP) of a super-segment.
+        pub(crate) hdr_len: u16,
+        /// Payload bytes per segment of a super-segment.
+        pub(crate) gso_size: u16,
+        /// Where the checksummed bytes start.
+        pub(crate) csum_start: u16,
+        /// Where the checksum field is, from `csum_start`.
+        pub(crate) csum_offset: u16,
+    }
+
+    impl Header {
+        /// The header in its wire form.
+        pub(crate) fn decode(b: &[u8; HEADER_LEN]) -> Self {
+            let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+            Self {
+                flags: b[0],
+                gso_type: b[1],
+                hdr_len: u16_at(2),
+                gso_size: u16_at(4),
+                csum_start: u16_at(6),
+                csum_offset: u16_at(8),
+            }
+        }
+
+        /// The wire form of the header.
+        pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+            let mut b = [0; HEADER_LEN];
+            b[0] = self.flags;
+            b[1] = self.gso_type;
+            b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+            b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+            b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+            b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+            b
+        }
+
+        /// Completes the partial checksum of `packet` (`F_NEEDS_CSUM`): the
+        /// field holds the pseudo-header's folded sum, so the sum of the
+        /// bytes from `csum_start` on, field included, complemented, is the
+        /// checksum. Generic (the offsets say where), so the stack above
+        /// sees an ordinary, verifiable packet. `false`: the offsets point
+        /// outside the packet.
+        pub(crate) fn complete_checksum(&self, packet: &mut [u8]) -> bool {
+            let start = usize::from(self.csum_start);
+            let field = start + usize::from(self.csum_offset);
+            if field + 2 > packet.len() {
+                return false;
+            }
+            let sum = checksum::internet(&packet[start..]);
+            packet[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+            true
+        }
+    }
 }
 
 /// `name` as the kernel's fixed-size interface name, if it fits.
@@ -329,6 +479,65 @@ mod tests {
             prefix_len: 24,
             mtu: 1500,
         }
+    }
+
+    #[test]
+    fn the_virtio_net_header_round_trips_in_the_hosts_byte_order() {
+        let h = vnet::Header {
+            flags: vnet::F_NEEDS_CSUM,
+            gso_type: vnet::GSO_TCPV4,
+            hdr_len: 52,
+            gso_size: 1448,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let b = h.encode();
+        assert_eq!(b.len(), vnet::HEADER_LEN);
+        assert_eq!(&b[..2], &[1, 1]);
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 1448);
+        assert_eq!(u16::from_ne_bytes([b[8], b[9]]), 16);
+        assert_eq!(vnet::Header::decode(&b), h);
+        assert_eq!(vnet::Header::default().encode(), [0; vnet::HEADER_LEN]);
+        assert_eq!(vnet::Header::default().gso_type, vnet::GSO_NONE);
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_into_a_verifiable_tcp_segment() {
+        use crate::wire::checksum;
+        // An IPv4 header (20 bytes, its contents do not matter here) and a
+        // TCP segment of odd length whose checksum field (offset 16) holds
+        // the pseudo-header's folded sum, as the kernel leaves it.
+        let (src, dst) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 1));
+        let mut packet = vec![0x45u8; 20];
+        let segment: Vec<u8> = (0..1001u32)
+            .map(|i| u8::try_from((i * 7 + 3) % 256).unwrap())
+            .collect();
+        packet.extend_from_slice(&segment);
+        let tcp_len = u16::try_from(segment.len()).unwrap();
+        let pseudo = checksum::fold(checksum::pseudo_header(src, dst, 6, tcp_len));
+        packet[36..38].copy_from_slice(&pseudo.to_be_bytes());
+        let h = vnet::Header {
+            flags: vnet::F_NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 16,
+            ..vnet::Header::default()
+        };
+        assert!(h.complete_checksum(&mut packet));
+        // Verifies as a receiver checks it: pseudo-header plus segment.
+        let total = checksum::combine(
+            checksum::pseudo_header(src, dst, 6, tcp_len),
+            checksum::sum(&packet[20..]),
+        );
+        assert_eq!(checksum::fold(total), 0xffff);
+        assert_ne!(&packet[36..38], &pseudo.to_be_bytes());
+        // Offsets past the end are refused, the packet left alone.
+        let before = packet.clone();
+        let bad = vnet::Header {
+            csum_offset: 1000,
+            ..h
+        };
+        assert!(!bad.complete_checksum(&mut packet));
+        assert_eq!(packet, before);
     }
 
     #[test]
