@@ -198,7 +198,7 @@ impl Stack {
             reassembler: Reassembler::new(),
             tcp: Tcp::new(
                 config.addr,
-                tcp_config(conn::Config::default(), config.mtu),
+                tcp_config(conn::Config::default(), &config),
                 isn_key(),
             ),
             idents: Identifier::new(1),
@@ -220,7 +220,7 @@ impl Stack {
         tcp: conn::Config,
     ) -> Self {
         self.tcp.set_listeners(listeners);
-        self.tcp.set_config(tcp_config(tcp, self.config.mtu));
+        self.tcp.set_config(tcp_config(tcp, &self.config));
         self
     }
 
@@ -587,13 +587,16 @@ impl Stack {
         {
             return false;
         }
-        let room = MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss);
+        let burst = self.tcp.config().max_burst;
+        let room = MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss).max(burst);
         let mut buf = BytesMut::zeroed(ipv4::HEADER_LEN + room);
         let Some((dst, n)) = self.tcp.poll_segment(now, &mut buf[ipv4::HEADER_LEN..]) else {
             return false;
         };
         let len = ipv4::HEADER_LEN + n;
-        if len > self.config.mtu {
+        // A burst goes whole (DF) for the device to cut; anything else
+        // past the MTU (an engine configured past it) as fragments.
+        if len > self.config.mtu && burst == 0 {
             let mut segment = buf.split_off(ipv4::HEADER_LEN);
             segment.truncate(n);
             self.send_segment(now, dst, &mut segment);
@@ -880,12 +883,27 @@ impl Drop for Stack {
 }
 
 /// `tcp` with the MSS the MTU allows: MTU - 40 (the IPv4 and TCP headers
-/// without options), as Linux computes it.
-fn tcp_config(mut tcp: conn::Config, mtu: usize) -> conn::Config {
-    let mss = mtu.saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
+/// without options), as Linux computes it; and, unless an impairment is
+/// configured (it must see every MTU-sized packet, as a lossy link
+/// would), data segments of up to [`TSO_BURST`] bytes, which the device
+/// cuts at its MTU (segmentation offload).
+fn tcp_config(mut tcp: conn::Config, config: &StackConfig) -> conn::Config {
+    let mss = config
+        .mtu
+        .saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
     tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
+    if config.impair_in.is_none() && config.impair_out.is_none() && tcp.max_burst == 0 {
+        tcp.max_burst = TSO_BURST;
+    }
     tcp
 }
+
+/// The most payload a data segment handed to the device carries (TCP
+/// segmentation offload): what an IPv4 datagram holds (65 535 bytes) less
+/// its header and the largest TCP header. One `write(2)` and one pass of
+/// the kernel's receive path instead of ~45: the sending stack's time was
+/// a third per-packet system calls and the context switches they cause.
+pub(crate) const TSO_BURST: usize = 65_535 - ipv4::HEADER_LEN - tcp::MAX_HEADER_LEN;
 
 /// A key for the ISN generator no outsider can guess, without reading
 /// the OS here: std's randomly keyed hasher (its keys come from the OS

@@ -110,6 +110,9 @@ pub struct TunDevice {
     /// TCP super-segments (up to 64 KiB, `TUN_F_TSO4`) with a partial
     /// checksum (`TUN_F_CSUM`) instead of MTU-sized packets.
     vnet: bool,
+    /// The device's MTU: a TCP packet longer is a super-segment to be cut
+    /// into packets of this size (by the kernel, or here without offload).
+    mtu: usize,
 }
 
 /// Environment switch: `MIOPERF_TUN_OFFLOAD=0` opens the device without
@@ -192,6 +195,7 @@ impl TunDevice {
             file,
             name: actual,
             vnet,
+            mtu: usize::from(setup.mtu),
         })
     }
 
@@ -234,6 +238,23 @@ impl TunDevice {
     /// `write(2)` (`EINVAL` for a malformed packet, `EIO` when the link is
     /// down).
     pub(crate) fn write_packet(&self, packet: &[u8]) -> io::Result<usize> {
+        if packet.len() > self.mtu
+            && let Some(tso) = vnet::Tso::of(packet, self.mtu)
+        {
+            if !self.vnet {
+                return tso.cut(packet, |piece| (&self.file).write(piece));
+            }
+            let hdr = tso.header.encode();
+            // The checksum field: the pseudo-header's sum, the kernel adds
+            // the rest for each piece it cuts.
+            let n = (&self.file).write_vectored(&[
+                IoSlice::new(&hdr),
+                IoSlice::new(&packet[..tso.field]),
+                IoSlice::new(&tso.partial.to_be_bytes()),
+                IoSlice::new(&packet[tso.field + 2..]),
+            ])?;
+            return Ok(n.saturating_sub(vnet::HEADER_LEN));
+        }
         if !self.vnet {
             return (&self.file).write(packet);
         }
@@ -289,7 +310,6 @@ pub(crate) mod vnet {
     pub(crate) const GSO_NONE: u8 = 0;
     /// `VIRTIO_NET_HDR_GSO_TCPV4`: a TCP/IPv4 super-segment to be cut into
     /// segments of `gso_size` payload bytes.
-    #[cfg(test)]
     pub(crate) const GSO_TCPV4: u8 = 1;
 
     /// The header's fields.
@@ -307,6 +327,121 @@ pub(crate) mod vnet {
         pub(crate) csum_start: u16,
         /// Where the checksum field is, from `csum_start`.
         pub(crate) csum_offset: u16,
+    }
+
+    /// A TCP/IPv4 super-segment (a datagram longer than the MTU, DF, not
+    /// a fragment) and how to cut it at the MTU: each piece keeps the IP
+    /// and TCP headers and carries `gso_size` payload bytes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct Tso {
+        /// `GSO_TCPV4`, `F_NEEDS_CSUM` at the TCP checksum.
+        pub(crate) header: Header,
+        /// Where the TCP checksum field is in the packet.
+        pub(crate) field: usize,
+        /// The folded pseudo-header sum the field must hold for the kernel
+        /// (it adds the bytes of each piece).
+        pub(crate) partial: u16,
+    }
+
+    impl Tso {
+        /// `packet` as a super-segment cut at `mtu`, or `None` when it is
+        /// not TCP in an unfragmented IPv4 datagram, or its headers leave
+        /// no room for payload in an MTU.
+        pub(crate) fn of(packet: &[u8], mtu: usize) -> Option<Self> {
+            let first = *packet.first()?;
+            let ihl = usize::from(first & 0x0f) * 4;
+            if first >> 4 != 4 || ihl < 20 || packet.len() < ihl + 20 || packet[9] != 6 {
+                return None;
+            }
+            // More fragments or an offset: a fragment, not for cutting.
+            if packet[6] & 0x20 != 0 || (packet[6] & 0x1f) | packet[7] != 0 {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+            let doff = usize::from(packet[ihl + 12] >> 4) * 4;
+            let hdr_len = ihl + doff;
+            if total != packet.len() || doff < 20 || hdr_len >= mtu || total <= hdr_len {
+                return None;
+            }
+            let src = std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+            let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+            let tcp_len = u16::try_from(total - ihl).ok()?;
+            let partial = checksum::fold(checksum::pseudo_header(src, dst, 6, tcp_len));
+            Some(Self {
+                header: Header {
+                    flags: F_NEEDS_CSUM,
+                    gso_type: GSO_TCPV4,
+                    hdr_len: u16::try_from(hdr_len).ok()?,
+                    gso_size: u16::try_from(mtu - hdr_len).ok()?,
+                    csum_start: u16::try_from(ihl).ok()?,
+                    csum_offset: 16,
+                },
+                field: ihl + 16,
+                partial,
+            })
+        }
+
+        /// Cuts `packet` into MTU-sized packets and hands each to `write`
+        /// (a device without offloads): the IP header's total length,
+        /// identification (+1 a piece) and checksum, the TCP sequence
+        /// number and checksum redone for each; FIN and PSH only on the
+        /// last piece, as the kernel's own GSO does. Returns `packet`'s
+        /// length once every piece is written.
+        ///
+        /// # Errors
+        /// The first error of `write` (the pieces before it are sent).
+        pub(crate) fn cut(
+            &self,
+            packet: &[u8],
+            mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+        ) -> std::io::Result<usize> {
+            let ihl = usize::from(self.header.csum_start);
+            let hdr_len = usize::from(self.header.hdr_len);
+            let size = usize::from(self.header.gso_size);
+            let (headers, payload) = packet.split_at(hdr_len);
+            let ident = u16::from_be_bytes([packet[4], packet[5]]);
+            let seq = u32::from_be_bytes([
+                packet[ihl + 4],
+                packet[ihl + 5],
+                packet[ihl + 6],
+                packet[ihl + 7],
+            ]);
+            let mut piece = vec![0u8; hdr_len + size];
+            let mut sent = 0;
+            let chunks = payload.chunks(size);
+            let last = chunks.len() - 1;
+            for (i, data) in chunks.enumerate() {
+                let len = hdr_len + data.len();
+                let p = &mut piece[..len];
+                p[..hdr_len].copy_from_slice(headers);
+                p[hdr_len..].copy_from_slice(data);
+                let total = u16::try_from(len).unwrap_or(u16::MAX);
+                p[2..4].copy_from_slice(&total.to_be_bytes());
+                let id = ident.wrapping_add(u16::try_from(i).unwrap_or(u16::MAX));
+                p[4..6].copy_from_slice(&id.to_be_bytes());
+                p[10..12].fill(0);
+                let ip = checksum::internet(&p[..ihl]);
+                p[10..12].copy_from_slice(&ip.to_be_bytes());
+                let offset = u32::try_from(sent).unwrap_or(u32::MAX);
+                p[ihl + 4..ihl + 8].copy_from_slice(&seq.wrapping_add(offset).to_be_bytes());
+                if i != last {
+                    // FIN (0x01) and PSH (0x08) belong to the last piece.
+                    p[ihl + 13] &= !0x09;
+                }
+                p[ihl + 16..ihl + 18].fill(0);
+                let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+                let dst = std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+                let tcp_len = u16::try_from(len - ihl).unwrap_or(u16::MAX);
+                let sum = checksum::combine(
+                    checksum::pseudo_header(src, dst, 6, tcp_len),
+                    checksum::sum(&p[ihl..]),
+                );
+                p[ihl + 16..ihl + 18].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+                write(p)?;
+                sent += data.len();
+            }
+            Ok(packet.len())
+        }
     }
 
     impl Header {
@@ -538,6 +673,111 @@ mod tests {
         };
         assert!(!bad.complete_checksum(&mut packet));
         assert_eq!(packet, before);
+    }
+
+    /// An IPv4/TCP super-segment: 20-byte IP header (DF), a TCP header
+    /// with 12 bytes of options, FIN|PSH|ACK, and `len` payload bytes.
+    fn super_segment(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 52 + len];
+        p[0] = 0x45;
+        let total = u16::try_from(p.len()).unwrap();
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[4..6].copy_from_slice(&0xfffe_u16.to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        p[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        p[20..22].copy_from_slice(&7000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&40000u16.to_be_bytes());
+        p[24..28].copy_from_slice(&0xffff_fff0_u32.to_be_bytes());
+        p[32] = 8 << 4;
+        p[33] = 0x19;
+        for (i, b) in p[52..].iter_mut().enumerate() {
+            *b = u8::try_from(i % 251).unwrap();
+        }
+        p
+    }
+
+    fn tcp_sum_ok(p: &[u8]) -> bool {
+        use crate::wire::checksum;
+        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+        let len = u16::try_from(p.len() - 20).unwrap();
+        let sum = checksum::combine(
+            checksum::pseudo_header(src, dst, 6, len),
+            checksum::sum(&p[20..]),
+        );
+        checksum::fold(sum) == 0xffff
+    }
+
+    #[test]
+    fn a_tcp_super_segment_gets_a_tso_header_cut_at_the_mtu() {
+        use crate::wire::checksum;
+        let p = super_segment(3_000);
+        let tso = vnet::Tso::of(&p, 1_500).unwrap();
+        assert_eq!(
+            tso.header,
+            vnet::Header {
+                flags: vnet::F_NEEDS_CSUM,
+                gso_type: vnet::GSO_TCPV4,
+                hdr_len: 52,
+                gso_size: 1_448,
+                csum_start: 20,
+                csum_offset: 16,
+            }
+        );
+        assert_eq!(tso.field, 36);
+        let pseudo = checksum::pseudo_header(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(192, 0, 2, 2),
+            6,
+            3_032,
+        );
+        assert_eq!(tso.partial, checksum::fold(pseudo));
+        // Not a super-segment: UDP, a fragment, a length that lies.
+        let mut udp = p.clone();
+        udp[9] = 17;
+        assert_eq!(vnet::Tso::of(&udp, 1_500), None);
+        let mut frag = p.clone();
+        frag[6] = 0x20;
+        assert_eq!(vnet::Tso::of(&frag, 1_500), None);
+        assert_eq!(vnet::Tso::of(&p[..2_000], 1_500), None);
+        assert_eq!(vnet::Tso::of(&p, 52), None, "no room for payload");
+    }
+
+    #[test]
+    fn without_offload_a_super_segment_is_cut_into_valid_packets() {
+        let p = super_segment(3_000);
+        let tso = vnet::Tso::of(&p, 1_500).unwrap();
+        let mut pieces = Vec::new();
+        let n = tso
+            .cut(&p, |piece| {
+                pieces.push(piece.to_vec());
+                Ok(piece.len())
+            })
+            .unwrap();
+        assert_eq!(n, p.len());
+        let lens: Vec<usize> = pieces.iter().map(Vec::len).collect();
+        assert_eq!(lens, [1_500, 1_500, 52 + 104]);
+        let mut payload = Vec::new();
+        for (i, q) in pieces.iter().enumerate() {
+            assert_eq!(usize::from(u16::from_be_bytes([q[2], q[3]])), q.len());
+            assert_eq!(crate::wire::checksum::internet(&q[..20]), 0, "IP checksum");
+            assert!(tcp_sum_ok(q), "TCP checksum of piece {i}");
+            let id = u16::from_be_bytes([q[4], q[5]]);
+            assert_eq!(id, 0xfffe_u16.wrapping_add(u16::try_from(i).unwrap()));
+            let seq = u32::from_be_bytes([q[24], q[25], q[26], q[27]]);
+            assert_eq!(
+                seq,
+                0xffff_fff0_u32.wrapping_add(u32::try_from(i * 1_448).unwrap())
+            );
+            let flags = if i == 2 { 0x19 } else { 0x10 };
+            assert_eq!(q[33], flags, "FIN and PSH only on the last piece");
+            assert_eq!(&q[38..52], &p[38..52], "urgent pointer and options kept");
+            payload.extend_from_slice(&q[52..]);
+        }
+        assert_eq!(payload, &p[52..]);
     }
 
     #[test]
