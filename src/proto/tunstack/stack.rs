@@ -19,7 +19,7 @@ use crate::proto::{
 };
 use crate::time::Instant;
 use crate::wire::ipv4::{self, Protocol};
-use crate::wire::{icmp, tcp, udp};
+use crate::wire::{checksum, icmp, tcp, udp};
 use bytes::{Bytes, BytesMut};
 use core::cell::Cell;
 use core::fmt;
@@ -172,6 +172,19 @@ pub struct Stack {
     /// A copy of [`Stack::counters`] for whoever reports them once the
     /// stack is boxed away in the reactor; refreshed after every call.
     shared: SharedCounters,
+    /// Where the engine writes a segment: zeroed once and reused, so a
+    /// 64 KiB burst costs a copy, not an allocation and a zeroing too.
+    scratch: Vec<u8>,
+}
+
+/// What [`Stack::pull_into`] did.
+enum Pulled {
+    /// No connection had anything to send.
+    Nothing,
+    /// A datagram of this length is in the buffer.
+    Datagram(usize),
+    /// The segment went to the queue another way (as fragments).
+    Queued,
 }
 
 /// The [`Counters`] of a [`Stack`], readable by its owner (the serve
@@ -206,6 +219,7 @@ impl Stack {
             queue: VecDeque::new(),
             counters: Counters::default(),
             shared: SharedCounters::default(),
+            scratch: Vec::new(),
         })
     }
 
@@ -587,31 +601,62 @@ impl Stack {
         {
             return false;
         }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(self.segment_room(), 0);
+        let pulled = self.pull_into(now, &mut scratch);
+        if let Pulled::Datagram(len) = pulled {
+            self.device_out(now, Bytes::copy_from_slice(&scratch[..len]));
+        }
+        self.scratch = scratch;
+        !matches!(pulled, Pulled::Nothing)
+    }
+
+    /// Bytes a datagram built by [`pull_into`](Self::pull_into) may need.
+    fn segment_room(&self) -> usize {
         let burst = self.tcp.config().max_burst;
-        let room = MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss).max(burst);
-        let mut buf = BytesMut::zeroed(ipv4::HEADER_LEN + room);
-        let Some((dst, n)) = self.tcp.poll_segment(now, &mut buf[ipv4::HEADER_LEN..]) else {
-            return false;
+        ipv4::HEADER_LEN + MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss).max(burst)
+    }
+
+    /// Builds the next segment of a connection with something to send as
+    /// a datagram in `out` (at least [`segment_room`](Self::segment_room)
+    /// bytes).
+    fn pull_into(&mut self, now: Instant, out: &mut [u8]) -> Pulled {
+        let burst = self.tcp.config().max_burst;
+        let Some((dst, n)) = self.tcp.poll_segment(now, &mut out[ipv4::HEADER_LEN..]) else {
+            return Pulled::Nothing;
         };
         let len = ipv4::HEADER_LEN + n;
         // A burst goes whole (DF) for the device to cut; anything else
         // past the MTU (an engine configured past it) as fragments.
         if len > self.config.mtu && burst == 0 {
-            let mut segment = buf.split_off(ipv4::HEADER_LEN);
-            segment.truncate(n);
+            let mut segment = out[ipv4::HEADER_LEN..len].to_vec();
             self.send_segment(now, dst, &mut segment);
-            return true;
+            return Pulled::Queued;
         }
-        buf.truncate(len);
         let src = self.config.addr;
-        tcp::Packet::new_unchecked(&mut buf[ipv4::HEADER_LEN..]).fill_checksum(src, dst);
+        let mut segment = tcp::Packet::new_unchecked(&mut out[ipv4::HEADER_LEN..len]);
+        if len > self.config.mtu {
+            // A burst carries the pseudo-header's sum only, as a TCP with
+            // segmentation offload hands it to a NIC (the kernel's
+            // CHECKSUM_PARTIAL): the device or the kernel completes the
+            // checksum of each piece it cuts, so the whole one is never
+            // summed here.
+            let pseudo = checksum::pseudo_header(
+                src,
+                dst,
+                u8::from(Protocol::Tcp),
+                u16::try_from(n).unwrap_or(u16::MAX),
+            );
+            segment.set_checksum(checksum::fold(pseudo));
+        } else {
+            segment.fill_checksum(src, dst);
+        }
         let repr = self.repr(dst, Protocol::Tcp, n);
-        let mut packet = ipv4::Packet::new_unchecked(&mut buf[..]);
+        let mut packet = ipv4::Packet::new_unchecked(&mut out[..len]);
         repr.emit(&mut packet, self.idents.next_ident());
         packet.set_flags_and_offset(true, false, 0);
         packet.fill_checksum();
-        self.device_out(now, buf.freeze());
-        true
+        Pulled::Datagram(len)
     }
 
     fn icmp_input(&mut self, now: Instant, d: &Datagram<'_>) {
@@ -854,6 +899,30 @@ impl DatagramSession for Stack {
         self.release_outbound(cx.now);
         self.tcp.set_entry(cx.tag.key);
         loop {
+            // Nothing queued, no impairment or capture to pass: the segment
+            // is built in the reactor's buffer, with no copy in between.
+            if self.queue.is_empty() && self.outbound.is_none() && !self.config.capture {
+                let base = buf.len();
+                buf.resize(base + self.segment_room(), 0);
+                match self.pull_into(cx.now, &mut buf[base..]) {
+                    Pulled::Nothing => {
+                        buf.truncate(base);
+                        self.publish();
+                        return None;
+                    }
+                    Pulled::Queued => buf.truncate(base),
+                    Pulled::Datagram(len) if len > limit => {
+                        buf.truncate(base);
+                        self.counters.queue_dropped += 1;
+                        continue;
+                    }
+                    Pulled::Datagram(len) => {
+                        buf.truncate(base + len);
+                        self.counters.datagrams_out += 1;
+                        return Some(Transmit::new(None, len).via(EndpointId::HOME));
+                    }
+                }
+            }
             // Segments are pulled from the connections only when nothing
             // else waits, so the queue never holds more than one
             // segment's datagrams (and their copies).

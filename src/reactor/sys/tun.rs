@@ -7,10 +7,20 @@
 //! device descriptor and the `SIOCSIF*` ioctls on a throw-away `AF_INET`
 //! datagram socket (the classic interface-configuration path; netlink
 //! would need a crate or a few hundred lines for the same five settings).
-//! Reads and writes are plain `read(2)`/`write(2)` of whole IP packets
-//! through a [`File`], so they need no `unsafe`. It must never interpret a
-//! packet or decide what a failure means to the user beyond sorting it
-//! into [`TunError`].
+//! Reads and writes are plain `read(2)`/`write(2)` (vectored) of whole IP
+//! packets through a [`File`], so they need no `unsafe`.
+//!
+//! Offloads (`IFF_VNET_HDR`, the default; `MIOPERF_TUN_OFFLOAD=0` or a
+//! kernel without it: none): every packet carries a `virtio_net_hdr`
+//! ([`vnet`]). Read: the kernel may hand over a TCP super-segment of up
+//! to 64 KiB with a partial checksum, which is completed here (generic,
+//! by the header's offsets). Written: a TCP/IPv4 datagram longer than the
+//! MTU is a super-segment the stack built for segmentation offload; it
+//! goes with a `GSO_TCPV4` header (one write for ~45 segments), or, with
+//! no offload, cut here into MTU-sized packets. That much of a packet's
+//! headers it reads; it must never interpret a packet beyond that, nor
+//! decide what a failure means to the user beyond sorting it into
+//! [`TunError`].
 
 use std::ffi::CStr;
 use std::fmt;
