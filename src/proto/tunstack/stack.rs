@@ -175,6 +175,12 @@ pub struct Stack {
     /// Where the engine writes a segment: zeroed once and reused, so a
     /// 64 KiB burst costs a copy, not an allocation and a zeroing too.
     scratch: Vec<u8>,
+    /// The last segment pulled was a burst (longer than the MTU): the next
+    /// is built straight in the reactor's buffer, worth zeroing 64 KiB of
+    /// it only while bursts follow each other (ACKs and handshakes go
+    /// through `scratch`: a turn that finds nothing to send must not pay
+    /// for a 64 KiB memset, as connection rates would).
+    bursting: bool,
 }
 
 /// What [`Stack::pull_into`] did.
@@ -220,6 +226,7 @@ impl Stack {
             counters: Counters::default(),
             shared: SharedCounters::default(),
             scratch: Vec::new(),
+            bursting: false,
         })
     }
 
@@ -604,6 +611,7 @@ impl Stack {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize(self.segment_room(), 0);
         let pulled = self.pull_into(now, &mut scratch);
+        self.bursting = matches!(pulled, Pulled::Datagram(len) if len > self.config.mtu);
         if let Pulled::Datagram(len) = pulled {
             self.device_out(now, Bytes::copy_from_slice(&scratch[..len]));
         }
@@ -899,12 +907,18 @@ impl DatagramSession for Stack {
         self.release_outbound(cx.now);
         self.tcp.set_entry(cx.tag.key);
         loop {
-            // Nothing queued, no impairment or capture to pass: the segment
-            // is built in the reactor's buffer, with no copy in between.
-            if self.queue.is_empty() && self.outbound.is_none() && !self.config.capture {
+            // Bursting, nothing queued, no impairment or capture to pass:
+            // the segment is built in the reactor's buffer, no copy between.
+            if self.bursting
+                && self.queue.is_empty()
+                && self.outbound.is_none()
+                && !self.config.capture
+            {
                 let base = buf.len();
                 buf.resize(base + self.segment_room(), 0);
-                match self.pull_into(cx.now, &mut buf[base..]) {
+                let pulled = self.pull_into(cx.now, &mut buf[base..]);
+                self.bursting = matches!(pulled, Pulled::Datagram(len) if len > self.config.mtu);
+                match pulled {
                     Pulled::Nothing => {
                         buf.truncate(base);
                         self.publish();
