@@ -49,9 +49,10 @@
 #      tree), WORK (/tmp/mioperf-tcp-bench), SMOLTCP (../shared/bench/
 #      smoltcp/run.sh; empty: skipped), SKIP_OURS (0; 1: no tunstack
 #      figures, for a dry run of the rest), QLEN (unset: the device's
-#      txqueuelen as the server leaves it, 500; e.g. 5000 to see what the
-#      kernel's drops at a full TUN queue cost: on 2026-12-03 a 256 MiB PUT
-#      went from 1.8-2.0 to 2.2-2.8 Gbit/s with 0 drops instead of ~3 000).
+#      txqueuelen as the server leaves it, 4096 since it sets it at setup;
+#      e.g. 500, the TUN default, to see what the kernel's drops at a full
+#      TUN queue cost: on 2026-12-03 a 256 MiB PUT went from 1.8-2.0 to
+#      2.2-2.8 Gbit/s with 0 drops instead of ~3 000).
 # Needs root (namespaces, a TUN device, a tmpfs mount), iproute2, curl,
 # python3, taskset, timeout, ethtool (the no-offload figures; skipped
 # without it); cargo for the release build and smoltcp.
@@ -303,7 +304,7 @@ done
 
 # smoltcp's build (release, once; cached in its WORK) before any figure.
 if [ -n "$SMOLTCP" ]; then
-  bash "$SMOLTCP" tun 0 > "$WORK/smoltcp-build.log" 2>&1 || { echo "smoltcp build failed:"; tail -5 "$WORK/smoltcp-build.log"; SMOLTCP=""; }
+  env -u WORK bash "$SMOLTCP" tun 0 > "$WORK/smoltcp-build.log" 2>&1 || { echo "smoltcp build failed:"; tail -5 "$WORK/smoltcp-build.log"; SMOLTCP=""; }
 fi
 
 echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ); commit $(cd "$ROOT" && git rev-parse --short HEAD); runs=$RUNS places=\"$PLACES\" conns=$CONNS idle=$IDLE send=${SEND_MIB}MiB recv=${RECV_MIB}MiB qlen=${QLEN:-default}"
@@ -323,8 +324,8 @@ declare -A V   # V[key] = space-separated samples
 add() { V[$1]="${V[$1]:-} $2"; }
 NOTES=""
 
-# Packets the kernel dropped at the TUN device's queue (qlen, 500 by
-# default) because the stack did not read them in time: each one costs the
+# Packets the kernel dropped at the TUN device's queue (qlen, 4096 as the
+# server sets it) because the stack did not read them in time: each one costs the
 # kernel's sender a retransmission.
 tun_drops() { ip -n "$NT" -s link show mio0 2>/dev/null | awk '/TX:/ {getline; print $4; exit}'; }
 
@@ -386,7 +387,7 @@ for P in $PLACES; do
   done
   # smoltcp: its own namespace; the same placement (children inherit it).
   if [ -n "$SMOLTCP" ]; then
-    if [ "$PIN" = 1 ]; then out=$(taskset -c 0 bash "$SMOLTCP" tun "$RUNS" 2>&1); else out=$(bash "$SMOLTCP" tun "$RUNS" 2>&1); fi
+    if [ "$PIN" = 1 ]; then out=$(taskset -c 0 env -u WORK bash "$SMOLTCP" tun "$RUNS" 2>&1); else out=$(env -u WORK bash "$SMOLTCP" tun "$RUNS" 2>&1); fi
     for m in reader writer; do
       for g in $(echo "$out" | grep "^tun $m run" | grep -o 'throughput: [0-9.]*' | awk '{print $2}'); do add "smol-$m $PIN" "$g"; done
     done
@@ -421,7 +422,7 @@ for P in $PLACES; do
     echo "| conn-$f: connections over 200 ms / slowest (ms), per run | $(cell "slow-$f ours $PIN") / $(cell "worst-$f ours $PIN") | $(cell "slow-$f kon $PIN") / $(cell "worst-$f kon $PIN") | $(cell "slow-$f koff $PIN") / $(cell "worst-$f koff $PIN") | | | | |"
   done
   if [ -n "${V["tundrops $PIN"]:-}" ]; then
-    echo "| TUN queue drops (kernel side, qlen ${QLEN:-500}) during ours' figures, per run | $(cell "tundrops $PIN") | | | | | | |"
+    echo "| TUN queue drops (kernel side, qlen ${QLEN:-4096}) during ours' figures, per run | $(cell "tundrops $PIN") | | | | | | |"
   fi
   if [ -n "${V["idle-bytes $PIN"]:-}" ]; then
     echo "| idle: bytes of RSS per connection ($IDLE wanted; open $(rg "idle-open $PIN")) | $(cell "idle-bytes $PIN") | | | | | | (goal <= 4096 + buffers) |"

@@ -5,9 +5,11 @@
 //! `WouldBlock` or the turn's datagram budget → [`DatagramInput::Packet`])
 //! and its sending half: the [`DatagramSocket`] impls through which the
 //! batching code of `datagram.rs` writes a session's transmits — one
-//! `write(2)` per packet to the device (a device has no GSO: a train of
-//! equal-sized packets is written one by one, and the reactor-wide UDP GSO
-//! switch is left alone), one capture block per packet to the capture. A
+//! `write(2)` per packet to the device (a device has no UDP GSO: a train
+//! of equal-sized packets is written one by one, and the reactor-wide UDP
+//! GSO switch is left alone; a TCP super-segment is one packet to it, cut
+//! by the kernel, see `sys/tun.rs`), one capture block per packet to the
+//! capture. A
 //! packet that meets `WouldBlock` waits in the entry's `pending` queue like
 //! a UDP datagram, bounded the same way. It never interprets a packet.
 

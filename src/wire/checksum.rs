@@ -32,30 +32,47 @@ use std::net::Ipv4Addr;
 /// modulo 2^16 - 1), so even a buffer far larger than an IP datagram cannot
 /// overflow it.
 pub fn sum(data: &[u8]) -> u32 {
-    // Eight bytes per step, as two big-endian 32-bit words: a 32-bit word
-    // is congruent to the sum of its two 16-bit halves modulo 0xffff
-    // (2^16 is 1), so this is the same sum in a quarter of the steps. On a
-    // 60 000-byte datagram the 16-bit loop was close to half the stack's
-    // instructions (docs/performance.md §11).
+    // The ones' complement sum does not depend on byte order (RFC 1071
+    // §2(B)): add the data as the host's 32-bit words, fold, and swap the
+    // 16-bit result into network order once. A plain loop of native-order
+    // words into a 64-bit accumulator is one the compiler vectorises; the
+    // big-endian form it replaces (a byte swap per word) was not, and its
+    // two passes over each 64 KiB super-segment a TUN with offloads hands
+    // over were 23 % of the receiving stack's time.
     let mut acc: u64 = 0;
-    let mut quads = data.chunks_exact(8);
-    for q in &mut quads {
-        let v = u64::from_be_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]);
-        acc += (v >> 32) + (v & u64::from(u32::MAX));
+    // Blocks of at most 2^28 words keep each block's total below 2^60.
+    for block in data.chunks(SUM_BLOCK) {
+        let mut words = block.chunks_exact(4);
+        let mut part: u64 = 0;
+        for w in &mut words {
+            part += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        }
+        acc = fold64(acc + fold64(part));
+        // Only the last block can leave a remainder (SUM_BLOCK is a
+        // multiple of 4), and it starts at an even offset.
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut tail = [0u8; 4];
+            tail[..rest.len()].copy_from_slice(rest);
+            acc = fold64(acc + u64::from(u32::from_ne_bytes(tail)));
+        }
     }
-    let mut words = quads.remainder().chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    // Each step adds less than 2^33, so `acc` cannot overflow for any slice
-    // a machine can hold; folding 32 bits at a time brings it below 2^32.
+    let native = fold(u32::try_from(fold64(acc)).unwrap_or(u32::MAX));
+    u32::from(u16::from_be(native))
+}
+
+/// Bytes summed before the 64-bit accumulator is folded: 2^28 words of
+/// less than 2^32 each stay below 2^60 (a multiple of 4, so only the last
+/// block has a remainder).
+const SUM_BLOCK: usize = 1 << 30;
+
+/// Folds a 64-bit sum below 2^32 with end-around carries (2^32 is 1
+/// modulo 2^16 - 1, so the result stays congruent).
+fn fold64(mut acc: u64) -> u64 {
     while acc > u64::from(u32::MAX) {
         acc = (acc & u64::from(u32::MAX)) + (acc >> 32);
     }
-    u32::try_from(acc).unwrap_or(u32::MAX)
+    acc
 }
 
 /// Adds two partial sums with an end-around carry, so the result keeps

@@ -106,6 +106,13 @@ pub struct Config {
     pub user_timeout: Duration,
     /// SYN (or SYN-ACK) transmissions before an opening connection fails.
     pub syn_retries: u32,
+    /// Payload bytes one data segment may carry when the carrier cuts it
+    /// into MSS-sized segments below us (TCP segmentation offload: a TUN
+    /// device with `IFF_VNET_HDR` takes a 64 KiB super-segment in one
+    /// write); 0: one MSS, as on any ordinary link. Used only while the
+    /// peer's MSS is not below ours, so the carrier can cut at its MTU.
+    /// The carrier's buffer for [`Tcb::poll_segment`] bounds it too.
+    pub max_burst: usize,
 }
 
 impl Default for Config {
@@ -130,6 +137,7 @@ impl Default for Config {
             keepalive_probes: 9,
             user_timeout: Duration::from_secs(300),
             syn_retries: 6,
+            max_burst: 0,
         }
     }
 }
@@ -1602,6 +1610,18 @@ impl Tcb {
         self.smss.saturating_sub(self.data_options_len()).max(1)
     }
 
+    /// The most payload one segment handed to the carrier may carry: a
+    /// whole number of [`payload_cap`](Self::payload_cap)s up to
+    /// `max_burst` (the carrier cuts it at that size: every piece but the
+    /// last full), when the peer's MSS is our own; one otherwise.
+    fn burst_cap(&self) -> usize {
+        let cap = self.payload_cap();
+        if self.config.max_burst <= cap || self.smss != usize::from(self.config.mss) {
+            return cap;
+        }
+        self.config.max_burst / cap * cap
+    }
+
     /// Sends up to `len` bytes from `seq` (which is at or after SND.UNA),
     /// with the FIN if they end the stream; advances SND.NXT when `seq` is
     /// SND.NXT.
@@ -1615,10 +1635,18 @@ impl Tcb {
     ) -> Option<usize> {
         let end = self.buf_end();
         let start = seq.max(self.buf_seq);
-        let len = len.min(self.payload_cap()).min(end - start.min(end)).min(
+        let len = len.min(self.burst_cap()).min(end - start.min(end)).min(
             out.len()
                 .saturating_sub(HEADER_LEN + self.data_options_len()),
         );
+        // A burst stops at a segment boundary unless it ends the data, so
+        // the carrier's cutting leaves no runt in the middle of a window.
+        let cap = self.payload_cap();
+        let len = if len > cap && start + len < end {
+            len - len % cap
+        } else {
+            len
+        };
         let with_fin = self.fin_queued && start + len == end;
         let control = if with_fin {
             Control::Fin

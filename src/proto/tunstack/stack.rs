@@ -20,7 +20,7 @@ use crate::proto::{
 };
 use crate::time::Instant;
 use crate::wire::ipv4::{self, Protocol};
-use crate::wire::{icmp, tcp, udp};
+use crate::wire::{checksum, icmp, tcp, udp};
 use bytes::{Bytes, BytesMut};
 use core::cell::Cell;
 use core::fmt;
@@ -42,12 +42,6 @@ pub const MAX_QUEUED: usize = 4_096;
 /// the input rate; 4 096 is ten milliseconds of a 400 000-packet/s flood.
 /// Past it, datagrams are dropped and counted as queue drops.
 pub const MAX_HELD: usize = 4_096;
-
-/// Bytes reserved at once for the datagrams of TCP segments, which are
-/// cut from it one by one: one allocation per 40-odd full-sized segments
-/// instead of one each (the block is freed when the last of them is
-/// written).
-const TX_ARENA: usize = 64 * 1024;
 
 /// What the stack did, for the log on exit and `-v`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -176,12 +170,28 @@ pub struct Stack {
     counters: Counters,
     /// TCP: listeners and connections.
     tcp: Tcp,
-    /// Where outgoing TCP datagrams are built, each cut off as it is
-    /// made ([`TX_ARENA`]).
-    tx: BytesMut,
     /// A copy of [`Stack::counters`] for whoever reports them once the
     /// stack is boxed away in the reactor; refreshed after every call.
     shared: SharedCounters,
+    /// Where the engine writes a segment: zeroed once and reused, so a
+    /// 64 KiB burst costs a copy, not an allocation and a zeroing too.
+    scratch: Vec<u8>,
+    /// The last segment pulled was a burst (longer than the MTU): the next
+    /// is built straight in the reactor's buffer, worth zeroing 64 KiB of
+    /// it only while bursts follow each other (ACKs and handshakes go
+    /// through `scratch`: a turn that finds nothing to send must not pay
+    /// for a 64 KiB memset, as connection rates would).
+    bursting: bool,
+}
+
+/// What [`Stack::pull_into`] did.
+enum Pulled {
+    /// No connection had anything to send.
+    Nothing,
+    /// A datagram of this length is in the buffer.
+    Datagram(usize),
+    /// The segment went to the queue another way (as fragments).
+    Queued,
 }
 
 /// The [`Counters`] of a [`Stack`], readable by its owner (the serve
@@ -208,15 +218,16 @@ impl Stack {
             reassembler: Reassembler::new(),
             tcp: Tcp::new(
                 config.addr,
-                tcp_config(conn::Config::default(), config.mtu),
+                tcp_config(conn::Config::default(), &config),
                 isn_key(),
             ),
-            tx: BytesMut::new(),
             idents: Identifier::new(1),
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
             queue: VecDeque::new(),
             counters: Counters::default(),
             shared: SharedCounters::default(),
+            scratch: Vec::new(),
+            bursting: false,
         })
     }
 
@@ -231,7 +242,7 @@ impl Stack {
         tcp: conn::Config,
     ) -> Self {
         self.tcp.set_listeners(listeners);
-        self.tcp.set_config(tcp_config(tcp, self.config.mtu));
+        self.tcp.set_config(tcp_config(tcp, &self.config));
         self
     }
 
@@ -599,32 +610,63 @@ impl Stack {
         {
             return false;
         }
-        let room = ipv4::HEADER_LEN + MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss);
-        if self.tx.capacity() < room {
-            self.tx.reserve(TX_ARENA.max(room));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(self.segment_room(), 0);
+        let pulled = self.pull_into(now, &mut scratch);
+        self.bursting = matches!(pulled, Pulled::Datagram(len) if len > self.config.mtu);
+        if let Pulled::Datagram(len) = pulled {
+            self.device_out(now, Bytes::copy_from_slice(&scratch[..len]));
         }
-        self.tx.clear();
-        self.tx.resize(room, 0);
-        let Some((dst, n)) = self.tcp.poll_segment(now, &mut self.tx[ipv4::HEADER_LEN..]) else {
-            return false;
+        self.scratch = scratch;
+        !matches!(pulled, Pulled::Nothing)
+    }
+
+    /// Bytes a datagram built by [`pull_into`](Self::pull_into) may need.
+    fn segment_room(&self) -> usize {
+        let burst = self.tcp.config().max_burst;
+        ipv4::HEADER_LEN + MAX_SEGMENT_OVERHEAD + usize::from(self.tcp.config().mss).max(burst)
+    }
+
+    /// Builds the next segment of a connection with something to send as
+    /// a datagram in `out` (at least [`segment_room`](Self::segment_room)
+    /// bytes).
+    fn pull_into(&mut self, now: Instant, out: &mut [u8]) -> Pulled {
+        let burst = self.tcp.config().max_burst;
+        let Some((dst, n)) = self.tcp.poll_segment(now, &mut out[ipv4::HEADER_LEN..]) else {
+            return Pulled::Nothing;
         };
         let len = ipv4::HEADER_LEN + n;
-        self.tx.truncate(len);
-        let mut buf = self.tx.split();
-        if len > self.config.mtu {
-            let mut segment = buf.split_off(ipv4::HEADER_LEN);
+        // A burst goes whole (DF) for the device to cut; anything else
+        // past the MTU (an engine configured past it) as fragments.
+        if len > self.config.mtu && burst == 0 {
+            let mut segment = out[ipv4::HEADER_LEN..len].to_vec();
             self.send_segment(now, dst, &mut segment);
-            return true;
+            return Pulled::Queued;
         }
         let src = self.config.addr;
-        tcp::Packet::new_unchecked(&mut buf[ipv4::HEADER_LEN..]).fill_checksum(src, dst);
+        let mut segment = tcp::Packet::new_unchecked(&mut out[ipv4::HEADER_LEN..len]);
+        if len > self.config.mtu {
+            // A burst carries the pseudo-header's sum only, as a TCP with
+            // segmentation offload hands it to a NIC (the kernel's
+            // CHECKSUM_PARTIAL): the device or the kernel completes the
+            // checksum of each piece it cuts, so the whole one is never
+            // summed here.
+            let pseudo = checksum::pseudo_header(
+                src,
+                dst,
+                u8::from(Protocol::Tcp),
+                u16::try_from(n).unwrap_or(u16::MAX),
+            );
+            segment.set_checksum(checksum::fold(pseudo));
+        } else {
+            segment.fill_checksum(src, dst);
+        }
         let repr = self.repr(dst, Protocol::Tcp, n);
-        let mut packet = ipv4::Packet::new_unchecked(&mut buf[..]);
+        let mut packet = ipv4::Packet::new_unchecked(&mut out[..len]);
         repr.emit(&mut packet, self.idents.next_ident());
         packet.set_flags_and_offset(true, false, 0);
         packet.fill_checksum();
-        self.device_out(now, buf.freeze());
-        true
+        Pulled::Datagram(len)
     }
 
     fn icmp_input(&mut self, now: Instant, d: &Datagram<'_>) {
@@ -867,6 +909,36 @@ impl DatagramSession for Stack {
         self.release_outbound(cx.now);
         self.tcp.set_entry(cx.tag.key);
         loop {
+            // Bursting, nothing queued, no impairment or capture to pass:
+            // the segment is built in the reactor's buffer, no copy between.
+            if self.bursting
+                && self.queue.is_empty()
+                && self.outbound.is_none()
+                && !self.config.capture
+            {
+                let base = buf.len();
+                buf.resize(base + self.segment_room(), 0);
+                let pulled = self.pull_into(cx.now, &mut buf[base..]);
+                self.bursting = matches!(pulled, Pulled::Datagram(len) if len > self.config.mtu);
+                match pulled {
+                    Pulled::Nothing => {
+                        buf.truncate(base);
+                        self.publish();
+                        return None;
+                    }
+                    Pulled::Queued => buf.truncate(base),
+                    Pulled::Datagram(len) if len > limit => {
+                        buf.truncate(base);
+                        self.counters.queue_dropped += 1;
+                        continue;
+                    }
+                    Pulled::Datagram(len) => {
+                        buf.truncate(base + len);
+                        self.counters.datagrams_out += 1;
+                        return Some(Transmit::new(None, len).via(EndpointId::HOME));
+                    }
+                }
+            }
             // Segments are pulled from the connections only when nothing
             // else waits, so the queue never holds more than one
             // segment's datagrams (and their copies).
@@ -896,12 +968,27 @@ impl Drop for Stack {
 }
 
 /// `tcp` with the MSS the MTU allows: MTU - 40 (the IPv4 and TCP headers
-/// without options), as Linux computes it.
-fn tcp_config(mut tcp: conn::Config, mtu: usize) -> conn::Config {
-    let mss = mtu.saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
+/// without options), as Linux computes it; and, unless an impairment is
+/// configured (it must see every MTU-sized packet, as a lossy link
+/// would), data segments of up to [`TSO_BURST`] bytes, which the device
+/// cuts at its MTU (segmentation offload).
+fn tcp_config(mut tcp: conn::Config, config: &StackConfig) -> conn::Config {
+    let mss = config
+        .mtu
+        .saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
     tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
+    if config.impair_in.is_none() && config.impair_out.is_none() && tcp.max_burst == 0 {
+        tcp.max_burst = TSO_BURST;
+    }
     tcp
 }
+
+/// The most payload a data segment handed to the device carries (TCP
+/// segmentation offload): what an IPv4 datagram holds (65 535 bytes) less
+/// its header and the largest TCP header. One `write(2)` and one pass of
+/// the kernel's receive path instead of ~45: the sending stack's time was
+/// a third per-packet system calls and the context switches they cause.
+pub(crate) const TSO_BURST: usize = 65_535 - ipv4::HEADER_LEN - tcp::MAX_HEADER_LEN;
 
 /// A key for the ISN generator no outsider can guess, without reading
 /// the OS here: std's randomly keyed hasher (its keys come from the OS

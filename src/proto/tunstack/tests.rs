@@ -1189,3 +1189,71 @@ fn a_syn_for_a_connection_over_but_not_yet_collected_opens_a_new_one() {
     let c = rig.s.counters();
     assert_eq!((c.tcp_accepted, c.tcp_closed), (2, 1), "{c}");
 }
+
+/// The echo on 7007 answering one 10 000-byte segment from the kernel (a
+/// super-segment a TUN with offloads hands over), on a stack with
+/// `config`: the datagrams it sends to the device.
+fn echo_of_a_super_segment(config: &StackConfig) -> Vec<Vec<u8>> {
+    let s = stack(config)
+        .with_tcp(
+            vec![(ECHO_PORT, Box::new(echo::EchoAcceptor::default()))],
+            crate::proto::tcp::conn::Config::default(),
+        )
+        .with_isn_key([7; 16]);
+    let mut rig = Rig::new(s);
+    let ports = (40_002, ECHO_PORT);
+    let x = 0x1000_u32;
+    let y = rig.feed(at(0), &kernel_syn(ports.0, ports.1, x))[0].seq;
+    rig.feed(at(1), &kernel_seg(ports, (x + 1, y + 1), ACK, &[]));
+    let data: Vec<u8> = (0..10_000u32)
+        .map(|i| u8::try_from(i % 253).unwrap())
+        .collect();
+    feed(
+        &mut rig.s,
+        at(2),
+        &kernel_seg(ports, (x + 1, y + 1), PSH | ACK, &data),
+    );
+    assert_eq!(rig.s.counters().tcp_segments_in, 3, "the big one taken");
+    let sent = device(&mut rig.s, at(2));
+    let echoed: Vec<u8> = sent.iter().flat_map(|d| d[40..].to_vec()).collect();
+    assert_eq!(echoed, data, "every byte echoed, in order");
+    sent
+}
+
+#[test]
+fn without_impairment_the_stack_sends_a_burst_with_a_partial_checksum() {
+    let sent = echo_of_a_super_segment(&StackConfig::default());
+    // One datagram (the congestion window holds 10 000 bytes), longer
+    // than the MTU, DF: the device cuts it.
+    assert_eq!(
+        sent.len(),
+        1,
+        "{:?}",
+        sent.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let d = &sent[0];
+    assert_eq!(d.len(), 20 + 20 + 10_000);
+    assert_eq!(d[6] & 0x40, 0x40, "DF set");
+    assert_eq!(csum(&d[..20]), [0, 0], "IPv4 header checksum");
+    // The TCP checksum field holds the pseudo-header's folded sum: the
+    // complement of the checksum of the pseudo-header alone.
+    let partial = csum(&pseudo(US, KERNEL, d.len() - 20));
+    assert_eq!([!d[36], !d[37]], partial);
+}
+
+#[test]
+fn with_an_impairment_the_stack_sends_only_mtu_sized_segments() {
+    let config = StackConfig {
+        impair_out: Some(ImpairConfig {
+            seed: 1,
+            ..ImpairConfig::default()
+        }),
+        ..StackConfig::default()
+    };
+    let sent = echo_of_a_super_segment(&config);
+    assert!(sent.len() >= 7, "{}", sent.len());
+    for d in &sent {
+        assert!(d.len() <= 1_500, "{}", d.len());
+        seg(d);
+    }
+}

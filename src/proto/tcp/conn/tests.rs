@@ -2132,3 +2132,71 @@ fn time_wait_gives_the_buffers_back() {
     assert!(t.fin_received());
     assert_eq!(t.recv.capacity(), 0);
 }
+
+#[test]
+fn a_burst_carries_whole_segments_up_to_max_burst_when_the_peer_mss_is_ours() {
+    let config = Config {
+        max_burst: 3_500,
+        ..plain()
+    };
+    let mut t = established(&config);
+    t.handle_segment(
+        ms(1),
+        &Repr {
+            window_len: 60_000,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    let data = vec![7u8; 10_000];
+    assert_eq!(t.send(&data), 10_000);
+    let mut sizes = Vec::new();
+    for _ in 0..20 {
+        let mut buf = vec![0u8; 8_192];
+        let Some(n) = t.poll_segment(ms(2), &mut buf) else {
+            break;
+        };
+        let packet = Packet::new_checked(&buf[..n]).unwrap();
+        sizes.push(Repr::parse(&packet).unwrap().payload.len());
+    }
+    // The congestion window (initial: 10 × 1000) allows all 10 000 bytes:
+    // bursts of 3 whole MSS (3 000 of the 3 500), then the rest.
+    assert_eq!(sizes, [3_000, 3_000, 3_000, 1_000]);
+
+    // A peer MSS below ours: one MSS a segment, whatever max_burst says.
+    let syn = Repr {
+        control: Control::Syn,
+        max_seg_size: Some(500),
+        ..seg(IRS, None)
+    };
+    let mut t = Tcb::accept(&config, local(), remote(), &syn, ISS, ms(0));
+    assert!(poll(&mut t, ms(0)).is_some(), "SYN-ACK");
+    t.handle_segment(ms(0), &seg(IRS + 1, Some(ISS + 1)));
+    assert_eq!(t.send(&data), 10_000);
+    let first = poll(&mut t, ms(1)).unwrap();
+    assert_eq!(first.data.len(), 500);
+}
+
+#[test]
+fn a_burst_short_of_the_window_stops_at_a_segment_boundary() {
+    let config = Config {
+        max_burst: 64_000,
+        ..plain()
+    };
+    let mut t = established(&config);
+    t.handle_segment(
+        ms(1),
+        &Repr {
+            window_len: 2_500,
+            ..seg(IRS + 1, Some(ISS + 1))
+        },
+    );
+    assert_eq!(t.send(&[1u8; 5_000]), 5_000);
+    let mut buf = vec![0u8; 70_000];
+    let n = t.poll_segment(ms(2), &mut buf).unwrap();
+    let packet = Packet::new_checked(&buf[..n]).unwrap();
+    assert_eq!(
+        Repr::parse(&packet).unwrap().payload.len(),
+        2_000,
+        "no 500-byte runt"
+    );
+}
