@@ -1771,25 +1771,8 @@ impl Tcb {
     }
 
     fn emit_reset(&mut self, reset: Reset, out: &mut [u8]) -> Option<usize> {
-        let repr = Repr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            control: Control::Rst,
-            seq_number: reset.seq,
-            ack_number: reset.ack,
-            window_len: 0,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None; REPR_SACK_BLOCKS],
-            timestamp: None,
-            payload: &[],
-        };
-        let n = repr.buffer_len();
-        if out.len() < n {
-            return None;
-        }
-        repr.emit(&mut Packet::new_unchecked(&mut out[..n]));
+        let ports = (self.local.port(), self.remote.port());
+        let n = write_rst(ports, reset.seq, reset.ack, out)?;
         self.counters.segments_out += 1;
         Some(n)
     }
@@ -1949,9 +1932,20 @@ pub fn reset_for(segment: &Repr<'_>, out: &mut [u8]) -> Option<usize> {
             Some(segment.seq_number + segment.segment_len()),
         ),
     };
+    write_rst((segment.dst_port, segment.src_port), seq, ack, out)
+}
+
+/// Writes a RST from port `ports.0` to `ports.1` (no options, window 0)
+/// at the start of `out`; `None` if it does not fit.
+fn write_rst(
+    ports: (u16, u16),
+    seq: SeqNumber,
+    ack: Option<SeqNumber>,
+    out: &mut [u8],
+) -> Option<usize> {
     let repr = Repr {
-        src_port: segment.dst_port,
-        dst_port: segment.src_port,
+        src_port: ports.0,
+        dst_port: ports.1,
         control: Control::Rst,
         seq_number: seq,
         ack_number: ack,
