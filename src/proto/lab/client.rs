@@ -132,6 +132,8 @@ pub struct Client {
     /// When the session first had the chance to send: the timeout runs
     /// from here even if the request never went.
     waiting_since: Option<Instant>,
+    /// Why the request can never be sent, once that is known.
+    unsendable: Option<String>,
     last_rx: Instant,
     done: bool,
     /// TCP bytes before the data: an answer line (`READY n`, `ERROR …`, echo).
@@ -175,6 +177,7 @@ impl Client {
             timeout,
             sent_at: None,
             waiting_since: None,
+            unsendable: None,
             last_rx: Instant::ZERO,
             done: false,
             line: Vec::new(),
@@ -471,13 +474,13 @@ impl Client {
         if len > limit {
             // A datagram socket offers the whole datagram every time: a
             // request larger than that can never go.
+            // It fails at the timer due now rather than here: a session
+            // that closes while the reactor is still adding it would wait
+            // for an event that never comes.
             if to.is_some() {
-                self.finish(
-                    Err(ClientError::Local(format!(
-                        "the request is {len} bytes: one UDP datagram holds at most {limit}"
-                    ))),
-                    CloseReason::Aborted,
-                );
+                self.unsendable = Some(format!(
+                    "the request is {len} bytes: one UDP datagram holds at most {limit}"
+                ));
             }
             return None;
         }
@@ -494,6 +497,10 @@ impl Client {
 impl Driven for Client {
     fn handle_timeout(&mut self, cx: &mut Context) {
         if self.done || self.poll_timeout().is_none_or(|at| at > cx.now) {
+            return;
+        }
+        if let Some(why) = self.unsendable.take() {
+            self.finish(Err(ClientError::Local(why)), CloseReason::Aborted);
             return;
         }
         let got_something = match self.kind {
@@ -523,6 +530,9 @@ impl Driven for Client {
     fn poll_timeout(&self) -> Option<Instant> {
         if self.done || self.waiting_since.is_none() {
             return None;
+        }
+        if self.unsendable.is_some() {
+            return self.waiting_since;
         }
         let started = match self.kind {
             Kind::Stream(_) => !self.stream.samples.is_empty(),
@@ -837,6 +847,8 @@ mod tests {
         let mut buf = BytesMut::new();
         let sent = DatagramSession::poll_transmit(&mut c, &mut cx(at(0), None), 65_507, &mut buf);
         assert!(sent.is_none() && buf.is_empty());
+        assert_eq!(c.poll_timeout(), Some(at(0)), "due at once");
+        c.handle_timeout(&mut cx(at(0), None));
         assert!(
             matches!(slot.get(), Some(Err(ClientError::Local(why))) if why.contains("65507")),
             "{:?}",
