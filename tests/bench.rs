@@ -522,3 +522,69 @@ fn svg_is_written() {
     let _ = std::fs::remove_file(&path);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
+
+#[test]
+fn a_run_where_nothing_succeeds_names_the_cause_in_plain_words() {
+    let root = Root::new("missing");
+    let server = Server::spawn(&[
+        "--only",
+        "tcpfile,stopwait,tftp",
+        "--listen",
+        "tcpfile=127.0.0.1:0",
+        "--listen",
+        "stopwait=127.0.0.1:0",
+        "--listen",
+        "tftp=127.0.0.1:0",
+        "--root",
+        root.0.to_str().unwrap(),
+    ]);
+    let runs = [
+        ("tcpfile", server.tcp("tcpfile"), "not found: nosuchfile"),
+        ("stopwait", server.udp("stopwait"), "not found"),
+        ("tftp", server.udp("tftp"), "File not found"),
+    ];
+    for (proto, addr, cause) in runs {
+        let addr = addr.to_string();
+        let out = run_with_timeout(
+            &[
+                "bench",
+                proto,
+                "-n",
+                "10",
+                "--name",
+                "nosuchfile",
+                "--server",
+                &addr,
+            ],
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{proto}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("no transfer succeeded")
+                && last.contains("10 of 10 failed")
+                && last.contains(cause),
+            "{proto}: {stderr}"
+        );
+        assert!(!stderr.contains("Some("), "{proto}: Debug text: {stderr}");
+    }
+    // A refused connection is said as the system says it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let out = run_with_timeout(
+        &["bench", "tcpfile", "-n", "3", "-v", "--server", &closed],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("3 of 3 failed: tcpfile: connection refused"),
+        "{stderr}"
+    );
+    for debug in ["Some(", "Failed(", "Err(", "Ok("] {
+        assert!(!stderr.contains(debug), "Debug text {debug}: {stderr}");
+    }
+}

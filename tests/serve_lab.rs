@@ -366,3 +366,44 @@ fn a_tcp_stream_slower_than_the_idle_timeout_runs_to_its_end() {
     s.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "EOF after the stream");
 }
+
+#[test]
+fn an_echo_larger_than_a_datagram_is_refused_at_once_with_exit_2() {
+    // Nobody needs to listen: the request is refused before anything is sent.
+    let silent = udp_socket();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let big = "a".repeat(65_508);
+    let started = Instant::now();
+    let out = run_with_timeout(
+        &["lab", "127.0.0.1", &port, "--udp", "--timeout", "2s", &big],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused up front, not at the timeout"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("65508 bytes") && stderr.contains("65507"),
+        "{stderr}"
+    );
+    // The largest datagram still goes (and times out against a silent peer).
+    let fits = "a".repeat(65_507);
+    let out = run_with_timeout(
+        &[
+            "lab",
+            "127.0.0.1",
+            &port,
+            "--udp",
+            "--timeout",
+            "300ms",
+            &fits,
+        ],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no answer"), "{stderr}");
+}

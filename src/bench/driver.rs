@@ -593,7 +593,18 @@ impl Measured for lab::Report {
                 }
                 rec.add_transfer(now, st.unique * u64::from(size), took);
             }
-            other => return Err(format!("{other:?}")),
+            Self::File {
+                expected,
+                received,
+                first_bad,
+                ..
+            } => {
+                return Err(match first_bad {
+                    Some(at) => format!("the file's pattern broke at byte {at}"),
+                    None => format!("the file stopped at {received} of {expected} bytes"),
+                });
+            }
+            Self::Echo { .. } => return Err("an echo answered a file request".into()),
         }
         Ok(())
     }

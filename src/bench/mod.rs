@@ -32,7 +32,7 @@ pub mod plan;
 pub mod report;
 
 use crate::app::Failure;
-use crate::cli::bench::BenchArgs;
+use crate::cli::bench::{BenchArgs, BenchMode};
 use crate::reactor::{Reactor, ReactorConfig};
 use core::cell::RefCell;
 use load::{Controller, OnInterval, Run};
@@ -130,7 +130,7 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
     let end_at = plan.stop.time.map(|t| start + t);
     let budget = match plan.mode {
         // -n of a stream counts segments; each session runs one stream.
-        crate::cli::bench::BenchMode::Stream => plan.stop.count.map(|_| u64::from(plan.parallel)),
+        BenchMode::Stream => plan.stop.count.map(|_| u64::from(plan.parallel)),
         _ => plan.stop.count,
     };
     let run = Rc::new(Run::new(
@@ -213,8 +213,16 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
         return Err(Failure::Error(format!("bench stopped: {why}")));
     }
     if run.successes() == 0 {
+        let what = match plan.mode {
+            BenchMode::Rr | BenchMode::Echo | BenchMode::Connect => "request",
+            BenchMode::Stream => "stream",
+            BenchMode::File | BenchMode::Get | BenchMode::Put => "transfer",
+        };
+        let why = run
+            .failure_summary()
+            .unwrap_or_else(|| "none was answered".into());
         return Err(Failure::Error(format!(
-            "no request or transfer succeeded against {server}"
+            "no {what} succeeded against {server}: {why}"
         )));
     }
     Ok(())

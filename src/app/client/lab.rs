@@ -23,6 +23,14 @@ pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
     if args.request.contains('\n') {
         return Err(Failure::Error("the request must be one line".into()));
     }
+    // Said before anything is opened: the server could not take it anyway.
+    let max = crate::wire::lab::MAX_UDP_PAYLOAD;
+    if args.udp && args.request.len() > max {
+        return Err(Failure::Error(format!(
+            "the request is {} bytes: one UDP datagram holds at most {max} (use TCP for more)",
+            args.request.len()
+        )));
+    }
     let server = resolve(&args.host, args.port)?;
     let mut reactor = client_reactor()?;
     let slot = OutcomeSlot::new();

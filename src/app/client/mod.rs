@@ -97,6 +97,18 @@ fn run_client<T: 'static>(
     Ok(())
 }
 
+/// One rule for every client that can write a download to standard
+/// output: `-o -` and `--json` cannot share it, since the JSON would be
+/// mixed into the file's bytes. Checked before anything is opened.
+fn output_and_json(output: Option<&Path>, json: bool) -> Result<(), Failure> {
+    if json && output.is_some_and(|o| o.as_os_str() == "-") {
+        return Err(Failure::Error(
+            "-o - and --json both want standard output".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Where a download goes: `-o OUT`, `-o -`, or the name's last component.
 fn local_sink(name: &str, output: Option<&Path>, force: bool) -> Result<FileSink, Failure> {
     match output {

@@ -37,6 +37,7 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
         Option<u64>,
     ) = match args.verb {
         StopwaitVerb::Get => {
+            super::output_and_json(args.output.as_deref(), args.json)?;
             let name = args.target.clone();
             let sink = local_sink(&name, args.output.as_deref(), args.force)?;
             let c = stopwait::GetClient::new(&name, server, Box::new(sink), config, slot.clone())

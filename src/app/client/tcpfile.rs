@@ -22,12 +22,7 @@ use std::net::SocketAddr;
 /// Per the contract's exit codes.
 pub fn get_client(args: &GetArgs) -> Result<(), Failure> {
     let server = resolve_host_port(&args.server)?;
-    let to_stdout = args.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
-    if to_stdout && args.json {
-        return Err(Failure::Error(
-            "-o - and --json both want standard output".into(),
-        ));
-    }
+    super::output_and_json(args.output.as_deref(), args.json)?;
     let sink = local_sink(&args.name, args.output.as_deref(), args.force)?;
     let slot = OutcomeSlot::new();
     let progress = Progress::new();

@@ -38,6 +38,7 @@ pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
     let progress = Progress::new();
     let (verb, name, session, total) = match args.verb {
         StopwaitVerb::Get => {
+            super::output_and_json(args.output.as_deref(), args.json)?;
             let name = args.target.clone();
             let sink = local_sink(&name, args.output.as_deref(), args.force)?;
             if mode == Mode::Octet {

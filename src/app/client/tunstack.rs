@@ -118,12 +118,7 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     // Before anything is opened or created: a bad URL is a one-line
     // usage error, root or not.
     let target = Target::parse(&args.url, tun.net).map_err(Failure::Error)?;
-    let to_stdout = args.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
-    if to_stdout && args.json {
-        return Err(Failure::Error(
-            "-o - and --json both want standard output".into(),
-        ));
-    }
+    super::output_and_json(args.output.as_deref(), args.json)?;
     let progress = Progress::new();
     let sink = Counted {
         inner: Box::new(local_sink(

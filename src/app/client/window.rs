@@ -29,12 +29,7 @@ use std::time::Duration;
 /// Per the contract's exit codes.
 pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
     let server = resolve_host_port(&args.server)?;
-    let to_stdout = args.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
-    if to_stdout && args.json {
-        return Err(Failure::Error(
-            "-o - and --json both want standard output".into(),
-        ));
-    }
+    super::output_and_json(args.output.as_deref(), args.json)?;
     let slot = OutcomeSlot::new();
     let progress = Progress::new();
     let (verb, name, app, total): (&str, String, Box<dyn StreamSession>, Option<u64>) =

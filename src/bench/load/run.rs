@@ -16,6 +16,12 @@ use core::cell::{Cell, RefCell};
 /// a tight reconnect loop for the whole `-t`.
 pub const MAX_FAILURES_IN_A_ROW: u32 = 64;
 
+/// Distinct failure causes a run tells apart for its final message; any
+/// further cause still counts in the total. A run failing in more ways
+/// than this is reported by its commonest few, and the tally stays small
+/// however long the run.
+const MAX_FAILURE_CAUSES: usize = 16;
+
 /// What every bench session of one run shares.
 #[derive(Debug)]
 pub struct Run {
@@ -33,6 +39,9 @@ pub struct Run {
     slot_seq: RefCell<Vec<u64>>,
     successes: Cell<u64>,
     failures_in_a_row: Cell<u32>,
+    failures: Cell<u64>,
+    /// Each cause seen, with how often, in order of first appearance.
+    causes: RefCell<Vec<(String, u64)>>,
     last_event: Cell<Instant>,
     fatal: RefCell<Option<String>>,
     interrupted_at: Cell<Option<Instant>>,
@@ -59,6 +68,8 @@ impl Run {
             slot_seq: RefCell::new(vec![0; slots]),
             successes: Cell::new(0),
             failures_in_a_row: Cell::new(0),
+            failures: Cell::new(0),
+            causes: RefCell::new(Vec::new()),
             last_event: Cell::new(start),
             fatal: RefCell::new(None),
             interrupted_at: Cell::new(None),
@@ -136,6 +147,8 @@ impl Run {
     pub fn failed(&self, now: Instant, why: &str) {
         let n = self.failures_in_a_row.get() + 1;
         self.failures_in_a_row.set(n);
+        self.failures.set(self.failures.get() + 1);
+        self.tally(why);
         self.note(now);
         if n >= MAX_FAILURES_IN_A_ROW && self.successes.get() == 0 {
             self.stop_with(format!(
@@ -180,6 +193,40 @@ impl Run {
     pub fn stop_with(&self, why: String) {
         self.stopped.set(true);
         self.fatal.borrow_mut().get_or_insert(why);
+    }
+
+    fn tally(&self, why: &str) {
+        let mut causes = self.causes.borrow_mut();
+        if let Some((_, n)) = causes.iter_mut().find(|(c, _)| c == why) {
+            *n += 1;
+        } else if causes.len() < MAX_FAILURE_CAUSES {
+            causes.push((why.to_owned(), 1));
+        }
+    }
+
+    /// Why requests or transfers failed, for a person: how many of all
+    /// that ended, and the commonest cause (the first seen among equals),
+    /// e.g. `10 of 10 failed: tcpfile: not found: f`. `None` when none
+    /// failed.
+    pub fn failure_summary(&self) -> Option<String> {
+        let failed = self.failures.get();
+        if failed == 0 {
+            return None;
+        }
+        let ended = failed + self.successes.get();
+        let causes = self.causes.borrow();
+        let mut top: Option<&(String, u64)> = None;
+        for cause in causes.iter() {
+            if top.is_none_or(|t| cause.1 > t.1) {
+                top = Some(cause);
+            }
+        }
+        let (why, n) = top?;
+        Some(if *n == failed {
+            format!("{failed} of {ended} failed: {why}")
+        } else {
+            format!("{failed} of {ended} failed, {n} of them: {why}")
+        })
     }
 
     fn note(&self, now: Instant) {
@@ -235,5 +282,27 @@ mod tests {
         let r = run(None, None);
         r.exhaust();
         assert!(!r.may_start(at(0)) && !r.take(at(0)));
+    }
+
+    #[test]
+    fn the_failure_summary_names_the_commonest_cause() {
+        let r = run(None, None);
+        assert_eq!(r.failure_summary(), None);
+        r.failed(at(1), "tftp: no answer after 5 tries");
+        for _ in 0..3 {
+            r.failed(at(2), "tftp: error 1: File not found");
+        }
+        r.succeeded(at(3));
+        assert_eq!(
+            r.failure_summary().as_deref(),
+            Some("4 of 5 failed, 3 of them: tftp: error 1: File not found")
+        );
+        let r = run(None, None);
+        r.failed(at(1), "tcpfile: not found: f");
+        r.failed(at(1), "tcpfile: not found: f");
+        assert_eq!(
+            r.failure_summary().as_deref(),
+            Some("2 of 2 failed: tcpfile: not found: f")
+        );
     }
 }

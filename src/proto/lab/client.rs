@@ -129,6 +129,11 @@ pub struct Client {
     expected_count: u64,
     timeout: Duration,
     sent_at: Option<Instant>,
+    /// When the session first had the chance to send: the timeout runs
+    /// from here even if the request never went.
+    waiting_since: Option<Instant>,
+    /// Why the request can never be sent, once that is known.
+    unsendable: Option<String>,
     last_rx: Instant,
     done: bool,
     /// TCP bytes before the data: an answer line (`READY n`, `ERROR …`, echo).
@@ -171,6 +176,8 @@ impl Client {
             expected_count,
             timeout,
             sent_at: None,
+            waiting_since: None,
+            unsendable: None,
             last_rx: Instant::ZERO,
             done: false,
             line: Vec::new(),
@@ -457,8 +464,24 @@ impl Client {
             Transport::Tcp => None,
             Transport::Udp { server } => Some(server),
         };
+        // The wait starts with the first chance to send, sent or not: a
+        // request the socket never takes must still end at the timeout.
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(now);
+            self.last_rx = now;
+        }
         let len = self.request.len() + usize::from(to.is_none());
         if len > limit {
+            // A datagram socket offers the whole datagram every time: a
+            // request larger than that can never go.
+            // It fails at the timer due now rather than here: a session
+            // that closes while the reactor is still adding it would wait
+            // for an event that never comes.
+            if to.is_some() {
+                self.unsendable = Some(format!(
+                    "the request is {len} bytes: one UDP datagram holds at most {limit}"
+                ));
+            }
             return None;
         }
         buf.extend_from_slice(&self.request);
@@ -474,6 +497,10 @@ impl Client {
 impl Driven for Client {
     fn handle_timeout(&mut self, cx: &mut Context) {
         if self.done || self.poll_timeout().is_none_or(|at| at > cx.now) {
+            return;
+        }
+        if let Some(why) = self.unsendable.take() {
+            self.finish(Err(ClientError::Local(why)), CloseReason::Aborted);
             return;
         }
         let got_something = match self.kind {
@@ -501,8 +528,11 @@ impl Driven for Client {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.done || self.sent_at.is_none() {
+        if self.done || self.waiting_since.is_none() {
             return None;
+        }
+        if self.unsendable.is_some() {
+            return self.waiting_since;
         }
         let started = match self.kind {
             Kind::Stream(_) => !self.stream.samples.is_empty(),
@@ -808,5 +838,33 @@ mod tests {
         c.handle_timeout(&mut cx);
         assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 1 })));
         assert_eq!(slot.take_partial(), None, "nothing had arrived");
+    }
+
+    #[test]
+    fn a_request_larger_than_a_datagram_fails_at_once() {
+        let big = vec![b'a'; 65_508];
+        let (mut c, slot) = client(&big, Transport::Udp { server: server() });
+        let mut buf = BytesMut::new();
+        let sent = DatagramSession::poll_transmit(&mut c, &mut cx(at(0), None), 65_507, &mut buf);
+        assert!(sent.is_none() && buf.is_empty());
+        assert_eq!(c.poll_timeout(), Some(at(0)), "due at once");
+        c.handle_timeout(&mut cx(at(0), None));
+        assert!(
+            matches!(slot.get(), Some(Err(ClientError::Local(why))) if why.contains("65507")),
+            "{:?}",
+            slot.get()
+        );
+        assert!(c.poll_close().is_some(), "the session ends");
+    }
+
+    #[test]
+    fn a_request_never_sent_still_times_out() {
+        let (mut c, slot) = client(b"ping", Transport::Tcp);
+        let mut buf = BytesMut::new();
+        // No room in the connection's buffer, ever.
+        assert!(StreamSession::poll_transmit(&mut c, &mut cx(at(0), None), 0, &mut buf).is_none());
+        assert_eq!(c.poll_timeout(), Some(at(5_000)), "the wait is bounded");
+        c.handle_timeout(&mut cx(at(5_000), None));
+        assert_eq!(slot.get(), Some(Err(ClientError::TimedOut { tries: 1 })));
     }
 }
