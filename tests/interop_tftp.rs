@@ -333,15 +333,14 @@ const TFTPD_HPA: &str = "/usr/sbin/in.tftpd";
 /// Whether [`TFTPD_HPA`] is tftpd-hpa, judged by what it says it is
 /// (`-V` prints `tftp-hpa VERSION, …`); in CI anything else is a failure.
 fn have_tftpd_hpa() -> bool {
-    let identity = Command::new(TFTPD_HPA)
-        .arg("-V")
-        .output()
-        .map(|o| {
+    let identity = Command::new(TFTPD_HPA).arg("-V").output().map_or_else(
+        |e| format!("cannot run: {e}"),
+        |o| {
             let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&o.stderr));
             text
-        })
-        .unwrap_or_else(|e| format!("cannot run: {e}"));
+        },
+    );
     let is_hpa = identity.contains("tftp-hpa");
     if !is_hpa {
         let why = format!(
