@@ -105,6 +105,10 @@ impl FromStr for Protocol {
 
 /// Everything `mioperf serve` needs, after defaults, file and flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the command line and file, one bool each"
+)]
 pub struct ServeConfig {
     /// Address every listener binds unless moved by `listen`.
     pub bind: IpAddr,
@@ -116,6 +120,9 @@ pub struct ServeConfig {
     pub root: PathBuf,
     /// PUT/WRQ may replace an existing file.
     pub allow_overwrite: bool,
+    /// Refuse to start when the root is not writable (otherwise: a warning,
+    /// and uploads fail as they come).
+    pub strict: bool,
     /// Largest file an upload may create.
     pub max_file_size: u64,
     /// File protocols: `fsync` an upload and its directory before the
@@ -180,6 +187,7 @@ impl Default for ServeConfig {
             only: None,
             root: PathBuf::from("./srv"),
             allow_overwrite: false,
+            strict: false,
             max_file_size: crate::store::StoreConfig::default().max_file_size,
             durable: false,
             id_ttl: Duration::from_secs(30),
