@@ -282,6 +282,7 @@ impl ServeConfig {
             self.root.clone_from(v);
         }
         set(&mut self.allow_overwrite, file.allow_overwrite);
+        set(&mut self.strict, file.strict);
         if let Some(v) = &file.id_ttl {
             self.id_ttl = dur("id_ttl", v)?;
         }
@@ -672,6 +673,7 @@ struct ConfigFile {
     only: Option<Vec<String>>,
     root: Option<PathBuf>,
     allow_overwrite: Option<bool>,
+    strict: Option<bool>,
     id_ttl: Option<String>,
     max_ids: Option<usize>,
     tcp_idle_timeout: Option<String>,
@@ -756,6 +758,7 @@ mod tests {
             only = ["hello"]
             root = "/tmp/x"
             allow_overwrite = true
+            strict = true
             id_ttl = "250ms"
             max_ids = 5
             idle_exit = "2m"
@@ -774,6 +777,7 @@ mod tests {
         assert_eq!(c.only, Some(vec![Protocol::Hello]));
         assert_eq!(c.root, PathBuf::from("/tmp/x"));
         assert!(c.allow_overwrite);
+        assert!(c.strict);
         assert_eq!(c.id_ttl, Duration::from_millis(250));
         assert_eq!(c.max_ids, 5);
         assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));
