@@ -105,6 +105,10 @@ impl FromStr for Protocol {
 
 /// Everything `mioperf serve` needs, after defaults, file and flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the command line and file, one bool each"
+)]
 pub struct ServeConfig {
     /// Address every listener binds unless moved by `listen`.
     pub bind: IpAddr,
@@ -116,6 +120,9 @@ pub struct ServeConfig {
     pub root: PathBuf,
     /// PUT/WRQ may replace an existing file.
     pub allow_overwrite: bool,
+    /// Refuse to start when the root is not writable (otherwise: a warning,
+    /// and uploads fail as they come).
+    pub strict: bool,
     /// Largest file an upload may create.
     pub max_file_size: u64,
     /// File protocols: `fsync` an upload and its directory before the
@@ -180,6 +187,7 @@ impl Default for ServeConfig {
             only: None,
             root: PathBuf::from("./srv"),
             allow_overwrite: false,
+            strict: false,
             max_file_size: crate::store::StoreConfig::default().max_file_size,
             durable: false,
             id_ttl: Duration::from_secs(30),
@@ -274,6 +282,7 @@ impl ServeConfig {
             self.root.clone_from(v);
         }
         set(&mut self.allow_overwrite, file.allow_overwrite);
+        set(&mut self.strict, file.strict);
         if let Some(v) = &file.id_ttl {
             self.id_ttl = dur("id_ttl", v)?;
         }
@@ -664,6 +673,7 @@ struct ConfigFile {
     only: Option<Vec<String>>,
     root: Option<PathBuf>,
     allow_overwrite: Option<bool>,
+    strict: Option<bool>,
     id_ttl: Option<String>,
     max_ids: Option<usize>,
     tcp_idle_timeout: Option<String>,
@@ -748,6 +758,7 @@ mod tests {
             only = ["hello"]
             root = "/tmp/x"
             allow_overwrite = true
+            strict = true
             id_ttl = "250ms"
             max_ids = 5
             idle_exit = "2m"
@@ -766,6 +777,7 @@ mod tests {
         assert_eq!(c.only, Some(vec![Protocol::Hello]));
         assert_eq!(c.root, PathBuf::from("/tmp/x"));
         assert!(c.allow_overwrite);
+        assert!(c.strict);
         assert_eq!(c.id_ttl, Duration::from_millis(250));
         assert_eq!(c.max_ids, 5);
         assert_eq!(c.idle_exit, Some(Duration::from_secs(120)));

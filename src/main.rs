@@ -28,8 +28,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             match &failure {
-                // A refusal's answer was printed already; say nothing more.
-                Failure::Refused(_) => {}
+                // A refusal's answer was printed already, and an interrupted
+                // run says nothing (as curl): say nothing more.
+                Failure::Refused(_) | Failure::Signal(_) => {}
                 Failure::Error(message) => eprintln!("mioperf: {message}"),
             }
             ExitCode::from(u8::try_from(failure.exit_code()).unwrap_or(2))

@@ -191,6 +191,20 @@ impl Store {
         })
     }
 
+    /// Whether an upload could land: creates and removes a temporary file
+    /// in the root, as an upload does (its name is one
+    /// [`remove_leftovers`](Self::remove_leftovers) knows, should the
+    /// process die in between).
+    ///
+    /// # Errors
+    /// The file cannot be created (read-only file system, permissions,
+    /// a full disk's inodes) or removed.
+    pub fn probe_writable(&self) -> io::Result<()> {
+        let (tmp, fd) = try_create_temp(self.root.as_fd(), "probe")?;
+        drop(fd);
+        sysfs::unlinkat(self.root.as_fd(), &tmp)
+    }
+
     /// The policy this store was opened with.
     pub fn config(&self) -> StoreConfig {
         self.config
@@ -616,21 +630,32 @@ fn temp_name_pid(name: &[u8]) -> Option<u32> {
 /// umask). Retries with the next counter if a stale file of a crashed
 /// process with the same pid holds the name.
 fn create_temp(dir: BorrowedFd<'_>, leaf: &str) -> Result<(CString, OwnedFd), FileError> {
+    try_create_temp(dir, leaf).map_err(|e| {
+        // The client hears only a code (TFTP `error 0`): the cause is
+        // said here, for whoever runs the server.
+        log::warn!("store: cannot create a temporary file for {leaf}: {e}");
+        FileError::Io(e.kind())
+    })
+}
+
+/// [`create_temp`] with the cause kept, and nothing logged.
+fn try_create_temp(dir: BorrowedFd<'_>, leaf: &str) -> io::Result<(CString, OwnedFd)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut keep = leaf.len().min(TEMP_LEAF_MAX);
     while !leaf.is_char_boundary(keep) {
         keep -= 1;
     }
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut last = FileError::Io(ErrorKind::AlreadyExists);
+    let mut last = io::Error::from(ErrorKind::AlreadyExists);
     for _ in 0..16 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = format!(".{}{PART_MARKER}{}-{n}", &leaf[..keep], std::process::id());
-        let tmp = c_name(&tmp)?;
+        let tmp = CString::new(tmp)
+            .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "NUL byte in the name"))?;
         match sysfs::openat(dir, &tmp, flags, 0o644) {
             Ok(fd) => return Ok((tmp, fd)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => last = FileError::Io(e.kind()),
-            Err(e) => return Err(FileError::Io(e.kind())),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
         }
     }
     Err(last)
@@ -771,6 +796,11 @@ impl Sink for Upload {
         }
         // std's write_all loops over short writes and EINTR.
         if let Err(e) = self.file.write_all(bytes) {
+            log::warn!(
+                "store: writing {} failed after {} bytes: {e}",
+                self.leaf.to_string_lossy(),
+                self.written
+            );
             return self.fail(e.kind());
         }
         self.written = total;
@@ -779,7 +809,12 @@ impl Sink for Upload {
 
     fn commit(mut self: Box<Self>) -> Result<u64, ErrorKind> {
         // On failure, drop removes the temporary file.
-        self.finish()
+        let already_said = self.failed.is_some();
+        self.finish().inspect_err(|kind| {
+            if !already_said {
+                log::warn!("store: {} not stored: {kind}", self.leaf.to_string_lossy());
+            }
+        })
     }
 }
 

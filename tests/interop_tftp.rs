@@ -325,9 +325,40 @@ fn block_numbers_roll_over_on_a_40_mb_file() {
     );
 }
 
+/// tftpd-hpa's own path (package tftpd-hpa, `dpkg -L tftpd-hpa`). Called by
+/// path, not by `in.tftpd` on `PATH`: that name is a Debian alternative
+/// which atftpd's package may own instead.
+const TFTPD_HPA: &str = "/usr/sbin/in.tftpd";
+
+/// Whether [`TFTPD_HPA`] is tftpd-hpa, judged by what it says it is
+/// (`-V` prints `tftp-hpa VERSION, …`); in CI anything else is a failure.
+fn have_tftpd_hpa() -> bool {
+    let identity = Command::new(TFTPD_HPA).arg("-V").output().map_or_else(
+        |e| format!("cannot run: {e}"),
+        |o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text
+        },
+    );
+    let is_hpa = identity.contains("tftp-hpa");
+    if !is_hpa {
+        let why = format!(
+            "{TFTPD_HPA} is not tftpd-hpa (-V says {:?})",
+            identity.trim()
+        );
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{why}, but CI must install tftpd-hpa (.ci/run)"
+        );
+        eprintln!("skipped: {why}");
+    }
+    is_hpa
+}
+
 #[test]
 fn mioperf_client_against_tftpd_hpa() {
-    if !have("in.tftpd") {
+    if !have_tftpd_hpa() {
         return;
     }
     let root = Dir::new("tftp-vs-hpa");
@@ -339,7 +370,7 @@ fn mioperf_client_against_tftpd_hpa() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new("in.tftpd")
+    let mut child = Command::new(TFTPD_HPA)
         .args([
             "-L",
             "-c",
@@ -351,7 +382,7 @@ fn mioperf_client_against_tftpd_hpa() {
             &format!("127.0.0.1:{port}"),
         ])
         .spawn()
-        .expect("start in.tftpd");
+        .expect("start tftpd-hpa");
     std::thread::sleep(Duration::from_millis(300));
     let hostport = format!("127.0.0.1:{port}");
     let got = local.path("got.bin");

@@ -34,6 +34,9 @@ pub enum Failure {
     Refused(String),
     /// Usage, network or timeout error: exit 2.
     Error(String),
+    /// Stopped by a signal (SIGINT, SIGTERM): exit 128 + its number, as a
+    /// shell reports a process the signal killed (curl's 130 and 143).
+    Signal(i32),
 }
 
 impl Failure {
@@ -42,6 +45,7 @@ impl Failure {
         match self {
             Self::Refused(_) => 1,
             Self::Error(_) => 2,
+            Self::Signal(number) => 128 + number,
         }
     }
 }

@@ -252,7 +252,7 @@ mod tests {
     fn message(r: &Result<(), Failure>) -> &str {
         match r {
             Err(Failure::Error(m) | Failure::Refused(m)) => m,
-            Ok(()) => "",
+            Err(Failure::Signal(_)) | Ok(()) => "",
         }
     }
 

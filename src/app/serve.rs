@@ -470,6 +470,15 @@ fn open_store(config: &ServeConfig) -> Result<Store, Failure> {
     // Before any upload of ours starts, so every temporary file with our
     // pid is a dead process's (a container restarts with the same pid).
     store.remove_leftovers();
+    // Said now rather than as `error 0` to the first upload: a read-only
+    // root may be meant (a download-only server), so only --strict refuses.
+    if let Err(e) = store.probe_writable() {
+        let why = format!("{} is not writable: {e}", config.root.display());
+        if config.strict {
+            return Err(Failure::Error(format!("--strict: {why}")));
+        }
+        log::warn!("{why}; uploads will fail");
+    }
     Ok(store)
 }
 

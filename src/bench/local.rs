@@ -163,6 +163,9 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
             Err(Failure::Error(e) | Failure::Refused(e)) => {
                 let _ = tx.send(Err(e));
             }
+            Err(Failure::Signal(n)) => {
+                let _ = tx.send(Err(format!("signal {n}")));
+            }
         })
         .map_err(|e| Failure::Error(format!("cannot start the server thread: {e}")))?;
     match rx.recv_timeout(START_TIMEOUT) {

@@ -84,6 +84,9 @@ pub struct ServeArgs {
     /// PUT/WRQ may replace an existing file.
     #[arg(long)]
     pub allow_overwrite: bool,
+    /// Refuse to start (exit 2) when the root is not writable, rather than warn.
+    #[arg(long)]
+    pub strict: bool,
     /// hello: lifetime of a registered ID, e.g. 30s, 250ms, 2m [default: 30s].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub id_ttl: Option<Duration>,
@@ -200,6 +203,7 @@ impl ServeArgs {
             c.root.clone_from(v);
         }
         c.allow_overwrite |= self.allow_overwrite;
+        c.strict |= self.strict;
         if let Some(v) = self.id_ttl {
             c.id_ttl = v;
         }

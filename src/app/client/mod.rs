@@ -80,6 +80,11 @@ struct Bar {
 /// Runs a client's reactor until its session has ended, with a progress
 /// bar on standard error when there is a `bar` and standard error is a
 /// terminal.
+///
+/// SIGINT and SIGTERM stop the reactor rather than the process, so that the
+/// sessions — and a download's [`FileSink`], whose drop removes its
+/// `.NAME.mioperf-part-PID` — are dropped here before the process exits
+/// with [`Failure::Signal`] (130 or 143, as curl).
 fn run_client<T: 'static>(
     mut reactor: Reactor,
     bar: Option<Bar>,
@@ -93,8 +98,14 @@ fn run_client<T: 'static>(
             reactor.add_detached(Box::new(t));
         }
     }
-    reactor.run().map_err(|e| error("poll", e))?;
-    Ok(())
+    reactor.watch_signals().map_err(|e| error("signals", e))?;
+    match reactor.run().map_err(|e| error("poll", e))? {
+        crate::reactor::Exit::Signal(number) => {
+            drop(reactor);
+            Err(Failure::Signal(number))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One rule for every client that can write a download to standard
