@@ -580,6 +580,12 @@ impl Reactor {
         }
     }
 
+    /// Why the loop would stop now, if it would (for a caller that runs
+    /// [`turn`](Self::turn) itself).
+    pub fn exit(&self) -> Option<Exit> {
+        self.exit
+    }
+
     /// One turn of the loop (see the module docs).
     ///
     /// # Errors

@@ -144,9 +144,17 @@ fn get_client(args: &TunstackGetArgs) -> Result<(), Failure> {
     // The session's own timeout runs once the connection is up; the
     // watchdog also bounds the opening (SYN retries would take minutes).
     let stalled = Watchdog::arm(&mut reactor, args.timeout, progress.clone());
+    // Ctrl-C or SIGTERM: the reactor (and with it the sink, whose part
+    // file goes) is dropped, and the exit is 130 or 143, as for the other
+    // clients.
+    reactor.watch_signals().map_err(|e| error("signals", e))?;
     // Bounded by the watchdog: a turn returns at the latest at its deadline.
     while !slot.is_set() && !stalled.get() {
         reactor.turn().map_err(|e| error("poll", e))?;
+        if let Some(crate::reactor::Exit::Signal(number)) = reactor.exit() {
+            drop(reactor);
+            return Err(Failure::Signal(number));
+        }
     }
     // Let the close finish (our FIN out and acknowledged), so the kernel's
     // side ends cleanly and `-v` logs the engine's counters; bounded.
