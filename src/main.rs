@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Proxy(args) => app::proxy::run(args),
         Command::Bench(args) => mioperf::bench::run(args),
         Command::Tunstack(args) => app::tunstack_client(args),
+        Command::Completions(args) => app::generate::completions(args.shell),
+        Command::Man => app::generate::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,8 @@
 //!   which socket;
 //! - `output.rs`: the one rendering of a client's outcome (text, `--json`)
 //!   and the exit code it amounts to;
+//! - `generate.rs`: `mioperf completions` and `mioperf man`, written from
+//!   the clap definitions in `cli`;
 //! - `proxy.rs`, `budget.rs`: `mioperf proxy`, and the descriptor budget
 //!   `serve` splits between protocols.
 //!
@@ -17,6 +19,7 @@
 
 pub mod budget;
 mod client;
+pub mod generate;
 pub mod output;
 pub mod proxy;
 mod serve;

@@ -60,6 +60,18 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// The userspace TCP as a client over a TUN device: `tunstack get http://192.0.2.2:PORT/PATH`.
     Tunstack(tunstack::TunstackArgs),
+    /// Print a completion script for SHELL to standard output, e.g. `mioperf completions bash > /etc/bash_completion.d/mioperf`.
+    Completions(CompletionsArgs),
+    /// Print mioperf's manual page (roff) to standard output, e.g. `mioperf man > mioperf.1`.
+    Man,
+}
+
+/// Arguments of `mioperf completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Flags of `mioperf serve`.
