@@ -471,6 +471,83 @@ mod tests {
         well_formed(&render_svg(&doc).unwrap());
     }
 
+    /// The text of every `<text>` element (plotters may break the tag
+    /// over lines).
+    pub(crate) fn labels(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let t = &t[t.find('>')? + 1..];
+                Some(t[..t.find("</text>")?].trim().to_owned())
+            })
+            .collect()
+    }
+
+    /// The longest run of digits in a label (a float's binary expansion
+    /// shows as 17 of them).
+    fn longest_digits(label: &str) -> usize {
+        label
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn tidy_numbers() {
+        assert_eq!(tidy(0.1 + 0.2), "0.3");
+        assert_eq!(tidy(0.300_000_000_000_000_04), "0.3");
+        assert_eq!(tidy(2.0), "2");
+        assert_eq!(tidy(25.33), "25.3");
+        assert_eq!(tidy(0.0258), "0.0258");
+        assert_eq!(tidy(1000.0), "1000");
+        assert_eq!(tidy(123_456.7), "123457");
+        assert_eq!(tidy(0.0), "0");
+        assert_eq!(tidy(f64::NAN), "0");
+    }
+
+    #[test]
+    fn log_ticks_are_1_2_5_and_thinned() {
+        let t: Vec<String> = log_ticks(0.015, 2.5).into_iter().map(tidy).collect();
+        assert_eq!(t, ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]);
+        // Six decades: 1-2-5 would be 18 ticks, crowded; only the decades.
+        let t: Vec<String> = log_ticks(0.5, 200_000.0).into_iter().map(tidy).collect();
+        assert_eq!(t, ["1", "10", "100", "1000", "10000", "100000"]);
+        // Narrower than one step: the ends.
+        assert_eq!(log_ticks(3.0, 4.0), [3.0, 4.0]);
+        assert!(log_ticks(0.0, 1.0).is_empty());
+    }
+
+    #[test]
+    fn title_names_the_run() {
+        let t = run_title(&serde_json::json!({
+            "protocol": "hello", "mode": "rr", "transport": "udp", "parallel": 4,
+            "time_s": null, "count": 2000, "length": 0, "server": "127.0.0.1:9",
+            "in_process_server": true, "seed": 1,
+        }));
+        assert_eq!(
+            t,
+            "mioperf bench hello rr · UDP · -P 4 · -n 2000 · server 127.0.0.1:9 (in-process) · seed 1"
+        );
+    }
+
+    #[test]
+    fn histogram_marks_percentiles_and_labels_stay_short() {
+        let svg = render_svg(&fixed_document()).unwrap();
+        let labels = labels(&svg);
+        assert!(labels.iter().any(|l| l.starts_with("p50 ")), "{labels:?}");
+        assert!(labels.iter().any(|l| l.starts_with("p99 ")), "{labels:?}");
+        assert!(
+            labels
+                .iter()
+                .any(|l| l.starts_with("mioperf bench lab echo · -P 4")),
+            "{labels:?}"
+        );
+        for l in &labels {
+            assert!(longest_digits(l) <= 6, "long label {l:?}");
+        }
+    }
+
     #[test]
     fn writes_the_file() {
         let path =
