@@ -133,6 +133,17 @@ fn tidy(v: f64) -> String {
     }
 }
 
+/// A duration in its own unit: `9.06 µs`, `1.12 ms` (each percentile
+/// label reads on its own, whatever the axis's unit).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a label, three significant digits"
+)]
+fn tidy_ns(ns: u64) -> String {
+    let (unit, per) = time_unit(ns);
+    format!("{} {unit}", tidy(ns as f64 / per))
+}
+
 /// Tick values for a log axis over `lo..hi` (both > 0): 1, 2 and 5 times
 /// each power of ten inside it, or only the powers when that would be
 /// more than [`MAX_TICKS`]. Always at least the two ends when no step falls
@@ -190,7 +201,11 @@ fn run_title(inputs: &serde_json::Value) -> String {
         parts.push(format!("-l {} B", tidy(v)));
     }
     if let Some(v) = n("bitrate") {
-        parts.push(format!("-b {} bit/s", tidy(v)));
+        let (prefix, per) = [("G", 1e9), ("M", 1e6), ("K", 1e3)]
+            .into_iter()
+            .find(|(_, per)| v >= *per)
+            .unwrap_or(("", 1.0));
+        parts.push(format!("-b {} {prefix}bit/s", tidy(v / per)));
     }
     if let Some(v) = n("time_s") {
         parts.push(format!("-t {} s", tidy(v)));
@@ -374,7 +389,7 @@ pub fn render_svg(doc: &Document) -> io::Result<String> {
                         // Four pixels right of the line, not on it.
                         EmptyElement::at((x, top))
                             + Text::new(
-                                format!("{name} {} {unit}", tidy(ns as f64 / per)),
+                                format!("{name} {}", tidy_ns(ns)),
                                 (4, 0),
                                 ("sans-serif", 14).into_font().color(colour),
                             ),
@@ -504,6 +519,8 @@ mod tests {
         assert_eq!(tidy(123_456.7), "123457");
         assert_eq!(tidy(0.0), "0");
         assert_eq!(tidy(f64::NAN), "0");
+        assert_eq!(tidy_ns(9_056), "9.06 µs");
+        assert_eq!(tidy_ns(1_120_000), "1.12 ms");
     }
 
     #[test]
@@ -522,12 +539,13 @@ mod tests {
     fn title_names_the_run() {
         let t = run_title(&serde_json::json!({
             "protocol": "hello", "mode": "rr", "transport": "udp", "parallel": 4,
-            "time_s": null, "count": 2000, "length": 0, "server": "127.0.0.1:9",
+            "time_s": null, "count": 2000, "length": 0, "bitrate": 1.5e9,
+            "server": "127.0.0.1:9",
             "in_process_server": true, "seed": 1,
         }));
         assert_eq!(
             t,
-            "mioperf bench hello rr · UDP · -P 4 · -n 2000 · server 127.0.0.1:9 (in-process) · seed 1"
+            "mioperf bench hello rr · UDP · -P 4 · -b 1.5 Gbit/s · -n 2000 · server 127.0.0.1:9 (in-process) · seed 1"
         );
     }
 
