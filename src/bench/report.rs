@@ -480,7 +480,7 @@ mod tests {
         env.allowed_cpus = Some("0-7".into());
         env.allowed_cpu_count = Some(8);
         Document::new(
-            serde_json::json!({"proto": "lab-echo", "parallel": 4}),
+            serde_json::json!({"protocol": "lab", "mode": "echo", "parallel": 4}),
             env,
             intervals,
             summary,
