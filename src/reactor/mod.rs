@@ -591,13 +591,20 @@ impl Reactor {
     /// # Errors
     /// Only a failure of the poll itself.
     pub fn turn(&mut self) -> io::Result<()> {
-        let timeout =
-            if self.still_ready.is_empty() && self.deferred.is_empty() && self.starved.is_empty() {
-                self.waiter
-                    .prepare(&mut self.clock, self.timers.next_wake(), self.config.spin)?
-            } else {
-                Some(Duration::ZERO)
-            };
+        // A session added between turns may already have ended (it is in
+        // `reap`): then this turn must not block, or a client whose only
+        // session ended at its creation would wait for an event that
+        // never comes.
+        let timeout = if self.still_ready.is_empty()
+            && self.deferred.is_empty()
+            && self.starved.is_empty()
+            && self.reap.is_empty()
+        {
+            self.waiter
+                .prepare(&mut self.clock, self.timers.next_wake(), self.config.spin)?
+        } else {
+            Some(Duration::ZERO)
+        };
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
@@ -936,6 +943,66 @@ mod tests {
     use crate::proto::{Driven, StreamInput};
     use std::io::{Read, Write};
     use std::net::TcpStream as StdStream;
+
+    /// Ends at its first call: a client session that finds it cannot
+    /// even start (the lab client's oversized datagram, say).
+    struct EndsAtOnce;
+
+    impl Driven for EndsAtOnce {
+        fn poll_close(&mut self) -> Option<CloseReason> {
+            Some(CloseReason::Aborted)
+        }
+    }
+
+    impl DatagramSession for EndsAtOnce {
+        fn handle_input(&mut self, _: &mut Context, _: DatagramInput<'_>) {}
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+    }
+
+    /// A timer-only job with one deadline and nothing to do at it.
+    struct Watchdog(Instant);
+
+    impl Driven for Watchdog {
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.0)
+        }
+    }
+
+    /// A session that ends as it is added is reaped by the next turn at
+    /// once, instead of that turn blocking in `poll` (in a client reactor
+    /// with nothing else, no event and no deadline would ever wake it).
+    #[test]
+    fn a_session_that_ends_as_it_is_added_is_reaped_without_blocking() {
+        let config = ReactorConfig {
+            exit_when_no_sessions: true,
+            ..ReactorConfig::default()
+        };
+        let mut reactor = Reactor::new(config).unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        let socket = udp_client_socket(to).unwrap();
+        // A watchdog deadline 5 s out bounds the test: without the fix the
+        // turn blocks until it.
+        let start = reactor.now();
+        reactor.add_detached(Box::new(Watchdog(start + Duration::from_secs(5))));
+        let before = reactor.entries.len();
+        reactor
+            .add_udp_session(socket, Some(to), Box::new(EndsAtOnce))
+            .unwrap();
+        reactor.turn().unwrap();
+        assert!(
+            reactor.now() < start + Duration::from_secs(1),
+            "the turn blocked until the watchdog"
+        );
+        assert_eq!(reactor.entries.len(), before, "the session was freed");
+    }
 
     #[test]
     fn a_fair_share_divides_the_turn_within_bounds() {
