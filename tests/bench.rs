@@ -313,23 +313,9 @@ fn tcpfile_bytes_equal_files_times_size() {
     assert_eq!(u(s, "transfer_bytes"), 20 * size);
     assert_eq!(u(s, "bytes"), 20 * size);
     // The server logs one line per GET it completed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let served = server
-            .stderr()
-            .lines()
-            .filter(|l| l.contains("GET f.bin: 200000 bytes"))
-            .count();
-        if served == 20 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server served {served} GETs:\n{}",
-            server.stderr()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let (served, log) =
+        server.stderr_lines_with("GET f.bin: 200000 bytes", 20, Duration::from_secs(5));
+    assert_eq!(served, 20, "server served {served} GETs:\n{log}");
 }
 
 #[test]

@@ -167,23 +167,9 @@ fn through_a_lossy_proxy_every_get_is_whole_and_the_losses_show() {
         "no loss seen by the engines: {tcp}"
     );
     // The server committed what the bench counted.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let served = server
-            .stderr()
-            .lines()
-            .filter(|l| l.contains("GET f.bin: 200000 bytes"))
-            .count();
-        if served == 4 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server served {served} GETs:\n{}",
-            server.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (served, log) =
+        server.stderr_lines_with("GET f.bin: 200000 bytes", 4, Duration::from_secs(5));
+    assert_eq!(served, 4, "server served {served} GETs:\n{log}");
 }
 
 #[test]

@@ -285,6 +285,26 @@ impl Server {
         }
     }
 
+    /// Standard error once `n` of its lines contain `needle`, or what
+    /// arrived by `limit`, and how many did: a server logs one line per
+    /// transfer it completed, possibly after its client has finished.
+    pub(crate) fn stderr_lines_with(
+        &self,
+        needle: &str,
+        n: usize,
+        limit: Duration,
+    ) -> (usize, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.stderr.text();
+            let count = text.lines().filter(|l| l.contains(needle)).count();
+            if count >= n || Instant::now() >= deadline {
+                return (count, text);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// When the process was spawned.
     pub(crate) fn started(&self) -> Instant {
         self.started
