@@ -22,9 +22,10 @@
 mod common;
 
 use common::netns::Netns;
-use common::{Server, run_command, temp_path};
+use common::tunserve::{TunServe, have};
+use common::{run_command, temp_path};
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 /// The stack's address on the default net.
@@ -33,53 +34,32 @@ const STACK: &str = "192.0.2.1";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A namespace and `mioperf serve --only tunstack EXTRA...` inside it,
-/// ready; `None` when the test is skipped (not root, and no `CI`).
-/// The server is dropped (killed) before the namespace is deleted.
-struct Stack {
-    server: Server,
-    ns: Netns,
+/// ready; `None` when the test is skipped (not root, and no `CI`): the
+/// shared [`TunServe`], with this file's tool timeout.
+struct Stack(TunServe);
+
+impl core::ops::Deref for Stack {
+    type Target = TunServe;
+    fn deref(&self) -> &TunServe {
+        &self.0
+    }
 }
 
-/// Whether every one of `tools` is installed; `false` (after a note)
-/// skips the test, except under `CI`, where a missing tool fails it.
-fn have(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| {
-            !Command::new("sh")
-                .args(["-c", "command -v \"$1\" >/dev/null", "sh", tool])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
+impl core::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut TunServe {
+        &mut self.0
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: {missing:?} not installed, and CI is set: .ci/run must install them"
-    );
-    eprintln!("{test}: skipped: {missing:?} not installed");
-    false
 }
 
 impl Stack {
     /// As [`start_with`](Self::start_with), needing only `ip` and `python3`.
     fn start(test: &str, extra: &[&str]) -> Option<Self> {
-        Self::start_with(test, &["ip", "python3"], extra)
+        Self::start_with(test, &["python3"], extra)
     }
 
-    /// Needs `tools`; a namespace; then the server in it.
+    /// Needs `tools` (and `ip`); a namespace; then the server in it.
     fn start_with(test: &str, tools: &[&str], extra: &[&str]) -> Option<Self> {
-        if !have(test, tools) {
-            return None;
-        }
-        let ns = Netns::new(test)?;
-        let mut args = vec!["--only", "tunstack"];
-        args.extend_from_slice(extra);
-        let server = Server::spawn_via(&ns.launcher(), "serve", &args);
-        Some(Self { server, ns })
+        TunServe::start(test, tools, extra).map(Self)
     }
 
     /// The `listening tunstack tun NAME ADDR` line's name and address.
@@ -89,32 +69,15 @@ impl Stack {
 
     /// Runs `program args...` in the namespace; fails the test (with the
     /// server's log) unless it exits 0. Returns its standard output.
+    #[track_caller]
     fn tool(&mut self, program: &str, args: &[&str]) -> String {
-        let out = self.ns.run(program, args, TOOL_TIMEOUT);
-        self.check(program, args, &out);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.0.tool(program, args, TOOL_TIMEOUT)
     }
 
     /// Runs a Python script with `args` in the namespace, as [`tool`](Self::tool).
-    fn python(&mut self, script: &str, args: &[&str]) -> String {
-        let mut all = vec!["-c", script];
-        all.extend_from_slice(args);
-        self.tool("python3", &all)
-    }
-
     #[track_caller]
-    fn check(&mut self, program: &str, args: &[&str], out: &Output) {
-        if !out.status.success() {
-            self.server.assert_running();
-            panic!(
-                "{program} {args:?} in {}: {}\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
-                self.ns.name(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.server.stderr()
-            );
-        }
+    fn python(&mut self, script: &str, args: &[&str]) -> String {
+        self.0.python(script, args, TOOL_TIMEOUT)
     }
 }
 
