@@ -620,6 +620,7 @@ impl Measured for tcpfile::Done {
 impl Measured for stopwait::Done {
     fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
         rec.add_transfer(now, self.bytes, took);
+        rec.add_retransmits(now, self.retransmissions);
         Ok(())
     }
 }
@@ -627,6 +628,7 @@ impl Measured for stopwait::Done {
 impl Measured for tftp::Done {
     fn record(self, rec: &mut Recorder, now: Instant, took: Duration) -> Result<(), String> {
         rec.add_transfer(now, self.bytes, took);
+        rec.add_retransmits(now, self.retransmissions);
         Ok(())
     }
 }

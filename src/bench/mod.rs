@@ -23,22 +23,30 @@
 //! 4. The trailing partial interval is closed, the summary taken, and the
 //!    document printed (table, `--json`, or the `--json-stream` end line)
 //!    and drawn (`--svg`).
+//!
+//! What is printed, is printed as it happens ([`output`]): the table's
+//! head (or the `--json-stream` start event) before the first turn, each
+//! interval's row (or event) as the interval closes, the rest at the end;
+//! on standard output or, with `--logfile`, appended to that file. Each
+//! interval and the summary carry the CPU use of the generator's thread
+//! and of the in-process server's, sampled with `getrusage` ([`cpu`]).
 
+pub mod cpu;
 pub mod driver;
 pub mod exchange;
 pub mod load;
 pub mod local;
+pub mod output;
 pub mod plan;
 pub mod report;
 
 use crate::app::Failure;
-use crate::cli::bench::{BenchArgs, BenchMode};
+use crate::cli::bench::{BenchArgs, BenchMode, BenchProto};
 use crate::reactor::{Reactor, ReactorConfig};
 use core::cell::RefCell;
 use load::{Controller, OnInterval, Run};
 use plan::{Plan, Transport};
 use report::{Document, Environment, IntervalReport, Recorder};
-use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -75,7 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         (None, Some(l)) => l.addr,
         (None, None) => return Err(Failure::Error("no server".into())),
     };
-    let outcome = drive(&plan, server);
+    let outcome = drive(&plan, server, args.logfile.as_deref(), local.is_some());
     drop(local);
     outcome
 }
@@ -123,33 +131,38 @@ fn client_reactor() -> Result<Reactor, Failure> {
     Reactor::new(config).map_err(|e| Failure::Error(format!("reactor: {e}")))
 }
 
-/// Runs the load against `server` and reports.
-fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
-    let mut reactor = client_reactor()?;
-    let start = reactor.now();
-    let end_at = plan.stop.time.map(|t| start + t);
-    let budget = match plan.mode {
-        // -n of a stream counts segments; each session runs one stream.
-        BenchMode::Stream => plan.stop.count.map(|_| u64::from(plan.parallel)),
-        _ => plan.stop.count,
-    };
-    let run = Rc::new(Run::new(
-        Recorder::new(start, plan.interval),
-        start,
-        end_at,
-        budget,
-        plan.parallel as usize,
-    ));
-    let json_stream = plan_json_stream(plan);
-    let on_interval: OnInterval = Rc::new(RefCell::new(move |report: &IntervalReport| {
-        if json_stream {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", report::json_line(report));
-            let _ = out.flush();
-        }
-    }));
-    reactor.add_detached(Box::new(Controller::new(run.clone(), on_interval.clone())));
-    let launcher = driver::Launcher::new(plan.clone(), server, run.clone());
+/// Whether the protocol's clients count their retransmissions (stopwait
+/// and tftp in their reports, window in its engine's counters). tcpfile
+/// runs over kernel TCP, whose `TCP_INFO` would need the socket: the
+/// reactor owns it and closes it at the session's end, so its count is
+/// unknown (`null`), not zero.
+fn counts_retransmits(proto: BenchProto) -> bool {
+    matches!(
+        proto,
+        BenchProto::Stopwait | BenchProto::Tftp | BenchProto::Window
+    )
+}
+
+/// The run's bounds, for the `--json-stream` start event.
+fn limits() -> serde_json::Value {
+    serde_json::json!({
+        "max_parallel": plan::MAX_PARALLEL,
+        "max_count": plan::MAX_COUNT,
+        "max_time_seconds": plan::MAX_TIME.as_secs_f64(),
+        "min_interval_seconds": plan::MIN_INTERVAL.as_secs_f64(),
+        "open_files": open_file_limit(),
+        "histogram_max_ns": report::MAX_TRACKABLE_NS,
+        "histogram_max_buckets": report::MAX_BUCKETS,
+    })
+}
+
+/// Turns the reactor, refilling sessions between turns, until no session
+/// is left and none may start, or a SIGINT/SIGTERM's grace has passed.
+fn turn_until_done(
+    reactor: &mut Reactor,
+    run: &Run,
+    launcher: &driver::Launcher,
+) -> Result<(), Failure> {
     // SIGINT/SIGTERM end the run early with its report, as iperf3 does. A
     // signal interrupts the reactor's epoll_wait (EINTR), so the loop sees
     // the flag at once.
@@ -169,7 +182,7 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
                 break;
             }
         }
-        launcher.refill(&mut reactor);
+        launcher.refill(reactor);
         if run.active() == 0 {
             if !run.may_start(now) {
                 break;
@@ -182,29 +195,77 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
             .turn()
             .map_err(|e| Failure::Error(format!("poll: {e}")))?;
     }
+    Ok(())
+}
+
+/// Runs the load against `server` and reports (to `logfile` if given);
+/// `in_process`: the server runs on a thread of this process.
+fn drive(
+    plan: &Plan,
+    server: SocketAddr,
+    logfile: Option<&std::path::Path>,
+    in_process: bool,
+) -> Result<(), Failure> {
+    let retransmits = counts_retransmits(plan.proto);
+    let output = Rc::new(RefCell::new(output::Output::open(
+        plan.output,
+        logfile,
+        retransmits,
+    )?));
+    let mut reactor = client_reactor()?;
+    let inputs = plan.inputs(&server.to_string());
+    let environment = Environment::detect(Some(plan.seed), None);
+    output.borrow_mut().start(&inputs, &environment, &limits());
+    let start = reactor.now();
+    let end_at = plan.stop.time.map(|t| start + t);
+    let budget = match plan.mode {
+        // -n of a stream counts segments; each session runs one stream.
+        BenchMode::Stream => plan.stop.count.map(|_| u64::from(plan.parallel)),
+        _ => plan.stop.count,
+    };
+    let mut recorder = Recorder::new(start, plan.interval);
+    if retransmits {
+        recorder = recorder.with_retransmits();
+    }
+    let run = Rc::new(Run::new(
+        recorder,
+        start,
+        end_at,
+        budget,
+        plan.parallel as usize,
+    ));
+    let meter = Rc::new(RefCell::new(cpu::CpuMeter::start(start, in_process)));
+    let on_interval: OnInterval = {
+        let (output, meter) = (output.clone(), meter.clone());
+        Rc::new(RefCell::new(
+            move |report: &mut IntervalReport, now: crate::time::Instant| {
+                report.cpu = meter.borrow_mut().lap(now);
+                output.borrow_mut().interval(report);
+            },
+        ))
+    };
+    reactor.add_detached(Box::new(Controller::new(run.clone(), on_interval.clone())));
+    let launcher = driver::Launcher::new(plan.clone(), server, run.clone());
+    turn_until_done(&mut reactor, &run, &launcher)?;
     let now = reactor.now();
     let end = match (run.interrupted_at(), end_at) {
         (Some(at), _) => at,
         (None, Some(end)) if now >= end && run.fatal().is_none() => end,
         _ => run.last_event(),
     };
-    Controller::close_due(&run, end, &on_interval);
-    let summary = {
+    Controller::close_due(&run, end, now, &on_interval);
+    let mut summary = {
         let mut rec = run.recorder.borrow_mut();
         if plan.interval.is_some() && rec.interval_has_data() {
-            let last = rec.close_interval(end);
-            (on_interval.borrow_mut())(&last);
+            let mut last = rec.close_interval(end);
+            (on_interval.borrow_mut())(&mut last, now);
             run.intervals.borrow_mut().push(last);
         }
         rec.finish(end)
     };
-    let doc = Document::new(
-        plan.inputs(&server.to_string()),
-        Environment::detect(Some(plan.seed), None),
-        run.intervals.borrow().clone(),
-        summary,
-    );
-    print_document(plan, &doc);
+    summary.cpu = meter.borrow().total(now);
+    let doc = Document::new(inputs, environment, run.intervals.borrow().clone(), summary);
+    output.borrow_mut().end(&doc);
     if let Some(path) = &plan.svg {
         report::write_svg(&doc, path)
             .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;
@@ -226,22 +287,4 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
         )));
     }
     Ok(())
-}
-
-fn plan_json_stream(plan: &Plan) -> bool {
-    plan.output == plan::Output::JsonStream
-}
-
-fn print_document(plan: &Plan, doc: &Document) {
-    let mut out = std::io::stdout().lock();
-    let text = match plan.output {
-        plan::Output::Table => report::render_table(doc),
-        plan::Output::Json => report::to_json(doc),
-        plan::Output::JsonStream => report::json_summary_line(&doc.summary),
-    };
-    let _ = out.write_all(text.as_bytes());
-    if !text.ends_with('\n') {
-        let _ = writeln!(out);
-    }
-    let _ = out.flush();
 }

@@ -55,20 +55,37 @@
 //!            (window only: the client engines' counters summed over every
 //!             connection that ended; null for the other protocols)
 //! ```
+//! Every INTERVAL and the summary also carry two figures of their own:
+//! ```text
+//! "retransmits": <count>|null   (stopwait, tftp: the clients' resends of the
+//!                                transfers that ended in the span; window: the
+//!                                engines'; null elsewhere, kernel TCP included)
+//! "cpu": CPU|null
+//! CPU   = { "seconds", "generator": SHARE, "server": SHARE|null }
+//! SHARE = { "user_seconds", "system_seconds",
+//!           "user_percent", "system_percent", "total_percent" }  (% of "seconds")
+//! ```
+//! and [`json_start_line`] writes `{"event":"start","data":{"schema_version",
+//! "tool", "inputs", "environment", "limits"}}`, the first line of a
+//! `--json-stream`.
+//!
 //! Times `*_s` are seconds since the run's start; `*_ns` integers are
 //! nanoseconds. [`json_line`] writes `{"event":"interval","data":INTERVAL}`
 //! and [`json_summary_line`] `{"event":"end","data":SUMMARY}`, one line
 //! each, without a newline (iperf3's `--json-stream` framing).
 
+pub mod cpu;
 pub mod hist;
 pub mod recorder;
 mod svg;
 pub mod table;
 
+pub use cpu::{CpuShare, CpuSpent, CpuUsage};
 pub use hist::{MAX_BUCKETS, MAX_TRACKABLE_NS};
 pub use recorder::Recorder;
 pub use svg::{render_svg, write_svg};
 pub use table::render_table;
+pub use table::{table_foot, table_head, table_row};
 
 use serde::Serialize;
 
@@ -209,6 +226,11 @@ pub struct IntervalReport {
     /// What happened in it (flattened into the JSON object).
     #[serde(flatten)]
     pub figures: Figures,
+    /// Packets or segments sent again in it (stopwait, tftp, window;
+    /// counted when each transfer ends); `None` where not known.
+    pub retransmits: Option<u64>,
+    /// CPU use in it; `None` where it could not be read.
+    pub cpu: Option<CpuUsage>,
 }
 
 /// Histogram buckets of the whole run, for plotting; each list is empty
@@ -235,6 +257,12 @@ pub struct Summary {
     pub histograms: Histograms,
     /// The engines' counters (window), else `None`.
     pub tcp: Option<TcpTotals>,
+    /// Packets or segments sent again in the run (stopwait and tftp:
+    /// successful transfers' own counts; window: the engines'); `None`
+    /// where not known (kernel TCP, request/response protocols).
+    pub retransmits: Option<u64>,
+    /// CPU use over the run; `None` where it could not be read.
+    pub cpu: Option<CpuUsage>,
 }
 
 /// The client engines' counters summed over a run's connections (`bench
@@ -431,6 +459,37 @@ pub fn json_line(report: &IntervalReport) -> String {
     }))
 }
 
+/// What a `--json-stream` says before the run: the document's head and the
+/// run's limits (the start event's `data`).
+#[derive(Serialize)]
+struct StartData<'a> {
+    schema_version: u32,
+    tool: &'static str,
+    inputs: &'a serde_json::Value,
+    environment: &'a Environment,
+    limits: &'a serde_json::Value,
+}
+
+/// The run's inputs, environment and `limits` as one line of JSON,
+/// `{"event":"start","data":{…}}`, with no newline; the first line of a
+/// `--json-stream`.
+pub fn json_start_line(
+    inputs: &serde_json::Value,
+    environment: &Environment,
+    limits: &serde_json::Value,
+) -> String {
+    json_or_error(serde_json::to_string(&Event {
+        event: "start",
+        data: &StartData {
+            schema_version: SCHEMA_VERSION,
+            tool: "mioperf",
+            inputs,
+            environment,
+            limits,
+        },
+    }))
+}
+
 /// The summary as one line of JSON, `{"event":"end","data":{…}}`, with no
 /// newline; the last line of a `--json-stream`.
 pub fn json_summary_line(summary: &Summary) -> String {
@@ -574,7 +633,10 @@ mod tests {
         assert_eq!(v["environment"]["seed"], 42);
         let intervals = v["intervals"].as_array().unwrap();
         assert_eq!(intervals.len(), 3);
-        assert_eq!(keys(&intervals[0]), sorted(&["index"], FIGURE_KEYS));
+        assert_eq!(
+            keys(&intervals[0]),
+            sorted(&["index", "retransmits", "cpu"], FIGURE_KEYS)
+        );
         assert_eq!(intervals[1]["index"], 1);
         assert_eq!(intervals[1]["bits_per_sec"], 10_000_000.0);
         assert_eq!(
@@ -589,7 +651,10 @@ mod tests {
         let s = &v["summary"];
         assert_eq!(
             keys(s),
-            sorted(&["intervals", "histograms", "tcp"], FIGURE_KEYS)
+            sorted(
+                &["intervals", "histograms", "tcp", "retransmits", "cpu"],
+                FIGURE_KEYS
+            )
         );
         assert_eq!(
             keys(&s["histograms"]),
@@ -639,7 +704,10 @@ mod tests {
         assert!(!line.contains('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["event"], "interval");
-        assert_eq!(keys(&v["data"]), sorted(&["index"], FIGURE_KEYS));
+        assert_eq!(
+            keys(&v["data"]),
+            sorted(&["index", "retransmits", "cpu"], FIGURE_KEYS)
+        );
         let end = json_summary_line(&doc.summary);
         assert!(!end.contains('\n'));
         let v: Value = serde_json::from_str(&end).unwrap();

@@ -111,8 +111,9 @@ pub struct BenchArgs {
     /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
     #[arg(short = 'b', long, value_name = "RATE", value_parser = parse_size)]
     pub bitrate: Option<u64>,
-    /// Report every DUR (a row of the final table, or a JSON line as it closes with
-    /// --json-stream); 0s turns
+    #[arg(short = 'i')]
+    /// Report every DUR: a table row or a --json-stream line, printed as each
+    /// interval ends (-i, as iperf3); 0s turns
     /// interval reports off.
     #[arg(long, value_name = "DUR", value_parser = parse_seconds, default_value = "1s")]
     pub interval: Duration,
@@ -123,9 +124,16 @@ pub struct BenchArgs {
     /// Write one JSON document (inputs, environment, intervals, summary) instead of the table.
     #[arg(long, conflicts_with = "json_stream")]
     pub json: bool,
-    /// Write one JSON line per interval, then one line with the summary.
+    /// Write iperf3's --json-stream events, one JSON object per line as it
+    /// happens: {"event":"start",...} (inputs, environment, limits), one
+    /// "interval" per interval as it ends, then "end" with the summary.
     #[arg(long)]
     pub json_stream: bool,
+    /// Write what would go to standard output (table, JSON, events) to FILE
+    /// instead, appending as iperf3's --logfile does (FILE is created if
+    /// missing); errors and logs still go to standard error.
+    #[arg(long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
     /// Also draw the time series and histograms into this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,

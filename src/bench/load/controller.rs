@@ -14,8 +14,11 @@ use core::cell::RefCell;
 use std::rc::Rc;
 
 /// Where interval reports go as they close (shared by the controller and
-/// the driver, which closes the last one of a count-bounded run).
-pub type OnInterval = Rc<RefCell<dyn FnMut(&IntervalReport)>>;
+/// the driver, which closes the last one of a count-bounded run), with the
+/// reactor's `now` when it closed. The sink may add what the recorder
+/// cannot know (the CPU use, read from the kernel) before the report is
+/// kept, then shows it at once: rows and lines appear as intervals end.
+pub type OnInterval = Rc<RefCell<dyn FnMut(&mut IntervalReport, Instant)>>;
 
 /// The timer-only job (added detached) that closes intervals and owns
 /// the `-t` end.
@@ -45,17 +48,17 @@ impl Controller {
         }
     }
 
-    /// Closes every interval due by `now`, at `now`: a close a little late
-    /// makes that interval a little longer (its rates use the real length;
-    /// the grid does not drift). Called by the driver at the end of a run
-    /// as well.
-    pub fn close_due(run: &Run, now: Instant, on_interval: &OnInterval) {
+    /// Closes every interval due by `at`, at `at` (≤ `now`, the reactor's
+    /// time, which the sink gets): a close a little late makes that
+    /// interval a little longer (its rates use the real length; the grid
+    /// does not drift). Called by the driver at the end of a run as well.
+    pub fn close_due(run: &Run, at: Instant, now: Instant, on_interval: &OnInterval) {
         loop {
             let due = run.recorder.borrow().next_interval();
             match due {
-                Some(at) if at <= now => {
-                    let report = run.recorder.borrow_mut().close_interval(now);
-                    (on_interval.borrow_mut())(&report);
+                Some(deadline) if deadline <= at => {
+                    let mut report = run.recorder.borrow_mut().close_interval(at);
+                    (on_interval.borrow_mut())(&mut report, now);
                     run.intervals.borrow_mut().push(report);
                 }
                 _ => break,
@@ -71,7 +74,7 @@ impl Driven for Controller {
         }
         // Intervals past the end are not closed: the run has no data there.
         let limit = self.run.end_at().map_or(cx.now, |end| end.min(cx.now));
-        Self::close_due(&self.run, limit, &self.on_interval);
+        Self::close_due(&self.run, limit, cx.now, &self.on_interval);
         if self.run.over(cx.now) || (self.run.active() == 0 && !self.run.may_start(cx.now)) {
             self.done = true;
             self.close = Some(CloseReason::Completed);

@@ -211,6 +211,9 @@ pub struct Recorder {
     tcp: Option<TcpTotals>,
     /// Sum of the final smoothed RTTs, for the mean.
     srtt_us_sum: u128,
+    /// Retransmissions (open interval, run total), for protocols whose
+    /// clients count them; `None` reports them as unknown.
+    retransmits: Option<(u64, u64)>,
 }
 
 impl Recorder {
@@ -229,6 +232,30 @@ impl Recorder {
             total: Tally::default(),
             tcp: None,
             srtt_us_sum: 0,
+            retransmits: None,
+        }
+    }
+
+    /// The same recorder, counting retransmissions: its reports say how
+    /// many (0 included) instead of "unknown".
+    #[must_use]
+    pub fn with_retransmits(mut self) -> Self {
+        self.retransmits = Some((0, 0));
+        self
+    }
+
+    /// Whether reports carry a retransmission count.
+    pub fn counts_retransmits(&self) -> bool {
+        self.retransmits.is_some()
+    }
+
+    /// `n` packets or segments were sent again (by one transfer that just
+    /// ended). Ignored unless the recorder counts them.
+    pub fn add_retransmits(&mut self, now: Instant, n: u64) {
+        self.saw(now);
+        if let Some((current, total)) = &mut self.retransmits {
+            *current = current.saturating_add(n);
+            *total = total.saturating_add(n);
         }
     }
 
@@ -353,6 +380,7 @@ impl Recorder {
     /// (run totals only: a connection's counters are known once, at its end).
     pub fn add_tcp(&mut self, now: Instant, c: &crate::proto::tcp::conn::Counters) {
         self.saw(now);
+        self.add_retransmits(now, c.retransmits);
         let t = self.tcp.get_or_insert_with(TcpTotals::default);
         t.connections = t.connections.saturating_add(1);
         for (sum, n) in [
@@ -391,7 +419,12 @@ impl Recorder {
         let report = IntervalReport {
             index: self.closed,
             figures: self.current.figures(self.start, self.interval_start, end),
+            retransmits: self.retransmits.map(|(current, _)| current),
+            cpu: None,
         };
+        if let Some((current, _)) = &mut self.retransmits {
+            *current = 0;
+        }
         self.closed = self.closed.saturating_add(1);
         self.current.reset();
         self.interval_start = end;
@@ -422,6 +455,8 @@ impl Recorder {
                 schedule_error_abs_ns: self.total.schedule.abs.buckets(),
             },
             tcp: self.tcp.clone(),
+            retransmits: self.retransmits.map(|(_, total)| total),
+            cpu: None,
         }
     }
 }
@@ -621,6 +656,28 @@ mod tests {
             !r.interval_has_data(),
             "run totals only: intervals do not see them"
         );
+    }
+
+    #[test]
+    fn retransmits_are_counted_per_interval_and_in_total_when_asked() {
+        let mut plain = Recorder::new(ms(0), Some(Duration::from_secs(1)));
+        plain.add_retransmits(ms(1), 5);
+        assert_eq!(plain.close_interval(ms(1_000)).retransmits, None);
+        assert_eq!(plain.finish(ms(1_000)).retransmits, None, "unknown, not 0");
+
+        let mut r = Recorder::new(ms(0), Some(Duration::from_secs(1))).with_retransmits();
+        assert!(r.counts_retransmits());
+        r.add_retransmits(ms(10), 3);
+        r.add_retransmits(ms(20), 4);
+        assert_eq!(r.close_interval(ms(1_000)).retransmits, Some(7));
+        assert_eq!(r.close_interval(ms(2_000)).retransmits, Some(0));
+        let c = crate::proto::tcp::conn::Counters {
+            retransmits: 2,
+            ..Default::default()
+        };
+        r.add_tcp(ms(2_500), &c);
+        assert_eq!(r.close_interval(ms(3_000)).retransmits, Some(2));
+        assert_eq!(r.finish(ms(3_000)).retransmits, Some(9));
     }
 
     #[test]

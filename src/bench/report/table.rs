@@ -1,6 +1,12 @@
 //! The terminal table: one row per interval, then totals and percentiles,
 //! in the manner of iperf3 and sockperf.
 //!
+//! Built in three parts so a live run can print each as it happens:
+//! [`table_head`] before the run, one [`table_row`] per interval as it
+//! closes, [`table_foot`] at the end; [`render_table`] joins them for a
+//! finished [`Document`]. A `Retr` column (retransmissions) appears when
+//! the run counts them.
+//!
 //! Pure string building. Units are humanised: bytes in 1024 steps (`KBytes`,
 //! `MBytes`, as iperf3), bit rates and counts in 1000 steps (Kbit/s, Mbit/s;
 //! k, M), durations as ns/µs/ms/s with three significant digits. An absent
@@ -8,7 +14,10 @@
 
 use std::fmt::Write as _;
 
-use super::{Distribution, Document, Environment, Figures, ScheduleError};
+use super::{
+    CpuShare, CpuUsage, Distribution, Document, Environment, Figures, IntervalReport,
+    ScheduleError, Summary,
+};
 
 /// Three significant digits (no exponent), for a finite non-negative `v`.
 fn sig3(v: f64) -> String {
@@ -107,9 +116,9 @@ fn human_mean(ns: f64) -> String {
     }
 }
 
-/// The column heads, aligned with [`row`].
-fn header() -> String {
-    format!(
+/// The column heads, aligned with [`row`]; `retransmits` adds `Retr`.
+fn header(retransmits: bool) -> String {
+    let head = format!(
         "{:<18}{:>10}  {:>13}  {:>11}  {:>10}  {:>6} {:>8}  {:>8}  {:>8}",
         "Interval",
         "Transfer",
@@ -120,16 +129,28 @@ fn header() -> String {
         "Timeouts",
         "p50 lat",
         "p99 lat"
-    )
+    );
+    if retransmits {
+        format!("{head}  {:>6}", "Retr")
+    } else {
+        head
+    }
 }
 
-fn row(label: &str, f: &Figures) -> String {
+/// The `Retr` cell: `None` when the column is not shown, `-` for a count
+/// not known in a shown column.
+fn retr_cell(shown: bool, count: Option<u64>) -> Option<String> {
+    shown.then(|| count.map_or_else(|| "-".to_owned(), |n| n.to_string()))
+}
+
+/// One row; `retr` is the `Retr` cell, if the column is shown.
+fn row(label: &str, f: &Figures, retr: Option<String>) -> String {
     let lat = |pick: fn(&Distribution) -> u64| {
         f.latency_ns
             .as_ref()
             .map_or_else(|| "-".to_owned(), |d| human_ns(pick(d)))
     };
-    format!(
+    let line = format!(
         "{label:<18}{:>10}  {:>13}  {:>11}  {:>10}  {:>6} {:>8}  {:>8}  {:>8}",
         human_bytes(f.bytes),
         human_bits_per_sec(f.bits_per_sec),
@@ -139,7 +160,11 @@ fn row(label: &str, f: &Figures) -> String {
         f.timeouts,
         lat(|d| d.p50),
         lat(|d| d.p99),
-    )
+    );
+    match retr {
+        None => line,
+        Some(cell) => format!("{line}  {cell:>6}"),
+    }
 }
 
 fn span(f: &Figures) -> String {
@@ -215,22 +240,53 @@ fn environment_line(e: &Environment) -> String {
     parts.join(", ")
 }
 
-/// The document as a readable terminal table, ending in a newline.
-pub fn render_table(doc: &Document) -> String {
-    let mut out = String::new();
-    out.push_str(&environment_line(&doc.environment));
-    out.push('\n');
-    let header = header();
-    out.push_str(&header);
-    out.push('\n');
-    for i in &doc.intervals {
-        out.push_str(&row(&span(&i.figures), &i.figures));
-        out.push('\n');
+/// Before the run: the environment line and the column heads, ending in a
+/// newline. `retransmits`: whether the run counts them (a `Retr` column).
+pub fn table_head(environment: &Environment, retransmits: bool) -> String {
+    format!(
+        "{}\n{}\n",
+        environment_line(environment),
+        header(retransmits)
+    )
+}
+
+/// One interval's row, ending in a newline (`retransmits` as for
+/// [`table_head`]).
+pub fn table_row(interval: &IntervalReport, retransmits: bool) -> String {
+    let f = &interval.figures;
+    let retr = retr_cell(retransmits, interval.retransmits);
+    format!("{}\n", row(&span(f), f, retr))
+}
+
+fn cpu_share(s: &CpuShare) -> String {
+    format!(
+        "{:.1}% (user {:.2} s, system {:.2} s)",
+        super::finite_or_zero(s.total_percent),
+        super::finite_or_zero(s.user_seconds),
+        super::finite_or_zero(s.system_seconds),
+    )
+}
+
+fn cpu_line(out: &mut String, cpu: &CpuUsage) {
+    let _ = write!(out, "{:<15} generator {}", "CPU", cpu_share(&cpu.generator));
+    if let Some(server) = &cpu.server {
+        let _ = write!(out, "  server {}", cpu_share(server));
     }
-    let s = &doc.summary.figures;
-    out.push_str(&"- ".repeat(header.chars().count() / 2));
+    let _ = writeln!(out, "  of {:.2} s", super::finite_or_zero(cpu.seconds));
+}
+
+/// After the run: the separator, the totals row and the summary lines,
+/// ending in a newline (`retransmits` as for [`table_head`]).
+pub fn table_foot(summary: &Summary, retransmits: bool) -> String {
+    let mut out = String::new();
+    let s = &summary.figures;
+    out.push_str(&"- ".repeat(header(retransmits).chars().count() / 2));
     out.push('\n');
-    out.push_str(&row(&span(s), s));
+    out.push_str(&row(
+        &span(s),
+        s,
+        retr_cell(retransmits, summary.retransmits),
+    ));
     out.push_str("  total\n");
     if s.transfers > 0 {
         let _ = writeln!(
@@ -254,7 +310,7 @@ pub fn render_table(doc: &Document) -> String {
             "Stream", s.lost, s.reordered, s.duplicates
         );
     }
-    if let Some(t) = &doc.summary.tcp {
+    if let Some(t) = &summary.tcp {
         let _ = writeln!(
             out,
             "{:<15} {} connections: {} retransmits ({} fast, {} timeouts), \
@@ -269,12 +325,66 @@ pub fn render_table(doc: &Document) -> String {
             human_mean(t.srtt_us_mean * 1e3),
         );
     }
+    if let Some(cpu) = &summary.cpu {
+        cpu_line(&mut out, cpu);
+    }
+    out
+}
+
+/// The document as a readable terminal table, ending in a newline: what a
+/// live run prints, all at once.
+pub fn render_table(doc: &Document) -> String {
+    let retransmits = doc.summary.retransmits.is_some();
+    let mut out = table_head(&doc.environment, retransmits);
+    for i in &doc.intervals {
+        out.push_str(&table_row(i, retransmits));
+    }
+    out.push_str(&table_foot(&doc.summary, retransmits));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retr_column_and_cpu_line_when_the_run_has_them() {
+        use crate::bench::report::{CpuSpent, Recorder};
+        use crate::time::{Duration, Instant};
+        let ms = Instant::from_millis;
+        let mut r = Recorder::new(ms(0), Some(Duration::from_secs(1))).with_retransmits();
+        r.add_transfer(ms(500), 1_000, Duration::from_millis(400));
+        r.add_retransmits(ms(500), 12);
+        let interval = r.close_interval(ms(1_000));
+        let mut summary = r.finish(ms(1_000));
+        let spent = |user_ns, system_ns| CpuSpent { user_ns, system_ns };
+        summary.cpu = Some(CpuUsage::new(
+            1_000_000_000,
+            spent(300_000_000, 200_000_000),
+            Some(spent(100_000_000, 0)),
+        ));
+        let head = table_head(&Environment::new(None, None), true);
+        assert!(head.lines().nth(1).unwrap().ends_with("Retr"), "{head}");
+        let row = table_row(&interval, true);
+        assert!(row.trim_end().ends_with("12"), "{row}");
+        assert!(row.ends_with('\n') && row.lines().count() == 1, "{row}");
+        let foot = table_foot(&summary, true);
+        assert!(foot.contains("12  total"), "{foot}");
+        assert!(
+            foot.contains("CPU             generator 50.0% (user 0.30 s, system 0.20 s)  server 10.0% (user 0.10 s, system 0.00 s)  of 1.00 s"),
+            "{foot}"
+        );
+        // Without them: no column, no line.
+        let mut plain = summary.clone();
+        plain.cpu = None;
+        plain.retransmits = None;
+        assert!(!table_head(&Environment::new(None, None), false).contains("Retr"));
+        let foot = table_foot(&plain, false);
+        assert!(
+            !foot.contains("CPU") && !foot.contains("12  total"),
+            "{foot}"
+        );
+    }
 
     #[test]
     fn units_are_humanised() {

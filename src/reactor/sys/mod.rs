@@ -7,6 +7,7 @@
 #![allow(unsafe_code, reason = "the one module that calls libc directly")]
 
 pub(crate) mod fs;
+pub(crate) mod rusage;
 pub(crate) mod tun;
 
 use std::io;
