@@ -236,6 +236,8 @@ fn json_stream_writes_one_line_per_interval_then_the_summary() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
+    let (first, lines) = lines.split_first().expect("some lines");
+    assert_eq!(first["event"], "start");
     let (last, intervals) = lines.split_last().expect("some lines");
     assert_eq!(last["event"], "end");
     check_figures(&last["data"]);
