@@ -111,8 +111,7 @@ pub struct BenchArgs {
     /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
     #[arg(short = 'b', long, value_name = "RATE", value_parser = parse_size)]
     pub bitrate: Option<u64>,
-    // iperf3's -i, on a line of its own: the value parser's line below is
-    // another change's to make.
+    // iperf3's -i; clap merges this attribute with the one below.
     #[arg(short = 'i')]
     /// Report every DUR: a table row or a --json-stream line, printed as each
     /// interval ends (-i, as iperf3); 0s turns
