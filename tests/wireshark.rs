@@ -303,6 +303,18 @@ impl Decoded {
             .collect()
     }
 
+    /// No packet of the capture carries a Lua error (the dissectors turn
+    /// malformed input into their own expert info instead).
+    #[track_caller]
+    fn assert_clean(&self, extra: &[&str]) {
+        let bad = self.fields(
+            extra,
+            "_ws.expert.message contains \"Lua Error\"",
+            &["frame.number"],
+        );
+        assert!(bad.is_empty(), "Lua errors in frames {bad:?}");
+    }
+
     /// [`fields`](Self::fields) with no extra arguments.
     #[track_caller]
     fn rows(&self, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
@@ -343,6 +355,7 @@ fn hello_udp_and_tcp_decode_ids_and_answers() {
     lab.client(1, &["hello", "127.0.0.1", "20009", "42", "--udp"]);
     let ok_tcp = lab.client(0, &["hello", "127.0.0.1", "20009", "77", "--tcp"]);
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "mioperf_hello.kind",
@@ -390,6 +403,7 @@ fn lab_udp_decodes_stream_headers_file_and_echo() {
     lab.client(0, &["lab", "127.0.0.1", "8120", "--udp", "3000"]);
     lab.client(0, &["lab", "127.0.0.1", "8120", "--udp", "hi there"]);
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "mioperf_lab.kind",
@@ -454,12 +468,18 @@ fn lab_tcp_reassembles_stream_segments_and_file() {
         return;
     };
     let cap = lab.capture("lab-tcp", "tcp port 8120");
-    lab.client(0, &["lab", "127.0.0.1", "8120", "--tcp", "stream-0-6-40"]);
+    // Segments of 10 000 bytes straddle the TCP segments (up to 65 483
+    // bytes on loopback): each is decoded from reassembled data.
+    lab.client(
+        0,
+        &["lab", "127.0.0.1", "8120", "--tcp", "stream-0-40-10000"],
+    );
     // Larger than one loopback segment (65483 bytes): the data spans
     // several, after the READY line.
     lab.client(0, &["lab", "127.0.0.1", "8120", "--tcp", "200000"]);
     lab.client(0, &["lab", "127.0.0.1", "8120", "--tcp", "echo me"]);
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "mioperf_lab.kind",
@@ -477,12 +497,16 @@ fn lab_tcp_reassembles_stream_segments_and_file() {
         ["stream_request", "file_request", "echo"],
         "{requests:?}"
     );
-    assert_eq!(requests[0][4], "40");
+    assert_eq!(requests[0][4], "10000");
     assert_eq!(requests[1][5], "200000");
 
     let segments = d.rows("mioperf_lab.kind == \"segment\"", &fields);
-    assert_eq!(numbers(&segments, 1), [0, 1, 2, 3, 4, 5], "{segments:?}");
-    assert_eq!(numbers(&segments, 3), [24; 6]);
+    assert_eq!(
+        numbers(&segments, 1),
+        (0..40).collect::<Vec<u64>>(),
+        "{segments:?}"
+    );
+    assert_eq!(numbers(&segments, 3), [10_000 - 16; 40]);
 
     let file = d.rows(
         "mioperf_lab.file.data_len || mioperf_lab.kind == \"ready\"",
@@ -507,6 +531,7 @@ fn msg_reassembles_frames_and_receipts() {
     lab.client(0, &["msg", "127.0.0.1", "7001", &small]);
     lab.client(0, &["msg", "127.0.0.1", "7001", &big]);
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "mioperf_msg.len",
@@ -554,6 +579,7 @@ fn tcpfile_decodes_requests_answers_and_data() {
         ],
     );
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "mioperf_tcpfile.name",
@@ -614,6 +640,7 @@ fn stopwait_decodes_types_alternating_bits_and_blocks() {
         &["stopwait", "put", "127.0.0.1:50001", &up, "--as", "up.txt"],
     );
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let rows = d.rows(
         "mioperf_stopwait",
@@ -678,6 +705,7 @@ fn window_hands_segments_to_tcp_and_tcpfile_above_it() {
         &["window", "put", "127.0.0.1:50003", &up, "--as", "wup.bin"],
     );
     let d = cap.finish();
+    d.assert_clean(&[]);
 
     let fields = [
         "tcp.srcport",
@@ -756,6 +784,7 @@ for port, data, answers in [
 "#,
     );
     let d = cap.finish();
+    d.assert_clean(&[]);
     let decode_as = [
         "-d",
         "udp.port==41009,mioperf_hello",
@@ -764,6 +793,7 @@ for port, data, answers in [
         "-d",
         "udp.port==41001,mioperf_stopwait",
     ];
+    d.assert_clean(&decode_as);
     let count = |filter: &str| d.fields(&decode_as, filter, &["frame.number"]).len();
     assert_eq!(count("mioperf_stopwait.bad_type"), 1);
     assert_eq!(count("mioperf_stopwait.short"), 1);
