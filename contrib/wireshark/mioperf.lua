@@ -57,24 +57,26 @@ local function conversation_key(pinfo)
     return b .. "|" .. a
 end
 
--- Which side is the server. A side on the protocol's default port is the
--- server; otherwise (Decode As on another port, or both on it) the first
--- side seen speaking in the conversation is the client, because in every
+-- Which side is the server. A side on one of the protocol's default ports
+-- is the server; otherwise (Decode As on another port) the first side
+-- seen speaking in the conversation is the client, because in every
 -- mioperf protocol the client speaks first. Decided once per frame and
 -- remembered, so a second pass (Wireshark's GUI, tshark -2) agrees.
 local first_speaker = {}
 local from_server_memo = {}
 
-local function from_server(pinfo, default_port)
+local function from_server(pinfo, ports)
     local memo_key = tostring(pinfo.number) .. "/" .. direction_key(pinfo)
     local memo = from_server_memo[memo_key]
     if memo ~= nil then
         return memo
     end
+    local src_known = ports[pinfo.src_port] ~= nil
+    local dst_known = ports[pinfo.dst_port] ~= nil
     local result
-    if pinfo.src_port == default_port and pinfo.dst_port ~= default_port then
+    if src_known and not dst_known then
         result = true
-    elseif pinfo.dst_port == default_port and pinfo.src_port ~= default_port then
+    elseif dst_known and not src_known then
         result = false
     else
         local conv = conversation_key(pinfo)
@@ -86,6 +88,15 @@ local function from_server(pinfo, default_port)
     end
     from_server_memo[memo_key] = result
     return result
+end
+
+-- A set of ports, for from_server.
+local function port_set(...)
+    local set = {}
+    for _, p in ipairs({ ... }) do
+        set[p] = true
+    end
+    return set
 end
 
 -- Per-frame memory for state that depends on earlier frames (what a lab
@@ -317,6 +328,7 @@ end
 
 local lab = Proto("mioperf_lab", "mioperf lab (echo, generated file, paced stream)")
 local LAB_SEGMENT_HEADER = 16
+local LAB_PORTS = port_set(DEFAULT_PORTS.lab)
 local LAB_LINE_MAX = 64 * 1024
 
 lab.prefs.udp_file_segment = Pref.uint("UDP file datagram size", 1400,
@@ -564,7 +576,7 @@ function lab.dissector(tvb, pinfo, tree)
     end
     pinfo.cols.protocol = "mioperf lab"
     pinfo.cols.info:clear()
-    if from_server(pinfo, DEFAULT_PORTS.lab) then
+    if from_server(pinfo, LAB_PORTS) then
         local req = lab_current_mode(pinfo)
         if is_tcp(pinfo) then
             return dissect_lab_tcp_server(tvb, pinfo, tree, req)
@@ -588,6 +600,7 @@ end
 
 local msg = Proto("mioperf_msg", "mioperf msg (length-prefixed message with receipt)")
 local MSG_HEADER = 4
+local MSG_PORTS = port_set(DEFAULT_PORTS.msg)
 local MSG_DEFAULT_MAX = 64 * 1024 * 1024
 
 local hf_msg = {
@@ -650,7 +663,7 @@ function msg.dissector(tvb, pinfo, tree)
     end
     pinfo.cols.protocol = "mioperf msg"
     pinfo.cols.info:clear()
-    local server = from_server(pinfo, DEFAULT_PORTS.msg)
+    local server = from_server(pinfo, MSG_PORTS)
     local off = 0
     while off < len do
         if len - off < MSG_HEADER then
@@ -686,6 +699,7 @@ end
 
 local tcpfile = Proto("mioperf_tcpfile", "mioperf tcpfile (file GET/PUT)")
 local TCPFILE_MAX_REQUEST = 1024
+local TCPFILE_PORTS = port_set(DEFAULT_PORTS.tcpfile, DEFAULT_PORTS.window)
 
 local hf_tcpfile = {
     request = ProtoField.string("mioperf_tcpfile.request", "Request line"),
@@ -718,12 +732,17 @@ local tcpfile_phase = {}
 local tcpfile_decided = {}
 local tcpfile_calls = { frame = -1, n = 0 }
 
-local function tcpfile_expects_line(pinfo, dir)
+-- Counts the calls within one frame; returns the count so far.
+local function tcpfile_next_call(pinfo)
     if tcpfile_calls.frame ~= pinfo.number then
         tcpfile_calls.frame = pinfo.number
         tcpfile_calls.n = 0
     end
     tcpfile_calls.n = tcpfile_calls.n + 1
+    return tcpfile_calls.n
+end
+
+local function tcpfile_expects_line(pinfo, dir)
     local key = tostring(pinfo.number) .. "/" .. tcpfile_calls.n .. "/" .. dir
     local d = tcpfile_decided[key]
     if d == nil then
@@ -784,8 +803,9 @@ function tcpfile.dissector(tvb, pinfo, tree)
         return 0
     end
     pinfo.cols.protocol = "mioperf tcpfile"
+    tcpfile_next_call(pinfo)
     pinfo.cols.info:clear()
-    local server = from_server(pinfo, DEFAULT_PORTS.tcpfile) -- tcpfile over window: first speaker
+    local server = from_server(pinfo, TCPFILE_PORTS)
     local dir = direction_key(pinfo)
     local off = 0
     if tcpfile_expects_line(pinfo, dir) then
@@ -1036,12 +1056,16 @@ function window.dissector(tvb, pinfo, tree)
     pinfo.cols.protocol = "mioperf window"
     local size = window.prefs.datagram
     if window_is_train(tvb, size) then
+        -- Each segment's dissectors rewrite the Info column: keep them all.
         local n = 0
+        local infos = {}
         split_train(tvb, size, function(range)
             n = n + 1
             dissect_window_segment(range:tvb(), pinfo, tree)
+            infos[n] = tostring(pinfo.cols.info)
         end)
         tree:add(hf_win.segments, tvb(), n)
+        pinfo.cols.info:set(n .. " segments: " .. table.concat(infos, " | "))
     else
         dissect_window_segment(tvb, pinfo, tree)
     end
