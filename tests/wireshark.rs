@@ -5,9 +5,10 @@
 //! up, starts `mioperf serve --only PROTO` there on the protocol's default
 //! port (so the dissector is found by its port registration, as a user's
 //! capture would find it), starts `tshark -i lo -w FILE -f "port N"` and
-//! waits for "Capturing on", runs the real mioperf client (or, for
-//! malformed traffic, raw Python sockets), waits until the capture file
-//! stops growing, stops tshark, and reads the capture back with `tshark -r
+//! waits until it captures, runs the real mioperf client (or, for
+//! malformed traffic, raw Python sockets), sends a sentinel datagram and
+//! waits until it is in the file, stops tshark, and reads the capture back
+//! with `tshark -r
 //! FILE -X lua_script:mioperf.lua -T fields -e ...`, asserting each field
 //! decodes to the value the exchange put on the wire. Every wait is
 //! bounded.
@@ -41,11 +42,15 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/wireshark/mio
 /// How long tshark may take to start capturing (it loads every dissector
 /// first: seconds on a busy machine).
 const CAPTURE_START_TIMEOUT: Duration = Duration::from_secs(30);
-/// The capture is complete once its file has not grown for this long
-/// after the exchange (dumpcap writes what it reads every 100 ms).
-const CAPTURE_QUIET: Duration = Duration::from_millis(600);
-/// Bound of the wait for a quiet capture file.
-const CAPTURE_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The last datagram of every capture: once its bytes are in the file,
+/// so is every packet before it (dumpcap writes them in order), and the
+/// capture can stop without guessing how long dumpcap lags behind.
+const SENTINEL: &str = "mioperf-wireshark-test-capture-end";
+/// Where the sentinel goes: UDP discard, where nothing in the namespace
+/// listens (the kernel answers ICMP port unreachable, outside the filter).
+const SENTINEL_PORT: &str = "9";
+/// Bound of the wait for the sentinel to reach the file.
+const CAPTURE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound of tshark's exit after SIGINT, and of one decoding run.
 const TSHARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// nobody's uid and gid, for the decode step when the test runs as root.
@@ -110,7 +115,7 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", self.ns.name(), "tshark", "-i", "lo", "-w"])
             .arg(&file)
-            .args(["-f", filter])
+            .args(["-f", &format!("({filter}) or udp port {SENTINEL_PORT}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
@@ -118,6 +123,7 @@ impl Lab {
             .expect("spawn tshark");
         let mut capture = Capture {
             child: Some(child),
+            ns: self.ns.name().to_owned(),
             file,
             log,
             dir: self.dir.0.clone(),
@@ -176,30 +182,36 @@ impl Lab {
 /// or, if the test fails first, on drop.
 struct Capture {
     child: Option<Child>,
+    /// The namespace it captures in.
+    ns: String,
     file: PathBuf,
     log: PathBuf,
     dir: PathBuf,
 }
 
 impl Capture {
-    /// Waits until the file has stopped growing, stops tshark, and returns
-    /// the capture, readable by nobody.
+    /// Sends the sentinel datagram, waits until it is in the file, stops
+    /// tshark, and returns the capture, readable by nobody.
     fn finish(mut self) -> Decoded {
+        // A lab echo to a port nobody serves: one datagram out, refused.
+        let _ = run_command(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns, bin(), "lab", "127.0.0.1"])
+                .args([SENTINEL_PORT, "--udp", "--timeout", "1s", SENTINEL]),
+            RUN_TIMEOUT,
+        );
         let deadline = Instant::now() + CAPTURE_SETTLE_TIMEOUT;
-        let mut size = file_len(&self.file);
-        let mut since = Instant::now();
-        while since.elapsed() < CAPTURE_QUIET {
+        while !fs::read(&self.file)
+            .unwrap_or_default()
+            .windows(SENTINEL.len())
+            .any(|w| w == SENTINEL.as_bytes())
+        {
             assert!(
                 Instant::now() < deadline,
-                "capture {} still growing after {CAPTURE_SETTLE_TIMEOUT:?}",
+                "the sentinel datagram not in {} after {CAPTURE_SETTLE_TIMEOUT:?}",
                 self.file.display()
             );
             std::thread::sleep(Duration::from_millis(50));
-            let now = file_len(&self.file);
-            if now != size {
-                size = now;
-                since = Instant::now();
-            }
         }
         self.stop();
         let log = fs::read_to_string(&self.log).unwrap_or_default();
