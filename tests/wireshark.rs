@@ -104,10 +104,10 @@ impl Lab {
 
     /// Starts `tshark -i lo -w FILE -f FILTER` in the namespace and waits
     /// until it is capturing: not merely "Capturing on 'Loopback: lo'",
-    /// which tshark prints as soon as it has started dumpcap, but "Capture
-    /// started", which it logs once dumpcap has opened the interface, set
-    /// the filter and created the file (waiting for the first line alone
-    /// loses the first packets when the machine is busy).
+    /// which tshark prints as soon as it has started dumpcap (waiting for
+    /// that alone loses the first packets when the machine is busy), but
+    /// the file: dumpcap creates it, headers written, only once it has
+    /// opened the interface and set the filter.
     fn capture(&self, name: &str, filter: &str) -> Capture {
         let file = self.dir.path(&format!("{name}.pcapng"));
         let log = self.dir.path(&format!("{name}.tshark.log"));
@@ -131,7 +131,7 @@ impl Lab {
         let deadline = Instant::now() + CAPTURE_START_TIMEOUT;
         loop {
             let said = fs::read_to_string(&capture.log).unwrap_or_default();
-            if said.contains("Capturing on") && said.contains("Capture started") {
+            if said.contains("Capturing on") && file_len(&capture.file) > 0 {
                 break;
             }
             if let Some(child) = capture.child.as_mut()
