@@ -753,8 +753,9 @@ fn window_hands_segments_to_tcp_and_tcpfile_above_it() {
     assert!(numbers(&data, 10).iter().all(|&n| n <= 1452), "{data:?}");
 }
 
-/// Malformed datagrams become expert info, never Lua errors; and "Decode
-/// As" finds the dissectors on ports mioperf does not use by default.
+/// Malformed datagrams and streams become expert info, never Lua errors;
+/// and "Decode As" finds the dissectors on ports mioperf does not use by
+/// default.
 #[test]
 fn malformed_packets_are_expert_info_and_decode_as_works() {
     let Some(lab) = Lab::start(
@@ -762,21 +763,22 @@ fn malformed_packets_are_expert_info_and_decode_as_works() {
         &["python3"],
         &[
             "--only",
-            "hello,lab,stopwait",
+            "hello,lab,msg,tcpfile,stopwait",
             "--listen",
             "hello=127.0.0.1:41009",
             "--listen",
             "lab=127.0.0.1:41120",
+            "--listen",
+            "msg=127.0.0.1:41701",
+            "--listen",
+            "tcpfile=127.0.0.1:41002",
             "--listen",
             "stopwait=127.0.0.1:41001",
         ],
     ) else {
         return;
     };
-    let cap = lab.capture(
-        "malformed",
-        "udp port 41009 or udp port 41120 or udp port 41001",
-    );
+    let cap = lab.capture("malformed", "portrange 41000-41999");
     lab.python(
         r#"
 import socket
@@ -789,10 +791,25 @@ for port, data, answers in [
     (41009, b"HELLO 12345", 1),   # 5-digit id: ERROR bad id
     (41009, b"BONJOUR 1", 1),     # unknown verb
     (41120, b"stream-0-2-32", 2), # two segments: decoded with no port to go by
+    (41120, b"stream-1-2-" + b"9" * 30, 1),  # a size past every limit: ERROR
 ]:
     s.sendto(data, ("127.0.0.1", port))
     for _ in range(answers):
         s.recvfrom(65536)
+for port, data in [
+    (41009, b"A" * 300),          # a hello line past 256 bytes: ERROR, closed
+    (41701, b"\xff\xff\xff\xff"), # a msg frame past msg_max: ERR, closed
+    (41002, b"x" * 1100),         # a tcpfile request past 1024 bytes
+    (41002, b"a.txt:DELETE\n"),   # an unknown tcpfile method
+]:
+    c = socket.create_connection(("127.0.0.1", port), timeout=3)
+    c.sendall(data)
+    try:
+        while c.recv(65536):
+            pass
+    except OSError:
+        pass
+    c.close()
 "#,
     );
     let d = cap.finish();
@@ -801,7 +818,13 @@ for port, data, answers in [
         "-d",
         "udp.port==41009,mioperf_hello",
         "-d",
+        "tcp.port==41009,mioperf_hello",
+        "-d",
         "udp.port==41120,mioperf_lab",
+        "-d",
+        "tcp.port==41701,mioperf_msg",
+        "-d",
+        "tcp.port==41002,mioperf_tcpfile",
         "-d",
         "udp.port==41001,mioperf_stopwait",
     ];
@@ -815,18 +838,24 @@ for port, data, answers in [
         2,
         "bad id and unknown verb"
     );
+    assert_eq!(count("mioperf_hello.too_long"), 1);
     assert_eq!(
         count("mioperf_hello.error_answer"),
-        2,
-        "the server's two ERRORs"
+        3,
+        "the server's ERRORs"
     );
+    assert_eq!(count("mioperf_lab.error_answer"), 1);
+    assert_eq!(count("mioperf_msg.too_large"), 1);
+    assert_eq!(count("mioperf_msg.error_answer"), 1, "ERR too large");
+    assert_eq!(count("mioperf_tcpfile.too_long"), 1);
+    assert_eq!(count("mioperf_tcpfile.malformed"), 1, "DELETE");
     let segments = d.fields(&decode_as, "mioperf_lab.seq", &["mioperf_lab.seq"]);
     assert_eq!(numbers(&segments, 0), [0, 1], "{segments:?}");
     // Without Decode As none of these ports means anything to the script
-    // (the hello heuristic still finds the well-formed request shape only).
-    assert_eq!(
-        d.rows("mioperf_stopwait || mioperf_lab", &["frame.number"])
-            .len(),
-        0
+    // (the hello heuristic finds only well-formed requests).
+    let undecoded = d.rows(
+        "mioperf_stopwait || mioperf_lab || mioperf_msg || mioperf_tcpfile",
+        &["frame.number"],
     );
+    assert!(undecoded.is_empty(), "{undecoded:?}");
 }

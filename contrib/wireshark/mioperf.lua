@@ -246,7 +246,9 @@ local function dissect_hello_line(tree, range, text, pinfo)
         local _, _, id, ip, port = string.find(text, "^OK (%d+) (%S+) (%d+)$")
         if id then
             add_word(t, hf_hello.id, range, 4, id)
-            add_word(t, hf_hello.id_value, range, 4, id, tonumber(id))
+            if #id <= 4 then
+                add_word(t, hf_hello.id_value, range, 4, id, tonumber(id))
+            end
             add_word(t, hf_hello.client_ip, range, 5 + #id, ip)
             local pn = tonumber(port)
             if pn ~= nil and pn <= 65535 then
@@ -265,7 +267,9 @@ local function dissect_hello_line(tree, range, text, pinfo)
         local id = string.match(text, "^RESET (%d+)$")
         if id then
             add_word(t, hf_hello.id, range, 7, id)
-            add_word(t, hf_hello.id_value, range, 7, id, tonumber(id))
+            if #id <= 4 then
+                add_word(t, hf_hello.id_value, range, 7, id, tonumber(id))
+            end
             t:add_tvb_expert_info(ef_hello.reset, range, "ID " .. id .. " is registered already")
             info = "RESET " .. id
         else
@@ -328,6 +332,7 @@ end
 
 local lab = Proto("mioperf_lab", "mioperf lab (echo, generated file, paced stream)")
 local LAB_SEGMENT_HEADER = 16
+local LAB_TCP_SEGMENT_MAX = 16 * 1024 * 1024
 local LAB_PORTS = port_set(DEFAULT_PORTS.lab)
 local LAB_LINE_MAX = 64 * 1024
 
@@ -343,7 +348,7 @@ local hf_lab = {
     interval_ms = ProtoField.string("mioperf_lab.stream.interval_ms", "Stream interval (ms)"),
     count = ProtoField.uint64("mioperf_lab.stream.count", "Stream count", base.DEC),
     size = ProtoField.uint32("mioperf_lab.stream.size", "Stream segment size", base.DEC),
-    file_size = ProtoField.uint32("mioperf_lab.file.size", "File size", base.DEC),
+    file_size = ProtoField.uint64("mioperf_lab.file.size", "File size", base.DEC),
     error = ProtoField.string("mioperf_lab.error", "Error"),
     seq = ProtoField.uint64("mioperf_lab.seq", "Segment sequence number", base.DEC),
     sched_ns = ProtoField.uint64("mioperf_lab.sched_ns", "Scheduled time (ns since stream start)", base.DEC),
@@ -372,7 +377,14 @@ local lab_memo = memo_table()
 local function lab_parse_request(text)
     if string.sub(text, 1, 7) == "stream-" then
         local interval, count, size = string.match(text, "^stream%-([%d%.]+)%-(%d+)%-(%d+)$")
-        return { mode = "stream", interval = interval, count = count, size = tonumber(size) }
+        local n = tonumber(size)
+        -- What the server streams in: a size it accepts (16 bytes to
+        -- tcp_segment_max); nil when it answers ERROR instead.
+        local segment = nil
+        if n ~= nil and n >= LAB_SEGMENT_HEADER and n <= LAB_TCP_SEGMENT_MAX then
+            segment = n
+        end
+        return { mode = "stream", interval = interval, count = count, size = n, segment = segment }
     end
     if string.find(text, "^%d+$") then
         return { mode = "file", size = tonumber(text) }
@@ -407,9 +419,7 @@ local function dissect_lab_request(tree, range, text, pinfo)
         end
     elseif req.mode == "file" then
         t:add(hf_lab.kind, range, "file_request")
-        if req.size <= 4294967295 then
-            t:add(hf_lab.file_size, range:range(0, #text), req.size)
-        end
+        t:add(hf_lab.file_size, range:range(0, #text), u64(text))
         info = "file request: " .. text .. " bytes"
     else
         t:add(hf_lab.kind, range, "echo")
@@ -429,11 +439,11 @@ local function dissect_lab_answer(tree, range, text, pinfo, mode)
     local d = string.match(text, "^DONE (%d+)$")
     if mode == "file" and n then
         t:add(hf_lab.kind, range, "ready")
-        add_word(t, hf_lab.file_size, range, 7, n, tonumber(n))
+        add_word(t, hf_lab.file_size, range, 7, n, u64(n))
         info = "READY " .. n
     elseif mode == "file" and d then
         t:add(hf_lab.kind, range, "done")
-        add_word(t, hf_lab.file_size, range, 6, d, tonumber(d))
+        add_word(t, hf_lab.file_size, range, 6, d, u64(d))
         info = "DONE " .. d
     elseif string.sub(text, 1, 6) == "ERROR " then
         t:add(hf_lab.kind, range, "error")
@@ -480,7 +490,7 @@ end
 
 local function dissect_lab_tcp_server(tvb, pinfo, tree, req)
     local len = tvb:len()
-    if req.mode == "stream" and req.size and req.size >= LAB_SEGMENT_HEADER then
+    if req.mode == "stream" and req.segment then
         local off = 0
         -- An ERROR line can only come before any segment.
         if tvb:raw(0, math.min(len, 6)) == string.sub("ERROR ", 1, math.min(len, 6)) then
@@ -489,13 +499,13 @@ local function dissect_lab_tcp_server(tvb, pinfo, tree, req)
             end)
         end
         while off < len do
-            if len - off < req.size then
+            if len - off < req.segment then
                 pinfo.desegment_offset = off
-                pinfo.desegment_len = req.size - (len - off)
+                pinfo.desegment_len = req.segment - (len - off)
                 return len
             end
-            dissect_lab_segment(tree, tvb:range(off, req.size), pinfo)
-            off = off + req.size
+            dissect_lab_segment(tree, tvb:range(off, req.segment), pinfo)
+            off = off + req.segment
         end
         return off
     end
@@ -549,8 +559,8 @@ local function dissect_lab_udp_server(tvb, pinfo, tree, req)
     if head == "ERROR " then
         local range = tvb:range(0, len)
         dissect_lab_answer(tree, range, line_text(range), pinfo, req.mode)
-    elseif req.mode == "stream" and req.size and req.size >= LAB_SEGMENT_HEADER then
-        split_train(tvb, req.size, function(range)
+    elseif req.mode == "stream" and req.segment then
+        split_train(tvb, req.segment, function(range)
             dissect_lab_segment(tree, range, pinfo)
         end)
     elseif req.mode == "file" then
@@ -602,6 +612,8 @@ local msg = Proto("mioperf_msg", "mioperf msg (length-prefixed message with rece
 local MSG_HEADER = 4
 local MSG_PORTS = port_set(DEFAULT_PORTS.msg)
 local MSG_DEFAULT_MAX = 64 * 1024 * 1024
+-- Longest answer a msg server sends ("ERR too large 4294967295" is 24).
+local MSG_MAX_ANSWER = 64
 
 local hf_msg = {
     len = ProtoField.uint32("mioperf_msg.len", "Frame length", base.DEC),
@@ -635,11 +647,15 @@ local function dissect_msg_frame(tree, tvb, off, l, pinfo, server)
         local max = string.match(text, "^ERR too large (%d+)$")
         if ok then
             t:add(hf_msg.receipt, body, text)
-            t:add(hf_msg.receipt_len, body:range(3), tonumber(ok))
+            if tonumber(ok) <= 4294967295 then
+                t:add(hf_msg.receipt_len, body:range(3), tonumber(ok))
+            end
             info = "receipt " .. text
         elseif max then
             t:add(hf_msg.error, body, text)
-            t:add(hf_msg.max, body:range(14), tonumber(max))
+            if tonumber(max) <= 4294967295 then
+                t:add(hf_msg.max, body:range(14), tonumber(max))
+            end
             t:add_tvb_expert_info(ef_msg.error, body, text)
             info = text
         else
@@ -680,6 +696,15 @@ function msg.dissector(tvb, pinfo, tree)
             t:add_tvb_expert_info(ef_msg.too_large, tvb:range(off, MSG_HEADER),
                 "length " .. l .. " above 67108864: a default server answers ERR too large")
             pinfo.cols.info:append("frame of " .. l .. " bytes (too large) ")
+            return len
+        end
+        if server and l > MSG_MAX_ANSWER then
+            -- Receipts are a few bytes: this is not a msg server talking,
+            -- and waiting for l bytes would hold the rest of the stream.
+            local t = tree:add(msg, tvb:range(off))
+            t:add(hf_msg.len, tvb:range(off, MSG_HEADER))
+            t:add_tvb_expert_info(ef_msg.malformed, tvb:range(off, MSG_HEADER),
+                "answer of " .. l .. " bytes: receipts are at most " .. MSG_MAX_ANSWER)
             return len
         end
         if len - off - MSG_HEADER < l then
