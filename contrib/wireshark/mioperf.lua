@@ -229,7 +229,7 @@ local function dissect_hello_line(tree, range, text, pinfo)
     local verb = string.match(text, "^(%S+)")
     local info
     if verb == "HELLO" then
-        local s, _, id = string.find(text, "^HELLO (%d%d?%d?%d?)$")
+        local id = string.match(text, "^HELLO (%d%d?%d?%d?)$")
         t:add(hf_hello.kind, range, "request")
         add_word(t, hf_hello.verb, range, 1, "HELLO")
         if id then
