@@ -763,7 +763,7 @@ fn malformed_packets_are_expert_info_and_decode_as_works() {
         &["python3"],
         &[
             "--only",
-            "hello,lab,msg,tcpfile,stopwait",
+            "hello,lab,msg,tcpfile,stopwait,window",
             "--listen",
             "hello=127.0.0.1:41009",
             "--listen",
@@ -774,6 +774,8 @@ fn malformed_packets_are_expert_info_and_decode_as_works() {
             "tcpfile=127.0.0.1:41002",
             "--listen",
             "stopwait=127.0.0.1:41001",
+            "--listen",
+            "window=127.0.0.1:41003",
         ],
     ) else {
         return;
@@ -812,6 +814,20 @@ for port, data in [
     c.close()
 "#,
     );
+    // window on another port: the carrier and the tcpfile inside it are
+    // both found by Decode As.
+    let out = lab.dir.path("none.bin");
+    lab.client(
+        1,
+        &[
+            "window",
+            "get",
+            "127.0.0.1:41003",
+            "none.bin",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     let d = cap.finish();
     d.assert_clean(&[]);
     let decode_as = [
@@ -827,6 +843,10 @@ for port, data in [
         "tcp.port==41002,mioperf_tcpfile",
         "-d",
         "udp.port==41001,mioperf_stopwait",
+        "-d",
+        "udp.port==41003,mioperf_window",
+        "-d",
+        "tcp.port==41003,mioperf_tcpfile",
     ];
     d.assert_clean(&decode_as);
     let count = |filter: &str| d.fields(&decode_as, filter, &["frame.number"]).len();
@@ -849,12 +869,22 @@ for port, data in [
     assert_eq!(count("mioperf_msg.error_answer"), 1, "ERR too large");
     assert_eq!(count("mioperf_tcpfile.too_long"), 1);
     assert_eq!(count("mioperf_tcpfile.malformed"), 1, "DELETE");
+    let refused = d.fields(
+        &decode_as,
+        "mioperf_tcpfile.error && mioperf_window",
+        &["mioperf_tcpfile.error", "tcp.srcport"],
+    );
+    assert_eq!(
+        refused,
+        [["not found: none.bin", "41003"]],
+        "window's tcpfile answer"
+    );
     let segments = d.fields(&decode_as, "mioperf_lab.seq", &["mioperf_lab.seq"]);
     assert_eq!(numbers(&segments, 0), [0, 1], "{segments:?}");
     // Without Decode As none of these ports means anything to the script
     // (the hello heuristic finds only well-formed requests).
     let undecoded = d.rows(
-        "mioperf_stopwait || mioperf_lab || mioperf_msg || mioperf_tcpfile",
+        "mioperf_stopwait || mioperf_lab || mioperf_msg || mioperf_tcpfile || mioperf_window",
         &["frame.number"],
     );
     assert!(undecoded.is_empty(), "{undecoded:?}");
