@@ -753,36 +753,10 @@ fn window_hands_segments_to_tcp_and_tcpfile_above_it() {
     assert!(numbers(&data, 10).iter().all(|&n| n <= 1452), "{data:?}");
 }
 
-/// Malformed datagrams and streams become expert info, never Lua errors;
-/// and "Decode As" finds the dissectors on ports mioperf does not use by
-/// default.
-#[test]
-fn malformed_packets_are_expert_info_and_decode_as_works() {
-    let Some(lab) = Lab::start(
-        "malformed",
-        &["python3"],
-        &[
-            "--only",
-            "hello,lab,msg,tcpfile,stopwait,window",
-            "--listen",
-            "hello=127.0.0.1:41009",
-            "--listen",
-            "lab=127.0.0.1:41120",
-            "--listen",
-            "msg=127.0.0.1:41701",
-            "--listen",
-            "tcpfile=127.0.0.1:41002",
-            "--listen",
-            "stopwait=127.0.0.1:41001",
-            "--listen",
-            "window=127.0.0.1:41003",
-        ],
-    ) else {
-        return;
-    };
-    let cap = lab.capture("malformed", "portrange 41000-41999");
-    lab.python(
-        r#"
+/// What the malformed test sends (Python, in the namespace): for each
+/// datagram, how many answers to wait for; each TCP connection is read
+/// until the server closes it.
+const MALFORMED_TRAFFIC: &str = r#"
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
@@ -812,8 +786,58 @@ for port, data in [
     except OSError:
         pass
     c.close()
-"#,
-    );
+"#;
+
+/// The malformed test's servers, all on ports mioperf does not use by
+/// default: "Decode As" for each.
+const MALFORMED_DECODE_AS: [&str; 16] = [
+    "-d",
+    "udp.port==41009,mioperf_hello",
+    "-d",
+    "tcp.port==41009,mioperf_hello",
+    "-d",
+    "udp.port==41120,mioperf_lab",
+    "-d",
+    "tcp.port==41701,mioperf_msg",
+    "-d",
+    "tcp.port==41002,mioperf_tcpfile",
+    "-d",
+    "udp.port==41001,mioperf_stopwait",
+    "-d",
+    "udp.port==41003,mioperf_window",
+    "-d",
+    "tcp.port==41003,mioperf_tcpfile",
+];
+
+/// Malformed datagrams and streams become expert info, never Lua errors;
+/// and "Decode As" finds the dissectors on ports mioperf does not use by
+/// default.
+#[test]
+fn malformed_packets_are_expert_info_and_decode_as_works() {
+    let Some(lab) = Lab::start(
+        "malformed",
+        &["python3"],
+        &[
+            "--only",
+            "hello,lab,msg,tcpfile,stopwait,window",
+            "--listen",
+            "hello=127.0.0.1:41009",
+            "--listen",
+            "lab=127.0.0.1:41120",
+            "--listen",
+            "msg=127.0.0.1:41701",
+            "--listen",
+            "tcpfile=127.0.0.1:41002",
+            "--listen",
+            "stopwait=127.0.0.1:41001",
+            "--listen",
+            "window=127.0.0.1:41003",
+        ],
+    ) else {
+        return;
+    };
+    let cap = lab.capture("malformed", "portrange 41000-41999");
+    lab.python(MALFORMED_TRAFFIC);
     // window on another port: the carrier and the tcpfile inside it are
     // both found by Decode As.
     let out = lab.dir.path("none.bin");
@@ -830,24 +854,7 @@ for port, data in [
     );
     let d = cap.finish();
     d.assert_clean(&[]);
-    let decode_as = [
-        "-d",
-        "udp.port==41009,mioperf_hello",
-        "-d",
-        "tcp.port==41009,mioperf_hello",
-        "-d",
-        "udp.port==41120,mioperf_lab",
-        "-d",
-        "tcp.port==41701,mioperf_msg",
-        "-d",
-        "tcp.port==41002,mioperf_tcpfile",
-        "-d",
-        "udp.port==41001,mioperf_stopwait",
-        "-d",
-        "udp.port==41003,mioperf_window",
-        "-d",
-        "tcp.port==41003,mioperf_tcpfile",
-    ];
+    let decode_as = MALFORMED_DECODE_AS;
     d.assert_clean(&decode_as);
     let count = |filter: &str| d.fields(&decode_as, filter, &["frame.number"]).len();
     assert_eq!(count("mioperf_stopwait.bad_type"), 1);
