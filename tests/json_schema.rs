@@ -16,9 +16,15 @@
 mod common;
 
 use boon::{Compiler, SchemaIndex, Schemas};
+use common::netns::Netns;
+use common::tunserve::have;
 use common::{Dir, Server, run_with_timeout};
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 /// Bound of one client or bench run.
@@ -216,6 +222,82 @@ fn every_clients_json_is_valid() {
         args.push("--json");
         let doc = json_of(&args, code);
         schema.check(&format!("{args:?}"), &doc, schema.client);
+    }
+}
+
+/// A child process killed and reaped when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tunstack get` (the one client that needs a TUN device, so root and a
+/// namespace) against a kernel HTTP server in that namespace: a fetch and
+/// a refused connection. Skipped, with a note, where no namespace can be
+/// made (never under CI).
+#[test]
+fn the_tunstack_clients_json_is_valid() {
+    const TEST: &str = "the_tunstack_clients_json_is_valid";
+    if !have(TEST, &["ip", "python3"]) {
+        return;
+    }
+    let Some(ns) = Netns::new(TEST) else {
+        return;
+    };
+    let schema = Schema::load();
+    // The server binds the kernel's side of the TUN device, which exists
+    // only once the client has made it.
+    let sysctl = ns.run_default(
+        "sh",
+        &["-c", "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind"],
+    );
+    assert!(sysctl.status.success(), "{sysctl:?}");
+    let served = Dir::new("json-schema-http");
+    std::fs::write(served.path("f.bin"), vec![5u8; 100_000]).unwrap();
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "python3",
+            "-u",
+            "-m",
+            "http.server",
+        ])
+        .args(["--bind", "192.0.2.2", "8088", "--directory", served.s()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let _http = Killed(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(LIMIT).expect("the HTTP server started");
+    assert!(line.starts_with("Serving HTTP"), "{line}");
+
+    let got = served.path("got.bin");
+    let got = got.to_str().unwrap();
+    for (url, code) in [
+        ("http://192.0.2.2:8088/f.bin", 0),
+        ("http://192.0.2.2:8089/f.bin", 2),
+    ] {
+        let args = ["tunstack", "get", url, "-o", got, "--json"];
+        let out = ns.run(common::bin(), &args, LIMIT);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        schema.check(url, &doc, schema.client);
+        let _ = std::fs::remove_file(got);
     }
 }
 
