@@ -42,6 +42,7 @@ struct Schema {
     client: SchemaIndex,
     bench: SchemaIndex,
     stream_line: SchemaIndex,
+    proxy: SchemaIndex,
 }
 
 impl Schema {
@@ -61,16 +62,18 @@ impl Schema {
                 .compile(&format!("{url}#/$defs/{def}"), &mut schemas)
                 .unwrap_or_else(|e| panic!("compile $defs/{def}: {e:#}"))
         };
-        let (client, bench, stream_line) = (
+        let (client, bench, stream_line, proxy) = (
             entry("client"),
             entry("bench_document"),
             entry("bench_stream_line"),
+            entry("proxy_report"),
         );
         Self {
             schemas,
             client,
             bench,
             stream_line,
+            proxy,
         }
     }
 
@@ -223,6 +226,67 @@ fn every_clients_json_is_valid() {
         let doc = json_of(&args, code);
         schema.check(&format!("{args:?}"), &doc, schema.client);
     }
+}
+
+/// The proxy's `--json` report, after a transfer through it with every
+/// impairment on (so every counter is exercised).
+#[test]
+fn the_proxys_json_is_valid() {
+    let schema = Schema::load();
+    let root = Dir::new("json-schema-proxy-root");
+    std::fs::write(root.path("f.bin"), vec![1u8; 3_000]).unwrap();
+    let server = Server::spawn(&[
+        "--only",
+        "stopwait",
+        "--listen",
+        "stopwait=127.0.0.1:0",
+        "--root",
+        root.s(),
+        "--stopwait-timeout",
+        "50ms",
+    ]);
+    let upstream = server.udp("stopwait").to_string();
+    let mut proxy = Server::proxy(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--seed",
+        "3",
+        "--drop",
+        "0.1",
+        "--dup",
+        "0.1",
+        "--reorder",
+        "0.1",
+        "--latency",
+        "1ms",
+        "--json",
+    ]);
+    let via = proxy.udp("proxy").to_string();
+    let got = root.path("got.bin");
+    let args = [
+        "stopwait",
+        "get",
+        &via,
+        "f.bin",
+        "-o",
+        got.to_str().unwrap(),
+        "--timeout",
+        "50ms",
+        "--tries",
+        "50",
+        "--json",
+    ];
+    let doc = json_of(&args, 0);
+    schema.check("stopwait through the proxy", &doc, schema.client);
+    proxy.signal(2);
+    let status = proxy.wait_exit(LIMIT).expect("the proxy exits");
+    assert!(status.success(), "{status}");
+    let lines = proxy.rest_of_stdout(Duration::from_secs(2));
+    let last = lines.last().expect("a report line");
+    let report: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    schema.check("proxy --json", &report, schema.proxy);
 }
 
 /// A child process killed and reaped when dropped.
