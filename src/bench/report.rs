@@ -665,6 +665,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("10 Mbit/s"), "{t}");
+        assert!(t.contains("1.19 MiB") && !t.contains("MBytes"), "{t}");
         assert!(t.contains("total"), "{t}");
         assert!(t.contains("Latency") && t.contains("p99.9"), "{t}");
         assert!(t.contains("µs"), "{t}");
