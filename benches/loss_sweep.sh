@@ -210,7 +210,7 @@ def run_sweep():
                     # client's counters are under the protocol's object.
                     for counters in ("stopwait", "tftp"):
                         if counters in doc:
-                            row["retransmissions"] = doc[counters]["retransmissions"]
+                            row["retransmissions"] = doc[counters]["retransmits"]
                     if "tcp" in doc:
                         row["tcp"] = doc["tcp"]
                     runs.append(row)

@@ -384,7 +384,7 @@ fn every_bench_document_is_valid() {
         &["lab", "-n", "20"],
         &["lab", "--tcp", "--mode", "file", "-l", "100000", "-n", "3"],
         &[
-            "lab", "--mode", "stream", "-b", "1M", "-l", "500", "-t", "500ms",
+            "lab", "--mode", "stream", "-b", "1M", "-l", "500", "-n", "100",
         ],
         &["msg", "-n", "20"],
         &["tcpfile", "-l", "100000", "-n", "3"],

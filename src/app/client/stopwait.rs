@@ -89,7 +89,7 @@ impl Report for Done {
         doc["stopwait"] = json!({
             "blocks": blocks(self.bytes),
             "blocks_per_second": rate(blocks(self.bytes), secs),
-            "retransmissions": self.retransmissions,
+            "retransmits": self.retransmissions,
         });
     }
 }
@@ -120,7 +120,7 @@ mod tests {
         done.json(&mut doc);
         assert_eq!(doc["bits_per_second"], 80_000.0);
         assert_eq!(doc["stopwait"]["blocks_per_second"], 100.0);
-        assert_eq!(doc["stopwait"]["retransmissions"], 2);
+        assert_eq!(doc["stopwait"]["retransmits"], 2);
         assert_eq!(blocks(0), 1);
     }
 }

@@ -119,7 +119,7 @@ impl Report for Done {
             "blocks_per_second": rate(blocks(self), secs),
             "blksize": self.blksize,
             "windowsize": self.windowsize,
-            "retransmissions": self.retransmissions,
+            "retransmits": self.retransmissions,
         });
     }
 }
