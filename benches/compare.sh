@@ -76,7 +76,7 @@ TCK=$(getconf CLK_TCK)
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "nan")' "$1" "$2"; }
 verdict() { # VALUE OP GOAL
   python3 -c 'import sys; v,op,g=float(sys.argv[1]),sys.argv[2],float(sys.argv[3]); print("PASS" if (v>=g if op==">=" else v<=g) else "FALLS SHORT")' "$1" "$2" "$3"; }
-# jq-less JSON field: jfield FILE 'summary.bits_per_sec'
+# jq-less JSON field: jfield FILE 'summary.bits_per_second'
 jfield() { python3 -c '
 import json,sys
 v=json.load(open(sys.argv[1]))
@@ -99,7 +99,7 @@ if on bench; then
   if start_serve hello --id-ttl 10ms; then
     P=$(port_of hello udp)
     timeout $((SECS + 20)) "$BIN" bench hello -P 16 -t "${SECS}s" --interval 0s --server "127.0.0.1:$P" --json > "$WORK/b-hello.json"
-    B=$(jfield "$WORK/b-hello.json" summary.requests_per_sec)
+    B=$(jfield "$WORK/b-hello.json" summary.requests_per_second)
     R=$(timeout $((SECS + 20)) "$WORK/rr" udp-client "$P" 16 "$SECS" ids | sed -n 's/.* rate=\([0-9.]*\)\/s.*/\1/p')
     echo "FIGURE bench | hello UDP, 16 in flight, same mioperf serve | bench=${B} req/s | rr udp-client=${R:-nan} req/s | ratio=$(ratio "$B" "${R:-0}")"
     goal "bench | hello UDP load generator vs the C epoll client: $(ratio "$B" "${R:-0}") >= 0.9: $(verdict "$(ratio "$B" "${R:-0}")" ">=" 0.9)"
@@ -116,7 +116,7 @@ if on bench; then
     /usr/bin/time -f "%U %S %e" -o "$WORK/b1000.time" taskset -c 1 timeout $((SECS + 20)) "$BIN" bench hello -P 1000 -t "${SECS}s" --timeout 50ms --interval 0s --server "127.0.0.1:$P" --json > "$WORK/b1000.json"
     s1=$(cpu_ticks "$SERVE")
     read -r bu bs be < "$WORK/b1000.time"
-    R1=$(jfield "$WORK/b1000.json" summary.requests_per_sec)
+    R1=$(jfield "$WORK/b1000.json" summary.requests_per_second)
     BCPU=$(python3 -c "print(f'{($bu+$bs)/$be*100:.0f}')")
     SCPU=$(python3 -c "print(f'{($s1-$s0)/$TCK/$SECS*100:.0f}')")
     echo "FIGURE bench | hello UDP -P 1000, server on CPU 0, bench on CPU 1 | rate=${R1} req/s | bench CPU=${BCPU} % | server CPU=${SCPU} % | timeouts=$(jfield "$WORK/b1000.json" summary.timeouts)"
@@ -137,11 +137,11 @@ if on bench; then
     iperf3 -s -1 -p $IP > /dev/null 2>&1 & PIDS+=($!); sleep 0.3
     I=$(timeout $((SECS + 20)) iperf3 -c 127.0.0.1 -p $IP -t "$SECS" -J 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' 2>/dev/null || echo nan)
     timeout 120 "$BIN" bench lab --mode file --tcp -l 123456789 -n 10 --interval 0s --json > "$WORK/b-labfile.json"
-    L=$(jfield "$WORK/b-labfile.json" summary.bits_per_sec)
+    L=$(jfield "$WORK/b-labfile.json" summary.bits_per_second)
     echo "FIGURE bench | TCP, lab file 123456789 B x 10, one session | bench=$(python3 -c "print(f'{$L/1e9:.1f}')") Gbit/s | iperf3=$(python3 -c "print(f'{$I/1e9:.1f}')") Gbit/s | ratio=$(ratio "$L" "$I")"
     goal "bench | lab file over TCP vs iperf3 (performance.md §5): $(ratio "$L" "$I") >= 0.8: $(verdict "$(ratio "$L" "$I")" ">=" 0.8)"
     timeout 300 "$BIN" bench tcpfile -l 1Gi -n 3 --interval 0s --json > "$WORK/b-get.json"
-    G=$(jfield "$WORK/b-get.json" summary.bits_per_sec)
+    G=$(jfield "$WORK/b-get.json" summary.bits_per_second)
     echo "FIGURE bench | TCP, tcpfile GET 1 GiB x 3 (in-process server, sendfile) | bench=$(python3 -c "print(f'{$G/1e9:.1f}')") Gbit/s | iperf3=$(python3 -c "print(f'{$I/1e9:.1f}')") Gbit/s | ratio=$(ratio "$G" "$I")"
     goal "bench | tcpfile GET vs iperf3 (performance.md §6): $(ratio "$G" "$I") >= 0.9: $(verdict "$(ratio "$G" "$I")" ">=" 0.9)"
   else
@@ -151,7 +151,7 @@ if on bench; then
   timeout 60 "$BIN" bench lab --mode stream -l 64 -b 5120000 -n 10000 --interval 0s --json > "$WORK/b-stream.json"
   read -r S50 S99 SR < <(python3 -c '
 import json,sys; s=json.load(open(sys.argv[1]))["summary"]; e=s["schedule_error"]["abs_ns"]
-print(round(e["p50"]/1e3, 2), round(e["p99"]/1e3, 1), round(abs(s["bits_per_sec"]/5.12e6-1)*100, 4))' "$WORK/b-stream.json")
+print(round(e["p50"]/1e3, 2), round(e["p99"]/1e3, 1), round(abs(s["bits_per_second"]/5.12e6-1)*100, 4))' "$WORK/b-stream.json")
   timeout 60 "$WORK/pace" recv 7401 10000 100 30 > "$WORK/pr.out" & rp=$!
   sleep 0.2; timeout 60 "$WORK/pace" send timerfd 7401 10000 100 > /dev/null; wait $rp
   read -r T50 T99 < <(sed -n 's/.*err_p50=\([0-9.]*\) err_p99=\([0-9.]*\).*/\1 \2/p' "$WORK/pr.out")

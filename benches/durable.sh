@@ -24,7 +24,7 @@ import json,sys
 d=json.load(sys.stdin); s=d.get("summary") or d.get("total") or d
 t=s["transfer_ns"]
 print("%7.1f transfers/s %8.1f Mbit/s  p50 %7.2f ms  p99 %7.2f ms  errors %d" % (
-  s["transfers_per_sec"], s["bits_per_sec"]/1e6, t["p50"]/1e6, t["p99"]/1e6, s["errors"]))'
+  s["transfers_per_second"], s["bits_per_second"]/1e6, t["p50"]/1e6, t["p99"]/1e6, s["errors"]))'
   done
   kill $PID; wait $PID 2>/dev/null || true
   rm -rf "$ROOT" "$ROOT.out"

@@ -76,8 +76,8 @@ one_run() {
   local p50 p99 gbit rate bulk_err
   p50=$(json_get "$WORK/hello.json" 'round(d["summary"]["latency_ns"]["p50"] / 1e6, 3)')
   p99=$(json_get "$WORK/hello.json" 'round(d["summary"]["latency_ns"]["p99"] / 1e6, 3)')
-  rate=$(json_get "$WORK/hello.json" 'round(d["summary"]["requests_per_sec"])')
-  gbit=$(json_get "$WORK/bulk.json" 'round(d["summary"]["bits_per_sec"] / 1e9, 3)')
+  rate=$(json_get "$WORK/hello.json" 'round(d["summary"]["requests_per_second"])')
+  gbit=$(json_get "$WORK/bulk.json" 'round(d["summary"]["bits_per_second"] / 1e9, 3)')
   bulk_err=$(json_get "$WORK/bulk.json" 'd["summary"]["errors"] + d["summary"]["timeouts"]')
   echo "FIGURE | $label run $run | hello_p50_ms=$p50 hello_p99_ms=$p99 hello_req_s=$rate bulk_gbit_s=$gbit bulk_errors=$bulk_err load=$(cut -d' ' -f1 /proc/loadavg)"
   eval "P50_$label+=(\"$p50\"); P99_$label+=(\"$p99\"); BULK_$label+=(\"$gbit\"); RATE_$label+=(\"$rate\")"

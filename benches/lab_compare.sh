@@ -95,7 +95,7 @@ if on burst; then
     for r in $(seq "$RUNS"); do
       timeout 60 "$BIN" lab 127.0.0.1 "$LAB_UDP" --udp "stream-0-2000000-$len" --max-count 2000000 --json > "$WORK/b.json"
       read -r pps lost < <(python3 -c '
-import json,sys; s=json.load(open(sys.argv[1]))["stream"]["stats"]; print(s["rate_per_s"] or 0, s["lost"]/max(1,s["expected"])*100)' "$WORK/b.json")
+import json,sys; s=json.load(open(sys.argv[1]))["stream"]["stats"]; print(s["segments_per_second"] or 0, s["lost"]/max(1,s["expected"])*100)' "$WORK/b.json")
       mine+=("$pps"); loss+=("$lost")
       timeout 30 iperf3 -c 127.0.0.1 -p 5299 -u -b 0 -l "$len" -t 5 -J > "$WORK/i.json"
       ref+=("$(python3 -c '
@@ -117,8 +117,8 @@ if on file; then
   for r in $(seq "$RUNS"); do
     timeout 60 "$BIN" lab 127.0.0.1 "$LAB_TCP" 123456789 --json > "$WORK/f.json"
     read -r g s < <(python3 -c '
-import json,sys; f=json.load(open(sys.argv[1]))["file"]; assert f["pattern_ok"] and f["received"]==123456789
-print(f["bits_per_second"]/1e9, f["seconds"])' "$WORK/f.json")
+import json,sys; d=json.load(open(sys.argv[1])); f=d["file"]; assert f["pattern_ok"] and d["bytes"]==123456789
+print(d["bits_per_second"]/1e9, d["seconds"])' "$WORK/f.json")
     mine+=("$g"); secs+=("$s")
     timeout 30 iperf3 -c 127.0.0.1 -p 5299 -t 5 -J > "$WORK/i.json"
     ref+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$WORK/i.json")")

@@ -206,9 +206,13 @@ def run_sweep():
                     if ok:
                         row["seconds"] = doc["seconds"]
                         row["goodput_Bps"] = size / doc["seconds"]
-                    for key in ("retransmissions", "tcp"):
-                        if key in doc:
-                            row[key] = doc[key]
+                    # The row keeps its own shape (docs/loss.json): the
+                    # client's counters are under the protocol's object.
+                    for counters in ("stopwait", "tftp"):
+                        if counters in doc:
+                            row["retransmissions"] = doc[counters]["retransmits"]
+                    if "tcp" in doc:
+                        row["tcp"] = doc["tcp"]
                     runs.append(row)
                     log(f"[{len(runs)}/{total}] {proto:8} loss {loss:>4} % seed {seed}: "
                         + (f"{row['goodput_Bps'] / 1e3:10.1f} kB/s ({doc['seconds']:.2f} s, {size} B)"

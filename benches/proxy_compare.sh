@@ -200,7 +200,7 @@ kind, drop, path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 docs = [json.loads(l) for l in open(path) if l.strip()]
 ok = [d for d in docs if d.get("outcome") == "ok"]
 mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
-print(f"| {kind} | {drop * 100:.0f} % | {mean([d['seconds'] for d in ok]):.2f} | {mean([d['retransmissions'] for d in ok]):.1f} | {len(docs) - len(ok)} of {len(docs)} |")
+print(f"| {kind} | {drop * 100:.0f} % | {mean([d['seconds'] for d in ok]):.2f} | {mean([(d.get('stopwait') or d['tftp'])['retransmits'] for d in ok]):.1f} | {len(docs) - len(ok)} of {len(docs)} |")
 EOF
     done
   done

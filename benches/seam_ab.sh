@@ -176,11 +176,11 @@ m_lab() { # benches/lab_compare.sh: pace (100 us), burst (64 B), file
   emit "$side" lab_pace_p50_us "$(field "$WORK/pace.json" 'd["stream"]["stats"]["schedule_error_ns"]["p50"]/1e3')"
   emit "$side" lab_pace_p99_us "$(field "$WORK/pace.json" 'd["stream"]["stats"]["schedule_error_ns"]["p99"]/1e3')"
   timeout 20 "$bin" lab $LO "${u##*:}" --udp stream-0-1000000-64 --max-count 1000000 --json > "$WORK/burst.json"
-  emit "$side" lab_burst_64B_pps "$(field "$WORK/burst.json" 'd["stream"]["stats"]["rate_per_s"] or float("nan")')"
+  emit "$side" lab_burst_64B_pps "$(field "$WORK/burst.json" 'd["stream"]["stats"]["segments_per_second"] or float("nan")')"
   local g=()
   for _ in 1 2 3; do
     timeout 20 "$bin" lab $LO "${t##*:}" 123456789 --json > "$WORK/file.json"
-    g+=("$(field "$WORK/file.json" 'd["file"]["bits_per_second"]/1e9 if d["file"]["pattern_ok"] and d["file"]["received"] == 123456789 else float("nan")')")
+    g+=("$(field "$WORK/file.json" 'd["bits_per_second"]/1e9 if d["file"]["pattern_ok"] and d["bytes"] == 123456789 else float("nan")')")
   done
   emit "$side" lab_file_tcp_gbps "$(python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "${g[@]}")"
   stop "$SRV"
@@ -218,7 +218,7 @@ m_transfers() { # benches/tftp_compare.sh, all pinned to CPU 0 (lock-step transf
   rm -f "$WORK/out/sw"
   taskset -c 0 timeout 30 "$bin" stopwait get "$s" f3M -o "$WORK/out/sw" --force --json > "$WORK/sw.json" 2>/dev/null
   if cmp -s "$WORK/out/sw" "$WORK/root/f3M"; then
-    emit "$side" stopwait_get_blocks_s "$(field "$WORK/sw.json" 'd["blocks_per_second"]')"
+    emit "$side" stopwait_get_blocks_s "$(field "$WORK/sw.json" 'd["stopwait"]["blocks_per_second"]')"
   else emit "$side" stopwait_get_blocks_s nan; fi
   emit "$side" tftp_curl_1468_pinned_blocks_s "$(tftp_timed 1468 f64M "$WORK/out/c" taskset -c 0 curl -s --tftp-blksize 1468 -o "$WORK/out/c" "tftp://$f/f64M")"
   emit "$side" tftp_atftp_w16_blocks_s "$(tftp_timed 1468 f256M "$WORK/out/a" taskset -c 0 atftp --option 'blksize 1468' --option 'windowsize 16' -g -r f256M -l "$WORK/out/a" $LO "${f##*:}")"
@@ -284,7 +284,7 @@ m_bench() { # docs/bench.md: bench hello -P 1000, server on CPU 0, bench on CPU 
   local u; u=$(addr hello udp)
   taskset -c 1 timeout $((SECS + 15)) "$bin" bench hello -P 1000 -t "${SECS}s" --timeout 50ms --interval 0s \
     --server "$u" --json > "$WORK/bench.json" 2> "$WORK/bench.err"
-  emit "$side" bench_hello_P1000_req_s "$(field "$WORK/bench.json" 'd["summary"]["requests_per_sec"]')"
+  emit "$side" bench_hello_P1000_req_s "$(field "$WORK/bench.json" 'd["summary"]["requests_per_second"]')"
   stop "$SRV"
 }
 

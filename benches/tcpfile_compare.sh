@@ -100,8 +100,8 @@ if on msg; then
   head -c 64 /dev/zero > "$WORK/local/64.bin"; head -c 1M /dev/zero > "$WORK/local/1m.bin"
   f=(); b=()
   for r in $(seq "$RUNS"); do
-    f+=("$("$BIN" msg 127.0.0.1 "$MSG" "$WORK/local/64.bin" --count 2000000 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["frames_per_second"])')")
-    b+=("$("$BIN" msg 127.0.0.1 "$MSG" "$WORK/local/1m.bin" --count 4000 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_second"]/1e6)')")
+    f+=("$("$BIN" msg 127.0.0.1 "$MSG" "$WORK/local/64.bin" --count 2000000 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["msg"]["frames_per_second"])')")
+    b+=("$("$BIN" msg 127.0.0.1 "$MSG" "$WORK/local/1m.bin" --count 4000 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bits_per_second"]/8e6)')")
   done
   echo "FIGURE | msg 64 B frames, one connection, pipelined | $(med "${f[@]}") frames/s"
   echo "FIGURE | msg 1 MiB frames, one connection, pipelined | $(med "${b[@]}") MB/s"

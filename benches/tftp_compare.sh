@@ -96,7 +96,7 @@ echo "FIGURE | TFTP windowsize 16, blksize 1468, atftp | mioperf=$M blocks/s ($(
 
 s=(); f=()
 for r in $(seq "$RUNS"); do
-  s+=("$("$BIN" stopwait get 127.0.0.1:16992 f9M -o "$WORK/out/sw" --force --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["blocks_per_second"])')")
+  s+=("$("$BIN" stopwait get 127.0.0.1:16992 f9M -o "$WORK/out/sw" --force --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stopwait"]["blocks_per_second"])')")
   cmp -s "$WORK/root/f9M" "$WORK/out/sw" || echo "WARNING: stopwait copy differs"
 done
 kill "$MS" "$AS" 2>/dev/null; wait "$MS" "$AS" 2>/dev/null

@@ -7,10 +7,12 @@
 //! has an outcome. It draws to standard error and only when that is a
 //! terminal; callers skip it entirely in `--json` mode.
 
+use crate::app::output::{format_bitrate, format_bytes};
 use crate::proto::outcome::Progress;
 use crate::proto::{CloseReason, Context, Driven};
 use crate::time::{Duration, Instant};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use core::fmt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 
 const TICK: Duration = Duration::from_millis(100);
@@ -25,8 +27,8 @@ pub struct Ticker {
     close: Option<CloseReason>,
 }
 
-impl core::fmt::Debug for Ticker {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticker")
             .field("bytes", &self.bytes.get())
             .finish_non_exhaustive()
@@ -49,13 +51,8 @@ impl Ticker {
             Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
         };
-        let template = if total.is_some() {
-            "{bytes}/{total_bytes} [{wide_bar}] {binary_bytes_per_sec} eta {eta}"
-        } else {
-            "{bytes} {binary_bytes_per_sec}"
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
+        if let Ok(style) = ProgressStyle::with_template(template(total.is_some())) {
+            bar.set_style(units(style).progress_chars("=> "));
         }
         Some(Self {
             bar,
@@ -66,6 +63,32 @@ impl Ticker {
             close: None,
         })
     }
+}
+
+/// The bar's line: sizes and the rate in the units of every summary line
+/// (`size`, `total`, `bitrate`: see [`units`]), not indicatif's own.
+fn template(total_known: bool) -> &'static str {
+    if total_known {
+        "{size}/{total} [{wide_bar}] {bitrate} eta {eta}"
+    } else {
+        "{size} {bitrate}"
+    }
+}
+
+/// The template keys of [`template`], drawn with the one pair of unit
+/// formats ([`format_bytes`]: IEC sizes; [`format_bitrate`]: SI bit/s), so
+/// the bar and the summary that replaces it read alike.
+fn units(style: ProgressStyle) -> ProgressStyle {
+    style
+        .with_key("size", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&format_bytes(s.pos()));
+        })
+        .with_key("total", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&s.len().map_or_else(|| "?".to_owned(), format_bytes));
+        })
+        .with_key("bitrate", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&format_bitrate(s.per_sec() * 8.0));
+        })
 }
 
 impl Driven for Ticker {
@@ -89,5 +112,74 @@ impl Driven for Ticker {
 
     fn poll_close(&mut self) -> Option<CloseReason> {
         self.close.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::TermLike;
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal that keeps what is written to it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The line a bar draws at `pos` of `total`.
+    fn drawn(total: Option<u64>, pos: u64) -> String {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let bar = ProgressBar::with_draw_target(total, target);
+        let style = ProgressStyle::with_template(template(total.is_some())).unwrap();
+        bar.set_style(units(style));
+        bar.set_position(pos);
+        screen.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn the_bar_speaks_the_summarys_units() {
+        let line = drawn(Some(3 << 20), 3 << 19);
+        assert!(line.starts_with("1.5 MiB/3 MiB ["), "{line}");
+        assert!(line.contains("bit/s eta "), "{line}");
+        assert!(!line.contains("MiB/s"), "{line}");
+        let line = drawn(None, 1536);
+        assert!(
+            line.starts_with("1.5 KiB ") && line.trim_end().ends_with("bit/s"),
+            "{line}"
+        );
     }
 }

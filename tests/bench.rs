@@ -80,14 +80,11 @@ fn check_figures(v: &Value) {
         u(v, key);
     }
     for key in [
-        "start_s",
-        "end_s",
         "seconds",
-        "bytes_per_sec",
-        "bits_per_sec",
-        "packets_per_sec",
-        "requests_per_sec",
-        "transfers_per_sec",
+        "bits_per_second",
+        "packets_per_second",
+        "requests_per_second",
+        "transfers_per_second",
     ] {
         f(v, key);
     }
@@ -108,7 +105,7 @@ fn check_figures(v: &Value) {
 /// (about `expected_intervals` of them) and summary.
 #[track_caller]
 fn check_document(doc: &Value, expected_intervals: std::ops::RangeInclusive<usize>) {
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["tool"], "mioperf");
     for key in [
         "protocol",
@@ -369,7 +366,7 @@ fn paced_stream_rate_matches_the_bitrate() {
         "lab", "--mode", "stream", "-b", "4M", "-l", "1000", "-t", "2s",
     ]);
     let s = &doc["summary"];
-    let rate = f(s, "bits_per_sec");
+    let rate = f(s, "bits_per_second");
     let error = (rate / 4e6 - 1.0).abs();
     assert!(
         error < 0.03,

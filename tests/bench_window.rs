@@ -92,7 +92,7 @@ fn gets_from_the_in_process_server_are_counted_with_the_engines_counters() {
     assert_eq!(u(tcp, "connections"), 6, "one engine per transfer: {tcp}");
     // A GET's client receives the file: at least a segment per MSS.
     assert!(u(tcp, "segments_in") >= 6 * size / 1452, "{tcp}");
-    assert!(tcp["srtt_us_mean"].as_f64().unwrap() > 0.0, "{tcp}");
+    assert!(tcp["srtt_mean_ns"].as_u64().unwrap() > 0, "{tcp}");
     let picture = std::fs::read_to_string(&svg).unwrap();
     let _ = std::fs::remove_file(&svg);
     assert!(picture.starts_with("<svg") && picture.trim_end().ends_with("</svg>"));

@@ -185,10 +185,10 @@ fn the_msg_client_repeats_a_frame_and_counts_every_receipt() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        (j["frames"].as_u64(), j["bytes"].as_u64()),
+        (j["msg"]["frames"].as_u64(), j["bytes"].as_u64()),
         (Some(50_000), Some(64 * 50_000))
     );
-    assert!(j["frames_per_second"].as_f64().unwrap() > 0.0);
+    assert!(j["msg"]["frames_per_second"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

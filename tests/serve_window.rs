@@ -137,7 +137,7 @@ fn json_carries_the_engines_counters() {
         "retransmits",
         "fast_retransmits",
         "rto_expiries",
-        "srtt_us",
+        "srtt_ns",
         "cwnd",
     ] {
         assert!(doc["tcp"][key].is_u64(), "{key} in {doc}");

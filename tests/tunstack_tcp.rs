@@ -557,7 +557,7 @@ fn tunstack_get_fetches_1_mib_from_a_kernel_http_server() {
             .is_some_and(|n| n > (MIB / 65_536) as u64),
         "{doc}"
     );
-    assert!(doc["tcp"]["srtt_us"].is_u64(), "{doc}");
+    assert!(doc["tcp"]["srtt_ns"].is_u64(), "{doc}");
 
     // To standard output (`-o -`): the body, and nothing else, there.
     let out_dash = ns.run(bin(), &["tunstack", "get", &url, "-o", "-"], TOOL_TIMEOUT);

@@ -192,6 +192,74 @@ impl View {
     }
 }
 
+/// A size for people, in IEC units as curl shows them: `512 B`, `1.5 KiB`,
+/// `118 MiB`, `1 GiB`. Three significant digits, trailing zeros dropped.
+/// The one size format of the terminal output (client summaries, progress
+/// bars, the bench table); JSON carries exact `bytes` instead.
+pub fn format_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "three digits are shown")]
+    let value = bytes as f64;
+    scaled(
+        value,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+    )
+}
+
+/// A rate for people, in bit/s with SI prefixes as iperf3 shows them:
+/// `941 Mbit/s`, `2.5 Gbit/s`, `0 bit/s`. Three significant digits,
+/// trailing zeros dropped; a non-finite or negative rate shows as 0. The
+/// one rate format of the terminal output.
+pub fn format_bitrate(bits_per_second: f64) -> String {
+    let bps = if bits_per_second.is_finite() {
+        bits_per_second.max(0.0)
+    } else {
+        0.0
+    };
+    scaled(
+        bps,
+        1000.0,
+        &["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s", "Pbit/s"],
+    )
+}
+
+/// `value` divided by `step` until it shows below `step`, with three
+/// significant digits and the unit reached. The choice is made on the
+/// rounded text, so 999.96 kbit/s is `1 Mbit/s`, never `1000 kbit/s`.
+fn scaled(mut value: f64, step: f64, units: &[&str]) -> String {
+    let last = units.len().saturating_sub(1);
+    let mut unit = 0;
+    loop {
+        let shown = significant3(value);
+        let rounded: f64 = shown.parse().unwrap_or(value);
+        if rounded < step || unit == last {
+            return format!("{shown} {}", units[unit]);
+        }
+        value /= step;
+        unit += 1;
+    }
+}
+
+/// Three significant digits (none after the point from 100 up), then
+/// trailing zeros and a bare point dropped: `1.5`, `941`, `10`, `0`.
+fn significant3(value: f64) -> String {
+    let text = if value >= 99.95 {
+        format!("{value:.0}")
+    } else if value >= 9.995 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
 /// `count` (bytes, frames, blocks) per second over `secs` seconds; 0 for
 /// an instant.
 pub fn rate(count: u64, secs: f64) -> f64 {
@@ -384,6 +452,48 @@ mod tests {
             (exit(&r.result), message(&r.result)),
             (2, "the session ended without an outcome")
         );
+    }
+
+    #[test]
+    fn sizes_are_iec_with_three_digits() {
+        let cases = [
+            (0, "0 B"),
+            (512, "512 B"),
+            (1023, "1023 B"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024 + 512, "10.5 KiB"),
+            (1_000_000, "977 KiB"),
+            (1_048_575, "1 MiB"),
+            (1_572_864, "1.5 MiB"),
+            (123_456_789, "118 MiB"),
+            (1 << 30, "1 GiB"),
+            (u64::MAX, "16 EiB"),
+        ];
+        for (bytes, shown) in cases {
+            assert_eq!(format_bytes(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn rates_are_bits_per_second_with_si_prefixes() {
+        let cases = [
+            (0.0, "0 bit/s"),
+            (f64::NAN, "0 bit/s"),
+            (f64::INFINITY, "0 bit/s"),
+            (-5.0, "0 bit/s"),
+            (999.0, "999 bit/s"),
+            (1000.0, "1 kbit/s"),
+            (12_345.0, "12.3 kbit/s"),
+            (941e6, "941 Mbit/s"),
+            (999_960.0, "1 Mbit/s"),
+            (2.5e9, "2.5 Gbit/s"),
+            (14.624e9, "14.6 Gbit/s"),
+            (5e18, "5000 Pbit/s"),
+        ];
+        for (bps, shown) in cases {
+            assert_eq!(format_bitrate(bps), shown, "{bps}");
+        }
     }
 
     #[test]

@@ -25,54 +25,24 @@
 //!   [`render_table`], [`to_json`], [`json_line`], [`json_summary_line`],
 //!   [`render_svg`] and [`write_svg`] show it.
 //!
-//! # JSON schema (`schema_version` 1)
-//! [`to_json`] writes one pretty document:
-//! ```text
-//! { "schema_version": 1, "tool": "mioperf",
-//!   "inputs": <any JSON, as given>,
-//!   "environment": { "version", "os", "arch", "kernel"|null, "hostname"|null,
-//!                    "cpus"|null, "allowed_cpus"|null, "allowed_cpu_count"|null,
-//!                    "pinned_cpu"|null, "seed"|null },
-//!   "intervals": [ INTERVAL, ... ],
-//!   "summary": FIGURES + { "intervals": <count closed>,
-//!                          "histograms": { "latency_ns": [BUCKET], "transfer_ns": [BUCKET],
-//!                                          "schedule_error_abs_ns": [BUCKET] },
-//!                          "tcp": TCP|null } }
-//! INTERVAL = { "index" } + FIGURES
-//! FIGURES  = { "start_s", "end_s", "seconds", "start_ns", "end_ns",
-//!              "bytes", "packets", "requests", "transfers", "transfer_bytes",
-//!              "errors", "timeouts", "lost", "reordered", "duplicates",
-//!              "bytes_per_sec", "bits_per_sec", "packets_per_sec",
-//!              "requests_per_sec", "transfers_per_sec",
-//!              "latency_ns": DIST|null, "transfer_ns": DIST|null,
-//!              "schedule_error": SCHED|null }
-//! DIST     = { "count", "min", "mean", "p50", "p90", "p99", "p999", "max", "clamped" }  (ns)
-//! SCHED    = { "count", "early", "min_ns", "max_ns", "mean_ns", "abs_ns": DIST }  (signed ns)
-//! BUCKET   = { "lo_ns", "hi_ns", "count" }   (samples in [lo_ns, hi_ns), ≤ 60, log-spaced)
-//! TCP      = { "connections", "segments_in", "segments_out", "retransmits",
-//!              "fast_retransmits", "rto_expiries", "duplicate_segments",
-//!              "out_of_order", "srtt_us_mean" }
-//!            (window only: the client engines' counters summed over every
-//!             connection that ended; null for the other protocols)
-//! ```
-//! Every INTERVAL and the summary also carry two figures of their own:
-//! ```text
-//! "retransmits": <count>|null   (stopwait, tftp: the clients' resends of the
-//!                                transfers that ended in the span; window: the
-//!                                engines'; null elsewhere, kernel TCP included)
-//! "cpu": CPU|null
-//! CPU   = { "seconds", "generator": SHARE, "server": SHARE|null }
-//! SHARE = { "user_seconds", "system_seconds",
-//!           "user_percent", "system_percent", "total_percent" }  (% of "seconds")
-//! ```
-//! and [`json_start_line`] writes `{"event":"start","data":{"schema_version",
-//! "tool", "inputs", "environment", "limits"}}`, the first line of a
-//! `--json-stream`.
+//! # JSON schema (`schema_version` 2)
+//! The keys, their units and when each is present are documented in
+//! `docs/json.md` and checked by `docs/schema/mioperf.schema.json`
+//! (`$defs/bench_document`, `$defs/bench_interval_event`,
+//! `$defs/bench_end_event`; `tests/json_schema.rs` validates real runs
+//! against it). In short, [`to_json`] writes one pretty document
+//! `{ "schema_version", "tool", "inputs", "environment", "intervals":
+//! [INTERVAL], "summary" }`; [`json_line`] writes
+//! `{"event":"interval","data":INTERVAL}` and [`json_summary_line`]
+//! `{"event":"end","data":SUMMARY}`, one line each, without a newline,
+//! after [`json_start_line`]'s `{"event":"start","data":{...}}` (iperf3's
+//! `--json-stream` framing). Units follow the one rule of every
+//! mioperf document: sizes in `bytes`, a span's length in `seconds`
+//! (float), every other duration in integer nanoseconds (`*_ns`, means
+//! excepted), rates as `*_per_second`, data rates in bits.
 //!
-//! Times `*_s` are seconds since the run's start; `*_ns` integers are
-//! nanoseconds. [`json_line`] writes `{"event":"interval","data":INTERVAL}`
-//! and [`json_summary_line`] `{"event":"end","data":SUMMARY}`, one line
-//! each, without a newline (iperf3's `--json-stream` framing).
+//! A new key goes into the struct here, into `docs/json.md` and into the
+//! schema's `$defs` in the same commit: the schema refuses unknown keys.
 
 pub mod cpu;
 pub mod hist;
@@ -91,7 +61,9 @@ use serde::Serialize;
 
 /// The version of the JSON layout in the module docs; bumped on any change
 /// that removes or renames a key.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `*_per_sec` became `*_per_second`, `bytes_per_sec`, `start_s` and
+/// `end_s` went, `srtt_us_mean` became `srtt_mean_ns` (issue 16).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `x` if finite, else 0. Every `f64` of a report passes through here.
 pub fn finite_or_zero(x: f64) -> f64 {
@@ -170,9 +142,12 @@ pub struct Bucket {
 /// The figures of one span: an interval or the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Figures {
-    /// Span start, seconds since the run's start.
+    /// Span start, seconds since the run's start (for the table and plots;
+    /// the JSON has `start_ns`, one unit per duration: docs/json.md).
+    #[serde(skip)]
     pub start_s: f64,
-    /// Span end, seconds since the run's start.
+    /// Span end, seconds since the run's start (not in the JSON either).
+    #[serde(skip)]
     pub end_s: f64,
     /// Span length, seconds (`end_s - start_s`).
     pub seconds: f64,
@@ -200,15 +175,21 @@ pub struct Figures {
     pub reordered: u64,
     /// Stream segments duplicated.
     pub duplicates: u64,
-    /// `bytes` per second over `seconds` (0 for a zero-length span).
+    /// `bytes` per second over `seconds` (0 for a zero-length span). Not in
+    /// the JSON: a data rate is said once, in bits, as iperf3 does.
+    #[serde(skip)]
     pub bytes_per_sec: f64,
-    /// 8 × `bytes_per_sec`.
+    /// 8 × `bytes_per_sec`; JSON `bits_per_second`.
+    #[serde(rename = "bits_per_second")]
     pub bits_per_sec: f64,
-    /// `packets` per second.
+    /// `packets` per second; JSON `packets_per_second`.
+    #[serde(rename = "packets_per_second")]
     pub packets_per_sec: f64,
-    /// `requests` per second.
+    /// `requests` per second; JSON `requests_per_second`.
+    #[serde(rename = "requests_per_second")]
     pub requests_per_sec: f64,
-    /// `transfers` per second.
+    /// `transfers` per second; JSON `transfers_per_second`.
+    #[serde(rename = "transfers_per_second")]
     pub transfers_per_sec: f64,
     /// Request latency; `None` without requests.
     pub latency_ns: Option<Distribution>,
@@ -287,8 +268,26 @@ pub struct TcpTotals {
     pub duplicate_segments: u64,
     /// Out-of-order segments received and kept.
     pub out_of_order: u64,
-    /// Mean of the connections' final smoothed RTTs, microseconds.
+    /// Mean of the connections' final smoothed RTTs, microseconds; JSON
+    /// `srtt_mean_ns`, whole nanoseconds like every other duration.
+    #[serde(rename = "srtt_mean_ns", serialize_with = "micros_as_nanos")]
     pub srtt_us_mean: f64,
+}
+
+/// Writes a mean in microseconds as whole nanoseconds (JSON durations are
+/// integers of ns; docs/json.md).
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with passes a reference"
+)]
+fn micros_as_nanos<S: serde::Serializer>(us: &f64, s: S) -> Result<S::Ok, S::Error> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a finite non-negative mean; `as` saturates"
+    )]
+    let ns = (finite_or_zero(*us) * 1e3).round().max(0.0) as u64;
+    s.serialize_u64(ns)
 }
 
 /// Where the run happened: kernel, CPU count, pinning, seed.
@@ -558,8 +557,6 @@ mod tests {
     }
 
     const FIGURE_KEYS: &[&str] = &[
-        "start_s",
-        "end_s",
         "seconds",
         "start_ns",
         "end_ns",
@@ -573,11 +570,10 @@ mod tests {
         "lost",
         "reordered",
         "duplicates",
-        "bytes_per_sec",
-        "bits_per_sec",
-        "packets_per_sec",
-        "requests_per_sec",
-        "transfers_per_sec",
+        "bits_per_second",
+        "packets_per_second",
+        "requests_per_second",
+        "transfers_per_second",
         "latency_ns",
         "transfer_ns",
         "schedule_error",
@@ -610,7 +606,7 @@ mod tests {
                 "tool"
             ]
         );
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["schema_version"], 2);
         assert_eq!(v["inputs"]["parallel"], 4);
         assert_eq!(
             keys(&v["environment"]),
@@ -638,7 +634,7 @@ mod tests {
             sorted(&["index", "retransmits", "cpu"], FIGURE_KEYS)
         );
         assert_eq!(intervals[1]["index"], 1);
-        assert_eq!(intervals[1]["bits_per_sec"], 10_000_000.0);
+        assert_eq!(intervals[1]["bits_per_second"], 10_000_000.0);
         assert_eq!(
             keys(&intervals[0]["latency_ns"]),
             sorted(
@@ -678,7 +674,7 @@ mod tests {
         let v: Value = serde_json::from_str(&json).unwrap();
         assert!(all_finite(&v));
         assert!(v["summary"]["latency_ns"].is_null());
-        assert_eq!(v["summary"]["bits_per_sec"], 0.0);
+        assert_eq!(v["summary"]["bits_per_second"], 0.0);
         assert!(!json.contains("NaN") && !json.contains("inf"));
     }
 
@@ -723,7 +719,8 @@ mod tests {
             t.contains("0.00-1.00 s") && t.contains("2.00-3.00 s"),
             "{t}"
         );
-        assert!(t.contains("10.0 Mbit/s"), "{t}");
+        assert!(t.contains("10 Mbit/s"), "{t}");
+        assert!(t.contains("1.19 MiB") && !t.contains("MBytes"), "{t}");
         assert!(t.contains("total"), "{t}");
         assert!(t.contains("Latency") && t.contains("p99.9"), "{t}");
         assert!(t.contains("µs"), "{t}");
@@ -734,8 +731,20 @@ mod tests {
     fn table_of_an_empty_run() {
         let t = render_table(&empty_document());
         assert!(t.contains("no samples"), "{t}");
-        assert!(t.contains("0.00 bit/s"), "{t}");
+        assert!(t.contains("0 bit/s"), "{t}");
         assert!(!t.contains("NaN") && !t.contains("inf"), "{t}");
+    }
+
+    #[test]
+    fn tcp_totals_say_the_rtt_in_whole_nanoseconds() {
+        let t = TcpTotals {
+            connections: 2,
+            srtt_us_mean: 15.5,
+            ..TcpTotals::default()
+        };
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["srtt_mean_ns"], 15_500);
+        assert!(v.get("srtt_us_mean").is_none(), "{v}");
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Report for Answer {
         };
         doc["outcome"] = json!(outcome);
         doc["answer"] = json!(self.line);
-        doc["rtt_us"] = json!(self.rtt.as_secs_f64() * 1e6);
+        doc["hello"] = json!({"rtt_ns": self.rtt.as_nanos()});
         doc["tries"] = json!(self.tries);
     }
 
@@ -118,7 +118,7 @@ mod tests {
         ok.json(&mut doc);
         assert_eq!(
             doc,
-            json!({"outcome": "ok", "answer": "OK 7 127.0.0.1 5000", "rtt_us": 250.0, "tries": 1})
+            json!({"outcome": "ok", "answer": "OK 7 127.0.0.1 5000", "hello": {"rtt_ns": 250_000}, "tries": 1})
         );
         assert_eq!(ok.text(), "OK 7 127.0.0.1 5000");
         assert!(ok.verdict().is_ok());

@@ -6,7 +6,7 @@
 //! measurements, not errors.
 
 use super::{Bar, client_reactor, resolve, run_client};
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, rate};
 use crate::app::{Failure, error};
 use crate::cli::{LabArgs, duration};
 use crate::proto::lab;
@@ -109,9 +109,9 @@ impl Report for lab::Report {
             } => {
                 let bits_per_s = rate(received.saturating_mul(8), elapsed.as_secs_f64());
                 let mut text = format!(
-                    "file {received} of {expected} bytes in {:.3} s = {:.3} Gbit/s, pattern {}",
+                    "file {received} of {expected} bytes in {:.3} s = {}, pattern {}",
                     elapsed.as_secs_f64(),
-                    bits_per_s / 1e9,
+                    format_bitrate(bits_per_s),
                     match first_bad {
                         None => "ok".to_string(),
                         Some(at) => format!("BROKEN at byte {at}"),
@@ -143,9 +143,8 @@ impl Report for lab::Report {
                 matched,
                 rtt,
             } => {
-                let rtt_us = rtt.as_secs_f64() * 1e6;
                 doc["outcome"] = json!(if *matched { "ok" } else { "mismatch" });
-                doc["echo"] = json!({"bytes": bytes, "matched": matched, "rtt_us": rtt_us});
+                doc["echo"] = json!({"bytes": bytes, "matched": matched, "rtt_ns": rtt.as_nanos()});
             }
             Self::File {
                 expected,
@@ -158,10 +157,12 @@ impl Report for lab::Report {
                 let secs = elapsed.as_secs_f64();
                 let bits_per_s = rate(received.saturating_mul(8), secs);
                 doc["outcome"] = json!(if file_ok(self) { "ok" } else { "incomplete" });
+                doc["bytes"] = json!(received);
+                doc["seconds"] = json!(secs);
+                doc["bits_per_second"] = json!(bits_per_s);
                 doc["file"] = json!({
-                    "expected": expected, "received": received, "pattern_ok": first_bad.is_none(),
-                    "first_bad_offset": first_bad, "seconds": secs, "bits_per_second": bits_per_s,
-                    "datagrams": datagrams, "complete": complete,
+                    "expected_bytes": expected, "pattern_ok": first_bad.is_none(),
+                    "first_bad_offset": first_bad, "datagrams": datagrams, "complete": complete,
                 });
             }
             Self::Stream {
@@ -175,8 +176,9 @@ impl Report for lab::Report {
                 let st = crate::stats::stream_stats(samples, *expected, *interval_ns, *size);
                 doc["outcome"] = json!("ok");
                 doc["stream"] = json!({
-                    "expected": expected, "size": size, "interval_ns": interval_ns,
-                    "kernel_timestamps": kernel_timestamps, "complete": complete, "stats": st,
+                    "expected": expected, "size_bytes": size, "interval_ns": interval_ns,
+                    "kernel_timestamps": kernel_timestamps, "complete": complete,
+                    "stats": stats_json(&st),
                 });
             }
         }
@@ -202,6 +204,21 @@ fn file_ok(report: &lab::Report) -> bool {
         lab::Report::File { expected, received, first_bad: None, complete: true, .. }
             if received == expected
     )
+}
+
+/// A stream's statistics in the keys of every mioperf document (rates
+/// `*_per_second`, a data rate in bits; docs/json.md), whatever
+/// [`StreamStats`]'s own field names are.
+fn stats_json(st: &StreamStats) -> Value {
+    json!({
+        "expected": st.expected, "received": st.received, "unique": st.unique,
+        "lost": st.lost, "duplicated": st.duplicated, "reordered": st.reordered,
+        "segments_per_second": st.rate_per_s,
+        "requested_segments_per_second": st.requested_rate_per_s,
+        "rate_error": st.rate_error,
+        "bits_per_second": st.bytes_per_s.map(|b| b * 8.0),
+        "schedule_error_ns": st.schedule_error_ns, "max_drift_ns": st.max_drift_ns,
+    })
 }
 
 /// The summary of a stream: what arrived, at what rate, how punctually.
@@ -231,7 +248,7 @@ fn stream_text(
             let _ = write!(text, " (requested {want:.1}/s, {:+.3} %)", err * 100.0);
         }
         if let Some(bps) = st.bytes_per_s {
-            let _ = write!(text, ", {:.3} Mbit/s", bps * 8.0 / 1e6);
+            let _ = write!(text, ", {}", format_bitrate(bps * 8.0));
         }
     }
     if let Some(e) = st.schedule_error_ns {
@@ -275,7 +292,7 @@ mod tests {
         let whole = file(1000, true);
         assert_eq!(
             whole.text(),
-            "file 1000 of 1000 bytes in 0.002 s = 0.004 Gbit/s, pattern ok"
+            "file 1000 of 1000 bytes in 0.002 s = 4 Mbit/s, pattern ok"
         );
         assert!(whole.verdict().is_ok());
         let short = file(600, false);
@@ -283,7 +300,10 @@ mod tests {
         let mut doc = json!({});
         short.json(&mut doc);
         assert_eq!(doc["outcome"], "incomplete");
-        assert_eq!(doc["file"]["received"], 600);
+        assert_eq!(
+            (&doc["bytes"], &doc["file"]["expected_bytes"]),
+            (&json!(600), &json!(1000))
+        );
         assert!(matches!(short.verdict(), Err(Failure::Error(_))));
     }
 
@@ -298,6 +318,7 @@ mod tests {
         let mut doc = json!({});
         echo.json(&mut doc);
         assert_eq!(doc["outcome"], "mismatch");
+        assert_eq!(doc["echo"]["rtt_ns"], 12_000);
         assert!(echo.verdict().is_err());
     }
 }

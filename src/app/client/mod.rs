@@ -171,7 +171,8 @@ fn udp_transfer_view(
     }
 }
 
-/// The engine's counters as the `--json` object's `"tcp"` member.
+/// The engine's counters as the `--json` object's `"tcp"` member, in the
+/// units of every document (durations in whole ns: docs/json.md).
 #[must_use]
 fn engine_json(c: &crate::proto::tcp::conn::Counters) -> serde_json::Value {
     serde_json::json!({
@@ -182,8 +183,8 @@ fn engine_json(c: &crate::proto::tcp::conn::Counters) -> serde_json::Value {
         "rto_expiries": c.rto_expiries,
         "duplicate_segments": c.duplicate_segments,
         "out_of_order": c.out_of_order,
-        "srtt_us": c.srtt_us,
-        "rttvar_us": c.rttvar_us,
+        "srtt_ns": c.srtt_us.saturating_mul(1000),
+        "rttvar_ns": c.rttvar_us.saturating_mul(1000),
         "cwnd": c.cwnd,
         "ssthresh": c.ssthresh,
     })

@@ -5,7 +5,7 @@
 //! failure or a timeout.
 
 use super::{client_reactor, resolve};
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, rate};
 use crate::app::{Failure, error};
 use crate::cli::{MsgArgs, duration};
 use crate::proto::data::{MemorySource, Source};
@@ -54,7 +54,9 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
 
     let timeout = args.timeout;
     let view = View {
-        header: json!({"protocol": "msg", "server": server.to_string(), "sent": len}),
+        header: json!({
+            "protocol": "msg", "server": server.to_string(), "msg": {"frame_bytes": len},
+        }),
         json: args.json,
         text: Stream::Stdout,
         server: Some(server),
@@ -85,8 +87,8 @@ impl Report for Receipt {
             Self::One { len, elapsed } => {
                 let secs = elapsed.as_secs_f64();
                 format!(
-                    "OK {len}: {len} bytes in {secs:.3} s = {:.1} MB/s",
-                    rate(len, secs) / 1e6
+                    "OK {len}: {len} bytes in {secs:.3} s = {}",
+                    format_bitrate(rate(len.saturating_mul(8), secs))
                 )
             }
             Self::Many {
@@ -98,9 +100,9 @@ impl Report for Receipt {
                 // Every frame is the same payload.
                 let len = bytes / frames.max(1);
                 format!(
-                    "{frames} frames of {len} B acknowledged in {secs:.3} s = {:.0} frames/s, {:.1} MB/s",
+                    "{frames} frames of {len} B acknowledged in {secs:.3} s = {:.0} frames/s, {}",
                     rate(frames, secs),
-                    rate(bytes, secs) / 1e6
+                    format_bitrate(rate(bytes.saturating_mul(8), secs))
                 )
             }
             Self::TooLarge { max } => format!("ERR too large {max}"),
@@ -114,7 +116,7 @@ impl Report for Receipt {
                 doc["outcome"] = json!("ok");
                 doc["bytes"] = json!(len);
                 doc["seconds"] = json!(secs);
-                doc["bytes_per_second"] = json!(rate(len, secs));
+                doc["bits_per_second"] = json!(rate(len.saturating_mul(8), secs));
             }
             Self::Many {
                 frames,
@@ -123,16 +125,16 @@ impl Report for Receipt {
             } => {
                 let secs = elapsed.as_secs_f64();
                 doc["outcome"] = json!("ok");
-                doc["frames"] = json!(frames);
                 doc["bytes"] = json!(bytes);
                 doc["seconds"] = json!(secs);
-                doc["frames_per_second"] = json!(rate(frames, secs));
-                doc["bytes_per_second"] = json!(rate(bytes, secs));
+                doc["bits_per_second"] = json!(rate(bytes.saturating_mul(8), secs));
+                doc["msg"]["frames"] = json!(frames);
+                doc["msg"]["frames_per_second"] = json!(rate(frames, secs));
             }
             Self::TooLarge { max } => {
                 doc["outcome"] = json!("refused");
                 doc["answer"] = json!(self.text());
-                doc["max"] = json!(max);
+                doc["msg"]["max_bytes"] = json!(max);
             }
         }
     }
@@ -157,7 +159,7 @@ mod tests {
             len: 6,
             elapsed: Duration::from_millis(1),
         };
-        assert_eq!(one.text(), "OK 6: 6 bytes in 0.001 s = 0.0 MB/s");
+        assert_eq!(one.text(), "OK 6: 6 bytes in 0.001 s = 48 kbit/s");
         assert!(one.verdict().is_ok());
         let many = Receipt::Many {
             frames: 5,
@@ -166,14 +168,14 @@ mod tests {
         };
         assert_eq!(
             many.text(),
-            "5 frames of 6 B acknowledged in 0.001 s = 5000 frames/s, 0.0 MB/s"
+            "5 frames of 6 B acknowledged in 0.001 s = 5000 frames/s, 240 kbit/s"
         );
         let big = Receipt::TooLarge { max: 10 };
         let mut doc = json!({});
         big.json(&mut doc);
         assert_eq!(
             doc,
-            json!({"outcome": "refused", "answer": "ERR too large 10", "max": 10})
+            json!({"outcome": "refused", "answer": "ERR too large 10", "msg": {"max_bytes": 10}})
         );
         assert!(matches!(big.verdict(), Err(Failure::Refused(l)) if l == "ERR too large 10"));
     }

@@ -8,7 +8,7 @@
 use super::{
     Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
 };
-use crate::app::output::{Report, rate};
+use crate::app::output::{Report, format_bitrate, format_bytes, rate};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitArgs, StopwaitVerb};
 use crate::proto::data::Source;
@@ -72,9 +72,9 @@ impl Report for Done {
     fn text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
-            "{} bytes in {secs:.3} s = {:.1} KB/s, {:.0} blocks/s, {} retransmissions",
-            self.bytes,
-            rate(self.bytes, secs) / 1e3,
+            "{} in {secs:.3} s = {}, {:.0} blocks/s, {} retransmissions",
+            format_bytes(self.bytes),
+            format_bitrate(rate(self.bytes.saturating_mul(8), secs)),
             rate(blocks(self.bytes), secs),
             self.retransmissions
         )
@@ -85,8 +85,12 @@ impl Report for Done {
         doc["outcome"] = json!("ok");
         doc["bytes"] = json!(self.bytes);
         doc["seconds"] = json!(secs);
-        doc["blocks_per_second"] = json!(rate(blocks(self.bytes), secs));
-        doc["retransmissions"] = json!(self.retransmissions);
+        doc["bits_per_second"] = json!(rate(self.bytes.saturating_mul(8), secs));
+        doc["stopwait"] = json!({
+            "blocks": blocks(self.bytes),
+            "blocks_per_second": rate(blocks(self.bytes), secs),
+            "retransmits": self.retransmissions,
+        });
     }
 }
 
@@ -110,12 +114,13 @@ mod tests {
         };
         assert_eq!(
             done.text(),
-            "1000 bytes in 0.100 s = 10.0 KB/s, 100 blocks/s, 2 retransmissions"
+            "1000 B in 0.100 s = 80 kbit/s, 100 blocks/s, 2 retransmissions"
         );
         let mut doc = json!({});
         done.json(&mut doc);
-        assert_eq!(doc["blocks_per_second"], 100.0);
-        assert_eq!(doc["retransmissions"], 2);
+        assert_eq!(doc["bits_per_second"], 80_000.0);
+        assert_eq!(doc["stopwait"]["blocks_per_second"], 100.0);
+        assert_eq!(doc["stopwait"]["retransmits"], 2);
         assert_eq!(blocks(0), 1);
     }
 }

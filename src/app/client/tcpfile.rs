@@ -6,7 +6,7 @@
 //! error: standard output may be the file (`-o -`).
 
 use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, format_bytes, rate};
 use crate::app::{Failure, error};
 use crate::cli::{GetArgs, PutArgs};
 use crate::proto::StreamSession;
@@ -128,9 +128,9 @@ impl Report for Done {
     fn text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
-            "{} bytes in {secs:.3} s = {:.3} Gbit/s",
-            self.bytes,
-            rate(self.bytes.saturating_mul(8), secs) / 1e9
+            "{} in {secs:.3} s = {}",
+            format_bytes(self.bytes),
+            format_bitrate(rate(self.bytes.saturating_mul(8), secs))
         )
     }
 
@@ -154,7 +154,7 @@ mod tests {
             bytes: 1_000_000,
             elapsed: Duration::from_millis(4),
         };
-        assert_eq!(done.text(), "1000000 bytes in 0.004 s = 2.000 Gbit/s");
+        assert_eq!(done.text(), "977 KiB in 0.004 s = 2 Gbit/s");
         let mut doc = json!({});
         done.json(&mut doc);
         assert_eq!(

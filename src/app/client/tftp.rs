@@ -9,7 +9,7 @@ use super::{
     Bar, any_local, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view,
     upload_name,
 };
-use crate::app::output::{Report, rate};
+use crate::app::output::{Report, format_bitrate, format_bytes, rate};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, TftpArgs, TftpMode};
 use crate::proto::data::Source;
@@ -98,9 +98,9 @@ impl Report for Done {
     fn text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
-            "{} bytes in {secs:.3} s = {:.2} MiB/s, {:.0} blocks/s (blksize {}, window {}, {} retransmissions)",
-            self.bytes,
-            rate(self.bytes, secs) / 1_048_576.0,
+            "{} in {secs:.3} s = {}, {:.0} blocks/s (blksize {}, window {}, {} retransmissions)",
+            format_bytes(self.bytes),
+            format_bitrate(rate(self.bytes.saturating_mul(8), secs)),
             rate(blocks(self), secs),
             self.blksize,
             self.windowsize,
@@ -113,10 +113,14 @@ impl Report for Done {
         doc["outcome"] = json!("ok");
         doc["bytes"] = json!(self.bytes);
         doc["seconds"] = json!(secs);
-        doc["blocks_per_second"] = json!(rate(blocks(self), secs));
-        doc["blksize"] = json!(self.blksize);
-        doc["windowsize"] = json!(self.windowsize);
-        doc["retransmissions"] = json!(self.retransmissions);
+        doc["bits_per_second"] = json!(rate(self.bytes.saturating_mul(8), secs));
+        doc["tftp"] = json!({
+            "blocks": blocks(self),
+            "blocks_per_second": rate(blocks(self), secs),
+            "blksize": self.blksize,
+            "windowsize": self.windowsize,
+            "retransmits": self.retransmissions,
+        });
     }
 }
 
@@ -141,12 +145,15 @@ mod tests {
         };
         assert_eq!(
             done.text(),
-            "1024 bytes in 0.001 s = 0.98 MiB/s, 3000 blocks/s (blksize 512, window 4, 0 retransmissions)"
+            "1 KiB in 0.001 s = 8.19 Mbit/s, 3000 blocks/s (blksize 512, window 4, 0 retransmissions)"
         );
         let mut doc = json!({});
         done.json(&mut doc);
         assert_eq!(
-            (doc["blksize"].clone(), doc["windowsize"].clone()),
+            (
+                doc["tftp"]["blksize"].clone(),
+                doc["tftp"]["windowsize"].clone()
+            ),
             (json!(512), json!(4))
         );
     }

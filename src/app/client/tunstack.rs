@@ -15,7 +15,7 @@
 //! as `mioperf get -o`.
 
 use super::{client_reactor, local_sink};
-use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, format_bytes, rate};
 use crate::app::{Failure, error};
 use crate::cli::tunstack::{TunstackArgs, TunstackCommand, TunstackGetArgs};
 use crate::config::Ipv4Net;
@@ -307,16 +307,16 @@ impl Report for GetReport {
     fn text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
-            "{} bytes in {secs:.3} s = {:.3} Gbit/s",
-            self.bytes,
-            rate(self.bytes.saturating_mul(8), secs) / 1e9
+            "{} in {secs:.3} s = {}",
+            format_bytes(self.bytes),
+            format_bitrate(rate(self.bytes.saturating_mul(8), secs))
         )
     }
 
     fn json(&self, doc: &mut Value) {
         let secs = self.elapsed.as_secs_f64();
         doc["outcome"] = json!("ok");
-        doc["status"] = json!(self.status);
+        doc["http"] = json!({"status": self.status});
         doc["bytes"] = json!(self.bytes);
         doc["seconds"] = json!(secs);
         doc["bits_per_second"] = json!(rate(self.bytes.saturating_mul(8), secs));
@@ -432,11 +432,11 @@ mod tests {
             bytes: 1_000_000,
             elapsed: Duration::from_millis(4),
         };
-        assert_eq!(f.text(), "1000000 bytes in 0.004 s = 2.000 Gbit/s");
+        assert_eq!(f.text(), "977 KiB in 0.004 s = 2 Gbit/s");
         let mut doc = json!({});
         f.json(&mut doc);
         assert_eq!(doc["outcome"], "ok");
         assert_eq!(doc["bytes"], 1_000_000);
-        assert_eq!(doc["status"], 200);
+        assert_eq!(doc["http"]["status"], 200);
     }
 }

@@ -7,10 +7,11 @@
 //! finished [`Document`]. A `Retr` column (retransmissions) appears when
 //! the run counts them.
 //!
-//! Pure string building. Units are humanised: bytes in 1024 steps (`KBytes`,
-//! `MBytes`, as iperf3), bit rates and counts in 1000 steps (Kbit/s, Mbit/s;
-//! k, M), durations as ns/µs/ms/s with three significant digits. An absent
-//! figure prints as `-`; an empty run prints "no samples" lines.
+//! Pure string building. Sizes and bit rates are the clients' own formats
+//! ([`format_bytes`]: IEC, `1.5 MiB`; [`format_bitrate`]: SI bit/s,
+//! `941 Mbit/s`), counts per second in 1000 steps (k, M), durations as
+//! ns/µs/ms/s with three significant digits. An absent figure prints as
+//! `-`; an empty run prints "no samples" lines.
 
 use std::fmt::Write as _;
 
@@ -18,6 +19,7 @@ use super::{
     CpuShare, CpuUsage, Distribution, Document, Environment, Figures, IntervalReport,
     ScheduleError, Summary,
 };
+use crate::app::output::{format_bitrate, format_bytes};
 
 /// Three significant digits (no exponent), for a finite non-negative `v`.
 fn sig3(v: f64) -> String {
@@ -43,31 +45,6 @@ fn scaled(v: f64, step: f64, units: &[&str]) -> String {
         unit = u;
     }
     format!("{} {unit}", sig3(v))
-}
-
-/// `1.19 MBytes`: bytes in 1024 steps.
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "a humanised figure keeps three digits"
-)]
-pub fn human_bytes(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} Bytes");
-    }
-    scaled(
-        bytes as f64,
-        1024.0,
-        &["Bytes", "KBytes", "MBytes", "GBytes", "TBytes", "PBytes"],
-    )
-}
-
-/// `10.0 Mbit/s`: bits per second in 1000 steps.
-pub fn human_bits_per_sec(bps: f64) -> String {
-    scaled(
-        bps,
-        1000.0,
-        &["bit/s", "Kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"],
-    )
 }
 
 /// `12.3 k/s`: a count per second in 1000 steps.
@@ -152,8 +129,8 @@ fn row(label: &str, f: &Figures, retr: Option<String>) -> String {
     };
     let line = format!(
         "{label:<18}{:>10}  {:>13}  {:>11}  {:>10}  {:>6} {:>8}  {:>8}  {:>8}",
-        human_bytes(f.bytes),
-        human_bits_per_sec(f.bits_per_sec),
+        format_bytes(f.bytes),
+        format_bitrate(f.bits_per_sec),
         human_rate(f.packets_per_sec),
         human_rate(f.requests_per_sec),
         f.errors,
@@ -294,7 +271,7 @@ pub fn table_foot(summary: &Summary, retransmits: bool) -> String {
             "{:<15} {} transfers, {}, {}",
             "Transfers",
             s.transfers,
-            human_bytes(s.transfer_bytes),
+            format_bytes(s.transfer_bytes),
             human_rate(s.transfers_per_sec),
         );
     }
@@ -388,12 +365,6 @@ mod tests {
 
     #[test]
     fn units_are_humanised() {
-        assert_eq!(human_bytes(500), "500 Bytes");
-        assert_eq!(human_bytes(1_250_000), "1.19 MBytes");
-        assert_eq!(human_bits_per_sec(0.0), "0.00 bit/s");
-        assert_eq!(human_bits_per_sec(10_000_000.0), "10.0 Mbit/s");
-        assert_eq!(human_bits_per_sec(2.5e9), "2.50 Gbit/s");
-        assert_eq!(human_bits_per_sec(f64::NAN), "0.00 bit/s");
         assert_eq!(human_rate(12_345.0), "12.3 k/s");
         assert_eq!(human_rate(5.0), "5.00/s");
         assert_eq!(human_ns(999), "999 ns");
