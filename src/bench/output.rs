@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(events[0]["data"]["inputs"]["protocol"], "tftp");
         assert_eq!(events[0]["data"]["limits"]["max_parallel"], 10);
         assert_eq!(events[0]["data"]["environment"]["seed"], 1);
-        assert_eq!(events[0]["data"]["schema_version"], 1);
+        assert_eq!(
+            events[0]["data"]["schema_version"],
+            crate::bench::report::SCHEMA_VERSION
+        );
         assert_eq!(events[1]["data"]["retransmits"], 0);
         assert_eq!(events[3]["data"]["bytes"], 200);
         // Each event was whole, on its own line, when it was flushed.
