@@ -24,6 +24,7 @@
 //!    document printed (table, `--json`, or the `--json-stream` end line)
 //!    and drawn (`--svg`).
 
+pub mod direction;
 pub mod driver;
 pub mod exchange;
 pub mod load;
@@ -104,7 +105,7 @@ fn check_fd_limit(plan: &Plan) -> Result<(), Failure> {
         (true, Transport::Tcp) => 3,
         (true, Transport::Udp) => 2,
     };
-    let need = u64::from(plan.parallel) * per_session + FD_HEADROOM;
+    let need = u64::from(plan.sessions()) * per_session + FD_HEADROOM;
     match open_file_limit() {
         Some(limit) if need > limit => Err(Failure::Error(format!(
             "-P {} needs about {need} open files, above this process's limit of {limit}: \
@@ -138,7 +139,7 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
         start,
         end_at,
         budget,
-        plan.parallel as usize,
+        plan.sessions() as usize,
     ));
     let json_stream = plan_json_stream(plan);
     let on_interval: OnInterval = Rc::new(RefCell::new(move |report: &IntervalReport| {
@@ -204,7 +205,9 @@ fn drive(plan: &Plan, server: SocketAddr) -> Result<(), Failure> {
         run.intervals.borrow().clone(),
         summary,
     );
-    print_document(plan, &doc);
+    let directions = plan.bidir.then(|| launcher.directions());
+    let doc = direction::attach(doc, directions.as_deref());
+    print_document(plan, &doc, directions.as_deref());
     if let Some(path) = &plan.svg {
         report::write_svg(&doc, path)
             .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;
@@ -232,10 +235,16 @@ fn plan_json_stream(plan: &Plan) -> bool {
     plan.output == plan::Output::JsonStream
 }
 
-fn print_document(plan: &Plan, doc: &Document) {
+fn print_document(plan: &Plan, doc: &Document, directions: Option<&direction::Directions>) {
     let mut out = std::io::stdout().lock();
     let text = match plan.output {
-        plan::Output::Table => report::render_table(doc),
+        plan::Output::Table => {
+            let mut text = report::render_table(doc);
+            if let Some(d) = directions {
+                text.push_str(&d.render(doc.summary.figures.seconds));
+            }
+            text
+        }
         plan::Output::Json => report::to_json(doc),
         plan::Output::JsonStream => report::json_summary_line(&doc.summary),
     };

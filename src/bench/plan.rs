@@ -95,8 +95,11 @@ pub struct Stop {
 pub struct Plan {
     /// The protocol.
     pub proto: BenchProto,
-    /// What each session does.
+    /// What each session does (with `bidir`, the first `parallel` sessions;
+    /// see [`Plan::mode_of`]).
     pub mode: BenchMode,
+    /// File protocols: `parallel` gets and `parallel` puts at once.
+    pub bidir: bool,
     /// Over what.
     pub transport: Transport,
     /// Sessions at once.
@@ -136,11 +139,17 @@ impl Plan {
     /// One message naming the flag that is out of range or does not apply.
     pub fn from_args(args: &BenchArgs) -> Result<Self, String> {
         let proto = args.proto;
-        let mode = mode(proto, args.mode)?;
+        let mode = mode(proto, asked_mode(args)?)?;
         let transport = transport(proto, mode, args)?;
-        if args.parallel == 0 || args.parallel > MAX_PARALLEL {
+        let most = if args.bidir {
+            MAX_PARALLEL / 2
+        } else {
+            MAX_PARALLEL
+        };
+        if args.parallel == 0 || args.parallel > most {
+            let with = if args.bidir { " with --bidir" } else { "" };
             return Err(format!(
-                "-P {} is out of range: 1..={MAX_PARALLEL}",
+                "-P {} is out of range{with}: 1..={most}",
                 args.parallel
             ));
         }
@@ -156,6 +165,7 @@ impl Plan {
         Ok(Self {
             proto,
             mode,
+            bidir: args.bidir,
             transport,
             parallel: args.parallel,
             stop,
@@ -180,6 +190,25 @@ impl Plan {
         })
     }
 
+    /// Sessions at once: `-P`, twice that with `--bidir`.
+    pub fn sessions(&self) -> u32 {
+        if self.bidir {
+            self.parallel.saturating_mul(2)
+        } else {
+            self.parallel
+        }
+    }
+
+    /// What the session in `slot` does: with `--bidir`, slots below `-P`
+    /// get and the others put; otherwise every slot does [`Plan::mode`].
+    pub fn mode_of(&self, slot: usize) -> BenchMode {
+        if self.bidir && slot >= self.parallel as usize {
+            BenchMode::Put
+        } else {
+            self.mode
+        }
+    }
+
     /// The stream's segment interval in ns, from `-b` and `-l` (at least 1 µs).
     pub fn stream_interval_ns(&self) -> u64 {
         let bits = self.length.saturating_mul(8);
@@ -193,6 +222,7 @@ impl Plan {
         serde_json::json!({
             "protocol": flag_name(&self.proto),
             "mode": flag_name(&self.mode),
+            "bidir": self.bidir,
             "transport": self.transport,
             "parallel": self.parallel,
             "time_s": self.stop.time.map(|t| t.as_secs_f64()),
@@ -212,6 +242,39 @@ impl Plan {
             }),
             "seed": self.seed,
         })
+    }
+}
+
+/// The mode `--mode`, `-R` and `--bidir` ask for together (`None`: the
+/// protocol's default). `-R` is the server sending, which mioperf calls
+/// `get`; `--bidir` runs gets (its [`Plan::mode`]) beside puts. Only the file
+/// protocols have a direction to choose, and contradictions are refused
+/// rather than one flag silently winning.
+fn asked_mode(args: &BenchArgs) -> Result<Option<BenchMode>, String> {
+    let flag = match (args.reverse, args.bidir) {
+        (false, false) => return Ok(args.mode),
+        (true, true) => {
+            return Err(
+                "-R (the server sends) and --bidir (both send) contradict: drop one".into(),
+            );
+        }
+        (true, false) => "-R",
+        (false, true) => "--bidir",
+    };
+    if !args.proto.is_file() {
+        return Err(format!(
+            "{flag} applies to the file protocols only (tcpfile, stopwait, tftp, window)"
+        ));
+    }
+    match (args.bidir, args.mode) {
+        (false, Some(BenchMode::Put)) => {
+            Err("-R (the server sends) contradicts --mode put (the client sends): drop one".into())
+        }
+        (true, Some(m)) => Err(format!(
+            "--bidir runs get and put at once: drop --mode {}",
+            flag_name(&m)
+        )),
+        _ => Ok(Some(BenchMode::Get)),
     }
 }
 
