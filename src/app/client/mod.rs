@@ -12,6 +12,7 @@ mod msg;
 mod stopwait;
 mod tcpfile;
 mod tftp;
+mod trace;
 mod tunstack;
 mod window;
 

@@ -4,6 +4,7 @@
 //! Exit 0 on `OK` with the right length, 1 on `ERR too large`, 2 on a
 //! failure or a timeout.
 
+use super::trace::traced_stream;
 use super::{client_reactor, resolve};
 use crate::app::output::{Report, Stream, Timeout, View, rate};
 use crate::app::{Failure, error};
@@ -48,7 +49,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
         Box::new(msg::Client::new(source, len, args.timeout, slot.clone()))
     };
     reactor
-        .connect_tcp(server, session)
+        .connect_tcp(server, traced_stream("msg", server, session))
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     reactor.run().map_err(|e| error("poll", e))?;
 

@@ -5,6 +5,7 @@
 //! failure or when the retries ran out. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
+use super::trace::{Decode, traced_datagram};
 use super::{
     Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
 };
@@ -59,7 +60,11 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     let socket = crate::reactor::udp_client_socket(server)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     reactor
-        .add_udp_session(socket, Some(server), session)
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("stopwait", server, Decode::Stopwait, session),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;

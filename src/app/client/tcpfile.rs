@@ -5,6 +5,7 @@
 //! exists), 2 on a failure or a timeout. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
+use super::trace::traced_stream;
 use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
 use crate::app::output::{Report, Stream, Timeout, View, rate};
 use crate::app::{Failure, error};
@@ -105,7 +106,7 @@ impl Transfer<'_> {
         let server = self.server;
         let mut reactor = client_reactor()?;
         reactor
-            .connect_tcp(server, session)
+            .connect_tcp(server, traced_stream("tcpfile", server, session))
             .map_err(|e| error(&format!("cannot reach {server}"), e))?;
         run_client(reactor, (!self.json).then_some(bar), slot)?;
         let view = View {

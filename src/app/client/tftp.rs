@@ -5,6 +5,7 @@
 //! on a failure or when the retries ran out. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
+use super::trace::{Decode, traced_datagram};
 use super::{
     Bar, any_local, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view,
     upload_name,
@@ -85,7 +86,11 @@ pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
     let socket = mio::net::UdpSocket::bind(any_local(server))
         .map_err(|e| error("cannot open a UDP socket", e))?;
     reactor
-        .add_udp_session(socket, Some(server), Box::new(session))
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("tftp", server, Decode::Tftp, Box::new(session)),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;

@@ -6,6 +6,7 @@
 //! error: standard output may be the file (`-o -`). `--json` adds the
 //! engine's counters.
 
+use super::trace::{Decode, traced_datagram};
 use super::{
     Bar, client_reactor, engine_json, local_sink, resolve_host_port, run_client, upload_name,
 };
@@ -81,7 +82,11 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
     )
     .with_counters(counters.clone());
     reactor
-        .add_udp_session(socket, Some(server), Box::new(session))
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("window", server, Decode::Tcp, Box::new(session)),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     run_client(
         reactor,
