@@ -28,7 +28,8 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, core::sync::atomic::Ordering::Relaxed);
 }
 
-fn quiet() -> bool {
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
     QUIET.load(core::sync::atomic::Ordering::Relaxed)
 }
 
