@@ -32,7 +32,9 @@ fn bench_json(args: &[&str]) -> Value {
 #[test]
 fn bidir_reports_both_directions_and_they_sum_to_the_total() {
     for proto in ["tcpfile", "tftp"] {
-        let doc = bench_json(&[proto, "--bidir", "-n", "4", "-l", "100K"]);
+        // -P 4: eight sessions, of which -n 4 starts the first four claimed:
+        // they must not all go the same way.
+        let doc = bench_json(&[proto, "--bidir", "-P", "4", "-n", "4", "-l", "100K"]);
         let dirs = &doc["directions"];
         let put = dirs["put"]["bytes"].as_u64().expect("put bytes");
         let get = dirs["get"]["bytes"].as_u64().expect("get bytes");
@@ -86,7 +88,8 @@ fn reverse_is_the_server_sending_which_is_get() {
 
 #[test]
 fn contradictory_directions_are_refused_in_one_line() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (&["tcpfile", "--bidir", "-n", "1"], "cannot go both ways"),
         (
             &["tcpfile", "-R", "--mode", "put"],
             "contradicts --mode put",

@@ -154,6 +154,9 @@ impl Plan {
             ));
         }
         let stop = stop(args)?;
+        if args.bidir && stop.count == Some(1) {
+            return Err("--bidir -n 1 cannot go both ways: use -n 2 or more".into());
+        }
         let length = length(proto, mode, args.length)?;
         let bitrate = bitrate(mode, args)?;
         let (interval, timeout) = timing(mode, args)?;
@@ -199,10 +202,12 @@ impl Plan {
         }
     }
 
-    /// What the session in `slot` does: with `--bidir`, slots below `-P`
-    /// get and the others put; otherwise every slot does [`Plan::mode`].
+    /// What the session in `slot` does: with `--bidir`, even slots get and
+    /// odd ones put (interleaved, so slots claimed in order and a `-n`
+    /// budget taken in order go both ways alike); otherwise every slot does
+    /// [`Plan::mode`].
     pub fn mode_of(&self, slot: usize) -> BenchMode {
-        if self.bidir && slot >= self.parallel as usize {
+        if self.bidir && slot % 2 == 1 {
             BenchMode::Put
         } else {
             self.mode
