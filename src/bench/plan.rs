@@ -474,3 +474,66 @@ fn check_file_options(proto: BenchProto, args: &BenchArgs) -> Result<(), String>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let argv = ["mioperf", "bench"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Bench(b) => Plan::from_args(&b),
+            _ => Err("not bench".into()),
+        }
+    }
+
+    #[test]
+    fn reverse_is_get_and_bidir_interleaves_get_and_put() {
+        let r = plan(&["tftp", "-R"]).unwrap();
+        assert_eq!((r.mode, r.bidir, r.sessions()), (BenchMode::Get, false, 1));
+        let p = plan(&["tftp", "--mode", "put"]).unwrap();
+        assert_eq!(
+            (p.mode_of(0), p.mode_of(1)),
+            (BenchMode::Put, BenchMode::Put)
+        );
+        let b = plan(&["tcpfile", "--bidir", "-P", "3"]).unwrap();
+        assert_eq!(b.sessions(), 6);
+        let modes: Vec<BenchMode> = (0..6).map(|s| b.mode_of(s)).collect();
+        assert_eq!(
+            modes.iter().filter(|m| **m == BenchMode::Put).count(),
+            3,
+            "{modes:?}"
+        );
+        assert_eq!((modes[0], modes[1]), (BenchMode::Get, BenchMode::Put));
+        assert_eq!(b.inputs("x")["bidir"], true);
+    }
+
+    #[test]
+    fn contradictory_directions_are_refused() {
+        for (args, needle) in [
+            (
+                &["tcpfile", "-R", "--mode", "put"][..],
+                "contradicts --mode put",
+            ),
+            (&["tcpfile", "-R", "--bidir"][..], "contradict"),
+            (
+                &["stopwait", "--bidir", "--mode", "get"][..],
+                "drop --mode get",
+            ),
+            (&["msg", "--bidir"][..], "file protocols only"),
+            (&["hello", "-R"][..], "file protocols only"),
+            (&["window", "--bidir", "-n", "1"][..], "both ways"),
+            (&["window", "--bidir", "-P", "5001"][..], "1..=5000"),
+        ] {
+            let err = plan(args).expect_err(needle);
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        assert!(plan(&["tcpfile", "-R", "--mode", "get"]).is_ok());
+        assert!(plan(&["window", "--bidir", "-P", "5000"]).is_ok());
+    }
+}
