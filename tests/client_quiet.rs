@@ -1,7 +1,7 @@
 //! `-q` and `-v` on every client against a real `serve`: with `-q` a
 //! success prints nothing at all (the exit status says it) while a failure
 //! still does; with `-v` each client logs a per-packet trace naming the
-//! packet kinds, and no other crate's internals.
+//! packet kinds, and no other crate's internals; so does a server with `-v`.
 
 #![allow(
     clippy::disallowed_methods,
@@ -170,5 +170,50 @@ fn verbose_clients_trace_each_packet_and_not_their_dependencies() {
             !stderr.lines().any(|l| l.contains("mio::")),
             "{client:?}: {stderr}"
         );
+    }
+}
+
+#[test]
+fn a_verbose_server_traces_each_packet_too() {
+    let root = Dir::new("server-verbose-root");
+    std::fs::write(root.path("f.bin"), vec![b'x'; 1_000]).unwrap();
+    let server = Server::spawn(&[
+        "-v",
+        "--only",
+        "tftp,hello",
+        "--listen",
+        "tftp=127.0.0.1:0",
+        "--listen",
+        "hello=127.0.0.1:0",
+        "--root",
+        root.s(),
+    ]);
+    let tftp = server.udp("tftp").to_string();
+    let hello = server.udp("hello");
+    let out = Dir::new("server-verbose-out");
+    let o = out.path("f").to_str().unwrap().to_owned();
+    let get = run_with_timeout(
+        &["-q", "tftp", "get", &tftp, "f.bin", "-o", &o],
+        CLIENT_LIMIT,
+    );
+    assert!(get.status.success());
+    let (ip, port) = (hello.ip().to_string(), hello.port().to_string());
+    let id = run_with_timeout(&["-q", "hello", &ip, &port, "45"], CLIENT_LIMIT);
+    assert!(id.status.success());
+    let needles = [
+        "tftp < ",
+        "RRQ \"f.bin\" octet tsize=0",
+        "tftp > ",
+        "OACK tsize=1000",
+        "DATA #2 488 bytes",
+        "ACK #2",
+        "hello < ",
+        "\"HELLO 45\"",
+        "hello > ",
+        "\"OK 45 ",
+    ];
+    let stderr = server.stderr_with(&needles, CLIENT_LIMIT);
+    for needle in needles {
+        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
     }
 }

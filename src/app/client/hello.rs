@@ -3,9 +3,9 @@
 //! Prints the answer; exit 0 on `OK`, 1 on `RESET`, 2 on `ERROR`, a
 //! failure or a timeout.
 
-use super::trace::{Decode, traced_datagram, traced_stream};
 use super::{any_local, client_reactor, resolve};
 use crate::app::output::{Report, Stream, Timeout, View};
+use crate::app::trace::{Decode, traced_datagram, traced_stream};
 use crate::app::{Failure, error};
 use crate::cli::{HelloArgs, duration};
 use crate::proto::hello::{self, Answer, Transport, client::Verb};

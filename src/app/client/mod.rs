@@ -12,7 +12,6 @@ mod msg;
 mod stopwait;
 mod tcpfile;
 mod tftp;
-mod trace;
 mod tunstack;
 mod window;
 

@@ -4,9 +4,9 @@
 //! Exit 0 on `OK` with the right length, 1 on `ERR too large`, 2 on a
 //! failure or a timeout.
 
-use super::trace::traced_stream;
 use super::{client_reactor, resolve};
 use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::trace::traced_stream;
 use crate::app::{Failure, error};
 use crate::cli::{MsgArgs, duration};
 use crate::proto::data::{MemorySource, Source};

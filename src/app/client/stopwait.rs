@@ -5,11 +5,11 @@
 //! failure or when the retries ran out. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
-use super::trace::{Decode, traced_datagram};
 use super::{
     Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
 };
 use crate::app::output::{Report, rate};
+use crate::app::trace::{Decode, traced_datagram};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitArgs, StopwaitVerb};
 use crate::proto::data::Source;

@@ -5,9 +5,9 @@
 //! exists), 2 on a failure or a timeout. The summary goes to standard
 //! error: standard output may be the file (`-o -`).
 
-use super::trace::traced_stream;
 use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
 use crate::app::output::{Report, Stream, Timeout, View, rate};
+use crate::app::trace::traced_stream;
 use crate::app::{Failure, error};
 use crate::cli::{GetArgs, PutArgs};
 use crate::proto::StreamSession;

@@ -6,11 +6,11 @@
 //! error: standard output may be the file (`-o -`). `--json` adds the
 //! engine's counters.
 
-use super::trace::{Decode, traced_datagram};
 use super::{
     Bar, client_reactor, engine_json, local_sink, resolve_host_port, run_client, upload_name,
 };
 use crate::app::output::{Report, Stream, Timeout, View};
+use crate::app::trace::{Decode, traced_datagram};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, WindowArgs};
 use crate::proto::StreamSession;

@@ -1,17 +1,19 @@
-//! `-v`'s per-packet protocol trace of a client: one debug line per
-//! datagram or stream read/write at the reactor/session boundary, with the
-//! direction, the peer, the protocol and a one-line decode
-//! (`tftp < 127.0.0.1:69 DATA #7 512 bytes`).
+//! `-v`'s per-packet protocol trace of a client or a server: one debug line
+//! per datagram or stream read/write at the reactor/session boundary, with
+//! the protocol, the direction (`<` in, `>` out, from this process's side),
+//! the peer and a one-line decode (`tftp < 127.0.0.1:69 DATA #7 512 bytes`).
 //!
 //! Owns [`traced_datagram`] and [`traced_stream`], which wrap a client
 //! session unchanged when debug logging is on (and return it as it is
-//! otherwise, so a run without `-v` pays nothing), and the decoders, which
-//! only call the `wire` codecs' own `Display`. It never alters a byte, a
-//! deadline or an outcome of the session it wraps.
+//! otherwise, so a run without `-v` pays nothing), [`traced_acceptors`],
+//! which does the same for a server's acceptors and every session they
+//! admit, and the decoders, which only call the `wire` codecs' own
+//! `Display`. It never alters a byte, a deadline, an admission or an
+//! outcome of what it wraps.
 
 use crate::proto::{
-    CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, PartId, StreamInput,
-    StreamSession, Transmit, Wake,
+    Admission, CloseReason, Context, DatagramAcceptor, DatagramInput, DatagramSession, Driven,
+    FileChunk, PartId, StreamAcceptor, StreamInput, StreamSession, Transmit, Wake,
 };
 use crate::time::Instant;
 use bytes::BytesMut;
@@ -19,7 +21,7 @@ use core::fmt::Write as _;
 use std::net::SocketAddr;
 
 /// The log target of trace lines, so they can be told from the rest.
-pub(super) const TARGET: &str = "mioperf::trace";
+pub(crate) const TARGET: &str = "mioperf::trace";
 
 /// Bytes of a text or stream chunk shown in a line: enough for a request
 /// line or an answer, short enough to keep one line per packet.
@@ -27,7 +29,7 @@ const SHOWN: usize = 48;
 
 /// How a protocol's bytes read in one line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Decode {
+pub(crate) enum Decode {
     /// TFTP datagrams (`RRQ`, `DATA #n`, `ACK #n`, `OACK …`, `ERROR …`).
     Tftp,
     /// stopwait datagrams (type, bit, block, message).
@@ -40,7 +42,7 @@ pub(super) enum Decode {
 
 impl Decode {
     /// `bytes` in one line.
-    pub(super) fn line(self, bytes: &[u8]) -> String {
+    pub(crate) fn line(self, bytes: &[u8]) -> String {
         match self {
             Self::Tftp => match crate::wire::tftp::Packet::parse(bytes) {
                 Ok(p) => p.to_string(),
@@ -103,7 +105,7 @@ impl<S: ?Sized> Traced<S> {
 }
 
 /// `session`, tracing each datagram in and out when `-v` is on.
-pub(super) fn traced_datagram(
+pub(crate) fn traced_datagram(
     protocol: &'static str,
     peer: SocketAddr,
     decode: Decode,
@@ -121,7 +123,7 @@ pub(super) fn traced_datagram(
 }
 
 /// `session`, tracing each chunk read and written when `-v` is on.
-pub(super) fn traced_stream(
+pub(crate) fn traced_stream(
     protocol: &'static str,
     peer: SocketAddr,
     session: Box<dyn StreamSession>,
@@ -135,6 +137,152 @@ pub(super) fn traced_stream(
         decode: Decode::Text,
         inner: session,
     })
+}
+
+/// A server's acceptors, each admitted session traced, when `-v` is on.
+/// `decode` reads the protocol's datagrams; stream bytes read as text.
+fn traced_acceptors(
+    protocol: &'static str,
+    decode: Decode,
+    tcp: Option<Box<dyn StreamAcceptor>>,
+    udp: Option<Box<dyn DatagramAcceptor>>,
+) -> Acceptors {
+    if !enabled() {
+        return (tcp, udp);
+    }
+    let tcp = tcp.map(|inner| -> Box<dyn StreamAcceptor> {
+        Box::new(TracedAcceptor {
+            protocol,
+            decode: Decode::Text,
+            inner,
+        })
+    });
+    let udp = udp.map(|inner| -> Box<dyn DatagramAcceptor> {
+        Box::new(TracedAcceptor {
+            protocol,
+            decode,
+            inner,
+        })
+    });
+    (tcp, udp)
+}
+
+/// A server protocol's TCP and UDP acceptors, where it has them.
+type Acceptors = (
+    Option<Box<dyn StreamAcceptor>>,
+    Option<Box<dyn DatagramAcceptor>>,
+);
+
+/// `protocol`'s acceptors, traced with its decoder when `-v` is on (the
+/// proxy forwards others' bytes and is not traced).
+pub(crate) fn for_server(
+    protocol: crate::config::Protocol,
+    tcp: Option<Box<dyn StreamAcceptor>>,
+    udp: Option<Box<dyn DatagramAcceptor>>,
+) -> Acceptors {
+    use crate::config::Protocol as P;
+    let decode = match protocol {
+        P::Proxy | P::Tunstack => return (tcp, udp),
+        P::Tftp => Decode::Tftp,
+        P::Stopwait => Decode::Stopwait,
+        P::Window => Decode::Tcp,
+        P::Hello | P::Lab | P::Msg | P::Tcpfile => Decode::Text,
+    };
+    traced_acceptors(protocol.name(), decode, tcp, udp)
+}
+
+/// An acceptor whose sessions are [`Traced`], and whose stateless
+/// answers are logged too.
+struct TracedAcceptor<A: ?Sized> {
+    protocol: &'static str,
+    decode: Decode,
+    inner: Box<A>,
+}
+
+impl<A: Driven + ?Sized> Driven for TracedAcceptor<A> {
+    fn handle_timeout(&mut self, cx: &mut Context) {
+        self.inner.handle_timeout(cx);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+    fn wake(&self) -> Wake {
+        self.inner.wake()
+    }
+    fn poll_close(&mut self) -> Option<CloseReason> {
+        self.inner.poll_close()
+    }
+    fn wants_input(&self) -> bool {
+        self.inner.wants_input()
+    }
+    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+        self.inner.poll_part_timeout()
+    }
+    fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
+        self.inner.handle_part_timeout(cx, part);
+    }
+}
+
+impl<A: StreamAcceptor + ?Sized> StreamAcceptor for TracedAcceptor<A> {
+    fn accept(&mut self, cx: &mut Context, peer: SocketAddr) -> Option<Box<dyn StreamSession>> {
+        let session = self.inner.accept(cx, peer)?;
+        log::debug!(target: TARGET, "{} < {peer} connected", self.protocol);
+        Some(Box::new(Traced {
+            protocol: self.protocol,
+            peer,
+            decode: self.decode,
+            inner: session,
+        }))
+    }
+
+    fn sessions_move_deadline(&self) -> bool {
+        self.inner.sessions_move_deadline()
+    }
+}
+
+impl<A: DatagramAcceptor + ?Sized> DatagramAcceptor for TracedAcceptor<A> {
+    fn accept(
+        &mut self,
+        cx: &mut Context,
+        from: SocketAddr,
+        payload: &[u8],
+        reply: &mut BytesMut,
+    ) -> Admission {
+        let start = reply.len();
+        match self.inner.accept(cx, from, payload, reply) {
+            Admission::Start(mut admit) => {
+                // The session is fed this datagram next, and logs it then.
+                admit.session = Box::new(Traced {
+                    protocol: self.protocol,
+                    peer: from,
+                    decode: self.decode,
+                    inner: admit.session,
+                });
+                Admission::Start(admit)
+            }
+            other => {
+                let line = |bytes: &[u8]| self.decode.line(bytes);
+                log::debug!(target: TARGET, "{} < {from} {}", self.protocol, line(payload));
+                if let Admission::Reply = other {
+                    let sent = reply.get(start..).unwrap_or_default();
+                    log::debug!(target: TARGET, "{} > {from} {}", self.protocol, line(sent));
+                }
+                other
+            }
+        }
+    }
+
+    fn max_sessions(&self) -> Option<usize> {
+        self.inner.max_sessions()
+    }
+
+    fn poll_evict(&mut self) -> Option<usize> {
+        self.inner.poll_evict()
+    }
+
+    fn sessions_move_deadline(&self) -> bool {
+        self.inner.sessions_move_deadline()
+    }
 }
 
 impl<S: Driven + ?Sized> Driven for Traced<S> {
