@@ -38,6 +38,7 @@
 //!                          "histograms": { "latency_ns": [BUCKET], "transfer_ns": [BUCKET],
 //!                                          "schedule_error_abs_ns": [BUCKET] },
 //!                          "tcp": TCP|null } }
+//!   (+ "directions": DIRECTIONS after "summary", only with --bidir)
 //! INTERVAL = { "index" } + FIGURES
 //! FIGURES  = { "start_s", "end_s", "seconds", "start_ns", "end_ns",
 //!              "bytes", "packets", "requests", "transfers", "transfer_bytes",
@@ -46,6 +47,8 @@
 //!              "requests_per_sec", "transfers_per_sec",
 //!              "latency_ns": DIST|null, "transfer_ns": DIST|null,
 //!              "schedule_error": SCHED|null }
+//! DIRECTIONS = { "put"|"get": { "sender": "client"|"server", "bytes", "transfers",
+//!                               "seconds", "bits_per_second" } }  (`bench::direction`)
 //! DIST     = { "count", "min", "mean", "p50", "p90", "p99", "p999", "max", "clamped" }  (ns)
 //! SCHED    = { "count", "early", "min_ns", "max_ns", "mean_ns", "abs_ns": DIST }  (signed ns)
 //! BUCKET   = { "lo_ns", "hi_ns", "count" }   (samples in [lo_ns, hi_ns), ≤ 60, log-spaced)

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "mioperf", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// More logging: -v debug, with a client's per-packet protocol trace; -vv
+    /// More logging: -v debug, with a per-packet protocol trace (clients and serve); -vv
     /// trace (to standard error; other crates' lines stay at warn).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
