@@ -389,6 +389,7 @@ fn every_bench_document_is_valid() {
         &["msg", "-n", "20"],
         &["tcpfile", "-l", "100000", "-n", "3"],
         &["tcpfile", "--mode", "put", "-l", "100000", "-n", "3"],
+        &["tcpfile", "--bidir", "-l", "100000", "-n", "4"],
         &["stopwait", "-l", "5000", "-n", "2"],
         &["tftp", "-l", "50000", "-n", "2"],
         &["tftp", "--mode", "put", "-l", "50000", "-n", "2"],

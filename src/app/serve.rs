@@ -104,6 +104,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
             &mut shared,
             &listeners,
         )?;
+        let (tcp, udp) = super::trace::for_server(protocol, tcp, udp);
         if let Some(tcp) = tcp {
             let tcp = reactor
                 .listen_tcp_capped(addr, tcp, cap(protocol))

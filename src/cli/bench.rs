@@ -72,6 +72,7 @@ Examples (no server needed: one is started in-process on 127.0.0.1):
   mioperf bench lab --mode stream -b 10M -l 1400  paced UDP stream, schedule error
   mioperf bench tcpfile -l 100M -n 10 --json      ten 100 MB downloads, one JSON document
   mioperf bench tftp --mode put -P 4 --windowsize 16 --svg tftp.svg
+  mioperf bench tcpfile --bidir -P 2 -t 5s         2 downloads and 2 uploads at once
   mioperf bench window -l 10M -P 4 --json         TCP-engine transfers, its counters in the JSON
 
 Exit status: 0 when the run completed and at least one request or transfer
@@ -84,6 +85,15 @@ pub struct BenchArgs {
     /// What each session does [default: hello rr, lab echo, msg rr, file protocols get].
     #[arg(long, value_enum)]
     pub mode: Option<BenchMode>,
+    /// File protocols: the server sends, as iperf3's -R; mioperf names
+    /// directions from the client, so this is `--mode get` (the default) and
+    /// `--mode put` is iperf3's default, the client sending.
+    #[arg(short = 'R', long)]
+    pub reverse: bool,
+    /// File protocols: both directions at once, as iperf3's --bidir: -P N
+    /// runs N gets and N puts together, reported per direction and in total.
+    #[arg(long)]
+    pub bidir: bool,
     /// Use TCP (hello, lab; msg and tcpfile always do) [default: UDP for hello and lab].
     #[arg(long, conflicts_with = "udp")]
     pub tcp: bool,

@@ -22,10 +22,12 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "mioperf", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// More logging: -v debug, -vv trace (to standard error).
+    /// More logging: -v debug, with a per-packet protocol trace (clients and serve); -vv
+    /// trace (to standard error; other crates' lines stay at warn).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less logging: -q warnings only, -qq errors only.
+    /// Quieter: -q warnings only, and a client that succeeds prints nothing
+    /// but its --json (failures still print); -qq errors only.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub quiet: u8,
     /// What to run.

@@ -53,6 +53,8 @@ pub struct Tracked<S: ?Sized> {
     done: bool,
     /// A failed transfer holds its slot until then (see [`RETRY_BACKOFF`]).
     backoff: Option<(Instant, CloseReason)>,
+    /// Also counts the bytes recorded here (a `--bidir` direction's).
+    also: Option<Rc<core::cell::Cell<u64>>>,
 }
 
 impl<S: ?Sized> core::fmt::Debug for Tracked<S> {
@@ -86,7 +88,16 @@ impl<S: Driven + ?Sized> Tracked<S> {
             close: None,
             done: false,
             backoff: None,
+            also: None,
         }
+    }
+
+    /// Also adds every byte it records to `tally` (one direction of a
+    /// `--bidir` run), by the same rule, so the directions sum to the total.
+    #[must_use]
+    pub fn counting_into(mut self, tally: Rc<core::cell::Cell<u64>>) -> Self {
+        self.also = Some(tally);
+        self
     }
 
     fn sync_progress(&mut self, now: Instant) {
@@ -98,6 +109,9 @@ impl<S: Driven + ?Sized> Tracked<S> {
                     .recorder
                     .borrow_mut()
                     .add_bytes(now, moved - self.counted);
+                if let Some(also) = &self.also {
+                    also.set(also.get().saturating_add(moved - self.counted));
+                }
             }
             self.counted = self.counted.max(moved);
         }
