@@ -30,8 +30,11 @@ const RATE_NUMBER: Config = Config::new()
 /// What to show after a bad size.
 const SIZE_EXAMPLES: &str = "e.g. 1400, 64K, 1.5M, 64KiB, 1G";
 
-/// What to show after a bad rate.
-const RATE_EXAMPLES: &str = "e.g. 10M, 1.5Gbit, 100Mbit/s, 1Gbps, 10MB/s";
+/// What to show after a bad rate in bits per second.
+const BIT_RATE_EXAMPLES: &str = "e.g. 10M, 1.5Gbit, 100Mbit/s, 1Gbps, 10MB/s";
+
+/// What to show after a bad rate in bytes per second.
+const BYTE_RATE_EXAMPLES: &str = "e.g. 1250000, 10M, 1MiB/s, 80Mbit/s";
 
 /// A byte count: `1400`, `10K`, `10KB`, `64Ki`, `64KiB`, `1.5G`, `64 GiB`.
 ///
@@ -151,7 +154,11 @@ pub fn parse_byte_rate(text: &str) -> Result<u64, String> {
 /// A one-line message naming the text and showing what is accepted.
 pub fn parse_rate(text: &str, want: RateUnit) -> Result<u64, String> {
     let trimmed = text.trim();
-    let not_a_rate = || format!("'{trimmed}' is not a rate in {want} ({RATE_EXAMPLES})");
+    let examples = match want {
+        RateUnit::Bits => BIT_RATE_EXAMPLES,
+        RateUnit::Bytes => BYTE_RATE_EXAMPLES,
+    };
+    let not_a_rate = || format!("'{trimmed}' is not a rate in {want} ({examples})");
     let body = trimmed
         .strip_suffix("/s")
         .or_else(|| trimmed.strip_suffix("ps"))

@@ -110,7 +110,7 @@ pub struct BenchArgs {
     #[arg(short = 'l', long, value_name = "BYTES", value_parser = units::parse_size)]
     pub length: Option<u64>,
     /// lab stream: bits per second of each session's stream, e.g. 1M, 100Mbit/s,
-    /// 1.5Gbps; a bare number counts bits, as iperf3's -b, and B bytes
+    /// 1.5Gbps: a bare number or bit counts bits (as iperf3's -b), B counts bytes
     /// (10MB/s is 80M) [default: 1M].
     #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_bit_rate)]
     pub bitrate: Option<u64>,

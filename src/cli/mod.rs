@@ -24,6 +24,12 @@ use std::path::PathBuf;
 /// TCP and UDP protocol lab on one single-threaded mio reactor.
 #[derive(Debug, Parser)]
 #[command(name = "mioperf", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "\
+Every command reads sizes, rates and durations the same way:
+  sizes      1400, 10K = 10KB (powers of 1000), 64Ki = 64KiB (of 1024), 1.5G, 64 GiB
+  rates      bench -b counts bits: 10M, 1.5Gbit, 100Mbit/s, 1Gbps;
+             proxy --rate counts bytes: 10M, 1MiB/s, or bits as 80Mbit/s
+  durations  10 (seconds), 0.5, 250ms, 100us, 5s, 2m, 1h, 1m30s")]
 pub struct Cli {
     /// More logging: -v debug, -vv trace (to standard error).
     #[arg(short, long, action = ArgAction::Count, global = true)]

@@ -51,9 +51,9 @@ pub struct ProxyArgs {
     /// Propagation delay added to every datagram, each way.
     #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration::parse)]
     pub latency: Duration,
-    /// Link rate in bytes per second, e.g. 125000, 10M, 1Mi, 1MiB/s; a bare number
-    /// counts bytes, as curl's --limit-rate, and bit (80Mbit/s, 1Gbps) bits
-    /// (K/M/G are powers of 1000, Ki/Mi/Gi of 1024) [default: unlimited].
+    /// Link rate in bytes per second, e.g. 125000, 10M, 1Mi, 1MiB/s: a bare number
+    /// or B counts bytes (as curl's --limit-rate), bit or b counts bits (80Mbit/s,
+    /// 1Gbps); K/M/G are powers of 1000, Ki/Mi/Gi of 1024 [default: unlimited].
     #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// Bytes that may wait for the link when --rate is set, e.g. 256Ki, 1M; beyond it, tail drop.
