@@ -352,7 +352,9 @@ fn transport(proto: BenchProto, mode: BenchMode, args: &BenchArgs) -> Result<Tra
     })
 }
 
-/// When the run ends: `-t`, `-n`, or the default time.
+/// When the run ends: `-t`, `-n`, or the default time. `-t 0` is no
+/// time limit, as in iperf3: the run ends at `-n`, or at SIGINT/SIGTERM
+/// with its report.
 fn stop(args: &BenchArgs) -> Result<Stop, String> {
     if let Some(n) = args.count
         && (n == 0 || n > MAX_COUNT)
@@ -360,16 +362,17 @@ fn stop(args: &BenchArgs) -> Result<Stop, String> {
         return Err(format!("-n {n} is out of range: 1..={MAX_COUNT}"));
     }
     if let Some(t) = args.time
-        && (t.is_zero() || t > MAX_TIME)
+        && t > MAX_TIME
     {
         return Err(format!(
-            "-t {} is out of range: above 0, at most 24h",
+            "-t {} is out of range: at most 24h, or 0 for no time limit",
             crate::cli::duration::format(t)
         ));
     }
     Ok(Stop {
         time: match (args.time, args.count) {
             (None, None) => Some(DEFAULT_TIME),
+            (Some(t), _) if t.is_zero() => None,
             (t, _) => t,
         },
         count: args.count,
