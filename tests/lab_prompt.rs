@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Server, bin, run_with_timeout, wait_child};
+use common::{Server, bin, run_with_timeout, send_signal, wait_child};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -392,4 +392,31 @@ fn a_connection_the_server_closed_while_idle_is_replaced() {
     drop(stdin);
     let status = wait_child(&mut child, LIMIT).expect("ends at end of input");
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_signal_while_waiting_for_a_line_ends_it_at_once() {
+    // The pipe stays open: a blocked read alone would never return.
+    let server = lab_server();
+    let port = server.tcp("lab").port().to_string();
+    for (signal, code) in [(2, 130), (15, 143)] {
+        let mut child = Command::new(bin())
+            .args(["lab", "127.0.0.1", &port])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        // One answer first: by then the handlers are installed.
+        stdin.write_all(b"ready?\n").unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        assert!(answer.ends_with(", matched\n"), "{answer}");
+        send_signal(child.id(), signal);
+        let status = wait_child(&mut child, LIMIT).expect("ends on the signal");
+        assert_eq!(status.code(), Some(code), "signal {signal}");
+        drop(stdin);
+    }
 }

@@ -71,6 +71,12 @@ impl Live {
 
     /// Redraws if [`REDRAW`] has passed since the last time.
     pub(super) fn tick(&mut self, now: Instant) {
+        if self.next == Instant::ZERO {
+            // Nothing before the first REDRAW: a request that is over by
+            // then leaves no flash of a line behind.
+            self.next = now + REDRAW;
+            return;
+        }
         if now < self.next {
             return;
         }
@@ -97,7 +103,9 @@ pub(super) fn stream_line(count: u64, c: LiveCounts) -> String {
         } else {
             lost as f64 * 100.0 / c.expected_so_far as f64
         },
-        c.bytes as f64 * 8.0,
+        // Over the span from the first arrival to the last, the first
+        // segment's bytes had arrived already: count the others.
+        (c.bytes - c.bytes / c.received.max(1)) as f64 * 8.0,
     );
     let span_ns = c.last_rx_ns.saturating_sub(c.first_rx_ns);
     let rate = if span_ns == 0 || c.received < 2 {
@@ -124,7 +132,7 @@ mod tests {
             expected_so_far: 10,
             bytes: 8 * 1000,
             first_rx_ns: 0,
-            last_rx_ns: 8_000_000,
+            last_rx_ns: 7_000_000,
         };
         assert_eq!(
             stream_line(100, c),
