@@ -420,3 +420,39 @@ fn a_signal_while_waiting_for_a_line_ends_it_at_once() {
         drop(stdin);
     }
 }
+
+#[test]
+fn time_at_the_prompt_counts_into_no_request() {
+    // After a file the connection is closed; the echo typed a second
+    // later opens a new one. Neither its round trip nor its 500 ms
+    // timeout may count the second spent at the prompt.
+    let server = lab_server();
+    let port = server.tcp("lab").port().to_string();
+    let mut child = Command::new(bin())
+        .args(["lab", "127.0.0.1", &port, "--timeout", "500ms", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut answer = String::new();
+    stdin.write_all(b"5\n").unwrap();
+    stdout.read_line(&mut answer).unwrap();
+    assert!(answer.contains(r#""outcome":"ok""#), "{answer}");
+    thread::sleep(Duration::from_secs(1));
+    stdin.write_all(b"late\n").unwrap();
+    answer.clear();
+    stdout.read_line(&mut answer).unwrap();
+    let doc: Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(doc["outcome"], "ok", "{doc}");
+    let rtt_us = doc["echo"]["rtt_us"].as_f64().unwrap();
+    assert!(
+        rtt_us < 500_000.0,
+        "the prompt's second is not in it: {rtt_us} µs"
+    );
+    drop(stdin);
+    let status = wait_child(&mut child, LIMIT).expect("ends at end of input");
+    assert_eq!(status.code(), Some(0));
+}

@@ -103,13 +103,19 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// A conversation whose first request is whatever `inbox` holds now
-    /// (the app sends it before opening the connection).
+    /// A conversation whose first request is whatever `inbox` holds when
+    /// the reactor next turns (the app sends it before opening the
+    /// connection).
+    ///
+    /// Even the first request is taken at a turn, from a deadline due at
+    /// once, never as the reactor adds the session: between turns the
+    /// reactor's `now` is the last turn's, which at a prompt may be
+    /// minutes old, and a request started with it would count those
+    /// minutes into its round trip and its timeout.
     pub fn new(inbox: Inbox) -> Self {
-        let current = inbox.take();
         Self {
-            idle_since: None,
-            current,
+            idle_since: Some(Instant::ZERO),
+            current: None,
             inbox,
             close: None,
         }
@@ -259,12 +265,25 @@ mod tests {
         (c, slot)
     }
 
+    /// The reactor's first turn after the conversation was added: it takes
+    /// its first request (a nanosecond in, where its deadline falls).
+    fn take_first(c: &mut Conversation) {
+        c.handle_timeout(&mut cx(Instant::ZERO + NEXT_TURN, None));
+    }
+
     #[test]
     fn tcp_echoes_share_one_connection() {
         let inbox = Inbox::new();
         let (first, one) = request(b"hello", Transport::Tcp);
         inbox.send(first);
         let mut c = Conversation::new(inbox.clone());
+        assert!(drain_tx(&mut c, at(0)).is_empty(), "not before a turn");
+        assert_eq!(
+            c.poll_timeout(),
+            Some(Instant::ZERO + NEXT_TURN),
+            "due at once"
+        );
+        take_first(&mut c);
         assert_eq!(drain_tx(&mut c, at(0)), b"hello\n");
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"hello\n"));
         assert!(matches!(
@@ -295,6 +314,7 @@ mod tests {
         let (file, slot) = request(b"3", Transport::Tcp);
         inbox.send(file);
         let mut c = Conversation::new(inbox.clone());
+        take_first(&mut c);
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"READY 3\nABC"));
         feed(&mut c, at(1), server(), StreamInput::End);
@@ -313,6 +333,7 @@ mod tests {
         let (first, _) = request(b"x", Transport::Tcp);
         inbox.send(first);
         let mut c = Conversation::new(inbox.clone());
+        take_first(&mut c);
         drain_tx(&mut c, at(0));
         feed(&mut c, at(1), server(), StreamInput::Bytes(b"x\n"));
         let (second, slot) = request(b"y", Transport::Tcp);
@@ -330,6 +351,7 @@ mod tests {
         let (first, _) = request(b"ping", Transport::Udp { server: server() });
         inbox.send(first);
         let mut c = Conversation::new(inbox.clone());
+        take_first(&mut c);
         assert_eq!(drain_joined(&mut c, at(0)), b"ping");
         crate::proto::testing::feed_datagram(&mut c, at(1), server(), b"ping");
         assert_eq!(c.poll_timeout(), Some(at(1) + NEXT_TURN));
@@ -339,11 +361,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_starts_at_the_turn_that_takes_it() {
+        // The app opened the connection long after the reactor's last turn.
+        let inbox = Inbox::new();
+        let (first, slot) = request(b"ping", Transport::Udp { server: server() });
+        inbox.send(first);
+        let mut c = Conversation::new(inbox.clone());
+        c.handle_timeout(&mut cx(at(60_000), None));
+        assert_eq!(drain_joined(&mut c, at(60_000)), b"ping");
+        assert_eq!(c.poll_timeout(), Some(at(65_000)), "timeout from the turn");
+        crate::proto::testing::feed_datagram(&mut c, at(60_003), server(), b"ping");
+        assert!(matches!(
+            slot.get(),
+            Some(Ok(Report::Echo { rtt, .. })) if rtt == Duration::from_millis(3)
+        ));
+    }
+
+    #[test]
     fn a_timed_out_request_ends_the_conversation() {
         let inbox = Inbox::new();
         let (first, slot) = request(b"ping", Transport::Udp { server: server() });
         inbox.send(first);
         let mut c = Conversation::new(inbox.clone());
+        take_first(&mut c);
         drain_joined(&mut c, at(0));
         c.handle_timeout(&mut cx(at(5_000), None));
         assert!(slot.is_set());
