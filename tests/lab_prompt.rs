@@ -456,3 +456,30 @@ fn time_at_the_prompt_counts_into_no_request() {
     let status = wait_child(&mut child, LIMIT).expect("ends at end of input");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_refused_connection_is_said_per_request() {
+    // Nothing listens on the port of a listener just closed.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = prompt(addr, &[], "a\nb\n");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches(": connection refused").count(),
+        2,
+        "each request says why: {stderr}"
+    );
+    assert!(
+        stderr.ends_with("mioperf: 2 of 2 requests failed\n"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let port = addr.port().to_string();
+    let out = run_with_timeout(&["lab", "127.0.0.1", &port, "x"], LIMIT);
+    assert_eq!(
+        text(&out.stderr),
+        format!("mioperf: {addr}: connection refused\n")
+    );
+}

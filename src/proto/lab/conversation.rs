@@ -99,6 +99,8 @@ pub struct Conversation {
     /// When the last request ended (the idle deadline's base); `None`
     /// while a request runs, or once the idle deadline fired unused.
     idle_since: Option<Instant>,
+    /// Whether a request has been taken on this connection.
+    carried: bool,
     close: Option<CloseReason>,
 }
 
@@ -117,6 +119,7 @@ impl Conversation {
             idle_since: Some(Instant::ZERO),
             current: None,
             inbox,
+            carried: false,
             close: None,
         }
     }
@@ -147,14 +150,28 @@ impl Conversation {
         }
     }
 
-    /// Idle: input that belongs to no request. The end of the connection
-    /// ends the conversation; anything else (a late datagram) is dropped.
-    fn idle_stream_input(&mut self, input: &StreamInput<'_>) {
-        match input {
-            StreamInput::Bytes(_) => {}
-            StreamInput::End => self.end(CloseReason::PeerClosed),
-            StreamInput::Failed(_) => self.end(CloseReason::Aborted),
+    /// The connection ended (`reason`) while no request ran. On a
+    /// connection that carried requests before, a waiting request stays in
+    /// the inbox for the app to send on a new one. A new connection that
+    /// fails (refused) is the waiting request's own failure: it is taken,
+    /// and `deliver` hands it what happened, so it ends with that outcome.
+    fn ended_idle(&mut self, now: Instant, reason: CloseReason, deliver: impl FnOnce(&mut Client)) {
+        if !self.carried
+            && let Some(mut client) = self.inbox.take()
+        {
+            self.carried = true;
+            self.idle_since = None;
+            deliver(&mut client);
+            self.current = Some(client);
+            self.after(now);
         }
+        self.end(reason);
+    }
+
+    fn take(&mut self) {
+        self.current = self.inbox.take();
+        self.carried |= self.current.is_some();
+        self.idle_since = None;
     }
 }
 
@@ -167,8 +184,7 @@ impl Driven for Conversation {
         }
         if self.idle_since.is_some_and(|at| at + NEXT_TURN <= cx.now) {
             // Taken here; sent by the transmit step that follows this call.
-            self.current = self.inbox.take();
-            self.idle_since = None;
+            self.take();
         }
     }
 
@@ -198,7 +214,15 @@ impl StreamSession for Conversation {
                 StreamSession::handle_input(client, cx, input);
                 self.after(cx.now);
             }
-            None => self.idle_stream_input(&input),
+            None => match input {
+                StreamInput::Bytes(_) => {}
+                StreamInput::End => self.ended_idle(cx.now, CloseReason::PeerClosed, |c| {
+                    StreamSession::handle_input(c, cx, StreamInput::End);
+                }),
+                StreamInput::Failed(kind) => self.ended_idle(cx.now, CloseReason::Aborted, |c| {
+                    StreamSession::handle_input(c, cx, StreamInput::Failed(kind));
+                }),
+            },
         }
     }
 
@@ -221,9 +245,12 @@ impl DatagramSession for Conversation {
                 DatagramSession::handle_input(client, cx, input);
                 self.after(cx.now);
             }
+            // A late datagram of an earlier request is dropped.
             None => {
                 if let DatagramInput::Failed { .. } = input {
-                    self.end(CloseReason::Aborted);
+                    self.ended_idle(cx.now, CloseReason::Aborted, |c| {
+                        DatagramSession::handle_input(c, cx, input);
+                    });
                 }
             }
         }
@@ -343,6 +370,25 @@ mod tests {
         assert_eq!(c.poll_close(), Some(CloseReason::PeerClosed));
         assert!(inbox.is_closed() && !slot.is_set());
         assert!(inbox.take_back().is_some(), "unsent, so it may go again");
+    }
+
+    #[test]
+    fn a_new_connection_that_fails_is_its_first_requests_failure() {
+        let inbox = Inbox::new();
+        let (first, slot) = request(b"x", Transport::Tcp);
+        inbox.send(first);
+        let mut c = Conversation::new(inbox.clone());
+        // The refusal comes before the turn's timers.
+        let refused = StreamInput::Failed(std::io::ErrorKind::ConnectionRefused);
+        feed(&mut c, at(0), server(), refused);
+        assert_eq!(
+            slot.get(),
+            Some(Err(crate::proto::outcome::ClientError::Io(
+                std::io::ErrorKind::ConnectionRefused
+            )))
+        );
+        assert!(inbox.is_closed() && !inbox.is_waiting());
+        assert_eq!(c.poll_close(), Some(CloseReason::Aborted));
     }
 
     #[test]
