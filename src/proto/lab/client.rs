@@ -827,6 +827,34 @@ mod tests {
     }
 
     #[test]
+    fn live_counts_follow_the_segments_as_they_come() {
+        let slot = OutcomeSlot::new();
+        let live = StreamLive::new();
+        let mut c = Client::new(
+            b"stream-1-10-64",
+            Transport::Udp { server: server() },
+            10_000,
+            Duration::from_secs(5),
+            slot,
+        )
+        .with_live(live.clone());
+        drain_joined(&mut c, at(0));
+        dgram(&mut c, at(1), &segment(0, 0, 64), Some(5_000));
+        dgram(&mut c, at(3), &segment(3, 3_000_000, 64), Some(9_000));
+        assert_eq!(
+            live.get(),
+            LiveCounts {
+                received: 2,
+                expected_so_far: 4,
+                bytes: 128,
+                first_rx_ns: 5_000,
+                last_rx_ns: 9_000,
+            },
+            "two of the first four: two missing so far"
+        );
+    }
+
+    #[test]
     fn udp_stream_with_loss_ends_after_silence() {
         let (mut c, slot) = client(b"stream-10-5-64", Transport::Udp { server: server() });
         drain_joined(&mut c, at(0));

@@ -5,8 +5,8 @@
 //! request lines; a per-peer UDP session for files and streams; stateless
 //! UDP echo), the absolute pacing schedule, and the client that measures
 //! what arrives, alone (`Client`) or one request after another on one
-//! connection (`Conversation`, the prompt's). Limits are plain data in [`LabConfig`]; sockets, the clock
-//! and the timerfd belong to the reactor.
+//! connection (`Conversation`, the prompt's). Limits are plain data in
+//! [`LabConfig`]; sockets, the clock and the timerfd belong to the reactor.
 
 mod client;
 mod conversation;
