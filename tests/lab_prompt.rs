@@ -296,22 +296,17 @@ fn bitrate_refusals_are_one_line_with_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{case:?}: {stderr}");
         assert!(stderr.contains(want), "{case:?}: {stderr}");
     }
-    // An interval and a rate: clap's usage error, also exit 2.
-    let out = run_with_timeout(
-        &[
-            "lab",
-            "127.0.0.1",
-            port,
-            "stream",
-            "--interval",
-            "1",
-            "-b",
-            "1M",
-        ],
-        LIMIT,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cannot be used with"));
+    // An interval and a rate, for a single request or the prompt.
+    for request in [&["stream"][..], &[]] {
+        let mut args = vec!["lab", "127.0.0.1", port, "--interval", "1", "-b", "1M"];
+        args.extend_from_slice(request);
+        let out = run_with_timeout(&args, LIMIT);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text(&out.stderr),
+            "mioperf: --interval and -b both set a stream's pace: give one\n"
+        );
+    }
 }
 
 #[test]

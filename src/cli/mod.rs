@@ -360,8 +360,8 @@ pub struct LabArgs {
     /// Segments a stream is expected to have at most (the server's `stream_max_count`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
-    /// `stream`: milliseconds between segments, a decimal (0: as fast as possible) [default: 1].
-    #[arg(long, value_name = "MS", conflicts_with = "bitrate")]
+    /// `stream`: milliseconds between segments, a decimal (0: as fast as possible; not with -b) [default: 1].
+    #[arg(long, value_name = "MS")]
     pub interval: Option<String>,
     /// `stream`: segments to send [default: 1000].
     #[arg(long, value_name = "N")]

@@ -27,6 +27,11 @@ use std::net::SocketAddr;
 /// # Errors
 /// Per the contract's exit codes.
 pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
+    if args.interval.is_some() && args.bitrate.is_some() {
+        return Err(Failure::Error(
+            "--interval and -b both set a stream's pace: give one".into(),
+        ));
+    }
     let Some(request) = &args.request else {
         return prompt::prompt(args);
     };
