@@ -109,6 +109,8 @@ fn tcp_each_line_is_a_request_until_quit() {
     assert!(last.starts_with("echo 11 bytes"), "{stdout}");
     assert!(!stdout.contains("never"), "nothing after quit: {stdout}");
     assert!(!stdout.contains("lab> "), "no prompt on a pipe: {stdout}");
+    // Standard error is a pipe here: no live line of the stream on it.
+    assert_eq!(text(&out.stderr), "", "nothing but answers");
 }
 
 #[test]
@@ -477,4 +479,42 @@ fn a_refused_connection_is_said_per_request() {
         text(&out.stderr),
         format!("mioperf: {addr}: connection refused\n")
     );
+}
+
+/// Runs `mioperf ARGS…` on a pseudo-terminal (util-linux `script`, in
+/// Debian's essential `bsdutils`), returning what the terminal showed.
+fn on_terminal(args: &[&str]) -> String {
+    let command = std::iter::once(bin())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = common::run_command(
+        Command::new("script").args(["-qec", &command, "/dev/null"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_stream_shows_packets_loss_and_rate_live_on_a_terminal() {
+    let server = lab_server();
+    let port = server.udp("lab").port().to_string();
+    // 100 segments 3 ms apart: 300 ms, past the first redraw at 100 ms.
+    let base = ["lab", "127.0.0.1", &port, "--udp", "stream-3-100-100"];
+    let shown = on_terminal(&base);
+    assert!(
+        shown.contains(" packets, lost ") && shown.contains(" Mbit/s"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("received 100/100"),
+        "then the summary: {shown:?}"
+    );
+    for quiet in ["-q", "--json"] {
+        let mut args = base.to_vec();
+        args.push(quiet);
+        let shown = on_terminal(&args);
+        assert!(!shown.contains(" packets, lost "), "{quiet}: {shown:?}");
+    }
 }
