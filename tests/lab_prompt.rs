@@ -518,3 +518,70 @@ fn a_stream_shows_packets_loss_and_rate_live_on_a_terminal() {
         assert!(!shown.contains(" packets, lost "), "{quiet}: {shown:?}");
     }
 }
+
+/// Types each of `lines` into `mioperf ARGS…` on a pseudo-terminal once
+/// the prompt shows (raw mode discards what was typed ahead); its exit
+/// code and what the terminal showed.
+fn typed_on_terminal(args: &[&str], lines: &[&[u8]]) -> (Option<i32>, String) {
+    let command = std::iter::once(bin())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    for (typed, line) in lines.iter().enumerate() {
+        // Wait for one more prompt than lines typed so far.
+        while text(&shown).matches("lab> ").count() <= typed {
+            let Ok(chunk) = rx.recv_timeout(LIMIT) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no prompt: {:?}", text(&shown))
+            };
+            shown.extend(chunk);
+        }
+        stdin.write_all(line).unwrap();
+    }
+    let status = wait_child(&mut child, LIMIT);
+    drop(stdin);
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{command} still running: {:?}", text(&shown));
+    };
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(1)) {
+        shown.extend(chunk);
+    }
+    (status.code(), text(&shown))
+}
+
+#[test]
+fn on_a_terminal_a_prompt_with_line_editing_and_ctrl_c_ends_it() {
+    let server = lab_server();
+    let port = server.tcp("lab").port().to_string();
+    let args = ["lab", "127.0.0.1", &port];
+    // "hellp", backspace, "o": edited before it is sent.
+    let (code, shown) = typed_on_terminal(&args, &[b"hellp\x7fo\r", b"quit\r"]);
+    assert_eq!(code, Some(0), "{shown:?}");
+    assert!(shown.contains("echo 5 bytes"), "{shown:?}");
+    assert!(shown.contains("matched"), "{shown:?}");
+    let (code, shown) = typed_on_terminal(&args, &[b"half a line\x03"]);
+    assert_eq!(code, Some(130), "{shown:?}");
+    assert!(!shown.contains("echo "), "nothing was sent: {shown:?}");
+}
