@@ -367,7 +367,7 @@ pub struct LabArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// `stream`: bytes per segment, its 16-byte header included [default: 1400].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = bench::parse_size)]
     pub size: Option<u64>,
     /// `stream`: target rate in bits/s (e.g. 10M = 10 000 000 bit/s); the interval is size × 8 / RATE.
     #[arg(short = 'b', long, value_name = "RATE", value_parser = bench::parse_size)]

@@ -203,6 +203,15 @@ impl Tally {
 pub(super) fn prompt(args: &LabArgs) -> Result<(), Failure> {
     let mut runner = Runner::new(args)?;
     let input = Input::start()?;
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "lab {}:{} over {}: N asks for a file of N bytes, `stream` for a stream, \
+             other text is echoed; `quit` or Ctrl-D ends",
+            args.host,
+            args.port,
+            if args.udp { "UDP" } else { "TCP" }
+        );
+    }
     let mut tally = Tally::default();
     while let Some(text) = input.line("lab> ")? {
         let result = match line::parse(&text) {
