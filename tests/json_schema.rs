@@ -226,6 +226,28 @@ fn every_clients_json_is_valid() {
         let doc = json_of(&args, code);
         schema.check(&format!("{args:?}"), &doc, schema.client);
     }
+    // The lab prompt, driven from a pipe: one document per line typed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mioperf"))
+        .args(["lab", "127.0.0.1", &lab_tcp, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"100\nhello\nstream\n0.5\n5\n100\nquit\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    for line in lines.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        schema.check("lab prompt", &doc, schema.client);
+    }
 }
 
 /// The proxy's `--json` report, after a transfer through it with every

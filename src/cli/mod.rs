@@ -51,7 +51,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Register a connection ID: prints the answer; exit 0 on OK, 1 on RESET, 2 on error or timeout.
     Hello(HelloArgs),
-    /// One lab request: echo text, N (a generated file) or stream-I-C-S; prints what arrived.
+    /// Lab requests: echo text, N (a generated file) or a stream; prints what arrived. Without a request: a prompt.
     Lab(LabArgs),
     /// Send a file (or standard input) as one length-prefixed message and wait for its receipt.
     Msg(MsgArgs),
@@ -354,8 +354,10 @@ pub struct LabArgs {
     /// Server port.
     pub port: u16,
     /// `N` (a file of N bytes of A–Z), `stream-<interval_ms>-<count>-<size>`,
-    /// or any other text (echoed).
-    pub request: String,
+    /// `stream` (shaped by --interval, --count, --size or -b), or any other
+    /// text (echoed). Without it: a prompt, one request per line (see the
+    /// README's "lab prompt"); from a pipe, one request per line, no prompt.
+    pub request: Option<String>,
     /// Use TCP (the default).
     #[arg(long, conflicts_with = "udp")]
     pub tcp: bool,
@@ -369,6 +371,19 @@ pub struct LabArgs {
     /// Segments a stream is expected to have at most (the server's `stream_max_count`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
+    /// `stream`: time between segments, e.g. 1ms, 250us, 0.5ms (a bare number is
+    /// seconds, as everywhere; 0 sends as fast as possible; not with -b) [default: 1ms].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub interval: Option<Duration>,
+    /// `stream`: segments to send [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// `stream`: bytes per segment, its 16-byte header included [default: 1400].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size)]
+    pub size: Option<u64>,
+    /// `stream`: target rate in bits/s, e.g. 10M, 100Mbit/s, 1.5Gbps (B counts bytes: 10MB/s is 80M); the interval is size × 8 / RATE.
+    #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_bit_rate)]
+    pub bitrate: Option<u64>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
