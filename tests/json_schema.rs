@@ -226,9 +226,13 @@ fn every_clients_json_is_valid() {
         let doc = json_of(&args, code);
         schema.check(&format!("{args:?}"), &doc, schema.client);
     }
-    // The lab prompt, driven from a pipe: one document per line typed.
+    lab_prompt_lines_are_valid(&schema, &lab_tcp);
+}
+
+/// The lab prompt, driven from a pipe: one document per line typed.
+fn lab_prompt_lines_are_valid(schema: &Schema, lab_tcp: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mioperf"))
-        .args(["lab", "127.0.0.1", &lab_tcp, "--json"])
+        .args(["lab", "127.0.0.1", lab_tcp, "--json"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
