@@ -226,11 +226,16 @@ fn every_clients_json_is_valid() {
         let doc = json_of(&args, code);
         schema.check(&format!("{args:?}"), &doc, schema.client);
     }
-    lab_prompt_lines_are_valid(&schema, &lab_tcp);
 }
 
 /// The lab prompt, driven from a pipe: one document per line typed.
-fn lab_prompt_lines_are_valid(schema: &Schema, lab_tcp: &str) {
+#[test]
+fn the_lab_prompts_lines_are_valid() {
+    let schema = Schema::load();
+    let root = Dir::new("json-schema-prompt-root");
+    let server = serve(&root);
+    let lab_tcp = server.addr("lab", "tcp").port().to_string();
+    let lab_tcp = lab_tcp.as_str();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mioperf"))
         .args(["lab", "127.0.0.1", lab_tcp, "--json"])
         .stdin(Stdio::piped())
