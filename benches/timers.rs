@@ -332,29 +332,34 @@ fn bench_timers(c: &mut Criterion) {
         }
     };
 
-    let mut g = c.benchmark_group("timers/arm+pop");
-    configure(&mut g);
+    // All rows of one size run back to back, yardstick first, so that a
+    // burst of load from the shared machine lands on the ratios less.
     for n in sizes() {
+        let mut g = c.benchmark_group("timers-ref/arm+pop");
+        configure(&mut g);
+        std_u64(&mut g, n);
+        g.finish();
+
+        let mut g = c.benchmark_group("timers/arm+pop");
+        configure(&mut g);
         let mut st = Hold::<8>::new(n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| st.step()));
         black_box(st.timers.len());
-    }
-    g.finish();
+        drop(st);
+        g.finish();
 
-    let mut g = c.benchmark_group("timers-arity/arm+pop");
-    configure(&mut g);
-    for n in sizes() {
+        let mut g = c.benchmark_group("timers-arity/arm+pop");
+        configure(&mut g);
+        let mut st = Hold::<4>::new(n);
+        g.bench_function(BenchmarkId::new("4-ary", n), |b| b.iter(|| st.step()));
+        drop(st);
         let mut st = Hold::<2>::new(n);
         g.bench_function(BenchmarkId::new("2-ary", n), |b| b.iter(|| st.step()));
         drop(st);
-        let mut st = Hold::<4>::new(n);
-        g.bench_function(BenchmarkId::new("4-ary", n), |b| b.iter(|| st.step()));
-    }
-    g.finish();
+        g.finish();
 
-    let mut g = c.benchmark_group("timers/rearm+pop");
-    configure(&mut g);
-    for n in sizes() {
+        let mut g = c.benchmark_group("timers/rearm+pop");
+        configure(&mut g);
         let mut st = Rearm::new(n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| st.step()));
         if !quick && st.pops > 0 {
@@ -362,20 +367,18 @@ fn bench_timers(c: &mut Criterion) {
             let stale = 100.0 * st.stale as f64 / st.pops.max(1) as f64;
             println!("rearm+pop n={n}: {stale:.1} % of pops were stale entries");
         }
-    }
-    g.finish();
+        drop(st);
+        g.finish();
 
-    let mut g = c.benchmark_group("timers-ref/arm+pop");
-    configure(&mut g);
-    for n in sizes() {
+        let mut g = c.benchmark_group("timers-ref/arm+pop");
+        configure(&mut g);
         reference_heaps(&mut g, n);
+        g.finish();
     }
-    g.finish();
 }
 
-/// The reference group at size `n`: std's heap of `u64` and of 16-byte
-/// entries, and the quad-heap and calendar prototypes.
-fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+/// The yardstick at size `n`: `BinaryHeap<Reverse<u64>>`, arm+pop.
+fn std_u64(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut heap: BinaryHeap<Reverse<u64>> = (0..n).map(|_| Reverse(rng.below(SPAN_NS))).collect();
     g.bench_function(BenchmarkId::new("std-u64", n), |b| {
@@ -386,7 +389,11 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
             heap.push(Reverse(at + rng.below(SPAN_NS)));
         });
     });
+}
 
+/// The rest of the reference group at size `n`: std's heap of `u64` and of 16-byte
+/// entries, and the quad-heap and calendar prototypes.
+fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut stamp = 0u64;
     let mut heap: BinaryHeap<Old> = (0..n)
