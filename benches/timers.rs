@@ -15,9 +15,17 @@
 //! Throughput is reported as elements per second with two elements per
 //! iteration, so criterion's `thrpt` is heap operations per second.
 //!
+//! Group `timers-arity/arm+pop` runs `arm+pop` on `Timers` built with 2
+//! and 4 children per node (`Timers::<D>::with_arity`); the reactor's, 8,
+//! is `timers/arm+pop`.
+//!
 //! References measured in the same run (group `timers-ref/arm+pop`):
 //! * `std-u64`: `BinaryHeap<Reverse<u64>>`, the floor for a binary heap
-//!   (8-byte entries, one comparison);
+//!   (8-byte entries, one comparison): the yardstick every ratio in
+//!   `docs/performance.md` §1 is taken against;
+//! * `old-40B`: the heap `Timers` was until issue 17, a `BinaryHeap` of
+//!   40-byte entries (instant, stamp, owner, wake) ordered by (instant,
+//!   stamp): the "before" of that change, in the same run as the "after";
 //! * `std-16B`: `BinaryHeap` of 16-byte entries `(at, tag)`, i.e. the same
 //!   heap as `Timers` with the entry halved (owner and stamp packed into one
 //!   `u64`, or kept in a side table);
@@ -34,7 +42,7 @@
 use core::cmp::Reverse;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use mioperf::reactor::timers::{Owner, TimerSlot, Timers};
+use mioperf::reactor::timers::{Owner, TimerSlot, Timers, Wake};
 use mioperf::rng::SplitMix64;
 use mioperf::time::Instant;
 use std::collections::BinaryHeap;
@@ -71,17 +79,17 @@ impl Rng {
     }
 }
 
-/// `arm+pop` on the crate's `Timers`.
-struct Hold {
-    timers: Timers,
+/// `arm+pop` on the crate's `Timers` with `D` children per node.
+struct Hold<const D: usize> {
+    timers: Timers<D>,
     rng: Rng,
     n: usize,
 }
 
-impl Hold {
+impl<const D: usize> Hold<D> {
     fn new(n: usize) -> Self {
         let mut rng = Rng::new(1);
-        let mut timers = Timers::new();
+        let mut timers = Timers::<D>::with_arity();
         for k in 0..n {
             timers.arm(Owner::Entry(k), Instant::from_nanos(rng.below(SPAN_NS)));
         }
@@ -144,6 +152,36 @@ impl Rearm {
         }
     }
 }
+
+/// The entry `Timers` kept in a `BinaryHeap` until issue 17: 40 bytes,
+/// ordered by (instant, stamp), earliest first.
+#[derive(Clone, Copy, Debug)]
+struct Old {
+    at: u64,
+    stamp: u64,
+    owner: Owner,
+    wake: Wake,
+}
+
+impl Ord for Old {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (other.at, other.stamp).cmp(&(self.at, self.stamp))
+    }
+}
+
+impl PartialOrd for Old {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Old {
+    fn eq(&self, other: &Self) -> bool {
+        self.stamp == other.stamp
+    }
+}
+
+impl Eq for Old {}
 
 /// A 16-byte heap entry: deadline, then a tag (stamp and owner packed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -295,18 +333,34 @@ fn bench_timers(c: &mut Criterion) {
         }
     };
 
-    let mut g = c.benchmark_group("timers/arm+pop");
-    configure(&mut g);
+    // All rows of one size run back to back, yardstick first, so that a
+    // burst of load from the shared machine lands on the ratios less.
     for n in sizes() {
-        let mut st = Hold::new(n);
+        let mut g = c.benchmark_group("timers-ref/arm+pop");
+        configure(&mut g);
+        std_u64(&mut g, n);
+        g.finish();
+
+        let mut g = c.benchmark_group("timers/arm+pop");
+        configure(&mut g);
+        let mut st = Hold::<8>::new(n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| st.step()));
         black_box(st.timers.len());
-    }
-    g.finish();
+        drop(st);
+        g.finish();
 
-    let mut g = c.benchmark_group("timers/rearm+pop");
-    configure(&mut g);
-    for n in sizes() {
+        let mut g = c.benchmark_group("timers-arity/arm+pop");
+        configure(&mut g);
+        let mut st = Hold::<4>::new(n);
+        g.bench_function(BenchmarkId::new("4-ary", n), |b| b.iter(|| st.step()));
+        drop(st);
+        let mut st = Hold::<2>::new(n);
+        g.bench_function(BenchmarkId::new("2-ary", n), |b| b.iter(|| st.step()));
+        drop(st);
+        g.finish();
+
+        let mut g = c.benchmark_group("timers/rearm+pop");
+        configure(&mut g);
         let mut st = Rearm::new(n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| st.step()));
         if !quick && st.pops > 0 {
@@ -314,20 +368,18 @@ fn bench_timers(c: &mut Criterion) {
             let stale = 100.0 * st.stale as f64 / st.pops.max(1) as f64;
             println!("rearm+pop n={n}: {stale:.1} % of pops were stale entries");
         }
-    }
-    g.finish();
+        drop(st);
+        g.finish();
 
-    let mut g = c.benchmark_group("timers-ref/arm+pop");
-    configure(&mut g);
-    for n in sizes() {
+        let mut g = c.benchmark_group("timers-ref/arm+pop");
+        configure(&mut g);
         reference_heaps(&mut g, n);
+        g.finish();
     }
-    g.finish();
 }
 
-/// The reference group at size `n`: std's heap of `u64` and of 16-byte
-/// entries, and the quad-heap and calendar prototypes.
-fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+/// The yardstick at size `n`: `BinaryHeap<Reverse<u64>>`, arm+pop.
+fn std_u64(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
     let mut rng = Rng::new(1);
     let mut heap: BinaryHeap<Reverse<u64>> = (0..n).map(|_| Reverse(rng.below(SPAN_NS))).collect();
     g.bench_function(BenchmarkId::new("std-u64", n), |b| {
@@ -338,6 +390,37 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
             heap.push(Reverse(at + rng.below(SPAN_NS)));
         });
     });
+}
+
+/// The rest of the reference group at size `n`: std's heap of `u64` and of 16-byte
+/// entries, and the quad-heap and calendar prototypes.
+fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+    let mut rng = Rng::new(1);
+    let mut stamp = 0u64;
+    let mut heap: BinaryHeap<Old> = (0..n)
+        .map(|k| {
+            stamp += 1;
+            Old {
+                at: rng.below(SPAN_NS),
+                stamp,
+                owner: Owner::Entry(k),
+                wake: Wake::Exact,
+            }
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new("old-40B", n), |b| {
+        b.iter(|| {
+            let Some(e) = heap.pop() else { unreachable!() };
+            stamp += 1;
+            heap.push(Old {
+                at: e.at + rng.below(SPAN_NS),
+                stamp,
+                owner: e.owner,
+                wake: e.wake,
+            });
+        });
+    });
+    drop(heap);
 
     let mut rng = Rng::new(1);
     let mut tag = 0u64;

@@ -11,9 +11,32 @@
 //! * Re-arming never searches the heap: the old entry stays, *stale*, and is
 //!   discarded when it pops (lazy cancellation). A stale entry can only cause
 //!   an early, harmless wake-up.
-//! * Ties pop in arming order (the stamp breaks them), so runs are
+//! * Ties pop in arming order (the row index breaks them), so runs are
 //!   deterministic.
 //! * [`Timers::compact`] bounds the memory stale entries take under churn.
+//! * A deadline never pops before its instant: [`Timers::pop_due`] compares
+//!   the exact `Instant`, never a rounded one.
+//!
+//! **Layout.** The heap is a `D`-ary min-heap ([`ARITY`] = 8) of 8-byte
+//! keys: the deadline in ticks of [`TICK_NS`] (1.024 µs) since a base, in
+//! the high 40 bits, and the index of the arming's *row* in the low
+//! [`INDEX_BITS`]. The row (32 bytes, in a side table) holds the exact
+//! instant, the stamp, the owner and the wake class. Rows are appended in
+//! arming order, so a smaller index is an earlier arming, and comparing two
+//! keys as plain `u64`s orders them by (tick, arming order). Eight children
+//! are 64 bytes, one cache line: at 1 M entries a pop touches 7 lines
+//! instead of the 20 of a binary heap of 40-byte entries. A pop marks its
+//! row dead; when dead rows outnumber live ones the table is renumbered (a
+//! rebuild that keeps arming order), so indexes stay dense.
+//!
+//! **What the tick costs.** Two deadlines in the same 1.024 µs tick pop in
+//! arming order, not instant order, so the earlier one can wait for the
+//! later one: at most 1.024 µs late, never early, since the top pops only
+//! when its exact instant is due. The reactor's timerfd wakes 40–100 µs
+//! late (`docs/performance.md` §2), so no test can see it. The tick counts
+//! from a base (a multiple of the tick) that moves only when a deadline
+//! falls outside its 13-day range, by an O(n) rebuild: see
+//! [`Timers::arm_with`] and `settle`.
 //!
 //! Each deadline says how punctual its wake-up must be ([`Wake`]): a pacing
 //! deadline makes the reactor spin for the last microseconds, an ordinary
@@ -24,9 +47,7 @@
 
 use crate::proto::PartId;
 use crate::time::Instant;
-use core::cmp::Ordering;
 use core::fmt;
-use std::collections::BinaryHeap;
 
 /// Identifies one arming. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,49 +67,129 @@ pub enum Owner {
     IdleExit,
 }
 
+/// Children per heap node. 8 keys of 8 bytes are one 64-byte cache line,
+/// so a level costs one miss, and 1 M entries are 7 levels deep.
+/// `benches/timers.rs` measures 2, 4 and 8 (`docs/performance.md` §1).
+pub const ARITY: usize = 8;
+
+/// Low bits of a key that hold the row index: 2^24 rows, so up to
+/// [`MAX_ROWS`] deadlines armed at once, stale ones included.
+pub const INDEX_BITS: u32 = 24;
+
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+
+/// The most rows (armed deadlines, stale ones included) the table holds.
+/// The all-ones index is never used, so no key equals `u64::MAX`, the
+/// padding after the last key. 16 M deadlines are 512 MiB of rows, far
+/// beyond any reactor here (1 M in the benchmark).
+pub const MAX_ROWS: usize = (1 << INDEX_BITS) - 1;
+
+/// log2 of the tick: a tick is 2^10 ns = 1.024 µs, the resolution at which
+/// deadlines are ordered (within a tick, arming order decides).
+pub const TICK_SHIFT: u32 = 10;
+
+/// One tick in nanoseconds.
+pub const TICK_NS: u64 = 1 << TICK_SHIFT;
+
+/// The largest tick a key holds: 2^40 − 1 ticks after the base, 2^50 ns or
+/// 13 days. A later deadline is stored as this tick (*saturated*); it can
+/// never be the earliest while an unsaturated one waits, and `settle`
+/// moves the base before a saturated key reaches the top.
+const MAX_TICK: u64 = (1 << (64 - INDEX_BITS)) - 1;
+
+/// How far below the earliest deadline a moved base goes, 2^48 ns (3.3
+/// days): a deadline armed a little earlier than every pending one then
+/// still fits without another rebuild.
+const BASE_HEADROOM_NS: u64 = 1 << 48;
+
+/// Dead rows tolerated beyond the live ones before the table is renumbered.
+/// Renumbering is O(n), so it waits for at least n + this many armings:
+/// amortised O(1) per arming, and a small heap is not rebuilt every few
+/// pops. 8192 rows are 256 KiB; a slack of 1024 renumbered a 1 k heap
+/// every 2 k armings. Unit tests use 64, so that short random runs cross
+/// many renumberings.
+const ROW_SLACK: usize = if cfg!(test) { 64 } else { 8192 };
+
+/// A row's `stamp_wake` once its key has left the heap. Stamps stay below
+/// 2^62 (146 years at 10^9 armings a second), so it is never a live value.
+const DEAD: u64 = u64::MAX;
+
+/// One arming: what its heap key stands for. 32 bytes, two to a half line.
 #[derive(Clone, Copy, Debug)]
-struct Deadline {
-    at: Instant,
-    stamp: Stamp,
+struct Row {
+    /// The exact deadline, in nanoseconds since the epoch.
+    at: u64,
+    /// The stamp shifted left by 2, the [`Wake`] class in the low 2 bits;
+    /// [`DEAD`] once popped or dropped.
+    stamp_wake: u64,
     owner: Owner,
-    wake: Wake,
 }
 
-// `BinaryHeap` is a max-heap: order by (at, stamp) reversed to pop the
-// earliest first. Stamps are unique, so the owner never takes part.
-impl Ord for Deadline {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.stamp).cmp(&(self.at, self.stamp))
+const _: () = assert!(size_of::<Row>() == 32, "a row is 32 bytes");
+
+impl Row {
+    fn stamp(&self) -> Stamp {
+        Stamp(self.stamp_wake >> 2)
+    }
+
+    fn wake(&self) -> Wake {
+        match self.stamp_wake & 3 {
+            0 => Wake::Exact,
+            1 => Wake::Paced,
+            _ => Wake::Coarse,
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        self.stamp_wake == DEAD
     }
 }
 
-impl PartialOrd for Deadline {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+fn wake_code(wake: Wake) -> u64 {
+    match wake {
+        Wake::Exact => 0,
+        Wake::Paced => 1,
+        Wake::Coarse => 2,
     }
 }
 
-impl PartialEq for Deadline {
-    fn eq(&self, other: &Self) -> bool {
-        self.stamp == other.stamp
-    }
+/// The row index in the low bits of a key.
+fn index_of(key: u64) -> usize {
+    (key & INDEX_MASK) as usize
 }
 
-impl Eq for Deadline {}
-
-/// The min-heap of deadlines.
-#[derive(Default)]
-pub struct Timers {
-    heap: BinaryHeap<Deadline>,
+/// The min-heap of deadlines, `D` children per node (see the module docs).
+pub struct Timers<const D: usize = ARITY> {
+    /// Up to 7 unused slots (`off`), the heap, then `D` keys of
+    /// `u64::MAX` padding, so that every node that has a child has `D`
+    /// readable child slots.
+    keys: Vec<u64>,
+    /// Where the root is in `keys`: chosen so that each node's `D`
+    /// children start on a 64-byte boundary, and one level of a sift
+    /// reads one cache line, not two.
+    off: usize,
+    /// Keys in the heap (live and stale armings alike).
+    len: usize,
+    /// One row per arming since the last rebuild, in arming order.
+    rows: Vec<Row>,
+    /// The instant of tick 0, in ns: a multiple of [`TICK_NS`], at or
+    /// below every deadline in the heap.
+    base: u64,
     next_stamp: u64,
 }
 
-impl fmt::Debug for Timers {
+impl<const D: usize> fmt::Debug for Timers<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timers")
-            .field("len", &self.heap.len())
+            .field("len", &self.len)
             .field("next", &self.next_deadline())
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self::with_arity()
     }
 }
 
@@ -97,6 +198,25 @@ impl Timers {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+impl<const D: usize> Timers<D> {
+    /// An empty heap of `D` children per node (the benchmark compares them;
+    /// the reactor uses [`ARITY`]).
+    pub fn with_arity() -> Self {
+        const { assert!(D >= 2 && D <= 8, "2 to 8 children per node") };
+        let mut keys = Vec::with_capacity(64);
+        let off = aligned_off(&keys);
+        keys.resize(off + D, u64::MAX);
+        Self {
+            keys,
+            off,
+            len: 0,
+            rows: Vec::new(),
+            base: 0,
+            next_stamp: 0,
+        }
+    }
 
     /// Adds a deadline for `owner` at `at`, and returns its fresh stamp.
     pub fn arm(&mut self, owner: Owner, at: Instant) -> Stamp {
@@ -104,54 +224,269 @@ impl Timers {
     }
 
     /// [`arm`](Self::arm), saying how punctual the wake-up must be.
+    ///
+    /// # Panics
+    ///
+    /// If [`MAX_ROWS`] deadlines are armed at once (live and stale).
     pub fn arm_with(&mut self, owner: Owner, at: Instant, wake: Wake) -> Stamp {
+        if self.rows.len() >= MAX_ROWS || self.rows.len() >= 2 * self.len + ROW_SLACK {
+            self.renumber();
+        }
+        let at = at.as_nanos();
+        if at < self.base {
+            self.lower_base(at);
+        }
         let stamp = Stamp(self.next_stamp);
         self.next_stamp += 1;
-        self.heap.push(Deadline {
+        let index = self.rows.len();
+        self.rows.push(Row {
             at,
-            stamp,
+            stamp_wake: (stamp.0 << 2) | wake_code(wake),
             owner,
-            wake,
         });
+        let key = self.key(at, index);
+        self.push(key);
+        self.settle();
         stamp
     }
 
     /// The earliest deadline, possibly stale.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|d| d.at)
+        self.top().map(|row| Instant::from_nanos(row.at))
     }
 
     /// The earliest deadline and how punctual it must be.
     pub fn next_wake(&self) -> Option<(Instant, Wake)> {
-        self.heap.peek().map(|d| (d.at, d.wake))
+        self.top()
+            .map(|row| (Instant::from_nanos(row.at), row.wake()))
     }
 
     /// Removes and returns the earliest deadline if it is due at `now`
-    /// (`at <= now`). The caller checks whether the stamp is still live.
+    /// (`at <= now`, exactly). The caller checks whether the stamp is still
+    /// live.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Owner, Stamp, Instant)> {
-        if self.heap.peek()?.at > now {
+        let index = index_of(self.peek_key()?);
+        let row = self.rows[index];
+        if row.at > now.as_nanos() {
             return None;
         }
-        self.heap.pop().map(|d| (d.owner, d.stamp, d.at))
+        self.pop();
+        if index + 1 == self.rows.len() {
+            self.rows.pop();
+        } else {
+            self.rows[index].stamp_wake = DEAD;
+        }
+        self.settle();
+        Some((row.owner, row.stamp(), Instant::from_nanos(row.at)))
     }
 
     /// Entries in the heap, stale ones included.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// Whether the heap is empty.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 
     /// Drops every entry for which `is_live` says false. O(n): call it only
     /// when stale entries clearly outnumber live ones.
     pub fn compact(&mut self, mut is_live: impl FnMut(Owner, Stamp) -> bool) {
-        let mut entries = core::mem::take(&mut self.heap).into_vec();
-        entries.retain(|d| is_live(d.owner, d.stamp));
-        self.heap = BinaryHeap::from(entries);
+        self.rebuild(self.base, |row| is_live(row.owner, row.stamp()));
+        self.settle();
     }
+
+    fn top(&self) -> Option<&Row> {
+        self.peek_key().map(|key| &self.rows[index_of(key)])
+    }
+
+    fn peek_key(&self) -> Option<u64> {
+        (self.len > 0).then(|| self.keys[self.off])
+    }
+
+    /// The key of the row at `index` armed for `at` (at or after the base).
+    fn key(&self, at: u64, index: usize) -> u64 {
+        let tick = ((at - self.base) >> TICK_SHIFT).min(MAX_TICK);
+        (tick << INDEX_BITS) | index as u64
+    }
+
+    /// Keeps the top exact: a saturated key at the top means every
+    /// deadline lies 13 days or more past the base, and their order among
+    /// themselves is arming order, not time. Moving the base to the
+    /// earliest of them (O(n)) restores time order; it happens at most once
+    /// per 13 days of deadlines, or when only such far deadlines remain.
+    #[inline]
+    fn settle(&mut self) {
+        if self
+            .peek_key()
+            .is_some_and(|key| key >> INDEX_BITS == MAX_TICK)
+        {
+            self.raise_base();
+        }
+    }
+
+    /// The top key is saturated: move the base up to the earliest deadline.
+    #[cold]
+    #[inline(never)]
+    fn raise_base(&mut self) {
+        let earliest = self
+            .rows
+            .iter()
+            .filter(|row| !row.is_dead())
+            .map(|row| row.at)
+            .min()
+            .unwrap_or(self.base);
+        self.rebuild(align(earliest.saturating_sub(BASE_HEADROOM_NS)), |_| true);
+    }
+
+    /// Drops dead rows, keeping arming order (see [`ROW_SLACK`]).
+    #[cold]
+    #[inline(never)]
+    fn renumber(&mut self) {
+        self.rebuild(self.base, |_| true);
+        assert!(
+            self.rows.len() < MAX_ROWS,
+            "more than {MAX_ROWS} deadlines armed at once"
+        );
+    }
+
+    /// A deadline at `at` is earlier than the base (which only ever rose
+    /// to the earliest deadline, `settle`): lower the base rather than
+    /// bend the order.
+    #[cold]
+    #[inline(never)]
+    fn lower_base(&mut self, at: u64) {
+        self.rebuild(align(at.saturating_sub(BASE_HEADROOM_NS)), |_| true);
+    }
+
+    /// Rebuilds the table and the heap from the rows `keep` accepts, in
+    /// arming order, ticks counted from `base`: drops dead rows (so indexes
+    /// stay dense), and moves the base. O(n).
+    fn rebuild(&mut self, base: u64, mut keep: impl FnMut(&Row) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.rows.len() {
+            let row = self.rows[i];
+            if !row.is_dead() && keep(&row) {
+                self.rows[kept] = row;
+                kept += 1;
+            }
+        }
+        self.rows.truncate(kept);
+        self.base = base;
+        self.keys.clear();
+        // Room for the offset first, so that filling the buffer does not
+        // move it and undo the alignment.
+        self.keys.reserve(7 + kept + D);
+        self.off = aligned_off(&self.keys);
+        self.keys.resize(self.off, u64::MAX);
+        self.keys
+            .extend(self.rows.iter().enumerate().map(|(i, row)| {
+                ((row.at - base) >> TICK_SHIFT).min(MAX_TICK) << INDEX_BITS | i as u64
+            }));
+        self.len = kept;
+        self.keys.resize(self.off + kept + D, u64::MAX);
+        // Floyd: sift down every inner node, last first.
+        if kept > 1 {
+            for i in (0..=(kept - 2) / D).rev() {
+                let key = self.keys[self.off + i];
+                self.sift_down(i, key);
+            }
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, key: u64) {
+        if self.keys.len() == self.keys.capacity() {
+            self.grow();
+        }
+        self.keys.push(u64::MAX);
+        let heap = &mut self.keys[self.off..];
+        let mut i = self.len;
+        self.len += 1;
+        while i > 0 {
+            let parent = (i - 1) / D;
+            let above = heap[parent];
+            if above <= key {
+                break;
+            }
+            heap[i] = above;
+            i = parent;
+        }
+        heap[i] = key;
+    }
+
+    /// Doubles the key buffer, realigned (a `Vec` growing by itself would
+    /// land anywhere).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let mut keys = Vec::with_capacity(2 * self.keys.capacity());
+        let off = aligned_off(&keys);
+        keys.resize(off, u64::MAX);
+        keys.extend_from_slice(&self.keys[self.off..]);
+        self.keys = keys;
+        self.off = off;
+    }
+
+    /// Removes the top key (the heap is not empty).
+    #[inline]
+    fn pop(&mut self) {
+        self.len -= 1;
+        let heap = &mut self.keys[self.off..];
+        let last = heap[self.len];
+        heap[self.len] = u64::MAX;
+        self.keys.pop();
+        if self.len > 0 {
+            self.sift_down(0, last);
+        }
+    }
+
+    /// Places `key` in the hole at `i`, moving smaller children up.
+    #[inline]
+    fn sift_down(&mut self, mut i: usize, key: u64) {
+        let len = self.len;
+        let heap = &mut self.keys[self.off..];
+        loop {
+            let first = D * i + 1;
+            if first >= len {
+                break;
+            }
+            // Padding makes all `D` slots readable; a missing child is
+            // `u64::MAX` and never the least.
+            let Ok(children) = <&[u64; D]>::try_from(&heap[first..first + D]) else {
+                unreachable!("D keys of padding follow the heap");
+            };
+            let mut least = 0;
+            let mut min = children[0];
+            for (j, &child) in children.iter().enumerate().skip(1) {
+                if child < min {
+                    min = child;
+                    least = j;
+                }
+            }
+            if min >= key {
+                break;
+            }
+            heap[i] = min;
+            i = first + least;
+        }
+        heap[i] = key;
+    }
+}
+
+/// Where to put the root in `keys` so that the children of every node,
+/// which start at root + 1 + D × i, begin on a 64-byte boundary: 0 to 7.
+fn aligned_off(keys: &[u64]) -> usize {
+    let first_child = keys.as_ptr().addr() + size_of::<u64>();
+    (64 - first_child % 64) % 64 / size_of::<u64>()
+}
+
+/// `ns` rounded down to a whole tick: bases are multiples of the tick, so
+/// a deadline's tick, and the order of two deadlines, does not depend on
+/// where the base is.
+fn align(ns: u64) -> u64 {
+    ns & !(TICK_NS - 1)
 }
 
 /// The owner's half of a timer: what it has armed right now.
@@ -318,5 +653,187 @@ mod tests {
         assert!(slot.take_if_current(s));
         let (_, s, _) = t.pop_due(Instant::MAX).unwrap();
         assert!(other.take_if_current(s));
+    }
+
+    /// Two deadlines in one 1.024 µs tick pop in arming order: the earlier
+    /// instant waits for the later one (late by less than a tick), and
+    /// neither pops before its own instant.
+    #[test]
+    fn one_tick_pops_in_arming_order_never_early() {
+        let mut t = Timers::new();
+        t.arm(Owner::Entry(1), Instant::from_nanos(2_000));
+        t.arm(Owner::Entry(2), Instant::from_nanos(1_100));
+        assert_eq!(2_000 >> TICK_SHIFT, 1_100 >> TICK_SHIFT, "one tick");
+        assert_eq!(t.next_deadline(), Some(Instant::from_nanos(2_000)));
+        assert!(t.pop_due(Instant::from_nanos(1_999)).is_none());
+        assert_eq!(
+            t.pop_due(Instant::from_nanos(2_000)),
+            Some((Owner::Entry(1), Stamp(0), Instant::from_nanos(2_000)))
+        );
+        assert_eq!(t.next_deadline(), Some(Instant::from_nanos(1_100)));
+        assert_eq!(
+            t.pop_due(Instant::from_nanos(2_000)).map(|p| p.0),
+            Some(Owner::Entry(2))
+        );
+        // A tick apart, time order wins over arming order.
+        t.arm(Owner::Entry(3), Instant::from_nanos(3 * TICK_NS));
+        t.arm(Owner::Entry(4), Instant::from_nanos(3 * TICK_NS - 1));
+        assert_eq!(t.pop_due(Instant::MAX).map(|p| p.0), Some(Owner::Entry(4)));
+    }
+
+    /// Every node's children start on a cache line, after growing and
+    /// after a rebuild alike.
+    #[test]
+    fn children_stay_on_cache_lines() {
+        let mut t = Timers::new();
+        let aligned = |t: &Timers| (t.keys.as_ptr().addr() + 8 * (t.off + 1)) % 64 == 0;
+        assert!(aligned(&t));
+        for k in 0..5000 {
+            t.arm(Owner::Entry(k), ms(k as u64 % 7));
+            assert!(aligned(&t), "after arming {k}");
+        }
+        t.compact(|_, s| s.0 % 2 == 0);
+        assert!(aligned(&t));
+        assert_eq!(t.len(), 2500);
+    }
+
+    /// Deadlines weeks apart (beyond a key's 13-day range), and one armed
+    /// below a base that has moved up, still pop in time order.
+    #[test]
+    fn far_deadlines_move_the_base_and_keep_order() {
+        const DAY: u64 = 86_400;
+        let mut t = Timers::new();
+        t.arm(Owner::Entry(1), Instant::from_secs(40 * DAY));
+        t.arm(Owner::Entry(2), Instant::from_secs(20 * DAY));
+        t.arm(Owner::Entry(3), Instant::MAX);
+        assert_eq!(t.next_deadline(), Some(Instant::from_secs(20 * DAY)));
+        t.arm(Owner::Entry(4), Instant::from_secs(1));
+        let order: Vec<_> = core::iter::from_fn(|| t.pop_due(Instant::MAX).map(|p| p.0)).collect();
+        assert_eq!(
+            order,
+            [
+                Owner::Entry(4),
+                Owner::Entry(2),
+                Owner::Entry(1),
+                Owner::Entry(3)
+            ]
+        );
+    }
+}
+
+/// The heap against a reference model: std's `BinaryHeap` ordered by
+/// (tick, arming order), the order this heap promises, over random arms,
+/// pops and compactions, at every arity the benchmark measures.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use core::cmp::Reverse;
+    use proptest::prelude::*;
+    use std::collections::{BinaryHeap, HashMap};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Arm(usize, u64, u8),
+        PopDue(u64),
+        /// Compact, keeping the stamps whose value modulo 3 differs from this.
+        Compact(u64),
+    }
+
+    /// Deadlines that hit every case: many in one tick (ties and sub-tick
+    /// order), milliseconds apart, weeks apart (a moving base), and never.
+    fn instant() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => 0..5 * TICK_NS,
+            3 => (0..50u64).prop_map(|ms| ms * 1_000_000),
+            2 => 0..60 * 86_400 * 1_000_000_000u64,
+            1 => Just(u64::MAX),
+        ]
+    }
+
+    /// Arms and pops, and compactions `compact` times in 12.
+    fn op(compact: u32) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..8usize, instant(), 0..3u8).prop_map(|(k, at, w)| Op::Arm(k, at, w)),
+            5 => instant().prop_map(Op::PopDue),
+            compact => (0..3u64).prop_map(Op::Compact),
+        ]
+    }
+
+    struct Model {
+        heap: BinaryHeap<Reverse<(u64, u64)>>,
+        rows: HashMap<u64, (Owner, u64, Wake)>,
+    }
+
+    impl Model {
+        fn top(&self) -> Option<(u64, Wake)> {
+            let Reverse((_, seq)) = self.heap.peek()?;
+            let (_, at, wake) = self.rows[seq];
+            Some((at, wake))
+        }
+    }
+
+    fn run<const D: usize>(ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut t = Timers::<D>::with_arity();
+        let mut m = Model {
+            heap: BinaryHeap::new(),
+            rows: HashMap::new(),
+        };
+        let mut seq = 0;
+        for op in ops {
+            match *op {
+                Op::Arm(k, at, w) => {
+                    let wake = [Wake::Exact, Wake::Paced, Wake::Coarse][usize::from(w)];
+                    let stamp = t.arm_with(Owner::Entry(k), Instant::from_nanos(at), wake);
+                    prop_assert_eq!(stamp, Stamp(seq));
+                    m.heap.push(Reverse((at >> TICK_SHIFT, seq)));
+                    m.rows.insert(seq, (Owner::Entry(k), at, wake));
+                    seq += 1;
+                }
+                Op::PopDue(now) => {
+                    let want = match m.top() {
+                        Some((at, _)) if at <= now => {
+                            let Some(Reverse((_, s))) = m.heap.pop() else {
+                                unreachable!()
+                            };
+                            let (owner, at, _) = m.rows.remove(&s).unwrap();
+                            Some((owner, Stamp(s), Instant::from_nanos(at)))
+                        }
+                        _ => None,
+                    };
+                    prop_assert_eq!(t.pop_due(Instant::from_nanos(now)), want);
+                }
+                Op::Compact(drop) => {
+                    t.compact(|_, s| s.0 % 3 != drop);
+                    m.heap.retain(|Reverse((_, s))| s % 3 != drop);
+                    m.rows.retain(|s, _| s % 3 != drop);
+                }
+            }
+            prop_assert_eq!(t.len(), m.heap.len());
+            prop_assert_eq!(
+                t.next_wake(),
+                m.top().map(|(at, w)| (Instant::from_nanos(at), w))
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn matches_the_model(ops in prop::collection::vec(op(1), 0..400)) {
+            run::<2>(&ops)?;
+            run::<4>(&ops)?;
+            run::<8>(&ops)?;
+        }
+
+        /// Long and without compactions, so that dead rows pass
+        /// `ROW_SLACK` and the table is renumbered.
+        #[test]
+        fn matches_the_model_through_renumbering(
+            ops in prop::collection::vec(op(0), 3000..3500),
+        ) {
+            run::<8>(&ops)?;
+        }
     }
 }
