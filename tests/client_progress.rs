@@ -65,6 +65,6 @@ fn the_bar_goes_to_the_terminal_and_never_into_standard_output() {
             terminal.contains("\u{1b}[2K"),
             "{client}: no bar on the terminal: {terminal:?}"
         );
-        assert!(terminal.contains("400000 bytes"), "{client}: {terminal:?}");
+        assert!(terminal.contains("391 KiB in"), "{client}: {terminal:?}");
     }
 }

@@ -164,6 +164,6 @@ mod tests {
         assert_eq!(d.json(0.0)["get"]["bits_per_second"], 0.0);
         let text = d.render(2.0);
         assert!(text.contains("put  (client)"), "{text}");
-        assert!(text.contains("12.0 Kbit/s"), "{text}");
+        assert!(text.contains("12 kbit/s"), "{text}");
     }
 }
