@@ -31,6 +31,7 @@
 
 use mioperf::proto::{CloseReason, Context, Driven, Wake};
 use mioperf::reactor::{Reactor, ReactorConfig, TimerMode};
+use mioperf::rng::SplitMix64;
 use mioperf::time::{Duration, Instant};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -39,17 +40,17 @@ use std::rc::Rc;
 const MIN_US: u64 = 200;
 const MAX_US: u64 = 3_000;
 
-/// xorshift64*: cheap, deterministic intervals.
-struct Rng(u64);
+/// The crate's seedable generator (`mioperf::rng`), so a bench scatters
+/// its deadlines with the same code that makes every other seeded choice.
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
 
     fn interval(&mut self) -> Duration {
@@ -166,7 +167,7 @@ fn reactor_lateness(
         (sessions * count) as usize,
     )));
     for s in 0..sessions {
-        let mut rng = Rng(seed ^ (u64::from(s) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Rng::new(mioperf::rng::mix(seed, u64::from(s)));
         let first = reactor.now() + rng.interval();
         reactor.add_detached(Box::new(Ticker {
             rng,
@@ -185,7 +186,7 @@ fn reactor_lateness(
 }
 
 fn sleep_reference(count: u32, seed: u64) -> Vec<u64> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut late = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let deadline = std::time::Instant::now() + rng.interval();
@@ -212,7 +213,7 @@ fn timerfd_reference(count: u32, seed: u64) -> Vec<u64> {
         .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
         .expect("register");
     let mut events = Events::with_capacity(8);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut late = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let deadline = monotonic_ns() + u64::try_from(rng.interval().as_nanos()).unwrap_or(0);

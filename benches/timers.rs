@@ -35,6 +35,7 @@ use core::cmp::Reverse;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use mioperf::reactor::timers::{Owner, TimerSlot, Timers};
+use mioperf::rng::SplitMix64;
 use mioperf::time::Instant;
 use std::collections::BinaryHeap;
 use std::hint::black_box;
@@ -52,17 +53,17 @@ fn sizes() -> Vec<usize> {
     }
 }
 
-/// xorshift64*: cheap, deterministic, good enough to scatter deadlines.
-struct Rng(u64);
+/// The crate's seedable generator (`mioperf::rng`), so a bench scatters
+/// its deadlines with the same code that makes every other seeded choice.
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -79,7 +80,7 @@ struct Hold {
 
 impl Hold {
     fn new(n: usize) -> Self {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(1);
         let mut timers = Timers::new();
         for k in 0..n {
             timers.arm(Owner::Entry(k), Instant::from_nanos(rng.below(SPAN_NS)));
@@ -109,7 +110,7 @@ struct Rearm {
 
 impl Rearm {
     fn new(n: usize) -> Self {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng::new(2);
         let mut timers = Timers::new();
         let mut slots = vec![TimerSlot::default(); n];
         for (k, slot) in slots.iter_mut().enumerate() {
@@ -327,7 +328,7 @@ fn bench_timers(c: &mut Criterion) {
 /// The reference group at size `n`: std's heap of `u64` and of 16-byte
 /// entries, and the quad-heap and calendar prototypes.
 fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(1);
     let mut heap: BinaryHeap<Reverse<u64>> = (0..n).map(|_| Reverse(rng.below(SPAN_NS))).collect();
     g.bench_function(BenchmarkId::new("std-u64", n), |b| {
         b.iter(|| {
@@ -338,7 +339,7 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
         });
     });
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(1);
     let mut tag = 0u64;
     let mut heap: BinaryHeap<Reverse<Small>> = (0..n)
         .map(|_| {
@@ -362,7 +363,7 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
         });
     });
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(1);
     let mut heap = DHeap::<Small, 4>::new();
     for t in 0..n as u64 {
         heap.push(Small {
@@ -382,7 +383,7 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
         });
     });
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(1);
     let mut cal = Calendar::new();
     for t in 0..n as u64 {
         cal.push(Small {
@@ -402,7 +403,7 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
         });
     });
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(1);
     let mut heap = DHeap::<u64, 4>::new();
     for t in 0..n as u64 {
         heap.push(packed(rng.below(SPAN_NS), t));
@@ -419,7 +420,7 @@ fn reference_heaps(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
 
 /// The prototypes must pop in order for their figures to mean anything.
 fn check_prototypes() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut h = DHeap::<Small, 4>::new();
     for t in 0..10_000 {
         h.push(Small {
@@ -436,7 +437,7 @@ fn check_prototypes() {
     assert!(h.pop().is_none());
 
     let mut c = Calendar::new();
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let mut now = 0;
     for t in 0..10_000 {
         c.push(Small {

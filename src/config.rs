@@ -4,11 +4,12 @@
 //! combining them: built-in defaults, then `--config FILE`, then flags. It
 //! never opens a socket; it may read the one config file it is given.
 
-use crate::cli::duration;
+use crate::cli::duration::ConfigDuration;
 use crate::proto::budget::BudgetConfig;
 use crate::proto::lab::LabConfig;
 use crate::reactor::TimerMode;
 use crate::time::Duration;
+use crate::units::{Bounded, ConfigByteRate, ConfigSize};
 use core::fmt;
 use core::str::FromStr;
 use serde::Deserialize;
@@ -251,10 +252,14 @@ impl ServeConfig {
         self.apply_lab(&file)?;
         self.apply_tun(&file)?;
         let b = &mut self.udp_budget;
-        set(&mut b.peer_rate, file.udp_peer_rate);
-        set(&mut b.peer_burst, file.udp_peer_burst);
-        set(&mut b.global_rate, file.udp_global_rate);
-        set(&mut b.global_burst, file.udp_global_burst);
+        set(&mut b.peer_rate, file.udp_peer_rate.map(|r| r.0));
+        size(&mut b.peer_burst, "udp_peer_burst", file.udp_peer_burst)?;
+        set(&mut b.global_rate, file.udp_global_rate.map(|r| r.0));
+        size(
+            &mut b.global_burst,
+            "udp_global_burst",
+            file.udp_global_burst,
+        )?;
         set(&mut b.trust_loopback, file.udp_trust_loopback);
         Ok(())
     }
@@ -283,39 +288,39 @@ impl ServeConfig {
         }
         set(&mut self.allow_overwrite, file.allow_overwrite);
         set(&mut self.strict, file.strict);
-        if let Some(v) = &file.id_ttl {
-            self.id_ttl = dur("id_ttl", v)?;
-        }
+        set(&mut self.id_ttl, file.id_ttl.map(|d| d.0));
         set(&mut self.max_ids, file.max_ids);
-        if let Some(v) = &file.tcp_idle_timeout {
-            self.tcp_idle_timeout = dur("tcp_idle_timeout", v)?;
+        set(
+            &mut self.tcp_idle_timeout,
+            file.tcp_idle_timeout.map(|d| d.0),
+        );
+        set(
+            &mut self.tcp_request_timeout,
+            file.tcp_request_timeout.map(|d| d.0),
+        );
+        if let Some(v) = file.idle_exit {
+            self.idle_exit = Some(v.0);
         }
-        if let Some(v) = &file.tcp_request_timeout {
-            self.tcp_request_timeout = dur("tcp_request_timeout", v)?;
-        }
-        if let Some(v) = &file.idle_exit {
-            self.idle_exit = Some(dur("idle_exit", v)?);
-        }
-        if let Some(v) = &file.stopwait_timeout {
-            self.stopwait_timeout = dur("stopwait_timeout", v)?;
-        }
+        set(
+            &mut self.stopwait_timeout,
+            file.stopwait_timeout.map(|d| d.0),
+        );
         set(&mut self.stopwait_tries, file.stopwait_tries);
         set(&mut self.stopwait_max_sessions, file.stopwait_max_sessions);
         set(
             &mut self.stopwait_max_sessions_per_peer,
             file.stopwait_max_sessions_per_peer,
         );
-        if let Some(v) = &file.stopwait_unvalidated_lifetime {
-            self.stopwait_unvalidated_lifetime = dur("stopwait_unvalidated_lifetime", v)?;
-        }
+        set(
+            &mut self.stopwait_unvalidated_lifetime,
+            file.stopwait_unvalidated_lifetime.map(|d| d.0),
+        );
         if let Some(v) = &file.timer {
             self.timer = parse_timer_mode(v).map_err(|e| format!("timer: {e}"))?;
         }
-        if let Some(v) = &file.spin {
-            self.spin = dur("spin", v)?;
-        }
-        set(&mut self.msg_max, file.msg_max);
-        set(&mut self.max_file_size, file.max_file_size);
+        set(&mut self.spin, file.spin.map(|d| d.0));
+        size(&mut self.msg_max, "msg_max", file.msg_max)?;
+        size(&mut self.max_file_size, "max_file_size", file.max_file_size)?;
         set(&mut self.durable, file.durable);
         set(&mut self.sendfile, file.sendfile);
         if let Some(v) = file.max_connections {
@@ -336,7 +341,11 @@ impl ServeConfig {
     /// The `tftp_*` keys, then their ranges.
     fn apply_tftp(&mut self, file: &ConfigFile) -> Result<(), String> {
         let t = &mut self.tftp;
-        set(&mut t.max_blksize, file.tftp_max_blksize);
+        size(
+            &mut t.max_blksize,
+            "tftp_max_blksize",
+            file.tftp_max_blksize,
+        )?;
         set(&mut t.max_windowsize, file.tftp_max_windowsize);
         set(&mut t.tries, file.tftp_tries);
         set(&mut t.read_only, file.tftp_read_only);
@@ -345,12 +354,11 @@ impl ServeConfig {
             &mut t.max_sessions_per_peer,
             file.tftp_max_sessions_per_peer,
         );
-        if let Some(v) = &file.tftp_timeout {
-            t.timeout = dur("tftp_timeout", v)?;
-        }
-        if let Some(v) = &file.tftp_unvalidated_lifetime {
-            t.unvalidated_lifetime = dur("tftp_unvalidated_lifetime", v)?;
-        }
+        set(&mut t.timeout, file.tftp_timeout.map(|d| d.0));
+        set(
+            &mut t.unvalidated_lifetime,
+            file.tftp_unvalidated_lifetime.map(|d| d.0),
+        );
         if !(8..=65_464).contains(&t.max_blksize) || t.max_windowsize == 0 {
             return Err(
                 "tftp_max_blksize must be 8..=65464 and tftp_max_windowsize at least 1".into(),
@@ -371,7 +379,8 @@ impl ServeConfig {
             t.net = v.parse().map_err(|e| format!("tun_net: {e}"))?;
         }
         if let Some(v) = file.tun_mtu {
-            t.mtu = check_tun_mtu(v).map_err(|e| format!("tun_mtu: {e}"))?;
+            let mtu = v.get::<u32>("tun_mtu")?;
+            t.mtu = check_tun_mtu(mtu).map_err(|e| format!("tun_mtu: {e}"))?;
         }
         for (key, slot, value) in [
             ("tun_drop", &mut t.drop, file.tun_drop),
@@ -395,10 +404,14 @@ impl ServeConfig {
     fn apply_lab(&mut self, file: &ConfigFile) -> Result<(), String> {
         let lab = &mut self.lab;
         set(&mut lab.stream_max_count, file.stream_max_count);
-        set(&mut lab.file_max, file.file_max);
-        set(&mut lab.segment, file.segment);
-        set(&mut lab.line_max, file.line_max);
-        set(&mut lab.tcp_segment_max, file.tcp_segment_max);
+        size(&mut lab.file_max, "file_max", file.file_max)?;
+        size(&mut lab.segment, "segment", file.segment)?;
+        size(&mut lab.line_max, "line_max", file.line_max)?;
+        size(
+            &mut lab.tcp_segment_max,
+            "tcp_segment_max",
+            file.tcp_segment_max,
+        )?;
         if !(1..=crate::wire::lab::MAX_UDP_PAYLOAD).contains(&lab.segment) {
             return Err("segment: must be 1..=65507".into());
         }
@@ -409,9 +422,16 @@ impl ServeConfig {
     }
 }
 
-/// A duration value of the config file, or an error naming its key.
-fn dur(key: &str, v: &str) -> Result<Duration, String> {
-    duration::parse(v).map_err(|e| format!("{key}: {e}"))
+/// Sets `slot` to a size of the config file, if given and if it fits.
+fn size<T: TryFrom<u64> + Bounded>(
+    slot: &mut T,
+    key: &str,
+    value: Option<ConfigSize>,
+) -> Result<(), String> {
+    if let Some(v) = value {
+        *slot = v.get(key)?;
+    }
+    Ok(())
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -674,45 +694,45 @@ struct ConfigFile {
     root: Option<PathBuf>,
     allow_overwrite: Option<bool>,
     strict: Option<bool>,
-    id_ttl: Option<String>,
+    id_ttl: Option<ConfigDuration>,
     max_ids: Option<usize>,
-    tcp_idle_timeout: Option<String>,
-    tcp_request_timeout: Option<String>,
-    idle_exit: Option<String>,
-    stopwait_timeout: Option<String>,
+    tcp_idle_timeout: Option<ConfigDuration>,
+    tcp_request_timeout: Option<ConfigDuration>,
+    idle_exit: Option<ConfigDuration>,
+    stopwait_timeout: Option<ConfigDuration>,
     stopwait_tries: Option<u32>,
     stopwait_max_sessions: Option<usize>,
     stopwait_max_sessions_per_peer: Option<usize>,
-    stopwait_unvalidated_lifetime: Option<String>,
+    stopwait_unvalidated_lifetime: Option<ConfigDuration>,
     timer: Option<String>,
-    spin: Option<String>,
+    spin: Option<ConfigDuration>,
     stream_max_count: Option<u64>,
-    file_max: Option<u64>,
-    segment: Option<usize>,
-    line_max: Option<usize>,
-    tcp_segment_max: Option<u32>,
-    msg_max: Option<u32>,
-    max_file_size: Option<u64>,
+    file_max: Option<ConfigSize>,
+    segment: Option<ConfigSize>,
+    line_max: Option<ConfigSize>,
+    tcp_segment_max: Option<ConfigSize>,
+    msg_max: Option<ConfigSize>,
+    max_file_size: Option<ConfigSize>,
     durable: Option<bool>,
     sendfile: Option<bool>,
-    tftp_max_blksize: Option<u16>,
+    tftp_max_blksize: Option<ConfigSize>,
     tftp_max_windowsize: Option<u16>,
-    tftp_timeout: Option<String>,
+    tftp_timeout: Option<ConfigDuration>,
     tftp_tries: Option<u32>,
     tftp_read_only: Option<bool>,
     tftp_max_sessions: Option<usize>,
     tftp_max_sessions_per_peer: Option<usize>,
-    tftp_unvalidated_lifetime: Option<String>,
-    udp_peer_rate: Option<u64>,
-    udp_peer_burst: Option<u64>,
-    udp_global_rate: Option<u64>,
-    udp_global_burst: Option<u64>,
+    tftp_unvalidated_lifetime: Option<ConfigDuration>,
+    udp_peer_rate: Option<ConfigByteRate>,
+    udp_peer_burst: Option<ConfigSize>,
+    udp_global_rate: Option<ConfigByteRate>,
+    udp_global_burst: Option<ConfigSize>,
     udp_trust_loopback: Option<bool>,
     proxy_upstream: Option<String>,
     max_connections: Option<usize>,
     tun: Option<String>,
     tun_net: Option<String>,
-    tun_mtu: Option<u32>,
+    tun_mtu: Option<ConfigSize>,
     tun_drop: Option<f64>,
     tun_dup: Option<f64>,
     tun_reorder: Option<f64>,
@@ -822,6 +842,35 @@ mod tests {
     }
 
     #[test]
+    fn toml_sizes_rates_and_durations_speak_the_flags_language() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            "max_file_size = \"1G\"\nmsg_max = \"16Mi\"\nfile_max = 1000\n\
+             segment = \"1.4K\"\nudp_peer_rate = \"8Mbit/s\"\nudp_peer_burst = \"256KiB\"\n\
+             id_ttl = 30\nspin = 0.5\ntftp_timeout = \"1m30s\"\ntun_mtu = \"9K\"",
+        )
+        .unwrap();
+        assert_eq!(c.max_file_size, 1_000_000_000);
+        assert_eq!(c.msg_max, 16 << 20);
+        assert_eq!(c.lab.file_max, 1000);
+        assert_eq!(c.lab.segment, 1400);
+        assert_eq!(c.udp_budget.peer_rate, 1_000_000);
+        assert_eq!(c.udp_budget.peer_burst, 256 << 10);
+        assert_eq!(c.id_ttl, Duration::from_secs(30));
+        assert_eq!(c.spin, Duration::from_millis(500));
+        assert_eq!(c.tftp.timeout, Duration::from_secs(90));
+        assert_eq!(c.tun.mtu, 9000);
+        let e = ServeConfig::default()
+            .apply_toml("msg_max = \"8G\"")
+            .unwrap_err();
+        assert!(e.starts_with("msg_max") && e.contains("at most"), "{e}");
+        let e = ServeConfig::default()
+            .apply_toml("max_file_size = \"big\"")
+            .unwrap_err();
+        assert!(e.contains("not a size"), "{e}");
+    }
+
+    #[test]
     fn max_connections_is_derived_unless_set() {
         let mut c = ServeConfig::default();
         assert_eq!(c.max_connections, None);
@@ -912,7 +961,7 @@ mod tests {
     fn toml_errors_are_clear() {
         let mut c = ServeConfig::default();
         assert!(
-            c.apply_toml("id_ttl = \"5\"")
+            c.apply_toml("id_ttl = \"5x\"")
                 .unwrap_err()
                 .contains("id_ttl")
         );

@@ -44,6 +44,7 @@ pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod time;
+pub mod units;
 pub mod wire;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(logging::level(cli.verbose, cli.quiet));
+    app::output::set_quiet(cli.quiet > 0);
     let result = match &cli.command {
         Command::Serve(args) => app::serve(args),
         Command::Hello(args) => app::hello_client(args),

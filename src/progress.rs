@@ -5,7 +5,9 @@
 //! [`Ticker`] (just [`Driven`], added with the reactor's `add_detached`), runs on the same reactor as the transfer, copies a shared
 //! byte count into the bar every 100 ms, and ends itself once the transfer
 //! has an outcome. It draws to standard error and only when that is a
-//! terminal; callers skip it entirely in `--json` mode.
+//! terminal; callers skip it entirely in `--json` mode and with `-q`. A
+//! download whose size the server tells only once it answers (TFTP
+//! `tsize`, tcpfile `OK <size>`) gets its total, percentage and ETA then.
 
 use crate::app::output::{format_bitrate, format_bytes};
 use crate::proto::outcome::Progress;
@@ -47,21 +49,47 @@ impl Ticker {
         if !std::io::stderr().is_terminal() {
             return None;
         }
-        let bar = match total {
-            Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-        };
-        if let Ok(style) = ProgressStyle::with_template(template(total.is_some())) {
-            bar.set_style(units(style).progress_chars("=> "));
-        }
-        Some(Self {
+        Some(Self::drawing_to(
+            ProgressDrawTarget::stderr(),
+            total,
+            bytes,
+            done,
+        ))
+    }
+
+    /// The same bar, drawn to `target` (tests draw to a hidden one).
+    fn drawing_to(
+        target: ProgressDrawTarget,
+        total: Option<u64>,
+        bytes: Progress,
+        done: Box<dyn Fn() -> bool>,
+    ) -> Self {
+        let bar = ProgressBar::with_draw_target(None, target);
+        let ticker = Self {
             bar,
             bytes,
             done,
             next: Instant::ZERO,
             finished: false,
             close: None,
-        })
+        };
+        ticker.style(template(false));
+        if let Some(total) = total {
+            ticker.size(total);
+        }
+        ticker
+    }
+
+    fn style(&self, template: &str) {
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            self.bar.set_style(units(style).progress_chars("=> "));
+        }
+    }
+
+    /// The transfer's size is known: total, percentage and ETA from now on.
+    fn size(&self, total: u64) {
+        self.bar.set_length(total);
+        self.style(template(true));
     }
 }
 
@@ -69,7 +97,7 @@ impl Ticker {
 /// (`size`, `total`, `bitrate`: see [`units`]), not indicatif's own.
 fn template(total_known: bool) -> &'static str {
     if total_known {
-        "{size}/{total} [{wide_bar}] {bitrate} eta {eta}"
+        "{size}/{total} {percent:>3}% [{wide_bar}] {bitrate} eta {eta}"
     } else {
         "{size} {bitrate}"
     }
@@ -101,6 +129,11 @@ impl Driven for Ticker {
             self.finished = true;
             self.close = Some(CloseReason::Completed);
         } else {
+            if self.bar.length().is_none()
+                && let Some(total) = self.bytes.total()
+            {
+                self.size(total);
+            }
             self.bar.set_position(self.bytes.get());
             self.next = cx.now + TICK;
         }
@@ -118,6 +151,35 @@ impl Driven for Ticker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_total_learned_mid_transfer_sizes_the_bar() {
+        let bytes = Progress::new();
+        let mut t = Ticker::drawing_to(
+            ProgressDrawTarget::hidden(),
+            None,
+            bytes.clone(),
+            Box::new(|| false),
+        );
+        let tick = |t: &mut Ticker, ms| {
+            let mut cx = Context::new(Instant::from_millis(ms), 0, None);
+            t.handle_timeout(&mut cx);
+        };
+        tick(&mut t, 0);
+        assert_eq!(t.bar.length(), None, "no size yet");
+        bytes.set(1_000);
+        bytes.set_total(4_000);
+        tick(&mut t, 100);
+        assert_eq!((t.bar.length(), t.bar.position()), (Some(4_000), 1_000));
+        let sized = Ticker::drawing_to(
+            ProgressDrawTarget::hidden(),
+            Some(10),
+            Progress::new(),
+            Box::new(|| true),
+        );
+        assert_eq!(sized.bar.length(), Some(10), "a known size from the start");
+    }
+
     use indicatif::TermLike;
     use std::sync::{Arc, Mutex};
 
@@ -173,7 +235,7 @@ mod tests {
     #[test]
     fn the_bar_speaks_the_summarys_units() {
         let line = drawn(Some(3 << 20), 3 << 19);
-        assert!(line.starts_with("1.5 MiB/3 MiB ["), "{line}");
+        assert!(line.starts_with("1.5 MiB/3 MiB  50% ["), "{line}");
         assert!(line.contains("bit/s eta "), "{line}");
         assert!(!line.contains("MiB/s"), "{line}");
         let line = drawn(None, 1536);

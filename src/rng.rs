@@ -8,18 +8,25 @@
 //! its state is one `u64`, and neighbouring seeds give unrelated streams.
 //! Not for anything an attacker may try to predict.
 //!
+//! There is one way to derive a seed or a random-access value from a
+//! seed, [`mix`]: every sub-stream (a proxy mapping and its direction, a
+//! simulated link, a bench session, a pattern block) is an output of the
+//! run's generator, so no caller combines seeds with ad-hoc XORs or
+//! multiplications of its own (two such recipes collide: `seed ^ slot`
+//! gives seed 1 slot 0 and seed 0 slot 1 the same stream).
+//!
 //! Reproducibility is part of the contract (the same seed repeats a proxy
 //! run, a simulation, a bench's bytes), so the outputs are pinned by the
 //! tests below against the reference sequence and must never change.
 
 /// The Weyl increment: 2^64 divided by the golden ratio, rounded to odd.
-pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// splitmix64's output function (Stafford's "Mix13" variant of the
 /// `MurmurHash3` finaliser): a bijection on `u64` in which every input bit
 /// flips about half of the output bits.
 #[must_use]
-pub const fn finalise(mut z: u64) -> u64 {
+const fn finalise(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -56,6 +63,15 @@ impl SplitMix64 {
     #[allow(clippy::cast_precision_loss, reason = "53 bits and 2^53: both exact")]
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Fills `out` with the next bytes of the stream, eight per output
+    /// (little-endian; the last output's unused bytes are dropped).
+    pub fn fill_bytes(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
     }
 
     /// `true` with probability `p`. A probability of zero (or less) draws
@@ -126,6 +142,14 @@ mod tests {
         assert_eq!(finalise(GAMMA), SEED_0[0]);
         assert_eq!(finalise(GAMMA.wrapping_mul(2)), SEED_0[1]);
         assert_eq!(finalise(0), 0, "a bijection fixing zero");
+    }
+
+    #[test]
+    fn fill_bytes_is_the_outputs_in_little_endian() {
+        let mut bytes = [0u8; 13];
+        SplitMix64::new(0).fill_bytes(&mut bytes);
+        assert_eq!(bytes[..8], SEED_0[0].to_le_bytes());
+        assert_eq!(bytes[8..], SEED_0[1].to_le_bytes()[..5]);
     }
 
     #[test]

@@ -6,8 +6,48 @@
 //! or an infinity: an undefined figure is `None`.
 
 use crate::proto::lab::StreamSample;
+use hdrhistogram::Histogram;
+
+/// Significant decimal digits every latency histogram keeps: a percentile
+/// read from one is within 0.1 % of the exact order statistic (values
+/// below 2048 are exact).
+pub const HISTOGRAM_SIGFIG: u8 = 3;
+
+/// The largest value a histogram resolves: one hour in nanoseconds, far
+/// above any timeout of a request or transfer. Larger values are recorded
+/// as this; the exact `max` is kept beside the histogram.
+pub const MAX_TRACKABLE_NS: u64 = 3_600 * 1_000_000_000;
+
+/// An empty histogram with the crate's bounds and precision: the one kind
+/// every percentile mioperf prints is read from. `None` only if
+/// `hdrhistogram` refused the constant bounds (it checks `1 <= low`,
+/// `2 * low <= high`, `sigfig <= 5`, all true here); callers then fall
+/// back to the exact `max`.
+pub fn histogram() -> Option<Histogram<u64>> {
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_NS, HISTOGRAM_SIGFIG).ok()
+}
+
+/// Records `value` in `h`, clamped to [`MAX_TRACKABLE_NS`]. Never panics.
+pub fn record(h: Option<&mut Histogram<u64>>, value: u64) {
+    if let Some(h) = h {
+        h.saturating_record(value.min(MAX_TRACKABLE_NS));
+    }
+}
+
+/// The value at `quantile` (0 to 1) of `h`, clamped into the exact
+/// `[min, max]` of the samples (a histogram slot stands for a small range
+/// that may reach past them); `max` without a histogram.
+pub fn quantile(h: Option<&Histogram<u64>>, quantile: f64, min: u64, max: u64) -> u64 {
+    h.map_or(max, |h| h.value_at_quantile(quantile))
+        .clamp(min, max)
+}
 
 /// Order statistics of a set of values (nanoseconds, usually).
+///
+/// Percentiles are read from an HDR histogram ([`histogram`]) with
+/// [`HISTOGRAM_SIGFIG`] significant digits: each is within 0.1 % of the
+/// exact nearest-rank value (exact below 2048), and never outside the
+/// samples' range. `max` and `count` are exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Percentiles {
     /// Median.
@@ -25,25 +65,31 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Nearest-rank percentiles of `values` (sorted here); `None` if empty.
-    pub fn of(values: &mut [u64]) -> Option<Self> {
-        if values.is_empty() {
-            return None;
+    /// The percentiles of `values` (in any order); `None` if empty.
+    pub fn of(values: &[u64]) -> Option<Self> {
+        let (&first, _) = values.split_first()?;
+        let mut h = histogram();
+        let (mut min, mut max) = (first, first);
+        for &v in values {
+            record(h.as_mut(), v);
+            min = min.min(v);
+            max = max.max(v);
         }
-        values.sort_unstable();
-        let rank = |per_mille: usize| {
-            // Nearest rank: the smallest value with at least p of the set at or below it.
-            let idx = (values.len() * per_mille).div_ceil(1000).saturating_sub(1);
-            values[idx.min(values.len() - 1)]
-        };
-        Some(Self {
-            p50: rank(500),
-            p90: rank(900),
-            p99: rank(990),
-            p999: rank(999),
-            max: values[values.len() - 1],
-            count: values.len(),
-        })
+        Some(Self::from_histogram(h.as_ref(), min, max, values.len()))
+    }
+
+    /// The percentiles of samples already recorded in `h`, whose exact
+    /// `min`, `max` and `count` the caller kept.
+    pub fn from_histogram(h: Option<&Histogram<u64>>, min: u64, max: u64, count: usize) -> Self {
+        let q = |at: f64| quantile(h, at, min, max);
+        Self {
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            p999: q(0.999),
+            max,
+            count,
+        }
     }
 }
 
@@ -103,7 +149,7 @@ pub fn stream_stats(
     let unique = seen.len() as u64;
     let received = samples.len() as u64;
 
-    let mut errors: Vec<u64> = in_order
+    let errors: Vec<u64> = in_order
         .windows(2)
         .map(|pair| {
             let d_rx = i128::from(pair[1].rx_ns) - i128::from(pair[0].rx_ns);
@@ -155,7 +201,7 @@ pub fn stream_stats(
         requested_rate_per_s,
         rate_error,
         bytes_per_s,
-        schedule_error_ns: Percentiles::of(&mut errors),
+        schedule_error_ns: Percentiles::of(&errors),
         max_drift_ns,
     }
 }
@@ -172,16 +218,49 @@ mod tests {
         }
     }
 
+    /// Exact nearest rank: the smallest value with at least `per_mille`
+    /// of the set at or below it (the figure the histogram approximates).
+    fn nearest_rank(values: &[u64], per_mille: usize) -> u64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        sorted[(sorted.len() * per_mille).div_ceil(1000).saturating_sub(1)]
+    }
+
     #[test]
-    fn nearest_rank_percentiles() {
-        let mut v: Vec<u64> = (1..=100).collect();
-        let p = Percentiles::of(&mut v).unwrap();
+    fn small_values_give_exact_nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).rev().collect();
+        let p = Percentiles::of(&v).unwrap();
         assert_eq!(
             (p.p50, p.p90, p.p99, p.p999, p.max, p.count),
             (50, 90, 99, 100, 100, 100)
         );
-        assert_eq!(Percentiles::of(&mut [7]).unwrap().p50, 7);
-        assert_eq!(Percentiles::of(&mut []), None);
+        assert_eq!(Percentiles::of(&[7]).unwrap().p50, 7);
+        assert_eq!(Percentiles::of(&[0, 0]).unwrap().p99, 0);
+        assert_eq!(Percentiles::of(&[]), None);
+    }
+
+    #[test]
+    fn large_values_are_within_the_stated_precision() {
+        // Nanosecond latencies from 1 µs to ~1 s, spread unevenly.
+        let mut rng = crate::rng::SplitMix64::new(16);
+        let v: Vec<u64> = (0..10_000)
+            .map(|_| 1_000 + (rng.next_u64() % 1_000_000_000) / (1 + rng.next_u64() % 1000))
+            .collect();
+        let p = Percentiles::of(&v).unwrap();
+        for (got, per_mille) in [(p.p50, 500), (p.p90, 900), (p.p99, 990), (p.p999, 999)] {
+            let want = nearest_rank(&v, per_mille);
+            let error = got.abs_diff(want);
+            assert!(error * 1000 <= want, "p{per_mille}: {got} vs exact {want}");
+        }
+        assert_eq!(p.max, *v.iter().max().unwrap());
+        assert_eq!(p.count, 10_000);
+    }
+
+    #[test]
+    fn values_past_the_histogram_keep_an_exact_max() {
+        let p = Percentiles::of(&[5, u64::MAX]).unwrap();
+        assert_eq!((p.max, p.p50), (u64::MAX, 5));
+        assert!(p.p999 >= MAX_TRACKABLE_NS, "{}", p.p999);
     }
 
     #[test]

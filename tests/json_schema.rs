@@ -228,6 +228,37 @@ fn every_clients_json_is_valid() {
     }
 }
 
+/// The lab prompt, driven from a pipe: one document per line typed.
+#[test]
+fn the_lab_prompts_lines_are_valid() {
+    let schema = Schema::load();
+    let root = Dir::new("json-schema-prompt-root");
+    let server = serve(&root);
+    let lab_tcp = server.addr("lab", "tcp").port().to_string();
+    let lab_tcp = lab_tcp.as_str();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mioperf"))
+        .args(["lab", "127.0.0.1", lab_tcp, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"100\nhello\nstream\n0.5\n5\n100\nquit\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    for line in lines.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        schema.check("lab prompt", &doc, schema.client);
+    }
+}
+
 /// The proxy's `--json` report, after a transfer through it with every
 /// impairment on (so every counter is exercised).
 #[test]
@@ -389,6 +420,7 @@ fn every_bench_document_is_valid() {
         &["msg", "-n", "20"],
         &["tcpfile", "-l", "100000", "-n", "3"],
         &["tcpfile", "--mode", "put", "-l", "100000", "-n", "3"],
+        &["tcpfile", "--bidir", "-l", "100000", "-n", "4"],
         &["stopwait", "-l", "5000", "-n", "2"],
         &["tftp", "-l", "50000", "-n", "2"],
         &["tftp", "--mode", "put", "-l", "50000", "-n", "2"],

@@ -549,9 +549,11 @@ fn serve_unknown_protocol_is_a_usage_error() {
     );
 }
 
+/// A bare number is seconds (issue 16: one duration language, as iperf3's
+/// `-t`), so a bad duration is one with a unit that is not one.
 #[test]
-fn serve_duration_without_unit_is_a_usage_error() {
-    let mut args = vec!["serve", "--id-ttl", "5"];
+fn serve_duration_with_an_unknown_unit_is_a_usage_error() {
+    let mut args = vec!["serve", "--id-ttl", "5x"];
     args.extend_from_slice(&SAFE);
     assert_usage_error(&args, "unit");
     let mut args = vec!["serve", "--idle-exit", "soon", "--only", "hello"];

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod output;
 pub mod proxy;
 mod serve;
+mod trace;
 
 pub use client::{
     get_client, hello_client, lab_client, msg_client, put_client, stopwait_client, tftp_client,

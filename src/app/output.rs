@@ -18,6 +18,21 @@ use crate::proto::outcome::{ClientError, Outcome};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
+/// `-q`: a successful client prints nothing (its summary included);
+/// failures, refusals and `--json` still print. Set once by `main`.
+static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later [`View::show`] of a success print nothing but its
+/// `--json` (`-q`, as curl's `-s`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// A protocol's success report, as a command shows it.
 pub trait Report {
     /// The summary for the terminal (it may span lines; no final newline).
@@ -118,6 +133,8 @@ impl View {
         let rendered = self.render(outcome, partial);
         if self.json {
             println!("{}", rendered.json);
+        } else if quiet() && rendered.result.is_ok() {
+            // -q: a success says nothing; the exit status says it.
         } else if let Some(text) = rendered.text.as_deref().filter(|t| !t.is_empty()) {
             match self.text {
                 Stream::Stdout => println!("{text}"),

@@ -104,6 +104,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
             &mut shared,
             &listeners,
         )?;
+        let (tcp, udp) = super::trace::for_server(protocol, tcp, udp);
         if let Some(tcp) = tcp {
             let tcp = reactor
                 .listen_tcp_capped(addr, tcp, cap(protocol))
@@ -290,10 +291,10 @@ fn tun_impairment(tun: &TunConfig) -> (Option<ImpairConfig>, Option<ImpairConfig
         seed,
         ..ImpairConfig::default()
     };
-    // The two directions draw from different streams of the one seed.
+    // The two directions draw from different sub-streams of the one seed.
     (
-        Some(way(seed)),
-        Some(way(crate::rng::finalise(seed ^ (1 << 63)))),
+        Some(way(crate::rng::mix(seed, 0))),
+        Some(way(crate::rng::mix(seed, 1))),
     )
 }
 

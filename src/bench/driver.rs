@@ -10,6 +10,7 @@
 //! sockets are asked for. Protocol logic stays in the client sessions and
 //! in `exchange`.
 
+use super::direction::Directions;
 use super::exchange::{EchoExchange, HelloExchange, MsgExchange};
 use super::load::{Count, Repeat, Run, Settle, Tracked};
 use super::plan::{MAX_STREAM_COUNT, Plan, Transport};
@@ -17,7 +18,9 @@ use super::report::Recorder;
 use crate::cli::bench::{BenchMode, BenchProto};
 use crate::proto::data::{Sink, Source};
 use crate::proto::outcome::{ClientError, OutcomeSlot, Progress};
-use crate::proto::{DatagramSession, StreamSession, hello, lab, stopwait, tcpfile, tftp, window};
+use crate::proto::{
+    DatagramSession, Driven, StreamSession, hello, lab, stopwait, tcpfile, tftp, window,
+};
 use crate::reactor::{Reactor, udp_client_socket};
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
@@ -93,12 +96,42 @@ pub struct Launcher {
     plan: Plan,
     server: SocketAddr,
     run: Rc<Run>,
+    directions: Rc<Directions>,
 }
 
 impl Launcher {
     /// A launcher of `plan`'s sessions against `server`, recording into `run`.
     pub fn new(plan: Plan, server: SocketAddr, run: Rc<Run>) -> Self {
-        Self { plan, server, run }
+        Self {
+            plan,
+            server,
+            run,
+            directions: Rc::default(),
+        }
+    }
+
+    /// What the file sessions moved in each direction (`--bidir`).
+    pub fn directions(&self) -> Rc<Directions> {
+        self.directions.clone()
+    }
+
+    /// A [`Tracked`] session that also counts into its slot's direction
+    /// (file protocols).
+    fn track<S: Driven + ?Sized>(
+        &self,
+        inner: Box<S>,
+        slot: usize,
+        now: Instant,
+        count: Count,
+        settle: Settle,
+    ) -> Tracked<S> {
+        if !self.plan.proto.is_file() {
+            return Tracked::new(inner, self.run.clone(), slot, now, count, settle);
+        }
+        let tally = self.directions.of(self.plan.mode_of(slot));
+        let settle = tally.counting(settle);
+        Tracked::new(inner, self.run.clone(), slot, now, count, settle)
+            .counting_into(tally.bytes.clone())
     }
 
     /// Whether each session does one request or transfer (and is replaced)
@@ -162,13 +195,12 @@ impl Launcher {
         count: Count,
         settle: Settle,
     ) -> Client {
-        let run = self.run.clone();
         match inner {
             Client::Stream(inner) => {
-                Client::Stream(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+                Client::Stream(Box::new(self.track(inner, slot, now, count, settle)))
             }
             Client::Datagram(inner) => {
-                Client::Datagram(Box::new(Tracked::new(inner, run, slot, now, count, settle)))
+                Client::Datagram(Box::new(self.track(inner, slot, now, count, settle)))
             }
         }
     }
@@ -185,7 +217,7 @@ impl Launcher {
         let plan = &self.plan;
         let run = &self.run;
         let slots = plan.parallel as usize;
-        let session = match (plan.proto, plan.mode) {
+        let session = match (plan.proto, plan.mode_of(slot)) {
             (BenchProto::Hello, BenchMode::Rr) => {
                 let e = HelloExchange::new(run.clone(), slot, slots, plan.seed, plan.transport);
                 self.on_transport(Repeat::new(
@@ -467,10 +499,9 @@ impl Launcher {
         }
         .with_progress(progress.clone());
         let settle = settle("tftp", outcome);
-        let run = self.run.clone();
         let count = Count::Progress(progress);
         let inner: Box<dyn DatagramSession> = Box::new(client);
-        let session = Box::new(Tracked::new(inner, run, slot, now, count, settle));
+        let session = Box::new(self.track(inner, slot, now, count, settle));
         // Not connected: the server answers from a new port (its transfer ID).
         let local: SocketAddr = if self.server.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -517,7 +548,7 @@ impl Launcher {
         });
         let count = Count::Progress(progress);
         let inner: Box<dyn DatagramSession> = Box::new(carried);
-        let session = Tracked::new(inner, self.run.clone(), slot, now, count, settle);
+        let session = self.track(inner, slot, now, count, settle);
         reactor.add_udp_session(socket, Some(self.server), Box::new(session))?;
         Ok(Started::Yes)
     }

@@ -46,7 +46,7 @@ impl HelloExchange {
         let space = ID_SPACE as u64;
         let span = (space / slots.max(1) as u64).max(1);
         let base = (slot as u64 * span) % space;
-        let offset = SplitMix64::new(seed ^ slot as u64).next_u64() % span;
+        let offset = crate::rng::mix(seed, slot as u64) % span;
         Self {
             run,
             slot,

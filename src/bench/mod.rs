@@ -32,6 +32,7 @@
 //! and of the in-process server's, sampled with `getrusage` ([`cpu`]).
 
 pub mod cpu;
+pub mod direction;
 pub mod driver;
 pub mod exchange;
 pub mod load;
@@ -112,7 +113,7 @@ fn check_fd_limit(plan: &Plan) -> Result<(), Failure> {
         (true, Transport::Tcp) => 3,
         (true, Transport::Udp) => 2,
     };
-    let need = u64::from(plan.parallel) * per_session + FD_HEADROOM;
+    let need = u64::from(plan.sessions()) * per_session + FD_HEADROOM;
     match open_file_limit() {
         Some(limit) if need > limit => Err(Failure::Error(format!(
             "-P {} needs about {need} open files, above this process's limit of {limit}: \
@@ -232,7 +233,7 @@ fn drive(
         start,
         end_at,
         budget,
-        plan.parallel as usize,
+        plan.sessions() as usize,
     ));
     let meter = Rc::new(RefCell::new(cpu::CpuMeter::start(start, in_process)));
     let on_interval: OnInterval = {
@@ -265,7 +266,9 @@ fn drive(
     };
     summary.cpu = meter.borrow().total(now);
     let doc = Document::new(inputs, environment, run.intervals.borrow().clone(), summary);
-    output.borrow_mut().end(&doc);
+    let directions = plan.bidir.then(|| launcher.directions());
+    let doc = direction::attach(doc, directions.as_deref());
+    output.borrow_mut().end(&doc, directions.as_deref());
     if let Some(path) = &plan.svg {
         report::write_svg(&doc, path)
             .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;

@@ -10,6 +10,7 @@
 //! errors (a closed pipe) are ignored: the run and its exit status do not
 //! depend on a reader.
 
+use super::direction::Directions;
 use super::plan;
 use super::report::{self, Document, Environment, IntervalReport};
 use crate::app::Failure;
@@ -112,11 +113,17 @@ impl Output {
         }
     }
 
-    /// After the run: the table's foot, the whole document, or the `end`
-    /// event.
-    pub fn end(&mut self, doc: &Document) {
+    /// After the run: the table's foot (and a `--bidir` run's two
+    /// directions), the whole document, or the `end` event.
+    pub fn end(&mut self, doc: &Document, directions: Option<&Directions>) {
         let text = match self.kind {
-            plan::Output::Table => report::table_foot(&doc.summary, self.retransmits),
+            plan::Output::Table => {
+                let mut foot = report::table_foot(&doc.summary, self.retransmits);
+                if let Some(d) = directions {
+                    foot.push_str(&d.render(doc.summary.figures.seconds));
+                }
+                foot
+            }
             plan::Output::Json => report::to_json(doc),
             plan::Output::JsonStream => report::json_summary_line(&doc.summary),
         };
@@ -175,7 +182,7 @@ mod tests {
             intervals.push(i);
         }
         let summary = r.finish(Instant::from_millis(2_000));
-        out.end(&Document::new(inputs, env, intervals, summary));
+        out.end(&Document::new(inputs, env, intervals, summary), None);
         seen.push((sink.text(), sink.flushes()));
         seen
     }
@@ -208,10 +215,7 @@ mod tests {
         assert_eq!(events[0]["data"]["inputs"]["protocol"], "tftp");
         assert_eq!(events[0]["data"]["limits"]["max_parallel"], 10);
         assert_eq!(events[0]["data"]["environment"]["seed"], 1);
-        assert_eq!(
-            events[0]["data"]["schema_version"],
-            crate::bench::report::SCHEMA_VERSION
-        );
+        assert_eq!(events[0]["data"]["schema_version"], report::SCHEMA_VERSION);
         assert_eq!(events[1]["data"]["retransmits"], 0);
         assert_eq!(events[3]["data"]["bytes"], 200);
         // Each event was whole, on its own line, when it was flushed.

@@ -73,7 +73,7 @@ pub enum Transport {
 /// What the run prints on standard output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// The terminal table at the end.
+    /// The terminal table: its head, a row as each interval closes, its foot.
     Table,
     /// One JSON document at the end.
     Json,
@@ -95,8 +95,11 @@ pub struct Stop {
 pub struct Plan {
     /// The protocol.
     pub proto: BenchProto,
-    /// What each session does.
+    /// What each session does (with `bidir`, the first `parallel` sessions;
+    /// see [`Plan::mode_of`]).
     pub mode: BenchMode,
+    /// File protocols: `parallel` gets and `parallel` puts at once.
+    pub bidir: bool,
     /// Over what.
     pub transport: Transport,
     /// Sessions at once.
@@ -136,15 +139,24 @@ impl Plan {
     /// One message naming the flag that is out of range or does not apply.
     pub fn from_args(args: &BenchArgs) -> Result<Self, String> {
         let proto = args.proto;
-        let mode = mode(proto, args.mode)?;
+        let mode = mode(proto, asked_mode(args)?)?;
         let transport = transport(proto, mode, args)?;
-        if args.parallel == 0 || args.parallel > MAX_PARALLEL {
+        let most = if args.bidir {
+            MAX_PARALLEL / 2
+        } else {
+            MAX_PARALLEL
+        };
+        if args.parallel == 0 || args.parallel > most {
+            let with = if args.bidir { " with --bidir" } else { "" };
             return Err(format!(
-                "-P {} is out of range: 1..={MAX_PARALLEL}",
+                "-P {} is out of range{with}: 1..={most}",
                 args.parallel
             ));
         }
         let stop = stop(args)?;
+        if args.bidir && stop.count == Some(1) {
+            return Err("--bidir -n 1 cannot go both ways: use -n 2 or more".into());
+        }
         let length = length(proto, mode, args.length)?;
         let bitrate = bitrate(mode, args)?;
         let (interval, timeout) = timing(mode, args)?;
@@ -156,6 +168,7 @@ impl Plan {
         Ok(Self {
             proto,
             mode,
+            bidir: args.bidir,
             transport,
             parallel: args.parallel,
             stop,
@@ -180,6 +193,27 @@ impl Plan {
         })
     }
 
+    /// Sessions at once: `-P`, twice that with `--bidir`.
+    pub fn sessions(&self) -> u32 {
+        if self.bidir {
+            self.parallel.saturating_mul(2)
+        } else {
+            self.parallel
+        }
+    }
+
+    /// What the session in `slot` does: with `--bidir`, even slots get and
+    /// odd ones put (interleaved, so slots claimed in order and a `-n`
+    /// budget taken in order go both ways alike); otherwise every slot does
+    /// [`Plan::mode`].
+    pub fn mode_of(&self, slot: usize) -> BenchMode {
+        if self.bidir && slot % 2 == 1 {
+            BenchMode::Put
+        } else {
+            self.mode
+        }
+    }
+
     /// The stream's segment interval in ns, from `-b` and `-l` (at least 1 µs).
     pub fn stream_interval_ns(&self) -> u64 {
         let bits = self.length.saturating_mul(8);
@@ -193,6 +227,7 @@ impl Plan {
         serde_json::json!({
             "protocol": flag_name(&self.proto),
             "mode": flag_name(&self.mode),
+            "bidir": self.bidir,
             "transport": self.transport,
             "parallel": self.parallel,
             "time_s": self.stop.time.map(|t| t.as_secs_f64()),
@@ -212,6 +247,39 @@ impl Plan {
             }),
             "seed": self.seed,
         })
+    }
+}
+
+/// The mode `--mode`, `-R` and `--bidir` ask for together (`None`: the
+/// protocol's default). `-R` is the server sending, which mioperf calls
+/// `get`; `--bidir` runs gets (its [`Plan::mode`]) beside puts. Only the file
+/// protocols have a direction to choose, and contradictions are refused
+/// rather than one flag silently winning.
+fn asked_mode(args: &BenchArgs) -> Result<Option<BenchMode>, String> {
+    let flag = match (args.reverse, args.bidir) {
+        (false, false) => return Ok(args.mode),
+        (true, true) => {
+            return Err(
+                "-R (the server sends) and --bidir (both send) contradict: drop one".into(),
+            );
+        }
+        (true, false) => "-R",
+        (false, true) => "--bidir",
+    };
+    if !args.proto.is_file() {
+        return Err(format!(
+            "{flag} applies to the file protocols only (tcpfile, stopwait, tftp, window)"
+        ));
+    }
+    match (args.bidir, args.mode) {
+        (false, Some(BenchMode::Put)) => {
+            Err("-R (the server sends) contradicts --mode put (the client sends): drop one".into())
+        }
+        (true, Some(m)) => Err(format!(
+            "--bidir runs get and put at once: drop --mode {}",
+            flag_name(&m)
+        )),
+        _ => Ok(Some(BenchMode::Get)),
     }
 }
 
@@ -284,7 +352,9 @@ fn transport(proto: BenchProto, mode: BenchMode, args: &BenchArgs) -> Result<Tra
     })
 }
 
-/// When the run ends: `-t`, `-n`, or the default time.
+/// When the run ends: `-t`, `-n`, or the default time. `-t 0` is no
+/// time limit, as in iperf3: the run ends at `-n`, or at SIGINT/SIGTERM
+/// with its report.
 fn stop(args: &BenchArgs) -> Result<Stop, String> {
     if let Some(n) = args.count
         && (n == 0 || n > MAX_COUNT)
@@ -292,16 +362,17 @@ fn stop(args: &BenchArgs) -> Result<Stop, String> {
         return Err(format!("-n {n} is out of range: 1..={MAX_COUNT}"));
     }
     if let Some(t) = args.time
-        && (t.is_zero() || t > MAX_TIME)
+        && t > MAX_TIME
     {
         return Err(format!(
-            "-t {} is out of range: above 0, at most 24h",
+            "-t {} is out of range: at most 24h, or 0 for no time limit",
             crate::cli::duration::format(t)
         ));
     }
     Ok(Stop {
         time: match (args.time, args.count) {
             (None, None) => Some(DEFAULT_TIME),
+            (Some(t), _) if t.is_zero() => None,
             (t, _) => t,
         },
         count: args.count,
@@ -405,4 +476,67 @@ fn check_file_options(proto: BenchProto, args: &BenchArgs) -> Result<(), String>
         return Err("--windowsize must be at least 1".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let argv = ["mioperf", "bench"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Bench(b) => Plan::from_args(&b),
+            _ => Err("not bench".into()),
+        }
+    }
+
+    #[test]
+    fn reverse_is_get_and_bidir_interleaves_get_and_put() {
+        let r = plan(&["tftp", "-R"]).unwrap();
+        assert_eq!((r.mode, r.bidir, r.sessions()), (BenchMode::Get, false, 1));
+        let p = plan(&["tftp", "--mode", "put"]).unwrap();
+        assert_eq!(
+            (p.mode_of(0), p.mode_of(1)),
+            (BenchMode::Put, BenchMode::Put)
+        );
+        let b = plan(&["tcpfile", "--bidir", "-P", "3"]).unwrap();
+        assert_eq!(b.sessions(), 6);
+        let modes: Vec<BenchMode> = (0..6).map(|s| b.mode_of(s)).collect();
+        assert_eq!(
+            modes.iter().filter(|m| **m == BenchMode::Put).count(),
+            3,
+            "{modes:?}"
+        );
+        assert_eq!((modes[0], modes[1]), (BenchMode::Get, BenchMode::Put));
+        assert_eq!(b.inputs("x")["bidir"], true);
+    }
+
+    #[test]
+    fn contradictory_directions_are_refused() {
+        for (args, needle) in [
+            (
+                &["tcpfile", "-R", "--mode", "put"][..],
+                "contradicts --mode put",
+            ),
+            (&["tcpfile", "-R", "--bidir"][..], "contradict"),
+            (
+                &["stopwait", "--bidir", "--mode", "get"][..],
+                "drop --mode get",
+            ),
+            (&["msg", "--bidir"][..], "file protocols only"),
+            (&["hello", "-R"][..], "file protocols only"),
+            (&["window", "--bidir", "-n", "1"][..], "both ways"),
+            (&["window", "--bidir", "-P", "5001"][..], "1..=5000"),
+        ] {
+            let err = plan(args).expect_err(needle);
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        assert!(plan(&["tcpfile", "-R", "--mode", "get"]).is_ok());
+        assert!(plan(&["window", "--bidir", "-P", "5000"]).is_ok());
+    }
 }

@@ -396,6 +396,9 @@ pub struct Document {
     pub intervals: Vec<IntervalReport>,
     /// Totals.
     pub summary: Summary,
+    /// `--bidir`: each direction's figures (`bench::direction`), else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directions: Option<serde_json::Value>,
 }
 
 impl Document {
@@ -411,7 +414,15 @@ impl Document {
             environment,
             intervals,
             summary,
+            directions: None,
         }
+    }
+
+    /// The document with a `--bidir` run's per-direction figures.
+    #[must_use]
+    pub fn with_directions(mut self, directions: serde_json::Value) -> Self {
+        self.directions = Some(directions);
+        self
     }
 }
 

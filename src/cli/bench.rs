@@ -7,6 +7,7 @@
 
 use crate::cli::duration;
 use crate::time::Duration;
+use crate::units;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -72,6 +73,7 @@ Examples (no server needed: one is started in-process on 127.0.0.1):
   mioperf bench lab --mode stream -b 10M -l 1400  paced UDP stream, schedule error
   mioperf bench tcpfile -l 100M -n 10 --json      ten 100 MB downloads, one JSON document
   mioperf bench tftp --mode put -P 4 --windowsize 16 --svg tftp.svg
+  mioperf bench tcpfile --bidir -P 2 -t 5s         2 downloads and 2 uploads at once
   mioperf bench window -l 10M -P 4 --json         TCP-engine transfers, its counters in the JSON
 
 Exit status: 0 when the run completed and at least one request or transfer
@@ -84,6 +86,15 @@ pub struct BenchArgs {
     /// What each session does [default: hello rr, lab echo, msg rr, file protocols get].
     #[arg(long, value_enum)]
     pub mode: Option<BenchMode>,
+    /// File protocols: the server sends, as iperf3's -R; mioperf names
+    /// directions from the client, so this is `--mode get` (the default) and
+    /// `--mode put` is iperf3's default, the client sending.
+    #[arg(short = 'R', long)]
+    pub reverse: bool,
+    /// File protocols: both directions at once, as iperf3's --bidir: -P N
+    /// runs N gets and N puts together, reported per direction and in total.
+    #[arg(long)]
+    pub bidir: bool,
     /// Use TCP (hello, lab; msg and tcpfile always do) [default: UDP for hello and lab].
     #[arg(long, conflicts_with = "udp")]
     pub tcp: bool,
@@ -95,28 +106,30 @@ pub struct BenchArgs {
     #[arg(short = 'P', long, value_name = "N", default_value_t = 1)]
     pub parallel: u32,
     /// Run for this long, e.g. 10s, 500ms, 2m; a bare number is seconds, as in
-    /// iperf3 [default: 10s unless -n is given].
-    #[arg(short = 't', long, value_name = "DUR", value_parser = parse_seconds)]
+    /// iperf3; 0 runs until -n or Ctrl-C [default: 10s unless -n is given].
+    #[arg(short = 't', long, value_name = "DUR", value_parser = duration::parse)]
     pub time: Option<Duration>,
     /// Stop after N requests or transfers, each counted once it is answered,
     /// fails or times out (lab stream: N segments per stream, one stream per
     /// session) [at most 1000000000].
     #[arg(short = 'n', long, value_name = "N")]
     pub count: Option<u64>,
-    /// Bytes per request, frame, segment or file, e.g. 64, 1400, 10K, 100M
+    /// Bytes per request, frame, segment or file, e.g. 64, 1400, 10K, 100MB, 64KiB
     /// (K/M/G are powers of 1000, Ki/Mi/Gi of 1024) [default: lab echo 64, msg 64,
     /// stream 1400, lab file and tcpfile/tftp/window 1M, stopwait 100K; hello ignores it].
-    #[arg(short = 'l', long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(short = 'l', long, value_name = "BYTES", value_parser = units::parse_size)]
     pub length: Option<u64>,
-    /// lab stream: bits per second of each session's stream, e.g. 1M, 100M [default: 1M].
-    #[arg(short = 'b', long, value_name = "RATE", value_parser = parse_size)]
+    /// lab stream: bits per second of each session's stream, e.g. 1M, 100Mbit/s,
+    /// 1.5Gbps: a bare number or bit counts bits (as iperf3's -b), B counts bytes
+    /// (10MB/s is 80M) [default: 1M].
+    #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_bit_rate)]
     pub bitrate: Option<u64>,
     // iperf3's -i; clap merges this attribute with the one below.
     #[arg(short = 'i')]
     /// Report every DUR: a table row or a --json-stream line, printed as each
-    /// interval ends (-i, as iperf3); 0s turns
+    /// interval ends (-i, as iperf3); a bare number is seconds; 0 turns
     /// interval reports off.
-    #[arg(long, value_name = "DUR", value_parser = parse_seconds, default_value = "1s")]
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "1s")]
     pub interval: Duration,
     /// The server to load, HOST:PORT [default: an in-process server on 127.0.0.1
     /// with a temporary root holding the generated files].
@@ -149,8 +162,8 @@ pub struct BenchArgs {
     /// --server, a get needs the file to exist there].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// tftp: block size to ask for (8..=65464) [default: 512, TFTP's own].
-    #[arg(long, value_name = "N")]
+    /// tftp: block size to ask for, in bytes (8..=65464, e.g. 1428, 8Ki) [default: 512, TFTP's own].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size_as::<u16>)]
     pub blksize: Option<u16>,
     /// tftp: window size to ask for (RFC 7440, 1..=65535) [default: 1].
     #[arg(long, value_name = "N")]
@@ -158,96 +171,4 @@ pub struct BenchArgs {
     /// window: the engine's congestion control, newreno or cubic [default: newreno].
     #[arg(long, value_name = "ALGORITHM", value_parser = crate::config::parse_tcp_cc)]
     pub cc: Option<crate::proto::tcp::cc::Algorithm>,
-}
-
-/// A duration, where a bare number means seconds (iperf3's `-t 10`,
-/// `-i 0.5`), so iperf3 users' habits work.
-///
-/// # Errors
-/// A message naming the problem, for clap to show.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.0..=1e9).contains(&secs) => {
-            Ok(Duration::from_secs_f64(secs))
-        }
-        Ok(_) => Err(format!("'{text}': seconds must be between 0 and 1e9")),
-        Err(_) => duration::parse(text),
-    }
-}
-
-/// Parses `1400`, `10K`, `100M`, `1G`, `64Ki`, `1Mi`, `1.5M`: powers of 1000
-/// for K/M/G (rates and sizes as iperf3 writes them) and of 1024 for Ki/Mi/Gi.
-///
-/// # Errors
-/// A message naming the problem, for clap to show.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale: u64 = match unit {
-        "" => 1,
-        "k" | "K" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "'{text}': unknown suffix '{unit}' (use K, M, G, Ki, Mi or Gi)"
-            ));
-        }
-    };
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits_ok(whole) || !digits_ok(frac) {
-        return Err(format!("'{text}' is not a size (e.g. 1400, 10K, 1M)"));
-    }
-    let too_large = || format!("'{text}' is too large");
-    let mut value = whole
-        .parse::<u64>()
-        .map_err(|_| too_large())?
-        .checked_mul(scale)
-        .ok_or_else(too_large)?;
-    let mut unit_part = scale;
-    for digit in frac.bytes() {
-        unit_part /= 10;
-        value = value
-            .checked_add(u64::from(digit - b'0') * unit_part)
-            .ok_or_else(too_large)?;
-    }
-    Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bare_numbers_are_seconds_as_in_iperf3() {
-        use super::parse_seconds;
-        use crate::time::Duration;
-        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_seconds("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("NaN").is_err());
-        assert!(parse_seconds("ten").is_err());
-    }
-
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1400"), Ok(1400));
-        assert_eq!(parse_size("10K"), Ok(10_000));
-        assert_eq!(parse_size("1.5M"), Ok(1_500_000));
-        assert_eq!(parse_size("64Ki"), Ok(65_536));
-        assert_eq!(parse_size("1Gi"), Ok(1 << 30));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("M").is_err());
-        assert!(parse_size("10Q").is_err());
-        assert!(parse_size("99999999999999999999").is_err());
-        assert!(parse_size("20000000000G").is_err());
-    }
 }

@@ -7,12 +7,15 @@
 
 pub mod bench;
 pub mod duration;
+#[cfg(test)]
+mod help_defaults;
 pub mod proxy;
 pub mod tunstack;
 
 use crate::config::{self, Ipv4Net, Probability, Protocol, ServeConfig};
 use crate::reactor::TimerMode;
 use crate::time::Duration;
+use crate::units;
 use crate::wire::hello::HelloId;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
@@ -21,11 +24,19 @@ use std::path::PathBuf;
 /// TCP and UDP protocol lab on one single-threaded mio reactor.
 #[derive(Debug, Parser)]
 #[command(name = "mioperf", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "\
+Every command reads sizes, rates and durations the same way:
+  sizes      1400, 10K = 10KB (powers of 1000), 64Ki = 64KiB (of 1024), 1.5G, 64 GiB
+  rates      bench -b counts bits: 10M, 1.5Gbit, 100Mbit/s, 1Gbps;
+             proxy --rate counts bytes: 10M, 1MiB/s, or bits as 80Mbit/s
+  durations  10 (seconds), 0.5, 250ms, 100us, 5s, 2m, 1h, 1m30s")]
 pub struct Cli {
-    /// More logging: -v debug, -vv trace (to standard error).
+    /// More logging: -v debug, with a per-packet protocol trace (clients and serve); -vv
+    /// trace (to standard error; other crates' lines stay at warn).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less logging: -q warnings only, -qq errors only.
+    /// Quieter: -q warnings only, and a client that succeeds prints nothing
+    /// but its --json (failures still print); -qq errors only.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub quiet: u8,
     /// What to run.
@@ -40,7 +51,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Register a connection ID: prints the answer; exit 0 on OK, 1 on RESET, 2 on error or timeout.
     Hello(HelloArgs),
-    /// One lab request: echo text, N (a generated file) or stream-I-C-S; prints what arrived.
+    /// Lab requests: echo text, N (a generated file) or a stream; prints what arrived. Without a request: a prompt.
     Lab(LabArgs),
     /// Send a file (or standard input) as one length-prefixed message and wait for its receipt.
     Msg(MsgArgs),
@@ -138,11 +149,11 @@ pub struct ServeArgs {
     /// lab: most segments a stream sends [default: 10000].
     #[arg(long, value_name = "N")]
     pub stream_max_count: Option<u64>,
-    /// lab: largest generated file, in bytes [default: 123456789].
-    #[arg(long, value_name = "BYTES")]
+    /// lab: largest generated file, in bytes, e.g. 100M, 1Gi [default: 123456789].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size)]
     pub file_max: Option<u64>,
-    /// File protocols: largest file an upload may create, in bytes [default: 64 GiB].
-    #[arg(long, value_name = "BYTES")]
+    /// File protocols: largest file an upload may create, in bytes, e.g. 1G, 500MiB [default: 64 GiB].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size)]
     pub max_file_size: Option<u64>,
     /// tftp: refuse every write request.
     #[arg(long)]
@@ -153,8 +164,8 @@ pub struct ServeArgs {
     /// tcpfile: read GETs through user space instead of zero-copy sendfile (for comparison).
     #[arg(long)]
     pub no_sendfile: bool,
-    /// msg: largest frame payload, in bytes [default: 67108864].
-    #[arg(long, value_name = "BYTES")]
+    /// msg: largest frame payload, in bytes, e.g. 1M, 16Mi [default: 64Mi].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size_as::<u32>)]
     pub msg_max: Option<u32>,
     /// Most open connections per TCP listener; lowered (with a warning) if it does not fit the descriptor budget [default: derived from the descriptor limit].
     #[arg(long, value_name = "N")]
@@ -343,8 +354,10 @@ pub struct LabArgs {
     /// Server port.
     pub port: u16,
     /// `N` (a file of N bytes of A–Z), `stream-<interval_ms>-<count>-<size>`,
-    /// or any other text (echoed).
-    pub request: String,
+    /// `stream` (shaped by --interval, --count, --size or -b), or any other
+    /// text (echoed). Without it: a prompt, one request per line (see the
+    /// README's "lab prompt"); from a pipe, one request per line, no prompt.
+    pub request: Option<String>,
     /// Use TCP (the default).
     #[arg(long, conflicts_with = "udp")]
     pub tcp: bool,
@@ -358,6 +371,19 @@ pub struct LabArgs {
     /// Segments a stream is expected to have at most (the server's `stream_max_count`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_count: u64,
+    /// `stream`: time between segments, e.g. 1ms, 250us, 0.5ms (a bare number is
+    /// seconds, as everywhere; 0 sends as fast as possible; not with -b) [default: 1ms].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub interval: Option<Duration>,
+    /// `stream`: segments to send [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// `stream`: bytes per segment, its 16-byte header included [default: 1400].
+    #[arg(long, value_name = "BYTES", value_parser = units::parse_size)]
+    pub size: Option<u64>,
+    /// `stream`: target rate in bits/s, e.g. 10M, 100Mbit/s, 1.5Gbps (B counts bytes: 10MB/s is 80M); the interval is size × 8 / RATE.
+    #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_bit_rate)]
+    pub bitrate: Option<u64>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -508,8 +534,8 @@ pub struct TftpArgs {
     /// put: the name to store it under [default: the file's name].
     #[arg(long = "as", value_name = "NAME")]
     pub name: Option<String>,
-    /// Ask for this block size (RFC 2348, 8..=65464); without it no option is sent (512).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    /// Ask for this block size in bytes (RFC 2348, 8..=65464, e.g. 1428, 8Ki); without it no option is sent (512).
+    #[arg(long, value_name = "BYTES", value_parser = parse_blksize)]
     pub blksize: Option<u16>,
     /// Ask for this window (RFC 7440, blocks per ACK).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -546,11 +572,13 @@ fn parse_net(s: &str) -> Result<Ipv4Net, String> {
 }
 
 fn parse_mtu(s: &str) -> Result<u16, String> {
-    let n: u32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not an MTU (68 to 65535)"))?;
-    config::check_tun_mtu(n)
+    let n = units::parse_size(s).map_err(|_| format!("'{s}' is not an MTU (68 to 65535)"))?;
+    config::check_tun_mtu(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// A TFTP block size to ask for: bytes, within RFC 2348's 8..=65464.
+fn parse_blksize(s: &str) -> Result<u16, String> {
+    units::parse_size_within(s, 8, 65_464)
 }
 
 fn parse_probability(s: &str) -> Result<Probability, String> {
@@ -692,7 +720,7 @@ mod tests {
     fn bad_values_are_usage_errors() {
         for args in [
             &["serve", "--only", "gopher"][..],
-            &["serve", "--id-ttl", "5"],
+            &["serve", "--id-ttl", "5x"],
             &["serve", "--listen", "hello:127.0.0.1:1"],
             &["serve", "--listen", "hello=nowhere"],
             &["hello", "h", "1", "2", "--tcp", "--udp"],

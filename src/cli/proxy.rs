@@ -7,6 +7,7 @@ use super::duration;
 use crate::proto::proxy::ProxyConfig;
 use crate::proto::proxy::impair::ImpairConfig;
 use crate::time::Duration;
+use crate::units;
 use clap::Args;
 use std::net::SocketAddr;
 
@@ -50,11 +51,13 @@ pub struct ProxyArgs {
     /// Propagation delay added to every datagram, each way.
     #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration::parse)]
     pub latency: Duration,
-    /// Link rate in bytes per second (suffixes k, M, G: powers of 1000) [default: unlimited].
+    /// Link rate in bytes per second, e.g. 125000, 10M, 1Mi, 1MiB/s: a bare number
+    /// or B counts bytes (as curl's --limit-rate), bit or b counts bits (80Mbit/s,
+    /// 1Gbps); K/M/G are powers of 1000, Ki/Mi/Gi of 1024 [default: unlimited].
     #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
     pub rate: Option<u64>,
-    /// Bytes that may wait for the link when --rate is set; beyond it, tail drop.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_QUEUE_BYTES)]
+    /// Bytes that may wait for the link when --rate is set, e.g. 256Ki, 1M; beyond it, tail drop.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_QUEUE_BYTES, value_parser = units::parse_size_as::<usize>)]
     pub queue: usize,
     /// Seed of the random choices; the same seed and the same traffic repeat a run [default: random, printed].
     #[arg(long, value_name = "N")]
@@ -72,8 +75,8 @@ pub struct ProxyArgs {
     /// Most client mappings at once; further clients are ignored until one idles out.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_clients: usize,
-    /// Most bytes held by all mappings together (queued or in flight); beyond it, drop.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    /// Most bytes held by all mappings together (queued or in flight), e.g. 64Mi; beyond it, drop.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = units::parse_size_as::<usize>)]
     pub max_held: usize,
     /// How early to wake and spin for a release, so it leaves on time; 0s trusts the timerfd alone.
     #[arg(long, value_name = "DUR", default_value = "100us", value_parser = duration::parse)]
@@ -148,11 +151,8 @@ fn apply_spec(mut base: ImpairConfig, spec: &str) -> Result<ImpairConfig, String
             "latency" => base.latency = dur()?,
             "rate" => base.rate_bytes_per_sec = Some(parse_rate(value)?),
             "queue" => {
-                base.queue_bytes = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("queue: '{value}' is not a byte count"))?,
-                );
+                base.queue_bytes =
+                    Some(units::parse_size_as(value).map_err(|e| format!("queue: {e}"))?);
             }
             other => return Err(format!("unknown setting '{other}'")),
         }
@@ -172,23 +172,12 @@ fn parse_probability(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Bytes per second: a whole number with an optional `k`, `M` or `G`
-/// (powers of 1000, as link rates are quoted).
+/// Bytes per second in the one rate language ([`units::parse_byte_rate`]),
+/// above zero.
 fn parse_rate(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, scale) = match text.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&text[..i], 1_000),
-        Some((i, 'M')) => (&text[..i], 1_000_000),
-        Some((i, 'G')) => (&text[..i], 1_000_000_000),
-        _ => (text, 1),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a rate in bytes per second (e.g. 1250000 or 10M)"))?;
-    match n.checked_mul(scale) {
-        Some(0) => Err("a rate of 0 would hold every datagram forever".into()),
-        Some(rate) => Ok(rate),
-        None => Err(format!("'{text}' is too large")),
+    match units::parse_byte_rate(text)? {
+        0 => Err("a rate of 0 would hold every datagram forever".into()),
+        rate => Ok(rate),
     }
 }
 
@@ -270,5 +259,30 @@ mod tests {
         assert_eq!(parse_rate("10k"), Ok(10_000));
         assert_eq!(parse_rate("2G"), Ok(2_000_000_000));
         assert!(parse_rate("99999999999999999G").is_err());
+    }
+
+    /// Issue 16: `proxy --rate 1Mi` was refused while `bench -l 10Mi` was
+    /// accepted; every size and rate flag now speaks one language.
+    #[test]
+    fn rates_and_sizes_take_the_one_language() {
+        let args = parse(&["--rate", "1Mi", "--queue", "64KiB", "--max-held", "1G"]).unwrap();
+        assert_eq!(args.rate, Some(1 << 20));
+        assert_eq!(args.queue, 65_536);
+        assert_eq!(args.max_held, 1_000_000_000);
+        assert_eq!(
+            parse(&["--rate", "80Mbit/s"]).unwrap().rate,
+            Some(10_000_000)
+        );
+        let c = parse(&["--to-server", "rate=1MiB/s,queue=1Ki"])
+            .unwrap()
+            .to_config(0)
+            .unwrap();
+        assert_eq!(c.to_server.rate_bytes_per_sec, Some(1 << 20));
+        assert_eq!(c.to_server.queue_bytes, Some(1024));
+        let e = parse(&["--to-client", "queue=lots"])
+            .unwrap()
+            .to_config(0)
+            .unwrap_err();
+        assert!(e.contains("--to-client") && e.contains("not a size"), "{e}");
     }
 }

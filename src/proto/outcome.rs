@@ -175,10 +175,11 @@ impl<T: fmt::Debug> fmt::Debug for OutcomeSlot<T> {
     }
 }
 
-/// Payload bytes a transfer has moved so far: set by the client session,
+/// Payload bytes a transfer has moved so far, and its size once the peer
+/// said it (TFTP `tsize`, tcpfile `OK <size>`): set by the client session,
 /// read by a progress bar or the bench between reactor turns.
 #[derive(Clone, Debug, Default)]
-pub struct Progress(Rc<Cell<u64>>);
+pub struct Progress(Rc<Cell<u64>>, Rc<Cell<Option<u64>>>);
 
 impl Progress {
     /// A counter at 0.
@@ -194,6 +195,17 @@ impl Progress {
     /// Bytes moved so far.
     pub fn get(&self) -> u64 {
         self.0.get()
+    }
+
+    /// The transfer will move `bytes` in all (a download learns it from
+    /// the server).
+    pub fn set_total(&self, bytes: u64) {
+        self.1.set(Some(bytes));
+    }
+
+    /// The transfer's size, once known.
+    pub fn total(&self) -> Option<u64> {
+        self.1.get()
     }
 }
 
@@ -252,5 +264,8 @@ mod tests {
         let q = p.clone();
         q.set(42);
         assert_eq!(p.get(), 42);
+        assert_eq!(p.total(), None);
+        q.set_total(100);
+        assert_eq!(p.total(), Some(100));
     }
 }

@@ -120,12 +120,9 @@ struct Transfer {
 /// `len` bytes that differ from block to block and seed to seed, so a
 /// block written twice or in the wrong place cannot go unnoticed.
 fn payload(len: usize, seed: u64) -> Vec<u8> {
-    (0..len as u64)
-        .map(|i| {
-            let z = (i ^ seed.rotate_left(32)).wrapping_mul(crate::rng::GAMMA);
-            (z >> 56) as u8
-        })
-        .collect()
+    let mut data = vec![0; len];
+    crate::rng::SplitMix64::new(seed).fill_bytes(&mut data);
+    data
 }
 
 /// Where each protocol's client leaves its outcome.

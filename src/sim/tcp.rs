@@ -47,7 +47,7 @@ use crate::proto::proxy::impair::{
 use crate::proto::tcp::conn::{
     self, Counters, Error as TcpError, MAX_SEGMENT_OVERHEAD, State, Tcb, reset_for,
 };
-use crate::rng::{GAMMA, finalise, mix};
+use crate::rng::mix;
 use crate::time::{Duration, Instant, duration_nanos};
 use crate::wire::tcp::{Control, Packet, Repr};
 use bytes::Bytes;
@@ -311,11 +311,12 @@ pub fn mathis_bound(mss: u16, rtt: Duration, p: f64) -> f64 {
     f64::from(mss) / rtt.as_secs_f64() * 1.5_f64.sqrt() / p.sqrt()
 }
 
-/// Byte `offset` of the pattern keyed by `key`: eight bytes per splitmix64
-/// output, so no two positions within 2^67 bytes repeat a run, and a byte
-/// delivered at the wrong offset shows.
+/// Block `block` (eight bytes) of the pattern keyed by `key`: output
+/// `block` of the generator seeded with `key` ([`mix`]), so no two
+/// positions within 2^67 bytes repeat a run, and a byte delivered at the
+/// wrong offset shows.
 fn pattern_word(key: u64, block: u64) -> [u8; 8] {
-    finalise(key ^ block.wrapping_mul(GAMMA)).to_le_bytes()
+    mix(key, block).to_le_bytes()
 }
 
 /// Fills `out` with the pattern keyed by `key` from `offset` on.

@@ -5,6 +5,7 @@
 
 use super::{any_local, client_reactor, resolve};
 use crate::app::output::{Report, Stream, Timeout, View};
+use crate::app::trace::{Decode, traced_datagram, traced_stream};
 use crate::app::{Failure, error};
 use crate::cli::{HelloArgs, duration};
 use crate::proto::hello::{self, Answer, Transport, client::Verb};
@@ -34,7 +35,7 @@ pub fn hello_client(args: &HelloArgs) -> Result<(), Failure> {
         slot.clone(),
     ));
     match transport {
-        Transport::Tcp => reactor.connect_tcp(server, session),
+        Transport::Tcp => reactor.connect_tcp(server, traced_stream("hello", server, session)),
         Transport::Udp { .. } => {
             let socket = mio::net::UdpSocket::bind(any_local(server)).and_then(|s| {
                 // Connected, so an ICMP "port unreachable" fails fast
@@ -42,6 +43,7 @@ pub fn hello_client(args: &HelloArgs) -> Result<(), Failure> {
                 s.connect(server)?;
                 Ok(s)
             });
+            let session = traced_datagram("hello", server, Decode::Text, session);
             socket.and_then(|s| reactor.add_udp_session(s, Some(server), session))
         }
     }

@@ -1,77 +1,89 @@
-//! `mioperf lab HOST PORT REQUEST`: one echo, file or stream, and what
-//! arrived.
+//! `mioperf lab HOST PORT [REQUEST]`: one echo, file or stream, and what
+//! arrived; without a request, a prompt that sends one per line
+//! (`lab/prompt.rs`), each run by `lab/run.rs` on one reactor.
 //!
 //! Exit 0 on success, 1 when the server answered `ERROR`, 2 on a mismatch,
 //! an incomplete file, a failure or a timeout. A stream's losses are
 //! measurements, not errors.
 
-use super::{Bar, client_reactor, resolve, run_client};
+mod line;
+mod live;
+mod prompt;
+mod run;
+
+use crate::app::Failure;
 use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, rate};
-use crate::app::{Failure, error};
 use crate::cli::{LabArgs, duration};
 use crate::proto::lab;
-use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::stats::StreamStats;
+use line::Pace;
+use prompt::{DEFAULT_COUNT, DEFAULT_INTERVAL_MS, DEFAULT_SIZE};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
-/// `mioperf lab`.
+/// `mioperf lab`: one request, or the prompt when there is none.
 ///
 /// # Errors
 /// Per the contract's exit codes.
 pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
-    if args.request.contains('\n') {
-        return Err(Failure::Error("the request must be one line".into()));
+    if args.interval.is_some() && args.bitrate.is_some() {
+        return Err(Failure::Error(
+            "--interval and -b both set a stream's pace: give one".into(),
+        ));
     }
-    // Said before anything is opened: the server could not take it anyway.
-    let max = crate::wire::lab::MAX_UDP_PAYLOAD;
-    if args.udp && args.request.len() > max {
-        return Err(Failure::Error(format!(
-            "the request is {} bytes: one UDP datagram holds at most {max} (use TCP for more)",
-            args.request.len()
-        )));
-    }
-    let server = resolve(&args.host, args.port)?;
-    let mut reactor = client_reactor()?;
-    let slot = OutcomeSlot::new();
-    let transport = if args.udp {
-        lab::Transport::Udp { server }
-    } else {
-        lab::Transport::Tcp
+    let Some(request) = &args.request else {
+        return prompt::prompt(args);
     };
-    let progress = Progress::new();
-    let session = Box::new(
-        lab::Client::new(
-            args.request.as_bytes(),
-            transport,
-            args.max_count,
-            args.timeout,
-            slot.clone(),
-        )
-        .with_progress(progress.clone()),
-    );
-    let file_size = match crate::wire::lab::Request::parse(args.request.as_bytes()) {
-        Ok(crate::wire::lab::Request::File(n)) => Some(n),
-        _ => None,
-    };
-    match transport {
-        lab::Transport::Tcp => reactor.connect_tcp(server, session),
-        lab::Transport::Udp { .. } => crate::reactor::udp_client_socket(server)
-            .and_then(|s| reactor.add_udp_session(s, Some(server), session)),
-    }
-    .map_err(|e| error(&format!("cannot reach {server}"), e))?;
-    // Only a file has a size to show progress against.
-    let bar = file_size.filter(|_| !args.json).map(|total| Bar {
-        total: Some(total),
-        progress,
-    });
-    run_client(reactor, bar, &slot)?;
+    let request = single_request(args, request).map_err(Failure::Error)?;
+    run::Runner::new(args)?.request(&request)
+}
 
+/// The request a command line asks for: REQUEST as written, or the bare
+/// word `stream` shaped by `--interval`, `--count`, `--size` and `-b`.
+fn single_request(args: &LabArgs, request: &str) -> Result<String, String> {
+    if request == "stream" {
+        let pace = match (args.bitrate, &args.interval) {
+            (Some(rate), _) => Pace::Bitrate(rate),
+            (None, interval) => Pace::Interval(interval.map_or_else(
+                || DEFAULT_INTERVAL_MS.to_owned(),
+                |d| line::interval_ms_text(duration_ns(d)),
+            )),
+        };
+        let count = args.count.unwrap_or(DEFAULT_COUNT);
+        return line::stream_request(&pace, count, args.size.unwrap_or(DEFAULT_SIZE));
+    }
+    if args.bitrate.is_some() && request.starts_with("stream-") {
+        return Err(format!(
+            "-b and the interval of '{request}' both set the pace: give one \
+             (e.g. `stream --count N --size BYTES -b RATE`)"
+        ));
+    }
+    let shaping = args.interval.is_some()
+        || args.count.is_some()
+        || args.size.is_some()
+        || args.bitrate.is_some();
+    if shaping {
+        return Err(
+            "--interval, --count, --size and -b shape the request `stream`, not this one".into(),
+        );
+    }
+    Ok(request.to_owned())
+}
+
+/// A flag's duration in whole nanoseconds, the stream header's unit
+/// (saturating: the request check refuses anything that long).
+fn duration_ns(d: crate::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How the answers to `request` are shown.
+fn view(args: &LabArgs, server: SocketAddr, request: &str) -> View {
     let timeout = args.timeout;
-    let view = View {
+    View {
         header: json!({
             "protocol": "lab", "transport": if args.udp { "udp" } else { "tcp" },
-            "server": server.to_string(), "request": args.request,
+            "server": server.to_string(), "request": request,
         }),
         json: args.json,
         text: Stream::Stdout,
@@ -84,8 +96,7 @@ pub fn lab_client(args: &LabArgs) -> Result<(), Failure> {
                 format!("no answer from {server} for {}", duration::format(timeout))
             })
         },
-    };
-    view.show(slot.take(), slot.take_partial().as_ref())
+    }
 }
 
 impl Report for lab::Report {

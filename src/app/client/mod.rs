@@ -90,7 +90,8 @@ fn run_client<T: 'static>(
     bar: Option<Bar>,
     slot: &OutcomeSlot<T>,
 ) -> Result<(), Failure> {
-    if let Some(Bar { total, progress }) = bar {
+    // -q: no bar either (as curl's -s).
+    if let Some(Bar { total, progress }) = bar.filter(|_| !super::output::quiet()) {
         let done = slot.clone();
         if let Some(t) =
             crate::progress::Ticker::on_terminal(total, progress, Box::new(move || done.is_set()))

@@ -6,6 +6,7 @@
 
 use super::{client_reactor, resolve};
 use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, rate};
+use crate::app::trace::traced_stream;
 use crate::app::{Failure, error};
 use crate::cli::{MsgArgs, duration};
 use crate::proto::data::{MemorySource, Source};
@@ -48,7 +49,7 @@ pub fn msg_client(args: &MsgArgs) -> Result<(), Failure> {
         Box::new(msg::Client::new(source, len, args.timeout, slot.clone()))
     };
     reactor
-        .connect_tcp(server, session)
+        .connect_tcp(server, traced_stream("msg", server, session))
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     reactor.run().map_err(|e| error("poll", e))?;
 

@@ -9,6 +9,7 @@ use super::{
     Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
 };
 use crate::app::output::{Report, format_bitrate, format_bytes, rate};
+use crate::app::trace::{Decode, traced_datagram};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitArgs, StopwaitVerb};
 use crate::proto::data::Source;
@@ -59,7 +60,11 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
     let socket = crate::reactor::udp_client_socket(server)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     reactor
-        .add_udp_session(socket, Some(server), session)
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("stopwait", server, Decode::Stopwait, session),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;

@@ -7,6 +7,7 @@
 
 use super::{Bar, client_reactor, local_sink, resolve_host_port, run_client, upload_name};
 use crate::app::output::{Report, Stream, Timeout, View, format_bitrate, format_bytes, rate};
+use crate::app::trace::traced_stream;
 use crate::app::{Failure, error};
 use crate::cli::{GetArgs, PutArgs};
 use crate::proto::StreamSession;
@@ -105,7 +106,7 @@ impl Transfer<'_> {
         let server = self.server;
         let mut reactor = client_reactor()?;
         reactor
-            .connect_tcp(server, session)
+            .connect_tcp(server, traced_stream("tcpfile", server, session))
             .map_err(|e| error(&format!("cannot reach {server}"), e))?;
         run_client(reactor, (!self.json).then_some(bar), slot)?;
         let view = View {

@@ -10,6 +10,7 @@ use super::{
     upload_name,
 };
 use crate::app::output::{Report, format_bitrate, format_bytes, rate};
+use crate::app::trace::{Decode, traced_datagram};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, TftpArgs, TftpMode};
 use crate::proto::data::Source;
@@ -85,7 +86,11 @@ pub fn tftp_client(args: &TftpArgs) -> Result<(), Failure> {
     let socket = mio::net::UdpSocket::bind(any_local(server))
         .map_err(|e| error("cannot open a UDP socket", e))?;
     reactor
-        .add_udp_session(socket, Some(server), Box::new(session))
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("tftp", server, Decode::Tftp, Box::new(session)),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     let bar = Bar { total, progress };
     run_client(reactor, (!args.json).then_some(bar), &slot)?;

@@ -10,6 +10,7 @@ use super::{
     Bar, client_reactor, engine_json, local_sink, resolve_host_port, run_client, upload_name,
 };
 use crate::app::output::{Report, Stream, Timeout, View};
+use crate::app::trace::{Decode, traced_datagram};
 use crate::app::{Failure, error};
 use crate::cli::{StopwaitVerb, WindowArgs};
 use crate::proto::StreamSession;
@@ -81,7 +82,11 @@ pub fn window_client(args: &WindowArgs) -> Result<(), Failure> {
     )
     .with_counters(counters.clone());
     reactor
-        .add_udp_session(socket, Some(server), Box::new(session))
+        .add_udp_session(
+            socket,
+            Some(server),
+            traced_datagram("window", server, Decode::Tcp, Box::new(session)),
+        )
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     run_client(
         reactor,

@@ -56,6 +56,8 @@ pub struct Tracked<S: ?Sized> {
     backoff: Option<(Instant, CloseReason)>,
     /// Whether the session may settle in the run's [`END_GRACE`].
     grace: bool,
+    /// Also counts the bytes recorded here (a `--bidir` direction's).
+    also: Option<Rc<core::cell::Cell<u64>>>,
 }
 
 impl<S: ?Sized> core::fmt::Debug for Tracked<S> {
@@ -90,6 +92,7 @@ impl<S: Driven + ?Sized> Tracked<S> {
             done: false,
             backoff: None,
             grace: false,
+            also: None,
         }
     }
 
@@ -110,6 +113,14 @@ impl<S: Driven + ?Sized> Tracked<S> {
         !self.run.over(now) || (self.grace && self.run.in_end_grace(now))
     }
 
+    /// Also adds every byte it records to `tally` (one direction of a
+    /// `--bidir` run), by the same rule, so the directions sum to the total.
+    #[must_use]
+    pub fn counting_into(mut self, tally: Rc<core::cell::Cell<u64>>) -> Self {
+        self.also = Some(tally);
+        self
+    }
+
     fn sync_progress(&mut self, now: Instant) {
         self.now = now;
         if let Count::Progress(progress) = &self.count {
@@ -119,6 +130,9 @@ impl<S: Driven + ?Sized> Tracked<S> {
                     .recorder
                     .borrow_mut()
                     .add_bytes(self.run.record_at(now), moved - self.counted);
+                if let Some(also) = &self.also {
+                    also.set(also.get().saturating_add(moved - self.counted));
+                }
             }
             self.counted = self.counted.max(moved);
         }

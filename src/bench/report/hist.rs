@@ -5,20 +5,18 @@
 //! are recorded as one hour and counted in `clamped`; nothing panics on any
 //! `u64`. The histogram is allocated on the first sample (an unused
 //! distribution costs a few words) and kept, zeroed, across interval resets.
-//! Percentiles come from the histogram (3 significant digits, so within
-//! 0.1 %), clamped into the exact `[min, max]`; count, min, max and mean are
-//! exact.
+//! Percentiles come from the histogram through `stats::Percentiles` (the
+//! crate's one percentile code: 3 significant digits, so within 0.1 %),
+//! clamped into the exact `[min, max]`; count, min, max and mean are exact.
 
 use hdrhistogram::Histogram;
 
 use super::{Bucket, Distribution, finite_or_zero};
 
-/// The largest value a histogram resolves: one hour in nanoseconds. Larger
-/// values are recorded as this and counted as clamped.
-pub const MAX_TRACKABLE_NS: u64 = 3_600 * 1_000_000_000;
-
-/// Significant decimal digits kept by every histogram.
-const SIGFIG: u8 = 3;
+/// The largest value a histogram resolves (`stats`' bound, the one of
+/// every percentile mioperf prints). Larger values are recorded as this
+/// and counted as clamped.
+pub use crate::stats::MAX_TRACKABLE_NS;
 
 /// Most buckets a [`super::Histograms`] list holds.
 pub const MAX_BUCKETS: usize = 60;
@@ -39,18 +37,14 @@ impl Hist {
     /// Records one sample. Never panics.
     pub(crate) fn record(&mut self, v: u64) {
         if self.h.is_none() {
-            // The bounds are constants that satisfy new_with_bounds' checks
-            // (1 <= low, 2*low <= high, sigfig <= 5); should it ever fail,
-            // the exact figures below still hold and percentiles fall back
-            // to min/max.
-            self.h = Histogram::new_with_bounds(1, MAX_TRACKABLE_NS, SIGFIG).ok();
+            // Should it ever fail, the exact figures below still hold and
+            // percentiles fall back to max.
+            self.h = crate::stats::histogram();
         }
         if v > MAX_TRACKABLE_NS {
             self.clamped = self.clamped.saturating_add(1);
         }
-        if let Some(h) = self.h.as_mut() {
-            h.saturating_record(v.min(MAX_TRACKABLE_NS));
-        }
+        crate::stats::record(self.h.as_mut(), v);
         if self.count == 0 {
             self.min = v;
             self.max = v;
@@ -84,12 +78,12 @@ impl Hist {
         if self.count == 0 {
             return None;
         }
-        let q = |quantile: f64| {
-            self.h
-                .as_ref()
-                .map_or(self.max, |h| h.value_at_quantile(quantile))
-                .clamp(self.min, self.max)
-        };
+        let p = crate::stats::Percentiles::from_histogram(
+            self.h.as_ref(),
+            self.min,
+            self.max,
+            usize::try_from(self.count).unwrap_or(usize::MAX),
+        );
         #[allow(
             clippy::cast_precision_loss,
             reason = "the mean is reported as floating point"
@@ -99,10 +93,10 @@ impl Hist {
             count: self.count,
             min: self.min,
             mean: finite_or_zero(mean),
-            p50: q(0.50),
-            p90: q(0.90),
-            p99: q(0.99),
-            p999: q(0.999),
+            p50: p.p50,
+            p90: p.p90,
+            p99: p.p99,
+            p999: p.p999,
             max: self.max,
             clamped: self.clamped,
         })

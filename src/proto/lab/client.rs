@@ -22,7 +22,9 @@ use crate::wire::lab::{
 };
 use crate::wire::line;
 use bytes::BytesMut;
+use core::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 /// How the client reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +94,53 @@ pub enum Report {
     },
 }
 
+/// A stream's counters so far, for a live display while it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    /// Segments received, duplicates included.
+    pub received: u64,
+    /// One past the highest sequence number seen: what should have
+    /// arrived by now, so `expected_so_far - received` is the loss so far
+    /// (less any duplicates).
+    pub expected_so_far: u64,
+    /// Segment bytes received.
+    pub bytes: u64,
+    /// Arrival of the first and the latest segment, in ns of the same
+    /// clock as [`StreamSample::rx_ns`].
+    pub first_rx_ns: u64,
+    /// See `first_rx_ns`.
+    pub last_rx_ns: u64,
+}
+
+/// A stream's [`LiveCounts`], set by the client session and read between
+/// reactor turns by whoever draws them.
+#[derive(Clone, Debug, Default)]
+pub struct StreamLive(Rc<Cell<LiveCounts>>);
+
+impl StreamLive {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counts so far.
+    pub fn get(&self) -> LiveCounts {
+        self.0.get()
+    }
+
+    fn count(&self, seq: u64, size: u32, rx_ns: u64) {
+        let mut c = self.0.get();
+        if c.received == 0 {
+            c.first_rx_ns = rx_ns;
+        }
+        c.received += 1;
+        c.expected_so_far = c.expected_so_far.max(seq.saturating_add(1));
+        c.bytes = c.bytes.saturating_add(u64::from(size));
+        c.last_rx_ns = rx_ns;
+        self.0.set(c);
+    }
+}
+
 /// Samples kept beyond the expected count (room for duplicates); the
 /// expected count itself is bounded by the caller's `max_count`.
 const EXTRA_SAMPLES: u64 = 4096;
@@ -142,6 +191,7 @@ pub struct Client {
     stream: StreamProgress,
     outcome: OutcomeSlot<Report>,
     progress: Option<Progress>,
+    live: Option<StreamLive>,
     close: Option<CloseReason>,
 }
 
@@ -150,6 +200,13 @@ impl Client {
     #[must_use]
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Also counts a stream's segments into `live` as they arrive.
+    #[must_use]
+    pub fn with_live(mut self, live: StreamLive) -> Self {
+        self.live = Some(live);
         self
     }
 
@@ -188,6 +245,7 @@ impl Client {
             },
             outcome,
             progress: None,
+            live: None,
             close: None,
         }
     }
@@ -238,6 +296,9 @@ impl Client {
         if let Ok(h) = SegmentHeader::parse(header)
             && self.stream.samples.len() < cap
         {
+            if let (Some(live), Kind::Stream(spec)) = (&self.live, &self.kind) {
+                live.count(h.seq, spec.size, rx_ns);
+            }
             self.stream.samples.push(StreamSample {
                 seq: h.seq,
                 sched_ns: h.sched_ns,
@@ -763,6 +824,34 @@ mod tests {
         };
         assert!(complete && kernel_timestamps);
         assert_eq!((expected, samples.len()), (3, 3));
+    }
+
+    #[test]
+    fn live_counts_follow_the_segments_as_they_come() {
+        let slot = OutcomeSlot::new();
+        let live = StreamLive::new();
+        let mut c = Client::new(
+            b"stream-1-10-64",
+            Transport::Udp { server: server() },
+            10_000,
+            Duration::from_secs(5),
+            slot,
+        )
+        .with_live(live.clone());
+        drain_joined(&mut c, at(0));
+        dgram(&mut c, at(1), &segment(0, 0, 64), Some(5_000));
+        dgram(&mut c, at(3), &segment(3, 3_000_000, 64), Some(9_000));
+        assert_eq!(
+            live.get(),
+            LiveCounts {
+                received: 2,
+                expected_so_far: 4,
+                bytes: 128,
+                first_rx_ns: 5_000,
+                last_rx_ns: 9_000,
+            },
+            "two of the first four: two missing so far"
+        );
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! Owns the server's acceptors and sessions (a TCP connection that reads
 //! request lines; a per-peer UDP session for files and streams; stateless
 //! UDP echo), the absolute pacing schedule, and the client that measures
-//! what arrives. Limits are plain data in [`LabConfig`]; sockets, the clock
-//! and the timerfd belong to the reactor.
+//! what arrives, alone (`Client`) or one request after another on one
+//! connection (`Conversation`, the prompt's). Limits are plain data in
+//! [`LabConfig`]; sockets, the clock and the timerfd belong to the reactor.
 
 mod client;
+mod conversation;
 mod schedule;
 mod server;
 
-pub use client::{Client, Report, StreamSample, Transport};
+pub use client::{Client, LiveCounts, Report, StreamLive, StreamSample, Transport};
+pub use conversation::{Conversation, Inbox, NEXT_TURN};
 pub use schedule::Schedule;
 pub use server::{LabDatagramAcceptor, LabDatagrams, LabStream, LabStreamAcceptor};
 

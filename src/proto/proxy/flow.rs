@@ -154,12 +154,11 @@ impl DatagramAcceptor for ProxyAcceptor {
     }
 }
 
-/// Mixes a mapping's number into a seed (splitmix64's finaliser), so
+/// The seed of one direction of one mapping: sub-stream `way` of
+/// sub-stream `mapping` of the run's seed ([`crate::rng::mix`]), so
 /// neighbouring mappings and the two directions draw unrelated decisions.
-/// Its own combination rather than [`crate::rng::mix`], kept so that a
-/// seed still makes the decisions it always made.
 fn derive_seed(seed: u64, mapping: u64, way: Way) -> u64 {
-    crate::rng::finalise(seed ^ mapping.wrapping_mul(crate::rng::GAMMA) ^ ((way as u64) << 63))
+    crate::rng::mix(crate::rng::mix(seed, mapping), way as u64)
 }
 
 /// One client's mapping. See the module docs.

@@ -226,6 +226,7 @@ impl StreamSession for GetClient {
                     None => {}
                     Some((Ok(size), rest)) => {
                         self.size = Some(size);
+                        self.common.progress.set_total(size);
                         if size == 0 {
                             self.complete(cx.now);
                         } else {
@@ -428,16 +429,23 @@ mod tests {
     fn get_commits_only_when_every_byte_arrived() {
         let (sink, committed) = MemorySink::new();
         let slot = OutcomeSlot::new();
+        let progress = Progress::default();
         let mut c = GetClient::new(
             "f",
             Box::new(sink),
             Duration::from_secs(5),
             slot.clone(),
-            Progress::default(),
+            progress.clone(),
         );
         assert_eq!(drain_tx(&mut c, at(0)), b"f:GET\n");
+        assert_eq!(progress.total(), None);
         feed(&mut c, at(1), peer(), StreamInput::Bytes(b"OK 5\nhe"));
         assert!(committed.borrow().is_none());
+        assert_eq!(
+            (progress.get(), progress.total()),
+            (2, Some(5)),
+            "the bar's total"
+        );
         feed(&mut c, at(2), peer(), StreamInput::Bytes(b"llo"));
         assert_eq!(committed.borrow().clone(), Some(b"hello".to_vec()));
         assert_eq!(

@@ -238,6 +238,11 @@ impl TftpClient {
             }
             self.engine.blksize = usize::from(g.blksize.unwrap_or(DEFAULT_BLKSIZE));
             self.engine.window = g.windowsize.unwrap_or(1);
+            // A download's size, when the server answered our tsize=0 (RFC
+            // 2349): the progress bar's total.
+            if let (Some(size), Local::Sink(_)) = (g.tsize, &self.local) {
+                self.progress.set_total(size);
+            }
             if let Some(t) = g.timeout {
                 self.engine.timeout = Duration::from_secs(u64::from(t));
             }

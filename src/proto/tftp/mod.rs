@@ -21,7 +21,7 @@ pub use server::{AMPLIFICATION, TftpAcceptor, TftpConfig, TftpServer};
 mod tests {
     use super::*;
     use crate::proto::data::{MemoryFiles, MemorySink, MemorySource};
-    use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Refusal};
+    use crate::proto::outcome::{ClientError, Outcome, OutcomeSlot, Progress, Refusal};
     use crate::proto::proxy::impair::{Counters, ImpairConfig};
     use crate::sim::{self, Dir, Report, Server, World};
     use crate::time::{Duration, Instant};
@@ -296,6 +296,43 @@ mod tests {
                 last.len() - 4,
                 len % 512,
                 "{len}: the short (or empty) last block"
+            );
+        }
+    }
+
+    #[test]
+    fn a_download_learns_its_size_from_the_oack() {
+        let files = MemoryFiles::default();
+        files.insert("f", bytes(5_000));
+        for (tsize, total) in [(Some(0), Some(5_000)), (None, None)] {
+            let progress = Progress::new();
+            let (sink, _) = MemorySink::new();
+            let options = Options {
+                tsize,
+                ..Options::default()
+            };
+            let c = TftpClient::get(
+                listener(),
+                "f",
+                Mode::Octet,
+                options,
+                Box::new(sink),
+                Duration::from_secs(1),
+                5,
+                OutcomeSlot::new(),
+            )
+            .with_progress(progress.clone());
+            simulate(
+                c,
+                &files,
+                TftpConfig::default(),
+                sim::Config::default(),
+                |_, _| false,
+            );
+            assert_eq!(
+                (progress.get(), progress.total()),
+                (5_000, total),
+                "{tsize:?}"
             );
         }
     }
