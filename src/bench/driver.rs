@@ -352,8 +352,17 @@ impl Launcher {
             outcome.clone(),
         );
         let settle = settle("lab stream", outcome);
-        let inner = self.on_transport(inner);
-        Some(self.tracked(inner, slot, now, Count::Input, settle))
+        // Its report comes with its end: one still in flight at the `-t`
+        // end (late on a loaded machine) may settle in the END_GRACE.
+        let run = self.run.clone();
+        Some(match self.on_transport(inner) {
+            Client::Stream(inner) => Client::Stream(Box::new(
+                Tracked::new(inner, run, slot, now, Count::Input, settle).with_end_grace(),
+            )),
+            Client::Datagram(inner) => Client::Datagram(Box::new(
+                Tracked::new(inner, run, slot, now, Count::Input, settle).with_end_grace(),
+            )),
+        })
     }
 
     /// A tcpfile client of `mode` reporting to `outcome` and `progress`:

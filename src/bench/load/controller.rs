@@ -4,7 +4,9 @@
 //! Owns the interval grid's clock: it wakes at the next interval boundary
 //! or the end, whichever is first, and hands each closed interval to the
 //! [`OnInterval`] sink. It never closes an interval past the end (the run
-//! has no data there), never records figures, and holds no session.
+//! has no data there), leaves those due at the `-t` end to the driver
+//! (closed after a stream's end grace), never records figures, and holds
+//! no session.
 
 use super::run::Run;
 use crate::bench::report::IntervalReport;
@@ -73,8 +75,11 @@ impl Driven for Controller {
             return;
         }
         // Intervals past the end are not closed: the run has no data there.
-        let limit = self.run.end_at().map_or(cx.now, |end| end.min(cx.now));
-        Self::close_due(&self.run, limit, cx.now, &self.on_interval);
+        // Those due at the `-t` end are closed by the driver after the run,
+        // so what settles in the END_GRACE still lands in the last one.
+        if self.run.end_at().is_none_or(|end| cx.now < end) {
+            Self::close_due(&self.run, cx.now, cx.now, &self.on_interval);
+        }
         if self.run.over(cx.now) || (self.run.active() == 0 && !self.run.may_start(cx.now)) {
             self.done = true;
             self.close = Some(CloseReason::Completed);

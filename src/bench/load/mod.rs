@@ -16,8 +16,9 @@
 //!
 //! They never open sockets (the driver asks the reactor) and never read
 //! the clock. The reactor is single-threaded, so shared state is `Rc` and
-//! `Cell`. Nothing is recorded at or after the end of a `-t` run: the last
-//! interval closes exactly at the end.
+//! `Cell`. Nothing is recorded past the end of a `-t` run (what a stream
+//! settles in the [`END_GRACE`] is recorded at the end): the last interval
+//! closes exactly at the end.
 //!
 //! This module only gathers them: every path stays `bench::load::X`.
 
@@ -28,7 +29,7 @@ mod tracked;
 
 pub use controller::{Controller, OnInterval};
 pub use repeat::{BadFraming, Exchange, Repeat, Verdict};
-pub use run::{MAX_FAILURES_IN_A_ROW, Run};
+pub use run::{END_GRACE, MAX_FAILURES_IN_A_ROW, Run};
 pub use tracked::{Count, RETRY_BACKOFF, Settle, Tracked};
 
 #[cfg(test)]

@@ -2,19 +2,34 @@
 //!
 //! Owns the run's bookkeeping: the recorder and the closed intervals, the
 //! `-t` end, the `-n` budget, the session slots and their sequence
-//! numbers, the success and failure counts that may stop a run, and the
-//! SIGINT end. It is passive: sessions and the driver call it with the
-//! reactor's `now`. It never reads the clock, never starts or ends a
-//! session itself, and never records anything on its own.
+//! numbers, the success and failure counts that may stop a run, the
+//! SIGINT end, and the [`END_GRACE`] after a `-t` end. It is passive:
+//! sessions and the driver call it with the reactor's `now`. It never
+//! reads the clock, never starts or ends a session itself, and never
+//! records anything on its own.
 
 use crate::bench::report::{IntervalReport, Recorder};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use core::cell::{Cell, RefCell};
 
 /// Failures in a row, with no success between them, after which the run
 /// stops: a server that refuses everything would otherwise be hammered in
 /// a tight reconnect loop for the whole `-t`.
 pub const MAX_FAILURES_IN_A_ROW: u32 = 64;
+
+/// How long after a `-t` end a session already in flight whose outcome
+/// carries its measurement (a stream: its losses and schedule errors come
+/// with its end) may still deliver that outcome. A stream is planned to
+/// end an interval before the run, but on a loaded machine its last
+/// segments or its end arrive a few ms late; dropping it then loses the
+/// whole stream (a one-stream run exits 2, "no stream succeeded", with
+/// its packets measured). A quarter second
+/// covers a loaded machine's scheduling delays many times over, stays
+/// below the lab client's shortest silence end (1 s unless `--timeout`
+/// is lower), and stretches a run that needs it by at most that much.
+/// Nothing starts in the grace, a SIGINT ends it at once, and what
+/// settles in it is recorded at the end (see [`Run::record_at`]).
+pub const END_GRACE: Duration = Duration::from_millis(250);
 
 /// Distinct failure causes a run tells apart for its final message; any
 /// further cause still counts in the total. A run failing in more ways
@@ -84,6 +99,23 @@ impl Run {
     /// Whether nothing may be recorded or started any more at `now`.
     pub fn over(&self, now: Instant) -> bool {
         self.stopped.get() || self.end_at.is_some_and(|end| now >= end)
+    }
+
+    /// Whether `now` is in the [`END_GRACE`] of a `-t` run that reached
+    /// its end and was not stopped (SIGINT, fatal): a session in flight
+    /// that opted in may still settle.
+    pub fn in_end_grace(&self, now: Instant) -> bool {
+        !self.stopped.get()
+            && self
+                .end_at
+                .is_some_and(|end| now >= end && now < end.saturating_add(END_GRACE))
+    }
+
+    /// When something that happens at `now` is recorded: at most the `-t`
+    /// end, so what settles in the [`END_GRACE`] lands in the last
+    /// interval and every rate stays over the planned span.
+    pub fn record_at(&self, now: Instant) -> Instant {
+        self.end_at.map_or(now, |end| now.min(end))
     }
 
     /// Takes one request or transfer from the `-n` budget; `false` when

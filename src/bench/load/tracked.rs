@@ -5,9 +5,10 @@
 //! closes, and holding the slot of a failed transfer for
 //! [`RETRY_BACKOFF`]. It never alters the wrapped session's bytes or
 //! deadlines (it only stops calling it once the run is over), never records
-//! at or after the run's end, and gives its slot back exactly once.
+//! past the run's end (a session given the [`END_GRACE`] records what
+//! settles in it at the end), and gives its slot back exactly once.
 
-use super::run::Run;
+use super::run::{END_GRACE, Run};
 use crate::proto::{
     CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, StreamInput,
     StreamSession, Transmit, Wake,
@@ -53,6 +54,8 @@ pub struct Tracked<S: ?Sized> {
     done: bool,
     /// A failed transfer holds its slot until then (see [`RETRY_BACKOFF`]).
     backoff: Option<(Instant, CloseReason)>,
+    /// Whether the session may settle in the run's [`END_GRACE`].
+    grace: bool,
     /// Also counts the bytes recorded here (a `--bidir` direction's).
     also: Option<Rc<core::cell::Cell<u64>>>,
 }
@@ -88,8 +91,26 @@ impl<S: Driven + ?Sized> Tracked<S> {
             close: None,
             done: false,
             backoff: None,
+            grace: false,
             also: None,
         }
+    }
+
+    /// The same session, allowed to deliver its outcome in the run's
+    /// [`END_GRACE`] when it is still in flight at the `-t` end: for a
+    /// session whose outcome carries its measurement (a stream), planned
+    /// to end before the run does. Request/response sessions are not
+    /// given it: an answer after the end would add a request to a rate
+    /// computed over the planned span.
+    #[must_use]
+    pub fn with_end_grace(mut self) -> Self {
+        self.grace = true;
+        self
+    }
+
+    /// Whether the session may still record and settle at `now`.
+    fn live(&self, now: Instant) -> bool {
+        !self.run.over(now) || (self.grace && self.run.in_end_grace(now))
     }
 
     /// Also adds every byte it records to `tally` (one direction of a
@@ -104,11 +125,11 @@ impl<S: Driven + ?Sized> Tracked<S> {
         self.now = now;
         if let Count::Progress(progress) = &self.count {
             let moved = progress.get();
-            if moved > self.counted && !self.run.over(now) {
+            if moved > self.counted && self.live(now) {
                 self.run
                     .recorder
                     .borrow_mut()
-                    .add_bytes(now, moved - self.counted);
+                    .add_bytes(self.run.record_at(now), moved - self.counted);
                 if let Some(also) = &self.also {
                     also.set(also.get().saturating_add(moved - self.counted));
                 }
@@ -142,17 +163,18 @@ impl<S: Driven + ?Sized> Tracked<S> {
         if self.done {
             return;
         }
-        if self.run.over(cx.now) {
+        if !self.live(cx.now) {
             return self.abandon();
         }
         if matches!(self.count, Count::Input)
             && let Some((packets, bytes)) = moved
         {
+            let at = self.run.record_at(cx.now);
             let mut rec = self.run.recorder.borrow_mut();
             if packets > 0 {
-                rec.add_packets(cx.now, packets);
+                rec.add_packets(at, packets);
             }
-            rec.add_bytes(cx.now, bytes);
+            rec.add_bytes(at, bytes);
         }
         feed(&mut self.inner, cx);
         self.sync_progress(cx.now);
@@ -162,9 +184,10 @@ impl<S: Driven + ?Sized> Tracked<S> {
             let _ = self.inner.poll_close();
             self.done = true;
             if let Some(settle) = self.settle.take()
-                && !self.run.over(cx.now)
+                && self.live(cx.now)
             {
-                settle(&self.run, cx.now, cx.now.saturating_since(self.started));
+                let took = cx.now.saturating_since(self.started);
+                settle(&self.run, self.run.record_at(cx.now), took);
             }
             self.close = Some(CloseReason::Aborted);
             self.run.release_slot(self.slot);
@@ -196,8 +219,9 @@ impl<S: Driven + ?Sized> Tracked<S> {
         self.done = true;
         let now = self.now;
         let succeeded = match self.settle.take() {
-            Some(settle) if !self.run.over(now) => {
-                settle(&self.run, now, now.saturating_since(self.started))
+            Some(settle) if self.live(now) => {
+                let took = now.saturating_since(self.started);
+                settle(&self.run, self.run.record_at(now), took)
             }
             _ => true,
         };
@@ -213,11 +237,11 @@ impl<S: Driven + ?Sized> Tracked<S> {
 
 impl<S: Driven + ?Sized> Driven for Tracked<S> {
     fn handle_timeout(&mut self, cx: &mut Context) {
-        if self
-            .backoff
-            .as_ref()
-            .is_some_and(|(until, _)| cx.now >= *until)
-            || self.run.over(cx.now)
+        let held = self.backoff.as_ref();
+        // Once the run is over no replacement starts: a held slot goes at
+        // once, a live one at the end (or the end of its grace).
+        if held.is_some_and(|(until, _)| cx.now >= *until)
+            || (self.run.over(cx.now) && (held.is_some() || !self.live(cx.now)))
         {
             return self.abandon();
         }
@@ -236,7 +260,14 @@ impl<S: Driven + ?Sized> Driven for Tracked<S> {
         if self.done {
             return None;
         }
-        match (self.inner.poll_timeout(), self.run.end_at()) {
+        let end = self.run.end_at().map(|end| {
+            if self.grace {
+                end.saturating_add(END_GRACE)
+            } else {
+                end
+            }
+        });
+        match (self.inner.poll_timeout(), end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -356,6 +387,159 @@ mod tests {
         ) -> Option<Transmit> {
             None
         }
+    }
+
+    /// A stream whose report comes with its last datagram (`END`).
+    #[derive(Debug, Default)]
+    struct Stream {
+        ended: bool,
+    }
+
+    impl Driven for Stream {
+        fn poll_close(&mut self) -> Option<CloseReason> {
+            core::mem::take(&mut self.ended).then_some(CloseReason::Completed)
+        }
+    }
+
+    impl DatagramSession for Stream {
+        fn handle_input(&mut self, _cx: &mut Context, input: DatagramInput<'_>) {
+            if let DatagramInput::Datagram { payload, .. } = input {
+                self.ended |= payload == b"END";
+            }
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+    }
+
+    /// A stream started at 0 in a run that ends at 100 ms, given the end
+    /// grace or not; its settle records a transfer.
+    fn stream(grace: bool) -> (Rc<Run>, Tracked<dyn DatagramSession>) {
+        stream_in(run(Some(100), None), grace)
+    }
+
+    fn stream_in(r: Rc<Run>, grace: bool) -> (Rc<Run>, Tracked<dyn DatagramSession>) {
+        let slot = r.claim_slot().unwrap();
+        let settle: Settle = Box::new(|run, now, took| {
+            run.recorder.borrow_mut().add_transfer(now, 1000, took);
+            run.succeeded(now);
+            true
+        });
+        let s = Tracked::<dyn DatagramSession>::new(
+            Box::new(Stream::default()),
+            r.clone(),
+            slot,
+            at(0),
+            Count::Input,
+            settle,
+        );
+        (r, if grace { s.with_end_grace() } else { s })
+    }
+
+    /// Its last segment and end arrive at `ms`; then the session is closed
+    /// or released, as the driver would see it.
+    fn end_at(s: &mut Tracked<dyn DatagramSession>, ms: u64) -> Vec<CloseReason> {
+        let peer = "192.0.2.1:9".parse().unwrap();
+        crate::proto::testing::feed_datagram(s, at(ms), peer, b"seg");
+        crate::proto::testing::feed_datagram(s, at(ms), peer, b"END");
+        closes(s)
+    }
+
+    /// The bug this guards: on a loaded machine a stream planned to end
+    /// before the run ends a few ms after it, and was dropped, leaving a
+    /// run with packets measured and "no stream succeeded".
+    #[test]
+    fn a_stream_late_by_less_than_the_grace_still_counts_at_the_end() {
+        let (r, mut s) = stream(true);
+        assert_eq!(
+            s.poll_timeout(),
+            Some(at(100) + END_GRACE),
+            "no wake at the end"
+        );
+        timeout(&mut s, 100);
+        assert_eq!(r.active(), 1, "in flight at the end: held for the grace");
+        assert!(!r.may_start(at(101)), "nothing new starts in the grace");
+        assert_eq!(end_at(&mut s, 103), vec![CloseReason::Completed]);
+        assert_eq!((r.active(), r.successes()), (0, 1));
+        // Recorded at the end, in the last interval (its last datagrams
+        // too, 2 × 3 bytes): the span, and every rate, stays the planned
+        // 100 ms.
+        let mut rec = r.recorder.borrow_mut();
+        let last = rec.close_interval(at(100)).figures;
+        assert_eq!(
+            (last.transfers, last.bytes, last.end_ns),
+            (1, 6, 100_000_000)
+        );
+        let total = rec.finish(at(100)).figures;
+        assert_eq!(
+            (total.transfers, total.bytes, total.end_ns),
+            (1, 6, 100_000_000)
+        );
+    }
+
+    /// The controller leaves the interval due at the end to the driver
+    /// (`bench::drive`), which closes it after the grace: what settled
+    /// late is in it, not in an extra interval after the end.
+    #[test]
+    fn the_interval_due_at_the_end_closes_after_the_grace() {
+        use crate::bench::load::{Controller, OnInterval};
+        use crate::bench::report::Recorder;
+        let interval = Some(Duration::from_millis(50));
+        let r = Rc::new(Run::new(
+            Recorder::new(at(0), interval),
+            at(0),
+            Some(at(100)),
+            None,
+            1,
+        ));
+        let (r, mut s) = stream_in(r, true);
+        let on: OnInterval = Rc::new(core::cell::RefCell::new(
+            |_: &mut crate::bench::report::IntervalReport, _: Instant| {},
+        ));
+        let mut c = Controller::new(r.clone(), on.clone());
+        timeout(&mut c, 50);
+        timeout(&mut c, 100);
+        assert_eq!(closes(&mut c), vec![CloseReason::Completed]);
+        assert_eq!(end_at(&mut s, 103), vec![CloseReason::Completed]);
+        Controller::close_due(&r, at(100), at(103), &on);
+        let spans: Vec<_> = r
+            .intervals
+            .borrow()
+            .iter()
+            .map(|i| (i.figures.end_ns, i.figures.transfers))
+            .collect();
+        assert_eq!(spans, vec![(50_000_000, 0), (100_000_000, 1)]);
+        assert!(!r.recorder.borrow().interval_has_data(), "no trailing one");
+    }
+
+    #[test]
+    fn a_stream_later_than_the_grace_is_dropped() {
+        let (r, mut s) = stream(true);
+        let after = 100 + u64::try_from(END_GRACE.as_millis()).unwrap();
+        timeout(&mut s, after);
+        assert_eq!(closes(&mut s), vec![CloseReason::Aborted]);
+        assert!(end_at(&mut s, after + 1).is_empty());
+        assert_eq!((r.active(), r.successes()), (0, 0));
+        assert_eq!(r.recorder.borrow_mut().finish(at(100)).figures.transfers, 0);
+    }
+
+    /// Sessions without the grace (requests, transfers) and an
+    /// interrupted run end at once, as before.
+    #[test]
+    fn without_the_grace_or_after_a_sigint_nothing_settles_after_the_end() {
+        let (r, mut s) = stream(false);
+        assert_eq!(s.poll_timeout(), Some(at(100)));
+        assert_eq!(end_at(&mut s, 101), vec![CloseReason::Aborted]);
+        assert_eq!((r.active(), r.successes()), (0, 0));
+        let (r, mut s) = stream(true);
+        r.interrupt(at(100));
+        assert_eq!(end_at(&mut s, 101), vec![CloseReason::Aborted]);
+        assert_eq!((r.active(), r.successes()), (0, 0));
     }
 
     #[test]
