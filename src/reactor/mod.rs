@@ -473,6 +473,9 @@ impl Reactor {
         max_sessions: usize,
     ) -> io::Result<SocketAddr> {
         let mut socket = UdpSocket::bind(addr)?;
+        if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), SERVER_RECV_BUFFER) {
+            debug!("receive buffer unchanged: {e}");
+        }
         let local = socket.local_addr()?;
         let entry = self.entries.vacant_entry();
         self.poll
@@ -939,6 +942,14 @@ impl Reactor {
         self.stats.compactions += 1;
     }
 }
+
+/// Receive buffer asked for on a server's UDP socket (the kernel caps it at
+/// `net.core.rmem_max`). Every peer's requests queue on that one socket,
+/// and the kernel charges each small datagram its ~770-byte buffer, so the
+/// default 208 KiB holds about 270: 1 000 clients with one request each
+/// (`bench hello -P 1000`) overflowed it, a third of their requests were
+/// dropped, and each drop idled its client for a whole timeout.
+const SERVER_RECV_BUFFER: usize = 4 << 20;
 
 /// A UDP socket for a client talking to `server`: bound to an ephemeral
 /// port, connected (so an ICMP "port unreachable" fails fast instead of
