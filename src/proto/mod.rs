@@ -273,7 +273,8 @@ pub enum DatagramInput<'a> {
         /// Its bytes.
         payload: &'a [u8],
         /// When the kernel received it (`CLOCK_REALTIME` ns), on sockets
-        /// with receive timestamps on (client sockets); only differences
+        /// with receive timestamps on (client sockets of sessions that
+        /// [want them](DatagramSession::wants_receive_timestamps)); only differences
         /// between two stamps are meaningful.
         kernel_ns: Option<u64>,
     },
@@ -340,6 +341,14 @@ pub trait DatagramSession: Driven {
         limit: usize,
         buf: &mut BytesMut,
     ) -> Option<Transmit>;
+
+    /// Whether it reads [`DatagramInput::Datagram`]'s `kernel_ns`: only
+    /// then does a client's socket ask the kernel to stamp each datagram
+    /// (the stamps cost every received packet on the host some time).
+    /// Asked once, when the session is added.
+    fn wants_receive_timestamps(&self) -> bool {
+        false
+    }
 }
 
 /// Lives on a listening TCP socket and turns connections into sessions.

@@ -528,12 +528,34 @@ const NO_ADDRESS: SocketAddr =
 /// datagram beyond it is dropped and counted (`Stats::queue_dropped`).
 pub(super) const PENDING_MAX_BYTES: usize = 4 * GSO_MAX_BYTES;
 
+/// A session's home socket as it sends: through `send` when the datagram
+/// goes to the peer the socket is connected to (see
+/// [`UdpState::connected`](super::entry::UdpState)), else `sendto`.
+pub(super) struct Home<'a> {
+    pub(super) socket: &'a UdpSocket,
+    pub(super) connected: Option<SocketAddr>,
+}
+
+impl DatagramSocket for Home<'_> {
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        if self.connected == Some(to) {
+            self.socket.send(bytes)
+        } else {
+            self.socket.send_to(bytes, to)
+        }
+    }
+
+    fn send_gso(&self, bytes: &[u8], segment: u16, to: SocketAddr) -> std::io::Result<usize> {
+        self.socket.send_gso(bytes, segment, to)
+    }
+}
+
 /// The reactor's: a home socket (the acceptor's, for a shared session) and
 /// the session's extra endpoints, 1, 2, … in order.
-impl Endpoints for (&UdpSocket, &[Endpoint]) {
+impl Endpoints for (Home<'_>, &[Endpoint]) {
     fn socket(&self, endpoint: EndpointId) -> Option<&dyn DatagramSocket> {
         match usize::from(endpoint.0).checked_sub(1) {
-            None => Some(self.0),
+            None => Some(&self.0),
             Some(i) => self.1.get(i).map(|e| &e.socket as &dyn DatagramSocket),
         }
     }
@@ -1090,6 +1112,35 @@ mod tests {
             (1, 3),
             "beyond: three datagrams dropped"
         );
+    }
+
+    /// A connected home socket sends to its peer without naming it, and to
+    /// anyone else by address (Linux allows `sendto` on a connected UDP
+    /// socket): both arrive where they were sent.
+    #[test]
+    fn a_connected_home_reaches_its_peer_and_any_other_address() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&peer, &other] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+        }
+        let (to_peer, to_other) = (peer.local_addr().unwrap(), other.local_addr().unwrap());
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.connect(to_peer).unwrap();
+        let home = Home {
+            socket: &socket,
+            connected: Some(to_peer),
+        };
+        home.send_one(b"peer", to_peer).unwrap();
+        home.send_one(b"other", to_other).unwrap();
+        let mut buf = [0u8; 16];
+        let n = peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"peer");
+        let n = other
+            .recv(&mut buf)
+            .expect("the other address got its datagram");
+        assert_eq!(&buf[..n], b"other");
     }
 
     #[test]

@@ -209,6 +209,11 @@ pub(super) struct UdpState {
     /// ([`Driven::poll_part_timeout`](crate::proto::Driven::poll_part_timeout)):
     /// a popped part deadline is delivered only if its stamp is here.
     pub(super) parts: hashbrown::HashMap<PartId, Stamp>,
+    /// The peer the home socket is connected to (a client's own socket):
+    /// datagrams to it leave by `send`, which uses the route the kernel
+    /// cached at `connect`, where `sendto` with the address looks the
+    /// route up again for every datagram.
+    pub(super) connected: Option<SocketAddr>,
 }
 
 /// UDP payload that met `WouldBlock`: one datagram, or several of

@@ -8,7 +8,7 @@
 //! trains) and acts on what the session said afterwards. It never reads
 //! from a socket: input arrives through `stream.rs` and `datagram.rs`.
 
-use super::datagram::{Endpoints, UdpOut, transmit_udp};
+use super::datagram::{Endpoints, Home, UdpOut, transmit_udp};
 use super::device::DeviceOut;
 use super::entry::{Entry, EventKey, Io, Phase, Role, UdpState};
 use super::stream::transmit_stream;
@@ -91,6 +91,7 @@ impl Reactor {
                     pending,
                     more,
                     capture,
+                    connected,
                     ..
                 } = &mut **udp;
                 // The endpoints: a UDP socket (the session's own or its
@@ -98,8 +99,12 @@ impl Reactor {
                 // capture.
                 let (on_udp, on_device);
                 let sockets: &dyn Endpoints = match (&entry.io, parent_entry.map(|p| &p.io)) {
-                    (Io::Udp(s), _) | (Io::SharedUdp, Some(Io::Udp(s))) => {
-                        on_udp = (s, more.as_slice());
+                    (Io::Udp(socket), _) | (Io::SharedUdp, Some(Io::Udp(socket))) => {
+                        let home = Home {
+                            socket,
+                            connected: *connected,
+                        };
+                        on_udp = (home, more.as_slice());
                         &on_udp
                     }
                     (Io::Tun(device), _) => {
@@ -215,13 +220,28 @@ impl Reactor {
                 }
             });
         }
-        let (want, wake) = match entry.phase {
-            Phase::Closing { until } => (Some(until), Wake::Coarse),
-            _ => (deadline, wake),
-        };
-        entry
-            .slot
-            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
+        match entry.phase {
+            Phase::Closing { until } => {
+                entry.slot.sync_with(
+                    &mut self.timers,
+                    Owner::Entry(key),
+                    Some(until),
+                    Wake::Coarse,
+                );
+            }
+            // A deadline that only moved later (a request answered, the next
+            // one's timeout further out) keeps the earlier heap entry: when
+            // that fires, `fire_timers` reads the deadline again and arms it
+            // then. A session that moves its deadline on every datagram thus
+            // pushes about one heap entry per timeout period, not one per
+            // datagram.
+            _ if deadline
+                .zip(entry.slot.deadline())
+                .is_some_and(|(d, a)| d > a) => {}
+            _ => entry
+                .slot
+                .sync_with(&mut self.timers, Owner::Entry(key), deadline, wake),
+        }
         // Half-close a closing stream once its output is out.
         if entry.shut_write_if_flushed() {
             if entry.read_closed {

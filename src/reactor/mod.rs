@@ -58,7 +58,7 @@ use crate::proto::{
 };
 use crate::time::{Duration, Instant};
 use bytes::BytesMut;
-use entry::{Entry, EventKey, Io, Listen, Phase, Role};
+use entry::{Entry, EventKey, Io, Listen, Phase, Role, UdpState};
 use log::{debug, trace};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::SourceFd;
@@ -473,6 +473,9 @@ impl Reactor {
         max_sessions: usize,
     ) -> io::Result<SocketAddr> {
         let mut socket = UdpSocket::bind(addr)?;
+        if let Err(e) = sys::set_recv_buffer(socket.as_raw_fd(), SERVER_RECV_BUFFER) {
+            debug!("receive buffer unchanged: {e}");
+        }
         let local = socket.local_addr()?;
         let entry = self.entries.vacant_entry();
         self.poll
@@ -531,21 +534,32 @@ impl Reactor {
         peer: Option<SocketAddr>,
         session: Box<dyn DatagramSession>,
     ) -> io::Result<usize> {
-        // Clients measure arrival times: let the kernel stamp each datagram.
-        if let Err(e) = sys::enable_rx_timestamps(socket.as_raw_fd()) {
+        // Only a session that measures arrival times has the kernel stamp
+        // each datagram: the stamps cost a control message per datagram,
+        // and while any socket asks for them the kernel stamps every
+        // packet the host receives.
+        if session.wants_receive_timestamps()
+            && let Err(e) = sys::enable_rx_timestamps(socket.as_raw_fd())
+        {
             debug!("no receive timestamps: {e}");
         }
+        let connected = socket.peer_addr().ok();
         let entry = self.entries.vacant_entry();
         let key = entry.key();
         self.poll
             .registry()
             .register(&mut socket, Token(key), Interest::READABLE)?;
-        entry.insert(Entry::new(
+        let mut e = Entry::new(
             Io::Udp(socket),
             Role::Datagram(session),
             peer,
             Interest::READABLE,
-        ));
+        );
+        e.udp = Some(Box::new(UdpState {
+            connected,
+            ..UdpState::default()
+        }));
+        entry.insert(e);
         self.sessions += 1;
         self.flush(key);
         Ok(key)
@@ -756,7 +770,11 @@ impl Reactor {
                             self.reap.push(key);
                         }
                         Phase::Dead => {}
-                        Phase::Open | Phase::Connecting => self.on_timer(key),
+                        Phase::Open | Phase::Connecting => {
+                            if !self.rearm_if_moved(key) {
+                                self.on_timer(key);
+                            }
+                        }
                     }
                 }
                 Owner::Part(key, part) => {
@@ -805,6 +823,29 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// The armed deadline of the session or job at `key` popped, but its
+    /// deadline has since moved later (`act_on` keeps the earlier heap
+    /// entry): arms the one it has now, or none, and says so. An acceptor
+    /// keeps its deadline armed exactly (`sync_acceptor`): false.
+    fn rearm_if_moved(&mut self, key: usize) -> bool {
+        let entry = &mut self.entries[key];
+        if entry.role.is_acceptor() {
+            return false;
+        }
+        let Some(session) = entry.role.driven() else {
+            return false;
+        };
+        let want = session.poll_timeout();
+        if want.is_some_and(|at| at <= self.now) {
+            return false;
+        }
+        let wake = session.wake();
+        entry
+            .slot
+            .sync_with(&mut self.timers, Owner::Entry(key), want, wake);
+        true
     }
 
     /// The deadline of the entry at `key` is due: an acceptor's (its own
@@ -901,6 +942,14 @@ impl Reactor {
         self.stats.compactions += 1;
     }
 }
+
+/// Receive buffer asked for on a server's UDP socket (the kernel caps it at
+/// `net.core.rmem_max`). Every peer's requests queue on that one socket,
+/// and the kernel charges each small datagram its ~770-byte buffer, so the
+/// default 208 KiB holds about 270: 1 000 clients with one request each
+/// (`bench hello -P 1000`) overflowed it, a third of their requests were
+/// dropped, and each drop idled its client for a whole timeout.
+const SERVER_RECV_BUFFER: usize = 4 << 20;
 
 /// A UDP socket for a client talking to `server`: bound to an ephemeral
 /// port, connected (so an ICMP "port unreachable" fails fast instead of
@@ -1556,5 +1605,137 @@ mod tests {
         );
         let times: Vec<Instant> = fired.borrow().iter().map(|f| f.1).collect();
         assert!(times[0] <= times[1], "{times:?}");
+    }
+
+    /// A job whose deadline the test moves, calling `flush` as the reactor
+    /// does after any call into it; counts the calls that find it due.
+    struct Movable {
+        due: Rc<Cell<Option<Instant>>>,
+        fired: Rc<Cell<u32>>,
+        calls: Rc<Cell<u32>>,
+    }
+
+    impl Driven for Movable {
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.due.get()
+        }
+        fn handle_timeout(&mut self, cx: &mut Context) {
+            self.calls.set(self.calls.get() + 1);
+            if self.due.get().is_some_and(|at| at <= cx.now) {
+                self.due.set(None);
+                self.fired.set(self.fired.get() + 1);
+            }
+        }
+    }
+
+    /// A deadline that moves later with every call (a request answered, the
+    /// next one's timeout further out) keeps its first heap entry; when that
+    /// pops, the session is not called, and its deadline of now is armed.
+    /// Virtual time: the test sets the reactor's `now` and fires.
+    #[test]
+    fn a_deadline_moved_later_keeps_its_heap_entry_and_is_rearmed_when_that_pops() {
+        let ms = Instant::from_millis;
+        let mut reactor = Reactor::new(ReactorConfig::default()).unwrap();
+        let (due, fired, calls) = (
+            Rc::new(Cell::new(Some(ms(10)))),
+            Rc::new(Cell::new(0)),
+            Rc::new(Cell::new(0)),
+        );
+        let key = reactor.add_detached(Box::new(Movable {
+            due: due.clone(),
+            fired: fired.clone(),
+            calls: calls.clone(),
+        }));
+        let heap = reactor.pending_timers();
+        for i in 1..=100 {
+            due.set(Some(ms(10 + i)));
+            reactor.flush(key);
+        }
+        assert_eq!(
+            reactor.pending_timers(),
+            heap,
+            "no push for a later deadline"
+        );
+        assert_eq!(reactor.entries[key].slot.deadline(), Some(ms(10)));
+        reactor.now = ms(10);
+        reactor.fire_timers();
+        assert_eq!(calls.get(), 0, "not called before its deadline");
+        assert_eq!(reactor.entries[key].slot.deadline(), Some(ms(110)));
+        reactor.now = ms(110);
+        reactor.fire_timers();
+        assert_eq!((calls.get(), fired.get()), (1, 1));
+        // An earlier deadline is armed at once.
+        due.set(Some(ms(300)));
+        reactor.flush(key);
+        due.set(Some(ms(200)));
+        reactor.flush(key);
+        assert_eq!(reactor.entries[key].slot.deadline(), Some(ms(200)));
+        reactor.now = ms(200);
+        reactor.fire_timers();
+        assert_eq!(fired.get(), 2);
+    }
+
+    /// Remembers the kernel stamp of each datagram it receives.
+    struct Stamps {
+        wants: bool,
+        seen: Rc<core::cell::RefCell<Vec<Option<u64>>>>,
+    }
+
+    impl Driven for Stamps {}
+
+    impl DatagramSession for Stamps {
+        fn handle_input(&mut self, _: &mut Context, input: DatagramInput<'_>) {
+            if let DatagramInput::Datagram { kernel_ns, .. } = input {
+                self.seen.borrow_mut().push(kernel_ns);
+            }
+        }
+        fn poll_transmit(
+            &mut self,
+            _: &mut Context,
+            _: usize,
+            _: &mut BytesMut,
+        ) -> Option<Transmit> {
+            None
+        }
+        fn wants_receive_timestamps(&self) -> bool {
+            self.wants
+        }
+    }
+
+    /// A client socket has the kernel stamp its datagrams only for a session
+    /// that reads the stamps, and its entry knows the peer it is connected
+    /// to (datagrams to it leave by `send`).
+    #[test]
+    fn receive_timestamps_only_for_a_session_that_wants_them() {
+        let mut reactor = test_reactor();
+        let server = client();
+        let server_addr = server.local_addr().unwrap();
+        let mut seen = Vec::new();
+        for wants in [false, true] {
+            let log = Rc::new(core::cell::RefCell::new(Vec::new()));
+            let socket = udp_client_socket(server_addr).unwrap();
+            let local = socket.local_addr().unwrap();
+            let key = reactor
+                .add_udp_session(
+                    socket,
+                    Some(server_addr),
+                    Box::new(Stamps {
+                        wants,
+                        seen: log.clone(),
+                    }),
+                )
+                .unwrap();
+            let connected = reactor.entries[key].udp.as_ref().and_then(|u| u.connected);
+            assert_eq!(connected, Some(server_addr));
+            server.send_to(b"x", local).unwrap();
+            for _ in 0..10 {
+                reactor.turn().unwrap();
+                if !log.borrow().is_empty() {
+                    break;
+                }
+            }
+            seen.push(log.borrow().first().copied().flatten().is_some());
+        }
+        assert_eq!(seen, [false, true], "stamped: without asking, asking");
     }
 }

@@ -355,6 +355,10 @@ impl DatagramSession for Tracked<dyn DatagramSession> {
         let now = cx.now;
         self.transmit(now, |inner| inner.poll_transmit(cx, limit, buf))
     }
+
+    fn wants_receive_timestamps(&self) -> bool {
+        self.inner.wants_receive_timestamps()
+    }
 }
 
 #[cfg(test)]
@@ -615,5 +619,39 @@ mod tests {
         });
         assert_eq!(after.close, Some(CloseReason::Completed));
         assert_eq!(r.active(), 0);
+    }
+
+    /// The wrapper asks for kernel receive stamps exactly when the session
+    /// it wraps reads them (the lab stream's inter-arrival figures).
+    #[test]
+    fn receive_timestamps_are_the_wrapped_sessions_wish() {
+        let client = |transport| {
+            crate::proto::lab::Client::new(
+                b"x",
+                transport,
+                10_000,
+                Duration::from_secs(5),
+                crate::proto::outcome::OutcomeSlot::new(),
+            )
+        };
+        let wraps = |inner: Box<dyn DatagramSession>| {
+            let r = run(None, None);
+            let slot = r.claim_slot().unwrap();
+            Tracked::<dyn DatagramSession>::new(
+                inner,
+                r,
+                slot,
+                at(0),
+                Count::Input,
+                Box::new(|_, _, _| true),
+            )
+            .wants_receive_timestamps()
+        };
+        let refused: Box<Refused> = Box::default();
+        assert!(!wraps(refused));
+        let server = "127.0.0.1:9".parse().unwrap();
+        assert!(wraps(Box::new(client(crate::proto::lab::Transport::Udp {
+            server
+        }))));
     }
 }

@@ -663,6 +663,11 @@ impl DatagramSession for Client {
     ) -> Option<Transmit> {
         self.transmit(cx.now, limit, buf)
     }
+
+    /// A UDP stream's inter-arrival figures come from the kernel's stamps.
+    fn wants_receive_timestamps(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

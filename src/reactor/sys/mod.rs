@@ -393,6 +393,12 @@ pub(crate) fn send_many(fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> io::Res
 
 /// Buffers for receiving many datagrams per system call (`recvmmsg`), each
 /// with its source and kernel receive timestamp.
+///
+/// The headers point into the boxed buffers once, at construction (the
+/// boxes never move, wherever the batch goes); each `recv` resets only the
+/// fields the kernel wrote in the headers the previous call used, so a
+/// call that returns one datagram costs one header's upkeep, not the
+/// whole batch's.
 pub(crate) struct RecvBatch {
     data: Box<[u8]>,
     slot: usize,
@@ -401,6 +407,9 @@ pub(crate) struct RecvBatch {
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
     filled: usize,
+    /// Headers the last call may have written (its datagrams, and the one
+    /// after, which the kernel tried): `recv` resets these.
+    dirty: usize,
 }
 
 impl RecvBatch {
@@ -409,7 +418,7 @@ impl RecvBatch {
         // SAFETY: these C structs are plain old data; all-zero is valid.
         let zero_name: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
         let zero_hdr: libc::mmsghdr = unsafe { core::mem::zeroed() };
-        Self {
+        let mut batch = Self {
             data: vec![0u8; count * slot].into_boxed_slice(),
             slot,
             names: vec![zero_name; count].into_boxed_slice(),
@@ -424,7 +433,20 @@ impl RecvBatch {
             .into_boxed_slice(),
             hdrs: vec![zero_hdr; count].into_boxed_slice(),
             filled: 0,
+            dirty: count,
+        };
+        let data = batch.data.as_mut_ptr();
+        for i in 0..count {
+            // SAFETY: i * slot + slot <= data.len() by construction.
+            batch.iovs[i].iov_base = unsafe { data.add(i * slot) }.cast();
+            batch.iovs[i].iov_len = slot;
+            let hdr = &mut batch.hdrs[i].msg_hdr;
+            hdr.msg_name = (&raw mut batch.names[i]).cast();
+            hdr.msg_iov = &raw mut batch.iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = batch.controls[i].as_mut_ptr().cast();
         }
+        batch
     }
 
     /// Receives as many datagrams as are queued, up to the batch size.
@@ -434,20 +456,11 @@ impl RecvBatch {
     pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.filled = 0;
         let count = self.hdrs.len();
-        let data = self.data.as_mut_ptr();
-        for i in 0..count {
-            // SAFETY: i * slot + slot <= data.len() by construction.
-            self.iovs[i].iov_base = unsafe { data.add(i * self.slot) }.cast();
-            self.iovs[i].iov_len = self.slot;
-            let hdr = &mut self.hdrs[i].msg_hdr;
-            hdr.msg_name = (&raw mut self.names[i]).cast();
-            hdr.msg_namelen = narrow::STORAGE_LEN;
-            hdr.msg_iov = &raw mut self.iovs[i];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = self.controls[i].as_mut_ptr().cast();
-            hdr.msg_controllen = size_of::<[u64; 8]>();
-            hdr.msg_flags = 0;
-            self.hdrs[i].msg_len = 0;
+        for m in &mut self.hdrs[..self.dirty.min(count)] {
+            m.msg_hdr.msg_namelen = narrow::STORAGE_LEN;
+            m.msg_hdr.msg_controllen = size_of::<[u64; 8]>();
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(count).unwrap_or(libc::c_uint::MAX);
         // SAFETY: every header points into buffers owned by self, which
@@ -461,8 +474,13 @@ impl RecvBatch {
                 core::ptr::null_mut(),
             )
         };
-        self.filled = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-        Ok(self.filled)
+        let Ok(n) = usize::try_from(n) else {
+            self.dirty = 1;
+            return Err(io::Error::last_os_error());
+        };
+        self.filled = n;
+        self.dirty = n + 1;
+        Ok(n)
     }
 
     /// Datagram `i` of the last `recv`: its bytes, source and timestamp.
