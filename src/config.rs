@@ -154,6 +154,8 @@ pub struct ServeConfig {
     pub timer: TimerMode,
     /// How early the reactor wakes to spin for a pacing deadline.
     pub spin: Duration,
+    /// How long after the last event the reactor polls without sleeping.
+    pub busy_poll: Duration,
     /// lab: stream and file limits.
     pub lab: LabConfig,
     /// msg: largest frame payload.
@@ -204,6 +206,7 @@ impl Default for ServeConfig {
                 .unvalidated_lifetime,
             timer: TimerMode::Timerfd,
             spin: Duration::from_micros(100),
+            busy_poll: Duration::ZERO,
             lab: LabConfig::default(),
             msg_max: crate::wire::msg::DEFAULT_MAX,
             sendfile: true,
@@ -313,6 +316,9 @@ impl ServeConfig {
         }
         if let Some(v) = &file.spin {
             self.spin = dur("spin", v)?;
+        }
+        if let Some(v) = &file.busy_poll {
+            self.busy_poll = dur("busy_poll", v)?;
         }
         set(&mut self.msg_max, file.msg_max);
         set(&mut self.max_file_size, file.max_file_size);
@@ -686,6 +692,7 @@ struct ConfigFile {
     stopwait_unvalidated_lifetime: Option<String>,
     timer: Option<String>,
     spin: Option<String>,
+    busy_poll: Option<String>,
     stream_max_count: Option<u64>,
     file_max: Option<u64>,
     segment: Option<usize>,
