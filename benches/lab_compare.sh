@@ -18,6 +18,8 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
+# A worktree sits one level deeper than a clone.
+[ -d "$SHARED" ] || SHARED=$ROOT/../../shared/bench
 WORK=${WORK:-/tmp/mioperf-lab-bench}
 RUNS=${RUNS:-3}
 SECTIONS=${SECTIONS:-"pace burst file"}
@@ -27,9 +29,12 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
-if ! command -v iperf3 >/dev/null; then
-  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iperf3 >/dev/null
+# shellcheck source=benches/lib.sh
+. "$HERE/lib.sh"
+if [ ! -x /usr/bin/iperf3 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  timeout 300 apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends iperf3 >/dev/null
 fi
+find_ref IPERF3 iperf3 /usr/bin/iperf3 iperf3
 gcc -O2 -Wall -o "$WORK/pace" "$SHARED/pace.c" || exit 1
 (cd "$ROOT" && cargo build --release -q) || exit 1
 BIN=$ROOT/target/release/mioperf
@@ -44,7 +49,6 @@ sys.stdout.write(p.stdout)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"cpu={r.ru_utime + r.ru_stime:.3f}")' "$@"; }
 med() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:] if x not in ("", "nan")]; print(f"{statistics.median(v):.6g}" if v else "nan")' "$@"; }
-ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "nan")' "$1" "$2"; }
 
 start_server() { # extra args...
   "$BIN" serve --only lab --listen lab=127.0.0.1:0 "$@" > "$WORK/serve.out" 2>"$WORK/serve.err" &
@@ -55,7 +59,7 @@ start_server() { # extra args...
 }
 stop_server() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
 
-echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ); runs=$RUNS"
+echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ); load $(cut -d' ' -f1-3 /proc/loadavg); runs=$RUNS; iperf3=${IPERF3:-none ($IPERF3_WHY)}"
 
 if on pace; then
   start_server
@@ -87,9 +91,11 @@ print(e["p50"]/1e3, e["p99"]/1e3, e["max"]/1e3, abs(s["rate_error"] or 0)*100)' 
   stop_server
 fi
 
-if on burst; then
+if on burst && [ -z "$IPERF3" ]; then
+  for len in 64 1400; do skip "interval-0 UDP ${len}B vs iperf3" "$IPERF3_WHY"; done
+elif on burst; then
   start_server --stream-max-count 3000000
-  iperf3 -s -B 127.0.0.1 -p 5299 > "$WORK/iperf3-s.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5
+  "$IPERF3" -s -B 127.0.0.1 -p 5299 > "$WORK/iperf3-s.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5
   for len in 64 1400; do
     mine=(); ref=(); loss=()
     for r in $(seq "$RUNS"); do
@@ -97,22 +103,25 @@ if on burst; then
       read -r pps lost < <(python3 -c '
 import json,sys; s=json.load(open(sys.argv[1]))["stream"]["stats"]; print(s["segments_per_second"] or 0, s["lost"]/max(1,s["expected"])*100)' "$WORK/b.json")
       mine+=("$pps"); loss+=("$lost")
-      timeout 30 iperf3 -c 127.0.0.1 -p 5299 -u -b 0 -l "$len" -t 5 -J > "$WORK/i.json"
+      timeout 30 "$IPERF3" -c 127.0.0.1 -p 5299 -u -b 0 -l "$len" -t 5 -J > "$WORK/i.json"
       ref+=("$(python3 -c '
 import json,sys; e=json.load(open(sys.argv[1]))["end"]; r=e["sum_received"]
 print((r["packets"]-r["lost_packets"])/r["seconds"])' "$WORK/i.json")")
       sleep 1
     done
     m=$(med "${mine[@]}"); i=$(med "${ref[@]}")
-    echo "FIGURE | interval-0 UDP ${len}B | mioperf received=$m pkt/s (loss $(med "${loss[@]}")%) | iperf3 -u -b 0 -l $len received=$i pkt/s | ratio=$(ratio "$m" "$i") | goal >= 2.0"
+    echo "FIGURE | interval-0 UDP ${len}B | mioperf received=$m pkt/s (loss $(med "${loss[@]}")%) | iperf3 -u -b 0 -l $len received=$i pkt/s | ratio=$(ratio "$m" "$i")"
+    judge "interval-0 UDP ${len}B vs iperf3" "$m" "$i" "iperf3_udp${len}_pps" 2.0
   done
   kill "$IPS"; wait "$IPS" 2>/dev/null
   stop_server
 fi
 
-if on file; then
+if on file && [ -z "$IPERF3" ]; then
+  skip "123456789-byte file over TCP vs iperf3" "$IPERF3_WHY"
+elif on file; then
   start_server
-  iperf3 -s -B 127.0.0.1 -p 5299 > "$WORK/iperf3-s.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5
+  "$IPERF3" -s -B 127.0.0.1 -p 5299 > "$WORK/iperf3-s.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5
   mine=(); secs=(); ref=()
   for r in $(seq "$RUNS"); do
     timeout 60 "$BIN" lab 127.0.0.1 "$LAB_TCP" 123456789 --json > "$WORK/f.json"
@@ -120,12 +129,13 @@ if on file; then
 import json,sys; d=json.load(open(sys.argv[1])); f=d["file"]; assert f["pattern_ok"] and d["bytes"]==123456789
 print(d["bits_per_second"]/1e9, d["seconds"])' "$WORK/f.json")
     mine+=("$g"); secs+=("$s")
-    timeout 30 iperf3 -c 127.0.0.1 -p 5299 -t 5 -J > "$WORK/i.json"
+    timeout 30 "$IPERF3" -c 127.0.0.1 -p 5299 -t 5 -J > "$WORK/i.json"
     ref+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$WORK/i.json")")
     sleep 1
   done
   m=$(med "${mine[@]}"); i=$(med "${ref[@]}")
-  echo "FIGURE | 123456789-byte file over TCP | mioperf=$m Gbit/s ($(med "${secs[@]}") s, pattern checked) | iperf3 TCP=$i Gbit/s | ratio=$(ratio "$m" "$i") | goal >= 0.8"
+  echo "FIGURE | 123456789-byte file over TCP | mioperf=$m Gbit/s ($(med "${secs[@]}") s, pattern checked) | iperf3 TCP=$i Gbit/s | ratio=$(ratio "$m" "$i")"
+  judge "123456789-byte file over TCP vs iperf3" "$m" "$i" iperf3_tcp_gbit 0.8
   kill "$IPS"; wait "$IPS" 2>/dev/null
   stop_server
 fi

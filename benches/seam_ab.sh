@@ -96,6 +96,11 @@ trap 'exit 130' INT TERM
 for tool in gcc python3 curl atftp taskset valgrind perf; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool"; exit 2; }
 done
+# The TFTP clients must be what the rows name (benches/lib.sh).
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
+ref_is curl-tftp "$(command -v curl)" || { echo "seam_ab.sh: $WHY"; exit 2; }
+ref_is atftp "$(command -v atftp)" || { echo "seam_ab.sh: $WHY"; exit 2; }
 RR=$WORK/rr
 gcc -O2 -Wall -o "$RR" "$RR_SRC" || { echo "cannot build $RR_SRC"; exit 2; }
 # Files, made once and kept in the page cache.

@@ -11,6 +11,8 @@
 #   put   1 GiB PUT vs nc.
 #   msg   frames/s of 64 B frames and MB/s of 1 MiB frames on one connection.
 #   rss   server RSS while ten 1 GiB GETs, then ten 1 GiB PUTs, run at once.
+# References by their packages' paths, identified by benches/lib.sh; a missing
+# or wrong one prints SKIPPED, an implausible reference figure SUSPECT.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -23,12 +25,18 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
+# shellcheck source=benches/lib.sh
+. "$HERE/lib.sh"
 need=()
-command -v iperf3 >/dev/null || need+=(iperf3)
-command -v nc >/dev/null || need+=(netcat-openbsd)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+[ -x /usr/bin/iperf3 ] || need+=(iperf3)
+[ -x /bin/nc.openbsd ] || need+=(netcat-openbsd)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  timeout 300 apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
+# By their packages' paths, checked to be what they say (benches/lib.sh):
+# `nc` alone may be the traditional netcat, whose flags differ.
+find_ref IPERF3 iperf3 /usr/bin/iperf3 iperf3
+find_ref NC nc-openbsd /bin/nc.openbsd /usr/bin/nc.openbsd nc
 (cd "$ROOT" && cargo build --release -q) || exit 1
 BIN=$ROOT/target/release/mioperf
 F=$WORK/root/1g.bin
@@ -37,8 +45,15 @@ cat "$F" > /dev/null   # page cache
 cp "$F" "$WORK/local/up.bin"; cat "$WORK/local/up.bin" > /dev/null
 SZ=$(stat -c %s "$F")
 
-med() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:] if x not in ("", "nan")]; print(f"{statistics.median(v):.4g}" if v else "nan")' "$@"; }
-ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "nan")' "$1" "$2"; }
+med() { python3 -c 'import math,statistics,sys
+v=[]
+for x in sys.argv[1:]:
+    try: f=float(x)
+    except ValueError: continue
+    if math.isfinite(f) and f > 0: v.append(f)
+print(f"{statistics.median(v):.4g} ({min(v):.3g}-{max(v):.3g})" if v else "failed")' "$@"; }
+# med1: the median alone, for ratios and verdicts.
+med1() { med "$@" | cut -d' ' -f1; }
 gbps() { python3 -c "print(f'{$SZ*8/($2-$1)/1e9:.3f}')"; }
 now() { date +%s.%N; }
 wait_tcp() { for _ in $(seq 50); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.1; done; }
@@ -53,29 +68,34 @@ start_server() { # args...
 }
 stop_server() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
 
-echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ); runs=$RUNS; file $SZ bytes"
+echo "machine: $(nproc) cpus, kernel $(uname -r), $(date -u +%FT%TZ); load $(cut -d' ' -f1-3 /proc/loadavg); runs=$RUNS; file $SZ bytes"
+echo "references: iperf3=${IPERF3:-none ($IPERF3_WHY)}; nc=${NC:-none ($NC_WHY)}"
 
 if on get; then
   start_server --only tcpfile --listen tcpfile=127.0.0.1:0
-  iperf3 -s -B 127.0.0.1 -p 5298 > "$WORK/iperf3.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5
+  [ -n "$IPERF3" ] && { "$IPERF3" -s -B 127.0.0.1 -p 5298 > "$WORK/iperf3.log" 2>&1 & IPS=$!; PIDS+=("$IPS"); sleep 0.5; }
   m=(); mf=(); i=(); n=(); nf=()
   for r in $(seq "$RUNS"); do
-    t0=$(now); "$BIN" get "$TCPFILE" 1g.bin -o /dev/null 2>/dev/null; t1=$(now); m+=("$(gbps "$t0" "$t1")")
+    t0=$(now); timeout 120 "$BIN" get "$TCPFILE" 1g.bin -o /dev/null 2>/dev/null; t1=$(now); m+=("$(gbps "$t0" "$t1")")
     rm -f "$WORK/local/down.bin"
-    t0=$(now); "$BIN" get "$TCPFILE" 1g.bin -o "$WORK/local/down.bin" 2>/dev/null; t1=$(now); mf+=("$(gbps "$t0" "$t1")")
+    t0=$(now); timeout 120 "$BIN" get "$TCPFILE" 1g.bin -o "$WORK/local/down.bin" 2>/dev/null; t1=$(now); mf+=("$(gbps "$t0" "$t1")")
     cmp -s "$F" "$WORK/local/down.bin" || echo "WARNING: downloaded file differs"
-    i+=("$(timeout 30 iperf3 -c 127.0.0.1 -p 5298 -n 1G -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)')")
-    timeout 60 nc -l 127.0.0.1 7399 > /dev/null & rp=$!; wait_tcp 7399
-    t0=$(now); nc -N 127.0.0.1 7399 < "$F"; wait $rp; t1=$(now); n+=("$(gbps "$t0" "$t1")")
-    timeout 60 nc -l 127.0.0.1 7399 > "$WORK/local/nc.bin" & rp=$!; wait_tcp 7399
-    t0=$(now); nc -N 127.0.0.1 7399 < "$F"; wait $rp; t1=$(now); nf+=("$(gbps "$t0" "$t1")")
+    [ -n "$IPERF3" ] && i+=("$(timeout 30 "$IPERF3" -c 127.0.0.1 -p 5298 -n 1G -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' 2>/dev/null)")
+    if [ -n "$NC" ]; then
+      timeout 60 "$NC" -l 127.0.0.1 7399 > /dev/null & rp=$!; wait_tcp 7399
+      t0=$(now); timeout 60 "$NC" -N 127.0.0.1 7399 < "$F"; wait $rp; t1=$(now); n+=("$(gbps "$t0" "$t1")")
+      timeout 60 "$NC" -l 127.0.0.1 7399 > "$WORK/local/nc.bin" & rp=$!; wait_tcp 7399
+      t0=$(now); timeout 60 "$NC" -N 127.0.0.1 7399 < "$F"; wait $rp; t1=$(now); nf+=("$(gbps "$t0" "$t1")")
+    fi
     rm -f "$WORK/local/nc.bin" "$WORK/local/down.bin"
     sleep 1
   done
-  M=$(med "${m[@]}"); I=$(med "${i[@]}"); N=$(med "${n[@]}")
-  echo "FIGURE | 1 GiB GET to a discarding client | mioperf=$M Gbit/s | iperf3=$I | nc=$N | vs iperf3=$(ratio "$M" "$I") (goal >= 0.9) | vs nc=$(ratio "$M" "$N") (goal >= 2.0)"
-  echo "FIGURE | 1 GiB GET to a file | mioperf=$(med "${mf[@]}") Gbit/s | nc > file=$(med "${nf[@]}") | vs nc=$(ratio "$(med "${mf[@]}")" "$(med "${nf[@]}")")"
-  kill "$IPS"; wait "$IPS" 2>/dev/null
+  M=$(med1 "${m[@]}"); I=$(med1 "${i[@]}"); N=$(med1 "${n[@]}")
+  echo "FIGURE | 1 GiB GET to a discarding client | mioperf=$(med "${m[@]}") Gbit/s | iperf3=$(med "${i[@]}") | nc=$(med "${n[@]}") | vs iperf3=$(ratio "$M" "$I") | vs nc=$(ratio "$M" "$N")"
+  if [ -n "$IPERF3" ]; then judge "tcpfile 1 GiB GET vs iperf3" "$M" "$I" iperf3_tcp_gbit 0.9 "vs iperf3"; else skip "tcpfile 1 GiB GET vs iperf3" "$IPERF3_WHY"; fi
+  if [ -n "$NC" ]; then judge "tcpfile 1 GiB GET vs nc" "$M" "$N" nc_tcp_gbit 2.0 "vs nc"; else skip "tcpfile 1 GiB GET vs nc" "$NC_WHY"; fi
+  echo "FIGURE | 1 GiB GET to a file | mioperf=$(med "${mf[@]}") Gbit/s | nc > file=$(med "${nf[@]}") | vs nc=$(ratio "$(med1 "${mf[@]}")" "$(med1 "${nf[@]}")")"
+  [ -n "$IPERF3" ] && { kill "$IPS"; wait "$IPS" 2>/dev/null; }
   stop_server
 fi
 
@@ -83,15 +103,18 @@ if on put; then
   start_server --only tcpfile --listen tcpfile=127.0.0.1:0
   m=(); n=()
   for r in $(seq "$RUNS"); do
-    t0=$(now); "$BIN" put "$TCPFILE" "$WORK/local/up.bin" --as up.bin 2>/dev/null; t1=$(now); m+=("$(gbps "$t0" "$t1")")
+    t0=$(now); timeout 120 "$BIN" put "$TCPFILE" "$WORK/local/up.bin" --as up.bin 2>/dev/null; t1=$(now); m+=("$(gbps "$t0" "$t1")")
     cmp -s "$F" "$WORK/root/up.bin" || echo "WARNING: uploaded file differs"
-    timeout 60 nc -l 127.0.0.1 7399 > "$WORK/root/nc-up.bin" & rp=$!; wait_tcp 7399
-    t0=$(now); nc -N 127.0.0.1 7399 < "$WORK/local/up.bin"; wait $rp; t1=$(now); n+=("$(gbps "$t0" "$t1")")
+    if [ -n "$NC" ]; then
+      timeout 60 "$NC" -l 127.0.0.1 7399 > "$WORK/root/nc-up.bin" & rp=$!; wait_tcp 7399
+      t0=$(now); timeout 60 "$NC" -N 127.0.0.1 7399 < "$WORK/local/up.bin"; wait $rp; t1=$(now); n+=("$(gbps "$t0" "$t1")")
+    fi
     rm -f "$WORK/root/nc-up.bin"
     sleep 1
   done
-  M=$(med "${m[@]}"); N=$(med "${n[@]}")
-  echo "FIGURE | 1 GiB PUT into the root | mioperf=$M Gbit/s | nc > file=$N | vs nc=$(ratio "$M" "$N") (goal >= 2.0)"
+  M=$(med1 "${m[@]}"); N=$(med1 "${n[@]}")
+  echo "FIGURE | 1 GiB PUT into the root | mioperf=$(med "${m[@]}") Gbit/s | nc > file=$(med "${n[@]}") | vs nc=$(ratio "$M" "$N")"
+  if [ -n "$NC" ]; then judge "tcpfile 1 GiB PUT vs nc > file" "$M" "$N" nc_file_gbit 2.0 "vs nc"; else skip "tcpfile 1 GiB PUT vs nc > file" "$NC_WHY"; fi
   stop_server
 fi
 

@@ -155,6 +155,8 @@ pub struct ServeConfig {
     pub timer: TimerMode,
     /// How early the reactor wakes to spin for a pacing deadline.
     pub spin: Duration,
+    /// How long after the last event the reactor polls without sleeping.
+    pub busy_poll: Duration,
     /// lab: stream and file limits.
     pub lab: LabConfig,
     /// msg: largest frame payload.
@@ -205,6 +207,7 @@ impl Default for ServeConfig {
                 .unvalidated_lifetime,
             timer: TimerMode::Timerfd,
             spin: Duration::from_micros(100),
+            busy_poll: Duration::ZERO,
             lab: LabConfig::default(),
             msg_max: crate::wire::msg::DEFAULT_MAX,
             sendfile: true,
@@ -319,6 +322,7 @@ impl ServeConfig {
             self.timer = parse_timer_mode(v).map_err(|e| format!("timer: {e}"))?;
         }
         set(&mut self.spin, file.spin.map(|d| d.0));
+        set(&mut self.busy_poll, file.busy_poll.map(|d| d.0));
         size(&mut self.msg_max, "msg_max", file.msg_max)?;
         size(&mut self.max_file_size, "max_file_size", file.max_file_size)?;
         set(&mut self.durable, file.durable);
@@ -706,6 +710,7 @@ struct ConfigFile {
     stopwait_unvalidated_lifetime: Option<ConfigDuration>,
     timer: Option<String>,
     spin: Option<ConfigDuration>,
+    busy_poll: Option<ConfigDuration>,
     stream_max_count: Option<u64>,
     file_max: Option<ConfigSize>,
     segment: Option<ConfigSize>,

@@ -67,6 +67,7 @@ fn start(config: &ServeConfig) -> Result<(Server, Vec<Report>), Failure> {
         timer: config.timer,
         idle_exit: config.idle_exit,
         spin: config.spin,
+        busy_poll: config.busy_poll,
         ..ReactorConfig::default()
     };
     let mut reactor = Reactor::new(reactor_config).map_err(|e| error("reactor", e))?;

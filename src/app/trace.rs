@@ -337,6 +337,10 @@ impl<S: DatagramSession + ?Sized> DatagramSession for Traced<S> {
         self.log('>', t.to.unwrap_or(self.peer), sent);
         Some(t)
     }
+
+    fn wants_receive_timestamps(&self) -> bool {
+        self.inner.wants_receive_timestamps()
+    }
 }
 
 impl<S: StreamSession + ?Sized> StreamSession for Traced<S> {

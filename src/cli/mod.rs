@@ -146,6 +146,9 @@ pub struct ServeArgs {
     /// How early to wake and spin for a stream's pacing deadline; 0s trusts the timerfd alone [default: 100us].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub spin: Option<Duration>,
+    /// Poll without sleeping for this long after each event: lock-step transfers (TFTP, stopwait) skip a CPU wake-up per block, for up to one CPU while they run; 0s never busy-polls [default: 0s].
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub busy_poll: Option<Duration>,
     /// lab: most segments a stream sends [default: 10000].
     #[arg(long, value_name = "N")]
     pub stream_max_count: Option<u64>,
@@ -262,6 +265,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.spin {
             c.spin = v;
+        }
+        if let Some(v) = self.busy_poll {
+            c.busy_poll = v;
         }
         if let Some(v) = self.stream_max_count {
             c.lab.stream_max_count = v;
@@ -482,6 +488,9 @@ pub struct StopwaitArgs {
     /// Packets sent without an answer before giving up.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub tries: u32,
+    /// Poll without sleeping for this long after each packet: no CPU wake-up per block, for up to one CPU while the transfer runs; 0s never busy-polls.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "0s")]
+    pub busy_poll: Duration,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,

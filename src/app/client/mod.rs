@@ -29,6 +29,7 @@ use super::{Failure, error};
 use crate::files::FileSink;
 use crate::proto::outcome::{OutcomeSlot, Progress};
 use crate::reactor::{Reactor, ReactorConfig};
+use crate::time::Duration;
 use serde_json::json;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -64,8 +65,15 @@ fn any_local(server: SocketAddr) -> SocketAddr {
 
 /// A client reactor: no signals, exits when its sessions are done.
 fn client_reactor() -> Result<Reactor, Failure> {
+    client_reactor_busy(Duration::ZERO)
+}
+
+/// A client reactor that busy-polls for `busy_poll` after each event
+/// (`ReactorConfig::busy_poll`).
+fn client_reactor_busy(busy_poll: Duration) -> Result<Reactor, Failure> {
     let config = ReactorConfig {
         exit_when_no_sessions: true,
+        busy_poll,
         ..ReactorConfig::default()
     };
     Reactor::new(config).map_err(|e| error("reactor", e))

@@ -6,7 +6,8 @@
 //! error: standard output may be the file (`-o -`).
 
 use super::{
-    Bar, client_reactor, local_sink, resolve_host_port, run_client, udp_transfer_view, upload_name,
+    Bar, client_reactor_busy, local_sink, resolve_host_port, run_client, udp_transfer_view,
+    upload_name,
 };
 use crate::app::output::{Report, format_bitrate, format_bytes, rate};
 use crate::app::trace::{Decode, traced_datagram};
@@ -56,7 +57,7 @@ pub fn stopwait_client(args: &StopwaitArgs) -> Result<(), Failure> {
             ("put", name, Box::new(c), size)
         }
     };
-    let mut reactor = client_reactor()?;
+    let mut reactor = client_reactor_busy(args.busy_poll)?;
     let socket = crate::reactor::udp_client_socket(server)
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
     reactor

@@ -266,6 +266,13 @@ impl DatagramSession for Conversation {
         self.after(cx.now);
         sent
     }
+
+    /// Asked once, when the socket is registered, before the first request
+    /// is known: any line may ask for a stream, whose figures come from
+    /// the kernel's stamps.
+    fn wants_receive_timestamps(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
