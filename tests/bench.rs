@@ -24,26 +24,10 @@ use std::time::Duration;
 /// Bound of one bench run in these tests.
 const BENCH_LIMIT: Duration = Duration::from_secs(20);
 
-/// Runs `mioperf bench ARGS`, expects exit 0, returns the parsed JSON
-/// document (with `--json`).
+/// `mioperf bench ARGS --json` (see [`common::bench_json`]).
 #[track_caller]
 fn bench_json(args: &[&str]) -> Value {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = run_with_timeout(&all, BENCH_LIMIT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    assert!(
-        !stdout.contains("NaN") && !stdout.contains("inf"),
-        "non-finite number in {stdout}"
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    common::bench_json(args, BENCH_LIMIT)
 }
 
 fn u(v: &Value, key: &str) -> u64 {

@@ -17,16 +17,10 @@ use std::time::Duration;
 /// Bound of one bench run in these tests.
 const BENCH_LIMIT: Duration = Duration::from_secs(30);
 
-/// `mioperf bench ARGS --json`, expecting exit 0.
+/// `mioperf bench ARGS --json` (see [`common::bench_json`]).
 #[track_caller]
 fn bench_json(args: &[&str]) -> Value {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = run_with_timeout(&all, BENCH_LIMIT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench {args:?}: {stderr}");
-    serde_json::from_slice(&out.stdout).expect("one JSON document")
+    common::bench_json(args, BENCH_LIMIT)
 }
 
 #[test]

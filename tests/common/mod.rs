@@ -395,6 +395,28 @@ pub(crate) fn run_with_timeout(args: &[&str], limit: Duration) -> Output {
     run_command(Command::new(bin()).args(args), limit)
 }
 
+/// `mioperf bench ARGS --json` within `limit`: expects exit 0 and one JSON
+/// document with no non-finite number in it, and returns the document.
+#[track_caller]
+pub(crate) fn bench_json(args: &[&str], limit: Duration) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run_with_timeout(&all, limit);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    assert!(
+        !stdout.contains("NaN") && !stdout.contains("inf"),
+        "non-finite number in {stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
 /// Runs any command with stdin closed, bounded by `limit`.
 pub(crate) fn run_command(command: &mut Command, limit: Duration) -> Output {
     let mut child = command
