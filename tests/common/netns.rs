@@ -42,7 +42,7 @@ impl Netns {
                 assert!(
                     std::env::var_os("CI").is_none(),
                     "{test}: cannot create a network namespace ({why}); CI is set, so the \
-                     tunstack tests must run (as root, with iproute2)"
+                     namespace tests (tunstack, wireshark) must run (as root, with iproute2)"
                 );
                 let _ = writeln!(
                     std::io::stderr(),
