@@ -123,7 +123,8 @@ fn verbose_clients_trace_each_packet_and_not_their_dependencies() {
     let window = server.udp("window").to_string();
     let hello = server.udp("hello");
     let (ip, port) = (hello.ip().to_string(), hello.port().to_string());
-    let cases: [(Vec<&str>, &[&str]); 5] = [
+    let lab = server.tcp("lab").port().to_string();
+    let cases: [(Vec<&str>, &[&str]); 6] = [
         (
             vec!["tftp", "get", &tftp, "f.bin", "-o", &o, "-f"],
             &[
@@ -148,6 +149,10 @@ fn verbose_clients_trace_each_packet_and_not_their_dependencies() {
             &["window > ", "Syn", "window < "],
         ),
         (vec!["hello", &ip, &port, "44"], &["hello > ", "HELLO 44"]),
+        (
+            vec!["lab", "127.0.0.1", &lab, "ping"],
+            &["lab > ", "\"ping\\n\"", "lab < "],
+        ),
     ];
     for (client, needles) in cases {
         let mut args = vec!["-v"];

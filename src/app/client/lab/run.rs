@@ -11,6 +11,7 @@
 use super::live::{Follow, Live};
 use super::view;
 use crate::app::client::resolve;
+use crate::app::trace::{Decode, traced_datagram, traced_stream};
 use crate::app::{Failure, error};
 use crate::cli::LabArgs;
 use crate::proto::lab::{self, Client, Conversation, Inbox, StreamLive};
@@ -133,9 +134,11 @@ impl<'a> Runner<'a> {
         let session = Box::new(Conversation::new(inbox.clone()));
         let server = self.server;
         if self.args.udp {
+            let session = traced_datagram("lab", server, Decode::Text, session);
             crate::reactor::udp_client_socket(server)
                 .and_then(|s| self.reactor.add_udp_session(s, Some(server), session))
         } else {
+            let session = traced_stream("lab", server, session);
             self.reactor.connect_tcp(server, session)
         }
         .map_err(|e| error(&format!("cannot reach {server}"), e))?;
