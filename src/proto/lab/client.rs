@@ -285,6 +285,14 @@ impl Client {
         }
     }
 
+    /// An answer to an echo that is the server's `ERROR …` line rather
+    /// than the echo: a request that only looked like text (`0`,
+    /// `stream-0-0-0`) and that the server refused. An echo of a request
+    /// that itself starts with `ERROR ` is still an echo.
+    fn is_refusal(&self, answer: &[u8]) -> bool {
+        answer != self.request.as_slice() && answer.starts_with(b"ERROR ")
+    }
+
     fn refused(&mut self, line: &[u8]) {
         let text = String::from_utf8_lossy(line).into_owned();
         self.finish(Err(ClientError::refused(text)), CloseReason::Completed);
@@ -355,6 +363,9 @@ impl Client {
             self.line.clear();
             match self.kind {
                 Kind::Echo => {
+                    if self.is_refusal(&answer) {
+                        return self.refused(&answer);
+                    }
                     let rtt = now - self.sent_at.unwrap_or(now);
                     let matched = answer == self.request;
                     self.finish(
@@ -401,6 +412,9 @@ impl Client {
     fn udp_datagram(&mut self, now: Instant, payload: &[u8], kernel_ns: Option<u64>) {
         match self.kind {
             Kind::Echo => {
+                if self.is_refusal(payload) {
+                    return self.refused(payload);
+                }
                 let rtt = now - self.sent_at.unwrap_or(now);
                 let matched = payload == self.request.as_slice();
                 self.finish(
@@ -779,6 +793,38 @@ mod tests {
             )))
         );
         assert_eq!(c.poll_close(), Some(CloseReason::Completed));
+    }
+
+    #[test]
+    fn a_request_the_server_refuses_is_not_an_echo_mismatch() {
+        for transport in [Transport::Tcp, Transport::Udp { server: server() }] {
+            let (mut c, slot) = client(b"0", transport);
+            drain_tx(&mut c, at(0));
+            let line = "ERROR bad file request: size must be at least 1";
+            match transport {
+                Transport::Tcp => feed(
+                    &mut c,
+                    at(1),
+                    server(),
+                    StreamInput::Bytes(format!("{line}\n").as_bytes()),
+                ),
+                Transport::Udp { .. } => dgram(&mut c, at(1), line.as_bytes(), None),
+            }
+            assert_eq!(slot.get(), Some(Err(ClientError::refused(line))));
+        }
+        // Text that starts with ERROR is still echoed as sent.
+        let (mut c, slot) = client(b"ERROR is a word", Transport::Tcp);
+        drain_tx(&mut c, at(0));
+        feed(
+            &mut c,
+            at(1),
+            server(),
+            StreamInput::Bytes(b"ERROR is a word\n"),
+        );
+        assert!(matches!(
+            slot.get(),
+            Some(Ok(Report::Echo { matched: true, .. }))
+        ));
     }
 
     #[test]
