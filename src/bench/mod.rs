@@ -149,8 +149,8 @@ fn limits() -> serde_json::Value {
     serde_json::json!({
         "max_parallel": plan::MAX_PARALLEL,
         "max_count": plan::MAX_COUNT,
-        "max_time_seconds": plan::MAX_TIME.as_secs_f64(),
-        "min_interval_seconds": plan::MIN_INTERVAL.as_secs_f64(),
+        "max_time_ns": u64::try_from(plan::MAX_TIME.as_nanos()).unwrap_or(u64::MAX),
+        "min_interval_ns": u64::try_from(plan::MIN_INTERVAL.as_nanos()).unwrap_or(u64::MAX),
         "open_files": open_file_limit(),
         "histogram_max_ns": report::MAX_TRACKABLE_NS,
         "histogram_max_buckets": report::MAX_BUCKETS,

@@ -122,7 +122,7 @@ pub struct ServeArgs {
     /// Every TCP protocol: a request line (msg: a frame header) must be complete this long after it began, the first from accept, however slowly it trickles in (slowloris) [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub tcp_request_timeout: Option<Duration>,
-    /// Exit 0 after no request on any listener for this long [default: never].
+    /// Exit 0 after no request on any listener for this long; without it, serve runs until stopped.
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub idle_exit: Option<Duration>,
     /// stopwait: retransmission timer [default: 5s].

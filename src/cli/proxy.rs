@@ -53,7 +53,7 @@ pub struct ProxyArgs {
     pub latency: Duration,
     /// Link rate in bytes per second, e.g. 125000, 10M, 1Mi, 1MiB/s: a bare number
     /// or B counts bytes (as curl's --limit-rate), bit or b counts bits (80Mbit/s,
-    /// 1Gbps); K/M/G are powers of 1000, Ki/Mi/Gi of 1024 [default: unlimited].
+    /// 1Gbps); K/M/G are powers of 1000, Ki/Mi/Gi of 1024; without it, no limit.
     #[arg(long, value_name = "BYTES_PER_S", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// Bytes that may wait for the link when --rate is set, e.g. 256Ki, 1M; beyond it, tail drop.
@@ -81,7 +81,7 @@ pub struct ProxyArgs {
     /// How early to wake and spin for a release, so it leaves on time; 0s trusts the timerfd alone.
     #[arg(long, value_name = "DUR", default_value = "100us", value_parser = duration::parse)]
     pub spin: Duration,
-    /// Exit 0 after no datagram for this long (scripts) [default: never].
+    /// Exit 0 after no datagram for this long (scripts); without it, the proxy runs until stopped.
     #[arg(long, value_name = "DUR", value_parser = duration::parse)]
     pub idle_exit: Option<Duration>,
     /// Print the final counters as one JSON object instead of a table.

@@ -133,6 +133,19 @@ pub enum CloseReason {
     Aborted,
 }
 
+/// How a close reads in a log line (`-v`): words, not Rust's `Debug`.
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Completed => f.write_str("completed"),
+            Self::PeerClosed => f.write_str("the peer closed"),
+            Self::TimedOut { tries } => write!(f, "timed out after {tries} tries"),
+            Self::Protocol(why) => write!(f, "protocol error: {why}"),
+            Self::Aborted => f.write_str("aborted"),
+        }
+    }
+}
+
 /// Timers, an end and backpressure: what the reactor drives in every
 /// object it holds, be it a session, an acceptor or a timer-only job (a
 /// progress ticker). Every method has a no-op default, so an object without

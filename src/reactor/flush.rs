@@ -194,10 +194,7 @@ impl Reactor {
         } = done.after;
         let entry = &mut self.entries[key];
         if let Some(reason) = close {
-            debug!(
-                "[#{key}{}] closing: {reason:?}",
-                super::fmt_peer(entry.peer)
-            );
+            debug!("[#{key}{}] closing: {reason}", super::fmt_peer(entry.peer));
             if entry.begin_close(&reason, self.now + self.config.linger) {
                 self.reap.push(key);
                 self.sync_acceptor_of(done.acceptor);
