@@ -153,6 +153,21 @@ fn wake_code(wake: Wake) -> u64 {
     }
 }
 
+/// How many keys of the top's tick [`Timers::next_wake`] looks at before
+/// answering with the tick's start: same-tick armings are rare (a tick is
+/// 1.024 µs), so this bounds a pathological case, not a common one.
+const SAME_TICK_SCAN: usize = 32;
+
+/// The stricter of two wake classes: paced (spin to the instant), then
+/// exact (the timerfd at the instant), then coarse (rounded up).
+fn more_punctual(a: Wake, b: Wake) -> Wake {
+    match (a, b) {
+        (Wake::Paced, _) | (_, Wake::Paced) => Wake::Paced,
+        (Wake::Exact, _) | (_, Wake::Exact) => Wake::Exact,
+        _ => Wake::Coarse,
+    }
+}
+
 /// The row index in the low bits of a key.
 fn index_of(key: u64) -> usize {
     (key & INDEX_MASK) as usize
@@ -256,9 +271,45 @@ impl<const D: usize> Timers<D> {
     }
 
     /// The earliest deadline and how punctual it must be.
+    ///
+    /// Within one tick, keys order by arming, not by instant, so the top
+    /// may be a coarse deadline armed first while a precise one armed
+    /// after it, for an earlier instant of the same tick, waits below it.
+    /// Every key of the top's tick lies in a subtree under the top (no
+    /// parent key is larger than its child's), so the walk looks only
+    /// there, and answers with the earliest instant and the most punctual
+    /// wake it finds: rounding a coarse top up to the millisecond must not
+    /// make a paced send late. The subtree is almost always the top alone;
+    /// past [`SAME_TICK_SCAN`] nodes the answer is the tick's start,
+    /// paced: early by under a tick, never late.
     pub fn next_wake(&self) -> Option<(Instant, Wake)> {
-        self.top()
-            .map(|row| (Instant::from_nanos(row.at), row.wake()))
+        let top = self.peek_key()?;
+        let tick = top >> INDEX_BITS;
+        let row = &self.rows[index_of(top)];
+        let (mut at, mut wake) = (row.at, row.wake());
+        let heap = &self.keys[self.off..self.off + self.len];
+        let mut todo = [0usize; SAME_TICK_SCAN];
+        let (mut pending, mut seen) = (1, 1);
+        while pending > 0 {
+            pending -= 1;
+            let first = D * todo[pending] + 1;
+            for (child, &key) in heap.iter().enumerate().skip(first).take(D) {
+                if key >> INDEX_BITS != tick {
+                    continue;
+                }
+                if seen == SAME_TICK_SCAN {
+                    let start = self.base + (tick << TICK_SHIFT);
+                    return Some((Instant::from_nanos(start.min(at)), Wake::Paced));
+                }
+                seen += 1;
+                let row = &self.rows[index_of(key)];
+                at = at.min(row.at);
+                wake = more_punctual(wake, row.wake());
+                todo[pending] = child;
+                pending += 1;
+            }
+        }
+        Some((Instant::from_nanos(at), wake))
     }
 
     /// Removes and returns the earliest deadline if it is due at `now`
@@ -575,6 +626,44 @@ mod tests {
     }
 
     #[test]
+    fn a_precise_deadline_behind_a_coarse_one_of_its_tick_is_not_rounded() {
+        // One tick (1.024 µs) at 5 ms: the coarse deadline is armed first,
+        // so it is the top, though the paced one is 800 ns earlier.
+        let t0 = 5_000 * TICK_NS;
+        let mut t = Timers::new();
+        t.arm_with(Owner::Entry(0), Instant::from_nanos(t0 + 900), Wake::Coarse);
+        t.arm_with(Owner::Entry(1), Instant::from_nanos(t0 + 100), Wake::Paced);
+        assert_eq!(
+            t.next_wake(),
+            Some((Instant::from_nanos(t0 + 100), Wake::Paced))
+        );
+        // A deadline of another tick does not count.
+        let mut t = Timers::new();
+        t.arm_with(Owner::Entry(0), Instant::from_nanos(t0 + 100), Wake::Coarse);
+        t.arm_with(
+            Owner::Entry(1),
+            Instant::from_nanos(t0 + 5_000),
+            Wake::Paced,
+        );
+        assert_eq!(
+            t.next_wake(),
+            Some((Instant::from_nanos(t0 + 100), Wake::Coarse))
+        );
+        // Many armings in one tick: bounded, and never later than any.
+        let mut t = Timers::new();
+        for k in 0..200 {
+            t.arm_with(
+                Owner::Entry(k),
+                Instant::from_nanos(t0 + 1_000 - k as u64),
+                Wake::Coarse,
+            );
+        }
+        let (at, wake) = t.next_wake().unwrap();
+        assert!(at.as_nanos() <= t0 + 1_000 - 199, "{at:?}");
+        assert_eq!(wake, Wake::Paced);
+    }
+
+    #[test]
     fn rearm_makes_old_entry_stale() {
         let mut t = Timers::new();
         let mut slot = TimerSlot::default();
@@ -809,10 +898,29 @@ mod model {
                 }
             }
             prop_assert_eq!(t.len(), m.heap.len());
-            prop_assert_eq!(
-                t.next_wake(),
-                m.top().map(|(at, w)| (Instant::from_nanos(at), w))
-            );
+            // The wake-up: the earliest instant and the most punctual class
+            // among the top's tick (see `next_wake`).
+            match m.heap.peek() {
+                None => prop_assert_eq!(t.next_wake(), None),
+                Some(Reverse((tick, _))) => {
+                    let same: Vec<(u64, Wake)> = m
+                        .heap
+                        .iter()
+                        .filter(|Reverse((k, _))| k == tick)
+                        .map(|Reverse((_, s))| (m.rows[s].1, m.rows[s].2))
+                        .collect();
+                    let earliest = same.iter().map(|&(at, _)| at).min().unwrap_or(u64::MAX);
+                    let (at, wake) = t.next_wake().unwrap();
+                    if same.len() > SAME_TICK_SCAN {
+                        prop_assert!(at.as_nanos() <= earliest && wake == Wake::Paced);
+                    } else {
+                        let strictest = same
+                            .iter()
+                            .fold(Wake::Coarse, |w, &(_, x)| more_punctual(w, x));
+                        prop_assert_eq!((at, wake), (Instant::from_nanos(earliest), strictest));
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 
 use super::run::{END_GRACE, Run};
 use crate::proto::{
-    CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, StreamInput,
+    CloseReason, Context, DatagramInput, DatagramSession, Driven, FileChunk, PartId, StreamInput,
     StreamSession, Transmit, Wake,
 };
 use crate::time::{Duration, Instant};
@@ -298,6 +298,20 @@ impl<S: Driven + ?Sized> Driven for Tracked<S> {
 
     fn wants_input(&self) -> bool {
         self.done || self.inner.wants_input()
+    }
+
+    // A session with parts of its own (the TUN stack's connections) keeps
+    // their timers; none is wrapped today, but a default here would stop
+    // them silently.
+    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+        self.inner.poll_part_timeout()
+    }
+
+    fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
+        if !self.done {
+            self.inner.handle_part_timeout(cx, part);
+            self.sync_progress(cx.now);
+        }
     }
 }
 
