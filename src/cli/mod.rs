@@ -200,7 +200,7 @@ pub struct ServeArgs {
     /// The userspace TCP's congestion control (tunstack): newreno or cubic [default: newreno].
     #[arg(long, value_name = "ALGORITHM", value_parser = config::parse_tcp_cc)]
     pub tcp_cc: Option<crate::proto::tcp::cc::Algorithm>,
-    /// Read these settings from a TOML file (same keys, `_` for `-`); flags win.
+    /// Read these settings from a TOML file (most keys are the flags' names with `_` for `-`; `sendfile = false` is --no-sendfile, `tftp_read_only` is --read-only; README shows an example); flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
