@@ -374,6 +374,7 @@ fn a_connection_the_server_closed_while_idle_is_replaced() {
     // The server drops an idle connection after 300 ms; the prompt finds
     // out only when the next line comes, and sends it on a new one.
     let server = Server::spawn(&[
+        "-v",
         "--only",
         "lab",
         "--listen",
@@ -402,7 +403,12 @@ fn a_connection_the_server_closed_while_idle_is_replaced() {
     stdin.write_all(b"before\n").unwrap();
     let answer = rx.recv_timeout(LIMIT).unwrap();
     assert!(answer.ends_with(", matched"), "{answer}");
-    thread::sleep(Duration::from_secs(1));
+    // Not a sleep: the server says when it has dropped the idle connection.
+    let (closed, log) = server.stderr_lines_with("idle timeout: closing", 1, LIMIT);
+    assert_eq!(
+        closed, 1,
+        "the server never closed the idle connection: {log}"
+    );
     stdin.write_all(b"after\n").unwrap();
     let answer = rx.recv_timeout(LIMIT).unwrap();
     assert!(
