@@ -12,7 +12,9 @@
 mod common;
 
 use common::{Server, run_with_timeout};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -55,23 +57,37 @@ fn bad_values_are_one_line_usage_errors() {
 #[test]
 fn bench_t_0_runs_until_interrupted_then_reports() {
     let mut child = Command::new(common::bin())
-        .args(["bench", "hello", "-t", "0", "--interval", "200ms", "--json"])
+        .args(["bench", "hello", "-t", "0", "-i", "200ms", "--json-stream"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Longer than a refused or zero-length run would take to exit.
-    thread::sleep(Duration::from_millis(1500));
-    let early = child.try_wait().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let event = |line: &str| -> serde_json::Value {
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    // No time limit in what the run says it was asked, then intervals as
+    // it runs: no sleep, the run's own output says when it is under way.
+    let start = event(&rx.recv_timeout(LIMIT).expect("a start event"));
+    assert_eq!(start["event"], "start");
+    assert!(start["data"]["inputs"]["time_s"].is_null(), "{start}");
+    for _ in 0..2 {
+        let interval = event(&rx.recv_timeout(LIMIT).expect("an interval event"));
+        assert_eq!(interval["event"], "interval", "{interval}");
+    }
+    assert_eq!(child.try_wait().unwrap(), None, "-t 0 ended by itself");
     common::send_signal(child.id(), 2);
     let status = common::wait_child(&mut child, LIMIT).expect("bench exited after SIGINT");
-    let mut text = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
-    let mut errors = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut errors).unwrap();
-    assert_eq!(early, None, "-t 0 ended by itself: {errors}");
-    assert!(status.success(), "{status}: {errors}");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("one JSON document");
-    assert!(doc["summary"].is_object(), "{doc}");
+    assert!(status.success(), "{status}");
+    let last = rx.iter().last().expect("an end event");
+    assert_eq!(event(&last)["event"], "end", "{last}");
 }
