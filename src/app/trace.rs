@@ -191,6 +191,37 @@ pub(crate) fn for_server(
     traced_acceptors(protocol.name(), decode, tcp, udp)
 }
 
+/// `Driven` for a tracing wrapper: every method goes to `inner` as it is,
+/// defaults included (a wrapper that kept a default would, say, stop a
+/// wrapped session's part timers). One body for both wrappers.
+macro_rules! forward_driven {
+    ($wrapper:ident) => {
+        impl<T: Driven + ?Sized> Driven for $wrapper<T> {
+            fn handle_timeout(&mut self, cx: &mut Context) {
+                self.inner.handle_timeout(cx);
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                self.inner.poll_timeout()
+            }
+            fn wake(&self) -> Wake {
+                self.inner.wake()
+            }
+            fn poll_close(&mut self) -> Option<CloseReason> {
+                self.inner.poll_close()
+            }
+            fn wants_input(&self) -> bool {
+                self.inner.wants_input()
+            }
+            fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
+                self.inner.poll_part_timeout()
+            }
+            fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
+                self.inner.handle_part_timeout(cx, part);
+            }
+        }
+    };
+}
+
 /// An acceptor whose sessions are [`Traced`], and whose stateless
 /// answers are logged too.
 struct TracedAcceptor<A: ?Sized> {
@@ -199,29 +230,7 @@ struct TracedAcceptor<A: ?Sized> {
     inner: Box<A>,
 }
 
-impl<A: Driven + ?Sized> Driven for TracedAcceptor<A> {
-    fn handle_timeout(&mut self, cx: &mut Context) {
-        self.inner.handle_timeout(cx);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-    fn wake(&self) -> Wake {
-        self.inner.wake()
-    }
-    fn poll_close(&mut self) -> Option<CloseReason> {
-        self.inner.poll_close()
-    }
-    fn wants_input(&self) -> bool {
-        self.inner.wants_input()
-    }
-    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
-        self.inner.poll_part_timeout()
-    }
-    fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
-        self.inner.handle_part_timeout(cx, part);
-    }
-}
+forward_driven!(TracedAcceptor);
 
 impl<A: StreamAcceptor + ?Sized> StreamAcceptor for TracedAcceptor<A> {
     fn accept(&mut self, cx: &mut Context, peer: SocketAddr) -> Option<Box<dyn StreamSession>> {
@@ -285,29 +294,7 @@ impl<A: DatagramAcceptor + ?Sized> DatagramAcceptor for TracedAcceptor<A> {
     }
 }
 
-impl<S: Driven + ?Sized> Driven for Traced<S> {
-    fn handle_timeout(&mut self, cx: &mut Context) {
-        self.inner.handle_timeout(cx);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-    fn wake(&self) -> Wake {
-        self.inner.wake()
-    }
-    fn poll_close(&mut self) -> Option<CloseReason> {
-        self.inner.poll_close()
-    }
-    fn wants_input(&self) -> bool {
-        self.inner.wants_input()
-    }
-    fn poll_part_timeout(&mut self) -> Option<(PartId, Option<Instant>)> {
-        self.inner.poll_part_timeout()
-    }
-    fn handle_part_timeout(&mut self, cx: &mut Context, part: PartId) {
-        self.inner.handle_part_timeout(cx, part);
-    }
-}
+forward_driven!(Traced);
 
 impl<S: DatagramSession + ?Sized> DatagramSession for Traced<S> {
     fn handle_input(&mut self, cx: &mut Context, input: DatagramInput<'_>) {
