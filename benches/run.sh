@@ -102,7 +102,11 @@ for n in (1000, 100000, 1000000):
     v = [ops(k) for k in keys]
     print(f"{n:>9} {v[0]:>15.1f} {v[1]:>17.1f} {v[2]:>9.1f} {v[3]:>9.1f} {v[4]:>9.1f} {v[5]:>9.1f} {v[6]:>9.1f}   {v[0] / v[2]:.2f}x")
     print(f"FIGURE timers | n={n} | Timers arm+pop={v[0]:.2f} rearm+pop={v[1]:.2f} Mops/s | std-u64={v[2]:.2f} std-16B={v[3]:.2f} quad-16B={v[4]:.2f} quad-8B={v[5]:.2f} calendar-16B={v[6]:.2f} Mops/s | Timers/std-u64={v[0] / v[2]:.2f} quad-16B/Timers={v[4] / v[0]:.2f} calendar/Timers={v[6] / v[0]:.2f}")
+    if n == 1000:
+        print(f"GOAL timers | 1 k entries: Timers arm+pop / std-u64 = {v[0] / v[2]:.2f} >= 0.9: "
+              f"{'PASS' if v[0] / v[2] >= 0.9 else 'FALLS SHORT'}")
     if n == 1000000:
+        print(f"FIGURE timers | 1 M entries: Timers arm+pop / std-u64 = {v[0] / v[2]:.2f} (the 10 M goal is about 1.2-1.5x std-u64's November 6.6-8.4 M)")
         worst = min(v[0], v[1])
         print(f"GOAL timers | 1 M entries: {worst:.2f} M ops/s (worst of arm+pop, rearm+pop) >= 10 M ops/s: "
               f"{'PASS' if worst >= 10 else f'FALLS SHORT ({10 / worst:.1f}x too slow)'}")
