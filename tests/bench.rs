@@ -370,6 +370,45 @@ fn paced_stream_rate_matches_the_bitrate() {
 }
 
 #[test]
+fn busy_poll_keeps_both_reactors_on_their_cpus() {
+    // A stop-and-wait run sleeps between blocks on both sides; with a
+    // busy-poll window longer than the run, neither the generator's
+    // reactor nor the in-process server's ever sleeps. Their CPU shares
+    // (getrusage, per thread) say which happened; the margin is wide:
+    // about 35 % against about 95 % on an idle machine.
+    let cpu = |busy: &str| {
+        let doc = bench_json(&[
+            "stopwait",
+            "-l",
+            "20K",
+            "-t",
+            "1s",
+            "--interval",
+            "0s",
+            "--busy-poll",
+            busy,
+        ]);
+        assert_eq!(u(&doc["summary"], "errors"), 0, "{doc}");
+        assert!(u(&doc["summary"], "transfers") > 0, "{doc}");
+        let secs = f(&doc["inputs"], "busy_poll_s");
+        let share = |who: &str| f(&doc["summary"]["cpu"][who], "total_percent");
+        (secs, share("generator"), share("server"))
+    };
+    let (secs, idle_gen, idle_server) = cpu("0s");
+    assert!(secs.abs() < f64::EPSILON, "busy_poll_s {secs}");
+    let (secs, busy_gen, busy_server) = cpu("10s");
+    assert!((secs - 10.0).abs() < 1e-9, "busy_poll_s {secs}");
+    assert!(
+        busy_gen > 1.3 * idle_gen,
+        "generator CPU {busy_gen:.0} % busy-polling, {idle_gen:.0} % without"
+    );
+    assert!(
+        busy_server > 1.3 * idle_server,
+        "server CPU {busy_server:.0} % busy-polling, {idle_server:.0} % without"
+    );
+}
+
+#[test]
 fn bad_flags_exit_2_with_a_message() {
     for (args, needle) in [
         (&["bench", "hello", "-P", "0"][..], "-P 0"),
@@ -381,6 +420,7 @@ fn bad_flags_exit_2_with_a_message() {
         (&["bench", "stopwait", "-l", "99999999"], "out of range"),
         (&["bench", "lab", "--interval", "1ms"], "too short"),
         (&["bench", "hello", "--server", "nowhere"], "HOST:PORT"),
+        (&["bench", "tftp", "--busy-poll", "soon"], "--busy-poll"),
     ] {
         let out = run_with_timeout(args, BENCH_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -131,6 +131,7 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
         root: server.root.clone(),
         allow_overwrite: true,
         id_ttl: LOCAL_ID_TTL,
+        busy_poll: plan.busy_poll,
         ..ServeConfig::default()
     };
     config

@@ -44,6 +44,7 @@ pub mod report;
 use crate::app::Failure;
 use crate::cli::bench::{BenchArgs, BenchMode, BenchProto};
 use crate::reactor::{Reactor, ReactorConfig};
+use crate::time::Duration;
 use core::cell::RefCell;
 use load::{Controller, OnInterval, Run};
 use plan::{Plan, Transport};
@@ -55,7 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How long sessions get to notice a SIGINT and close before the report is
 /// printed anyway (a session waiting on a long timer is not called sooner).
-const INTERRUPT_GRACE: crate::time::Duration = crate::time::Duration::from_millis(500);
+const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
 
 /// Descriptors kept free beyond the sessions' own (stdio, the poll and
 /// timer fds, the in-process server's listeners, files being served).
@@ -124,9 +125,10 @@ fn check_fd_limit(plan: &Plan) -> Result<(), Failure> {
     }
 }
 
-fn client_reactor() -> Result<Reactor, Failure> {
+fn client_reactor(busy_poll: Duration) -> Result<Reactor, Failure> {
     let config = ReactorConfig {
         exit_when_no_sessions: true,
+        busy_poll,
         ..ReactorConfig::default()
     };
     Reactor::new(config).map_err(|e| Failure::Error(format!("reactor: {e}")))
@@ -213,7 +215,7 @@ fn drive(
         logfile,
         retransmits,
     )?));
-    let mut reactor = client_reactor()?;
+    let mut reactor = client_reactor(plan.busy_poll)?;
     let inputs = plan.inputs(&server.to_string());
     let environment = Environment::detect(Some(plan.seed), None);
     output.borrow_mut().start(&inputs, &environment, &limits());

@@ -124,6 +124,9 @@ pub struct Plan {
     pub windowsize: Option<u16>,
     /// window: the engine's congestion control.
     pub cc: crate::proto::tcp::cc::Algorithm,
+    /// How long the generator's reactor, and the in-process server's,
+    /// poll without sleeping after each event.
+    pub busy_poll: Duration,
     /// The run's seed.
     pub seed: u64,
     /// What goes to standard output.
@@ -181,6 +184,7 @@ impl Plan {
             blksize: args.blksize,
             windowsize: args.windowsize,
             cc: args.cc.unwrap_or_default(),
+            busy_poll: args.busy_poll,
             seed: args.seed,
             output: if args.json {
                 Output::Json
@@ -245,6 +249,7 @@ impl Plan {
                 crate::proto::tcp::cc::Algorithm::NewReno => "newreno",
                 crate::proto::tcp::cc::Algorithm::Cubic => "cubic",
             }),
+            "busy_poll_s": self.busy_poll.as_secs_f64(),
             "seed": self.seed,
         })
     }

@@ -171,4 +171,10 @@ pub struct BenchArgs {
     /// window: the engine's congestion control, newreno or cubic [default: newreno].
     #[arg(long, value_name = "ALGORITHM", value_parser = crate::config::parse_tcp_cc)]
     pub cc: Option<crate::proto::tcp::cc::Algorithm>,
+    /// Poll without sleeping for this long after each event, in the load generator and the
+    /// in-process server: lock-step protocols (tftp, stopwait) skip a CPU wake-up per block, at
+    /// the price of up to one CPU per reactor while the run lasts; needs a CPU free for each
+    /// (docs/bench.md); 0s never busy-polls.
+    #[arg(long, value_name = "DUR", value_parser = duration::parse, default_value = "0s")]
+    pub busy_poll: Duration,
 }
