@@ -370,42 +370,25 @@ fn paced_stream_rate_matches_the_bitrate() {
 }
 
 #[test]
-fn busy_poll_keeps_both_reactors_on_their_cpus() {
-    // A stop-and-wait run sleeps between blocks on both sides; with a
-    // busy-poll window longer than the run, neither the generator's
-    // reactor nor the in-process server's ever sleeps. Their CPU shares
-    // (getrusage, per thread) say which happened; the margin is wide:
-    // about 35 % against about 95 % on an idle machine.
-    let cpu = |busy: &str| {
-        let doc = bench_json(&[
-            "stopwait",
-            "-l",
-            "20K",
-            "-t",
-            "1s",
-            "--interval",
-            "0s",
-            "--busy-poll",
-            busy,
-        ]);
-        assert_eq!(u(&doc["summary"], "errors"), 0, "{doc}");
-        assert!(u(&doc["summary"], "transfers") > 0, "{doc}");
-        let secs = f(&doc["inputs"], "busy_poll_s");
-        let share = |who: &str| f(&doc["summary"]["cpu"][who], "total_percent");
-        (secs, share("generator"), share("server"))
-    };
-    let (secs, idle_gen, idle_server) = cpu("0s");
-    assert!(secs.abs() < f64::EPSILON, "busy_poll_s {secs}");
-    let (secs, busy_gen, busy_server) = cpu("10s");
-    assert!((secs - 10.0).abs() < 1e-9, "busy_poll_s {secs}");
-    assert!(
-        busy_gen > 1.3 * idle_gen,
-        "generator CPU {busy_gen:.0} % busy-polling, {idle_gen:.0} % without"
-    );
-    assert!(
-        busy_server > 1.3 * idle_server,
-        "server CPU {busy_server:.0} % busy-polling, {idle_server:.0} % without"
-    );
+fn busy_poll_runs_and_is_echoed() {
+    // That both reactors get the setting is a unit test (`bench::local`,
+    // `bench`); what it does to a turn is the reactor's, in virtual time.
+    // Here: a busy-polling run completes and says what it ran with.
+    let doc = bench_json(&[
+        "stopwait",
+        "-l",
+        "20K",
+        "-n",
+        "3",
+        "--interval",
+        "0s",
+        "--busy-poll",
+        "1ms",
+    ]);
+    assert_eq!(u(&doc["summary"], "transfers"), 3, "{doc}");
+    assert_eq!(u(&doc["summary"], "errors"), 0, "{doc}");
+    let secs = f(&doc["inputs"], "busy_poll_s");
+    assert!((secs - 0.001).abs() < 1e-12, "busy_poll_s {secs}");
 }
 
 #[test]

@@ -109,6 +109,26 @@ fn generate(path: &Path, len: u64) -> std::io::Result<()> {
     file.flush()
 }
 
+/// The in-process server's settings for `plan`, serving `root`.
+fn serve_config(plan: &Plan, root: PathBuf) -> ServeConfig {
+    let proto = protocol(plan.proto);
+    let mut config = ServeConfig {
+        only: Some(vec![proto]),
+        root,
+        allow_overwrite: true,
+        id_ttl: LOCAL_ID_TTL,
+        busy_poll: plan.busy_poll,
+        ..ServeConfig::default()
+    };
+    config
+        .listen
+        .insert(proto, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    // Every bench session comes from 127.0.0.1 (see LOCAL_TFTP_SESSIONS).
+    config.tftp.max_sessions = LOCAL_TFTP_SESSIONS;
+    config.tftp.max_sessions_per_peer = LOCAL_TFTP_SESSIONS;
+    config
+}
+
 /// Starts the server `plan` needs, with the file a GET fetches.
 ///
 /// # Errors
@@ -125,21 +145,7 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
         generate(&path, plan.length)
             .map_err(|e| Failure::Error(format!("cannot write {}: {e}", path.display())))?;
     }
-    let proto = protocol(plan.proto);
-    let mut config = ServeConfig {
-        only: Some(vec![proto]),
-        root: server.root.clone(),
-        allow_overwrite: true,
-        id_ttl: LOCAL_ID_TTL,
-        busy_poll: plan.busy_poll,
-        ..ServeConfig::default()
-    };
-    config
-        .listen
-        .insert(proto, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    // Every bench session comes from 127.0.0.1 (see LOCAL_TFTP_SESSIONS).
-    config.tftp.max_sessions = LOCAL_TFTP_SESSIONS;
-    config.tftp.max_sessions_per_peer = LOCAL_TFTP_SESSIONS;
+    let config = serve_config(plan, server.root.clone());
     let want = match plan.transport {
         Transport::Tcp => "tcp",
         Transport::Udp => "udp",
@@ -176,5 +182,23 @@ pub fn start(plan: &Plan) -> Result<LocalServer, Failure> {
         }
         Ok(Err(e)) => Err(Failure::Error(format!("in-process server: {e}"))),
         Err(_) => Err(Failure::Error("the in-process server did not start".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::plan::plan_of;
+
+    #[test]
+    fn the_server_busy_polls_as_the_bench_was_told() {
+        let root = PathBuf::from("/nowhere");
+        let busy = plan_of(&["tftp", "--busy-poll", "1ms"]).unwrap();
+        assert_eq!(
+            serve_config(&busy, root.clone()).busy_poll,
+            Duration::from_millis(1)
+        );
+        let plain = plan_of(&["tftp"]).unwrap();
+        assert_eq!(serve_config(&plain, root).busy_poll, Duration::ZERO);
     }
 }

@@ -125,13 +125,13 @@ fn check_fd_limit(plan: &Plan) -> Result<(), Failure> {
     }
 }
 
-fn client_reactor(busy_poll: Duration) -> Result<Reactor, Failure> {
-    let config = ReactorConfig {
+/// The generator's reactor: it ends when its last session does.
+fn client_config(plan: &Plan) -> ReactorConfig {
+    ReactorConfig {
         exit_when_no_sessions: true,
-        busy_poll,
+        busy_poll: plan.busy_poll,
         ..ReactorConfig::default()
-    };
-    Reactor::new(config).map_err(|e| Failure::Error(format!("reactor: {e}")))
+    }
 }
 
 /// Whether the protocol's clients count their retransmissions (stopwait
@@ -215,7 +215,8 @@ fn drive(
         logfile,
         retransmits,
     )?));
-    let mut reactor = client_reactor(plan.busy_poll)?;
+    let mut reactor =
+        Reactor::new(client_config(plan)).map_err(|e| Failure::Error(format!("reactor: {e}")))?;
     let inputs = plan.inputs(&server.to_string());
     let environment = Environment::detect(Some(plan.seed), None);
     output.borrow_mut().start(&inputs, &environment, &limits());
@@ -292,4 +293,19 @@ fn drive(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan::plan_of;
+
+    #[test]
+    fn the_generator_busy_polls_as_told_and_ends_with_its_sessions() {
+        let busy = client_config(&plan_of(&["stopwait", "--busy-poll", "2ms"]).unwrap());
+        assert_eq!(busy.busy_poll, Duration::from_millis(2));
+        assert!(busy.exit_when_no_sessions);
+        let plain = client_config(&plan_of(&["stopwait"]).unwrap());
+        assert_eq!(plain.busy_poll, Duration::ZERO);
+    }
 }

@@ -255,6 +255,22 @@ impl Plan {
     }
 }
 
+/// The plan of `mioperf bench ARGS`, for unit tests here and in the
+/// modules that turn a plan into reactors.
+#[cfg(test)]
+pub(crate) fn plan_of(args: &[&str]) -> Result<Plan, String> {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    let argv = ["mioperf", "bench"].into_iter().chain(args.iter().copied());
+    match Cli::try_parse_from(argv)
+        .map_err(|e| e.to_string())?
+        .command
+    {
+        Command::Bench(b) => Plan::from_args(&b),
+        _ => Err("not bench".into()),
+    }
+}
+
 /// The mode `--mode`, `-R` and `--bidir` ask for together (`None`: the
 /// protocol's default). `-R` is the server sending, which mioperf calls
 /// `get`; `--bidir` runs gets (its [`Plan::mode`]) beside puts. Only the file
@@ -486,18 +502,9 @@ fn check_file_options(proto: BenchProto, args: &BenchArgs) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
 
     fn plan(args: &[&str]) -> Result<Plan, String> {
-        let argv = ["mioperf", "bench"].into_iter().chain(args.iter().copied());
-        match Cli::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .command
-        {
-            Command::Bench(b) => Plan::from_args(&b),
-            _ => Err("not bench".into()),
-        }
+        plan_of(args)
     }
 
     #[test]
