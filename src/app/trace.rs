@@ -102,6 +102,17 @@ impl<S: ?Sized> Traced<S> {
             self.decode.line(bytes)
         );
     }
+
+    /// A socket error the session is told of (an ICMP error, a reset).
+    fn log_failure(&self, kind: std::io::ErrorKind) {
+        log::debug!(
+            target: TARGET,
+            "{} ! {} {}",
+            self.protocol,
+            self.peer,
+            std::io::Error::from(kind)
+        );
+    }
 }
 
 /// `session`, tracing each datagram in and out when `-v` is on.
@@ -301,13 +312,7 @@ impl<S: DatagramSession + ?Sized> DatagramSession for Traced<S> {
         match input {
             DatagramInput::Datagram { from, payload, .. } => self.log('<', from, payload),
             DatagramInput::Packet { payload, .. } => self.log('<', self.peer, payload),
-            DatagramInput::Failed { kind, .. } => log::debug!(
-                target: TARGET,
-                "{} ! {} {}",
-                self.protocol,
-                self.peer,
-                std::io::Error::from(kind)
-            ),
+            DatagramInput::Failed { kind, .. } => self.log_failure(kind),
         }
         self.inner.handle_input(cx, input);
     }
@@ -337,13 +342,7 @@ impl<S: StreamSession + ?Sized> StreamSession for Traced<S> {
             StreamInput::End => {
                 log::debug!(target: TARGET, "{} < {} FIN", self.protocol, self.peer);
             }
-            StreamInput::Failed(kind) => log::debug!(
-                target: TARGET,
-                "{} ! {} {}",
-                self.protocol,
-                self.peer,
-                std::io::Error::from(kind)
-            ),
+            StreamInput::Failed(kind) => self.log_failure(kind),
         }
         self.inner.handle_input(cx, input);
     }
